@@ -1,0 +1,45 @@
+# stackgen — developer and CI entry points. `make demo` and `make test` are the README's
+# two commands on a fresh machine; both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROXY ?= traefik
+SUBPATH ?=
+DEMO_DIR ?= demo
+
+.PHONY: help venv lint unit engine images test golden demo demo-down wheel clean
+
+help:
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin optional)"
+	@echo "make demo-down remove the demo stack"
+	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
+	@echo "make unit      fast tests, no Docker"
+	@echo "make golden    rewrite golden files after an intended change"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check stackgen tests
+	$(VENV)/bin/mypy stackgen
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+golden: venv
+	STACKGEN_UPDATE_GOLDEN=1 $(VENV)/bin/pytest -q tests/unit/test_golden.py
+
+test: venv lint
+	$(VENV)/bin/pytest -q tests
+
+wheel: venv
+	$(PY) -m build --wheel --outdir dist .
+
+clean:
+	rm -rf dist build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,328 @@
+"""The command line: a thin layer that builds models and calls the stack operations.
+
+Human progress goes to stderr, machine output (`--json`) to stdout. Every StackgenError
+becomes one line on stderr and its documented exit code (README "Exit codes").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from typer.exceptions import TyperException
+
+from stackgen import __version__
+from stackgen.checks import Level, check_stack, summarize
+from stackgen.config_file import build_config, load_config
+from stackgen.errors import InvalidInputError, ProblemsFoundError, StackgenError
+from stackgen.models import (
+    LETSENCRYPT_STAGING,
+    JellyfinNetwork,
+    ProxyKind,
+    TlsMode,
+)
+from stackgen.proxies import available
+from stackgen.stack import RenderOutcome, init_stack, render_dir
+from stackgen.writer import Action
+
+app = typer.Typer(
+    name="stackgen",
+    help="Put Jellyfin on the internet behind a reverse proxy, correctly, every time.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DirOption = Annotated[
+    Path, typer.Option("--dir", "-C", help="Stack folder.", file_okay=True, resolve_path=True)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+# --- output helpers ---------------------------------------------------------------------
+
+
+def _color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stderr.isatty()
+
+
+def say(message: str, *, fg: str | None = None) -> None:
+    typer.secho(message, err=True, fg=fg if _color() else None)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+_ACTION_COLOURS = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.FORCE: "red",
+    Action.CONFLICT: "red",
+}
+
+
+def report_render(outcome: RenderOutcome, *, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(outcome.to_json())
+        return
+    for verdict in outcome.plan.verdicts:
+        label = verdict.action.value
+        if verdict.action is Action.IDENTICAL and verdict.mode_drift:
+            label = "mode"
+        say(f"  {label:<10} {verdict.file.path}", fg=_ACTION_COLOURS.get(verdict.action))
+    for verdict in outcome.plan.conflicts:
+        say(
+            f"kept your edit of {verdict.file.path} (stackgen render --force replaces it)",
+            fg="yellow",
+        )
+    if not outcome.written:
+        say("dry run: nothing written")
+    else:
+        say(f"{verb} {outcome.plan.stack_dir}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stackgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Put Jellyfin on the internet behind a reverse proxy, correctly, every time.
+
+    Example: stackgen init traefik --domain jellyfin.example.com --email me@example.com
+    """
+
+
+# --- init --------------------------------------------------------------------------------
+
+
+def _parse_images(values: list[str]) -> dict[str, str]:
+    images: dict[str, str] = {}
+    for value in values:
+        name, sep, ref = value.partition("=")
+        if not sep or not name or not ref:
+            raise InvalidInputError(f"--image {value!r}: expected SERVICE=IMAGE")
+        images[name] = ref
+    return images
+
+
+def _parse_media(values: list[str]) -> list[dict[str, Any]]:
+    media: list[dict[str, Any]] = []
+    for value in values:
+        source, _, target = value.partition(":")
+        read_only = True
+        if target.endswith(":rw"):
+            target, read_only = target.removesuffix(":rw"), False
+        target = target.removesuffix(":ro")
+        entry: dict[str, Any] = {"source": source, "read_only": read_only}
+        if target:
+            entry["target"] = target
+        media.append(entry)
+    return media
+
+
+@app.command()
+def init(
+    proxy: Annotated[str, typer.Argument(help=f"One of: {', '.join(k.value for k in ProxyKind)}.")],
+    domain: Annotated[str, typer.Option(help="Public name, e.g. jellyfin.example.com.")],
+    email: Annotated[
+        str | None, typer.Option(help="ACME account email (required for ACME modes).")
+    ] = None,
+    subpath: Annotated[str, typer.Option(help="Serve under a path, e.g. /jellyfin.")] = "",
+    tls: Annotated[TlsMode, typer.Option(help="Certificate source.")] = TlsMode.ACME,
+    ca_url: Annotated[
+        str | None, typer.Option(help="ACME directory URL (any RFC 8555 CA).")
+    ] = None,
+    staging: Annotated[bool, typer.Option(help="Use Let's Encrypt's staging CA.")] = False,
+    ca_bundle: Annotated[
+        str | None, typer.Option(help="PEM to trust a private ACME server's TLS certificate.")
+    ] = None,
+    dns_provider: Annotated[str | None, typer.Option(help="DNS provider (acme-dns).")] = None,
+    dns_env: Annotated[
+        list[str] | None, typer.Option(help="Credential variable name (acme-dns); repeatable.")
+    ] = None,
+    cert_file: Annotated[str | None, typer.Option(help="Certificate chain (tls files).")] = None,
+    key_file: Annotated[str | None, typer.Option(help="Private key (tls files).")] = None,
+    http_port: Annotated[int, typer.Option(help="Published HTTP port.")] = 80,
+    https_port: Annotated[int, typer.Option(help="Published HTTPS port.")] = 443,
+    listen_address: Annotated[str, typer.Option(help="Host address to publish on.")] = "0.0.0.0",  # noqa: S104
+    subnet: Annotated[str | None, typer.Option(help="Proxy network subnet (pinned).")] = None,
+    jellyfin_network: Annotated[
+        JellyfinNetwork, typer.Option(help="host (DLNA, HDHomeRun) or bridge.")
+    ] = JellyfinNetwork.HOST,
+    media: Annotated[
+        list[str] | None,
+        typer.Option(help="Media folder SOURCE[:TARGET][:rw], read-only by default; repeatable."),
+    ] = None,
+    published_url: Annotated[
+        str | None, typer.Option(help="URL Jellyfin advertises (default: the public URL).")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="Jellyfin's timezone.")] = "Etc/UTC",
+    image: Annotated[
+        list[str] | None,
+        typer.Option(help="Override an image, SERVICE=IMAGE (jellyfin, traefik, ...); repeatable."),
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="Compose project name.")] = None,
+    run_as: Annotated[
+        str | None, typer.Option(help="uid:gid the containers run as (default: yours).")
+    ] = None,
+    directory: DirOption = Path(),
+    force: Annotated[bool, typer.Option(help="Replace an existing stack's files.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would be written.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create stackgen.toml and render a complete stack in a folder.
+
+    Example: stackgen init traefik --domain jellyfin.example.com --email me@example.com
+    """
+    if proxy not in available():
+        raise InvalidInputError(f"unknown proxy {proxy!r} (available: {', '.join(available())})")
+    images = _parse_images(image or [])
+    jellyfin: dict[str, Any] = {
+        "network_mode": jellyfin_network.value,
+        "media": _parse_media(media or []),
+        "timezone": timezone,
+    }
+    if "jellyfin" in images:
+        jellyfin["image"] = images.pop("jellyfin")
+    if published_url:
+        jellyfin["published_url"] = published_url
+    tls_table: dict[str, Any] = {"mode": tls.value, "dns_env": dns_env or []}
+    if staging and ca_url:
+        raise InvalidInputError("--staging and --ca-url exclude each other")
+    if staging or ca_url:
+        tls_table["ca_url"] = LETSENCRYPT_STAGING if staging else ca_url
+    for key, value in (
+        ("ca_bundle", ca_bundle),
+        ("dns_provider", dns_provider),
+        ("cert_file", cert_file),
+        ("key_file", key_file),
+    ):
+        if value is not None:
+            tls_table[key] = value
+    data: dict[str, Any] = {
+        "proxy": proxy,
+        "domain": domain,
+        "subpath": subpath,
+        "run_as": run_as or f"{os.getuid()}:{os.getgid()}",
+        "tls": tls_table,
+        "ports": {"http": http_port, "https": https_port, "listen_address": listen_address},
+        "jellyfin": jellyfin,
+        "images": images,
+    }
+    if email is not None:
+        data["email"] = email
+    if subnet is not None:
+        data["network"] = {"subnet": subnet}
+    if project is not None:
+        data["project"] = project
+    config = build_config(data, directory)
+    outcome = init_stack(config, directory, force=force, dry_run=dry_run)
+    report_render(outcome, as_json=as_json, verb="stack written to")
+    if not as_json and outcome.written:
+        say(f"next: stackgen up --dir {directory}  (then open {config.public_url})")
+
+
+# --- render ------------------------------------------------------------------------------
+
+
+@app.command()
+def render(
+    directory: DirOption = Path(),
+    dry_run: Annotated[bool, typer.Option(help="Show what would change; write nothing.")] = False,
+    diff: Annotated[
+        bool, typer.Option(help="Print unified diffs; exit 1 when anything would change.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Replace files edited by hand.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-render the stack from stackgen.toml; hand-edited files are kept unless --force.
+
+    Example: stackgen render --dir ./jellyfin-stack --diff
+    """
+    config = load_config(directory)
+    outcome = render_dir(config, directory, force=force, dry_run=dry_run or diff)
+    if diff:
+        for verdict in outcome.plan.verdicts:
+            sys.stdout.write(verdict.diff())
+        if as_json:
+            emit_json(outcome.to_json())
+        if outcome.plan.changes or outcome.plan.conflicts:
+            raise ProblemsFoundError("the rendered stack differs from the files on disk")
+        return
+    report_render(outcome, as_json=as_json, verb="rendered")
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    directory: DirOption = Path(),
+    no_docker: Annotated[
+        bool, typer.Option("--no-docker", help="Skip the checks that need Docker.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a rendered stack without starting anything (exit 1 on any failure).
+
+    Example: stackgen check --dir ./jellyfin-stack
+    """
+    config = load_config(directory)
+    findings = check_stack(config, directory, use_docker=not no_docker)
+    fails, warns = summarize(findings)
+    if as_json:
+        emit_json(
+            {
+                "ok": fails == 0,
+                "failures": fails,
+                "warnings": warns,
+                "findings": [f.to_json() for f in findings],
+            }
+        )
+    else:
+        colours = {Level.PASS: "green", Level.WARN: "yellow", Level.FAIL: "red"}
+        for finding in findings:
+            say(
+                f"  {finding.level.value:<5} {finding.check:<12} {finding.message}",
+                fg=colours[finding.level],
+            )
+        say(f"{fails} failure(s), {warns} warning(s)")
+    if fails:
+        raise ProblemsFoundError(f"check found {fails} failure(s)")
+
+
+# --- entry point -------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.secho(f"stackgen: error: {message}", err=True, fg="red" if _color() else None)
+    sys.exit(code)
+
+
+def main() -> None:
+    if len(sys.argv) == 1:
+        sys.argv.append("--help")  # a bare `stackgen` shows the help, not an error
+    try:
+        result = app(standalone_mode=False)
+    except StackgenError as error:
+        _fail(str(error), int(error.exit_code))
+    except TyperException as error:  # usage errors: Typer's own exit code (2)
+        message = error.format_message().strip().splitlines()
+        _fail(message[0] if message else "invalid usage", error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,54 @@
+"""One error hierarchy: every user-facing failure is a StackgenError with a stable exit code.
+
+The CLI prints `str(error)` on one line and exits with `error.exit_code`; no traceback is
+shown for these. Anything else escaping is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented, stable exit codes (README "Exit codes")."""
+
+    OK = 0
+    PROBLEMS_FOUND = 1  # check/verify found failures, or render --diff found changes
+    USAGE = 2  # malformed command line (Click's own code)
+    INVALID_INPUT = 3  # a value or stackgen.toml is invalid
+    FILESYSTEM = 4  # folder is a file, unwritable, stackgen.toml missing
+    CONFLICT = 5  # a hand-edited file would be overwritten (use --force)
+    DOCKER = 6  # engine/Compose unreachable, or a docker command failed
+    UNHEALTHY = 7  # the stack did not become healthy in time
+
+
+class StackgenError(Exception):
+    exit_code: ExitCode = ExitCode.PROBLEMS_FOUND
+
+    def __init__(self, message: str) -> None:
+        # One line, always: multi-line detail belongs in logs, not in the error.
+        super().__init__(" ".join(message.split()))
+
+
+class InvalidInputError(StackgenError):
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class FilesystemError(StackgenError):
+    exit_code = ExitCode.FILESYSTEM
+
+
+class ConflictError(StackgenError):
+    exit_code = ExitCode.CONFLICT
+
+
+class DockerError(StackgenError):
+    exit_code = ExitCode.DOCKER
+
+
+class UnhealthyError(StackgenError):
+    exit_code = ExitCode.UNHEALTHY
+
+
+class ProblemsFoundError(StackgenError):
+    exit_code = ExitCode.PROBLEMS_FOUND

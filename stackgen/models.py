@@ -1,0 +1,465 @@
+"""The configuration model: `stackgen.toml` parsed into pydantic models.
+
+This is the single source of truth. Everything a template needs that is *derived* from the
+configuration (upstream address, Known Proxies, public URL, ...) is a property here, so no
+template and no proxy module computes a fact twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION: Final = 1
+
+LETSENCRYPT_PRODUCTION: Final = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING: Final = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+# Mozilla "intermediate" (guideline 5.7/6.0): TLS 1.2 suites, client's order.
+TLS12_CIPHERS_OPENSSL: Final = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
+# The curves are named because Go's and OpenSSL 3.0's defaults add P-521/X448.
+TLS_CURVES_OPENSSL: Final = ("X25519", "prime256v1", "secp384r1")
+HSTS_MAX_AGE: Final = 63072000
+
+# jellyfin-web 10.9+ needs 'unsafe-eval' and blob: workers; Chromecast needs gstatic.
+# No frame-ancestors: it breaks the LG webOS app (jellyfin-contract.md).
+DEFAULT_CSP: Final = (
+    "default-src https: data: blob:; "
+    "img-src 'self' https: data: blob:; "
+    "style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline' 'unsafe-eval' https://www.gstatic.com "
+    "https://www.youtube.com blob:; "
+    "worker-src 'self' blob:; "
+    "connect-src 'self' https: wss:; "
+    "media-src 'self' https: blob: data:; "
+    "object-src 'none'; "
+    "font-src 'self' data:; "
+    "base-uri 'self'; "
+    "form-action 'self'"
+)
+DEFAULT_PERMISSIONS_POLICY: Final = (
+    "accelerometer=(), ambient-light-sensor=(), bluetooth=(), camera=(), "
+    "display-capture=(), geolocation=(), gyroscope=(), hid=(), magnetometer=(), "
+    "microphone=(), payment=(), serial=(), usb=(), xr-spatial-tracking=()"
+)
+DEFAULT_REFERRER_POLICY: Final = "strict-origin-when-cross-origin"
+
+
+class ProxyKind(StrEnum):
+    TRAEFIK = "traefik"
+    CADDY = "caddy"
+    NGINX = "nginx"
+    HAPROXY = "haproxy"
+    APACHE = "apache"
+
+
+class TlsMode(StrEnum):
+    ACME = "acme"  # HTTP-01
+    ACME_TLS_ALPN = "acme-tls-alpn"
+    ACME_DNS = "acme-dns"
+    INTERNAL = "internal"  # a local CA stackgen creates, for LAN-only servers
+    FILES = "files"  # the user's own certificate and key
+
+    @property
+    def is_acme(self) -> bool:
+        return self in (TlsMode.ACME, TlsMode.ACME_TLS_ALPN, TlsMode.ACME_DNS)
+
+
+class JellyfinNetwork(StrEnum):
+    HOST = "host"
+    BRIDGE = "bridge"
+
+
+# --- validators (plain functions: reused by the CLI and property-tested) -------------------
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SUBPATH_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_EMAIL_LOCAL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$"
+)
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_RUN_AS = re.compile(r"^\d{1,10}:\d{1,10}$")
+
+
+def validate_domain(value: str) -> str:
+    """A fully qualified DNS name a certificate can be issued for (lower-cased)."""
+    name = value.lower().removesuffix(".")
+    if not name.strip():
+        raise ValueError("domain is empty")
+    if any(c.isspace() for c in name):
+        raise ValueError(f"{value!r} contains white space")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"{value!r} is an IP address; a domain name is needed")
+    if len(name) > 253:
+        raise ValueError(f"domain is longer than 253 characters ({len(name)})")
+    labels = name.split(".")
+    if len(labels) < 2:
+        raise ValueError(f"{value!r} is not a fully qualified name (e.g. jellyfin.example.com)")
+    for label in labels:
+        if not label:
+            raise ValueError(f"{value!r} has an empty label")
+        if len(label) > 63:
+            raise ValueError(f"{value!r} has a label longer than 63 characters")
+        if not _LABEL.match(label):
+            raise ValueError(
+                f"{value!r} has an invalid label {label!r} (letters, digits and inner hyphens only)"
+            )
+    if labels[-1].isdigit():
+        raise ValueError(f"{value!r} ends in an all-numeric label")
+    return name
+
+
+def validate_email(value: str) -> str:
+    address = value
+    if any(c.isspace() for c in address):
+        raise ValueError(f"{value!r} contains white space")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"{value!r} is not an email address")
+    if len(local) > 64 or not _EMAIL_LOCAL.match(local):
+        raise ValueError(f"{value!r} has an invalid part before '@'")
+    try:
+        validate_domain(domain)
+    except ValueError:
+        raise ValueError(f"{value!r} has an invalid domain after '@'") from None
+    return address
+
+
+def validate_subpath(value: str) -> str:
+    """'' (no subpath) or '/a/b' — normalised: leading '/', no trailing '/'."""
+    if value in ("", "/"):
+        return ""
+    if not value.startswith("/"):
+        raise ValueError(f"subpath {value!r} must start with '/' (e.g. /jellyfin)")
+    path = value.rstrip("/")
+    segments = path.split("/")[1:]
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise ValueError(f"subpath {value!r} has an empty, '.' or '..' segment")
+        if not _SUBPATH_SEGMENT.match(segment):
+            raise ValueError(f"subpath {value!r} has characters outside A-Z a-z 0-9 . _ ~ -")
+    return path
+
+
+def validate_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port {value} is outside 1-65535")
+    return value
+
+
+def validate_env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name (A-Z, 0-9, _)")
+    return value
+
+
+def validate_image(value: str) -> str:
+    if not _IMAGE.match(value) or value.endswith(":"):
+        raise ValueError(f"{value!r} is not an image reference")
+    return value
+
+
+def validate_https_url(value: str) -> str:
+    if not re.match(r"^https://[^\s/?#]+(?:/[^\s]*)?$", value):
+        raise ValueError(f"{value!r} is not an https:// URL")
+    return value
+
+
+Domain = Annotated[str, AfterValidator(validate_domain)]
+Email = Annotated[str, AfterValidator(validate_email)]
+Subpath = Annotated[str, AfterValidator(validate_subpath)]
+Port = Annotated[int, AfterValidator(validate_port)]
+EnvName = Annotated[str, AfterValidator(validate_env_name)]
+Image = Annotated[str, AfterValidator(validate_image)]
+HttpsUrl = Annotated[str, AfterValidator(validate_https_url)]
+
+
+def _resolve(info: ValidationInfo, raw: str) -> Path:
+    """Paths in stackgen.toml are relative to the stack folder (given as validation context)."""
+    base = Path((info.context or {}).get("base_dir", "."))
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _must_exist(info: ValidationInfo, raw: str, what: str) -> str:
+    if (info.context or {}).get("check_paths", True) and not _resolve(info, raw).exists():
+        raise ValueError(f"{what} {raw!r} does not exist")
+    return raw
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class TlsConfig(Strict):
+    mode: TlsMode = TlsMode.ACME
+    ca_url: HttpsUrl = LETSENCRYPT_PRODUCTION
+    ca_bundle: str | None = Field(
+        default=None, description="PEM that signs a private ACME server's own TLS certificate"
+    )
+    dns_provider: str | None = Field(default=None, description="DNS provider for acme-dns")
+    dns_env: list[EnvName] = Field(default_factory=list)
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @field_validator("ca_bundle", "cert_file", "key_file")
+    @classmethod
+    def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        return _must_exist(info, value, info.field_name or "file")
+
+    @field_validator("dns_provider")
+    @classmethod
+    def _provider(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z0-9][a-z0-9._-]*$", value):
+            raise ValueError(f"dns_provider {value!r} is not a provider name")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> TlsConfig:
+        if self.mode is TlsMode.ACME_DNS and not self.dns_provider:
+            raise ValueError("tls.mode 'acme-dns' needs tls.dns_provider")
+        if self.mode is TlsMode.FILES and not (self.cert_file and self.key_file):
+            raise ValueError("tls.mode 'files' needs tls.cert_file and tls.key_file")
+        return self
+
+
+class PortsConfig(Strict):
+    http: Port = 80
+    https: Port = 443
+    listen_address: ipaddress.IPv4Address = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PortsConfig:
+        if self.http == self.https:
+            raise ValueError(f"ports.http and ports.https are both {self.http}")
+        return self
+
+
+class NetworkConfig(Strict):
+    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("172.30.77.0/24")
+    proxy_address: ipaddress.IPv4Address | None = None
+
+    @model_validator(mode="after")
+    def _address_in_subnet(self) -> NetworkConfig:
+        if self.subnet.num_addresses < 8:
+            raise ValueError(f"network.subnet {self.subnet} is too small (use /29 or larger)")
+        if self.proxy_address is not None:
+            usable = list(self.subnet.hosts())[1:]  # .1 is the bridge gateway
+            if self.proxy_address not in usable:
+                raise ValueError(
+                    f"network.proxy_address {self.proxy_address} is not a usable address of "
+                    f"{self.subnet} (the first host is the gateway)"
+                )
+        return self
+
+    @property
+    def proxy_ip(self) -> ipaddress.IPv4Address:
+        """Pinned so Jellyfin's KnownProxies can name exactly this address."""
+        if self.proxy_address is not None:
+            return self.proxy_address
+        return self.subnet.network_address + 2
+
+
+class MediaMount(Strict):
+    source: str
+    target: str = ""
+    read_only: bool = True
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, value: str, info: ValidationInfo) -> str:
+        return _must_exist(info, value, "media path")
+
+    @model_validator(mode="after")
+    def _target(self) -> MediaMount:
+        target = self.target or f"/media/{PurePosixPath(self.source).name or 'media'}"
+        if not target.startswith("/") or ".." in PurePosixPath(target).parts:
+            raise ValueError(f"media target {target!r} must be an absolute path without '..'")
+        object.__setattr__(self, "target", target)
+        return self
+
+
+class JellyfinConfig(Strict):
+    image: Image = "jellyfin/jellyfin:10.11.11"
+    network_mode: JellyfinNetwork = JellyfinNetwork.HOST
+    port: Port = 8096
+    config_dir: str = "jellyfin/config"
+    cache_dir: str = "jellyfin/cache"
+    media: list[MediaMount] = Field(default_factory=list)
+    published_url: str | None = None
+    timezone: str = "Etc/UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*$", value):
+            raise ValueError(f"timezone {value!r} is not a tz database name (e.g. Europe/Paris)")
+        return value
+
+    @field_validator("config_dir", "cache_dir")
+    @classmethod
+    def _relative_dir(cls, value: str) -> str:
+        if not value.strip() or "\n" in value:
+            raise ValueError("folder must not be empty")
+        return value
+
+
+class ImagesConfig(Strict):
+    """Every proxy-side image; defaults are the official images with pinned tags."""
+
+    traefik: Image = "traefik:v3.7.15"
+    caddy: Image = "caddy:2.11.7"
+    nginx: Image = "nginx:1.28.0"
+    haproxy: Image = "haproxy:3.2.4"
+    apache: Image = "httpd:2.4.65"
+    certbot: Image = "certbot/certbot:v4.2.0"
+
+
+class HeadersConfig(Strict):
+    content_security_policy: str = DEFAULT_CSP
+    referrer_policy: str = DEFAULT_REFERRER_POLICY
+    permissions_policy: str = DEFAULT_PERMISSIONS_POLICY
+    # Off by default: X-Frame-Options breaks the LG webOS app.
+    frame_options: Literal["", "SAMEORIGIN", "DENY"] = ""
+
+    @field_validator("content_security_policy", "referrer_policy", "permissions_policy")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(c in value for c in '\r\n"`\\'):
+            raise ValueError("header values must be one line without quotes or backslashes")
+        return value
+
+
+class StackConfig(Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    proxy: ProxyKind
+    domain: Domain
+    email: Email | None = None
+    subpath: Subpath = ""
+    project: str = ""
+    run_as: str = Field(default="0:0", description="uid:gid the containers run as")
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    ports: PortsConfig = Field(default_factory=PortsConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    jellyfin: JellyfinConfig = Field(default_factory=JellyfinConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
+    headers: HeadersConfig = Field(default_factory=HeadersConfig)
+
+    @field_validator("run_as")
+    @classmethod
+    def _run_as(cls, value: str) -> str:
+        if not _RUN_AS.match(value):
+            raise ValueError(f"run_as {value!r} must be 'uid:gid' (numbers)")
+        return value
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if value and not _PROJECT.match(value):
+            raise ValueError(f"project {value!r}: lower-case letters, digits, '-' and '_' only")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackConfig:
+        if not self.project:
+            object.__setattr__(self, "project", self.domain.replace(".", "-"))
+        if self.tls.mode.is_acme and not self.email:
+            # Not required by every CA, but it is the only way to hear about problems.
+            raise ValueError(f"email is required with tls.mode {self.tls.mode.value!r}")
+        return self
+
+    # --- derived facts (computed once, here) ---------------------------------------------
+
+    @property
+    def https_authority(self) -> str:
+        return self.domain if self.ports.https == 443 else f"{self.domain}:{self.ports.https}"
+
+    @property
+    def public_url(self) -> str:
+        """The URL users type, with a trailing slash."""
+        return f"https://{self.https_authority}{self.subpath}/"
+
+    @property
+    def published_server_url(self) -> str:
+        return self.jellyfin.published_url or self.public_url.rstrip("/")
+
+    @property
+    def jellyfin_host(self) -> str:
+        """How the proxy container reaches Jellyfin (host network: via the host gateway)."""
+        if self.jellyfin.network_mode is JellyfinNetwork.HOST:
+            return "host.docker.internal"
+        return "jellyfin"
+
+    @property
+    def jellyfin_upstream(self) -> str:
+        return f"http://{self.jellyfin_host}:{self.jellyfin.port}"
+
+    @property
+    def known_proxies(self) -> list[str]:
+        return [str(self.network.proxy_ip)]
+
+    @property
+    def health_path(self) -> str:
+        return f"{self.subpath}/health"
+
+    @property
+    def tls_files(self) -> tuple[str, str] | None:
+        """Bind sources of the served certificate chain and key (modes internal and files)."""
+        if self.tls.mode is TlsMode.INTERNAL:
+            return "./tls/fullchain.pem", "./tls/privkey.pem"
+        if self.tls.mode is TlsMode.FILES and self.tls.cert_file and self.tls.key_file:
+            return bind_source(self.tls.cert_file), bind_source(self.tls.key_file)
+        return None
+
+    @property
+    def acme_ca_bundle(self) -> str | None:
+        return bind_source(self.tls.ca_bundle) if self.tls.ca_bundle else None
+
+    @property
+    def uid(self) -> int:
+        return int(self.run_as.split(":")[0])
+
+    @property
+    def gid(self) -> int:
+        return int(self.run_as.split(":")[1])
+
+
+def bind_source(path: str) -> str:
+    """A Compose bind-mount source: a bare relative name would be taken for a named volume."""
+    if path.startswith(("/", "./", "../", "~")):
+        return path
+    return f"./{path}"
+
+
+def parse_config(data: dict[str, Any], base_dir: Path, *, check_paths: bool = True) -> StackConfig:
+    return StackConfig.model_validate(
+        data, context={"base_dir": str(base_dir), "check_paths": check_paths}
+    )

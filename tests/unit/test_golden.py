@@ -1,0 +1,86 @@
+"""Golden files of the rendered output for the matrix of options.
+
+Update them after an intended change with `make golden` (STACKGEN_UPDATE_GOLDEN=1) and
+review the diff like any other code change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackgen.models import parse_config
+from stackgen.proxies import available
+from stackgen.render import render_stack
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+UPDATE = os.environ.get("STACKGEN_UPDATE_GOLDEN") == "1"
+
+TLS_CASES: dict[str, dict[str, Any]] = {
+    "acme": {"mode": "acme"},
+    "acme-tls-alpn": {"mode": "acme-tls-alpn"},
+    "acme-dns": {"mode": "acme-dns", "dns_provider": "cloudflare", "dns_env": ["CF_DNS_API_TOKEN"]},
+    "internal": {"mode": "internal"},
+    "files": {
+        "mode": "files",
+        "cert_file": "/etc/ssl/jf/fullchain.pem",
+        "key_file": "/etc/ssl/jf/privkey.pem",
+    },
+    "private-ca": {
+        "mode": "acme",
+        "ca_url": "https://acme.internal.example:14000/dir",
+        "ca_bundle": "pebble.minica.pem",
+    },
+}
+CASES = [
+    (proxy, subpath, tls, network)
+    for proxy, subpath, tls, network in itertools.product(
+        available(), ["", "/jellyfin"], TLS_CASES, ["host", "bridge"]
+    )
+]
+
+
+def _case_id(proxy: str, subpath: str, tls: str, network: str) -> str:
+    return f"{proxy}-{'subpath' if subpath else 'root'}-{tls}-{network}"
+
+
+def _render(proxy: str, subpath: str, tls: str, network: str, tmp: Path) -> dict[str, bytes]:
+    config = parse_config(
+        {
+            "proxy": proxy,
+            "domain": "jellyfin.example.com",
+            "email": "admin@example.com",
+            "subpath": subpath,
+            "run_as": "1000:1000",
+            "tls": TLS_CASES[tls],
+            "jellyfin": {"network_mode": network, "media": [{"source": "/srv/media/movies"}]},
+        },
+        tmp,
+        check_paths=False,
+    )
+    files, _ = render_stack(config, tmp)
+    # State files (keys, acme.json) are random or empty: their presence is asserted elsewhere.
+    return {f.path: f.content for f in files if not f.state}
+
+
+@pytest.mark.parametrize(
+    ("proxy", "subpath", "tls", "network"), CASES, ids=[_case_id(*c) for c in CASES]
+)
+def test_golden(proxy: str, subpath: str, tls: str, network: str, tmp_path: Path) -> None:
+    rendered = _render(proxy, subpath, tls, network, tmp_path)
+    folder = GOLDEN / _case_id(proxy, subpath, tls, network)
+    if UPDATE:
+        for path, content in rendered.items():
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_bytes(content)
+    expected = {
+        str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+    assert expected, f"no golden files in {folder}: run `make golden`"
+    assert sorted(rendered) == sorted(expected)
+    for path, content in rendered.items():
+        assert content.decode() == expected[path].decode(), f"{folder.name}/{path} differs"
