@@ -35,8 +35,20 @@ unit: venv
 golden: venv
 	STACKGEN_UPDATE_GOLDEN=1 $(VENV)/bin/pytest -q tests/unit/test_golden.py
 
-test: venv lint
-	$(VENV)/bin/pytest -q tests
+engine:
+	bash tests/infra/engine.sh
+
+images: venv engine
+	$(PY) tests/images/build.py
+
+test: venv lint engine images
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+demo: venv
+	PROXY=$(PROXY) SUBPATH=$(SUBPATH) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
+
+demo-down: venv
+	DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo-down.sh
 
 wheel: venv
 	$(PY) -m build --wheel --outdir dist .

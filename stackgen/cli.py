@@ -150,6 +150,10 @@ def init(
     ca_bundle: Annotated[
         str | None, typer.Option(help="PEM to trust a private ACME server's TLS certificate.")
     ] = None,
+    trust_bundle: Annotated[
+        str | None,
+        typer.Option(help="PEM of the root that issues the served certificate (private CA)."),
+    ] = None,
     dns_provider: Annotated[str | None, typer.Option(help="DNS provider (acme-dns).")] = None,
     dns_env: Annotated[
         list[str] | None, typer.Option(help="Credential variable name (acme-dns); repeatable.")
@@ -163,6 +167,7 @@ def init(
     jellyfin_network: Annotated[
         JellyfinNetwork, typer.Option(help="host (DLNA, HDHomeRun) or bridge.")
     ] = JellyfinNetwork.HOST,
+    jellyfin_port: Annotated[int, typer.Option(help="Jellyfin's HTTP port.")] = 8096,
     media: Annotated[
         list[str] | None,
         typer.Option(help="Media folder SOURCE[:TARGET][:rw], read-only by default; repeatable."),
@@ -193,6 +198,7 @@ def init(
     images = _parse_images(image or [])
     jellyfin: dict[str, Any] = {
         "network_mode": jellyfin_network.value,
+        "port": jellyfin_port,
         "media": _parse_media(media or []),
         "timezone": timezone,
     }
@@ -207,6 +213,7 @@ def init(
         tls_table["ca_url"] = LETSENCRYPT_STAGING if staging else ca_url
     for key, value in (
         ("ca_bundle", ca_bundle),
+        ("trust_bundle", trust_bundle),
         ("dns_provider", dns_provider),
         ("cert_file", cert_file),
         ("key_file", key_file),
@@ -303,6 +310,95 @@ def check(
         say(f"{fails} failure(s), {warns} warning(s)")
     if fails:
         raise ProblemsFoundError(f"check found {fails} failure(s)")
+
+
+# --- up / down / status / logs ----------------------------------------------------------
+
+
+@app.command()
+def up(
+    directory: DirOption = Path(),
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for a healthy stack.")] = 300,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the stack and wait until Jellyfin answers through the proxy over HTTPS.
+
+    Example: stackgen up --dir ./jellyfin-stack
+    """
+    from stackgen import lifecycle
+
+    config = load_config(directory)
+    url = lifecycle.up(config, directory, timeout=timeout, progress=say)
+    if as_json:
+        emit_json(lifecycle.status(config, directory))
+    say(f"up: {url}", fg="green")
+    trust = config.client_trust_file
+    if trust:
+        say(f"clients must trust {(directory / trust).resolve()}")
+
+
+@app.command()
+def down(
+    directory: DirOption = Path(),
+    volumes: Annotated[bool, typer.Option(help="Also remove named volumes.")] = False,
+) -> None:
+    """Stop and remove the stack's containers and network (files stay).
+
+    Example: stackgen down --dir ./jellyfin-stack
+    """
+    from stackgen import lifecycle
+
+    config = load_config(directory)
+    lifecycle.down(config, directory, volumes=volumes)
+    say(f"down: {config.project}")
+
+
+@app.command()
+def status(directory: DirOption = Path(), as_json: JsonOption = False) -> None:
+    """Services, health, ports, URL and the served certificate (issuer, expiry).
+
+    Example: stackgen status --dir ./jellyfin-stack --json
+    """
+    from stackgen import lifecycle
+
+    config = load_config(directory)
+    report = lifecycle.status(config, directory)
+    if as_json:
+        emit_json(report)
+        return
+    say(f"{report['project']}  {report['url']}  running={report['running']}")
+    for service in report["services"]:  # type: ignore[attr-defined]
+        say(
+            f"  {service['service']:<10} {service['state']:<10} {service['health']:<10} "
+            f"{' '.join(service['ports'])}"
+        )
+    certificate = report["certificate"]
+    if isinstance(certificate, dict):
+        say(
+            f"  certificate: {certificate['subject']} by {certificate['issuer']}, "
+            f"expires {certificate['not_after']} ({certificate['days_left']} days), "
+            f"verified={certificate['verified']}"
+        )
+    if report["trust_file"]:
+        say(f"  trust: {report['trust_file']}")
+
+
+@app.command()
+def logs(
+    service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
+    directory: DirOption = Path(),
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
+) -> None:
+    """Show the stack's logs.
+
+    Example: stackgen logs traefik --follow --dir ./jellyfin-stack
+    """
+    from stackgen import lifecycle
+
+    config = load_config(directory)
+    for line in lifecycle.logs(config, directory, service, follow):
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 # --- entry point -------------------------------------------------------------------------

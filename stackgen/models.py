@@ -223,12 +223,17 @@ class TlsConfig(Strict):
     ca_bundle: str | None = Field(
         default=None, description="PEM that signs a private ACME server's own TLS certificate"
     )
+    trust_bundle: str | None = Field(
+        default=None,
+        description="PEM of the root that issued the served certificate, when it is not "
+        "publicly trusted (a private ACME CA); up, status and verify check against it",
+    )
     dns_provider: str | None = Field(default=None, description="DNS provider for acme-dns")
     dns_env: list[EnvName] = Field(default_factory=list)
     cert_file: str | None = None
     key_file: str | None = None
 
-    @field_validator("ca_bundle", "cert_file", "key_file")
+    @field_validator("ca_bundle", "trust_bundle", "cert_file", "key_file")
     @classmethod
     def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -278,7 +283,17 @@ class NetworkConfig(Strict):
                     f"network.proxy_address {self.proxy_address} is not a usable address of "
                     f"{self.subnet} (the first host is the gateway)"
                 )
+            if self.proxy_address in self.dynamic_range:
+                raise ValueError(
+                    f"network.proxy_address {self.proxy_address} is in the upper half of "
+                    f"{self.subnet}, which Docker hands out to other containers"
+                )
         return self
+
+    @property
+    def dynamic_range(self) -> ipaddress.IPv4Network:
+        """Where Docker may place other containers: never on the proxy's pinned address."""
+        return list(self.subnet.subnets(prefixlen_diff=1))[1]
 
     @property
     def proxy_ip(self) -> ipaddress.IPv4Address:
@@ -442,6 +457,19 @@ class StackConfig(Strict):
     @property
     def acme_ca_bundle(self) -> str | None:
         return bind_source(self.tls.ca_bundle) if self.tls.ca_bundle else None
+
+    @property
+    def client_trust_file(self) -> str | None:
+        """What a client of this stack must trust beyond the system store (stack-relative)."""
+        if self.tls.mode is TlsMode.INTERNAL:
+            return "tls/ca.pem"
+        return self.tls.trust_bundle
+
+    @property
+    def connect_address(self) -> str:
+        """Where this machine reaches the published ports."""
+        address = str(self.ports.listen_address)
+        return "127.0.0.1" if address == "0.0.0.0" else address  # noqa: S104
 
     @property
     def uid(self) -> int:

@@ -163,3 +163,6 @@ def test_proxy_address_must_be_usable() -> None:
         _config(network={"subnet": "10.9.8.0/24", "proxy_address": "10.9.8.1"})
     with pytest.raises(ValidationError, match="usable"):
         _config(network={"subnet": "10.9.8.0/24", "proxy_address": "10.9.9.5"})
+    with pytest.raises(ValidationError, match="upper half"):
+        _config(network={"subnet": "10.9.8.0/24", "proxy_address": "10.9.8.200"})
+    assert str(_config(network={"subnet": "10.9.8.0/24"}).network.dynamic_range) == "10.9.8.128/25"

@@ -1,0 +1,59 @@
+"""The shape every check has: an id, a title, a default fix hint, and a function from
+the run's shared `ProbeContext` to a `Verdict`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stackgen.probe.result import Status
+
+if TYPE_CHECKING:
+    from stackgen.probe.context import ProbeContext
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    reason: str
+    hint: str = ""
+    details: Mapping[str, object] = field(default_factory=dict)
+
+
+def passed(reason: str, **details: object) -> Verdict:
+    return Verdict(Status.PASS, reason, "", details)
+
+
+def warned(reason: str, hint: str, **details: object) -> Verdict:
+    return Verdict(Status.WARN, reason, hint, details)
+
+
+def failed(reason: str, hint: str, **details: object) -> Verdict:
+    return Verdict(Status.FAIL, reason, hint, details)
+
+
+class NotApplicable(Exception):
+    """Raised by a check that has nothing to judge for this target (reported as skipped)."""
+
+
+CheckFn = Callable[["ProbeContext"], Verdict]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    hint: str  # used when the check dies on an exception (e.g. nothing listens)
+    fn: CheckFn
+
+    @property
+    def group(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+def check(check_id: str, title: str, hint: str) -> Callable[[CheckFn], Check]:
+    def wrap(fn: CheckFn) -> Check:
+        return Check(check_id, title, hint, fn)
+
+    return wrap

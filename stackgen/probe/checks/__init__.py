@@ -1,0 +1,18 @@
+"""Every check, in report order. Adding a check = one decorated function in one of these
+modules plus its entry in that module's CHECKS tuple (ids are documented in
+stackgen/probe/__init__.py and must stay stable)."""
+
+from __future__ import annotations
+
+from stackgen.probe.base import Check
+from stackgen.probe.checks import headers, jellyfin, media, proxy, redirect, tls
+
+ALL_CHECKS: tuple[Check, ...] = (
+    *redirect.CHECKS,
+    *tls.CHECKS,
+    *headers.CHECKS,
+    *jellyfin.CHECKS,
+    *media.CHECKS,
+    *proxy.CHECKS,
+)
+CHECK_IDS: tuple[str, ...] = tuple(c.id for c in ALL_CHECKS)

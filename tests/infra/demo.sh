@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make demo`: a real stack on this machine, on local defaults (ports 80/443), with a
+# certificate issued by a local Pebble ACME CA through the real HTTP-01 challenge, in front
+# of the Jellyfin stand-in (no registry ships Jellyfin, and nothing can be pulled here).
+# The stack is left running; `make demo-down` removes it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PROXY="${PROXY:-traefik}"
+SUBPATH="${SUBPATH:-}"
+DEMO_DIR="${DEMO_DIR:-demo}"
+DOMAIN="${DOMAIN:-jellyfin.home.arpa}"
+PY=.venv/bin/python
+STACKGEN=.venv/bin/stackgen
+STATE="$PWD/.cache/demo-pebble"
+
+bash tests/infra/engine.sh
+echo "demo: building local images (cached by content)" >&2
+IMAGES=$($PY tests/images/build.py --json)
+image() { $PY -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" <<<"$IMAGES"; }
+proxy_image=$(image "$([ "$PROXY" = apache ] && echo httpd || echo "$PROXY")")
+
+# A previous demo: remove it first (its certificate chains to an older Pebble root).
+if [ -f "$DEMO_DIR/stackgen.toml" ]; then
+  $STACKGEN down --dir "$DEMO_DIR" >&2 || true
+  rm -rf "$DEMO_DIR"
+fi
+
+echo "demo: starting Pebble (ACME CA) for ports 80/443" >&2
+PEBBLE=$($PY tests/pebble.py start --state "$STATE" --http-port 80 --tls-port 443)
+field() { $PY -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" <<<"$PEBBLE"; }
+
+args=(init "$PROXY" --domain "$DOMAIN" --email "admin@$DOMAIN" --dir "$DEMO_DIR"
+      --ca-url "$(field directory_url)" --ca-bundle "$(field listener_ca_file)"
+      --trust-bundle "$(field issuer_root_file)"
+      --image "jellyfin=$(image jellyfin-standin)" --image "$PROXY=$proxy_image"
+      --image "certbot=$(image certbot)")
+[ -n "$SUBPATH" ] && args+=(--subpath "$SUBPATH")
+$STACKGEN "${args[@]}"
+$STACKGEN up --dir "$DEMO_DIR"
+
+ca=$(field issuer_root_file)
+cat <<MSG
+
+Demo stack is up: $PROXY in front of the Jellyfin stand-in, certificate issued by Pebble.
+  URL:       https://$DOMAIN$SUBPATH/
+  trust:     $ca   (Pebble's issuing root)
+  try:       curl --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health
+  describe:  $STACKGEN status --dir $DEMO_DIR --json
+  remove:    make demo-down
+MSG

@@ -1,0 +1,247 @@
+"""Real stacks in real containers, through real TLS, with certificates issued by Pebble.
+
+- Docker tests fail, never skip, when CI=true and the engine is missing.
+- Every stack gets a unique Compose project, the test ports below and a test subnet, and is
+  torn down after its test, on failure and on Ctrl-C.
+- A failing test's report carries the stack's container logs and its generated configs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackgen.config_file import load_config
+from stackgen.lifecycle import probe_target
+from stackgen.models import StackConfig
+from stackgen.probe.target import Target
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+# Test stacks publish here (not 80/443: a developer's demo may be running).
+HTTP_PORT = 18080
+HTTPS_PORT = 18443
+JELLYFIN_PORT = 18096
+SUBNET = "172.30.99.0/24"
+DOMAIN = "jellyfin.stackgen.test"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return result.returncode == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    if _engine_answers():
+        return
+    message = "no Docker engine answers (run `bash tests/infra/engine.sh`)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def images(engine: None) -> dict[str, str]:
+    from images.build import build_images  # tests/images/build.py
+
+    return build_images()
+
+
+@pytest.fixture(scope="session")
+def pebble(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from pebble import PebbleCA  # tests/pebble.py
+
+    # Own ports throughout, so a running `make demo` (whose Pebble has the defaults) is fine.
+    ca = PebbleCA(
+        state_dir=tmp_path_factory.mktemp("pebble"),
+        http_port=HTTP_PORT,
+        tls_port=HTTPS_PORT,
+        dns_port=18053,
+        challtestsrv_management_port=18055,
+        acme_port=18140,
+        management_port=18150,
+    )
+    ca.start()
+    try:
+        yield ca
+    finally:
+        ca.stop()
+
+
+def stackgen(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", "from stackgen.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"stackgen {' '.join(args)} exited {result.returncode}\n{result.stderr}"
+        )
+    return result
+
+
+@dataclass
+class Stack:
+    directory: Path
+    config: StackConfig
+    target: Target
+    notes: list[str] = field(default_factory=list)
+
+    def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "docker",
+                "compose",
+                "--project-directory",
+                str(self.directory),
+                "-p",
+                self.config.project,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    def diagnostics(self) -> str:
+        """Container logs and every generated config, for a failing test's report."""
+        parts = [f"stack folder: {self.directory}", *self.notes]
+        logs = self.compose("logs", "--no-color", "--tail", "200")
+        parts.append("=== docker compose logs ===\n" + logs.stdout + logs.stderr)
+        for path in sorted(self.directory.rglob("*")):
+            if (
+                path.is_file()
+                and path.suffix in (".yml", ".toml", ".xml", ".conf", ".cfg", "")
+                and "key" not in path.name
+                and path.name != ".env"
+                and ".stackgen" not in path.parts
+                and path.stat().st_size < 200_000
+            ):
+                text = path.read_text(errors="replace")
+                parts.append(f"=== {path.relative_to(self.directory)} ===\n{text}")
+        return "\n".join(parts)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when in ("setup", "call") and report.failed:
+        for stack in getattr(item, "stackgen_stacks", []):
+            report.sections.append((f"stack {stack.config.project}", stack.diagnostics()))
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(
+    request: pytest.FixtureRequest,
+    images: dict[str, str],
+    pebble: Any,
+    tmp_path: Path,
+) -> Iterator[StackFactory]:
+    """Init + up a stack with local substitute images and Pebble as the ACME CA."""
+    stacks: list[Stack] = []
+    request.node.stackgen_stacks = stacks
+
+    def factory(
+        proxy: str,
+        *,
+        subpath: str = "",
+        network: str = "host",
+        extra: tuple[str, ...] = (),
+        start: bool = True,
+    ) -> Stack:
+        directory = tmp_path / f"stack-{len(stacks)}"
+        project = f"sgtest-{uuid.uuid4().hex[:8]}"
+        args = [
+            "init",
+            proxy,
+            "--domain",
+            DOMAIN,
+            "--email",
+            "admin@stackgen.test",
+            "--dir",
+            str(directory),
+            "--project",
+            project,
+            "--http-port",
+            str(HTTP_PORT),
+            "--https-port",
+            str(HTTPS_PORT),
+            "--listen-address",
+            "127.0.0.1",
+            "--subnet",
+            SUBNET,
+            "--jellyfin-network",
+            network,
+            "--jellyfin-port",
+            str(JELLYFIN_PORT),
+            "--ca-url",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.listener_ca_file),
+            "--trust-bundle",
+            str(pebble.issuer_root_file),
+            "--image",
+            f"jellyfin={images['jellyfin-standin']}",
+            "--image",
+            f"{proxy}={images[_image_name(proxy)]}",
+            "--image",
+            f"certbot={images['certbot']}",
+        ]
+        if subpath:
+            args += ["--subpath", subpath]
+        stackgen(*args, *extra)
+        config = load_config(directory)
+        stack = Stack(directory, config, probe_target(config, directory))
+        stacks.append(stack)
+        if start:
+            result = stackgen("up", "--dir", str(directory), "--timeout", "180", check=False)
+            stack.notes.append("stackgen up stderr:\n" + result.stderr)
+            if result.returncode != 0:
+                stack.notes.append("pebble:\n" + pebble.log_tail())
+                raise AssertionError(f"stackgen up failed:\n{result.stderr}")
+        return stack
+
+    try:
+        yield factory
+    finally:
+        for stack in stacks:
+            stackgen("down", "--dir", str(stack.directory), check=False)
+
+
+def _image_name(proxy: str) -> str:
+    return "httpd" if proxy == "apache" else proxy

@@ -1,0 +1,107 @@
+"""A deliberately separate, minimal client for the integration tests.
+
+It shares no code with stackgen's probe library, so a bug there cannot hide a broken stack.
+Everything goes to 127.0.0.1 (the test stacks publish on loopback) with SNI and Host set to
+the stack's name. Trust is Pebble's issuing root alone: a handshake only verifies when the
+proxy serves the full chain (leaf + intermediate).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from websockets.sync.client import connect as ws_connect
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def tls_context(root: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=str(root))
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class _Conn(http.client.HTTPSConnection):
+    def __init__(self, name: str, port: int, context: ssl.SSLContext) -> None:
+        super().__init__(name, port, context=context, timeout=30)
+        self._name = name
+
+    def connect(self) -> None:
+        raw = socket.create_connection((LOOPBACK, self.port), timeout=self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self._name)  # type: ignore[attr-defined]
+
+
+def https(
+    name: str,
+    port: int,
+    root: Path,
+    path: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> Reply:
+    conn = _Conn(name, port, tls_context(root))
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+def plain_http(name: str, port: int, path: str) -> Reply:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": name if port == 80 else f"{name}:{port}"})
+        response = conn.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+def served_chain_verifies(name: str, port: int, root: Path) -> str:
+    """The negotiated protocol of a verified handshake (raises when verification fails)."""
+    raw = socket.create_connection((LOOPBACK, port), timeout=30)
+    with tls_context(root).wrap_socket(raw, server_hostname=name) as tls:
+        return str(tls.version())
+
+
+def websocket_keepalive(name: str, port: int, root: Path, path: str) -> list[dict[str, Any]]:
+    """Open wss://name{path} and exchange a KeepAlive; return the frames received."""
+    raw = socket.create_connection((LOOPBACK, port), timeout=30)
+    authority = name if port == 443 else f"{name}:{port}"
+    frames: list[dict[str, Any]] = []
+    with ws_connect(
+        f"wss://{authority}{path}",
+        sock=raw,
+        ssl=tls_context(root),
+        server_hostname=name,
+        open_timeout=30,
+        close_timeout=5,
+    ) as ws:
+        ws.send(json.dumps({"MessageType": "KeepAlive"}))
+        for _ in range(5):
+            frame = json.loads(ws.recv(timeout=10))
+            frames.append(frame)
+            if frame.get("MessageType") == "KeepAlive":
+                break
+    return frames

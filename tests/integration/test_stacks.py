@@ -1,0 +1,145 @@
+"""Every proxy x {subdomain, subpath} x {Jellyfin host, bridge}: init, up, proven over
+HTTPS with Pebble-issued certificates, then down leaves nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import subprocess
+from urllib.parse import urlsplit
+
+import pytest
+from integration import lowlevel
+from integration.conftest import DOMAIN, HTTP_PORT, HTTPS_PORT, Stack, StackFactory
+
+from stackgen.proxies import available
+
+MATRIX = [
+    (proxy, subpath, network)
+    for proxy in available()
+    for subpath in ("", "/jellyfin")
+    for network in ("host", "bridge")
+]
+MEDIA_BYTES = 64 * 1024 * 1024  # the stand-in's default generated file
+
+
+def _id(proxy: str, subpath: str, network: str) -> str:
+    return f"{proxy}-{'subpath' if subpath else 'root'}-{network}"
+
+
+def _expected_bytes(start: int, end: int) -> bytes:
+    # The stand-in's media file: byte i is i % 251.
+    return bytes(i % 251 for i in range(start, end + 1))
+
+
+@pytest.mark.parametrize(("proxy", "subpath", "network"), MATRIX, ids=[_id(*m) for m in MATRIX])
+def test_stack_end_to_end(
+    make_stack: StackFactory, pebble: object, proxy: str, subpath: str, network: str
+) -> None:
+    stack = make_stack(proxy, subpath=subpath, network=network)
+    root = pebble.issuer_root_file  # type: ignore[attr-defined]
+    base = subpath
+
+    # TLS: the chain verifies against Pebble's root alone, so the intermediate is served.
+    assert lowlevel.served_chain_verifies(DOMAIN, HTTPS_PORT, root) in ("TLSv1.2", "TLSv1.3")
+
+    # Health through the proxy: the body, not only the status.
+    health = lowlevel.https(DOMAIN, HTTPS_PORT, root, f"{base}/health")
+    assert (health.status, health.body) == (200, b"Healthy")
+    assert "max-age=63072000" in (health.headers["Strict-Transport-Security"] or "")
+
+    # HTTP -> HTTPS keeps path and query; the ACME path is not redirected.
+    redirect = lowlevel.plain_http(DOMAIN, HTTP_PORT, f"{base}/web/index.html?a=1&b=two")
+    assert redirect.status in (301, 308)
+    location = urlsplit(redirect.headers["Location"])
+    assert (location.scheme, location.hostname, location.port) == ("https", DOMAIN, HTTPS_PORT)
+    assert (location.path, location.query) == (f"{base}/web/index.html", "a=1&b=two")
+    acme = lowlevel.plain_http(DOMAIN, HTTP_PORT, "/.well-known/acme-challenge/not-a-token")
+    assert acme.status not in (301, 302, 307, 308)
+
+    # What the stand-in understood: real client (not the proxy), https, public host.
+    echo = lowlevel.https(
+        DOMAIN,
+        HTTPS_PORT,
+        root,
+        f"{base}/__standin/echo",
+        headers={"X-Forwarded-For": "203.0.113.66"},
+    ).json()
+    proxy_address = stack.config.known_proxies[0]
+    assert echo["forwarded_headers_honoured"] is True
+    assert echo["peer_address"] == proxy_address
+    assert echo["client_address"] != proxy_address
+    assert echo["client_address"] != "203.0.113.66", "a client-supplied XFF was trusted"
+    assert echo["scheme"] == "https"
+    assert echo["host"] == f"{DOMAIN}:{HTTPS_PORT}"
+    info = lowlevel.https(DOMAIN, HTTPS_PORT, root, f"{base}/System/Info/Public").json()
+    assert info["LocalAddress"] == f"https://{DOMAIN}:{HTTPS_PORT}{base}"
+
+    # WebSocket at {base}/socket exchanges KeepAlive.
+    frames = lowlevel.websocket_keepalive(
+        DOMAIN, HTTPS_PORT, root, f"{base}/socket?api_key=test-token&deviceId=pytest"
+    )
+    assert frames[-1]["MessageType"] == "KeepAlive"
+
+    # Range: 206 with exactly the right bytes.
+    start, end = 10_000_000, 10_000_999
+    ranged = lowlevel.https(
+        DOMAIN,
+        HTTPS_PORT,
+        root,
+        f"{base}/Videos/standin/stream?static=true",
+        headers={"Range": f"bytes={start}-{end}"},
+    )
+    assert ranged.status == 206
+    assert ranged.headers["Content-Range"] == f"bytes {start}-{end}/{MEDIA_BYTES}"
+    assert ranged.body == _expected_bytes(start, end)
+
+    # A 20 MB upload is accepted whole.
+    body = bytes(range(256)) * (20 * 1024 * 1024 // 256)
+    upload = lowlevel.https(
+        DOMAIN,
+        HTTPS_PORT,
+        root,
+        f"{base}/__standin/upload",
+        method="POST",
+        body=body,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert upload.status == 200
+    assert upload.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+    if subpath:
+        bare = lowlevel.https(DOMAIN, HTTPS_PORT, root, subpath)
+        assert bare.status in (301, 302, 307, 308)
+        assert urlsplit(bare.headers["Location"]).path.startswith(f"{subpath}/")
+
+    _assert_certificate_state(stack)
+    _assert_down_leaves_nothing(stack)
+
+
+def _assert_certificate_state(stack: Stack) -> None:
+    if stack.config.proxy.value != "traefik":
+        return
+    acme = stack.directory / "traefik/acme.json"
+    assert stat.S_IMODE(acme.stat().st_mode) == 0o600
+    stored = json.loads(acme.read_text())
+    domains = [c["domain"]["main"] for c in stored["acme"]["Certificates"]]
+    assert domains == [DOMAIN]
+
+
+def _assert_down_leaves_nothing(stack: Stack) -> None:
+    from integration.conftest import stackgen
+
+    stackgen("down", "--dir", str(stack.directory))
+    label = f"label=com.docker.compose.project={stack.config.project}"
+    containers = subprocess.run(
+        ["docker", "ps", "-a", "-q", "--filter", label], capture_output=True, text=True, check=True
+    ).stdout.split()
+    networks = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", label],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert containers == [] and networks == []

@@ -1,0 +1,636 @@
+"""Tests for the Jellyfin stand-in (tests/images/jellyfin-standin), without Docker.
+
+The server runs as a real subprocess on 127.0.0.1 with a temporary config dir, the way
+the container runs it: that exercises the environment handling, network.xml, the
+access log on stdout and SIGTERM too. Set STANDIN_TEST_PYTHON=/usr/bin/python3 to run
+the server under Debian's python3-aiohttp (3.8), the interpreter the image uses.
+Pure functions (forwarded-header trust, ranges, scrubbing) are also tested directly,
+for peers that loopback traffic cannot produce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.client
+import importlib.util
+import ipaddress
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+APP = Path(__file__).resolve().parents[1] / "images" / "jellyfin-standin" / "jellyfin_standin.py"
+PYTHON = os.environ.get("STANDIN_TEST_PYTHON", sys.executable)
+MEDIA_BYTES = 3_000_000
+FORWARDED = {
+    "X-Forwarded-For": "203.0.113.7",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "media.example.com",
+}
+
+
+def _load_standin() -> ModuleType:
+    # The app is a script in a hyphenated folder, so it is loaded by path.
+    spec = importlib.util.spec_from_file_location("jellyfin_standin", APP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+standin = _load_standin()
+
+
+def network_xml(
+    base_url: str = "", known_proxies: tuple[str, ...] = (), *, by_request: bool = False
+) -> str:
+    proxies = "".join(f"<string>{p}</string>" for p in known_proxies)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<NetworkConfiguration xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        f"<BaseUrl>{base_url}</BaseUrl><InternalHttpPort>8096</InternalHttpPort>"
+        f"<KnownProxies>{proxies}</KnownProxies>"
+        f"<EnablePublishedServerUriByRequest>{str(by_request).lower()}"
+        "</EnablePublishedServerUriByRequest></NetworkConfiguration>\n"
+    )
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+class StandinProcess:
+    """The stand-in as a subprocess on an ephemeral loopback port.
+
+    Construction only launches it, so several can start in parallel; ``ready()`` waits
+    for the "listening on" line that names the port.
+    """
+
+    def __init__(self, config_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.config_dir = config_dir
+        full_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONUNBUFFERED": "1",
+            "JELLYFIN_CONFIG_DIR": str(config_dir),
+            "STANDIN_BIND": "127.0.0.1",
+            "STANDIN_PORT": "0",
+            "STANDIN_MEDIA_BYTES": str(MEDIA_BYTES),
+            "STANDIN_SERVER_NAME": "standin-under-test",
+            **(env or {}),
+        }
+        self.proc = subprocess.Popen(
+            [PYTHON, str(APP)],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._eof = False
+        self._terminated = False
+        self._changed = threading.Condition()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+        self.port = 0
+
+    def ready(self) -> StandinProcess:
+        line = self.wait_for_line(lambda text: "listening on" in text)
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        self.port = int(match.group(1))
+        return self
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if predicate(line):
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._eof:
+                    raise AssertionError("expected line not logged:\n" + "\n".join(self.lines))
+                self._changed.wait(remaining)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            response = conn.getresponse()
+            return Reply(response.status, response.headers, response.read())
+        finally:
+            conn.close()
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> Reply:
+        return self.request("GET", path, headers)
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def terminate(self) -> None:
+        # Once only: a second SIGTERM during interpreter teardown, after asyncio has
+        # removed its handler, would kill the process with the default action.
+        if not self._terminated and self.proc.poll() is None:
+            self._terminated = True
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> int:
+        self.terminate()
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        finally:
+            self._pump_thread.join(timeout=5)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, StandinProcess]]:
+    """The long-lived servers, started in parallel to keep the suite fast."""
+    proxied_config = tmp_path_factory.mktemp("proxied")
+    (proxied_config / "network.xml").write_text(
+        network_xml("jellyfin/", ("10.9.8.7", "172.30.77.0/24"), by_request=True)
+    )
+    servers = {
+        # No network.xml at all: defaults, no base URL, forwarding disabled.
+        "plain": StandinProcess(tmp_path_factory.mktemp("plain") / "config"),
+        # Base URL /jellyfin, KnownProxies set, LocalAddress built from the request.
+        "proxied": StandinProcess(proxied_config),
+        # Published URL set; the SIGTERM test shuts this one down.
+        "published": StandinProcess(
+            tmp_path_factory.mktemp("published"),
+            {"JELLYFIN_PublishedServerUrl": "https://tv.example.org/jf/"},
+        ),
+    }
+    try:
+        for server in servers.values():
+            server.ready()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.terminate()
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture
+def plain(fleet: dict[str, StandinProcess]) -> StandinProcess:
+    return fleet["plain"]
+
+
+@pytest.fixture
+def proxied(fleet: dict[str, StandinProcess]) -> StandinProcess:
+    return fleet["proxied"]
+
+
+# --------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ""),
+        ("   ", ""),
+        ("/", ""),
+        ("jellyfin", "/jellyfin"),
+        ("/jellyfin/", "/jellyfin"),
+        ("/media/jellyfin", "/media/jellyfin"),
+    ],
+)
+def test_base_url_is_normalised_like_jellyfin(raw: str, expected: str) -> None:
+    assert standin.normalise_base_url(raw) == expected
+
+
+def test_network_xml_fields_are_read() -> None:
+    config = standin.parse_network_xml(
+        "<NetworkConfiguration><BaseUrl>/jf/</BaseUrl><InternalHttpPort>8097</InternalHttpPort>"
+        "<KnownProxies><string>10.0.0.1</string><string>proxy</string></KnownProxies>"
+        "<EnableIPv6>true</EnableIPv6><Unknown>ignored</Unknown></NetworkConfiguration>"
+    )
+    assert (config.base_url, config.internal_http_port) == ("/jf", 8097)
+    assert config.known_proxies == ("10.0.0.1", "proxy")
+    assert config.enable_ipv6 and not config.enable_published_server_uri_by_request
+    assert config.errors == ()
+
+
+def test_broken_network_xml_is_reported_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "network.xml"
+    path.write_text("<ServerConfiguration/>")
+    config = standin.load_network_config(tmp_path)
+    assert config.base_url == "" and config.known_proxies == ()
+    assert "NetworkConfiguration" in config.errors[0]
+    assert path.read_text() == "<ServerConfiguration/>"
+
+
+def test_missing_network_xml_is_created_with_defaults(plain: StandinProcess) -> None:
+    created = plain.config_dir / "network.xml"
+    assert standin.parse_network_xml(created.read_text()) == standin.NetworkConfig()
+    assert plain.get("/__standin/echo").json()["config_errors"] == []
+
+
+# --------------------------------------------------------------------------------------
+# Forwarded headers: trust decisions for arbitrary peers
+# --------------------------------------------------------------------------------------
+
+
+def _trust(*entries: str, **flags: bool) -> Any:
+    config = standin.NetworkConfig(known_proxies=entries, **flags)
+    fake_dns = {"proxy.test": [ipaddress.ip_address("198.51.100.4")]}
+    return standin.build_proxy_trust(config, resolve=lambda name: fake_dns[name])
+
+
+def _forward(peer: str, trust: Any, **headers: str) -> Any:
+    names = {"xff": "x-forwarded-for", "xfp": "x-forwarded-proto", "xfh": "x-forwarded-host"}
+    lines = {names[key]: [value] for key, value in headers.items()}
+    return standin.apply_forwarded_headers((peer, 50000), "http", "backend:8096", lines, trust)
+
+
+def test_empty_known_proxies_disables_forwarding() -> None:
+    assert _trust() is None
+    view = _forward("172.30.77.5", None, xff="203.0.113.7", xfp="https", xfh="a.example")
+    assert (view.client_address, view.scheme, view.host) == ("172.30.77.5", "http", "backend:8096")
+    assert not view.honoured and not view.peer_trusted
+
+
+def test_trust_set_holds_entries_plus_aspnet_loopback_defaults() -> None:
+    trust = _trust("172.30.77.0/24", "10.9.8.7", "::ffff:192.0.2.9", "fd00::/8", "proxy.test")
+    assert sorted(trust.describe()) == sorted(
+        ["::1", "10.9.8.7", "192.0.2.9", "198.51.100.4", "127.0.0.0/8", "172.30.77.0/24"]
+    )  # fd00::/8 dropped: IPv6 is disabled by default, as in Jellyfin
+    assert "fd00::/8" in _trust("fd00::/8", enable_ipv6=True).describe()
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "client", "honoured"),
+    [
+        ("172.30.77.5", "203.0.113.7", "203.0.113.7", True),  # CIDR member
+        ("10.9.8.7", "203.0.113.7", "203.0.113.7", True),  # exact IP
+        ("198.51.100.4", "203.0.113.7", "203.0.113.7", True),  # resolved host name
+        ("::ffff:172.30.77.5", "203.0.113.7", "203.0.113.7", True),  # IPv4-mapped peer
+        ("127.0.0.1", "203.0.113.7", "203.0.113.7", True),  # loopback: ASP.NET default
+        ("192.0.2.50", "203.0.113.7", "192.0.2.50", False),  # peer not in the list
+        ("172.30.77.5", "198.51.100.1, 10.9.8.7", "198.51.100.1", True),  # two known hops
+        ("172.30.77.5", "6.6.6.6, 203.0.113.7", "203.0.113.7", True),  # spoofed left part
+        ("172.30.77.5", "unknown", "172.30.77.5", False),  # unparsable stops the walk
+        ("172.30.77.5", "203.0.113.7:4711", "203.0.113.7", True),
+        ("172.30.77.5", "[2001:db8::1]:443", "2001:db8::1", True),
+    ],
+)
+def test_forwarded_for_walk(peer: str, xff: str, client: str, honoured: bool) -> None:
+    trust = _trust("172.30.77.0/24", "10.9.8.7", "proxy.test")
+    view = _forward(peer, trust, xff=xff, xfp="https", xfh="media.example.com")
+    assert (view.client_address, view.honoured) == (client, honoured)
+    assert (view.scheme, view.host) == (
+        ("https", "media.example.com") if honoured else ("http", "backend:8096")
+    )
+
+
+def test_forwarded_proto_and_host_align_from_the_right() -> None:
+    trust = _trust("172.30.77.0/24")
+    view = _forward("172.30.77.5", trust, xff="203.0.113.7", xfp="http, https", xfh="bad host")
+    # One trusted hop consumes only the right-most entry; an invalid host is skipped.
+    assert (view.scheme, view.host) == ("https", "backend:8096")
+
+
+# --------------------------------------------------------------------------------------
+# Ranges, media bytes and log scrubbing
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (["bytes=0-9"], (0, 9)),
+        (["bytes=990-2000"], (990, 999)),
+        (["bytes=500-"], (500, 999)),
+        (["bytes=-100"], (900, 999)),
+        (["bytes=-5000"], (0, 999)),
+        (["bytes=1000-"], "unsatisfiable"),
+        (["bytes=-0"], "unsatisfiable"),
+        (["bytes=0-1,5-6"], None),  # multiple ranges: served whole, as ASP.NET does
+        (["bytes=9-1"], None),
+        (["items=0-1"], None),
+        (["bytes=0-1", "bytes=2-3"], None),
+    ],
+)
+def test_select_range(header: list[str], expected: object) -> None:
+    assert standin.select_range(header, 1000) == expected
+
+
+def test_media_bytes_formula() -> None:
+    assert standin.media_bytes(0, 4) == bytes([0, 1, 2, 3])
+    assert standin.media_bytes(249, 4) == bytes([249, 250, 0, 1])
+    big = standin.media_bytes(70_000, 140_000)
+    assert all(big[i] == (70_000 + i) % 251 for i in range(0, 140_000, 997))
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/socket?api_key=s3cr3t&deviceId=d", "/socket?api_key=***&deviceId=d"),
+        ("/a?ApiKey=s3cr3t", "/a?ApiKey=***"),
+        ("/a?API_KEY=s3cr3t", "/a?API_KEY=***"),
+        ("/a?api%5Fkey=s3cr3t", "/a?api%5Fkey=***"),
+        ("/a?x=api_key", "/a?x=api_key"),
+        ("/api_key=x", "/api_key=x"),
+    ],
+)
+def test_scrub_tokens(target: str, expected: str) -> None:
+    assert standin.scrub_tokens(target) == expected
+
+
+# --------------------------------------------------------------------------------------
+# HTTP behaviour, no base URL, forwarding disabled
+# --------------------------------------------------------------------------------------
+
+
+def test_health_body_is_exactly_healthy(plain: StandinProcess) -> None:
+    reply = plain.get("/health")
+    assert (reply.status, reply.body) == (200, b"Healthy")
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    assert reply.headers["Server"] == "Kestrel"
+
+
+def test_root_redirects_to_web_and_web_serves_html(plain: StandinProcess) -> None:
+    root = plain.get("/")
+    assert (root.status, root.headers["Location"]) == (302, "./web/")
+    bare = plain.get("/web?x=1")
+    assert (bare.status, bare.headers["Location"]) == (301, "/web/?x=1")
+    for path in ("/web/", "/web/index.html", "/WEB/"):
+        page = plain.get(path)
+        assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+        assert "<title>Jellyfin stand-in</title>" in page.text
+    assert plain.get("/web/missing.js").status == 404
+    assert plain.get("/no/such/route").status == 404
+
+
+def test_ping_and_methods(plain: StandinProcess) -> None:
+    for method in ("GET", "POST"):
+        reply = plain.request(method, "/System/Ping")
+        assert (reply.status, reply.json()) == (200, "Jellyfin Server")
+    assert plain.request("DELETE", "/System/Ping").status == 405
+
+
+def test_paths_are_case_insensitive(plain: StandinProcess) -> None:
+    assert plain.get("/HEALTH").body == b"Healthy"
+    assert plain.get("/system/ping").json() == "Jellyfin Server"
+    assert plain.get("/SYSTEM/INFO/PUBLIC/").json()["ProductName"] == "Jellyfin Server"
+    assert plain.request("HEAD", "/videos/abc/STREAM.mp4").status == 200
+
+
+def test_public_info_fields(plain: StandinProcess) -> None:
+    info = plain.get("/System/Info/Public", FORWARDED).json()
+    assert set(info) == {
+        "LocalAddress", "ServerName", "Version", "ProductName",
+        "OperatingSystem", "Id", "StartupWizardCompleted",
+    }  # fmt: skip
+    assert info["ProductName"] == "Jellyfin Server" and info["StartupWizardCompleted"] is True
+    assert info["Version"].startswith("10.11.") and info["ServerName"] == "standin-under-test"
+    assert re.fullmatch(r"[0-9a-f]{32}", info["Id"])
+    # Jellyfin's default: the bind address, not the (here ignored) forwarded host.
+    assert info["LocalAddress"] == f"http://127.0.0.1:{plain.port}"
+
+
+def test_forwarded_headers_ignored_without_known_proxies(plain: StandinProcess) -> None:
+    echo = plain.get("/__standin/echo?a=1&b=two", {**FORWARDED, "X-Custom": "yes"}).json()
+    assert echo["client_address"] == echo["peer_address"] == "127.0.0.1"
+    assert (echo["scheme"], echo["host"]) == ("http", f"127.0.0.1:{plain.port}")
+    assert echo["forwarded_headers_honoured"] is False and echo["peer_trusted"] is False
+    assert echo["known_proxies"] == [] and echo["trusted_proxies"] == []
+    assert echo["headers"]["x-forwarded-for"] == "203.0.113.7"
+    assert ["X-Custom", "yes"] in echo["header_list"]
+    assert (echo["path"], echo["query_string"]) == ("/__standin/echo", "a=1&b=two")
+    assert echo["query"] == {"a": "1", "b": "two"} and echo["base_url"] == ""
+
+
+def test_full_stream_is_the_documented_byte_pattern(plain: StandinProcess) -> None:
+    reply = plain.get("/Videos/item1/stream?static=true")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "video/mp4"
+    assert reply.headers["Accept-Ranges"] == "bytes"
+    assert reply.headers["ETag"] is None  # like Jellyfin's static stream
+    assert reply.body == standin.media_bytes(0, MEDIA_BYTES)
+
+
+def test_range_requests(plain: StandinProcess) -> None:
+    path = "/Videos/item1/stream?static=true"
+    part = plain.get(path, {"Range": "bytes=1000000-1000499"})
+    assert part.status == 206
+    assert part.headers["Content-Range"] == f"bytes 1000000-1000499/{MEDIA_BYTES}"
+    assert part.body == standin.media_bytes(1_000_000, 500)
+
+    tail = plain.get(path, {"Range": "bytes=-300"})
+    assert tail.status == 206 and tail.body == standin.media_bytes(MEDIA_BYTES - 300, 300)
+    open_ended = plain.get(path, {"Range": f"bytes={MEDIA_BYTES - 10}-"})
+    assert open_ended.body == standin.media_bytes(MEDIA_BYTES - 10, 10)
+
+    unsatisfiable = plain.get(path, {"Range": f"bytes={MEDIA_BYTES}-"})
+    assert unsatisfiable.status == 416
+    assert unsatisfiable.headers["Content-Range"] == f"bytes */{MEDIA_BYTES}"
+    assert plain.get(path, {"Range": "bytes=0-1,5-6"}).status == 200
+
+    head = plain.request("HEAD", path, {"Range": "bytes=0-99"})
+    assert (head.status, head.headers["Content-Length"], head.body) == (206, "100", b"")
+
+
+def test_if_range(plain: StandinProcess) -> None:
+    path = "/Videos/item1/stream"
+    last_modified = plain.request("HEAD", path).headers["Last-Modified"]
+    same = plain.get(path, {"Range": "bytes=10-19", "If-Range": last_modified})
+    assert (same.status, same.body) == (206, standin.media_bytes(10, 10))
+    stale = {"Range": "bytes=10-19", "If-Range": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    changed = plain.get(path, stale)
+    assert changed.status == 200 and len(changed.body) == MEDIA_BYTES
+    # No ETag on the resource, so an entity-tag validator cannot mismatch (ASP.NET).
+    assert plain.get(path, {"Range": "bytes=10-19", "If-Range": '"x"'}).status == 206
+    assert plain.get(path, {"If-Modified-Since": last_modified}).status == 304
+
+
+def test_upload_of_20_mb(plain: StandinProcess) -> None:
+    body = os.urandom(20 * 1024 * 1024)
+    reply = plain.request("POST", "/__standin/upload", {"Content-Type": "image/jpeg"}, body)
+    assert reply.status == 200
+    assert reply.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    image = plain.request("POST", "/Items/abc/Images/Primary", {"X-Emby-Token": "t"}, body)
+    assert image.status == 204
+
+
+def test_websocket_keepalive_round_trip(plain: StandinProcess) -> None:
+    with connect(plain.ws_url("/socket?api_key=tok&deviceId=dev"), open_timeout=5) as ws:
+        hello = json.loads(ws.recv(timeout=5))
+        assert (hello["MessageType"], hello["Data"]) == ("ForceKeepAlive", 60)
+        ws.send(json.dumps({"MessageType": "KeepAlive"}))
+        assert json.loads(ws.recv(timeout=5))["MessageType"] == "KeepAlive"
+
+
+def test_websocket_needs_a_token(plain: StandinProcess) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(plain.ws_url("/socket?deviceId=dev"), open_timeout=5)
+    assert refused.value.response.status_code == 401
+    headers = {"Authorization": 'MediaBrowser Client="t", DeviceId="d", Token="abc"'}
+    with connect(plain.ws_url("/any/path"), additional_headers=headers, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["MessageType"] == "ForceKeepAlive"
+
+
+def test_access_log_scrubs_tokens(plain: StandinProcess) -> None:
+    plain.get("/System/Info/Public?api_key=SECRET-ONE&deviceId=d1")
+    plain.get("/System/Info/Public?ApiKey=SECRET-TWO&deviceId=d2")
+    plain.wait_for_line(lambda line: "deviceId=d2" in line)
+    plain.wait_for_line(lambda line: "deviceId=d1" in line)
+    assert "api_key=***&deviceId=d1" in plain.output
+    assert "SECRET-ONE" not in plain.output and "SECRET-TWO" not in plain.output
+
+
+# --------------------------------------------------------------------------------------
+# HTTP behaviour behind a base URL with known proxies
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/jellyfin", "/jellyfin/", "/other?x=1"])
+def test_outside_the_base_url_redirects_to_web(proxied: StandinProcess, path: str) -> None:
+    reply = proxied.get(path)
+    assert (reply.status, reply.headers["Location"]) == (302, "/jellyfin/web/")
+
+
+def test_routes_live_under_the_base_url(proxied: StandinProcess) -> None:
+    assert proxied.get("/jellyfin/health").body == b"Healthy"
+    assert proxied.get("/JellyFin/Health").body == b"Healthy"
+    assert proxied.get("/jellyfin/web").headers["Location"] == "/jellyfin/web/"
+    assert "stand-in" in proxied.get("/jellyfin/web/").text
+    assert proxied.get("/jellyfinx/health").status == 404  # prefix matches whole segments
+    part = proxied.get("/jellyfin/Videos/1/stream", {"Range": "bytes=5-9"})
+    assert part.body == standin.media_bytes(5, 5)
+
+
+def test_forwarded_headers_honoured_from_trusted_peer(proxied: StandinProcess) -> None:
+    echo = proxied.get("/jellyfin/__standin/echo", FORWARDED).json()
+    assert echo["peer_address"] == "127.0.0.1" and echo["peer_trusted"] is True
+    assert echo["forwarded_headers_honoured"] is True
+    assert (echo["client_address"], echo["scheme"], echo["host"]) == (
+        "203.0.113.7", "https", "media.example.com",
+    )  # fmt: skip
+    assert echo["known_proxies"] == ["10.9.8.7", "172.30.77.0/24"]
+    assert "172.30.77.0/24" in echo["trusted_proxies"] and echo["base_url"] == "/jellyfin"
+
+    chain = {**FORWARDED, "X-Forwarded-For": "198.51.100.1, 10.9.8.7"}
+    assert proxied.get("/jellyfin/__standin/echo", chain).json()["client_address"] == (
+        "198.51.100.1"
+    )
+
+
+def test_local_address_from_the_request(proxied: StandinProcess) -> None:
+    def local_address(headers: Mapping[str, str]) -> str:
+        info: dict[str, Any] = proxied.get("/jellyfin/System/Info/Public", headers).json()
+        return str(info["LocalAddress"])
+
+    assert local_address(FORWARDED) == "https://media.example.com/jellyfin"
+    odd_port = {**FORWARDED, "X-Forwarded-Host": "media.example.com:8443"}
+    assert local_address(odd_port) == "https://media.example.com:8443/jellyfin"
+    assert local_address({}) == f"http://127.0.0.1:{proxied.port}/jellyfin"
+
+
+def test_websocket_under_the_base_url(proxied: StandinProcess) -> None:
+    with connect(proxied.ws_url("/jellyfin/socket?api_key=t&deviceId=d"), open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["Data"] == 60
+        ws.send(json.dumps({"MessageType": "KeepAlive"}))
+        assert json.loads(ws.recv(timeout=5))["MessageType"] == "KeepAlive"
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    outside = proxied.get("/socket?api_key=t", upgrade)
+    assert (outside.status, outside.headers["Location"]) == (302, "/jellyfin/web/")
+
+
+# --------------------------------------------------------------------------------------
+# Start-up phase, published URL, shutdown
+# --------------------------------------------------------------------------------------
+
+
+def test_startup_window(tmp_path: Path) -> None:
+    (tmp_path / "network.xml").write_text(network_xml("/jellyfin"))
+    server = StandinProcess(tmp_path, {"STANDIN_STARTUP_SECONDS": "1"}).ready()
+    try:
+        # Jellyfin's SetupServer ignores BaseUrl and maps Degraded to 200: body only.
+        degraded = server.get("/health")
+        assert (degraded.status, degraded.body) == (200, b"Degraded")
+        busy = server.get("/jellyfin/health")
+        assert (busy.status, busy.headers["Retry-After"]) == (503, "005")
+        assert server.get("/jellyfin/System/Ping").json() == "Jellyfin Server"
+        assert server.get("/System/Info/Public").json()["StartupWizardCompleted"] is False
+
+        deadline = time.monotonic() + 5
+        while server.get("/jellyfin/health").body != b"Healthy":
+            assert time.monotonic() < deadline, "never became healthy"
+            time.sleep(0.1)
+        assert server.get("/health").status == 302
+    finally:
+        server.stop()
+
+
+def test_published_server_url_and_graceful_sigterm(fleet: dict[str, StandinProcess]) -> None:
+    server = fleet["published"]
+    info = server.get("/System/Info/Public").json()
+    assert info["LocalAddress"] == "https://tv.example.org/jf"
+    with connect(server.ws_url("/socket?api_key=t"), open_timeout=5) as ws:
+        ws.recv(timeout=5)
+        started = time.monotonic()
+        server.terminate()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert server.stop() == 0
+    assert time.monotonic() - started < 5
+    assert "stopped" in server.output

@@ -1,0 +1,408 @@
+"""`stackgen verify`'s probe library end to end against in-process fakes on 127.0.0.1.
+
+The good fake passes every check; each broken variant changes one thing a real proxy
+gets wrong and must fail (or warn) exactly the check that is about it. See
+probe_fixtures.py for the fake, and the report at the bottom of this file's module
+docstring in stackgen/probe/__init__.py for the check ids.
+
+Not emulated here (Python's ssl server cannot do it): TLS compression and missing RFC
+5746 renegotiation_info — those two use a crafted ServerHello instead; a server that
+ignores our raw ClientHello (the "could not test" paths); a TLS 1.3-only server's
+legacy-protocol fallback through the ssl module.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackgen.probe import CHECK_IDS, SCHEMA, Report, Status, Target, run_checks
+
+from .probe_fixtures import NAME, PKI, crafted_tls12_server, fake_stack, make_pki
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("probe-pki"))
+
+
+@pytest.fixture(scope="module")
+def good_report(pki: PKI) -> Report:
+    with fake_stack(pki) as stack:
+        return run_checks(stack.target())
+
+
+def statuses(report: Report) -> dict[str, Status]:
+    return {r.id: r.status for r in report.results}
+
+
+def not_passing(report: Report) -> dict[str, str]:
+    return {r.id: f"{r.status}: {r.reason}" for r in report.results if r.status is not Status.PASS}
+
+
+# --- the good stack ----------------------------------------------------------------------
+
+
+def test_good_stack_passes_every_check(good_report: Report) -> None:
+    assert not_passing(good_report) == {}
+    assert good_report.ok
+    assert set(statuses(good_report)) == set(CHECK_IDS) - {"jellyfin.subpath-redirect"}
+    assert good_report.skipped == {"jellyfin.subpath-redirect": "the URL has no subpath"}
+    assert all(r.hint == "" for r in good_report.results)
+
+
+def test_good_stack_is_fast(good_report: Report) -> None:
+    assert good_report.duration_ms < 5000
+
+
+def test_good_stack_details(good_report: Report) -> None:
+    ttfb = good_report.get("stream.ttfb")
+    assert ttfb is not None and isinstance(ttfb.details["ttfb_ms"], int)
+    chain = good_report.get("tls.chain")
+    assert chain is not None and chain.details["certificates_sent"] == 2
+    groups = good_report.get("tls.groups")
+    assert groups is not None
+    assert groups.details["accepted"] == {"TLSv1.2": ["X25519"], "TLSv1.3": ["X25519"]}
+
+
+def test_good_stack_under_a_subpath(pki: PKI) -> None:
+    with fake_stack(pki, base="/jellyfin") as stack:
+        report = run_checks(stack.target())
+    assert not_passing(report) == {}
+    assert report.skipped == {}
+    sub = report.get("jellyfin.subpath-redirect")
+    assert sub is not None and "/jellyfin/web/" in sub.reason
+
+
+# --- one thing broken, one check unhappy ---------------------------------------------------
+
+BROKEN: list[tuple[str, dict[str, Any], dict[str, Any], str, Status]] = [
+    # name, fake config changes, Target overrides, check id, expected status
+    ("leaf-only chain", {"full_chain": False}, {"ca_file": "bundle"}, "tls.chain", Status.FAIL),
+    ("expiring leaf", {"cert": "expiring"}, {}, "tls.expiry", Status.WARN),
+    (
+        "TLS 1.2 AES128-SHA",
+        {"cert": "rsa", "ciphers": "AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256"},
+        {},
+        "tls.ciphers",
+        Status.FAIL,
+    ),
+    ("P-521 only", {"curve": "secp521r1"}, {}, "tls.groups", Status.FAIL),
+    ("TLS 1.3 only", {"min_version": ssl.TLSVersion.TLSv1_3}, {}, "tls.protocols", Status.WARN),
+    ("no HSTS", {"hsts": None}, {}, "hsts.https", Status.FAIL),
+    ("short HSTS", {"hsts": "max-age=3600"}, {}, "hsts.https", Status.WARN),
+    ("HSTS on http", {"hsts_on_http": True}, {}, "hsts.http", Status.WARN),
+    (
+        "X-Frame-Options",
+        {"extra_headers": (("X-Frame-Options", "DENY"),)},
+        {},
+        "headers.frames",
+        Status.FAIL,
+    ),
+    ("frame-ancestors", {"csp": "frame-ancestors 'self'"}, {}, "headers.frames", Status.FAIL),
+    ("no security headers", {"security_headers": False}, {}, "headers.security", Status.WARN),
+    (
+        "CORP same-origin",
+        {"extra_headers": (("Cross-Origin-Resource-Policy", "same-origin"),)},
+        {},
+        "headers.security",
+        Status.FAIL,
+    ),
+    (
+        "CSP without eval",
+        {"csp": "script-src 'self' https://www.gstatic.com; worker-src blob:"},
+        {},
+        "headers.csp",
+        Status.FAIL,
+    ),
+    (
+        "CSP without gstatic",
+        {"csp": "script-src 'self' 'unsafe-eval'; worker-src 'self' blob:"},
+        {},
+        "headers.csp",
+        Status.FAIL,
+    ),
+    (
+        "CSP without blob workers",
+        {"csp": "default-src 'self'; script-src 'self' 'unsafe-eval' https://www.gstatic.com"},
+        {},
+        "headers.csp",
+        Status.FAIL,
+    ),
+    ("no CSP", {"csp": None}, {}, "headers.csp", Status.WARN),
+    (
+        "server version",
+        {"server_header": "nginx/1.25.3"},
+        {},
+        "headers.server-version",
+        Status.FAIL,
+    ),
+    ("redirect drops query", {"redirect_keeps_query": False}, {}, "redirect.https", Status.FAIL),
+    ("temporary redirect", {"redirect_status": 302}, {}, "redirect.https", Status.WARN),
+    ("ACME path redirected", {"acme_redirected": True}, {}, "redirect.acme-path", Status.FAIL),
+    (
+        "LocalAddress http",
+        {"local_address": f"http://{NAME}"},
+        {},
+        "jellyfin.forwarded",
+        Status.FAIL,
+    ),
+    (
+        "LocalAddress other host",
+        {"local_address": "https://jellyfin:8096"},
+        {},
+        "jellyfin.forwarded",
+        Status.FAIL,
+    ),
+    (
+        "LocalAddress bind address",
+        {"local_address": "http://172.18.0.3:8096"},
+        {},
+        "jellyfin.forwarded",
+        Status.WARN,
+    ),
+    ("health Degraded", {"health_body": "Degraded"}, {}, "jellyfin.health", Status.FAIL),
+    (
+        "health 503",
+        {"health_status": 503, "health_body": "Unhealthy"},
+        {},
+        "jellyfin.health",
+        Status.FAIL,
+    ),
+    ("no WebSocket upgrade", {"websocket": "none"}, {}, "websocket.keepalive", Status.FAIL),
+    ("413 on upload", {"upload_limit": 1 << 20}, {}, "upload.20mb", Status.FAIL),
+    ("Range ignored", {"range_support": False}, {}, "stream.range", Status.FAIL),
+    ("KnownProxies empty", {}, {"known_proxies": []}, "proxy.known-proxies", Status.FAIL),
+    (
+        "proxy not covered",
+        {},
+        {"known_proxies": ["10.0.0.0/8"]},
+        "proxy.known-proxies",
+        Status.FAIL,
+    ),
+    ("KnownProxies names", {}, {"known_proxies": ["traefik"]}, "proxy.known-proxies", Status.WARN),
+]
+
+
+def _target_overrides(pki: PKI, overrides: dict[str, Any]) -> dict[str, Any]:
+    if overrides.get("ca_file") == "bundle":
+        # A trust store that already holds the intermediate, like a desktop that has
+        # seen it before: tls.name passes, only tls.chain can see the bare leaf.
+        return {**overrides, "ca_file": pki.bundle_pem}
+    return overrides
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "check_id", "expected"),
+    [pytest.param(c, o, i, s, id=name) for name, c, o, i, s in BROKEN],
+)
+def test_broken_variant_fails_exactly_its_check(
+    pki: PKI, config: dict[str, Any], overrides: dict[str, Any], check_id: str, expected: Status
+) -> None:
+    with fake_stack(pki, **config) as stack:
+        report = run_checks(stack.target(**_target_overrides(pki, overrides)))
+    result = report.get(check_id)
+    assert result is not None
+    assert result.status is expected, result.reason
+    assert result.hint, "a non-pass result must say how to fix it"
+    others = {k: v for k, v in not_passing(report).items() if k != check_id}
+    assert others == {}
+    assert report.ok is (expected is not Status.FAIL)
+
+
+@pytest.mark.parametrize("mode", ["refuse-403", "auth-close"])
+def test_websocket_auth_refusals_still_prove_the_upgrade(pki: PKI, mode: str) -> None:
+    # Real Jellyfin answers an unauthenticated upgrade 403 before any 101
+    # (WebSocketManager -> SecurityException); a plain GET of /socket is a 404.
+    with fake_stack(pki, websocket=mode) as stack:
+        report = run_checks(stack.target(), only=["websocket"])
+    result = report.get("websocket.keepalive")
+    assert result is not None
+    assert result.status is Status.PASS, result.reason
+
+
+def test_frames_allowed_opt_in(pki: PKI) -> None:
+    with fake_stack(pki, extra_headers=(("X-Frame-Options", "SAMEORIGIN"),)) as stack:
+        report = run_checks(stack.target(frames_allowed=True), only=["headers.frames"])
+    result = report.get("headers.frames")
+    assert result is not None and result.status is Status.PASS
+    assert "opted in" in result.reason
+
+
+def test_bare_leaf_with_only_the_root_trusted(pki: PKI) -> None:
+    # The common real case: the store has the root only, so the name check fails too,
+    # and the TLS 1.2 Certificate message shows a single certificate.
+    with fake_stack(pki, full_chain=False) as stack:
+        report = run_checks(stack.target(), only=["tls.name", "tls.chain"])
+    assert statuses(report) == {"tls.name": Status.FAIL, "tls.chain": Status.FAIL}
+    chain = report.get("tls.chain")
+    assert chain is not None and "only the leaf" in chain.reason
+
+
+def test_untrusted_certificate_fails_only_trust_checks(pki: PKI) -> None:
+    with fake_stack(pki) as stack:
+        report = run_checks(stack.target(ca_file=None))
+    assert set(not_passing(report)) == {"tls.name", "tls.chain"}
+    chain = report.get("tls.chain")
+    assert chain is not None and chain.status is Status.WARN  # cannot judge without a root
+
+
+def test_tls12_only_with_a_legacy_suite(pki: PKI) -> None:
+    config = {"cert": "rsa", "ciphers": "AES128-SHA", "max_version": ssl.TLSVersion.TLSv1_2}
+    with fake_stack(pki, **config) as stack:
+        report = run_checks(stack.target())
+    got = statuses(report)
+    assert got["tls.ciphers"] is Status.FAIL
+    assert got["tls.tls13"] is Status.FAIL
+    ciphers = report.get("tls.ciphers")
+    assert ciphers is not None and ciphers.details["accepted_other"] == ["AES128-SHA"]
+    # The HTTP-level checks still work: the probe talks whatever the server speaks.
+    assert got["jellyfin.health"] is Status.PASS
+    assert got["headers.security"] is Status.PASS
+
+
+def test_legacy_protocols_accepted(pki: PKI) -> None:
+    config = {"min_version": ssl.TLSVersion.TLSv1, "ciphers": "ALL:@SECLEVEL=0"}
+    with fake_stack(pki, **config) as stack:
+        report = run_checks(stack.target(), only=["tls.protocols"])
+    result = report.get("tls.protocols")
+    assert result is not None and result.status is Status.FAIL
+    assert "TLSv1.0" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("compression", "renegotiation_info", "expected"),
+    [
+        (1, True, {"tls.compression": Status.FAIL, "tls.renegotiation": Status.PASS}),
+        (0, False, {"tls.compression": Status.PASS, "tls.renegotiation": Status.FAIL}),
+        (0, True, {"tls.compression": Status.PASS, "tls.renegotiation": Status.PASS}),
+    ],
+)
+def test_compression_and_renegotiation_from_the_server_hello(
+    compression: int, renegotiation_info: bool, expected: dict[str, Status]
+) -> None:
+    with crafted_tls12_server(
+        compression=compression, renegotiation_info=renegotiation_info
+    ) as port:
+        target = Target(url=f"https://{NAME}:{port}", resolve={NAME: "127.0.0.1"}, timeout=3)
+        report = run_checks(target, only=["tls.compression", "tls.renegotiation"])
+    assert statuses(report) == expected
+
+
+# --- robustness ----------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_target_fails_every_check_without_crashing() -> None:
+    port = _closed_port()
+    target = Target(
+        url=f"https://{NAME}:{port}",
+        resolve={NAME: "127.0.0.1"},
+        http_port=port,
+        known_proxies=["172.30.0.0/24"],
+        timeout=2,
+    )
+    start = time.monotonic()
+    report = run_checks(target)
+    assert time.monotonic() - start < 10
+    assert not report.ok
+    # Only the purely static check passes; everything else names the connection problem.
+    assert [r.id for r in report.results if r.status is Status.PASS] == ["proxy.known-proxies"]
+    for result in report.results:
+        if result.status is Status.FAIL:
+            assert result.hint
+    health = report.get("jellyfin.health")
+    assert health is not None and "could not connect" in health.reason
+
+
+def test_only_selects_ids_and_groups(pki: PKI) -> None:
+    with fake_stack(pki) as stack:
+        report = run_checks(stack.target(), only=["redirect", "tls.name"])
+    assert [r.id for r in report.results] == ["redirect.https", "redirect.acme-path", "tls.name"]
+    with pytest.raises(ValueError, match="unknown check"):
+        run_checks(stack.target(), only=["tls.nmae"])
+
+
+def test_media_path_secret_is_never_sent_unverified_nor_echoed(pki: PKI) -> None:
+    media = "/Videos/abc/stream?static=true&api_key=SECRET123"
+    with fake_stack(pki) as stack:
+        trusted = run_checks(stack.target(media_path=media), only=["stream"])
+        untrusted = run_checks(stack.target(media_path=media, ca_file=None), only=["stream"])
+    assert statuses(trusted) == {"stream.range": Status.PASS, "stream.ttfb": Status.PASS}
+    assert statuses(untrusted) == {"stream.range": Status.FAIL, "stream.ttfb": Status.FAIL}
+    result = untrusted.get("stream.range")
+    assert result is not None and "not trusted" in result.reason
+    for report in (trusted, untrusted):
+        dumped = json.dumps(report.to_json()) + report.to_junit_xml() + report.render_table()
+        assert "SECRET123" not in dumped
+
+
+# --- renderings ----------------------------------------------------------------------------
+
+
+def test_json_shape(good_report: Report) -> None:
+    data = good_report.to_json()
+    assert data["schema"] == SCHEMA == "stackgen.verify/1"
+    assert set(data) == {"schema", "target", "summary", "checks", "skipped"}
+    target = data["target"]
+    assert isinstance(target, dict)
+    assert set(target) >= {"url", "resolve", "http_port", "ca_file", "media_path"}
+    assert data["summary"] == {
+        "ok": True,
+        "passed": len(good_report.results),
+        "warned": 0,
+        "failed": 0,
+        "skipped": 1,
+        "duration_ms": good_report.duration_ms,
+    }
+    checks = data["checks"]
+    assert isinstance(checks, list)
+    for entry in checks:
+        assert set(entry) == {"id", "title", "status", "reason", "hint", "details", "duration_ms"}
+        assert entry["status"] in ("pass", "warn", "fail")
+    assert data["skipped"] == [
+        {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"}
+    ]
+    json.dumps(data)  # every value is JSON
+
+
+def test_junit_xml_is_well_formed(pki: PKI) -> None:
+    with fake_stack(pki, hsts=None, redirect_status=302) as stack:
+        report = run_checks(stack.target())
+    root = ET.fromstring(report.to_junit_xml())
+    assert root.tag == "testsuites"
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == len(report.results) + len(report.skipped)
+    assert int(suite.get("failures", "-1")) == report.failed == 1
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert [c.get("name") for c in failures] == ["hsts.https"]
+    assert sum(c.find("skipped") is not None for c in cases) == 1
+    warn_case = next(c for c in cases if c.get("name") == "redirect.https")
+    out = warn_case.find("system-out")
+    assert out is not None and (out.text or "").startswith("warn:")
+
+
+def test_table_is_plain_unless_colour_is_asked(good_report: Report) -> None:
+    table = good_report.render_table()
+    assert "\x1b" not in table
+    assert "redirect.https" in table and "27 passed" in table
+    assert "\x1b[" in good_report.render_table(color=True)
+
+
+def test_ca_file_path_round_trip(pki: PKI) -> None:
+    target = Target(url=f"https://{NAME}", ca_file=Path(pki.root_pem))
+    assert target.ca_file == pki.root_pem
