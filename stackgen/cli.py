@@ -401,6 +401,81 @@ def logs(
         sys.stdout.flush()
 
 
+# --- verify ------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    directory: DirOption = Path(),
+    url: Annotated[
+        str | None, typer.Option(help="Verify any stack by its public URL instead of --dir.")
+    ] = None,
+    resolve: Annotated[
+        list[str] | None, typer.Option(help="HOST:IP to connect to instead of DNS; repeatable.")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Extra trust anchors (PEM) for the served chain.")
+    ] = None,
+    http_port: Annotated[int, typer.Option(help="Plain-HTTP port (with --url).")] = 80,
+    media_path: Annotated[
+        str | None,
+        typer.Option(help="Path under the base for Range/TTFB checks (default /web/index.html)."),
+    ] = None,
+    known_proxy: Annotated[
+        list[str] | None, typer.Option(help="Jellyfin's KnownProxies entry (with --url).")
+    ] = None,
+    proxy_address: Annotated[
+        list[str] | None,
+        typer.Option(help="Address the proxy connects to Jellyfin from (with --url)."),
+    ] = None,
+    frames_allowed: Annotated[
+        bool, typer.Option(help="You opted in to X-Frame-Options (with --url).")
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only these check ids or groups; repeatable.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per connection step.")] = 10.0,
+    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Prove a live stack is right: redirects, TLS, headers, Jellyfin, WebSocket, streaming.
+
+    Exit 1 when any check fails. Example: stackgen verify --dir ./jellyfin-stack
+    Any stack: stackgen verify --url https://jf.example.com --resolve jf.example.com:192.0.2.7
+    """
+    from stackgen import verify as verifying
+    from stackgen.probe import run_checks
+
+    if url:
+        target = verifying.target_for_url(
+            url,
+            resolve=resolve or [],
+            ca_file=ca_file,
+            http_port=http_port,
+            media_path=media_path,
+            known_proxies=known_proxy or [],
+            proxy_address=proxy_address or [],
+            frames_allowed=frames_allowed,
+            timeout=timeout,
+        )
+    else:
+        target = verifying.target_for_stack(
+            directory, media_path=media_path, timeout=timeout, ca_file=ca_file
+        )
+    try:
+        report = run_checks(target, only=only or None)
+    except ValueError as error:  # an unknown --only id
+        raise InvalidInputError(str(error)) from None
+    if junit is not None:
+        junit.write_text(report.to_junit_xml(), encoding="utf-8")
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        sys.stderr.write(report.render_table(color=_color()) + "\n")
+    if not report.ok:
+        raise ProblemsFoundError(f"verify: {report.failed} check(s) failed")
+
+
 # --- entry point -------------------------------------------------------------------------
 
 

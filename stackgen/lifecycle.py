@@ -135,7 +135,7 @@ def services(config: StackConfig, stack_dir: Path) -> list[ServiceState]:
         labels = container.config.labels or {}
         health = container.state.health.status if container.state.health else "none"
         ports = [
-            f"{binding.host_ip}:{binding.host_port}->{inner}"
+            f"{binding.get('HostIp', '')}:{binding.get('HostPort', '')}->{inner}"
             for inner, bindings in (container.network_settings.ports or {}).items()
             for binding in (bindings or [])
         ]

@@ -114,8 +114,41 @@ def test_stack_end_to_end(
         assert bare.status in (301, 302, 307, 308)
         assert urlsplit(bare.headers["Location"]).path.startswith(f"{subpath}/")
 
+    _assert_verify_is_clean(stack)
+    _assert_status(stack)
     _assert_certificate_state(stack)
     _assert_down_leaves_nothing(stack)
+
+
+def _assert_verify_is_clean(stack: Stack) -> None:
+    """The product's own verdict: every check passes, with no warning."""
+    from integration.conftest import stackgen
+
+    result = stackgen(
+        "verify", "--dir", str(stack.directory), "--json",
+        "--media-path", "/Videos/standin/stream?static=true", check=False,
+    )
+    report = json.loads(result.stdout)
+    problems = [
+        f"{c['id']}: {c['status']}: {c['reason']}"
+        for c in report["checks"] if c["status"] != "pass"
+    ]
+    assert problems == [], "\n".join(problems)
+    assert result.returncode == 0, result.stderr
+
+
+def _assert_status(stack: Stack) -> None:
+    from integration.conftest import stackgen
+
+    status = json.loads(stackgen("status", "--dir", str(stack.directory), "--json").stdout)
+    assert status["running"] and status["healthy"]
+    assert {s["service"] for s in status["services"]} >= {"jellyfin", stack.config.proxy.value}
+    certificate = status["certificate"]
+    assert certificate["verified"], certificate["verify_error"]
+    assert "Pebble" in certificate["issuer"]
+    assert certificate["subject"] == f"CN={DOMAIN}"
+    assert certificate["days_left"] > 21
+    assert status["trust_file"]
 
 
 def _assert_certificate_state(stack: Stack) -> None:

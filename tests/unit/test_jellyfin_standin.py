@@ -634,3 +634,12 @@ def test_published_server_url_and_graceful_sigterm(fleet: dict[str, StandinProce
     assert server.stop() == 0
     assert time.monotonic() - started < 5
     assert "stopped" in server.output
+
+
+
+def test_web_page_honours_ranges_like_static_files(plain: StandinProcess) -> None:
+    """ASP.NET static files answer Range on /web/: verify's default range probe relies on it."""
+    reply = plain.get("/web/index.html", {"Range": "bytes=0-14"})
+    assert reply.status == 206
+    assert reply.headers["Content-Range"].startswith("bytes 0-14/")
+    assert reply.body == b"<!DOCTYPE html>"

@@ -814,7 +814,7 @@ class StandinServer:
         if rel_lower in ("/web/", "/web/index.html"):
             if request.method not in ("GET", "HEAD"):
                 return _empty(405, {"Allow": "GET, HEAD"})
-            return self.web_index()
+            return self.web_index(request)
         if rel_lower.startswith("/web/"):
             return _empty(404)
 
@@ -919,12 +919,26 @@ class StandinServer:
     async def public_info(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
         return self._public_info_response(exchange, wizard_completed=True)
 
-    def web_index(self) -> web.Response:
-        return _html(
+    def web_index(self, request: web.BaseRequest) -> web.Response:
+        page = _html(
             "Jellyfin stand-in",
             "Test stand-in for the Jellyfin web client (stackgen test suite). "
             f"This is not Jellyfin. Base URL: <code>{html.escape(self.base or '/')}</code>.",
         )
+        # Jellyfin serves /web through ASP.NET static files, which honour byte ranges.
+        body = page.body if isinstance(page.body, bytes) else b""
+        page.headers["Accept-Ranges"] = "bytes"
+        selected = select_range(request.headers.getall("Range", []), len(body))
+        if selected == UNSATISFIABLE:
+            return _empty(416, {"Content-Range": f"bytes */{len(body)}"})
+        if isinstance(selected, tuple):
+            first, last = selected
+            return web.Response(
+                status=206, body=body[first : last + 1], content_type="text/html",
+                headers={"Accept-Ranges": "bytes",
+                         "Content-Range": f"bytes {first}-{last}/{len(body)}"},
+            )
+        return page
 
     async def video_stream(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
         request = exchange.request

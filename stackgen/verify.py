@@ -1,0 +1,111 @@
+"""`stackgen verify`: build the probe's Target from a stack folder or from a bare URL.
+
+For a stack stackgen generated, Known Proxies come from the `network.xml` on disk (what
+Jellyfin will read), and the proxy's address from the running container (where it really
+connects from), so a stale or hand-edited file is caught.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from python_on_whales.exceptions import DockerException
+
+from stackgen.config_file import load_config
+from stackgen.docker_ops import compose_client
+from stackgen.errors import InvalidInputError
+from stackgen.models import StackConfig
+from stackgen.probe import Target
+from stackgen.proxies import get_proxy
+from stackgen.render import network_xml_path
+
+
+def known_proxies_on_disk(config: StackConfig, stack_dir: Path) -> list[str]:
+    path = stack_dir / network_xml_path(config)
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - the user's own file
+    except (OSError, ET.ParseError):
+        return []
+    return [(e.text or "").strip() for e in root.findall("./KnownProxies/string") if e.text]
+
+
+def proxy_addresses(config: StackConfig, stack_dir: Path) -> list[str]:
+    """The proxy container's addresses on the stack's networks (empty when not running)."""
+    service = get_proxy(config.proxy).service
+    try:
+        containers = compose_client(config, stack_dir).compose.ps([service])
+    except DockerException:
+        return []
+    addresses = []
+    for container in containers:
+        for network in (container.network_settings.networks or {}).values():
+            if network.ip_address:
+                addresses.append(str(network.ip_address))
+    return addresses
+
+
+def target_for_stack(
+    stack_dir: Path, *, media_path: str | None, timeout: float, ca_file: Path | None
+) -> Target:
+    config = load_config(stack_dir)
+    trust = config.client_trust_file
+    return _validated(
+        lambda: Target(
+            url=config.public_url.rstrip("/"),
+            resolve={config.domain: config.connect_address},
+            ca_file=ca_file or ((stack_dir / trust) if trust else None),
+            http_port=config.ports.http,
+            media_path=media_path,
+            known_proxies=known_proxies_on_disk(config, stack_dir),
+            proxy_addresses=proxy_addresses(config, stack_dir) or None,
+            frames_allowed=bool(config.headers.frame_options),
+            timeout=timeout,
+        )
+    )
+
+
+def parse_resolve(values: Sequence[str]) -> dict[str, str]:
+    """HOST:IP pairs; a host name has no ':', so everything after the first one is the IP."""
+    resolve: dict[str, str] = {}
+    for value in values:
+        host, _, address = value.partition(":")
+        if not host or not address:
+            raise InvalidInputError(f"--resolve {value!r}: expected HOST:IP")
+        resolve[host] = address.strip("[]")
+    return resolve
+
+
+def target_for_url(
+    url: str,
+    *,
+    resolve: Sequence[str],
+    ca_file: Path | None,
+    http_port: int,
+    media_path: str | None,
+    known_proxies: Sequence[str],
+    proxy_address: Sequence[str],
+    frames_allowed: bool,
+    timeout: float,
+) -> Target:
+    return _validated(
+        lambda: Target(
+            url=url.rstrip("/"),
+            resolve=parse_resolve(resolve),
+            ca_file=ca_file,
+            http_port=http_port,
+            media_path=media_path,
+            known_proxies=list(known_proxies) or None,
+            proxy_addresses=list(proxy_address) or None,
+            frames_allowed=frames_allowed,
+            timeout=timeout,
+        )
+    )
+
+
+def _validated(build: Callable[[], Target]) -> Target:
+    try:
+        return build()
+    except ValueError as error:
+        raise InvalidInputError(str(error)) from None
