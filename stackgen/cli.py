@@ -338,6 +338,22 @@ def up(
 
 
 @app.command()
+def reload(
+    directory: DirOption = Path(),
+    force: Annotated[bool, typer.Option(help="Replace files edited by hand.")] = False,
+) -> None:
+    """Re-render and make the running stack pick the change up, without dropping requests.
+
+    Example: stackgen reload --dir ./jellyfin-stack
+    """
+    from stackgen import lifecycle
+
+    config = load_config(directory)
+    lifecycle.reload(config, directory, force=force, progress=say)
+    say(f"reloaded: {config.public_url}", fg="green")
+
+
+@app.command()
 def down(
     directory: DirOption = Path(),
     volumes: Annotated[bool, typer.Option(help="Also remove named volumes.")] = False,

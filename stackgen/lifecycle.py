@@ -32,7 +32,9 @@ from stackgen.probe.client import (
 )
 from stackgen.probe.target import Target
 from stackgen.proxies import get_proxy
+from stackgen.render import COMPOSE_FILE, network_xml_path
 from stackgen.runner import run
+from stackgen.stack import render_dir
 
 Progress = Callable[[str], None]
 LOG_LINES_ON_FAILURE = 25
@@ -223,6 +225,46 @@ def wait_reachable(
         f"{config.public_url.rstrip('/')}{config.health_path.removeprefix(config.subpath)} "
         f"not reachable over verified HTTPS within {seconds:.0f} s: {last}"
     )
+
+
+def reload(config: StackConfig, stack_dir: Path, *, force: bool, progress: Progress) -> None:
+    """Re-render, then apply what changed with the least disruption: a graceful proxy reload
+    (or its file watch); a restart only where the software offers nothing else."""
+    require_engine()
+    states = services(config, stack_dir)
+    if not any(s.state == "running" for s in states):
+        raise ProblemsFoundError(f"{config.project} is not running: use `stackgen up`")
+    outcome = render_dir(config, stack_dir, force=force, dry_run=False)
+    changed = {v.file.path for v in outcome.plan.verdicts if v.writes}
+    for verdict in outcome.plan.conflicts:
+        progress(f"kept your edit of {verdict.file.path} (--force replaces it)")
+    failures = [f for f in check_stack(config, stack_dir) if f.level is Level.FAIL]
+    if failures:
+        raise ProblemsFoundError(
+            f"not reloading a rejected config: {failures[0].check}: {failures[0].message}"
+        )
+    client = compose_client(config, stack_dir)
+    proxy = get_proxy(config.proxy)
+    try:
+        if COMPOSE_FILE in changed:
+            progress("docker-compose.yml changed: recreating the services it changes")
+            client.compose.up(detach=True, wait=True, wait_timeout=180, remove_orphans=True)
+        if network_xml_path(config) in changed:
+            progress("network.xml changed: restarting Jellyfin (it reads it at start only)")
+            client.compose.restart(["jellyfin"])
+        if proxy.needs_restart(config, changed):
+            progress(f"{proxy.service}: restarting (this change needs a restart)")
+            client.compose.restart([proxy.service])
+        elif (command := proxy.reload_command(config)) is not None:
+            progress(f"{proxy.service}: graceful reload ({' '.join(command)})")
+            client.compose.execute(proxy.service, list(command), tty=False)
+        else:
+            progress(f"{proxy.service}: picks up its changed files by itself")
+    except DockerException as error:
+        raise DockerError(
+            f"reload failed: {' '.join(str(error.stderr or error).split())}"
+        ) from None
+    wait_reachable(config, stack_dir, 120, progress)
 
 
 def down(config: StackConfig, stack_dir: Path, *, volumes: bool) -> None:

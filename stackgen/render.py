@@ -50,6 +50,7 @@ def render_stack(
     directories = [
         (config.jellyfin.config_dir, 0o755),
         (config.jellyfin.cache_dir, 0o755),
+        *proxy.directories(config),
     ]
     return files, directories
 

@@ -59,6 +59,11 @@ class Proxy(ABC):
     def state_files(self, config: StackConfig) -> list[StateFile]:
         return []
 
+    def directories(self, config: StackConfig) -> list[tuple[str, int]]:
+        """Folders (stack path, mode) the proxy's container writes to, created before it starts:
+        Docker would create a missing bind source itself, owned by root."""
+        return []
+
     def validate_command(self, config: StackConfig) -> InImageCommand | None:
         """The proxy's own config test, run inside its image (`nginx -t`, ...)."""
         return None
@@ -66,6 +71,11 @@ class Proxy(ABC):
     def reload_command(self, config: StackConfig) -> Sequence[str] | None:
         """Run with `docker compose exec` in the proxy container; None: it watches its files."""
         return None
+
+    def needs_restart(self, config: StackConfig, changed: set[str]) -> bool:
+        """Whether changed config files only take effect by restarting the proxy (which
+        drops connections); otherwise `reload_command` or the proxy's own watch applies them."""
+        return False
 
     def static_problems(self, config: StackConfig, files: dict[str, bytes]) -> list[str]:
         """Rule checks stackgen can do without Docker on the files as they are on disk."""

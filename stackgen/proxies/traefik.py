@@ -30,6 +30,10 @@ class Traefik(Proxy):
         # (schema) and by `up`'s health wait.
         return None
 
+    def needs_restart(self, config: StackConfig, changed: set[str]) -> bool:
+        # The dynamic file is watched; the static one is read once, at start.
+        return "traefik/traefik.toml" in changed
+
     def static_problems(self, config: StackConfig, files: dict[str, bytes]) -> list[str]:
         problems: list[str] = []
         for name, checker in (
