@@ -28,11 +28,15 @@ from stackgen.probe.target import Target
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-# Test stacks publish here (not 80/443: a developer's demo may be running).
-HTTP_PORT = 18080
-HTTPS_PORT = 18443
-JELLYFIN_PORT = 18096
-SUBNET = "172.30.99.0/24"
+# Test stacks publish here (not 80/443: a developer's demo may be running). Two runs on
+# one machine take different slots (STACKGEN_TEST_SLOT=0..9): every port, Pebble's too,
+# and the subnet move by the slot, so the runs never collide.
+SLOT = int(os.environ.get("STACKGEN_TEST_SLOT", "0"))
+PORT_SHIFT = 100 * SLOT
+HTTP_PORT = 18080 + PORT_SHIFT
+HTTPS_PORT = 18443 + PORT_SHIFT
+JELLYFIN_PORT = 18096 + PORT_SHIFT
+SUBNET = f"172.30.{99 + SLOT}.0/24"
 DOMAIN = "jellyfin.stackgen.test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -82,10 +86,10 @@ def pebble(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
         state_dir=tmp_path_factory.mktemp("pebble"),
         http_port=HTTP_PORT,
         tls_port=HTTPS_PORT,
-        dns_port=18053,
-        challtestsrv_management_port=18055,
-        acme_port=18140,
-        management_port=18150,
+        dns_port=18053 + PORT_SHIFT,
+        challtestsrv_management_port=18055 + PORT_SHIFT,
+        acme_port=18140 + PORT_SHIFT,
+        management_port=18150 + PORT_SHIFT,
     )
     ca.start()
     try:

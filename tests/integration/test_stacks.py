@@ -125,13 +125,19 @@ def _assert_verify_is_clean(stack: Stack) -> None:
     from integration.conftest import stackgen
 
     result = stackgen(
-        "verify", "--dir", str(stack.directory), "--json",
-        "--media-path", "/Videos/standin/stream?static=true", check=False,
+        "verify",
+        "--dir",
+        str(stack.directory),
+        "--json",
+        "--media-path",
+        "/Videos/standin/stream?static=true",
+        check=False,
     )
     report = json.loads(result.stdout)
     problems = [
         f"{c['id']}: {c['status']}: {c['reason']}"
-        for c in report["checks"] if c["status"] != "pass"
+        for c in report["checks"]
+        if c["status"] != "pass"
     ]
     assert problems == [], "\n".join(problems)
     assert result.returncode == 0, result.stderr
