@@ -8,7 +8,7 @@ PROXY ?= traefik
 SUBPATH ?=
 DEMO_DIR ?= demo
 
-.PHONY: help venv lint unit engine images test golden demo demo-down wheel clean
+.PHONY: help venv tools lint unit engine images test golden demo demo-down wheel clean
 
 help:
 	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin optional)"
@@ -24,6 +24,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Third-party tools the tests run (sslyze pins its own cryptography: kept apart).
+TOOLS := .cache/tools-venv
+$(TOOLS)/.installed:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet 'sslyze>=6,<7'
+	touch $@
+
+tools: $(TOOLS)/.installed
 
 lint: venv
 	$(VENV)/bin/ruff check stackgen tests
@@ -41,7 +51,7 @@ engine:
 images: venv engine
 	$(PY) tests/images/build.py
 
-test: venv lint engine images
+test: venv tools lint engine images
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 demo: venv

@@ -59,6 +59,9 @@ STOP_TIMEOUT = 5.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+CERT_VALIDITY_SECONDS = 90 * 24 * 3600
+
+
 class PebbleError(Exception):
     """Pebble could not be started, reached or stopped."""
 
@@ -431,6 +434,9 @@ class PebbleCA:
                 "tlsPort": self.tls_port,
                 "ocspResponderURL": "",
                 "externalAccountBindingRequired": False,
+                # Like Let's Encrypt (Pebble's default is 5 years, which Mozilla's
+                # intermediate profile and its scanners flag as too long).
+                "certificateValidityPeriod": CERT_VALIDITY_SECONDS,
             }
         }
         self.config_file.write_text(json.dumps(config, indent=2) + "\n")

@@ -169,6 +169,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 StackFactory = Callable[..., Stack]
 
 
+@pytest.fixture(scope="session")
+def sslyze() -> Path:
+    """The third-party TLS scanner (installed by `make tools`)."""
+    path = Path(os.environ.get("STACKGEN_SSLYZE", REPO / ".cache/tools-venv/bin/sslyze"))
+    if path.is_file():
+        return path
+    if IN_CI:
+        pytest.fail(f"sslyze not found at {path} (run `make tools`)")
+    pytest.skip(f"sslyze not found at {path} (run `make tools`)")
+
+
 @pytest.fixture
 def make_stack(
     request: pytest.FixtureRequest,

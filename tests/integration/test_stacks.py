@@ -7,6 +7,7 @@ import hashlib
 import json
 import stat
 import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,7 +36,12 @@ def _expected_bytes(start: int, end: int) -> bytes:
 
 @pytest.mark.parametrize(("proxy", "subpath", "network"), MATRIX, ids=[_id(*m) for m in MATRIX])
 def test_stack_end_to_end(
-    make_stack: StackFactory, pebble: object, proxy: str, subpath: str, network: str
+    make_stack: StackFactory,
+    pebble: object,
+    sslyze: Path,
+    proxy: str,
+    subpath: str,
+    network: str,
 ) -> None:
     stack = make_stack(proxy, subpath=subpath, network=network)
     root = pebble.issuer_root_file  # type: ignore[attr-defined]
@@ -115,6 +121,7 @@ def test_stack_end_to_end(
         assert urlsplit(bare.headers["Location"]).path.startswith(f"{subpath}/")
 
     _assert_verify_is_clean(stack)
+    _assert_mozilla_intermediate_by_sslyze(sslyze, root)
     _assert_status(stack)
     _assert_certificate_state(stack)
     _assert_down_leaves_nothing(stack)
@@ -141,6 +148,25 @@ def _assert_verify_is_clean(stack: Stack) -> None:
     ]
     assert problems == [], "\n".join(problems)
     assert result.returncode == 0, result.stderr
+
+
+def _assert_mozilla_intermediate_by_sslyze(sslyze: Path, root: Path) -> None:
+    """An established third-party scanner's verdict on the TLS configuration."""
+    result = subprocess.run(
+        [
+            str(sslyze),
+            "--mozilla_config=intermediate",
+            "--certinfo_ca_file",
+            str(root),
+            f"{DOMAIN}:{HTTPS_PORT}{{127.0.0.1}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+    verdict = result.stdout[result.stdout.find("COMPLIANCE AGAINST") :]
+    assert result.returncode == 0 and "OK - Compliant" in verdict, verdict or result.stderr
 
 
 def _assert_status(stack: Stack) -> None:
