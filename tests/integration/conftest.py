@@ -31,7 +31,9 @@ sys.path.insert(0, str(REPO / "tests"))
 # Test stacks publish here (not 80/443: a developer's demo may be running). Two runs on
 # one machine take different slots (STACKGEN_TEST_SLOT=0..9): every port, Pebble's too,
 # and the subnet move by the slot, so the runs never collide.
-SLOT = int(os.environ.get("STACKGEN_TEST_SLOT", "0"))
+# Under pytest-xdist each worker (gw0, gw1, ...) takes its own slot.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+SLOT = int(os.environ.get("STACKGEN_TEST_SLOT", "0")) + int(_WORKER or 0)
 PORT_SHIFT = 100 * SLOT
 HTTP_PORT = 18080 + PORT_SHIFT
 HTTPS_PORT = 18443 + PORT_SHIFT
