@@ -62,9 +62,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.docker)
 
 
+def _remove_leftovers() -> None:
+    """Stacks of this slot left by a killed run hold the slot's subnet: remove them."""
+    listing = subprocess.run(
+        ["docker", "ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}'],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    for project in sorted(set(listing.stdout.split())):
+        if project.startswith((f"sgtest{SLOT}-", f"sghandmade{SLOT}")):
+            subprocess.run(
+                ["docker", "compose", "-p", project, "down", "--remove-orphans", "-t", "1"],
+                capture_output=True,
+                check=False,
+                timeout=120,
+            )
+
+
 @pytest.fixture(scope="session")
 def engine() -> None:
     if _engine_answers():
+        _remove_leftovers()
         return
     message = "no Docker engine answers (run `bash tests/infra/engine.sh`)"
     if IN_CI:
@@ -202,7 +222,7 @@ def make_stack(
         start: bool = True,
     ) -> Stack:
         directory = tmp_path / f"stack-{len(stacks)}"
-        project = f"sgtest-{uuid.uuid4().hex[:8]}"
+        project = f"sgtest{SLOT}-{uuid.uuid4().hex[:8]}"
         args = [
             "init",
             proxy,

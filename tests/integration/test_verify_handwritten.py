@@ -63,7 +63,9 @@ def _chain(folder: Path) -> Path:
 
 
 @pytest.fixture
-def handwritten(images: dict[str, str], tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+def handwritten(
+    engine: None, images: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[Path, Path]]:
     folder = tmp_path / "handwritten"
     shutil.copytree(REPO / "tests/fixtures/handwritten", folder)
     for path in (folder / "nginx.conf", folder / "config/config/network.xml"):
