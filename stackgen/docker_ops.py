@@ -74,6 +74,8 @@ def run_in_image(image: str, command: InImageCommand, stack_dir: Path) -> tuple[
         argv += ["-v", f"{host.resolve()}:{target}:ro"]
     if command.entrypoint:
         argv += ["--entrypoint", command.entrypoint]
+    if command.user:
+        argv += ["--user", command.user]
     argv += [image, *command.argv]
     result = run(argv, check=False, timeout=120)
     return result.returncode == 0, result.stdout + result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ def environment() -> jinja2.Environment:
     env.filters["q"] = _quote
     env.filters["bind"] = bind_source
     env.filters["regex"] = re.escape
+    env.filters["sh"] = shlex.quote  # a single-quoted POSIX shell word (scripts)
     env.filters["xml"] = lambda value: escape(str(value))
     env.globals["stackgen_version"] = __version__
     return env

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from stackgen.errors import InvalidInputError
 from stackgen.models import ProxyKind
+from stackgen.proxies.apache import Apache
 from stackgen.proxies.base import InImageCommand, Proxy, StateFile, TemplateFile
+from stackgen.proxies.nginx import Nginx
 from stackgen.proxies.traefik import Traefik
 
-_PROXIES: dict[ProxyKind, Proxy] = {proxy.kind: proxy for proxy in (Traefik(),)}
+_PROXIES: dict[ProxyKind, Proxy] = {
+    proxy.kind: proxy for proxy in (Traefik(), Nginx(), Apache())
+}
 
 
 def available() -> list[str]:

@@ -37,6 +37,7 @@ class InImageCommand:
     argv: Sequence[str]
     mounts: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (stack path, container)
     entrypoint: str | None = None
+    user: str | None = None  # uid:gid, for an image whose own user cannot read the stack's keys
 
 
 class Proxy(ABC):
