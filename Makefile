@@ -51,8 +51,11 @@ engine:
 images: venv engine
 	$(PY) tests/images/build.py
 
+# Integration tests on two workers: each takes its own slot (ports, Pebble, subnet).
+JOBS ?= 2
 test: venv tools lint engine images
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) tests/integration
 
 demo: venv
 	PROXY=$(PROXY) SUBPATH=$(SUBPATH) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
