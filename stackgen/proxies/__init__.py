@@ -6,11 +6,13 @@ from stackgen.errors import InvalidInputError
 from stackgen.models import ProxyKind
 from stackgen.proxies.apache import Apache
 from stackgen.proxies.base import InImageCommand, Proxy, StateFile, TemplateFile
+from stackgen.proxies.caddy import Caddy
+from stackgen.proxies.haproxy import HAProxy
 from stackgen.proxies.nginx import Nginx
 from stackgen.proxies.traefik import Traefik
 
 _PROXIES: dict[ProxyKind, Proxy] = {
-    proxy.kind: proxy for proxy in (Traefik(), Nginx(), Apache())
+    proxy.kind: proxy for proxy in (Traefik(), Caddy(), Nginx(), Apache(), HAProxy())
 }
 
 

@@ -17,6 +17,18 @@ BREAKAGES = {
         "no_such_directive on;",
         'unknown directive "no_such_directive"',
     ),
+    "caddy": (
+        "caddy/etc/Caddyfile",
+        "\thttps_port 443",
+        "\tno_such_option on",
+        "no_such_option",
+    ),
+    "haproxy": (
+        "haproxy/haproxy.cfg",
+        "    log stdout format raw local0 info",
+        "    no-such-keyword on",
+        "no-such-keyword",
+    ),
     "apache": (
         "apache/httpd.conf",
         "ServerSignature Off",

@@ -1,0 +1,69 @@
+"""HAProxy: one haproxy.cfg, certificates through the shared certbot service.
+
+HAProxy serves no files, so certbot's webroot is answered by a small Lua service
+(acme-webroot.lua; the official image and Debian's build have Lua). `crt` is the same file in
+every mode: the combined chain + key that certbot's deploy hook builds, or, in modes
+`internal` and `files`, the chain with its key mounted beside it as `<crt>.key`, which HAProxy
+loads by itself (`ssl-load-extra-files`, 2.2+): no combined copy of the user's key is made.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from stackgen.models import ProxyKind, StackConfig
+from stackgen.proxies.base import InImageCommand, TemplateFile
+from stackgen.proxies.certbot import CertbotProxy
+
+# Mounted as the image's /usr/local/etc/haproxy (the folder: an atomic replace of the file
+# would be missed by a single-file mount).
+CONF_DIR: Final = "haproxy"
+CONF_PATH: Final = "/usr/local/etc/haproxy"
+CONF_FILE: Final = f"{CONF_PATH}/haproxy.cfg"
+# Master-worker (-W): SIGUSR2 to the master starts new workers on the new configuration and
+# lets the old ones finish their connections. -db: stay in the foreground.
+FOREGROUND: Final = ("haproxy", "-W", "-db", "-f", CONF_FILE)
+
+
+class HAProxy(CertbotProxy):
+    kind: ClassVar[ProxyKind] = ProxyKind.HAPROXY
+    combined_pem: ClassVar[bool] = True
+    conf_dir: ClassVar[str] = CONF_DIR
+    conf_path: ClassVar[str] = CONF_PATH
+    # A frontend on loopback inside the container, for the healthcheck only.
+    health_port: ClassVar[int] = 8082
+    # A paused stream and an idle WebSocket must outlive this much inactivity.
+    stream_timeout: ClassVar[str] = "1h"
+
+    def templates(self, config: StackConfig) -> list[TemplateFile]:
+        files = [TemplateFile("proxies/haproxy/haproxy.cfg.j2", f"{CONF_DIR}/haproxy.cfg")]
+        if self.uses_certbot(config):
+            files.append(
+                TemplateFile("proxies/haproxy/acme-webroot.lua.j2", f"{CONF_DIR}/acme-webroot.lua")
+            )
+        return [*files, *self.certbot_templates(config)]
+
+    def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
+        if self.uses_certbot(config) or not config.tls_files:
+            return super().tls_mounts(config)
+        crt = self.layout.combined
+        return [(config.tls_files[0], crt), (config.tls_files[1], f"{crt}.key")]
+
+    def command(self, config: StackConfig) -> list[str]:
+        # Given in full: the image's entrypoint adds -W -db only when `haproxy` comes first.
+        if self.uses_certbot(config):
+            return self.watch_command(self.reload_command(config), FOREGROUND)
+        return list(FOREGROUND)
+
+    def validate_command(self, config: StackConfig) -> InImageCommand | None:
+        # As the stack's user: the key files are readable by it alone.
+        return InImageCommand(
+            argv=("haproxy", "-c", "-f", CONF_FILE),
+            mounts=((CONF_DIR, CONF_PATH), *self.tls_mounts(config)),
+            user=config.run_as,
+        )
+
+    def reload_command(self, config: StackConfig) -> list[str]:
+        # PID 1 is the container's init (compose `init: true`): it forwards the signal to
+        # HAProxy's master.
+        return ["sh", "-c", "kill -USR2 1"]
