@@ -9,6 +9,7 @@ import re
 import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
@@ -16,7 +17,7 @@ from websockets.sync.client import connect
 from stackgen.probe import client
 from stackgen.probe.base import Verdict, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
-from stackgen.probe.result import redact
+from stackgen.probe.result import Status, redact
 
 WS_QUERY = "api_key=stackgen-probe&deviceId=stackgen-verify"
 TTFB_WARN_S = 2.0
@@ -74,8 +75,25 @@ def _media_request(ctx: ProbeContext, byte_range: str) -> client.Response:
 # --- websocket ---------------------------------------------------------------------------
 
 
+NO_UPGRADE_ANSWER = "no answer to the upgrade request"
+
+
 @check("websocket.keepalive", "WebSocket upgrade reaches Jellyfin", HINT_WEBSOCKET)
 def websocket_keepalive(ctx: ProbeContext) -> Verdict:
+    """One retry, only for a fresh connection that got no answer at all to its upgrade: a
+    single stalled connection is a network event, not a WebSocket configuration (a proxy that
+    mishandles upgrades answers wrongly, fast, every time)."""
+    verdict = _websocket_attempt(ctx)
+    if verdict.status is Status.FAIL and verdict.reason.startswith(NO_UPGRADE_ANSWER):
+        retry = _websocket_attempt(ctx)
+        details = {**retry.details, "attempts": 2, "first_attempt": verdict.reason}
+        if retry.status is Status.PASS:
+            return passed(f"{retry.reason} (a first connection stalled; retried once)", **details)
+        return replace(retry, details=details)
+    return verdict
+
+
+def _websocket_attempt(ctx: ProbeContext) -> Verdict:
     path = f"{ctx.url.base}/socket?{WS_QUERY}"
     uri = f"wss://{ctx.url.netloc}{path}"
     timeout = ctx.target.timeout
@@ -134,7 +152,7 @@ def websocket_keepalive(ctx: ProbeContext) -> Verdict:
             )
         return warned(f"101 upgrade, then closed with code {code}", HINT_WEBSOCKET, **details)
     except TimeoutError:
-        what = "no KeepAlive reply" if upgraded else "no answer to the upgrade request"
+        what = "no KeepAlive reply" if upgraded else NO_UPGRADE_ANSWER
         return failed(f"{what} within {timeout:g} s", HINT_WEBSOCKET, **details)
     except InvalidHandshake as exc:
         return failed(f"the WebSocket handshake failed: {exc}", HINT_WEBSOCKET, **details)
