@@ -45,7 +45,7 @@ cat <<MSG
 Demo stack is up: $PROXY in front of the Jellyfin stand-in, certificate issued by Pebble.
   URL:       https://$DOMAIN$SUBPATH/
   trust:     $ca   (Pebble's issuing root)
-  try:       curl --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health
+  try:       curl -sS --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health
   describe:  $STACKGEN status --dir $DEMO_DIR --json
   remove:    make demo-down
 MSG
