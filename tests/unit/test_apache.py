@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from stackgen.models import StackConfig, parse_config
+from stackgen.models import StackConfig
 from stackgen.proxies import get_proxy
 from stackgen.proxies.apache import CONF_FILE, Apache, conf_problems
-from stackgen.render import render_stack
+from tests.unit.rendering import config_for, rendered
 
 TLS = {
     "acme": {"mode": "acme"},
@@ -38,20 +38,12 @@ REQUIRED_MODULES = (
 
 
 def _config(tmp: Path, **overrides: Any) -> StackConfig:
-    data: dict[str, Any] = {
-        "proxy": "apache",
-        "domain": "jellyfin.example.com",
-        "email": "admin@example.com",
-        "run_as": "0:0",
-        "ports": {"http": 18080, "https": 18443},
-    }
-    data.update(overrides)
-    return parse_config(data, tmp, check_paths=False)
+    defaults: dict[str, Any] = {"run_as": "0:0", "ports": {"http": 18080, "https": 18443}}
+    return config_for("apache", tmp, **{**defaults, **overrides})
 
 
 def _rendered(config: StackConfig, tmp: Path) -> dict[str, str]:
-    files, _ = render_stack(config, tmp)
-    return {f.path: f.content.decode() for f in files}
+    return rendered(config, tmp)
 
 
 def _conf(config: StackConfig, tmp: Path) -> str:

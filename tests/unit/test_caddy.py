@@ -8,26 +8,19 @@ from typing import Any
 import pytest
 
 from stackgen.errors import InvalidInputError
-from stackgen.models import TlsMode, parse_config
+from stackgen.models import TlsMode
 from stackgen.proxies import get_proxy
 from stackgen.proxies.caddy import CADDYFILE, Caddy
 from stackgen.render import render_stack
+from tests.unit.rendering import config_for, rendered
 
 
 def _config(tmp_path: Path, **overrides: Any) -> Any:
-    data: dict[str, Any] = {
-        "proxy": "caddy",
-        "domain": "jellyfin.example.com",
-        "email": "admin@example.com",
-        "run_as": "1000:1000",
-        **overrides,
-    }
-    return parse_config(data, tmp_path, check_paths=False)
+    return config_for("caddy", tmp_path, **overrides)
 
 
 def _rendered(tmp_path: Path, **overrides: Any) -> dict[str, str]:
-    files, _ = render_stack(_config(tmp_path, **overrides), tmp_path)
-    return {f.path: f.content.decode() for f in files}
+    return rendered(_config(tmp_path, **overrides), tmp_path)
 
 
 def test_dns_01_is_refused_with_one_line(tmp_path: Path) -> None:

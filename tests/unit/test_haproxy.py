@@ -10,28 +10,20 @@ from typing import Any
 import pytest
 
 from stackgen.errors import InvalidInputError
-from stackgen.models import parse_config
 from stackgen.proxies.haproxy import CONF_FILE, FOREGROUND, HAProxy
 from stackgen.render import render_stack
+from tests.unit.rendering import config_for, rendered
 
 PROXY = HAProxy()
 FILES = {"mode": "files", "cert_file": "/srv/tls/chain.pem", "key_file": "/srv/tls/key.pem"}
 
 
 def _config(tmp_path: Path, **overrides: Any) -> Any:
-    data: dict[str, Any] = {
-        "proxy": "haproxy",
-        "domain": "jellyfin.example.com",
-        "email": "admin@example.com",
-        "run_as": "1000:1000",
-        **overrides,
-    }
-    return parse_config(data, tmp_path, check_paths=False)
+    return config_for("haproxy", tmp_path, **overrides)
 
 
 def _rendered(tmp_path: Path, **overrides: Any) -> dict[str, str]:
-    files, _ = render_stack(_config(tmp_path, **overrides), tmp_path)
-    return {f.path: f.content.decode() for f in files}
+    return rendered(_config(tmp_path, **overrides), tmp_path)
 
 
 def test_crt_is_one_path_in_every_mode(tmp_path: Path) -> None:

@@ -636,7 +636,6 @@ def test_published_server_url_and_graceful_sigterm(fleet: dict[str, StandinProce
     assert "stopped" in server.output
 
 
-
 def test_web_page_honours_ranges_like_static_files(plain: StandinProcess) -> None:
     """ASP.NET static files answer Range on /web/: verify's default range probe relies on it."""
     reply = plain.get("/web/index.html", {"Range": "bytes=0-14"})

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from stackgen.models import StackConfig, parse_config
+from stackgen.models import StackConfig
 from stackgen.proxies import get_proxy
 from stackgen.proxies.nginx import CONF_FILE, Nginx, conf_problems, directives
 from stackgen.render import render_stack
+from tests.unit.rendering import config_for
 
 TLS = {
     "acme": {"mode": "acme"},
@@ -22,15 +23,8 @@ TLS = {
 
 
 def _config(tmp: Path, **overrides: Any) -> StackConfig:
-    data: dict[str, Any] = {
-        "proxy": "nginx",
-        "domain": "jellyfin.example.com",
-        "email": "admin@example.com",
-        "run_as": "0:0",
-        "ports": {"http": 18080, "https": 18443},
-    }
-    data.update(overrides)
-    return parse_config(data, tmp, check_paths=False)
+    defaults: dict[str, Any] = {"run_as": "0:0", "ports": {"http": 18080, "https": 18443}}
+    return config_for("nginx", tmp, **{**defaults, **overrides})
 
 
 def _conf(config: StackConfig, tmp: Path) -> str:
