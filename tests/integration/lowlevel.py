@@ -12,6 +12,8 @@ import http.client
 import json
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,56 @@ def websocket_keepalive(name: str, port: int, root: Path, path: str) -> list[dic
             if frame.get("MessageType") == "KeepAlive":
                 break
     return frames
+
+
+class RequestLoop(threading.Thread):
+    """Requests `path` over verified HTTPS, a new connection (and handshake) each time, and
+    counts what failed. Bounded in count and in time: it stops by itself."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        root: Path,
+        path: str = "/health",
+        *,
+        max_requests: int,
+        max_seconds: float,
+        retry_unanswered: bool = False,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port, self.root, self.path = host, port, root, path
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.retry_unanswered = retry_unanswered
+        self.stop = threading.Event()
+        self.ok = 0
+        self.retried = 0
+        self.failures: list[str] = []
+
+    def _get(self) -> Reply:
+        try:
+            return https(self.host, self.port, self.root, self.path)
+        except http.client.RemoteDisconnected:
+            if not self.retry_unanswered:
+                raise
+            # A fresh connection closed before any response byte: HTTP lets a client retry
+            # an idempotent request (RFC 9110, 9.2.2) and browsers do.
+            self.retried += 1
+            return https(self.host, self.port, self.root, self.path)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while (
+            not self.stop.is_set()
+            and time.monotonic() < deadline
+            and self.ok + len(self.failures) < self.max_requests
+        ):
+            try:
+                reply = self._get()
+            except OSError as error:  # ssl.SSLError and RemoteDisconnected included
+                self.failures.append(repr(error))
+                continue
+            if reply.status == 200 and reply.body == b"Healthy":
+                self.ok += 1
+            else:
+                self.failures.append(f"HTTP {reply.status}")

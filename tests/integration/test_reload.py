@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
-import threading
 import time
 
 import pytest
@@ -14,43 +12,6 @@ from stackgen.proxies import available
 
 MAX_REQUESTS = 2000  # the loop is bounded in count and in time
 MAX_SECONDS = 90.0
-
-
-class RequestLoop(threading.Thread):
-    """Keeps requesting /health over verified HTTPS and counts what failed."""
-
-    def __init__(self, root: object, path: str) -> None:
-        super().__init__(daemon=True)
-        self.root, self.path = root, path
-        self.stop = threading.Event()
-        self.ok = 0
-        self.retried = 0
-        self.failures: list[str] = []
-
-    def _get(self) -> lowlevel.Reply:
-        try:
-            return lowlevel.https(DOMAIN, HTTPS_PORT, self.root, self.path)  # type: ignore[arg-type]
-        except http.client.RemoteDisconnected:
-            # A fresh connection closed before any response byte: HTTP lets a client retry
-            # an idempotent request (RFC 9110, 9.2.2) and browsers do. Caddy's reload closes
-            # connections accepted but not yet read; in-flight requests are never dropped.
-            self.retried += 1
-            return lowlevel.https(DOMAIN, HTTPS_PORT, self.root, self.path)  # type: ignore[arg-type]
-
-    def run(self) -> None:
-        deadline = time.monotonic() + MAX_SECONDS
-        while not self.stop.is_set() and self.ok + len(self.failures) < MAX_REQUESTS:
-            if time.monotonic() > deadline:
-                break
-            try:
-                reply = self._get()
-            except OSError as error:
-                self.failures.append(repr(error))
-                continue
-            if reply.status == 200 and reply.body == b"Healthy":
-                self.ok += 1
-            else:
-                self.failures.append(f"HTTP {reply.status}")
 
 
 @pytest.mark.parametrize("proxy", available())
@@ -68,7 +29,16 @@ def test_reload_applies_a_change_without_dropping_requests(
             'referrer_policy = "strict-origin-when-cross-origin"', 'referrer_policy = "no-referrer"'
         )
     )
-    loop = RequestLoop(root, "/health")
+    loop = lowlevel.RequestLoop(
+        DOMAIN,
+        HTTPS_PORT,
+        root,
+        max_requests=MAX_REQUESTS,
+        max_seconds=MAX_SECONDS,
+        # Caddy's reload closes connections accepted but not yet read; in-flight requests
+        # are never dropped.
+        retry_unanswered=True,
+    )
     loop.start()
     time.sleep(1)
     result = stackgen("reload", "--dir", str(stack.directory))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import stat
-import threading
 import time
 from pathlib import Path
 
@@ -23,35 +22,6 @@ CERTBOT_PROXIES = [name for name in available() if isinstance(get_proxy(name), C
 MAX_REQUESTS = 3000
 MAX_SECONDS = 120.0
 SERVED_WITHIN_S = 30.0
-
-
-class RequestLoop(threading.Thread):
-    """Requests /health over verified HTTPS (a new connection each time, so every request
-    performs a handshake) and counts what failed."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(daemon=True)
-        self.root = root
-        self.stop = threading.Event()
-        self.ok = 0
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        deadline = time.monotonic() + MAX_SECONDS
-        while (
-            not self.stop.is_set()
-            and time.monotonic() < deadline
-            and self.ok + len(self.failures) < MAX_REQUESTS
-        ):
-            try:
-                reply = lowlevel.https(DOMAIN, HTTPS_PORT, self.root, "/health")
-            except OSError as error:  # ssl.SSLError included
-                self.failures.append(repr(error))
-                continue
-            if reply.status == 200 and reply.body == b"Healthy":
-                self.ok += 1
-            else:
-                self.failures.append(f"HTTP {reply.status}")
 
 
 def served_certificate(root: Path) -> x509.Certificate:
@@ -79,7 +49,9 @@ def test_forced_renewal_is_served_without_a_failed_request(
     before = served_certificate(root)
     assert before.serial_number == deployed_certificate(stack).serial_number
 
-    loop = RequestLoop(root)
+    loop = lowlevel.RequestLoop(
+        DOMAIN, HTTPS_PORT, root, max_requests=MAX_REQUESTS, max_seconds=MAX_SECONDS
+    )
     loop.start()
     time.sleep(1)
     started = time.monotonic()
