@@ -27,16 +27,10 @@ nginx.py and `compose-templates/proxies/nginx/compose-services.yml.j2`).
 
 from __future__ import annotations
 
-import datetime as dt
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stackgen.models import (
     HSTS_MAX_AGE,
@@ -46,6 +40,7 @@ from stackgen.models import (
     TlsMode,
     bind_source,
 )
+from stackgen.pki import placeholder_pair
 from stackgen.proxies.base import Proxy, StateFile, TemplateFile
 
 # certbot's webroot flow answers HTTP-01 only: TLS-ALPN-01 would need the proxy to serve the
@@ -54,8 +49,6 @@ TLS_MODES: Final = frozenset({TlsMode.ACME, TlsMode.INTERNAL, TlsMode.FILES})
 
 # Marks the placeholder, so a person (or a check) looking at the served certificate knows
 # why it is not trusted.
-PLACEHOLDER_ORGANIZATION: Final = "stackgen placeholder until certbot deploys"
-PLACEHOLDER_DAYS: Final = 90
 
 
 @dataclass(frozen=True)
@@ -98,45 +91,6 @@ class Layout:
 
 
 LAYOUT: Final = Layout()
-
-
-@dataclass(frozen=True)
-class PlaceholderPair:
-    fullchain_pem: bytes
-    key_pem: bytes
-
-
-def placeholder_pair(domain: str, now: dt.datetime | None = None) -> PlaceholderPair:
-    """A self-signed certificate for `domain`: the proxy starts on it, certbot replaces it."""
-    now = now or dt.datetime.now(dt.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, PLACEHOLDER_ORGANIZATION),
-            x509.NameAttribute(NameOID.COMMON_NAME, domain),
-        ]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=PLACEHOLDER_DAYS))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return PlaceholderPair(
-        fullchain_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
 
 
 class CertbotProxy(Proxy):

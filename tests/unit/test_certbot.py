@@ -21,14 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from stackgen import writer
 from stackgen.errors import InvalidInputError
 from stackgen.models import StackConfig, TlsMode, parse_config
+from stackgen.pki import PLACEHOLDER_ORGANIZATION, placeholder_pair
 from stackgen.proxies import available, get_proxy
-from stackgen.proxies.certbot import (
-    LAYOUT,
-    PLACEHOLDER_ORGANIZATION,
-    TLS_MODES,
-    CertbotProxy,
-    placeholder_pair,
-)
+from stackgen.proxies.certbot import LAYOUT, TLS_MODES, CertbotProxy
 from stackgen.render import render_stack
 
 CERTBOT_PROXIES = [name for name in available() if isinstance(get_proxy(name), CertbotProxy)]

@@ -934,9 +934,13 @@ class StandinServer:
         if isinstance(selected, tuple):
             first, last = selected
             return web.Response(
-                status=206, body=body[first : last + 1], content_type="text/html",
-                headers={"Accept-Ranges": "bytes",
-                         "Content-Range": f"bytes {first}-{last}/{len(body)}"},
+                status=206,
+                body=body[first : last + 1],
+                content_type="text/html",
+                headers={
+                    "Accept-Ranges": "bytes",
+                    "Content-Range": f"bytes {first}-{last}/{len(body)}",
+                },
             )
         return page
 
