@@ -163,7 +163,7 @@ def _proxy_rules(config: StackConfig, stack_dir: Path) -> list[Finding]:
     }
     problems = proxy.static_problems(config, files)
     if not problems:
-        return [Finding("proxy", Level.PASS, f"{proxy.kind.value} configuration follows its rules")]
+        return [Finding("proxy", Level.PASS, f"{proxy.kind} configuration follows its rules")]
     return [Finding("proxy", Level.FAIL, problem) for problem in problems]
 
 
@@ -187,11 +187,9 @@ def _proxy_validator(config: StackConfig, stack_dir: Path) -> list[Finding]:
     try:
         ok, output = run_in_image(proxy.image(config), command, stack_dir)
     except DockerError as error:
-        return [
-            Finding("proxy-test", Level.WARN, f"{proxy.kind.value}'s own test not run: {error}")
-        ]
+        return [Finding("proxy-test", Level.WARN, f"{proxy.kind}'s own test not run: {error}")]
     if ok:
-        return [Finding("proxy-test", Level.PASS, f"{proxy.kind.value}'s own test accepts it")]
+        return [Finding("proxy-test", Level.PASS, f"{proxy.kind}'s own test accepts it")]
     lines = [line for line in output.strip().splitlines() if line.strip()]
     return [Finding("proxy-test", Level.FAIL, " | ".join(lines[-5:]) or "rejected")]
 

@@ -22,7 +22,6 @@ from stackgen.errors import InvalidInputError, ProblemsFoundError, StackgenError
 from stackgen.models import (
     LETSENCRYPT_STAGING,
     JellyfinNetwork,
-    ProxyKind,
     TlsMode,
 )
 from stackgen.proxies import available
@@ -136,7 +135,7 @@ def _parse_media(values: list[str]) -> list[dict[str, Any]]:
 
 @app.command()
 def init(
-    proxy: Annotated[str, typer.Argument(help=f"One of: {', '.join(k.value for k in ProxyKind)}.")],
+    proxy: Annotated[str, typer.Argument(help=f"One of: {', '.join(available())}.")],
     domain: Annotated[str, typer.Option(help="Public name, e.g. jellyfin.example.com.")],
     email: Annotated[
         str | None, typer.Option(help="ACME account email (required for ACME modes).")

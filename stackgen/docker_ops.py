@@ -11,7 +11,7 @@ from python_on_whales.exceptions import DockerException
 
 from stackgen.errors import DockerError
 from stackgen.models import StackConfig
-from stackgen.proxies.base import InImageCommand
+from stackgen.parts import InImageCommand
 from stackgen.render import COMPOSE_FILE
 from stackgen.runner import run
 

@@ -335,7 +335,7 @@ def status(config: StackConfig, stack_dir: Path) -> dict[str, object]:
     return {
         "project": config.project,
         "stack_dir": str(stack_dir),
-        "proxy": config.proxy.value,
+        "proxy": config.proxy,
         "url": config.public_url,
         "running": running,
         "healthy": running and all(s.health in ("healthy", "none") for s in states),

@@ -18,28 +18,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
+
+from stackgen.proxies import registry
 
 SCHEMA_VERSION: Final = 1
 
 LETSENCRYPT_PRODUCTION: Final = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING: Final = "https://acme-staging-v02.api.letsencrypt.org/directory"
-
-# Mozilla "intermediate" (guideline 5.7/6.0): TLS 1.2 suites, client's order.
-TLS12_CIPHERS_OPENSSL: Final = (
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
-)
-# The curves are named because Go's and OpenSSL 3.0's defaults add P-521/X448.
-TLS_CURVES_OPENSSL: Final = ("X25519", "prime256v1", "secp384r1")
-HSTS_MAX_AGE: Final = 63072000
 
 # jellyfin-web 10.9+ needs 'unsafe-eval' and blob: workers; Chromecast needs gstatic.
 # No frame-ancestors: it breaks the LG webOS app (jellyfin-contract.md).
@@ -63,14 +55,6 @@ DEFAULT_PERMISSIONS_POLICY: Final = (
     "microphone=(), payment=(), serial=(), usb=(), xr-spatial-tracking=()"
 )
 DEFAULT_REFERRER_POLICY: Final = "strict-origin-when-cross-origin"
-
-
-class ProxyKind(StrEnum):
-    TRAEFIK = "traefik"
-    CADDY = "caddy"
-    NGINX = "nginx"
-    HAPROXY = "haproxy"
-    APACHE = "apache"
 
 
 class TlsMode(StrEnum):
@@ -185,6 +169,15 @@ def validate_image(value: str) -> str:
     return value
 
 
+def validate_proxy_kind(value: str) -> str:
+    """A proxy the registry knows (the built-in packages and any registered at run time)."""
+    names = registry.available()
+    if value not in names:
+        choices = ", ".join(repr(name) for name in names[:-1]) + f" or {names[-1]!r}"
+        raise ValueError(f"Input should be {choices}")
+    return value
+
+
 def validate_https_url(value: str) -> str:
     if not re.match(r"^https://[^\s/?#]+(?:/[^\s]*)?$", value):
         raise ValueError(f"{value!r} is not an https:// URL")
@@ -198,6 +191,8 @@ Port = Annotated[int, AfterValidator(validate_port)]
 EnvName = Annotated[str, AfterValidator(validate_env_name)]
 Image = Annotated[str, AfterValidator(validate_image)]
 HttpsUrl = Annotated[str, AfterValidator(validate_https_url)]
+# A proxy's name; the list is the registry's, so a new proxy package needs no edit here.
+ProxyKind = Annotated[str, AfterValidator(validate_proxy_kind)]
 
 
 def _resolve(info: ValidationInfo, raw: str) -> Path:
@@ -347,15 +342,37 @@ class JellyfinConfig(Strict):
         return value
 
 
-class ImagesConfig(Strict):
-    """Every proxy-side image; defaults are the official images with pinned tags."""
+class ImagesConfig(BaseModel):
+    """One image per proxy and per helper service (certbot), keyed by name. The names and
+    their defaults (official images, pinned tags) come from the proxy registry, so a new
+    proxy brings its own field."""
 
-    traefik: Image = "traefik:v3.7.15"
-    caddy: Image = "caddy:2.11.7"
-    nginx: Image = "nginx:1.28.0"
-    haproxy: Image = "haproxy:3.2.4"
-    apache: Image = "httpd:2.4.65"
-    certbot: Image = "certbot/certbot:v4.2.0"
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Image]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registry_names(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ImagesConfig]
+    ) -> ImagesConfig:
+        if isinstance(data, dict):
+            defaults = registry.default_images()
+            unknown = [name for name in data if name not in defaults]
+            if unknown:
+                # The same error as an unknown field of a fixed model, at images.<name>.
+                raise ValidationError.from_exception_data(
+                    cls.__name__,
+                    [
+                        InitErrorDetails(type="extra_forbidden", loc=(name,), input=data[name])
+                        for name in unknown
+                    ],
+                )
+            # Registry order (then certbot), whatever order the file gives.
+            data = {name: data.get(name, default) for name, default in defaults.items()}
+        return handler(data)
+
+    def of(self, name: str) -> str:
+        return (self.__pydantic_extra__ or {})[name]
 
 
 class HeadersConfig(Strict):
@@ -385,6 +402,7 @@ class StackConfig(Strict):
     ports: PortsConfig = Field(default_factory=PortsConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     jellyfin: JellyfinConfig = Field(default_factory=JellyfinConfig)
+    # A factory: a proxy registered after import still gets its default image.
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     headers: HeadersConfig = Field(default_factory=HeadersConfig)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from stackgen import pki
 from stackgen.errors import InvalidInputError
 from stackgen.models import JellyfinNetwork, StackConfig, TlsMode
 from stackgen.proxies import get_proxy
@@ -14,8 +13,6 @@ from stackgen.writer import PlannedFile
 
 COMPOSE_FILE: Final = "docker-compose.yml"
 ENV_FILE: Final = ".env"
-# Where the proxy container finds certificates of modes `internal` and `files`.
-TLS_DIR: Final = "tls"
 
 
 def network_xml_path(config: StackConfig) -> str:
@@ -30,9 +27,16 @@ def render_stack(
     proxy = get_proxy(config.proxy)
     if config.tls.mode not in proxy.tls_modes:
         raise InvalidInputError(
-            f"proxy {config.proxy.value!r} does not support tls.mode {config.tls.mode.value!r}"
+            f"proxy {config.proxy!r} does not support tls.mode {config.tls.mode.value!r}"
         )
-    context = {"c": config, "proxy": proxy, "JellyfinNetwork": JellyfinNetwork, "TlsMode": TlsMode}
+    context = {
+        "c": config,
+        "proxy": proxy,
+        "certs": proxy.certificates(config),
+        "tls_profile": proxy.tls_profile,
+        "JellyfinNetwork": JellyfinNetwork,
+        "TlsMode": TlsMode,
+    }
     files = [
         PlannedFile(COMPOSE_FILE, render("docker-compose.yml.j2", **context).encode()),
         PlannedFile(
@@ -44,9 +48,10 @@ def render_stack(
         for t in proxy.templates(config)
     ]
     files += [
-        PlannedFile(s.target, s.content, s.mode, state=True) for s in proxy.state_files(config)
+        PlannedFile(s.target, s.content, s.mode, state=True)
+        for s in proxy.state_files(config, stack_dir)
     ]
-    files += _secret_files(config, stack_dir)
+    files += _secret_files(config)
     directories = [
         (config.jellyfin.config_dir, 0o755),
         (config.jellyfin.cache_dir, 0o755),
@@ -55,19 +60,10 @@ def render_stack(
     return files, directories
 
 
-def _secret_files(config: StackConfig, stack_dir: Path) -> list[PlannedFile]:
-    files: list[PlannedFile] = []
-    if config.tls.dns_env:
-        # Names only in stackgen.toml; the values live here, filled by the user.
-        lines = ["# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."]
-        lines += [f"{name}=" for name in config.tls.dns_env]
-        files.append(PlannedFile(ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True))
-    if config.tls.mode is TlsMode.INTERNAL and not (stack_dir / TLS_DIR / "ca.pem").exists():
-        pair = pki.issue_internal(config.domain)
-        files += [
-            PlannedFile(f"{TLS_DIR}/ca.pem", pair.ca_cert_pem, 0o644, state=True),
-            PlannedFile(f"{TLS_DIR}/ca-key.pem", pair.ca_key_pem, 0o600, state=True),
-            PlannedFile(f"{TLS_DIR}/fullchain.pem", pair.fullchain_pem, 0o644, state=True),
-            PlannedFile(f"{TLS_DIR}/privkey.pem", pair.key_pem, 0o600, state=True),
-        ]
-    return files
+def _secret_files(config: StackConfig) -> list[PlannedFile]:
+    if not config.tls.dns_env:
+        return []
+    # Names only in stackgen.toml; the values live here, filled by the user.
+    lines = ["# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."]
+    lines += [f"{name}=" for name in config.tls.dns_env]
+    return [PlannedFile(ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True)]

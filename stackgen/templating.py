@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import jinja2
 
 from stackgen import __version__
 from stackgen.models import bind_source
+from stackgen.parts import Duration
+from stackgen.proxies import registry
 
 
 def templates_dir() -> Path:
@@ -25,6 +28,32 @@ def templates_dir() -> Path:
     return Path(__file__).parent.parent / "compose-templates"
 
 
+class _Loader(jinja2.BaseLoader):
+    """compose-templates/, except `proxies/<name>/...` of a proxy that brings its own
+    template folder (one registered from outside stackgen/proxies/)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = jinja2.FileSystemLoader(str(root))
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        top, name, rest = [*template.split("/", 2), "", ""][:3]
+        folder = registry.template_dir(name) if top == "proxies" and rest else None
+        if folder is not None:
+            return jinja2.FileSystemLoader(str(folder)).get_source(environment, rest)
+        return self._root.get_source(environment, template)
+
+
+def _duration(value: Duration, unit: str = "") -> str:
+    return value.spelled(unit)
+
+
+def _each(values: Iterable[object], pattern: str) -> list[str]:
+    """`pattern % value` for every value (`versions | each("TLSv%s")`)."""
+    return [pattern % (value,) for value in values]
+
+
 def _quote(value: object) -> str:
     # A JSON string is a valid TOML basic string and a valid YAML double-quoted scalar.
     return json.dumps(str(value))
@@ -33,7 +62,7 @@ def _quote(value: object) -> str:
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=_Loader(templates_dir()),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # noqa: S701 - these are config files, not HTML; XML uses |xml
         keep_trailing_newline=True,
@@ -42,6 +71,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters["q"] = _quote
     env.filters["bind"] = bind_source
+    env.filters["duration"] = _duration
+    env.filters["each"] = _each
     env.filters["regex"] = re.escape
     env.filters["sh"] = shlex.quote  # a single-quoted POSIX shell word (scripts)
     env.filters["xml"] = lambda value: escape(str(value))

@@ -1,69 +1,81 @@
-"""The one interface every proxy module implements.
+"""The one interface every proxy implements, and every value its templates may read.
 
-Adding a proxy means one module here plus one template folder under
-`compose-templates/proxies/<kind>/`; nothing else in stackgen knows proxy specifics.
+A proxy is a package `stackgen/proxies/<name>/` (or any package registered with
+`registry.register`): `__init__.py` declares its `SPEC` (name, default image, class), its
+class subclasses `Proxy`, and its templates live in one folder. Nothing else in stackgen
+knows proxy specifics. Templates receive `c` (the StackConfig), `proxy` (this object),
+`certs` (its certificate source) and `tls_profile`; they read only what is declared here or
+on the proxy's own class.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Final
 
-from stackgen.models import ProxyKind, StackConfig, TlsMode
+from stackgen.certificates import INTERMEDIATE, CertificateSource, TlsProfile
+from stackgen.models import StackConfig, TlsMode
+from stackgen.parts import Duration, InImageCommand, StateFile, TemplateFile
+from stackgen.proxies.spec import ProxySpec
 
-
-@dataclass(frozen=True)
-class TemplateFile:
-    template: str  # path under compose-templates/
-    target: str  # path in the stack folder
-    mode: int = 0o644
-
-
-@dataclass(frozen=True)
-class StateFile:
-    """Created once (empty or with initial content) and then owned by the running stack."""
-
-    target: str
-    content: bytes = b""
-    mode: int = 0o600
-
-
-@dataclass(frozen=True)
-class InImageCommand:
-    """A command run in the proxy's own image with stack files mounted (validate, test)."""
-
-    argv: Sequence[str]
-    mounts: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (stack path, container)
-    entrypoint: str | None = None
-    user: str | None = None  # uid:gid, for an image whose own user cannot read the stack's keys
+# Jellyfin's documented minimum for uploads (docs/jellyfin.md).
+JELLYFIN_MAX_BODY: Final = 20 * 1024 * 1024
 
 
 class Proxy(ABC):
-    kind: ClassVar[ProxyKind]
+    spec: ClassVar[ProxySpec]
     # TLS modes this proxy implements; the CLI refuses the others with one line.
     tls_modes: ClassVar[frozenset[TlsMode]] = frozenset(TlsMode)
+    # Its configuration folder: in the stack, and where its container sees it (mounted as a
+    # folder: an editor's or stackgen's atomic replace of a file would be missed by a
+    # single-file bind mount).
+    conf_dir: ClassVar[str]
+    conf_path: ClassVar[str]
+    # A listener on loopback inside the container, for the healthcheck only (never published).
+    health_port: ClassVar[int] = 8082
+    # A paused stream and an idle WebSocket must outlive this much inactivity.
+    stream_timeout: ClassVar[Duration] = Duration(3600)
+    max_body_bytes: ClassVar[int] = JELLYFIN_MAX_BODY
+    tls_profile: ClassVar[TlsProfile] = INTERMEDIATE
+
+    @property
+    def kind(self) -> str:
+        return self.spec.name
 
     @property
     def service(self) -> str:
         """Compose service name of the proxy (what `stackgen logs` takes)."""
-        return self.kind.value
+        return self.spec.name
+
+    @property
+    def template_dir(self) -> str:
+        """Template name prefix of this proxy's own templates."""
+        return f"proxies/{self.spec.name}"
 
     def image(self, config: StackConfig) -> str:
-        return str(getattr(config.images, self.kind.value))
+        return config.images.of(self.spec.name)
 
     @abstractmethod
-    def templates(self, config: StackConfig) -> list[TemplateFile]:
-        """Config files rendered from templates (besides docker-compose.yml and network.xml)."""
+    def certificates(self, config: StackConfig) -> CertificateSource:
+        """Where the served certificate comes from, for this configuration."""
 
-    def state_files(self, config: StackConfig) -> list[StateFile]:
+    @abstractmethod
+    def own_templates(self, config: StackConfig) -> list[TemplateFile]:
+        """The proxy's config files (besides docker-compose.yml and network.xml)."""
+
+    def own_state_files(self, config: StackConfig) -> list[StateFile]:
         return []
 
-    def directories(self, config: StackConfig) -> list[tuple[str, int]]:
+    def own_directories(self, config: StackConfig) -> list[tuple[str, int]]:
         """Folders (stack path, mode) the proxy's container writes to, created before it starts:
         Docker would create a missing bind source itself, owned by root."""
         return []
+
+    def foreground(self, config: StackConfig) -> Sequence[str] | None:
+        """The proxy's command in the foreground; None: the image's own command."""
+        return None
 
     def validate_command(self, config: StackConfig) -> InImageCommand | None:
         """The proxy's own config test, run inside its image (`nginx -t`, ...)."""
@@ -73,11 +85,39 @@ class Proxy(ABC):
         """Run with `docker compose exec` in the proxy container; None: it watches its files."""
         return None
 
-    def needs_restart(self, config: StackConfig, changed: set[str]) -> bool:
-        """Whether changed config files only take effect by restarting the proxy (which
-        drops connections); otherwise `reload_command` or the proxy's own watch applies them."""
-        return False
+    def restart_files(self, config: StackConfig) -> frozenset[str]:
+        """Stack files the proxy reads only at start: changing one needs a restart (which
+        drops connections); `reload_command` or the proxy's own watch applies the others."""
+        return frozenset()
 
     def static_problems(self, config: StackConfig, files: dict[str, bytes]) -> list[str]:
         """Rule checks stackgen can do without Docker on the files as they are on disk."""
         return []
+
+    # --- the proxy with its certificate source: what render and lifecycle use --------------
+
+    def templates(self, config: StackConfig) -> list[TemplateFile]:
+        return [*self.own_templates(config), *self.certificates(config).templates(config)]
+
+    def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
+        return [
+            *self.own_state_files(config),
+            *self.certificates(config).state_files(config, stack_dir),
+        ]
+
+    def directories(self, config: StackConfig) -> list[tuple[str, int]]:
+        return [*self.own_directories(config), *self.certificates(config).directories(config)]
+
+    def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
+        """Read-only mounts (stack path, container path) the proxy needs for TLS."""
+        return self.certificates(config).proxy_mounts(config)
+
+    def command(self, config: StackConfig) -> list[str] | None:
+        foreground = self.foreground(config)
+        if foreground is None:
+            return None
+        return self.certificates(config).command(self.reload_command(config), foreground)
+
+    def needs_restart(self, config: StackConfig, changed: set[str]) -> bool:
+        files = self.restart_files(config) | self.certificates(config).restart_files()
+        return not files.isdisjoint(changed)

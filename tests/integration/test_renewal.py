@@ -14,10 +14,23 @@ from cryptography import x509
 from integration import lowlevel
 from integration.conftest import DOMAIN, HTTPS_PORT, Stack, StackFactory
 
+from stackgen.certificates.certbot import LAYOUT
+from stackgen.models import parse_config
 from stackgen.proxies import available, get_proxy
-from stackgen.proxies.certbot import CertbotProxy
 
-CERTBOT_PROXIES = [name for name in available() if isinstance(get_proxy(name), CertbotProxy)]
+CERTBOT_PROXIES = [
+    name
+    for name in available()
+    if get_proxy(name)
+    .certificates(
+        parse_config(
+            {"proxy": name, "domain": DOMAIN, "email": "admin@example.com"},
+            Path("."),
+            check_paths=False,
+        )
+    )
+    .service_template
+]
 # Bounded in count and in time: the loop stops by itself.
 MAX_REQUESTS = 3000
 MAX_SECONDS = 120.0
@@ -34,7 +47,7 @@ def served_certificate(root: Path) -> x509.Certificate:
 
 
 def deployed_certificate(stack: Stack) -> x509.Certificate:
-    layout = CertbotProxy.layout
+    layout = LAYOUT
     return x509.load_pem_x509_certificate(
         (stack.directory / layout.certs_dir / "fullchain.pem").read_bytes()
     )
@@ -83,7 +96,7 @@ def test_forced_renewal_is_served_without_a_failed_request(
     print(f"{proxy}: new certificate served {elapsed:.1f} s after `renew` started; {loop.ok} ok")
 
     # The deploy hook keeps the key private, and certbot keeps both versions.
-    certs = stack.directory / CertbotProxy.layout.certs_dir
+    certs = stack.directory / LAYOUT.certs_dir
     assert stat.S_IMODE((certs / "privkey.pem").stat().st_mode) == 0o600
-    archive = stack.directory / CertbotProxy.layout.state_dir / "archive" / DOMAIN
+    archive = stack.directory / LAYOUT.state_dir / "archive" / DOMAIN
     assert {p.name for p in archive.glob("cert*.pem")} >= {"cert1.pem", "cert2.pem"}

@@ -12,7 +12,8 @@ import pytest
 
 from stackgen.models import StackConfig
 from stackgen.proxies import get_proxy
-from stackgen.proxies.apache import CONF_FILE, Apache, conf_problems
+from stackgen.proxies.apache.proxy import CONF_FILE, Apache
+from stackgen.proxies.apache.rules import conf_problems
 from tests.unit.rendering import config_for, rendered
 
 TLS = {

@@ -10,7 +10,7 @@ import pytest
 from stackgen.errors import InvalidInputError
 from stackgen.models import TlsMode
 from stackgen.proxies import get_proxy
-from stackgen.proxies.caddy import CADDYFILE, Caddy
+from stackgen.proxies.caddy.proxy import CADDYFILE, Caddy
 from stackgen.render import render_stack
 from tests.unit.rendering import config_for, rendered
 

@@ -19,14 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from stackgen import writer
+from stackgen.certificates.certbot import LAYOUT, SERVED, SERVED_COMBINED, TLS_MODES, Certbot
 from stackgen.errors import InvalidInputError
 from stackgen.models import StackConfig, TlsMode, parse_config
 from stackgen.pki import PLACEHOLDER_ORGANIZATION, placeholder_pair
 from stackgen.proxies import available, get_proxy
-from stackgen.proxies.certbot import LAYOUT, TLS_MODES, CertbotProxy
 from stackgen.render import render_stack
 
-CERTBOT_PROXIES = [name for name in available() if isinstance(get_proxy(name), CertbotProxy)]
 # The compose wiring asserted below is nginx's and Apache's (HAProxy mounts its files its way).
 WEBROOT_PROXIES = ["nginx", "apache"]
 DOMAIN = "jellyfin.example.com"
@@ -41,6 +40,13 @@ def _config(proxy: str, tmp: Path, **overrides: Any) -> StackConfig:
     }
     data.update(overrides)
     return parse_config(data, tmp, check_paths=False)
+
+
+CERTBOT_PROXIES = [
+    name
+    for name in available()
+    if isinstance(get_proxy(name).certificates(_config(name, Path("."))), Certbot)
+]
 
 
 def _rendered(config: StackConfig, tmp: Path) -> dict[str, writer.PlannedFile]:
@@ -111,15 +117,8 @@ def test_state_files_folders_and_modes(proxy: str, tmp_path: Path) -> None:
 
 
 def test_combined_pem_for_haproxy_style_proxies(tmp_path: Path) -> None:
-    class Combined(CertbotProxy):
-        kind = get_proxy("nginx").kind
-        combined_pem = True
-
-        def templates(self, config: StackConfig) -> list[Any]:
-            return []
-
     config = _config("nginx", tmp_path)
-    files = {s.target: s for s in Combined().state_files(config)}
+    files = {s.target: s for s in Certbot(SERVED_COMBINED).state_files(config, tmp_path)}
     combined = files["certs/haproxy.pem"]
     assert combined.mode == 0o600
     assert (
@@ -285,9 +284,7 @@ def test_watcher_reloads_once_the_files_changed(tmp_path: Path) -> None:
     (certs / "fullchain.pem").write_text("OLD\n")
     watcher = _script("nginx", tmp_path, "watch-certs.sh").replace(LAYOUT.certs_path, str(certs))
     marker = tmp_path / "reloaded"
-    proxy = get_proxy("nginx")
-    assert isinstance(proxy, CertbotProxy)
-    reload = proxy.watch_command(["sh", "-c", f"echo 'as one' > {marker}"], [])[2]
+    reload = Certbot(SERVED).command(["sh", "-c", f"echo 'as one' > {marker}"], [])[2]
     foreground = (
         f"sleep 1; echo NEW > {certs}/fullchain.pem; "
         f"i=0; while [ ! -s {marker} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stackgen.errors import InvalidInputError
-from stackgen.proxies.haproxy import CONF_FILE, FOREGROUND, HAProxy
+from stackgen.proxies.haproxy.proxy import CONF_FILE, FOREGROUND, HAProxy
 from stackgen.render import render_stack
 from tests.unit.rendering import config_for, rendered
 
@@ -34,7 +34,7 @@ def test_crt_is_one_path_in_every_mode(tmp_path: Path) -> None:
     # acme: certbot's deploy hook builds the combined file; a placeholder exists first.
     acme = _config(tmp_path)
     assert ("./certs", "/etc/stackgen/certs") in PROXY.tls_mounts(acme)
-    placeholder = {s.target: s for s in PROXY.state_files(acme)}["certs/haproxy.pem"]
+    placeholder = {s.target: s for s in PROXY.state_files(acme, tmp_path)}["certs/haproxy.pem"]
     assert b"CERTIFICATE" in placeholder.content and b"PRIVATE KEY" in placeholder.content
     assert placeholder.mode == 0o600
     # files/internal: the key is mounted beside the chain, where HAProxy looks for it.

@@ -11,7 +11,8 @@ import pytest
 
 from stackgen.models import StackConfig
 from stackgen.proxies import get_proxy
-from stackgen.proxies.nginx import CONF_FILE, Nginx, conf_problems, directives
+from stackgen.proxies.nginx.proxy import CONF_FILE, Nginx
+from stackgen.proxies.nginx.rules import conf_problems, directives
 from stackgen.render import render_stack
 from tests.unit.rendering import config_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from stackgen.proxies.traefik_rules import dynamic_problems, static_problems
+from stackgen.proxies.traefik.rules import dynamic_problems, static_problems
 
 SEED_V1_STATIC = """
 defaultEntryPoints = ["http", "https"]

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from stackgen.models import ProxyKind, StackConfig
-from stackgen.proxies.base import InImageCommand, TemplateFile
-from stackgen.proxies.certbot import CertbotProxy
+from stackgen.certificates import CertificateSource, certbot_or_files
+from stackgen.certificates.certbot import SERVED_COMBINED, TLS_MODES
+from stackgen.models import StackConfig, TlsMode
+from stackgen.parts import InImageCommand, TemplateFile
+from stackgen.proxies.base import Proxy
+from stackgen.proxies.haproxy import SPEC
+from stackgen.proxies.spec import ProxySpec
 
 # Mounted as the image's /usr/local/etc/haproxy (the folder: an atomic replace of the file
 # would be missed by a single-file mount).
@@ -25,35 +29,28 @@ CONF_FILE: Final = f"{CONF_PATH}/haproxy.cfg"
 FOREGROUND: Final = ("haproxy", "-W", "-db", "-f", CONF_FILE)
 
 
-class HAProxy(CertbotProxy):
-    kind: ClassVar[ProxyKind] = ProxyKind.HAPROXY
-    combined_pem: ClassVar[bool] = True
+class HAProxy(Proxy):
+    spec: ClassVar[ProxySpec] = SPEC
+    tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = CONF_PATH
-    # A frontend on loopback inside the container, for the healthcheck only.
-    health_port: ClassVar[int] = 8082
-    # A paused stream and an idle WebSocket must outlive this much inactivity.
-    stream_timeout: ClassVar[str] = "1h"
 
-    def templates(self, config: StackConfig) -> list[TemplateFile]:
+    def certificates(self, config: StackConfig) -> CertificateSource:
+        # `crt` is one file in every mode (see the module's docstring).
+        return certbot_or_files(config, SERVED_COMBINED)
+
+    def own_templates(self, config: StackConfig) -> list[TemplateFile]:
         files = [TemplateFile("proxies/haproxy/haproxy.cfg.j2", f"{CONF_DIR}/haproxy.cfg")]
-        if self.uses_certbot(config):
+        if self.certificates(config).webroot_path:
+            # HAProxy serves no files: a Lua service answers from certbot's webroot.
             files.append(
                 TemplateFile("proxies/haproxy/acme-webroot.lua.j2", f"{CONF_DIR}/acme-webroot.lua")
             )
-        return [*files, *self.certbot_templates(config)]
+        return files
 
-    def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
-        if self.uses_certbot(config) or not config.tls_files:
-            return super().tls_mounts(config)
-        crt = self.layout.combined
-        return [(config.tls_files[0], crt), (config.tls_files[1], f"{crt}.key")]
-
-    def command(self, config: StackConfig) -> list[str]:
+    def foreground(self, config: StackConfig) -> tuple[str, ...]:
         # Given in full: the image's entrypoint adds -W -db only when `haproxy` comes first.
-        if self.uses_certbot(config):
-            return self.watch_command(self.reload_command(config), FOREGROUND)
-        return list(FOREGROUND)
+        return FOREGROUND
 
     def validate_command(self, config: StackConfig) -> InImageCommand | None:
         # As the stack's user: the key files are readable by it alone.

@@ -1,67 +1,9 @@
-"""nginx: one server file in conf.d, certificates through the shared certbot service."""
+"""nginx rules for `stackgen check` (the file on disk may have been edited by hand)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Final
-
-from stackgen.models import ProxyKind, StackConfig
-from stackgen.proxies.base import InImageCommand, TemplateFile
-from stackgen.proxies.certbot import CertbotProxy
-
-# Mounted as /etc/nginx/conf.d, which the image's nginx.conf includes (and whose default.conf
-# this hides).
-CONF_DIR: Final = "nginx/conf.d"
-CONF_FILE: Final = f"{CONF_DIR}/jellyfin.conf"
-FOREGROUND: Final = ("nginx", "-g", "daemon off;")
-
-
-class Nginx(CertbotProxy):
-    kind: ClassVar[ProxyKind] = ProxyKind.NGINX
-    conf_dir: ClassVar[str] = CONF_DIR
-    # A server on loopback inside the container, for the healthcheck only (never published).
-    health_port: ClassVar[int] = 8082
-    # With proxy_buffering off, nginx relays upstream data in chunks of this size; the
-    # default (4k/8k, one page) costs several times the CPU per streamed byte.
-    buffer_size: ClassVar[str] = "64k"
-    # A paused stream and an idle WebSocket must outlive nginx's 60 s defaults.
-    stream_timeout: ClassVar[str] = "3600s"
-
-    def templates(self, config: StackConfig) -> list[TemplateFile]:
-        return [
-            TemplateFile("proxies/nginx/jellyfin.conf.j2", CONF_FILE),
-            *self.certbot_templates(config),
-        ]
-
-    def command(self, config: StackConfig) -> list[str]:
-        if self.uses_certbot(config):
-            return self.watch_command(self.reload_command(config), FOREGROUND)
-        return list(FOREGROUND)
-
-    def validate_command(self, config: StackConfig) -> InImageCommand | None:
-        # nginx resolves proxy_pass host names when it loads its configuration, and this test
-        # runs without a network: the upstream's name is given to it as loopback.
-        script = f"echo '127.0.0.1 {config.jellyfin_host}' >>/etc/hosts && exec nginx -t"
-        return InImageCommand(
-            argv=("-c", script),
-            mounts=((CONF_DIR, "/etc/nginx/conf.d"), *self.tls_mounts(config)),
-            entrypoint="sh",
-        )
-
-    def reload_command(self, config: StackConfig) -> list[str]:
-        return ["nginx", "-s", "reload"]
-
-    def static_problems(self, config: StackConfig, files: dict[str, bytes]) -> list[str]:
-        raw = files.get(CONF_FILE)
-        if raw is None:
-            return [f"{CONF_FILE}: missing"]
-        return [
-            f"{CONF_FILE}: {problem}" for problem in conf_problems(raw.decode("utf-8", "replace"))
-        ]
-
-
-# --- rules for `stackgen check` (the file on disk may have been edited by hand) ----------
 
 
 @dataclass(frozen=True)

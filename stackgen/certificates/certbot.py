@@ -1,12 +1,12 @@
-"""Certificates through certbot, shared by the proxies that have no ACME client of their own
-(nginx, Apache, HAProxy): HTTP-01 with a webroot the proxy serves.
+"""Certificates through certbot, for the proxies that have no ACME client of their own (nginx,
+Apache, HAProxy): HTTP-01 with a webroot the proxy serves.
 
 How it fits together (TLS mode `acme`):
 
 - The proxy always reads the same files, `certs/fullchain.pem` and `certs/privkey.pem` (and
-  `certs/haproxy.pem`, chain + key, for a proxy with `combined_pem`), mounted read-only at
-  `/etc/stackgen/certs`. stackgen creates them once as a self-signed placeholder, so the
-  proxy can start and answer the first challenge.
+  `certs/haproxy.pem`, chain + key, for a proxy whose served pair is `combined`), mounted
+  read-only at `/etc/stackgen/certs`. stackgen creates them once as a self-signed
+  placeholder, so the proxy can start and answer the first challenge.
 - The `certbot` service runs `certbot/run.sh`: `certbot certonly --webroot`, retried with a
   bounded back-off until it succeeds, then `certbot renew` every 12 hours. Its deploy hook
   (`certbot/deploy-hook.sh`) replaces the files in `certs/` atomically and writes
@@ -19,10 +19,10 @@ How it fits together (TLS mode `acme`):
 In modes `internal` and `files` there is no certbot: the two certificate files are mounted
 at the same container paths, so the proxy's own config does not depend on the mode.
 
-A proxy module subclasses `CertbotProxy`, adds `certbot_templates(config)` to its templates,
-includes `certbot/proxy-volumes.yml.j2` in its volumes and `certbot/compose-service.yml.j2`
-after its service, and wraps its command with `watch_command` when `uses_certbot` (see
-nginx.py and `compose-templates/proxies/nginx/compose-services.yml.j2`).
+A proxy gets this source from its `certificates(config)`; the base proxy then adds the
+source's templates, files, folders, mounts and service, and `command()` wraps the proxy's
+foreground command. Nothing here depends on which proxy it is, beyond the served paths it is
+given (`ServedPair`), so any proxy whose image has a shell can use it.
 """
 
 from __future__ import annotations
@@ -30,25 +30,17 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Final
 
-from stackgen.models import (
-    HSTS_MAX_AGE,
-    TLS12_CIPHERS_OPENSSL,
-    TLS_CURVES_OPENSSL,
-    StackConfig,
-    TlsMode,
-    bind_source,
-)
+from stackgen.certificates.source import CertificateSource, ServedPair, mounted_files
+from stackgen.models import StackConfig, TlsMode, bind_source
+from stackgen.parts import StateFile, TemplateFile
 from stackgen.pki import placeholder_pair
-from stackgen.proxies.base import Proxy, StateFile, TemplateFile
 
 # certbot's webroot flow answers HTTP-01 only: TLS-ALPN-01 would need the proxy to serve the
 # challenge certificate, DNS-01 a provider plugin the official image does not contain.
 TLS_MODES: Final = frozenset({TlsMode.ACME, TlsMode.INTERNAL, TlsMode.FILES})
-
-# Marks the placeholder, so a person (or a check) looking at the served certificate knows
-# why it is not trusted.
 
 
 @dataclass(frozen=True)
@@ -91,26 +83,20 @@ class Layout:
 
 
 LAYOUT: Final = Layout()
+# What a proxy fed by certbot reads, in every mode (certbot, internal CA, user files).
+SERVED: Final = ServedPair(LAYOUT.fullchain, LAYOUT.privkey)
+SERVED_COMBINED: Final = ServedPair(LAYOUT.fullchain, LAYOUT.privkey, LAYOUT.combined)
 
 
-class CertbotProxy(Proxy):
-    """A proxy whose certificates come from the shared certbot service (mode `acme`)."""
+class Certbot(CertificateSource):
+    """The certbot service beside the proxy (tls.mode `acme`)."""
 
-    tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
+    name: ClassVar[str] = "certbot"
+    webroot_path: ClassVar[str | None] = LAYOUT.webroot_path
+    service_template: ClassVar[str | None] = "certbot/compose-service.yml.j2"
     layout: ClassVar[Layout] = LAYOUT
-    # HAProxy's `crt` takes one PEM with chain and key: the hook then builds haproxy.pem.
-    combined_pem: ClassVar[bool] = False
-    # All three are OpenSSL-based: the models' OpenSSL spellings, for their templates.
-    tls12_ciphers: ClassVar[tuple[str, ...]] = TLS12_CIPHERS_OPENSSL
-    tls_curves: ClassVar[tuple[str, ...]] = TLS_CURVES_OPENSSL
-    hsts_max_age: ClassVar[int] = HSTS_MAX_AGE
 
-    def uses_certbot(self, config: StackConfig) -> bool:
-        return config.tls.mode is TlsMode.ACME
-
-    def certbot_templates(self, config: StackConfig) -> list[TemplateFile]:
-        if not self.uses_certbot(config):
-            return []
+    def templates(self, config: StackConfig) -> list[TemplateFile]:
         folder = self.layout.scripts_dir
         return [
             TemplateFile("certbot/run.sh.j2", f"{folder}/run.sh", 0o755),
@@ -118,24 +104,21 @@ class CertbotProxy(Proxy):
             TemplateFile("certbot/watch-certs.sh.j2", f"{folder}/watch-certs.sh", 0o755),
         ]
 
-    def state_files(self, config: StackConfig) -> list[StateFile]:
-        if not self.uses_certbot(config):
-            return []
+    def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
+        # A self-signed placeholder, so the proxy can start and answer the first challenge.
         pair = placeholder_pair(config.domain)
         folder = self.layout.certs_dir
         files = [
             StateFile(f"{folder}/fullchain.pem", pair.fullchain_pem, 0o644),
             StateFile(f"{folder}/privkey.pem", pair.key_pem, 0o600),
         ]
-        if self.combined_pem:
+        if self.served.combined:
             files.append(
                 StateFile(f"{folder}/haproxy.pem", pair.fullchain_pem + pair.key_pem, 0o600)
             )
         return files
 
     def directories(self, config: StackConfig) -> list[tuple[str, int]]:
-        if not self.uses_certbot(config):
-            return []
         return [
             # The proxy's workers (another user) read challenge tokens from here.
             (self.layout.webroot_dir, 0o755),
@@ -144,28 +127,31 @@ class CertbotProxy(Proxy):
             (self.layout.certs_dir, 0o755),
         ]
 
-    def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
-        """Read-only mounts (stack path, container path) the proxy needs for TLS: the same
-        container paths in every mode."""
+    def proxy_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
         layout = self.layout
-        if self.uses_certbot(config):
-            return [
-                (bind_source(layout.certs_dir), layout.certs_path),
-                (bind_source(layout.webroot_dir), layout.webroot_path),
-                (bind_source(layout.scripts_dir), layout.scripts_path),
-            ]
-        if config.tls_files:
-            return [
-                (config.tls_files[0], layout.fullchain),
-                (config.tls_files[1], layout.privkey),
-            ]
-        return []
+        return [
+            (bind_source(layout.certs_dir), layout.certs_path),
+            (bind_source(layout.webroot_dir), layout.webroot_path),
+            (bind_source(layout.scripts_dir), layout.scripts_path),
+        ]
 
-    def needs_restart(self, config: StackConfig, changed: set[str]) -> bool:
+    def restart_files(self) -> frozenset[str]:
         # The watcher is the proxy container's PID 1 wrapper: read once, at start.
-        return f"{self.layout.scripts_dir}/watch-certs.sh" in changed
+        return frozenset({f"{self.layout.scripts_dir}/watch-certs.sh"})
 
-    def watch_command(self, reload: Sequence[str], command: Sequence[str]) -> list[str]:
+    def wraps_command(self) -> bool:
+        return True
+
+    def command(self, reload: Sequence[str] | None, command: Sequence[str]) -> list[str]:
         """The proxy's command wrapped by the certificate watcher (see watch-certs.sh), which
         runs `reload` with `sh -c`: quoted here so that it gets exactly these arguments."""
+        if reload is None:
+            raise ValueError("the certbot source needs a proxy with a reload command")
         return ["sh", self.layout.watch_script, shlex.join(reload), *command]
+
+
+def certbot_or_files(config: StackConfig, served: ServedPair) -> CertificateSource:
+    """certbot in mode `acme`, the mounted pair in modes `internal` and `files`."""
+    if config.tls.mode is TlsMode.ACME:
+        return Certbot(served)
+    return mounted_files(config, served)

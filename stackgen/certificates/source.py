@@ -1,0 +1,130 @@
+"""Where the served certificate comes from, as a component a proxy is given (composition,
+not inheritance): the proxy's own ACME client, the certbot service (certbot.py), the internal
+CA, or the user's files.
+
+Whatever the source, the proxy reads the certificate at the same container paths (its
+`ServedPair`), so its own configuration does not depend on the source. A source adds what it
+needs around the proxy: files, folders, read-only mounts into the proxy's container, a
+compose service of its own, a wrapper around the proxy's command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Final
+
+from stackgen import pki
+from stackgen.models import StackConfig, TlsMode
+from stackgen.parts import StateFile, TemplateFile
+
+# Where the internal CA's files live in the stack folder.
+INTERNAL_CA_DIR: Final = "tls"
+
+
+@dataclass(frozen=True)
+class ServedPair:
+    """The container paths the proxy reads the served certificate from."""
+
+    fullchain: str
+    privkey: str
+    # HAProxy's `crt` is one PEM with chain and key (or the chain with its key beside it as
+    # `<crt>.key`); None for proxies that take two files.
+    combined: str | None = None
+
+
+class CertificateSource:
+    """A source that adds nothing: the base of the others."""
+
+    name: ClassVar[str]
+    # Container path of an HTTP-01 webroot the proxy must serve on port 80 (None: none).
+    webroot_path: ClassVar[str | None] = None
+    # A compose service rendered after the proxy's, or None.
+    service_template: ClassVar[str | None] = None
+
+    def __init__(self, served: ServedPair) -> None:
+        self.served = served
+
+    def templates(self, config: StackConfig) -> list[TemplateFile]:
+        return []
+
+    def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
+        return []
+
+    def directories(self, config: StackConfig) -> list[tuple[str, int]]:
+        return []
+
+    def proxy_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
+        """Read-only mounts (stack path, container path) into the proxy's container."""
+        return []
+
+    def restart_files(self) -> frozenset[str]:
+        """Stack files the proxy reads only when its container starts."""
+        return frozenset()
+
+    def wraps_command(self) -> bool:
+        return False
+
+    def command(self, reload: Sequence[str] | None, command: Sequence[str]) -> list[str]:
+        """The proxy container's command, given the proxy's own (and its reload command)."""
+        return list(command)
+
+
+class ProxyAcme(CertificateSource):
+    """The proxy's own ACME client (Traefik, Caddy): it obtains and renews by itself; its
+    account and certificates live in the proxy's own state (acme.json, /data)."""
+
+    name: ClassVar[str] = "proxy-acme"
+
+    def __init__(self, served: ServedPair, storage: Sequence[StateFile] = ()) -> None:
+        super().__init__(served)
+        self.storage = tuple(storage)
+
+    def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
+        return list(self.storage)
+
+
+class MountedFiles(CertificateSource):
+    """A certificate pair on the host, mounted read-only at the served paths."""
+
+    def proxy_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
+        if not config.tls_files:
+            return []
+        chain, key = config.tls_files
+        if self.served.combined:
+            # HAProxy loads `<crt>.key` by itself (ssl-load-extra-files, 2.2+): no combined
+            # copy of the user's key is made.
+            return [(chain, self.served.combined), (key, f"{self.served.combined}.key")]
+        return [(chain, self.served.fullchain), (key, self.served.privkey)]
+
+
+class UserFiles(MountedFiles):
+    """The user's own certificate and key (tls.mode `files`)."""
+
+    name: ClassVar[str] = "files"
+
+
+class InternalCa(MountedFiles):
+    """A local CA stackgen creates once, for LAN-only servers (tls.mode `internal`): clients
+    trust `tls/ca.pem`."""
+
+    name: ClassVar[str] = "internal-ca"
+
+    def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
+        folder = stack_dir / INTERNAL_CA_DIR
+        if (folder / "ca.pem").exists():
+            # Issued once: a new CA would orphan the root clients already trust.
+            return []
+        pair = pki.issue_internal(config.domain)
+        return [
+            StateFile(f"{INTERNAL_CA_DIR}/ca.pem", pair.ca_cert_pem, 0o644),
+            StateFile(f"{INTERNAL_CA_DIR}/ca-key.pem", pair.ca_key_pem, 0o600),
+            StateFile(f"{INTERNAL_CA_DIR}/fullchain.pem", pair.fullchain_pem, 0o644),
+            StateFile(f"{INTERNAL_CA_DIR}/privkey.pem", pair.key_pem, 0o600),
+        ]
+
+
+def mounted_files(config: StackConfig, served: ServedPair) -> CertificateSource:
+    """The source of modes `internal` and `files`."""
+    return InternalCa(served) if config.tls.mode is TlsMode.INTERNAL else UserFiles(served)

@@ -1,0 +1,10 @@
+"""Apache httpd 2.4: one complete httpd.conf, certificates through the certbot service."""
+
+from stackgen.proxies.spec import ProxySpec
+
+SPEC = ProxySpec(
+    name="apache",
+    default_image="httpd:2.4.65",
+    factory="stackgen.proxies.apache.proxy:Apache",
+    rank=50,
+)

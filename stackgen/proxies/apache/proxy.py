@@ -1,0 +1,56 @@
+"""Apache httpd 2.4: one complete httpd.conf, certificates through the certbot service."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from stackgen.certificates import CertificateSource, certbot_or_files
+from stackgen.certificates.certbot import SERVED, TLS_MODES
+from stackgen.models import StackConfig, TlsMode
+from stackgen.parts import InImageCommand, TemplateFile
+from stackgen.proxies.apache import SPEC
+from stackgen.proxies.apache.rules import conf_problems
+from stackgen.proxies.base import Proxy
+from stackgen.proxies.spec import ProxySpec
+
+# Mounted as a folder inside the image's conf/ (so conf/mime.types stays visible) and given
+# with -f: the image's own conf/httpd.conf is not used.
+CONF_DIR: Final = "apache"
+CONF_PATH: Final = "/usr/local/apache2/conf/stackgen"
+CONF_FILE: Final = f"{CONF_PATH}/httpd.conf"
+
+
+class Apache(Proxy):
+    spec: ClassVar[ProxySpec] = SPEC
+    tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
+    conf_dir: ClassVar[str] = CONF_DIR
+    conf_path: ClassVar[str] = CONF_PATH
+
+    def certificates(self, config: StackConfig) -> CertificateSource:
+        return certbot_or_files(config, SERVED)
+
+    def own_templates(self, config: StackConfig) -> list[TemplateFile]:
+        return [
+            TemplateFile("proxies/apache/httpd.conf.j2", f"{CONF_DIR}/httpd.conf"),
+            TemplateFile("proxies/apache/healthcheck.pl.j2", f"{CONF_DIR}/healthcheck.pl"),
+        ]
+
+    def foreground(self, config: StackConfig) -> tuple[str, ...]:
+        # The image's httpd-foreground removes a stale pid file, then execs httpd -DFOREGROUND.
+        return ("httpd-foreground", "-f", CONF_FILE)
+
+    def validate_command(self, config: StackConfig) -> InImageCommand | None:
+        return InImageCommand(
+            argv=("httpd", "-t", "-f", CONF_FILE),
+            mounts=((CONF_DIR, CONF_PATH), *self.tls_mounts(config)),
+        )
+
+    def reload_command(self, config: StackConfig) -> list[str]:
+        return ["httpd", "-k", "graceful", "-f", CONF_FILE]
+
+    def static_problems(self, config: StackConfig, files: dict[str, bytes]) -> list[str]:
+        name = f"{CONF_DIR}/httpd.conf"
+        raw = files.get(name)
+        if raw is None:
+            return [f"{name}: missing"]
+        return [f"{name}: {problem}" for problem in conf_problems(raw.decode("utf-8", "replace"))]

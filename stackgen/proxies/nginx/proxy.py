@@ -1,0 +1,60 @@
+"""nginx: one server file in conf.d, certificates through the certbot service."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from stackgen.certificates import CertificateSource, certbot_or_files
+from stackgen.certificates.certbot import SERVED, TLS_MODES
+from stackgen.models import StackConfig, TlsMode
+from stackgen.parts import InImageCommand, TemplateFile
+from stackgen.proxies.base import Proxy
+from stackgen.proxies.nginx import SPEC
+from stackgen.proxies.nginx.rules import conf_problems
+from stackgen.proxies.spec import ProxySpec
+
+# Mounted as /etc/nginx/conf.d, which the image's nginx.conf includes (and whose default.conf
+# this hides).
+CONF_DIR: Final = "nginx/conf.d"
+CONF_FILE: Final = f"{CONF_DIR}/jellyfin.conf"
+FOREGROUND: Final = ("nginx", "-g", "daemon off;")
+
+
+class Nginx(Proxy):
+    spec: ClassVar[ProxySpec] = SPEC
+    tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
+    conf_dir: ClassVar[str] = CONF_DIR
+    conf_path: ClassVar[str] = "/etc/nginx/conf.d"
+    # With proxy_buffering off, nginx relays upstream data in chunks of this size; the
+    # default (4k/8k, one page) costs several times the CPU per streamed byte.
+    buffer_size: ClassVar[str] = "64k"
+
+    def certificates(self, config: StackConfig) -> CertificateSource:
+        return certbot_or_files(config, SERVED)
+
+    def own_templates(self, config: StackConfig) -> list[TemplateFile]:
+        return [TemplateFile("proxies/nginx/jellyfin.conf.j2", CONF_FILE)]
+
+    def foreground(self, config: StackConfig) -> tuple[str, ...]:
+        return FOREGROUND
+
+    def validate_command(self, config: StackConfig) -> InImageCommand | None:
+        # nginx resolves proxy_pass host names when it loads its configuration, and this test
+        # runs without a network: the upstream's name is given to it as loopback.
+        script = f"echo '127.0.0.1 {config.jellyfin_host}' >>/etc/hosts && exec nginx -t"
+        return InImageCommand(
+            argv=("-c", script),
+            mounts=((CONF_DIR, self.conf_path), *self.tls_mounts(config)),
+            entrypoint="sh",
+        )
+
+    def reload_command(self, config: StackConfig) -> list[str]:
+        return ["nginx", "-s", "reload"]
+
+    def static_problems(self, config: StackConfig, files: dict[str, bytes]) -> list[str]:
+        raw = files.get(CONF_FILE)
+        if raw is None:
+            return [f"{CONF_FILE}: missing"]
+        return [
+            f"{CONF_FILE}: {problem}" for problem in conf_problems(raw.decode("utf-8", "replace"))
+        ]

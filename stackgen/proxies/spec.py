@@ -1,0 +1,22 @@
+"""What stackgen knows about a proxy before loading it: its name, its default image, where
+its class and templates are.
+
+Kept free of any other stackgen import: the configuration model reads the registry of specs
+to know the proxy names and image fields, and proxy classes import the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    name: str  # stackgen.toml's `proxy`, the compose service, the `images` key
+    default_image: str  # the official image, tag pinned
+    factory: str  # "package.module:Class", imported on first use
+    # Folder of the proxy's templates; None: `compose-templates/proxies/<name>/`.
+    template_dir: Path | None = None
+    # Place in listings (help text, error messages, test matrices); ties go by name.
+    rank: int = 100
