@@ -15,17 +15,19 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from stackgen import __version__
-from stackgen.checks import Level, check_stack, summarize
-from stackgen.config_file import build_config, load_config
+from stackgen import __version__, lifecycle
+from stackgen import verify as verifying
+from stackgen.config_file import build_config
 from stackgen.errors import InvalidInputError, ProblemsFoundError, StackgenError
 from stackgen.models import (
     LETSENCRYPT_STAGING,
     JellyfinNetwork,
     TlsMode,
 )
+from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
-from stackgen.stack import RenderOutcome, init_stack, render_dir
+from stackgen.stack import RenderOutcome, Stack, init_stack, render_dir
+from stackgen.stack_checks import check_stack, summarize
 from stackgen.writer import Action
 
 app = typer.Typer(
@@ -236,7 +238,7 @@ def init(
     if project is not None:
         data["project"] = project
     config = build_config(data, directory)
-    outcome = init_stack(config, directory, force=force, dry_run=dry_run)
+    outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run)
     report_render(outcome, as_json=as_json, verb="stack written to")
     if not as_json and outcome.written:
         say(f"next: stackgen up --dir {directory}  (then open {config.public_url})")
@@ -259,8 +261,7 @@ def render(
 
     Example: stackgen render --dir ./jellyfin-stack --diff
     """
-    config = load_config(directory)
-    outcome = render_dir(config, directory, force=force, dry_run=dry_run or diff)
+    outcome = render_dir(Stack.load(directory), force=force, dry_run=dry_run or diff)
     if diff:
         for verdict in outcome.plan.verdicts:
             sys.stdout.write(verdict.diff())
@@ -287,8 +288,7 @@ def check(
 
     Example: stackgen check --dir ./jellyfin-stack
     """
-    config = load_config(directory)
-    findings = check_stack(config, directory, use_docker=not no_docker)
+    findings = check_stack(Stack.load(directory), use_docker=not no_docker)
     fails, warns = summarize(findings)
     if as_json:
         emit_json(
@@ -300,11 +300,11 @@ def check(
             }
         )
     else:
-        colours = {Level.PASS: "green", Level.WARN: "yellow", Level.FAIL: "red"}
+        colours = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "red"}
         for finding in findings:
             say(
-                f"  {finding.level.value:<5} {finding.check:<12} {finding.message}",
-                fg=colours[finding.level],
+                f"  {finding.status.value:<5} {finding.check:<12} {finding.message}",
+                fg=colours[finding.status],
             )
         say(f"{fails} failure(s), {warns} warning(s)")
     if fails:
@@ -324,14 +324,12 @@ def up(
 
     Example: stackgen up --dir ./jellyfin-stack
     """
-    from stackgen import lifecycle
-
-    config = load_config(directory)
-    url = lifecycle.up(config, directory, timeout=timeout, progress=say)
+    stack = Stack.load(directory)
+    url = lifecycle.up(stack, timeout=timeout, progress=say)
     if as_json:
-        emit_json(lifecycle.status(config, directory))
+        emit_json(lifecycle.status(stack))
     say(f"up: {url}", fg="green")
-    trust = config.client_trust_file
+    trust = stack.config.client_trust_file
     if trust:
         say(f"clients must trust {(directory / trust).resolve()}")
 
@@ -345,11 +343,9 @@ def reload(
 
     Example: stackgen reload --dir ./jellyfin-stack
     """
-    from stackgen import lifecycle
-
-    config = load_config(directory)
-    lifecycle.reload(config, directory, force=force, progress=say)
-    say(f"reloaded: {config.public_url}", fg="green")
+    stack = Stack.load(directory)
+    lifecycle.reload(stack, force=force, progress=say)
+    say(f"reloaded: {stack.config.public_url}", fg="green")
 
 
 @app.command()
@@ -361,11 +357,9 @@ def down(
 
     Example: stackgen down --dir ./jellyfin-stack
     """
-    from stackgen import lifecycle
-
-    config = load_config(directory)
-    lifecycle.down(config, directory, volumes=volumes)
-    say(f"down: {config.project}")
+    stack = Stack.load(directory)
+    lifecycle.down(stack, volumes=volumes)
+    say(f"down: {stack.config.project}")
 
 
 @app.command()
@@ -374,10 +368,7 @@ def status(directory: DirOption = Path(), as_json: JsonOption = False) -> None:
 
     Example: stackgen status --dir ./jellyfin-stack --json
     """
-    from stackgen import lifecycle
-
-    config = load_config(directory)
-    report = lifecycle.status(config, directory)
+    report = lifecycle.status(Stack.load(directory))
     if as_json:
         emit_json(report)
         return
@@ -408,10 +399,7 @@ def logs(
 
     Example: stackgen logs traefik --follow --dir ./jellyfin-stack
     """
-    from stackgen import lifecycle
-
-    config = load_config(directory)
-    for line in lifecycle.logs(config, directory, service, follow):
+    for line in lifecycle.logs(Stack.load(directory), service, follow):
         sys.stdout.write(line)
         sys.stdout.flush()
 
@@ -458,9 +446,6 @@ def verify(
     Exit 1 when any check fails. Example: stackgen verify --dir ./jellyfin-stack
     Any stack: stackgen verify --url https://jf.example.com --resolve jf.example.com:192.0.2.7
     """
-    from stackgen import verify as verifying
-    from stackgen.probe import run_checks
-
     if url:
         target = verifying.target_for_url(
             url,
@@ -474,8 +459,12 @@ def verify(
             timeout=timeout,
         )
     else:
-        target = verifying.target_for_stack(
-            directory, media_path=media_path, timeout=timeout, ca_file=ca_file
+        target = verifying.stack_target(
+            Stack.load(directory),
+            timeout=timeout,
+            observed=True,
+            media_path=media_path,
+            ca_file=ca_file,
         )
     try:
         report = run_checks(target, only=only or None)

@@ -14,43 +14,28 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from cryptography import x509
-from python_on_whales.exceptions import DockerException
 
-from stackgen.checks import Level, check_stack
-from stackgen.docker_ops import compose_client, image_present, require_engine
+from stackgen.engine import DockerException, containers_publishing, image_present, require_engine
 from stackgen.errors import DockerError, ProblemsFoundError, UnhealthyError
-from stackgen.models import JellyfinNetwork, StackConfig
-from stackgen.probe.client import (
+from stackgen.models import JellyfinNetwork
+from stackgen.probe import (
     ProbeError,
+    Status,
     handshake,
     insecure_context,
     request,
     verifying_context,
 )
-from stackgen.probe.target import Target
-from stackgen.proxies import get_proxy
-from stackgen.render import COMPOSE_FILE, network_xml_path
-from stackgen.runner import run
-from stackgen.stack import render_dir
+from stackgen.process import run
+from stackgen.reloading import ProxyAction, plan_reload
+from stackgen.stack import Stack, render_dir
+from stackgen.stack_checks import check_stack
+from stackgen.verify import stack_target
 
 Progress = Callable[[str], None]
 LOG_LINES_ON_FAILURE = 25
-
-
-def probe_target(config: StackConfig, stack_dir: Path, *, timeout: float = 10.0) -> Target:
-    """The stack as a client on this machine sees it: the public name, resolved locally."""
-    trust = config.client_trust_file
-    return Target(
-        url=config.public_url.rstrip("/"),
-        resolve={config.domain: config.connect_address},
-        ca_file=(stack_dir / trust) if trust else None,
-        http_port=config.ports.http,
-        known_proxies=tuple(config.known_proxies),
-        timeout=timeout,
-    )
 
 
 # --- preflight ---------------------------------------------------------------------------
@@ -58,12 +43,10 @@ def probe_target(config: StackConfig, stack_dir: Path, *, timeout: float = 10.0)
 
 def _port_holder(port: int) -> str:
     """Best effort: which container or process publishes/listens on a TCP port."""
-    result = run(
-        ["docker", "ps", "--filter", f"publish={port}", "--format", "{{.Names}}"],
-        check=False,
-        timeout=20,
-    )
-    names = result.stdout.split()
+    try:
+        names = containers_publishing(port)
+    except DockerException:
+        names = []
     if names:
         return f"container {names[0]}"
     ss = run(["ss", "-Hltnp", f"sport = :{port}"], check=False, timeout=10)
@@ -83,16 +66,17 @@ def _port_free(address: str, port: int) -> bool:
     return True
 
 
-def _own_containers(config: StackConfig, stack_dir: Path) -> list[str]:
+def _own_containers(stack: Stack) -> list[str]:
     try:
-        return [c.name for c in compose_client(config, stack_dir).compose.ps(all=True)]
+        return [c.name for c in stack.compose.compose.ps(all=True)]
     except DockerException:
         return []
 
 
-def preflight(config: StackConfig, stack_dir: Path, progress: Progress) -> None:
+def preflight(stack: Stack, progress: Progress) -> None:
+    config = stack.config
     require_engine()
-    own = _own_containers(config, stack_dir)
+    own = _own_containers(stack)
     ports = [("ports.http", config.ports.http), ("ports.https", config.ports.https)]
     if config.jellyfin.network_mode is JellyfinNetwork.HOST:
         ports.append(("jellyfin.port", config.jellyfin.port))
@@ -104,12 +88,11 @@ def preflight(config: StackConfig, stack_dir: Path, progress: Progress) -> None:
         if any(holder == f"container {name}" for name in own):
             continue  # our own stack, already running: `up` is re-runnable
         raise DockerError(f"port {port} ({field}) is in use by {holder}: free it or change {field}")
-    proxy = get_proxy(config.proxy)
-    for image in (proxy.image(config), config.jellyfin.image):
+    for image in (stack.proxy.image(config), config.jellyfin.image):
         if not image_present(image):
             progress(f"image {image} is not present locally: Compose will pull it")
-    findings = check_stack(config, stack_dir)
-    failures = [f for f in findings if f.level is Level.FAIL]
+    findings = check_stack(stack)
+    failures = [f for f in findings if f.status is Status.FAIL]
     for finding in failures:
         progress(f"check failed: {finding.check}: {finding.message}")
     if failures:
@@ -131,9 +114,9 @@ class ServiceState:
     ports: list[str]
 
 
-def services(config: StackConfig, stack_dir: Path) -> list[ServiceState]:
+def services(stack: Stack) -> list[ServiceState]:
     states = []
-    for container in compose_client(config, stack_dir).compose.ps(all=True):
+    for container in stack.compose.compose.ps(all=True):
         labels = container.config.labels or {}
         health = container.state.health.status if container.state.health else "none"
         ports = [
@@ -153,38 +136,35 @@ def services(config: StackConfig, stack_dir: Path) -> list[ServiceState]:
     return sorted(states, key=lambda s: s.service)
 
 
-def recent_logs(config: StackConfig, stack_dir: Path, service: str, lines: int) -> str:
+def recent_logs(stack: Stack, service: str, lines: int) -> str:
     try:
-        return str(
-            compose_client(config, stack_dir).compose.logs(
-                [service], tail=str(lines), no_log_prefix=True
-            )
-        )
+        return str(stack.compose.compose.logs([service], tail=str(lines), no_log_prefix=True))
     except DockerException as error:
         return f"(no logs: {error})"
 
 
-def _explain_failure(config: StackConfig, stack_dir: Path, progress: Progress) -> str:
+def _explain_failure(stack: Stack, progress: Progress) -> str:
     try:
-        states = services(config, stack_dir)
+        states = services(stack)
     except DockerException:
         states = []
     bad = [s for s in states if s.state != "running" or s.health not in ("healthy", "none")]
     for state in bad or states:
         progress(f"--- {state.service}: {state.state}, health {state.health}; last log lines:")
-        progress(recent_logs(config, stack_dir, state.service, LOG_LINES_ON_FAILURE))
+        progress(recent_logs(stack, state.service, LOG_LINES_ON_FAILURE))
     return ", ".join(f"{s.service} ({s.state}, {s.health})" for s in bad) or "unknown"
 
 
-def up(config: StackConfig, stack_dir: Path, *, timeout: int, progress: Progress) -> str:
-    preflight(config, stack_dir, progress)
-    client = compose_client(config, stack_dir)
+def up(stack: Stack, *, timeout: int, progress: Progress) -> str:
+    config = stack.config
+    preflight(stack, progress)
+    client = stack.compose
     progress(f"starting {config.project} (waiting up to {timeout} s for healthchecks)")
     started = time.monotonic()
     try:
         client.compose.up(detach=True, wait=True, wait_timeout=timeout, remove_orphans=True)
     except DockerException as error:
-        names = _explain_failure(config, stack_dir, progress)
+        names = _explain_failure(stack, progress)
         detail = " ".join(str(error.stderr or "").split())[-200:]
         raise UnhealthyError(
             f"the stack did not become healthy: {names}; re-run `stackgen up` after fixing"
@@ -192,18 +172,17 @@ def up(config: StackConfig, stack_dir: Path, *, timeout: int, progress: Progress
         ) from None
     remaining = max(10.0, timeout - (time.monotonic() - started))
     try:
-        wait_reachable(config, stack_dir, remaining, progress)
+        wait_reachable(stack, remaining, progress)
     except UnhealthyError:
-        _explain_failure(config, stack_dir, progress)
+        _explain_failure(stack, progress)
         raise
     return config.public_url
 
 
-def wait_reachable(
-    config: StackConfig, stack_dir: Path, seconds: float, progress: Progress
-) -> None:
+def wait_reachable(stack: Stack, seconds: float, progress: Progress) -> None:
     """Poll `{base}/health` through the proxy over verified HTTPS until it says Healthy."""
-    target = probe_target(config, stack_dir, timeout=5.0)
+    config = stack.config
+    target = stack_target(stack, timeout=5.0)
     context = verifying_context(target)
     deadline = time.monotonic() + seconds
     last = "no answer yet"
@@ -227,59 +206,56 @@ def wait_reachable(
     )
 
 
-def reload(config: StackConfig, stack_dir: Path, *, force: bool, progress: Progress) -> None:
-    """Re-render, then apply what changed with the least disruption: a graceful proxy reload
-    (or its file watch); a restart only where the software offers nothing else."""
+def reload(stack: Stack, *, force: bool, progress: Progress) -> None:
+    """Re-render, then apply what changed with the least disruption (see reloading.py)."""
     require_engine()
-    states = services(config, stack_dir)
-    if not any(s.state == "running" for s in states):
-        raise ProblemsFoundError(f"{config.project} is not running: use `stackgen up`")
-    outcome = render_dir(config, stack_dir, force=force, dry_run=False)
+    if not any(s.state == "running" for s in services(stack)):
+        raise ProblemsFoundError(f"{stack.config.project} is not running: use `stackgen up`")
+    outcome = render_dir(stack, force=force, dry_run=False)
     changed = {v.file.path for v in outcome.plan.verdicts if v.writes}
     for verdict in outcome.plan.conflicts:
         progress(f"kept your edit of {verdict.file.path} (--force replaces it)")
-    failures = [f for f in check_stack(config, stack_dir) if f.level is Level.FAIL]
+    failures = [f for f in check_stack(stack) if f.status is Status.FAIL]
     if failures:
         raise ProblemsFoundError(
             f"not reloading a rejected config: {failures[0].check}: {failures[0].message}"
         )
-    client = compose_client(config, stack_dir)
-    proxy = get_proxy(config.proxy)
+    plan = plan_reload(stack.proxy, stack.config, changed)
+    client = stack.compose
+    service = stack.proxy.service
     try:
-        if COMPOSE_FILE in changed:
+        if plan.recreate:
             progress("docker-compose.yml changed: recreating the services it changes")
             client.compose.up(detach=True, wait=True, wait_timeout=180, remove_orphans=True)
-        if network_xml_path(config) in changed:
+        if plan.restart_jellyfin:
             progress("network.xml changed: restarting Jellyfin (it reads it at start only)")
             client.compose.restart(["jellyfin"])
-        if proxy.needs_restart(config, changed):
-            progress(f"{proxy.service}: restarting (this change needs a restart)")
-            client.compose.restart([proxy.service])
-        elif (command := proxy.reload_command(config)) is not None:
-            progress(f"{proxy.service}: graceful reload ({' '.join(command)})")
-            client.compose.execute(proxy.service, list(command), tty=False)
+        if plan.proxy is ProxyAction.RESTART:
+            progress(f"{service}: restarting (this change needs a restart)")
+            client.compose.restart([service])
+        elif plan.proxy is ProxyAction.RELOAD and plan.reload_command is not None:
+            progress(f"{service}: graceful reload ({' '.join(plan.reload_command)})")
+            client.compose.execute(service, list(plan.reload_command), tty=False)
         else:
-            progress(f"{proxy.service}: picks up its changed files by itself")
+            progress(f"{service}: picks up its changed files by itself")
     except DockerException as error:
         raise DockerError(
             f"reload failed: {' '.join(str(error.stderr or error).split())}"
         ) from None
-    wait_reachable(config, stack_dir, 120, progress)
+    wait_reachable(stack, 120, progress)
 
 
-def down(config: StackConfig, stack_dir: Path, *, volumes: bool) -> None:
+def down(stack: Stack, *, volumes: bool) -> None:
     require_engine()
     try:
-        compose_client(config, stack_dir).compose.down(
-            remove_orphans=True, volumes=volumes, timeout=20
-        )
+        stack.compose.compose.down(remove_orphans=True, volumes=volumes, timeout=20)
     except DockerException as error:
         raise DockerError(f"docker compose down failed: {error.stderr or error}") from None
 
 
-def logs(config: StackConfig, stack_dir: Path, service: str | None, follow: bool) -> Iterator[str]:
+def logs(stack: Stack, service: str | None, follow: bool) -> Iterator[str]:
     require_engine()
-    client = compose_client(config, stack_dir)
+    client = stack.compose
     chosen = [service] if service else []
     try:
         for _source, line in client.compose.logs(chosen, follow=follow, stream=True):
@@ -301,8 +277,8 @@ class CertificateInfo:
     verify_error: str
 
 
-def served_certificate(config: StackConfig, stack_dir: Path) -> CertificateInfo | None:
-    target = probe_target(config, stack_dir, timeout=5.0)
+def served_certificate(stack: Stack) -> CertificateInfo | None:
+    target = stack_target(stack, timeout=5.0)
     try:
         info = handshake(target, insecure_context())
     except (ProbeError, ssl.SSLError, OSError):
@@ -326,11 +302,12 @@ def served_certificate(config: StackConfig, stack_dir: Path) -> CertificateInfo 
     )
 
 
-def status(config: StackConfig, stack_dir: Path) -> dict[str, object]:
+def status(stack: Stack) -> dict[str, object]:
+    config, stack_dir = stack.config, stack.folder
     require_engine()
-    states = services(config, stack_dir)
+    states = services(stack)
     running = bool(states) and all(s.state == "running" for s in states)
-    certificate = served_certificate(config, stack_dir) if running else None
+    certificate = served_certificate(stack) if running else None
     trust = config.client_trust_file
     return {
         "project": config.project,

@@ -1,17 +1,47 @@
-"""Stack operations behind the CLI: init and render (plan, report, apply)."""
+"""A stack on this machine as one value (`Stack`: configuration, folder, proxy, compose
+client) that render, check, lifecycle and verify share; and init and render (plan, report,
+apply)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from stackgen import writer
-from stackgen.config_file import CONFIG_NAME, dump_config
+from python_on_whales import DockerClient
+
+from stackgen import engine, writer
+from stackgen.config_file import CONFIG_NAME, dump_config, load_config
 from stackgen.errors import ConflictError, FilesystemError
 from stackgen.models import StackConfig
-from stackgen.render import render_stack
+from stackgen.proxies import get_proxy
+from stackgen.proxies.base import Proxy
+from stackgen.render import COMPOSE_FILE, network_xml_path, render_stack
 from stackgen.writer import Action, Plan, PlannedFile
+
+
+@dataclass(frozen=True)
+class Stack:
+    config: StackConfig
+    folder: Path
+
+    @classmethod
+    def load(cls, folder: Path) -> Stack:
+        return cls(load_config(folder), folder)
+
+    @cached_property
+    def proxy(self) -> Proxy:
+        return get_proxy(self.config.proxy)
+
+    @cached_property
+    def compose(self) -> DockerClient:
+        """The stack's compose project (no engine call until it is used)."""
+        return engine.compose_client(self.config.project, self.folder / COMPOSE_FILE, self.folder)
+
+    @property
+    def network_xml(self) -> Path:
+        return self.folder / network_xml_path(self.config)
 
 
 @dataclass(frozen=True)
@@ -42,26 +72,25 @@ def ensure_writable_dir(stack_dir: Path) -> None:
         raise FilesystemError(f"{probe} is not writable")
 
 
-def plan_render(
-    config: StackConfig, stack_dir: Path, *, force: bool, with_config: bool = False
-) -> Plan:
-    files, directories = render_stack(config, stack_dir)
+def plan_render(stack: Stack, *, force: bool, with_config: bool = False) -> Plan:
+    files, directories = render_stack(stack.config, stack.folder)
     if with_config:
         # The user's file from then on: init creates it, render never rewrites it.
-        files = [PlannedFile(CONFIG_NAME, dump_config(config).encode(), 0o644, state=True), *files]
-    return writer.plan(stack_dir, files, force=force, directories=directories)
+        config_file = PlannedFile(
+            CONFIG_NAME, dump_config(stack.config).encode(), 0o644, state=True
+        )
+        files = [config_file, *files]
+    return writer.plan(stack.folder, files, force=force, directories=directories)
 
 
-def init_stack(
-    config: StackConfig, stack_dir: Path, *, force: bool, dry_run: bool
-) -> RenderOutcome:
-    ensure_writable_dir(stack_dir)
-    if (stack_dir / CONFIG_NAME).exists() and not force:
+def init_stack(stack: Stack, *, force: bool, dry_run: bool) -> RenderOutcome:
+    ensure_writable_dir(stack.folder)
+    if (stack.folder / CONFIG_NAME).exists() and not force:
         raise ConflictError(
-            f"{stack_dir / CONFIG_NAME} exists: edit it and run `stackgen render`, "
+            f"{stack.folder / CONFIG_NAME} exists: edit it and run `stackgen render`, "
             "or re-run init with --force"
         )
-    plan = plan_render(config, stack_dir, force=force, with_config=True)
+    plan = plan_render(stack, force=force, with_config=True)
     if force:
         # --force on init replaces stackgen.toml too.
         plan.verdicts = [
@@ -75,11 +104,9 @@ def init_stack(
     return RenderOutcome(plan, written=not dry_run)
 
 
-def render_dir(
-    config: StackConfig, stack_dir: Path, *, force: bool, dry_run: bool
-) -> RenderOutcome:
-    ensure_writable_dir(stack_dir)
-    plan = plan_render(config, stack_dir, force=force)
+def render_dir(stack: Stack, *, force: bool, dry_run: bool) -> RenderOutcome:
+    ensure_writable_dir(stack.folder)
+    plan = plan_render(stack, force=force)
     if not dry_run:
         writer.apply(plan)
     return RenderOutcome(plan, written=not dry_run)

@@ -1,8 +1,9 @@
-"""`stackgen verify`: build the probe's Target from a stack folder or from a bare URL.
+"""The probe's Target: built from a stack (the one builder `up`, `status`, `reload` and
+`verify` share) or from a bare URL.
 
-For a stack stackgen generated, Known Proxies come from the `network.xml` on disk (what
-Jellyfin will read), and the proxy's address from the running container (where it really
-connects from), so a stale or hand-edited file is caught.
+For `verify` of a stack stackgen generated, Known Proxies come from the `network.xml` on
+disk (what Jellyfin will read), and the proxy's address from the running container (where
+it really connects from), so a stale or hand-edited file is caught.
 """
 
 from __future__ import annotations
@@ -11,19 +12,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from python_on_whales.exceptions import DockerException
-
-from stackgen.config_file import load_config
-from stackgen.docker_ops import compose_client
+from stackgen.engine import DockerException
 from stackgen.errors import InvalidInputError
-from stackgen.models import StackConfig
 from stackgen.probe import Target
-from stackgen.proxies import get_proxy
-from stackgen.render import network_xml_path
+from stackgen.stack import Stack
 
 
-def known_proxies_on_disk(config: StackConfig, stack_dir: Path) -> list[str]:
-    path = stack_dir / network_xml_path(config)
+def known_proxies_on_disk(stack: Stack) -> list[str]:
+    path = stack.network_xml
     try:
         root = ET.parse(path).getroot()  # noqa: S314 - the user's own file
     except (OSError, ET.ParseError):
@@ -31,11 +27,10 @@ def known_proxies_on_disk(config: StackConfig, stack_dir: Path) -> list[str]:
     return [(e.text or "").strip() for e in root.findall("./KnownProxies/string") if e.text]
 
 
-def proxy_addresses(config: StackConfig, stack_dir: Path) -> list[str]:
+def proxy_addresses(stack: Stack) -> list[str]:
     """The proxy container's addresses on the stack's networks (empty when not running)."""
-    service = get_proxy(config.proxy).service
     try:
-        containers = compose_client(config, stack_dir).compose.ps([service])
+        containers = stack.compose.compose.ps([stack.proxy.service])
     except DockerException:
         return []
     addresses = []
@@ -46,20 +41,33 @@ def proxy_addresses(config: StackConfig, stack_dir: Path) -> list[str]:
     return addresses
 
 
-def target_for_stack(
-    stack_dir: Path, *, media_path: str | None, timeout: float, ca_file: Path | None
+def stack_target(
+    stack: Stack,
+    *,
+    timeout: float,
+    observed: bool = False,
+    media_path: str | None = None,
+    ca_file: Path | None = None,
 ) -> Target:
-    config = load_config(stack_dir)
+    """The stack as a client on this machine sees it: the public name, resolved locally.
+    `observed`: Known Proxies as Jellyfin reads them from disk and the proxy's address as
+    the engine reports it (verify), instead of what the configuration says (up, status)."""
+    config = stack.config
     trust = config.client_trust_file
+    if observed:
+        known: Sequence[str] = known_proxies_on_disk(stack)
+        addresses = proxy_addresses(stack) or None
+    else:
+        known, addresses = tuple(config.known_proxies), None
     return _validated(
         lambda: Target(
             url=config.public_url.rstrip("/"),
             resolve={config.domain: config.connect_address},
-            ca_file=ca_file or ((stack_dir / trust) if trust else None),
+            ca_file=ca_file or ((stack.folder / trust) if trust else None),
             http_port=config.ports.http,
             media_path=media_path,
-            known_proxies=known_proxies_on_disk(config, stack_dir),
-            proxy_addresses=proxy_addresses(config, stack_dir) or None,
+            known_proxies=known,
+            proxy_addresses=addresses,
             frames_allowed=bool(config.headers.frame_options),
             timeout=timeout,
         )

@@ -44,11 +44,35 @@ stream.range              Range bytes=100-199 -> 206, Content-Range, exactly 100
 stream.ttfb               first byte of a mid-file range < 2 s (warn) / < 10 s (fail)
 upload.20mb               a 20 MiB POST is not refused with 413 or a reset
 proxy.known-proxies       KnownProxies covers proxy_addresses (only when known_proxies given)
+
+Besides the checks, stackgen's lifecycle uses the client directly (one verified request,
+one handshake): `request`, `handshake`, the two TLS contexts and `ProbeError`. Nothing
+outside this package imports its modules (ruff's banned-api holds that line).
 """
 
 from stackgen.probe.checks import CHECK_IDS
+from stackgen.probe.client import (
+    ProbeError,
+    handshake,
+    insecure_context,
+    request,
+    verifying_context,
+)
 from stackgen.probe.result import SCHEMA, CheckResult, Report, Status
 from stackgen.probe.runner import run_checks
 from stackgen.probe.target import Target
 
-__all__ = ["CHECK_IDS", "SCHEMA", "CheckResult", "Report", "Status", "Target", "run_checks"]
+__all__ = [
+    "CHECK_IDS",
+    "SCHEMA",
+    "CheckResult",
+    "ProbeError",
+    "Report",
+    "Status",
+    "Target",
+    "handshake",
+    "insecure_context",
+    "request",
+    "run_checks",
+    "verifying_context",
+]

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
+from stackgen import stack as stacks_module
 from stackgen.config_file import load_config
-from stackgen.lifecycle import probe_target
 from stackgen.models import StackConfig
 from stackgen.probe.target import Target
+from stackgen.verify import stack_target
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -263,7 +264,9 @@ def make_stack(
             args += ["--subpath", subpath]
         stackgen(*args, *extra)
         config = load_config(directory)
-        stack = Stack(directory, config, probe_target(config, directory))
+        stack = Stack(
+            directory, config, stack_target(stacks_module.Stack(config, directory), timeout=10.0)
+        )
         stacks.append(stack)
         if start:
             result = stackgen("up", "--dir", str(directory), "--timeout", "180", check=False)

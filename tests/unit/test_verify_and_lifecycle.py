@@ -1,16 +1,21 @@
-"""Pure parts of verify and lifecycle: target building, resolve parsing, port probing."""
+"""Pure parts of verify and lifecycle: target building, resolve parsing, port probing, and
+the reload decision for every proxy."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stackgen.errors import InvalidInputError
-from stackgen.lifecycle import _port_free, probe_target
-from stackgen.models import parse_config
-from stackgen.verify import known_proxies_on_disk, parse_resolve, target_for_url
+from stackgen.lifecycle import _port_free
+from stackgen.models import StackConfig, parse_config
+from stackgen.proxies import available, get_proxy
+from stackgen.reloading import ProxyAction, plan_reload
+from stackgen.stack import Stack
+from stackgen.verify import known_proxies_on_disk, parse_resolve, stack_target, target_for_url
 
 
 def test_parse_resolve() -> None:
@@ -51,7 +56,7 @@ def test_probe_target_follows_the_config(tmp_path: Path) -> None:
     )
     (tmp_path / "tls").mkdir()
     (tmp_path / "tls/ca.pem").write_text("x")
-    target = probe_target(config, tmp_path)
+    target = stack_target(Stack(config, tmp_path), timeout=10.0)
     assert target.url == "https://jf.example.com:8443/jf"
     assert target.resolve == {"jf.example.com": "127.0.0.1"}
     assert target.http_port == 8080
@@ -68,9 +73,9 @@ def test_known_proxies_are_read_from_the_file_on_disk(tmp_path: Path) -> None:
         "<NetworkConfiguration><KnownProxies><string>10.0.0.9</string>"
         "</KnownProxies></NetworkConfiguration>"
     )
-    assert known_proxies_on_disk(config, tmp_path) == ["10.0.0.9"]
+    assert known_proxies_on_disk(Stack(config, tmp_path)) == ["10.0.0.9"]
     xml.write_text("<NetworkConfiguration><KnownProxies /></NetworkConfiguration>")
-    assert known_proxies_on_disk(config, tmp_path) == []
+    assert known_proxies_on_disk(Stack(config, tmp_path)) == []
 
 
 def test_port_free_sees_a_listener() -> None:
@@ -80,3 +85,58 @@ def test_port_free_sees_a_listener() -> None:
         port = listener.getsockname()[1]
         assert not _port_free("127.0.0.1", port)
     assert _port_free("127.0.0.1", port)
+
+
+# --- the reload decision ---------------------------------------------------------------
+
+
+def _reload_config(proxy: str, tmp_path: Path, **extra: Any) -> StackConfig:
+    data: dict[str, Any] = {"proxy": proxy, "domain": "jf.example.com", "email": "a@example.com"}
+    return parse_config({**data, **extra}, tmp_path, check_paths=False)
+
+
+# What each proxy does when only its own config files changed, and which file needs a
+# restart because the proxy (or the certificate watcher wrapping it) reads it at start only.
+RELOAD = {
+    "traefik": (ProxyAction.WATCH, None, "traefik/traefik.toml"),
+    "caddy": (ProxyAction.RELOAD, "caddy", None),
+    "nginx": (ProxyAction.RELOAD, "nginx", "certbot/watch-certs.sh"),
+    "haproxy": (ProxyAction.RELOAD, "sh", "certbot/watch-certs.sh"),
+    "apache": (ProxyAction.RELOAD, "httpd", "certbot/watch-certs.sh"),
+}
+
+
+def test_every_proxy_has_a_reload_case() -> None:
+    assert set(RELOAD) == set(available())
+
+
+@pytest.mark.parametrize("proxy", sorted(RELOAD))
+def test_plan_reload_per_proxy(proxy: str, tmp_path: Path) -> None:
+    config = _reload_config(proxy, tmp_path)
+    action, command, restart_file = RELOAD[proxy]
+    conf = {t.target for t in get_proxy(proxy).own_templates(config)}
+    plan = plan_reload(get_proxy(proxy), config, conf - {restart_file})
+    assert (plan.recreate, plan.restart_jellyfin, plan.proxy) == (False, False, action)
+    assert (plan.reload_command or (None,))[0] == command
+    if restart_file is not None:
+        plan = plan_reload(get_proxy(proxy), config, {restart_file})
+        assert plan.proxy is ProxyAction.RESTART
+        assert plan.reload_command is None
+
+
+@pytest.mark.parametrize("proxy", sorted(RELOAD))
+def test_plan_reload_compose_and_network_xml(proxy: str, tmp_path: Path) -> None:
+    config = _reload_config(proxy, tmp_path)
+    assert plan_reload(get_proxy(proxy), config, set()).recreate is False
+    plan = plan_reload(
+        get_proxy(proxy), config, {"docker-compose.yml", "jellyfin/config/config/network.xml"}
+    )
+    assert plan.recreate and plan.restart_jellyfin
+
+
+def test_plan_reload_outside_mode_acme_has_no_watcher(tmp_path: Path) -> None:
+    config = _reload_config("nginx", tmp_path, tls={"mode": "internal"})
+    # No certbot: the watcher script is not part of the stack, so it never forces a restart.
+    assert plan_reload(get_proxy("nginx"), config, {"certbot/watch-certs.sh"}).proxy is (
+        ProxyAction.RELOAD
+    )

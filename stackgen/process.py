@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from stackgen.errors import DockerError
 
-log = logging.getLogger("stackgen.runner")
+log = logging.getLogger("stackgen.process")
 
 
 @dataclass(frozen=True)

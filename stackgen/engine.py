@@ -1,0 +1,109 @@
+"""The one boundary to the Docker engine. Every call goes through python-on-whales' typed
+API (objects parsed from the engine's JSON, never text scraped from `docker ps`); nothing
+else in stackgen imports python-on-whales."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from python_on_whales import DockerClient, docker
+from python_on_whales.exceptions import DockerException
+
+from stackgen.errors import DockerError
+from stackgen.parts import InImageCommand
+
+# A proxy's own config test is short; a hung one must not hang `stackgen check`.
+IN_IMAGE_TIMEOUT_S = 120.0
+
+
+def compose_client(project: str, compose_file: Path, folder: Path) -> DockerClient:
+    return DockerClient(
+        compose_files=[compose_file],
+        compose_project_name=project,
+        compose_project_directory=folder,
+    )
+
+
+def require_engine() -> None:
+    if shutil.which("docker") is None:
+        raise DockerError("docker is not installed (see README: Requirements)")
+    try:
+        docker.system.info()
+    except DockerException:
+        raise DockerError("the Docker engine does not answer (is dockerd running?)") from None
+    try:
+        docker.compose.version()
+    except DockerException:
+        raise DockerError(
+            "the Docker Compose plugin is missing (`docker compose version` fails)"
+        ) from None
+
+
+def compose_config_problems(client: DockerClient) -> str:
+    """Compose's own verdict on the file: empty when it accepts it."""
+    try:
+        client.compose.config(return_json=True)
+    except DockerException as error:
+        stderr = str(error.stderr or "")
+        if "is not a docker command" in stderr:
+            raise DockerError("the Docker Compose plugin is missing") from None
+        return " ".join(stderr.split()) or f"docker compose config exited {error.return_code}"
+    return ""
+
+
+def image_present(image: str) -> bool:
+    return bool(docker.image.exists(image))
+
+
+def containers_publishing(port: int) -> list[str]:
+    """Names of the running containers that publish a host port."""
+    return [container.name for container in docker.container.list(filters={"publish": port})]
+
+
+def run_in_image(image: str, command: InImageCommand, folder: Path) -> tuple[bool, str]:
+    """Run a proxy's own test in its own image, with no network: (accepted, output)."""
+    if not image_present(image):
+        raise DockerError(f"image {image} is not present (run `stackgen up` to pull it)")
+    volumes = [
+        ((Path(source) if Path(source).is_absolute() else folder / source).resolve(), target, "ro")
+        for source, target in command.mounts
+    ]
+    try:
+        container = docker.container.create(
+            image,
+            list(command.argv),
+            networks=["none"],
+            volumes=volumes,
+            entrypoint=command.entrypoint,
+            user=command.user,
+        )
+    except DockerException as error:
+        raise DockerError(f"cannot create a container of {image}: {error.stderr}") from None
+    try:
+        docker.container.start(container)
+        deadline = time.monotonic() + IN_IMAGE_TIMEOUT_S
+        while (state := docker.container.inspect(container).state).running:
+            if time.monotonic() > deadline:
+                raise DockerError(
+                    f"`{' '.join(command.argv)}` in {image} did not finish within "
+                    f"{IN_IMAGE_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(0.1)
+        return state.exit_code == 0, str(docker.container.logs(container))
+    except DockerException as error:
+        raise DockerError(f"running a container of {image} failed: {error.stderr}") from None
+    finally:
+        docker.container.remove(container, force=True)
+
+
+__all__ = [
+    "DockerException",
+    "compose_client",
+    "compose_config_problems",
+    "containers_publishing",
+    "image_present",
+    "require_engine",
+    "run_in_image",
+]

@@ -1,0 +1,41 @@
+"""What `stackgen reload` does, decided from what changed alone (no engine, no files): the
+least disruptive way to apply a re-render."""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass
+from enum import StrEnum
+
+from stackgen.models import StackConfig
+from stackgen.proxies.base import Proxy
+from stackgen.render import COMPOSE_FILE, network_xml_path
+
+
+class ProxyAction(StrEnum):
+    RESTART = "restart"  # drops connections: only where the software offers nothing else
+    RELOAD = "reload"  # the proxy's graceful reload command, in its container
+    WATCH = "watch"  # the proxy watches its files and applies them by itself
+
+
+@dataclass(frozen=True)
+class ReloadPlan:
+    recreate: bool  # docker-compose.yml changed: `compose up` recreates what it changes
+    restart_jellyfin: bool  # network.xml changed: Jellyfin reads it at start only
+    proxy: ProxyAction
+    reload_command: tuple[str, ...] | None  # with RELOAD
+
+
+def plan_reload(proxy: Proxy, config: StackConfig, changed: Set[str]) -> ReloadPlan:
+    if proxy.needs_restart(config, set(changed)):
+        action, command = ProxyAction.RESTART, None
+    elif (reload := proxy.reload_command(config)) is not None:
+        action, command = ProxyAction.RELOAD, tuple(reload)
+    else:
+        action, command = ProxyAction.WATCH, None
+    return ReloadPlan(
+        recreate=COMPOSE_FILE in changed,
+        restart_jellyfin=network_xml_path(config) in changed,
+        proxy=action,
+        reload_command=command,
+    )

@@ -1,0 +1,195 @@
+"""`stackgen check`: validate a rendered stack without starting anything."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tomllib
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stackgen.engine import compose_config_problems, run_in_image
+from stackgen.errors import DockerError
+from stackgen.probe import Status
+from stackgen.stack import Stack, plan_render
+from stackgen.writer import Action
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: Status
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"check": self.check, "status": self.status.value, "message": self.message}
+
+
+def check_stack(stack: Stack, *, use_docker: bool = True) -> list[Finding]:
+    steps: list[Callable[[Stack], list[Finding]]] = [
+        _rendered_files,
+        _well_formed,
+        _network_xml,
+        _modes,
+        _proxy_rules,
+    ]
+    if use_docker:
+        steps += [_compose, _proxy_validator]
+    return [finding for step in steps for finding in step(stack)]
+
+
+def _rendered_files(stack: Stack) -> list[Finding]:
+    plan = plan_render(stack, force=False)
+    findings = []
+    for verdict in plan.verdicts:
+        path = verdict.file.path
+        if verdict.action is Action.CREATE:
+            findings.append(
+                Finding("files", Status.FAIL, f"{path} is missing: run `stackgen render`")
+            )
+        elif verdict.action is Action.UPDATE:
+            findings.append(
+                Finding("files", Status.WARN, f"{path} is out of date: run `stackgen render`")
+            )
+        elif verdict.action is Action.CONFLICT:
+            findings.append(
+                Finding("files", Status.WARN, f"{path} was edited by hand; stackgen keeps it")
+            )
+    if not findings:
+        findings.append(
+            Finding("files", Status.PASS, "every generated file is present and current")
+        )
+    return findings
+
+
+def _well_formed(stack: Stack) -> list[Finding]:
+    stack_dir = stack.folder
+    findings = []
+    for path in sorted(stack_dir.rglob("*")):
+        if not path.is_file() or ".stackgen" in path.parts:
+            continue
+        relative = path.relative_to(stack_dir)
+        try:
+            if path.suffix == ".toml":
+                tomllib.loads(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".xml" and "config" in relative.parts[:-1]:
+                ET.parse(path)  # noqa: S314 - our own file, in the user's own folder
+            else:
+                continue
+        except (tomllib.TOMLDecodeError, ET.ParseError, UnicodeDecodeError) as error:
+            findings.append(Finding("syntax", Status.FAIL, f"{relative}: {error}"))
+    return findings or [Finding("syntax", Status.PASS, "TOML and XML files are well-formed")]
+
+
+def _network_xml(stack: Stack) -> list[Finding]:
+    config, path = stack.config, stack.network_xml
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314
+    except (OSError, ET.ParseError) as error:
+        return [Finding("network.xml", Status.FAIL, f"cannot read {path}: {error}")]
+    proxies = [e.text or "" for e in root.findall("./KnownProxies/string")]
+    base_url = (root.findtext("BaseUrl") or "").rstrip("/")
+    findings = []
+    if not proxies:
+        findings.append(
+            Finding(
+                "network.xml",
+                Status.FAIL,
+                "KnownProxies is empty: Jellyfin 10.11 ignores "
+                "X-Forwarded-* and every client looks like the proxy",
+            )
+        )
+    elif not set(config.known_proxies) <= set(proxies):
+        findings.append(
+            Finding(
+                "network.xml",
+                Status.FAIL,
+                f"KnownProxies {proxies} does not name the proxy address {config.known_proxies}",
+            )
+        )
+    if base_url != config.subpath:
+        findings.append(
+            Finding(
+                "network.xml",
+                Status.FAIL,
+                f"BaseUrl {base_url!r} differs from subpath "
+                f"{config.subpath!r}: expect redirect loops",
+            )
+        )
+    return findings or [
+        Finding("network.xml", Status.PASS, f"KnownProxies {proxies}, BaseUrl {base_url!r}")
+    ]
+
+
+def _modes(stack: Stack) -> list[Finding]:
+    """Secrets must not be readable by others; acme.json looser than 0600 breaks Traefik."""
+    findings = []
+    for verdict in plan_render(stack, force=False).verdicts:
+        if verdict.file.mode != 0o600:
+            continue
+        path = stack.folder / verdict.file.path
+        if not path.exists():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            level = Status.FAIL if path.name == "acme.json" else Status.WARN
+            findings.append(
+                Finding(
+                    "modes",
+                    level,
+                    f"{verdict.file.path} is {oct(mode)}; run `chmod 600 {verdict.file.path}`",
+                )
+            )
+    return findings or [Finding("modes", Status.PASS, "secrets and acme.json are 0600")]
+
+
+def _proxy_rules(stack: Stack) -> list[Finding]:
+    proxy, folder = stack.proxy, stack.folder
+    files = {
+        t.target: (folder / t.target).read_bytes()
+        for t in proxy.templates(stack.config)
+        if (folder / t.target).is_file()
+    }
+    problems = proxy.static_problems(stack.config, files)
+    if not problems:
+        return [Finding("proxy", Status.PASS, f"{proxy.kind} configuration follows its rules")]
+    return [Finding("proxy", Status.FAIL, problem) for problem in problems]
+
+
+def _compose(stack: Stack) -> list[Finding]:
+    if shutil.which("docker") is None:
+        return [
+            Finding("compose", Status.WARN, "docker is not installed: compose file not checked")
+        ]
+    try:
+        problems = compose_config_problems(stack.compose)
+    except DockerError as error:
+        return [Finding("compose", Status.WARN, f"compose file not checked: {error}")]
+    if problems:
+        return [Finding("compose", Status.FAIL, problems)]
+    return [Finding("compose", Status.PASS, "`docker compose config` accepts the compose file")]
+
+
+def _proxy_validator(stack: Stack) -> list[Finding]:
+    proxy = stack.proxy
+    command = proxy.validate_command(stack.config)
+    if command is None:
+        return []
+    try:
+        ok, output = run_in_image(proxy.image(stack.config), command, stack.folder)
+    except DockerError as error:
+        return [Finding("proxy-test", Status.WARN, f"{proxy.kind}'s own test not run: {error}")]
+    if ok:
+        return [Finding("proxy-test", Status.PASS, f"{proxy.kind}'s own test accepts it")]
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return [Finding("proxy-test", Status.FAIL, " | ".join(lines[-5:]) or "rejected")]
+
+
+def summarize(findings: list[Finding]) -> tuple[int, int]:
+    fails = sum(1 for f in findings if f.status is Status.FAIL)
+    warns = sum(1 for f in findings if f.status is Status.WARN)
+    return fails, warns
+
+
+__all__ = ["Finding", "check_stack", "summarize"]
