@@ -37,6 +37,7 @@ tools: $(TOOLS)/.installed
 
 lint: venv
 	$(VENV)/bin/ruff check stackgen tests
+	$(VENV)/bin/ruff format --check stackgen tests
 	$(VENV)/bin/mypy stackgen
 
 unit: venv

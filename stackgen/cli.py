@@ -483,6 +483,19 @@ def verify(
 # --- entry point -------------------------------------------------------------------------
 
 
+Failure = StackgenError | TyperException | typer.Abort | KeyboardInterrupt
+
+
+def failure(error: Failure) -> tuple[str, int]:
+    """The one line and the exit code for an error that reached the top: no traceback."""
+    if isinstance(error, StackgenError):
+        return str(error), int(error.exit_code)
+    if isinstance(error, TyperException):  # usage errors: Typer's own exit code (2)
+        message = error.format_message().strip().splitlines()
+        return (message[0] if message else "invalid usage"), error.exit_code
+    return "interrupted", 130
+
+
 def _fail(message: str, code: int) -> NoReturn:
     typer.secho(f"stackgen: error: {message}", err=True, fg="red" if _color() else None)
     sys.exit(code)
@@ -493,11 +506,6 @@ def main() -> None:
         sys.argv.append("--help")  # a bare `stackgen` shows the help, not an error
     try:
         result = app(standalone_mode=False)
-    except StackgenError as error:
-        _fail(str(error), int(error.exit_code))
-    except TyperException as error:  # usage errors: Typer's own exit code (2)
-        message = error.format_message().strip().splitlines()
-        _fail(message[0] if message else "invalid usage", error.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
+    except (StackgenError, TyperException, typer.Abort, KeyboardInterrupt) as error:
+        _fail(*failure(error))
     sys.exit(result if isinstance(result, int) else 0)

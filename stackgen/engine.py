@@ -99,6 +99,7 @@ def run_in_image(image: str, command: InImageCommand, folder: Path) -> tuple[boo
 
 
 __all__ = [
+    "DockerClient",
     "DockerException",
     "compose_client",
     "compose_config_problems",

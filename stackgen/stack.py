@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from python_on_whales import DockerClient
-
 from stackgen import engine, writer
 from stackgen.config_file import CONFIG_NAME, dump_config, load_config
+from stackgen.engine import DockerClient
 from stackgen.errors import ConflictError, FilesystemError
 from stackgen.models import StackConfig
 from stackgen.proxies import get_proxy

@@ -1,5 +1,5 @@
 """The shape every check has: an id, a title, a default fix hint, and a function from
-the run's shared `ProbeContext` to a `Verdict`."""
+the run's shared `ProbeContext` to a `Outcome`."""
 
 from __future__ import annotations
 
@@ -14,30 +14,30 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Outcome:
     status: Status
     reason: str
     hint: str = ""
     details: Mapping[str, object] = field(default_factory=dict)
 
 
-def passed(reason: str, **details: object) -> Verdict:
-    return Verdict(Status.PASS, reason, "", details)
+def passed(reason: str, **details: object) -> Outcome:
+    return Outcome(Status.PASS, reason, "", details)
 
 
-def warned(reason: str, hint: str, **details: object) -> Verdict:
-    return Verdict(Status.WARN, reason, hint, details)
+def warned(reason: str, hint: str, **details: object) -> Outcome:
+    return Outcome(Status.WARN, reason, hint, details)
 
 
-def failed(reason: str, hint: str, **details: object) -> Verdict:
-    return Verdict(Status.FAIL, reason, hint, details)
+def failed(reason: str, hint: str, **details: object) -> Outcome:
+    return Outcome(Status.FAIL, reason, hint, details)
 
 
 class NotApplicable(Exception):
     """Raised by a check that has nothing to judge for this target (reported as skipped)."""
 
 
-CheckFn = Callable[["ProbeContext"], Verdict]
+CheckFn = Callable[["ProbeContext"], Outcome]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ VERSION_NAMES = {SSL3: "SSLv3", TLS10: "TLSv1.0", TLS11: "TLSv1.1", TLS12: "TLSv
 
 # Named groups (RFC 8446 / 8422 code points).
 GROUPS = {"X25519": 0x001D, "P-256": 0x0017, "P-384": 0x0018, "P-521": 0x0019, "X448": 0x001E}
-GROUP_NAMES = {v: k for k, v in GROUPS.items()}
 # Every group we know: when a hello asks about a suite or a protocol, the group must
 # not be the reason for a refusal (tls.groups asks with one group at a time instead).
 DEFAULT_GROUPS = tuple(GROUPS.values())

@@ -6,7 +6,7 @@ import ssl
 import time
 from collections.abc import Collection
 
-from stackgen.probe.base import Check, NotApplicable, Verdict, failed
+from stackgen.probe.base import Check, NotApplicable, Outcome, failed
 from stackgen.probe.checks import ALL_CHECKS, CHECK_IDS
 from stackgen.probe.client import ProbeError
 from stackgen.probe.context import ProbeContext
@@ -38,7 +38,7 @@ def _describe(exc: Exception) -> str:
     return redact(f"{type(exc).__name__}: {text}")
 
 
-def run_one(check: Check, ctx: ProbeContext) -> Verdict:
+def run_one(check: Check, ctx: ProbeContext) -> Outcome:
     try:
         return check.fn(ctx)
     except NotApplicable:

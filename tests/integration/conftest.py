@@ -23,7 +23,7 @@ import pytest
 from stackgen import stack as stacks_module
 from stackgen.config_file import load_config
 from stackgen.models import StackConfig
-from stackgen.probe.target import Target
+from stackgen.probe import Target
 from stackgen.verify import stack_target
 
 REPO = Path(__file__).resolve().parents[2]

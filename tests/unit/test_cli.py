@@ -1,7 +1,10 @@
-"""The CLI end to end in a subprocess: exit codes, one-line errors, nothing written."""
+"""The CLI end to end: exit codes, one-line errors, nothing written. Through Typer's
+CliRunner in this process, with the top-level error handling of `main()` (cli.failure);
+a few smoke tests run the real entry point in a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -9,23 +12,46 @@ import subprocess
 import sys
 import tomllib
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from stackgen.cli import Failure, app, failure
 from stackgen.errors import ExitCode
 
 BASE = ["init", "traefik", "--domain", "jellyfin.example.com", "--email", "admin@example.com"]
+RUNNER = CliRunner()
 
 
-def stackgen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def stackgen(*args: str, cwd: Path | None = None) -> Run:
+    with contextlib.chdir(cwd or Path.cwd()):
+        result = RUNNER.invoke(app, list(args), env={"NO_COLOR": "1"}, standalone_mode=False)
+    error = result.exception
+    if error is None or isinstance(error, SystemExit):
+        code = result.return_value if isinstance(result.return_value, int) else result.exit_code
+        return Run(code, result.stdout, result.stderr)
+    if not isinstance(error, Failure):
+        raise error  # a traceback: a bug, never a user error
+    message, code = failure(error)
+    return Run(code, result.stdout, result.stderr + f"stackgen: error: {message}\n")
+
+
+def stackgen_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed entry point, in a subprocess (smoke tests)."""
     return subprocess.run(
         [sys.executable, "-c", "from stackgen.cli import main; main()", *args],
         capture_output=True,
         text=True,
-        cwd=cwd,
-        env=env,
+        env={**os.environ, "NO_COLOR": "1"},
         check=False,
         timeout=60,
     )
@@ -211,3 +237,35 @@ def test_help_has_examples_and_version() -> None:
         assert "Example:" in result.stdout
     version = stackgen("--version")
     assert version.returncode == 0 and version.stdout.startswith("stackgen ")
+
+
+# --- smoke tests of the real entry point ---------------------------------------------------
+
+
+def test_smoke_help_version_and_bare_command() -> None:
+    version = stackgen_process("--version")
+    assert version.returncode == 0 and version.stdout.startswith("stackgen ")
+    bare = stackgen_process()
+    assert bare.returncode == 0 and "Usage:" in bare.stdout and "verify" in bare.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--domain", "192.0.2.7"], ExitCode.INVALID_INPUT),
+        (["--bogus"], ExitCode.USAGE),
+    ],
+)
+def test_smoke_one_line_errors_and_exit_codes(tmp_path: Path, args: list[str], code: int) -> None:
+    result = stackgen_process(*BASE, *args, "--dir", str(tmp_path / "stack"))
+    assert result.returncode == code, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("stackgen: error: ")
+    assert not (tmp_path / "stack").exists()
+
+
+def test_smoke_init_writes_a_stack_and_json_to_stdout(tmp_path: Path) -> None:
+    result = stackgen_process(*BASE, "--dir", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["written"] is True
+    assert (tmp_path / "docker-compose.yml").is_file()

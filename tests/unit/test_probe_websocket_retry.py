@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from stackgen.probe.base import Verdict, failed, passed
+from stackgen.probe import Status
+from stackgen.probe.base import Outcome, failed, passed
 from stackgen.probe.checks import media
-from stackgen.probe.result import Status
 
 
-def _sequence(monkeypatch: pytest.MonkeyPatch, *verdicts: Verdict) -> list[int]:
+def _sequence(monkeypatch: pytest.MonkeyPatch, *verdicts: Outcome) -> list[int]:
     calls: list[int] = []
-    queue: Iterator[Verdict] = iter(verdicts)
+    queue: Iterator[Outcome] = iter(verdicts)
 
-    def attempt(_ctx: Any) -> Verdict:
+    def attempt(_ctx: Any) -> Outcome:
         calls.append(1)
         return next(queue)
 

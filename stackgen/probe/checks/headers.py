@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 
 from stackgen.probe import client
-from stackgen.probe.base import Verdict, check, failed, passed, warned
+from stackgen.probe.base import Outcome, check, failed, passed, warned
 from stackgen.probe.checks.redirect import ACME_PATH, probe_path
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import Status
@@ -79,7 +79,7 @@ def _hsts_of(resp: client.Response) -> tuple[str | None, int | None, bool]:
 
 
 @check("hsts.https", "HSTS on HTTPS responses, errors included", HINT_HSTS)
-def hsts_https(ctx: ProbeContext) -> Verdict:
+def hsts_https(ctx: ProbeContext) -> Outcome:
     pages = {"page": ctx.web_page(), "error": ctx.error_page()}
     missing: list[str] = []
     short: list[str] = []
@@ -106,7 +106,7 @@ def hsts_https(ctx: ProbeContext) -> Verdict:
 
 
 @check("hsts.http", "No HSTS on plain-HTTP responses", HINT_HSTS_HTTP)
-def hsts_http(ctx: ProbeContext) -> Verdict:
+def hsts_http(ctx: ProbeContext) -> Outcome:
     carrying: list[str] = []
     seen: list[str] = []
     for path in (probe_path(ctx), ACME_PATH):
@@ -138,7 +138,7 @@ def hsts_http(ctx: ProbeContext) -> Verdict:
     "nosniff, Referrer-Policy, Permissions-Policy; no client-breaking CORP",
     HINT_SECURITY,
 )
-def headers_security(ctx: ProbeContext) -> Verdict:
+def headers_security(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
     problems: list[tuple[Status, str]] = []
     nosniff = page.header("X-Content-Type-Options")
@@ -229,7 +229,7 @@ def allows_url(sources: Sequence[str], scheme: str, host: str) -> bool:
 
 
 @check("headers.frames", "No X-Frame-Options / frame-ancestors (LG webOS app)", HINT_FRAMES)
-def headers_frames(ctx: ProbeContext) -> Verdict:
+def headers_frames(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
     found: list[str] = []
     xfo = page.header("X-Frame-Options")
@@ -247,7 +247,7 @@ def headers_frames(ctx: ProbeContext) -> Verdict:
 
 
 @check("headers.csp", "Content-Security-Policy lets jellyfin-web run", HINT_CSP)
-def headers_csp(ctx: ProbeContext) -> Verdict:
+def headers_csp(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
     values = page.header_all("Content-Security-Policy")
     if not values:
@@ -279,7 +279,7 @@ _VERSION = re.compile(r"\d")
 
 
 @check("headers.server-version", "Server / X-Powered-By carry no version", HINT_SERVER)
-def headers_server_version(ctx: ProbeContext) -> Verdict:
+def headers_server_version(ctx: ProbeContext) -> Outcome:
     responses: list[client.Response] = [ctx.web_page(), ctx.error_page()]
     with contextlib.suppress(client.ProbeError):  # port 80 problems: redirect.https
         responses.append(ctx.http(probe_path(ctx)))

@@ -8,7 +8,7 @@ import json
 from urllib.parse import urljoin, urlsplit
 
 from stackgen.probe import client
-from stackgen.probe.base import NotApplicable, Verdict, check, failed, passed, warned
+from stackgen.probe.base import NotApplicable, Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
 
 HINT_UPSTREAM = (
@@ -38,7 +38,7 @@ HINT_LOOP = (
 
 
 @check("jellyfin.health", "Jellyfin /health answers Healthy", HINT_UPSTREAM)
-def jellyfin_health(ctx: ProbeContext) -> Verdict:
+def jellyfin_health(ctx: ProbeContext) -> Outcome:
     resp = ctx.https(f"{ctx.url.base}/health")
     body = resp.text().strip()
     details = {"url": resp.url, "status": resp.status, "body": body[:200]}
@@ -74,7 +74,7 @@ def _public_info(ctx: ProbeContext) -> tuple[client.Response, dict[str, object]]
 
 
 @check("jellyfin.info", "Jellyfin /System/Info/Public is reachable", HINT_UPSTREAM)
-def jellyfin_info(ctx: ProbeContext) -> Verdict:
+def jellyfin_info(ctx: ProbeContext) -> Outcome:
     _resp, data = _public_info(ctx)
     missing = [k for k in ("ProductName", "Version", "Id") if not data.get(k)]
     details = {k: data.get(k) for k in ("ProductName", "Version", "ServerName", "Id")}
@@ -90,7 +90,7 @@ def jellyfin_info(ctx: ProbeContext) -> Verdict:
     "Jellyfin sees the public https URL (forwarded headers honoured)",
     HINT_FORWARDED,
 )
-def jellyfin_forwarded(ctx: ProbeContext) -> Verdict:
+def jellyfin_forwarded(ctx: ProbeContext) -> Outcome:
     # LocalAddress comes from ApplicationHost.GetSmartApiUrl(HttpRequest): built from the
     # request (scheme/host after forwarded-header processing) only when network.xml has
     # EnablePublishedServerUriByRequest=true; else JELLYFIN_PublishedServerUrl if set;
@@ -151,7 +151,7 @@ def _is_ip(host: str) -> bool:
 
 
 @check("jellyfin.web", "The web client loads under the base", HINT_UPSTREAM)
-def jellyfin_web(ctx: ProbeContext) -> Verdict:
+def jellyfin_web(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/web/", 3)
     details: dict[str, object] = {"urls": trail.urls}
     if trail.final is None:
@@ -171,7 +171,7 @@ def jellyfin_web(ctx: ProbeContext) -> Verdict:
 
 
 @check("jellyfin.subpath-redirect", "The bare subpath redirects into it", HINT_SUBPATH)
-def jellyfin_subpath_redirect(ctx: ProbeContext) -> Verdict:
+def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     base = ctx.url.base
     if not base:
         raise NotApplicable("the URL has no subpath")
@@ -196,7 +196,7 @@ def jellyfin_subpath_redirect(ctx: ProbeContext) -> Verdict:
 
 
 @check("jellyfin.redirect-loop", "No redirect loop from the base", HINT_LOOP)
-def jellyfin_redirect_loop(ctx: ProbeContext) -> Verdict:
+def jellyfin_redirect_loop(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/", 10)
     details: dict[str, object] = {"urls": trail.urls}
     if trail.final is None:

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect
 
 from stackgen.probe import client
-from stackgen.probe.base import Verdict, check, failed, passed, warned
+from stackgen.probe.base import Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import Status, redact
 
@@ -79,7 +79,7 @@ NO_UPGRADE_ANSWER = "no answer to the upgrade request"
 
 
 @check("websocket.keepalive", "WebSocket upgrade reaches Jellyfin", HINT_WEBSOCKET)
-def websocket_keepalive(ctx: ProbeContext) -> Verdict:
+def websocket_keepalive(ctx: ProbeContext) -> Outcome:
     """One retry, only for a fresh connection that got no answer at all to its upgrade: a
     single stalled connection is a network event, not a WebSocket configuration (a proxy that
     mishandles upgrades answers wrongly, fast, every time)."""
@@ -93,7 +93,7 @@ def websocket_keepalive(ctx: ProbeContext) -> Verdict:
     return verdict
 
 
-def _websocket_attempt(ctx: ProbeContext) -> Verdict:
+def _websocket_attempt(ctx: ProbeContext) -> Outcome:
     path = f"{ctx.url.base}/socket?{WS_QUERY}"
     uri = f"wss://{ctx.url.netloc}{path}"
     timeout = ctx.target.timeout
@@ -163,7 +163,7 @@ def _websocket_attempt(ctx: ProbeContext) -> Verdict:
 
 def _judge_refused_upgrade(
     ctx: ProbeContext, path: str, status: int, details: dict[str, object]
-) -> Verdict:
+) -> Outcome:
     """Real Jellyfin refuses an unauthenticated upgrade *before* the 101 (WebSocketManager
     throws SecurityException -> 403; a bad token can give 401). So a 401/403 alone does
     not show whether Upgrade reached it. The tell: without Upgrade headers the same URL is
@@ -195,7 +195,7 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 
 
 @check("stream.range", "Byte ranges pass through (206)", HINT_RANGE)
-def stream_range(ctx: ProbeContext) -> Verdict:
+def stream_range(ctx: ProbeContext) -> Outcome:
     resp = _media_request(ctx, "bytes=100-199")
     content_range = resp.header("Content-Range")
     details = {
@@ -235,7 +235,7 @@ def _media_size(ctx: ProbeContext) -> int | None:
 
 
 @check("stream.ttfb", "Seeking answers fast (time to first byte)", HINT_TTFB)
-def stream_ttfb(ctx: ProbeContext) -> Verdict:
+def stream_ttfb(ctx: ProbeContext) -> Outcome:
     size = _media_size(ctx)
     start = (size // 2) if size else 0
     byte_range = f"bytes={start}-"
@@ -289,7 +289,7 @@ def _body() -> Iterator[bytes]:
 
 
 @check("upload.20mb", "A 20 MiB request body gets through", HINT_UPLOAD)
-def upload_20mb(ctx: ProbeContext) -> Verdict:
+def upload_20mb(ctx: ProbeContext) -> Outcome:
     path = f"{ctx.url.base}/Items/stackgen-probe/Images/Primary"
     t0 = time.monotonic()
     outcome = client.upload(ctx.target, path, _body(), UPLOAD_SIZE, {"Content-Type": "image/jpeg"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from stackgen.probe.base import NotApplicable, Verdict, check, failed, passed, warned
+from stackgen.probe.base import NotApplicable, Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -58,7 +58,7 @@ def covered(address: str, entries: Sequence[str]) -> bool | None:
 
 
 @check("proxy.known-proxies", "Jellyfin's KnownProxies covers the proxy", HINT_KNOWN)
-def proxy_known_proxies(ctx: ProbeContext) -> Verdict:
+def proxy_known_proxies(ctx: ProbeContext) -> Outcome:
     known = ctx.target.known_proxies
     addresses = ctx.target.proxy_addresses
     if known is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urljoin, urlsplit
 
-from stackgen.probe.base import Verdict, check, failed, passed, warned
+from stackgen.probe.base import Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
 
 ACME_PATH = "/.well-known/acme-challenge/stackgen-probe"
@@ -32,7 +32,7 @@ def probe_path(ctx: ProbeContext) -> str:
 
 
 @check("redirect.https", "HTTP redirects to HTTPS (permanent, path and query kept)", HINT_REDIRECT)
-def redirect_https(ctx: ProbeContext) -> Verdict:
+def redirect_https(ctx: ProbeContext) -> Outcome:
     path = probe_path(ctx)
     resp = ctx.http(path)
     details: dict[str, object] = {"url": resp.url, "status": resp.status}
@@ -75,7 +75,7 @@ def redirect_https(ctx: ProbeContext) -> Verdict:
 
 
 @check("redirect.acme-path", "ACME HTTP-01 path is not redirected to HTTPS", HINT_ACME)
-def redirect_acme_path(ctx: ProbeContext) -> Verdict:
+def redirect_acme_path(ctx: ProbeContext) -> Outcome:
     resp = ctx.http(ACME_PATH)
     details: dict[str, object] = {"url": resp.url, "status": resp.status}
     if resp.is_redirect:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from stackgen.probe import client, hello, trust
-from stackgen.probe.base import Verdict, check, failed, passed, warned
+from stackgen.probe.base import Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
 
 K = TypeVar("K")
@@ -147,7 +147,7 @@ def describe_cert(der: bytes) -> dict[str, object]:
 
 
 @check("tls.name", "Certificate is trusted and valid for the name", HINT_NAME)
-def tls_name(ctx: ProbeContext) -> Verdict:
+def tls_name(ctx: ProbeContext) -> Outcome:
     try:
         info = client.handshake(ctx.target, ctx.verifying_context())
     except ssl.SSLCertVerificationError as exc:
@@ -188,7 +188,7 @@ def tls_name(ctx: ProbeContext) -> Verdict:
 
 
 @check("tls.chain", "Full certificate chain is served", HINT_CHAIN)
-def tls_chain(ctx: ProbeContext) -> Verdict:
+def tls_chain(ctx: ProbeContext) -> Outcome:
     # See trust.py for why "verifies against roots only" == "intermediates were sent".
     roots_ctx, nroots = ctx.memo(("roots",), lambda: trust.roots_only_context(ctx.target.ca_file))
     control = ctx.control_hello()  # TLS 1.2 Certificate message, in clear: a second witness
@@ -234,7 +234,7 @@ def tls_chain(ctx: ProbeContext) -> Verdict:
 
 
 @check("tls.expiry", "Certificate is not close to expiry", HINT_EXPIRY)
-def tls_expiry(ctx: ProbeContext) -> Verdict:
+def tls_expiry(ctx: ProbeContext) -> Outcome:
     # The leaf, plus the rest of the chain when the TLS 1.2 first flight showed it.
     ders = [_leaf_der(ctx), *ctx.control_hello().certificates[1:]]
     now = datetime.now(UTC)
@@ -284,7 +284,7 @@ def _legacy_with_ssl_module(ctx: ProbeContext) -> dict[str, bool | None]:
 
 
 @check("tls.protocols", "TLS 1.0 and 1.1 are refused", HINT_PROTOCOLS)
-def tls_protocols(ctx: ProbeContext) -> Verdict:
+def tls_protocols(ctx: ProbeContext) -> Outcome:
     control = ctx.control_hello()
     if control.accepted:
         legacy = sweep(
@@ -332,7 +332,7 @@ def tls_protocols(ctx: ProbeContext) -> Verdict:
 
 
 @check("tls.tls13", "TLS 1.3 is offered", HINT_TLS13)
-def tls_tls13(ctx: ProbeContext) -> Verdict:
+def tls_tls13(ctx: ProbeContext) -> Outcome:
     if not ssl.HAS_TLSv1_3:
         return warned("could not test: the local TLS library has no TLS 1.3", HINT_RAW)
     try:
@@ -346,7 +346,7 @@ def tls_tls13(ctx: ProbeContext) -> Verdict:
 
 
 @check("tls.ciphers", "TLS 1.2 suites are Mozilla intermediate only", HINT_CIPHERS)
-def tls_ciphers(ctx: ProbeContext) -> Verdict:
+def tls_ciphers(ctx: ProbeContext) -> Outcome:
     control = ctx.control_hello()
     if not control.accepted and ctx.tls12() is None:
         return passed("TLS 1.2 is not offered; every TLS 1.3 suite is acceptable")
@@ -435,7 +435,7 @@ def _tls13_group(ctx: ProbeContext, name: str) -> bool | None:
 
 
 @check("tls.groups", "Key exchange groups are X25519, P-256, P-384 only", HINT_GROUPS)
-def tls_groups(ctx: ProbeContext) -> Verdict:
+def tls_groups(ctx: ProbeContext) -> Outcome:
     control = ctx.control_hello()
     all_groups = _GOOD_GROUPS + _BAD_GROUPS
     per_version: dict[str, dict[str, bool | None]] = {}
@@ -480,7 +480,7 @@ def tls_groups(ctx: ProbeContext) -> Verdict:
 
 
 @check("tls.compression", "TLS compression is refused", HINT_COMPRESSION)
-def tls_compression(ctx: ProbeContext) -> Verdict:
+def tls_compression(ctx: ProbeContext) -> Outcome:
     control = ctx.control_hello()
     if control.server_hello is not None:
         if control.server_hello.compression != hello.COMPRESSION_NULL:
@@ -497,7 +497,7 @@ def tls_compression(ctx: ProbeContext) -> Verdict:
 
 
 @check("tls.renegotiation", "Secure renegotiation (RFC 5746) only", HINT_RENEGOTIATION)
-def tls_renegotiation(ctx: ProbeContext) -> Verdict:
+def tls_renegotiation(ctx: ProbeContext) -> Outcome:
     control = ctx.control_hello()
     scope = "client-initiated renegotiation was not attempted"
     if control.server_hello is not None:
