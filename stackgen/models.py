@@ -34,7 +34,7 @@ LETSENCRYPT_PRODUCTION: Final = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING: Final = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
 # jellyfin-web 10.9+ needs 'unsafe-eval' and blob: workers; Chromecast needs gstatic.
-# No frame-ancestors: it breaks the LG webOS app (jellyfin-contract.md).
+# No frame-ancestors: it breaks the LG webOS app (docs/jellyfin.md).
 DEFAULT_CSP: Final = (
     "default-src https: data: blob:; "
     "img-src 'self' https: data: blob:; "

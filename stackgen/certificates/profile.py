@@ -1,6 +1,6 @@
 """The one TLS profile every proxy serves: Mozilla's "intermediate" configuration (guideline
 5.7/6.0). Each template spells these values the way its proxy reads them; no template names
-a suite, a curve or an HSTS age of its own. See docs/proxy-facts.md (TLS)."""
+a suite, a curve or an HSTS age of its own. See docs/proxies.md, "Every proxy"."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ whose defaults pass every check; each broken variant flips one field. Certificat
 from a throwaway root -> intermediate -> leaf PKI made with `cryptography`. The public
 name is `jellyfin.test`, mapped to 127.0.0.1 through Target.resolve, so no DNS is used.
 
-Routes imitate jellyfin-contract.md (and the stand-in in tests/images): `/` redirects to
+Routes imitate docs/jellyfin.md (and the stand-in in tests/images): `/` redirects to
 `web/`, `/health` says Healthy, `/System/Info/Public` is JSON, `/socket` upgrades and
 answers KeepAlive, `/Videos/...` and `/web/index.html` honour Range, image POSTs get 401
 like a real Jellyfin without a token.

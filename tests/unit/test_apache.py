@@ -1,4 +1,4 @@
-"""Apache httpd 2.4: the rendered httpd.conf follows proxy-facts.md, the rules of
+"""Apache httpd 2.4: the rendered httpd.conf follows docs/proxies.md, the rules of
 `stackgen check` catch the classic mistakes, validate/reload are httpd's own."""
 
 from __future__ import annotations

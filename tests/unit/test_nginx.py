@@ -1,4 +1,4 @@
-"""nginx: the rendered server file follows proxy-facts.md, the rules of `stackgen check` catch
+"""nginx: the rendered server file follows docs/proxies.md, the rules of `stackgen check` catch
 the classic mistakes, and the validate/reload commands are the ones nginx documents."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Response headers: HSTS, the security headers, and the ones that break Jellyfin clients
-(jellyfin-contract.md, "Headers that break real clients")."""
+(docs/jellyfin.md, "Headers that break real clients")."""
 
 from __future__ import annotations
 

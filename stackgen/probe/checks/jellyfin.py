@@ -1,5 +1,5 @@
 """Jellyfin through the proxy: alive, reachable under the base, and seeing the public
-scheme/host (i.e. the proxy's forwarded headers were honoured — jellyfin-contract.md)."""
+scheme/host (i.e. the proxy's forwarded headers were honoured — docs/jellyfin.md)."""
 
 from __future__ import annotations
 

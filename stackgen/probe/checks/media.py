@@ -1,5 +1,5 @@
 """What players need from the proxy: WebSocket upgrades, byte ranges without buffering,
-and large request bodies (jellyfin-contract.md: Media, Uploads, WebSocket)."""
+and large request bodies (docs/jellyfin.md: media, uploads, WebSocket)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TLS: trust, chain, expiry and the Mozilla "intermediate" profile (proxy-facts.md).
+"""TLS: trust, chain, expiry and the Mozilla "intermediate" profile (docs/proxies.md).
 
 Trust is judged here only; every other check connects without verifying so that one
 certificate problem is reported once. What the server *accepts* (old protocols, suites,

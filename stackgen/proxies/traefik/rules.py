@@ -18,7 +18,7 @@ V1_SECTIONS: Final[Mapping[str, str]] = {
     "file": "Traefik v1 [file] is gone: use providers.file",
     "docker": "Traefik v1 [docker] is gone: use providers.docker",
 }
-# Options removed in v3, wherever they appear (proxy-facts.md).
+# Options removed in v3, wherever they appear (docs/proxies.md, Traefik).
 REMOVED_OPTIONS: Final[Mapping[str, str]] = {
     "sslRedirect": "removed in v3: use the entryPoints redirection on 'web'",
     "sslTemporaryRedirect": "removed in v3: use the entryPoints redirection on 'web'",
