@@ -49,6 +49,18 @@ def _duration(value: Duration, unit: str = "") -> str:
     return value.spelled(unit)
 
 
+_BINARY_UNITS = {"": 1, "k": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _bytes_in(value: int, unit: str = "") -> str:
+    """A size in bytes as a whole number of `unit` with its suffix (`65536 | bytes_in("k")`
+    gives nginx's `64k`)."""
+    factor = _BINARY_UNITS[unit]
+    if value % factor:
+        raise ValueError(f"{value} bytes is not a whole number of {unit!r}")
+    return f"{value // factor}{unit}"
+
+
 def _each(values: Iterable[object], pattern: str) -> list[str]:
     """`pattern % value` for every value (`versions | each("TLSv%s")`)."""
     return [pattern % (value,) for value in values]
@@ -73,6 +85,7 @@ def environment() -> jinja2.Environment:
     env.filters["bind"] = bind_source
     env.filters["duration"] = _duration
     env.filters["each"] = _each
+    env.filters["bytes_in"] = _bytes_in
     env.filters["regex"] = re.escape
     env.filters["sh"] = shlex.quote  # a single-quoted POSIX shell word (scripts)
     env.filters["xml"] = lambda value: escape(str(value))
