@@ -174,7 +174,7 @@ def _assert_status(stack: Stack) -> None:
 
     status = json.loads(stackgen("status", "--dir", str(stack.directory), "--json").stdout)
     assert status["running"] and status["healthy"]
-    assert {s["service"] for s in status["services"]} >= {"jellyfin", stack.config.proxy.value}
+    assert {s["service"] for s in status["services"]} >= {"jellyfin", stack.config.proxy}
     certificate = status["certificate"]
     assert certificate["verified"], certificate["verify_error"]
     assert "Pebble" in certificate["issuer"]
@@ -184,7 +184,7 @@ def _assert_status(stack: Stack) -> None:
 
 
 def _assert_certificate_state(stack: Stack) -> None:
-    if stack.config.proxy.value != "traefik":
+    if stack.config.proxy != "traefik":
         return
     acme = stack.directory / "traefik/acme.json"
     assert stat.S_IMODE(acme.stat().st_mode) == 0o600
