@@ -91,7 +91,6 @@ SERVED_COMBINED: Final = ServedPair(LAYOUT.fullchain, LAYOUT.privkey, LAYOUT.com
 class Certbot(CertificateSource):
     """The certbot service beside the proxy (tls.mode `acme`)."""
 
-    name: ClassVar[str] = "certbot"
     webroot_path: ClassVar[str | None] = LAYOUT.webroot_path
     service_template: ClassVar[str | None] = "certbot/compose-service.yml.j2"
     layout: ClassVar[Layout] = LAYOUT

@@ -37,7 +37,6 @@ class ServedPair:
 class CertificateSource:
     """A source that adds nothing: the base of the others."""
 
-    name: ClassVar[str]
     # Container path of an HTTP-01 webroot the proxy must serve on port 80 (None: none).
     webroot_path: ClassVar[str | None] = None
     # A compose service rendered after the proxy's, or None.
@@ -75,8 +74,6 @@ class ProxyAcme(CertificateSource):
     """The proxy's own ACME client (Traefik, Caddy): it obtains and renews by itself; its
     account and certificates live in the proxy's own state (acme.json, /data)."""
 
-    name: ClassVar[str] = "proxy-acme"
-
     def __init__(self, served: ServedPair, storage: Sequence[StateFile] = ()) -> None:
         super().__init__(served)
         self.storage = tuple(storage)
@@ -102,14 +99,10 @@ class MountedFiles(CertificateSource):
 class UserFiles(MountedFiles):
     """The user's own certificate and key (tls.mode `files`)."""
 
-    name: ClassVar[str] = "files"
-
 
 class InternalCa(MountedFiles):
     """A local CA stackgen creates once, for LAN-only servers (tls.mode `internal`): clients
     trust `tls/ca.pem`."""
-
-    name: ClassVar[str] = "internal-ca"
 
     def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
         folder = stack_dir / INTERNAL_CA_DIR
