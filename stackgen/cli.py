@@ -6,9 +6,11 @@ becomes one line on stderr and its documented exit code (README "Exit codes").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,6 +21,7 @@ from stackgen import __version__
 from stackgen.checks import Level, check_stack, summarize
 from stackgen.config_file import build_config, load_config
 from stackgen.errors import InvalidInputError, ProblemsFoundError, StackgenError
+from stackgen.lock import stack_lock
 from stackgen.models import (
     LETSENCRYPT_STAGING,
     JellyfinNetwork,
@@ -67,7 +70,19 @@ _ACTION_COLOURS = {
 }
 
 
+@contextlib.contextmanager
+def changing(directory: Path, command: str, *, writes: bool = True) -> Iterator[None]:
+    """Commands that write or change the running stack hold the folder's lock."""
+    if not writes:
+        yield
+        return
+    with stack_lock(directory, command, progress=say):
+        yield
+
+
 def report_render(outcome: RenderOutcome, *, as_json: bool, verb: str) -> None:
+    for warning in outcome.plan.warnings:
+        say(f"warning: {warning}", fg="yellow")
     if as_json:
         emit_json(outcome.to_json())
         return
@@ -237,7 +252,8 @@ def init(
     if project is not None:
         data["project"] = project
     config = build_config(data, directory)
-    outcome = init_stack(config, directory, force=force, dry_run=dry_run)
+    with changing(directory, "init", writes=not dry_run):
+        outcome = init_stack(config, directory, force=force, dry_run=dry_run)
     report_render(outcome, as_json=as_json, verb="stack written to")
     if not as_json and outcome.written:
         say(f"next: stackgen up --dir {directory}  (then open {config.public_url})")
@@ -260,8 +276,9 @@ def render(
 
     Example: stackgen render --dir ./jellyfin-stack --diff
     """
-    config = load_config(directory)
-    outcome = render_dir(config, directory, force=force, dry_run=dry_run or diff)
+    with changing(directory, "render", writes=not (dry_run or diff)):
+        config = load_config(directory)
+        outcome = render_dir(config, directory, force=force, dry_run=dry_run or diff)
     if diff:
         for verdict in outcome.plan.verdicts:
             sys.stdout.write(verdict.diff())
@@ -327,10 +344,11 @@ def up(
     """
     from stackgen import lifecycle
 
-    config = load_config(directory)
-    url = lifecycle.up(config, directory, timeout=timeout, progress=say)
-    if as_json:
-        emit_json(lifecycle.status(config, directory))
+    with changing(directory, "up"):
+        config = load_config(directory)
+        url = lifecycle.up(config, directory, timeout=timeout, progress=say)
+        if as_json:
+            emit_json(lifecycle.status(config, directory))
     say(f"up: {url}", fg="green")
     trust = config.client_trust_file
     if trust:
@@ -348,8 +366,9 @@ def reload(
     """
     from stackgen import lifecycle
 
-    config = load_config(directory)
-    lifecycle.reload(config, directory, force=force, progress=say)
+    with changing(directory, "reload"):
+        config = load_config(directory)
+        lifecycle.reload(config, directory, force=force, progress=say)
     say(f"reloaded: {config.public_url}", fg="green")
 
 
@@ -364,8 +383,9 @@ def down(
     """
     from stackgen import lifecycle
 
-    config = load_config(directory)
-    lifecycle.down(config, directory, volumes=volumes)
+    with changing(directory, "down"):
+        config = load_config(directory)
+        lifecycle.down(config, directory, volumes=volumes)
     say(f"down: {config.project}")
 
 
