@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -35,13 +36,19 @@ def wait_seconds() -> float:
     return max(0.0, value)
 
 
-def holder(stack_dir: Path) -> str:
-    """Who holds the lock, as its holder wrote it ("pid 123 (stackgen up)")."""
-    try:
-        text = (stack_dir / HOLDER_NAME).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        text = ""
-    return text.splitlines()[0] if text else "another stackgen command (pid not yet recorded)"
+def holder(stack_dir: Path, *, patience: float = 0.0) -> str:
+    """Who holds the lock, as its holder wrote it ("pid 123 (stackgen up)"). The holder
+    writes it just after taking the lock: patience is how long to give it to do so."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            text = (stack_dir / HOLDER_NAME).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if text or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return text.splitlines()[0] if text else "another stackgen command (pid not recorded)"
 
 
 @contextlib.contextmanager
@@ -55,15 +62,19 @@ def stack_lock(
         lock.acquire()
     except Timeout:
         raise LockedError(
-            f"{stack_dir} is in use by {holder(stack_dir)}: retry when it has finished"
+            f"{stack_dir} is in use by {holder(stack_dir, patience=1.0)}: "
+            "retry when it has finished"
         ) from None
     except OSError as error:
         _remove_if_unused(created)
         raise FilesystemError(f"cannot lock {stack_dir / LOCK_NAME}: {error}") from None
     try:
-        writer.write_atomic(
-            stack_dir / HOLDER_NAME, f"pid {os.getpid()} (stackgen {command})\n".encode(), 0o644
-        )
+        with contextlib.suppress(OSError):  # only informative: a full disk must not stop us
+            writer.write_atomic(
+                stack_dir / HOLDER_NAME,
+                f"pid {os.getpid()} (stackgen {command})\n".encode(),
+                0o644,
+            )
         note = writer.recover(stack_dir)
         if note and progress is not None:
             progress(note)
