@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,14 +135,30 @@ def _parse_images(values: list[str]) -> dict[str, str]:
     return images
 
 
+def _whole_number(option: str, value: str) -> int:
+    # Click would read "80.0" as 80: a port is digits, nothing else.
+    if not re.fullmatch(r"[0-9]{1,6}", value):
+        raise InvalidInputError(f"{option} {value!r} is not a port number (digits only)")
+    return int(value)
+
+
+_MODES = {"ro": True, "rw": False}
+
+
 def _parse_media(values: list[str]) -> list[dict[str, Any]]:
+    """SOURCE[:TARGET][:ro|rw], split from the right so that a source may contain ':'."""
     media: list[dict[str, Any]] = []
     for value in values:
-        source, _, target = value.partition(":")
+        parts = value.split(":")
         read_only = True
-        if target.endswith(":rw"):
-            target, read_only = target.removesuffix(":rw"), False
-        target = target.removesuffix(":ro")
+        if len(parts) > 1 and parts[-1] in _MODES:
+            read_only = _MODES[parts.pop()]
+            if len(parts) > 1 and parts[-1] in _MODES:
+                raise InvalidInputError(f"--media {value!r}: more than one mode (ro or rw)")
+        target = parts.pop() if len(parts) > 1 and parts[-1].startswith("/") else ""
+        source = ":".join(parts)
+        if not source:
+            raise InvalidInputError(f"--media {value!r}: no source folder")
         entry: dict[str, Any] = {"source": source, "read_only": read_only}
         if target:
             entry["target"] = target
@@ -175,14 +192,14 @@ def init(
     ] = None,
     cert_file: Annotated[str | None, typer.Option(help="Certificate chain (tls files).")] = None,
     key_file: Annotated[str | None, typer.Option(help="Private key (tls files).")] = None,
-    http_port: Annotated[int, typer.Option(help="Published HTTP port.")] = 80,
-    https_port: Annotated[int, typer.Option(help="Published HTTPS port.")] = 443,
+    http_port: Annotated[str, typer.Option(help="Published HTTP port.")] = "80",
+    https_port: Annotated[str, typer.Option(help="Published HTTPS port.")] = "443",
     listen_address: Annotated[str, typer.Option(help="Host address to publish on.")] = "0.0.0.0",  # noqa: S104
     subnet: Annotated[str | None, typer.Option(help="Proxy network subnet (pinned).")] = None,
     jellyfin_network: Annotated[
         JellyfinNetwork, typer.Option(help="host (DLNA, HDHomeRun) or bridge.")
     ] = JellyfinNetwork.HOST,
-    jellyfin_port: Annotated[int, typer.Option(help="Jellyfin's HTTP port.")] = 8096,
+    jellyfin_port: Annotated[str, typer.Option(help="Jellyfin's HTTP port.")] = "8096",
     media: Annotated[
         list[str] | None,
         typer.Option(help="Media folder SOURCE[:TARGET][:rw], read-only by default; repeatable."),
@@ -213,7 +230,7 @@ def init(
     images = _parse_images(image or [])
     jellyfin: dict[str, Any] = {
         "network_mode": jellyfin_network.value,
-        "port": jellyfin_port,
+        "port": _whole_number("--jellyfin-port", jellyfin_port),
         "media": _parse_media(media or []),
         "timezone": timezone,
     }
@@ -241,7 +258,11 @@ def init(
         "subpath": subpath,
         "run_as": run_as or f"{os.getuid()}:{os.getgid()}",
         "tls": tls_table,
-        "ports": {"http": http_port, "https": https_port, "listen_address": listen_address},
+        "ports": {
+            "http": _whole_number("--http-port", http_port),
+            "https": _whole_number("--https-port", https_port),
+            "listen_address": listen_address,
+        },
         "jellyfin": jellyfin,
         "images": images,
     }
