@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stackgen.docker_ops import compose_config_problems, run_in_image
 from stackgen.errors import DockerError
-from stackgen.integrity import broken_state_json, missing_services
+from stackgen.integrity import broken_state_json, missing_services, unusable_by_run_as
 from stackgen.models import StackConfig
 from stackgen.proxies import get_proxy
 from stackgen.render import network_xml_path
@@ -58,6 +58,7 @@ def _rendered_files(config: StackConfig, stack_dir: Path) -> list[Finding]:
     findings = [Finding("files", Level.WARN, warning) for warning in plan.warnings]
     findings += [Finding("compose", Level.FAIL, p) for p in missing_services(plan)]
     findings += [Finding("state", Level.FAIL, p) for p in broken_state_json(plan)]
+    findings += [Finding("owner", Level.FAIL, p) for p in unusable_by_run_as(config, plan)]
     for verdict in plan.verdicts:
         path = verdict.file.path
         if verdict.action is Action.CREATE:

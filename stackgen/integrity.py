@@ -1,13 +1,18 @@
-"""Faults `check` fails on (and so `up` refuses) that a hand edit or a crash can leave:
-a compose file without stackgen's services, a state file that is not JSON. Each function
+"""Faults `check` fails on (and so `up` refuses) that a hand edit, a crash or a wrong owner
+can leave: a compose file without stackgen's services, a state file that is not JSON, a key
+the containers' user cannot read. Each function
 returns one-line problems; `checks.py` turns them into findings."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+from pathlib import Path
 
-from stackgen.render import COMPOSE_FILE
+from stackgen.models import StackConfig
+from stackgen.render import COMPOSE_FILE, ENV_FILE
 from stackgen.writer import Plan
 
 
@@ -63,3 +68,56 @@ def broken_state_json(plan: Plan) -> list[str]:
                 "or empty it to have the certificates requested again"
             )
     return problems
+
+
+def _can(st: os.stat_result, uid: int, gid: int, need: int) -> bool:
+    """Whether uid:gid gets `need` (a mask of 4/2/1) on a file by its mode bits alone: the
+    containers drop every capability, so even uid 0 inside them has no override."""
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid == uid:
+        bits = mode >> 6
+    elif st.st_gid == gid:
+        bits = mode >> 3
+    else:
+        bits = mode
+    return bits & need == need
+
+
+def unusable_by_run_as(config: StackConfig, plan: Plan) -> list[str]:
+    """Files the containers read and folders they write, as they are on disk, checked against
+    run_as (the user every container runs as)."""
+    uid, gid = config.uid, config.gid
+    wanted: list[tuple[Path, int, str]] = [
+        (plan.stack_dir / v.file.path, 4, "read")
+        for v in plan.verdicts
+        if v.current is not None and v.file.path != ENV_FILE  # .env is read by Compose
+    ]
+    wanted += [(plan.stack_dir / d, 7, "write in") for d, _ in plan.directories]
+    # The served chain and key: planned only when first made (internal) or the user's own.
+    wanted += [(_resolve(plan.stack_dir, f), 4, "read") for f in config.tls_files or ()]
+    problems = []
+    for path, need, verb in dict.fromkeys(wanted):
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # missing: the files check says so
+        if not _can(st, uid, gid, need):
+            shown = _shown(plan.stack_dir, path)
+            problems.append(
+                f"{shown} is {st.st_uid}:{st.st_gid} {oct(stat.S_IMODE(st.st_mode))}: the "
+                f"containers run as {config.run_as} and cannot {verb} it; run "
+                f"`chown {config.run_as} {shown}` (or `stackgen render` as root, which does)"
+            )
+    return problems
+
+
+def _resolve(stack_dir: Path, path: str) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else stack_dir / candidate
+
+
+def _shown(stack_dir: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(stack_dir))
+    except ValueError:
+        return str(path)

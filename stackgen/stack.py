@@ -9,7 +9,7 @@ from pathlib import Path
 from stackgen import writer
 from stackgen.config_file import CONFIG_NAME, dump_config
 from stackgen.errors import ConflictError, FilesystemError
-from stackgen.models import StackConfig
+from stackgen.models import StackConfig, TlsMode
 from stackgen.render import render_stack
 from stackgen.writer import Action, Plan, PlannedFile
 
@@ -49,7 +49,11 @@ def plan_render(
     if with_config:
         # The user's file from then on: init creates it, render never rewrites it.
         files = [PlannedFile(CONFIG_NAME, dump_config(config).encode(), 0o644, state=True), *files]
-    return writer.plan(stack_dir, files, force=force, directories=directories)
+    owner = (config.uid, config.gid)  # given to them when stackgen runs as root
+    plan = writer.plan(stack_dir, files, force=force, directories=directories, owner=owner)
+    if config.tls.mode is TlsMode.INTERNAL and config.tls_files:
+        plan.owned = list(config.tls_files)  # kept, not re-planned, after the first render
+    return plan
 
 
 def init_stack(

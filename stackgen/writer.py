@@ -100,6 +100,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     # uid, gid: owner of every file and folder written, applied only when running as root.
     owner: tuple[int, int] | None = None
+    owned: list[str] = field(default_factory=list)  # more paths to give to owner
 
     @property
     def conflicts(self) -> list[Verdict]:
@@ -504,6 +505,14 @@ def _chown_all(plan: Plan) -> None:
     uid, gid = plan.owner
     paths = [plan.stack_dir / relative for relative, _ in plan.directories]
     paths += [plan.stack_dir / v.file.path for v in plan.verdicts]
+    paths += [plan.stack_dir / relative for relative in plan.owned]
+    # The folders stackgen made for its files (traefik/, tls/, ...), not the stack folder.
+    paths += {
+        parent
+        for v in plan.verdicts
+        for parent in (plan.stack_dir / v.file.path).parents
+        if plan.stack_dir in parent.parents and parent.name != ".stackgen"
+    }
     for path in paths:
         try:
             os.lchown(path, uid, gid)
