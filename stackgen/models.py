@@ -221,6 +221,8 @@ def validate_url(value: str) -> str:
     """An absolute http(s) URL with a host (Jellyfin's published URL)."""
     if any(c.isspace() for c in value) or any(ord(c) < 32 for c in value):
         raise ValueError(f"{value!r} is not a URL: it contains white space")
+    if "$" in value:
+        raise ValueError(f"{value!r} contains '$', which Compose reads as a variable")
     try:
         parts = urllib.parse.urlsplit(value)
         port = parts.port
@@ -248,6 +250,17 @@ def validate_url(value: str) -> str:
 def _validate_label(value: str) -> str:
     if not _LABEL.match(value):
         raise ValueError(f"{value!r} is not a host name")
+    return value
+
+
+def validate_host_path(value: str) -> str:
+    """A host path Compose mounts (short volume syntax)."""
+    if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"path {value!r} is empty or has control characters")
+    if ":" in value:
+        raise ValueError(f"path {value!r} contains ':', where Compose splits a volume")
+    if "$" in value:
+        raise ValueError(f"path {value!r} contains '$', which Compose reads as a variable")
     return value
 
 
@@ -313,6 +326,8 @@ class TlsConfig(Strict):
     def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if info.field_name != "trust_bundle":  # the others are mounted into a container
+            validate_host_path(value)
         return _must_exist(info, value, info.field_name or "file")
 
     @field_validator("dns_provider")
@@ -397,6 +412,10 @@ class MediaMount(Strict):
         if not value.strip() or any(ord(c) < 32 for c in value):
             raise ValueError(f"media source {value!r} is empty or has control characters")
         # A ':' is fine (the compose file then uses the long volume syntax).
+        if "$" in value:
+            raise ValueError(
+                f"media source {value!r} contains '$', which Compose reads as a variable"
+            )
         return _must_exist(info, value, "media path")
 
     @model_validator(mode="after")
@@ -405,8 +424,10 @@ class MediaMount(Strict):
         target = self.target or f"/media/{default}"
         if not target.startswith("/") or ".." in PurePosixPath(target).parts:
             raise ValueError(f"media target {target!r} must be an absolute path without '..'")
-        if ":" in target or any(ord(c) < 32 for c in target):
-            raise ValueError(f"media target {target!r} must not contain ':' or control characters")
+        if any(c in ":$" or ord(c) < 32 for c in target):
+            raise ValueError(
+                f"media target {target!r} must not contain ':', '$' or control characters"
+            )
         # '/media//x/', '//media/x' and '/media/x' are one folder.
         target = "/" + str(PurePosixPath(target)).lstrip("/")
         for folder in JELLYFIN_DIRS:
@@ -444,6 +465,9 @@ class JellyfinConfig(Strict):
     def _relative_dir(cls, value: str) -> str:
         if not value.strip() or "\n" in value:
             raise ValueError("folder must not be empty")
+        validate_host_path(value)
+        if PurePosixPath(value.strip()) == PurePosixPath("/"):
+            raise ValueError("the root folder cannot be Jellyfin's folder")
         return value
 
 

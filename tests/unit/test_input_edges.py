@@ -247,3 +247,23 @@ def test_a_garbled_manifest_does_not_block_and_says_how_to_recover(tmp_path: Pat
     again = stackgen("render", "--dir", str(tmp_path))
     assert "warning" not in again.stderr
     assert stackgen("check", "--dir", str(tmp_path), "--no-docker").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ({"jellyfin": {"config_dir": "cfg:x"}}, "contains ':'"),
+        ({"jellyfin": {"cache_dir": "$HOME/cache"}}, "contains '$'"),
+        ({"jellyfin": {"config_dir": "/"}}, "root folder"),
+        ({"jellyfin": {"config_dir": "a\tb"}}, "control characters"),
+        ({"jellyfin": {"media": [{"source": "/srv/${X}"}]}}, "contains '$'"),
+        ({"jellyfin": {"media": [{"source": "/m", "target": "/m/$x"}]}}, "'$'"),
+        ({"jellyfin": {"published_url": "https://jf.example.com/$x"}}, "'$'"),
+        ({"tls": {"ca_bundle": "ca:bundle.pem"}}, "contains ':'"),
+    ],
+)
+def test_what_compose_would_split_or_interpolate_is_refused(
+    table: dict[str, Any], fragment: str
+) -> None:
+    """Found by the property tests: Compose reads '$' as a variable and splits at ':'."""
+    _refused(_config(**table), fragment)
