@@ -257,8 +257,14 @@ def apply(plan: Plan) -> None:
         _finish(stack_dir, entries)
     except BaseException as error:
         if committed:
-            with contextlib.suppress(OSError):
+            try:
                 _roll_back(stack_dir, entries)
+            except OSError as second:
+                # The journal and the backups stay: the next command puts things right.
+                raise FilesystemError(
+                    f"cannot write in {stack_dir}: {error}; nor undo it ({second}): "
+                    "the next stackgen command that changes the stack will"
+                ) from None
         for entry in entries:
             for aux in (entry.temp, entry.backup):
                 if aux is not None:

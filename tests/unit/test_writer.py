@@ -272,3 +272,32 @@ def test_disk_full_during_the_manifest_rolls_back_from_the_backups(
     assert _files(tmp_path) == before
     assert not list(tmp_path.rglob(f"*{writer.TEMP_SUFFIX}"))
     assert not (tmp_path / writer.JOURNAL).exists()
+
+
+def test_when_even_the_undo_fails_the_journal_lets_the_next_run_end_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _apply(tmp_path, *OLD)
+    real_stage, real_replace = writer._stage, os.replace
+
+    def stage(target: Path, content: bytes, mode: int, owner: tuple[int, int] | None) -> Path:
+        if target.name == "manifest.json":
+            raise OSError(28, "No space left on device")
+        return real_stage(target, content, mode, owner)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if ".old" in Path(src).name:  # putting a backup back
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(writer, "_stage", stage)
+    monkeypatch.setattr(writer.os, "replace", replace)
+    with pytest.raises(FilesystemError, match="the next stackgen command that changes the stack"):
+        writer.apply(writer.plan(tmp_path, NEW, force=True))
+    monkeypatch.undo()
+    assert (tmp_path / writer.JOURNAL).exists()
+    # The undo had removed the created file before it failed: the next run completes the undo.
+    note = writer.recover(tmp_path)
+    assert note is not None and note.startswith("rolled back")
+    assert _files(tmp_path) == {f.path: f.content for f in OLD}
+    assert not list(tmp_path.rglob(f"*{writer.TEMP_SUFFIX}"))
