@@ -106,49 +106,69 @@ def stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, byte
     return result
 
 
-def _killed_run(args: list[str], rng: random.Random, window: float) -> tuple[bool, float]:
+class ForkServer:
+    """tests/integration/forkserver.py: the CLI forked warm, through the slowed layer."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "forkserver.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+
+    def start(self, args: list[str]) -> int:
+        """Start `stackgen ARGS`; return its pid once it has begun writing."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"args": args, "env": {}}) + "\n")
+        self.process.stdin.flush()
+        word, pid = self.process.stdout.readline().split()
+        assert word == "ready"
+        return int(pid)
+
+    def finished(self) -> bool:
+        assert self.process.stdout is not None
+        return bool(select.select([self.process.stdout], [], [], 0)[0])
+
+    def wait(self, pid: int) -> int:
+        assert self.process.stdout is not None
+        word, done_pid, code = self.process.stdout.readline().split()
+        assert (word, int(done_pid)) == ("done", pid)
+        return int(code)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def forks() -> Iterator[ForkServer]:
+    server = ForkServer()
+    yield server
+    server.close()
+
+
+def _killed_run(
+    forks: ForkServer, args: list[str], rng: random.Random, window: float
+) -> tuple[bool, float]:
     """Run the CLI; SIGKILL it a random moment after it starts writing. (killed, delay)."""
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CLI, *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(SLOWFS_READY_FD=str(write_end)),
-        pass_fds=(write_end,),
-    )
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], 60)
-        assert ready, "the command never started writing"
-        delay = rng.uniform(0, window)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        os.close(read_end)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    killed = process.returncode == -signal.SIGKILL
-    assert killed or process.returncode == 0, stderr
-    return killed, delay
+    pid = forks.start(args)
+    delay = rng.uniform(0, window)
+    time.sleep(delay)
+    if not forks.finished():
+        os.kill(pid, signal.SIGKILL)
+    code = forks.wait(pid)
+    assert code in (0, -signal.SIGKILL), code
+    return code == -signal.SIGKILL, delay
 
 
-def _write_window(stack: Path, config: list[str]) -> float:
+def _write_window(forks: ForkServer, stack: Path, config: list[str]) -> float:
     """How long an unkilled `init --force` writes, measured from its first slowed call."""
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CLI, "init", *config, "--force", "--dir", str(stack)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(SLOWFS_READY_FD=str(write_end)),
-        pass_fds=(write_end,),
-    )
-    os.close(write_end)
-    select.select([read_end], [], [], 60)
+    pid = forks.start(["init", *config, "--force", "--dir", str(stack)])
     started = time.monotonic()
-    process.wait(timeout=60)
-    os.close(read_end)
+    assert forks.wait(pid) == 0
     return time.monotonic() - started
 
 
@@ -158,12 +178,12 @@ KILLS_PER_CHUNK = 25  # 100 in all
 
 @pytest.mark.parametrize("chunk", range(KILL_CHUNKS))
 def test_sigkill_during_init_and_render_leaves_the_old_or_the_new_stack(
-    chunk: int, stacks: dict[str, dict[str, bytes]], tmp_path: Path
+    chunk: int, stacks: dict[str, dict[str, bytes]], forks: ForkServer, tmp_path: Path
 ) -> None:
     rng = random.Random(f"sigkill-{chunk}")  # reproducible: the same moments every run
     stack = tmp_path / "stack"
     assert _cli("init", *CONFIG_A, "--dir", str(stack)).returncode == 0
-    window = _write_window(stack, CONFIG_B) * 1.1
+    window = _write_window(forks, stack, CONFIG_B) * 1.1
     for name, files in stacks.items():
         (tmp_path / f"{name}.toml").write_bytes(files["stackgen.toml"])
     current = "B"
@@ -178,7 +198,7 @@ def test_sigkill_during_init_and_render_leaves_the_old_or_the_new_stack(
         else:
             args = ["init", *(CONFIG_A if target == "A" else CONFIG_B), "--force"]
             args += ["--dir", str(stack)]
-        killed, delay = _killed_run(args, rng, window)
+        killed, delay = _killed_run(forks, args, rng, window)
         # Even before the next command: both files are there, whole.
         for name in ("stackgen.toml", COMPOSE_FILE):
             assert (stack / name).is_file(), (attempt, delay, name)
@@ -197,14 +217,14 @@ def test_sigkill_during_init_and_render_leaves_the_old_or_the_new_stack(
                 k: v for k, v in stacks[current].items() if k != "stackgen.toml"
             }, (attempt, delay)
             seen["old"] += 1
-            done = _cli("render", "--dir", str(stack))
-            assert done.returncode == 0, done.stderr
+            assert forks.wait(forks.start(["render", "--dir", str(stack)])) == 0
             assert snapshot(stack) == stacks[target]
             current = target
         else:
             assert after == stacks[current], (attempt, delay, killed, note)
             seen["old"] += 1
         assert_consistent(stack)
+    print(f"chunk {chunk}: {seen}")  # shown with -s: how the kills landed
     # The moments were spread over the whole write: both outcomes happened.
     assert seen["old"] and seen["new"], seen
 
