@@ -74,8 +74,8 @@ _ACTION_COLOURS = {
 @contextlib.contextmanager
 def changing(directory: Path, command: str, *, writes: bool = True) -> Iterator[None]:
     """Commands that write or change the running stack hold the folder's lock."""
-    if not writes:
-        yield
+    if not writes or (command != "init" and not directory.is_dir()):
+        yield  # nothing to change; the command says why (no such stack)
         return
     with stack_lock(directory, command, progress=say):
         yield
