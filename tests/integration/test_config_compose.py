@@ -49,6 +49,7 @@ def test_a_media_source_with_a_colon_is_accepted_by_compose(engine: None, tmp_pa
 
 @settings(
     max_examples=80,  # each renders a stack and runs `docker compose config` (~0.1 s)
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
