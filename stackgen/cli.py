@@ -6,9 +6,12 @@ becomes one line on stderr and its documented exit code (README "Exit codes").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,6 +22,7 @@ from stackgen import __version__, lifecycle
 from stackgen import verify as verifying
 from stackgen.config_file import build_config
 from stackgen.errors import InvalidInputError, ProblemsFoundError, StackgenError
+from stackgen.lock import stack_lock
 from stackgen.models import (
     LETSENCRYPT_STAGING,
     JellyfinNetwork,
@@ -68,7 +72,19 @@ _ACTION_COLOURS = {
 }
 
 
+@contextlib.contextmanager
+def changing(directory: Path, command: str, *, writes: bool = True) -> Iterator[None]:
+    """Commands that write or change the running stack hold the folder's lock."""
+    if not writes or (command != "init" and not directory.is_dir()):
+        yield  # nothing to change; the command says why (no such stack)
+        return
+    with stack_lock(directory, command, progress=say):
+        yield
+
+
 def report_render(outcome: RenderOutcome, *, as_json: bool, verb: str) -> None:
+    for warning in outcome.plan.warnings:
+        say(f"warning: {warning}", fg="yellow")
     if as_json:
         emit_json(outcome.to_json())
         return
@@ -120,14 +136,30 @@ def _parse_images(values: list[str]) -> dict[str, str]:
     return images
 
 
+def _whole_number(option: str, value: str) -> int:
+    # Click would read "80.0" as 80: a port is digits, nothing else.
+    if not re.fullmatch(r"[0-9]{1,6}", value):
+        raise InvalidInputError(f"{option} {value!r} is not a port number (digits only)")
+    return int(value)
+
+
+_MODES = {"ro": True, "rw": False}
+
+
 def _parse_media(values: list[str]) -> list[dict[str, Any]]:
+    """SOURCE[:TARGET][:ro|rw], split from the right so that a source may contain ':'."""
     media: list[dict[str, Any]] = []
     for value in values:
-        source, _, target = value.partition(":")
+        parts = value.split(":")
         read_only = True
-        if target.endswith(":rw"):
-            target, read_only = target.removesuffix(":rw"), False
-        target = target.removesuffix(":ro")
+        if len(parts) > 1 and parts[-1] in _MODES:
+            read_only = _MODES[parts.pop()]
+            if len(parts) > 1 and parts[-1] in _MODES:
+                raise InvalidInputError(f"--media {value!r}: more than one mode (ro or rw)")
+        target = parts.pop() if len(parts) > 1 and parts[-1].startswith("/") else ""
+        source = ":".join(parts)
+        if not source:
+            raise InvalidInputError(f"--media {value!r}: no source folder")
         entry: dict[str, Any] = {"source": source, "read_only": read_only}
         if target:
             entry["target"] = target
@@ -161,14 +193,14 @@ def init(
     ] = None,
     cert_file: Annotated[str | None, typer.Option(help="Certificate chain (tls files).")] = None,
     key_file: Annotated[str | None, typer.Option(help="Private key (tls files).")] = None,
-    http_port: Annotated[int, typer.Option(help="Published HTTP port.")] = 80,
-    https_port: Annotated[int, typer.Option(help="Published HTTPS port.")] = 443,
+    http_port: Annotated[str, typer.Option(help="Published HTTP port.")] = "80",
+    https_port: Annotated[str, typer.Option(help="Published HTTPS port.")] = "443",
     listen_address: Annotated[str, typer.Option(help="Host address to publish on.")] = "0.0.0.0",  # noqa: S104
     subnet: Annotated[str | None, typer.Option(help="Proxy network subnet (pinned).")] = None,
     jellyfin_network: Annotated[
         JellyfinNetwork, typer.Option(help="host (DLNA, HDHomeRun) or bridge.")
     ] = JellyfinNetwork.HOST,
-    jellyfin_port: Annotated[int, typer.Option(help="Jellyfin's HTTP port.")] = 8096,
+    jellyfin_port: Annotated[str, typer.Option(help="Jellyfin's HTTP port.")] = "8096",
     media: Annotated[
         list[str] | None,
         typer.Option(help="Media folder SOURCE[:TARGET][:rw], read-only by default; repeatable."),
@@ -199,7 +231,7 @@ def init(
     images = _parse_images(image or [])
     jellyfin: dict[str, Any] = {
         "network_mode": jellyfin_network.value,
-        "port": jellyfin_port,
+        "port": _whole_number("--jellyfin-port", jellyfin_port),
         "media": _parse_media(media or []),
         "timezone": timezone,
     }
@@ -227,7 +259,11 @@ def init(
         "subpath": subpath,
         "run_as": run_as or f"{os.getuid()}:{os.getgid()}",
         "tls": tls_table,
-        "ports": {"http": http_port, "https": https_port, "listen_address": listen_address},
+        "ports": {
+            "http": _whole_number("--http-port", http_port),
+            "https": _whole_number("--https-port", https_port),
+            "listen_address": listen_address,
+        },
         "jellyfin": jellyfin,
         "images": images,
     }
@@ -238,7 +274,8 @@ def init(
     if project is not None:
         data["project"] = project
     config = build_config(data, directory)
-    outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run)
+    with changing(directory, "init", writes=not dry_run):
+        outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run)
     report_render(outcome, as_json=as_json, verb="stack written to")
     if not as_json and outcome.written:
         say(f"next: stackgen up --dir {directory}  (then open {config.public_url})")
@@ -261,7 +298,8 @@ def render(
 
     Example: stackgen render --dir ./jellyfin-stack --diff
     """
-    outcome = render_dir(Stack.load(directory), force=force, dry_run=dry_run or diff)
+    with changing(directory, "render", writes=not (dry_run or diff)):
+        outcome = render_dir(Stack.load(directory), force=force, dry_run=dry_run or diff)
     if diff:
         for verdict in outcome.plan.verdicts:
             sys.stdout.write(verdict.diff())
@@ -324,10 +362,11 @@ def up(
 
     Example: stackgen up --dir ./jellyfin-stack
     """
-    stack = Stack.load(directory)
-    url = lifecycle.up(stack, timeout=timeout, progress=say)
-    if as_json:
-        emit_json(lifecycle.status(stack))
+    with changing(directory, "up"):
+        stack = Stack.load(directory)
+        url = lifecycle.up(stack, timeout=timeout, progress=say)
+        if as_json:
+            emit_json(lifecycle.status(stack))
     say(f"up: {url}", fg="green")
     trust = stack.config.client_trust_file
     if trust:
@@ -343,8 +382,9 @@ def reload(
 
     Example: stackgen reload --dir ./jellyfin-stack
     """
-    stack = Stack.load(directory)
-    lifecycle.reload(stack, force=force, progress=say)
+    with changing(directory, "reload"):
+        stack = Stack.load(directory)
+        lifecycle.reload(stack, force=force, progress=say)
     say(f"reloaded: {stack.config.public_url}", fg="green")
 
 
@@ -357,8 +397,9 @@ def down(
 
     Example: stackgen down --dir ./jellyfin-stack
     """
-    stack = Stack.load(directory)
-    lifecycle.down(stack, volumes=volumes)
+    with changing(directory, "down"):
+        stack = Stack.load(directory)
+        lifecycle.down(stack, volumes=volumes)
     say(f"down: {stack.config.project}")
 
 

@@ -20,6 +20,8 @@ class ExitCode(IntEnum):
     CONFLICT = 5  # a hand-edited file would be overwritten (use --force)
     DOCKER = 6  # engine/Compose unreachable, or a docker command failed
     UNHEALTHY = 7  # the stack did not become healthy in time
+    LOCKED = 8  # another stackgen command is changing this stack folder
+    INTERRUPTED = 130  # SIGINT (Ctrl-C)
 
 
 class StackgenError(Exception):
@@ -52,3 +54,7 @@ class UnhealthyError(StackgenError):
 
 class ProblemsFoundError(StackgenError):
     exit_code = ExitCode.PROBLEMS_FOUND
+
+
+class LockedError(StackgenError):
+    exit_code = ExitCode.LOCKED

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
+import zoneinfo
 from enum import StrEnum
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    StrictBool,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -187,7 +193,89 @@ def validate_https_url(value: str) -> str:
 Domain = Annotated[str, AfterValidator(validate_domain)]
 Email = Annotated[str, AfterValidator(validate_email)]
 Subpath = Annotated[str, AfterValidator(validate_subpath)]
-Port = Annotated[int, AfterValidator(validate_port)]
+
+
+def validate_timezone(value: str) -> str:
+    zones = _timezones()
+    if zones and value not in zones:
+        raise ValueError(f"timezone {value!r} is not in the tz database (e.g. Europe/Paris)")
+    if not re.match(r"^[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*$", value):
+        raise ValueError(f"timezone {value!r} is not a tz database name (e.g. Europe/Paris)")
+    return value
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    # Empty only on a machine without any tz database: then the name's form is all we check.
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_url(value: str) -> str:
+    """An absolute http(s) URL with a host (Jellyfin's published URL)."""
+    if any(c.isspace() for c in value) or any(ord(c) < 32 for c in value):
+        raise ValueError(f"{value!r} is not a URL: it contains white space")
+    if "$" in value:
+        raise ValueError(f"{value!r} contains '$', which Compose reads as a variable")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a URL: {error}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError(f"{value!r} has no host")
+    if port == 0:
+        raise ValueError(f"{value!r} has port 0")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: no user, query or fragment in a published URL")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            validate_domain(host) if "." in host else _validate_label(host)
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid host {host!r}") from None
+    return value
+
+
+def _validate_label(value: str) -> str:
+    if not _LABEL.match(value):
+        raise ValueError(f"{value!r} is not a host name")
+    return value
+
+
+def validate_host_path(value: str) -> str:
+    """A host path Compose mounts (short volume syntax)."""
+    if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"path {value!r} is empty or has control characters")
+    if ":" in value:
+        raise ValueError(f"path {value!r} contains ':', where Compose splits a volume")
+    if "$" in value:
+        raise ValueError(f"path {value!r} contains '$', which Compose reads as a variable")
+    return value
+
+
+def _text_only(value: object) -> object:
+    """Addresses are written as text: an integer is not silently an address (1 = 0.0.0.1)."""
+    if not isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv4Network):
+        raise ValueError(f"expected an address as a string, got {type(value).__name__}")
+    return value
+
+
+def _exact_int(value: object) -> object:
+    if type(value) is not int:  # True and 1.0 equal 1: not a version number
+        raise ValueError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+# Strict: `true`, "80" and 80.0 are refused, never turned into a port.
+Port = Annotated[StrictInt, AfterValidator(validate_port)]
+IPv4 = Annotated[ipaddress.IPv4Address, BeforeValidator(_text_only)]
+IPv4Net = Annotated[ipaddress.IPv4Network, BeforeValidator(_text_only)]
+Timezone = Annotated[str, AfterValidator(validate_timezone)]
+Url = Annotated[str, AfterValidator(validate_url)]
 EnvName = Annotated[str, AfterValidator(validate_env_name)]
 Image = Annotated[str, AfterValidator(validate_image)]
 HttpsUrl = Annotated[str, AfterValidator(validate_https_url)]
@@ -233,6 +321,8 @@ class TlsConfig(Strict):
     def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if info.field_name != "trust_bundle":  # the others are mounted into a container
+            validate_host_path(value)
         return _must_exist(info, value, info.field_name or "file")
 
     @field_validator("dns_provider")
@@ -254,7 +344,7 @@ class TlsConfig(Strict):
 class PortsConfig(Strict):
     http: Port = 80
     https: Port = 443
-    listen_address: ipaddress.IPv4Address = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104
+    listen_address: IPv4 = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104
 
     @model_validator(mode="after")
     def _distinct(self) -> PortsConfig:
@@ -264,8 +354,8 @@ class PortsConfig(Strict):
 
 
 class NetworkConfig(Strict):
-    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("172.30.77.0/24")
-    proxy_address: ipaddress.IPv4Address | None = None
+    subnet: IPv4Net = ipaddress.IPv4Network("172.30.77.0/24")
+    proxy_address: IPv4 | None = None
 
     @model_validator(mode="after")
     def _address_in_subnet(self) -> NetworkConfig:
@@ -298,21 +388,49 @@ class NetworkConfig(Strict):
         return self.subnet.network_address + 2
 
 
+# Jellyfin's own folders: a media mount on, above or inside one hides it from Jellyfin.
+JELLYFIN_DIRS: Final = ("/config", "/cache")
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(f"{b.rstrip('/')}/") or b.startswith(f"{a.rstrip('/')}/")
+
+
 class MediaMount(Strict):
     source: str
     target: str = ""
-    read_only: bool = True
+    read_only: StrictBool = True
 
     @field_validator("source")
     @classmethod
-    def _source_exists(cls, value: str, info: ValidationInfo) -> str:
+    def _source(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip() or any(ord(c) < 32 for c in value):
+            raise ValueError(f"media source {value!r} is empty or has control characters")
+        # A ':' is fine (the compose file then uses the long volume syntax).
+        if "$" in value:
+            raise ValueError(
+                f"media source {value!r} contains '$', which Compose reads as a variable"
+            )
         return _must_exist(info, value, "media path")
 
     @model_validator(mode="after")
     def _target(self) -> MediaMount:
-        target = self.target or f"/media/{PurePosixPath(self.source).name or 'media'}"
+        default = PurePosixPath(self.source).name.replace(":", "_") or "media"
+        target = self.target or f"/media/{default}"
         if not target.startswith("/") or ".." in PurePosixPath(target).parts:
             raise ValueError(f"media target {target!r} must be an absolute path without '..'")
+        if any(c in ":$" or ord(c) < 32 for c in target):
+            raise ValueError(
+                f"media target {target!r} must not contain ':', '$' or control characters"
+            )
+        # '/media//x/', '//media/x' and '/media/x' are one folder.
+        target = "/" + str(PurePosixPath(target)).lstrip("/")
+        for folder in JELLYFIN_DIRS:
+            if _overlaps(target, folder):
+                raise ValueError(
+                    f"media target {target!r} collides with Jellyfin's {folder}: "
+                    "Docker would mount the media over it (choose e.g. /media/...)"
+                )
         object.__setattr__(self, "target", target)
         return self
 
@@ -324,14 +442,17 @@ class JellyfinConfig(Strict):
     config_dir: str = "jellyfin/config"
     cache_dir: str = "jellyfin/cache"
     media: list[MediaMount] = Field(default_factory=list)
-    published_url: str | None = None
-    timezone: str = "Etc/UTC"
+    published_url: Url | None = None
+    timezone: Timezone = "Etc/UTC"
 
-    @field_validator("timezone")
+    @field_validator("media")
     @classmethod
-    def _tz(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*$", value):
-            raise ValueError(f"timezone {value!r} is not a tz database name (e.g. Europe/Paris)")
+    def _distinct_targets(cls, value: list[MediaMount]) -> list[MediaMount]:
+        seen: set[str] = set()
+        for mount in value:
+            if mount.target in seen:
+                raise ValueError(f"two media folders are mounted on {mount.target!r}")
+            seen.add(mount.target)
         return value
 
     @field_validator("config_dir", "cache_dir")
@@ -339,6 +460,9 @@ class JellyfinConfig(Strict):
     def _relative_dir(cls, value: str) -> str:
         if not value.strip() or "\n" in value:
             raise ValueError("folder must not be empty")
+        validate_host_path(value)
+        if PurePosixPath(value.strip()) == PurePosixPath("/"):
+            raise ValueError("the root folder cannot be Jellyfin's folder")
         return value
 
 
@@ -391,7 +515,7 @@ class HeadersConfig(Strict):
 
 
 class StackConfig(Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)] = SCHEMA_VERSION
     proxy: ProxyKind
     domain: Domain
     email: Email | None = None

@@ -13,7 +13,7 @@ from stackgen import engine, writer
 from stackgen.config_file import CONFIG_NAME, dump_config, load_config
 from stackgen.engine import DockerClient
 from stackgen.errors import ConflictError, FilesystemError
-from stackgen.models import StackConfig
+from stackgen.models import StackConfig, TlsMode
 from stackgen.proxies import get_proxy
 from stackgen.proxies.base import Proxy
 from stackgen.render import COMPOSE_FILE, network_xml_path, render_stack
@@ -79,7 +79,12 @@ def plan_render(stack: Stack, *, force: bool, with_config: bool = False) -> Plan
             CONFIG_NAME, dump_config(stack.config).encode(), 0o644, state=True
         )
         files = [config_file, *files]
-    return writer.plan(stack.folder, files, force=force, directories=directories)
+    config = stack.config
+    owner = (config.uid, config.gid)  # given to them when stackgen runs as root
+    plan = writer.plan(stack.folder, files, force=force, directories=directories, owner=owner)
+    if config.tls.mode is TlsMode.INTERNAL and config.tls_files:
+        plan.owned = list(config.tls_files)  # kept, not re-planned, after the first render
+    return plan
 
 
 def init_stack(stack: Stack, *, force: bool, dry_run: bool) -> RenderOutcome:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from stackgen.engine import compose_config_problems, run_in_image
 from stackgen.errors import DockerError
+from stackgen.integrity import broken_state_json, missing_services, unusable_by_run_as
 from stackgen.probe import Status
 from stackgen.stack import Stack, plan_render
 from stackgen.writer import Action
@@ -41,7 +42,10 @@ def check_stack(stack: Stack, *, use_docker: bool = True) -> list[Finding]:
 
 def _rendered_files(stack: Stack) -> list[Finding]:
     plan = plan_render(stack, force=False)
-    findings = []
+    findings = [Finding("files", Status.WARN, warning) for warning in plan.warnings]
+    findings += [Finding("compose", Status.FAIL, p) for p in missing_services(plan)]
+    findings += [Finding("state", Status.FAIL, p) for p in broken_state_json(plan)]
+    findings += [Finding("owner", Status.FAIL, p) for p in unusable_by_run_as(stack.config, plan)]
     for verdict in plan.verdicts:
         path = verdict.file.path
         if verdict.action is Action.CREATE:
