@@ -492,6 +492,56 @@ def verify(
         raise ProblemsFoundError(f"verify: {report.failed} check(s) failed")
 
 
+# --- import ------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Old config files or a folder holding them (read only).")
+    ],
+    to: Annotated[
+        ProxyKind | None, typer.Option(help="Render for another proxy than the imported one.")
+    ] = None,
+    directory: DirOption = Path(),
+    dry_run: Annotated[bool, typer.Option(help="Report and plan; write nothing.")] = False,
+    jellyfin_url: Annotated[
+        str | None, typer.Option(help="Jellyfin's address in the old config, http://HOST:PORT.")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option(help="ACME account email, when the old config names none.")
+    ] = None,
+    root: Annotated[
+        Path, typer.Option(help="Where the old server's absolute paths are (a copy of its /).")
+    ] = Path("/"),
+    as_json: JsonOption = False,
+) -> None:
+    """Adopt a running proxy's config (Traefik v1.7, nginx, Caddy v1, HAProxy, Apache).
+
+    Reports each directive (translated, replaced, dropped, skipped), keeps the certificates,
+    writes stackgen.toml and renders the stack. Example:
+    stackgen import /etc/nginx/conf.d/jellyfin.conf --dir ./jellyfin-stack
+    """
+    from stackgen import importers
+
+    outcome = importers.run_import(
+        paths,
+        directory,
+        to=to,
+        email=email,
+        jellyfin_url=jellyfin_url,
+        root=root,
+        dry_run=dry_run,
+    )
+    sys.stderr.write(importers.render_table(outcome.report) + "\n")
+    if as_json:
+        emit_json(outcome.to_json())
+    else:
+        report_render(outcome.render, as_json=False, verb="stack written to")
+        if outcome.render.written:
+            say(f"next: stackgen check --dir {directory}, then stackgen up --dir {directory}")
+
+
 # --- entry point -------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +44,21 @@ def ensure_writable_dir(stack_dir: Path) -> None:
 
 
 def plan_render(
-    config: StackConfig, stack_dir: Path, *, force: bool, with_config: bool = False
+    config: StackConfig,
+    stack_dir: Path,
+    *,
+    force: bool,
+    with_config: bool = False,
+    state: Sequence[PlannedFile] = (),
 ) -> Plan:
     files, directories = render_stack(config, stack_dir)
+    if state:
+        # Initial contents of state files that an import brings along (a kept acme.json,
+        # extracted certificates): they take the place of the rendered, empty ones.
+        given = {f.path for f in state}
+        files = [f for f in files if f.path not in given] + [
+            PlannedFile(f.path, f.content, f.mode, state=True) for f in state
+        ]
     if with_config:
         # The user's file from then on: init creates it, render never rewrites it.
         files = [PlannedFile(CONFIG_NAME, dump_config(config).encode(), 0o644, state=True), *files]
@@ -53,7 +66,12 @@ def plan_render(
 
 
 def init_stack(
-    config: StackConfig, stack_dir: Path, *, force: bool, dry_run: bool
+    config: StackConfig,
+    stack_dir: Path,
+    *,
+    force: bool,
+    dry_run: bool,
+    state: Sequence[PlannedFile] = (),
 ) -> RenderOutcome:
     ensure_writable_dir(stack_dir)
     if (stack_dir / CONFIG_NAME).exists() and not force:
@@ -61,7 +79,7 @@ def init_stack(
             f"{stack_dir / CONFIG_NAME} exists: edit it and run `stackgen render`, "
             "or re-run init with --force"
         )
-    plan = plan_render(config, stack_dir, force=force, with_config=True)
+    plan = plan_render(config, stack_dir, force=force, with_config=True, state=state)
     if force:
         # --force on init replaces stackgen.toml too.
         plan.verdicts = [

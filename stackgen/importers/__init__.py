@@ -1,0 +1,122 @@
+"""`stackgen import`: read the configuration of a proxy the user already runs (the formats of
+Jellyfin's old reverse-proxy page), report every directive, and render the stackgen stack
+that replaces it. One module per source format behind `Importer`; see docs/import.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from stackgen.errors import InvalidInputError
+from stackgen.importers.apache import ApacheImporter
+from stackgen.importers.base import Imported, Importer, ReportAction, ReportEntry, Upstream
+from stackgen.importers.build import ImportOutcome, build_stack
+from stackgen.importers.caddy_v1 import CaddyV1Importer
+from stackgen.importers.haproxy import HAProxyImporter
+from stackgen.importers.nginx import NginxImporter
+from stackgen.importers.traefik_v1 import TraefikV1Importer
+from stackgen.models import ProxyKind
+
+IMPORTERS: Final[tuple[Importer, ...]] = (
+    TraefikV1Importer(),
+    NginxImporter(),
+    ApacheImporter(),
+    HAProxyImporter(),
+    CaddyV1Importer(),
+)
+# Below this, a file is not taken for any format.
+MIN_CONFIDENCE: Final = 0.5
+
+
+def detect(paths: Sequence[Path]) -> Importer:
+    """The one format all the given paths are in."""
+    for path in paths:
+        if not path.exists():
+            raise InvalidInputError(f"{path}: no such file or folder")
+    chosen: Importer | None = None
+    for path in paths:
+        scores = sorted(
+            ((i.detect(path), index) for index, i in enumerate(IMPORTERS)), reverse=True
+        )
+        best, index = scores[0]
+        if best < MIN_CONFIDENCE:
+            raise InvalidInputError(
+                f"{path}: not a recognised proxy configuration: expected Traefik v1.7 "
+                "(traefik.toml, docker-compose.yml labels, acme.json), an nginx site, an "
+                "Apache vhost, haproxy.cfg or a Caddy v1 Caddyfile"
+            )
+        importer = IMPORTERS[index]
+        if chosen is not None and importer is not chosen:
+            raise InvalidInputError(
+                f"{path}: a {importer.name} file, but {paths[0]} is {chosen.name}: "
+                "import one proxy's files at a time"
+            )
+        chosen = importer
+    if chosen is None:
+        raise InvalidInputError("no file to import")
+    return chosen
+
+
+def read(paths: Sequence[Path], *, jellyfin_url: str | None, root: Path) -> Imported:
+    wanted = None
+    if jellyfin_url:
+        wanted = Upstream.parse(jellyfin_url)
+        if wanted is None:
+            raise InvalidInputError(f"--jellyfin-url {jellyfin_url!r}: expected http://HOST:PORT")
+    return detect(paths).parse(paths, jellyfin_url=wanted, root=root)
+
+
+def run_import(
+    paths: Sequence[Path],
+    stack_dir: Path,
+    *,
+    to: ProxyKind | None = None,
+    email: str | None = None,
+    jellyfin_url: str | None = None,
+    root: Path = Path("/"),
+    dry_run: bool = False,
+) -> ImportOutcome:
+    resolved = {p.resolve() for p in paths}
+    target = stack_dir.resolve()
+    if target in resolved or any(target in p.parents for p in resolved if p.is_dir()):
+        # The old files are only ever read.
+        raise InvalidInputError(f"--dir {stack_dir}: is (inside) the old configuration")
+    imported = read(paths, jellyfin_url=jellyfin_url, root=root)
+    return build_stack(imported, stack_dir, to=to, email=email, dry_run=dry_run)
+
+
+def render_table(entries: Sequence[ReportEntry]) -> str:
+    """The human report: one line per directive, grouped by what happened to it."""
+    order = [
+        ReportAction.TRANSLATED,
+        ReportAction.REPLACED,
+        ReportAction.DROPPED,
+        ReportAction.SKIPPED,
+    ]
+    lines = []
+    for action in order:
+        for entry in (e for e in entries if e.action is action):
+            where = (
+                f"{Path(entry.source_file).name}:{entry.line}"
+                if entry.line
+                else Path(entry.source_file).name
+            )
+            lines.append(
+                f"  {action.value:<10} {where:<24} {entry.directive[:40]:<40} {entry.reason}"
+            )
+    return "\n".join(lines)
+
+
+__all__ = [
+    "IMPORTERS",
+    "ImportOutcome",
+    "Imported",
+    "Importer",
+    "ReportAction",
+    "ReportEntry",
+    "detect",
+    "read",
+    "render_table",
+    "run_import",
+]
