@@ -203,7 +203,7 @@ class ApacheImporter(Importer):
             imp.add(
                 file,
                 block.first,
-                f"#<{block.header}> (lines {block.first}-{block.last})",
+                f"#{block.header} (lines {block.first}-{block.last})",
                 ReportAction.SKIPPED,
                 reasons.COMMENTED,
             )
