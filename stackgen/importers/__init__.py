@@ -77,11 +77,16 @@ def run_import(
     root: Path = Path("/"),
     dry_run: bool = False,
 ) -> ImportOutcome:
-    resolved = {p.resolve() for p in paths}
     target = stack_dir.resolve()
-    if target in resolved or any(target in p.parents for p in resolved if p.is_dir()):
-        # The old files are only ever read.
-        raise InvalidInputError(f"--dir {stack_dir}: is (inside) the old configuration")
+    for old in (p.resolve() for p in paths):
+        # The old files are only ever read: the stack goes neither into an old folder nor
+        # beside an old file (where its docker-compose.yml could meet the old one).
+        inside = old.is_dir() and (target == old or old in target.parents)
+        if inside or target == old or (not old.is_dir() and target == old.parent):
+            raise InvalidInputError(
+                f"--dir {stack_dir}: the old configuration is there ({old}); "
+                "render the new stack in another folder"
+            )
     imported = read(paths, jellyfin_url=jellyfin_url, root=root)
     return build_stack(imported, stack_dir, to=to, email=email, dry_run=dry_run)
 

@@ -189,7 +189,11 @@ class NginxImporter(Importer):
         names = [n for n in group[0].names if n not in ("_", "")]
         if names:
             imp.domain = names[0]
-            imp.domain_origin = (str(group[0].file), group[0].line)
+            line = next(
+                (d["line"] for d in group[0].block if d["directive"] == "server_name"),
+                group[0].line,
+            )
+            imp.domain_origin = (str(group[0].file), line)
         # The main Jellyfin location: the shortest proxying one that is not a socket path.
         jellyfin = [
             (u, loc, line)
