@@ -92,7 +92,8 @@ def build_stack(
             "the certificate with HTTP-01 instead (tls.mode 'acme')",
         )
         mode = fallback
-        tls.pop("dns_provider", None)
+    if mode is TlsMode.ACME_DNS and imp.dns_provider:
+        tls["dns_provider"] = imp.dns_provider
     tls["mode"] = mode.value
     if imp.ca_url:
         tls["ca_url"] = imp.ca_url
@@ -146,8 +147,6 @@ def _certificates(
 ) -> TlsMode:
     """Which TLS mode the new stack uses, and the certificate files it starts with."""
     mode = imp.tls_mode or TlsMode.ACME
-    if imp.dns_provider and mode is TlsMode.ACME_DNS:
-        tls["dns_provider"] = imp.dns_provider
     for wildcard in imp.wildcard_domains:
         imp.add(
             "(TLS)",

@@ -566,7 +566,12 @@ def _compose_frontends(file: Path, imp: Imported) -> tuple[list[Frontend], set[s
             Frontend(
                 service,
                 file,
-                lines.get(("services", service, "labels")),
+                _label_line(
+                    lines,
+                    service,
+                    "traefik.frontend.rule",
+                    list(labels).index("traefik.frontend.rule") if rule else 0,
+                ),
                 rule,
                 [Upstream("http", host, port)],
                 settings,
