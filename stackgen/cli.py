@@ -514,6 +514,15 @@ def import_(
     root: Annotated[
         Path, typer.Option(help="Where the old server's absolute paths are (a copy of its /).")
     ] = Path("/"),
+    verify_old: Annotated[
+        str | None, typer.Option(help="Run verify's checks on the old, live stack first.")
+    ] = None,
+    resolve: Annotated[
+        list[str] | None, typer.Option(help="HOST:IP for --verify-old; repeatable.")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Extra trust anchors (PEM) for --verify-old.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Adopt a running proxy's config (Traefik v1.7, nginx, Caddy v1, HAProxy, Apache).
@@ -532,7 +541,13 @@ def import_(
         jellyfin_url=jellyfin_url,
         root=root,
         dry_run=dry_run,
+        old_url=verify_old,
+        old_resolve=resolve or [],
+        old_ca_file=ca_file,
     )
+    if outcome.old_report is not None:
+        sys.stderr.write("the old stack, before the move:\n")
+        sys.stderr.write(outcome.old_report.render_table(color=_color()))
     sys.stderr.write(importers.render_table(outcome.report) + "\n")
     if as_json:
         emit_json(outcome.to_json())

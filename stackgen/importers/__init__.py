@@ -4,6 +4,7 @@ that replaces it. One module per source format behind `Importer`; see docs/impor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -11,6 +12,12 @@ from typing import Final
 from stackgen.errors import InvalidInputError
 from stackgen.importers.apache import ApacheImporter
 from stackgen.importers.base import Imported, Importer, ReportAction, ReportEntry, Upstream
+from stackgen.importers.before_after import (
+    compare_table,
+    old_report_file,
+    read_old_report,
+    verify_old,
+)
 from stackgen.importers.build import ImportOutcome, build_stack
 from stackgen.importers.caddy_v1 import CaddyV1Importer
 from stackgen.importers.haproxy import HAProxyImporter
@@ -76,6 +83,9 @@ def run_import(
     jellyfin_url: str | None = None,
     root: Path = Path("/"),
     dry_run: bool = False,
+    old_url: str | None = None,
+    old_resolve: Sequence[str] = (),
+    old_ca_file: Path | None = None,
 ) -> ImportOutcome:
     target = stack_dir.resolve()
     for old in (p.resolve() for p in paths):
@@ -88,7 +98,18 @@ def run_import(
                 "render the new stack in another folder"
             )
     imported = read(paths, jellyfin_url=jellyfin_url, root=root)
-    return build_stack(imported, stack_dir, to=to, email=email, dry_run=dry_run)
+    extra = []
+    old_report = None
+    if old_url:
+        # After parsing (bad input fails fast), before anything is written.
+        old_report = verify_old(old_url, resolve=old_resolve, ca_file=old_ca_file)
+        extra.append(old_report_file(old_report))
+    outcome = build_stack(
+        imported, stack_dir, to=to, email=email, dry_run=dry_run, extra_state=extra
+    )
+    if old_report is None:
+        return outcome
+    return dataclasses.replace(outcome, old_report=old_report)
 
 
 def render_table(entries: Sequence[ReportEntry]) -> str:
@@ -120,8 +141,10 @@ __all__ = [
     "Importer",
     "ReportAction",
     "ReportEntry",
+    "compare_table",
     "detect",
     "read",
+    "read_old_report",
     "render_table",
     "run_import",
 ]

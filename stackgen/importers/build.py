@@ -5,6 +5,7 @@ files of the new stack."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from stackgen.importers.certs import (
 )
 from stackgen.importers.common import jellyfin_port
 from stackgen.models import ProxyKind, StackConfig, TlsMode, validate_domain
+from stackgen.probe import Report
 from stackgen.proxies import get_proxy
 from stackgen.stack import RenderOutcome, init_stack
 from stackgen.writer import Action, PlannedFile
@@ -34,6 +36,8 @@ class ImportOutcome:
     imported: Imported
     config: StackConfig
     render: RenderOutcome
+    # `stackgen verify`'s report on the old stack (--verify-old).
+    old_report: Report | None = None
 
     @property
     def report(self) -> list[ReportEntry]:
@@ -51,6 +55,7 @@ class ImportOutcome:
             "written": self.render.written,
             "report": [entry.to_json() for entry in self.report],
             "files": self.render.to_json()["files"],
+            "verify_old": self.old_report.to_json() if self.old_report else None,
         }
 
 
@@ -61,6 +66,7 @@ def build_stack(
     to: ProxyKind | None,
     email: str | None,
     dry_run: bool,
+    extra_state: Sequence[PlannedFile] = (),
 ) -> ImportOutcome:
     proxy = to or imp.source
     if imp.domain is None:
@@ -75,7 +81,7 @@ def build_stack(
         where = f"{file}:{line}" if line else file
         raise InvalidInputError(f"{where}: {error}") from None
     tls: dict[str, Any] = {}
-    state: list[PlannedFile] = []
+    state: list[PlannedFile] = list(extra_state)
     mode = _certificates(imp, proxy, domain, tls, state)
     supported = get_proxy(proxy).tls_modes
     if mode not in supported:

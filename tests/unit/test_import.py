@@ -15,11 +15,13 @@ import pytest
 
 from stackgen.checks import Level, check_stack
 from stackgen.config_file import load_config
-from stackgen.importers import ReportAction, run_import
+from stackgen.errors import InvalidInputError
+from stackgen.importers import ReportAction, compare_table, run_import
 from stackgen.importers.build import ImportOutcome
 from stackgen.models import JellyfinNetwork, ProxyKind, TlsMode
 from tests.unit.import_support import (
     EMAIL,
+    FIXTURES,
     acme_json_v1,
     combined,
     copy_fixture,
@@ -27,6 +29,7 @@ from tests.unit.import_support import (
     make_cert,
     served_serial,
 )
+from tests.unit.probe_fixtures import NAME, PKI, fake_stack, make_pki
 
 
 @dataclass(frozen=True)
@@ -368,3 +371,54 @@ def test_a_site_is_picked_by_jellyfin_url(tmp_path: Path) -> None:
     )
     assert outcome.config.domain == "cloud.example.com"
     assert outcome.config.jellyfin.port == 8080
+
+
+# --- --verify-old ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def probe_pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("import-pki"))
+
+
+def test_verify_old_runs_verify_on_the_old_stack_and_keeps_its_report(
+    probe_pki: PKI, tmp_path: Path
+) -> None:
+    from stackgen.importers.before_after import OLD_REPORT, verify_old
+
+    with fake_stack(probe_pki) as old:
+        url = f"https://{NAME}:{old.https_port}"
+        report = verify_old(
+            url,
+            resolve=[f"{NAME}:127.0.0.1"],
+            ca_file=probe_pki.root_pem,
+            http_port=old.http_port,
+            timeout=5.0,
+        )
+        outcome = run_import(
+            [FIXTURES / "caddy" / "Caddyfile"],
+            tmp_path / "stack",
+            old_url=url,
+            old_resolve=[f"{NAME}:127.0.0.1"],
+            old_ca_file=probe_pki.root_pem,
+        )
+    assert report.results, "the verify engine ran no check"
+    assert outcome.old_report is not None
+    saved = json.loads((tmp_path / "stack" / OLD_REPORT).read_text())
+    assert saved["target"]["url"] == url
+    assert {c["id"] for c in saved["checks"]} == {r.id for r in outcome.old_report.results}
+    assert outcome.to_json()["verify_old"] == outcome.old_report.to_json()
+    # Before and after, check by check, against the same engine's later report.
+    table = compare_table(saved, report)
+    assert "BEFORE" in table and "AFTER" in table
+    assert table.strip().endswith("broken by it")
+
+
+def test_verify_old_wants_https(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="https://"):
+        run_import(
+            [FIXTURES / "caddy" / "Caddyfile"],
+            tmp_path / "stack",
+            old_url="http://jellyfin.example.com",
+        )
+    assert not (tmp_path / "stack").exists()
