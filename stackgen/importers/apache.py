@@ -26,6 +26,7 @@ from stackgen.importers.common import (
     finish,
     forwarded_header_verdict,
     header_verdict,
+    listen_port,
     protocols_verdict,
     set_subpath,
     set_upstream,
@@ -145,7 +146,20 @@ def parse_apache(text: str, file: Path) -> tuple[Node, list[CommentedBlock]]:
         raise InvalidInputError(
             f"{file}:{section.line}: <{section.name}> is never closed: expected </{section.name}>"
         )
+    _location_paths(root)
     return root, commented
+
+
+def _location_paths(section: Node) -> None:
+    """Inside `<Location /p>`, `ProxyPass URL` takes its path from the section: written out
+    here, so every ProxyPass has (path, URL)."""
+    for child in section.children:
+        if child.section:
+            if child.key in ("location", "locationmatch") and child.args:
+                for node in child.children:
+                    if node.key in ("proxypass", "proxypassreverse") and len(node.args) == 1:
+                        node.args = [child.args[0], *node.args]
+            _location_paths(child)
 
 
 def _split(text: str, file: Path, line: int) -> list[str]:
@@ -255,6 +269,15 @@ class ApacheImporter(Importer):
         main_file = next(v.file for v in group if (upstream, path, line) in v.upstreams)
         cert = key = None
         tls = False
+        for vhost in group:
+            secure = any(
+                n.key == "sslengine" and [a.lower() for a in n.args[:1]] == ["on"]
+                for n in vhost.node.walk()
+            )
+            for address in vhost.node.args:
+                listen_port(
+                    imp, address, secure, vhost.file, vhost.node.line, f"<VirtualHost {address}>"
+                )
         for vhost in group:
             for node in vhost.node.walk():
                 args = node.args

@@ -124,6 +124,9 @@ class Imported:
     # Traefik v1's acme.json, parsed (account and certificates).
     acme_store: dict[str, object] | None = None
     acme_store_file: Path | None = None
+    # Ports the old proxy listened on (None: not said, stackgen's 80/443).
+    http_port: int | None = None
+    https_port: int | None = None
     report: list[ReportEntry] = field(default_factory=list)
 
     def add(

@@ -111,6 +111,13 @@ def build_stack(
         "tls": tls,
         "jellyfin": _jellyfin(imp),
     }
+    ports = {
+        key: value
+        for key, value in (("http", imp.http_port), ("https", imp.https_port))
+        if value is not None
+    }
+    if ports:
+        data["ports"] = ports
     address = email or imp.email
     if address:
         data["email"] = address

@@ -39,6 +39,33 @@ def set_upstream(
     )
 
 
+_PORT = re.compile(r"(?:^|:)(\d{1,5})$")
+
+
+def listen_port(
+    imp: Imported, address: str, tls: bool, file: Path, line: int | None, what: str
+) -> None:
+    """`*:443`, `:80`, `[::]:80`, `0.0.0.0:8443` or `8080`: the published port."""
+    match = _PORT.search(address.strip())
+    port = int(match.group(1)) if match else None
+    if port is None or not 1 <= port <= 65535:
+        imp.add(file, line, what, ReportAction.DROPPED, f"no port in {address!r}: 80/443 kept")
+        return
+    key = "https" if tls else "http"
+    current = imp.https_port if tls else imp.http_port
+    if current is None:
+        if tls:
+            imp.https_port = port
+        else:
+            imp.http_port = port
+    elif current != port:
+        imp.add(
+            file, line, what, ReportAction.DROPPED, f"stackgen publishes one {key} port ({current})"
+        )
+        return
+    imp.add(file, line, what, ReportAction.TRANSLATED, f"ports.{key} = {port}")
+
+
 def jellyfin_port(upstream: Upstream) -> int:
     return 8096 if upstream.port == 8920 or upstream.scheme in ("https", "wss") else upstream.port
 

@@ -27,6 +27,7 @@ from stackgen.importers.common import (
     finish,
     forwarded_header_verdict,
     header_verdict,
+    listen_port,
     protocols_verdict,
     set_subpath,
     set_upstream,
@@ -270,14 +271,8 @@ class HAProxyImporter(Importer):
                         words[words.index("crt") + 1] if words.index("crt") + 1 < len(words) else ""
                     )
                     self._crt(imp, file, x, crt, root)
-                else:
-                    imp.add(
-                        file,
-                        x.line,
-                        x.text,
-                        ReportAction.TRANSLATED,
-                        "published as ports.http / ports.https",
-                    )
+                if len(words) > 1:
+                    listen_port(imp, words[1], "ssl" in words, file, x.line, f"bind {words[1]}")
                 if "alpn" in words:
                     imp.add(file, x.line, "alpn", ReportAction.REPLACED, reasons.HTTP2)
             elif k == "redirect":

@@ -26,6 +26,7 @@ from stackgen.importers.common import (
     finish,
     forwarded_header_verdict,
     header_verdict,
+    listen_port,
     protocols_verdict,
     set_subpath,
     set_upstream,
@@ -80,7 +81,6 @@ _FIXED: Final[dict[str, tuple[ReportAction, str]]] = {
     "access_log": (ReportAction.REPLACED, reasons.LOGS),
     "error_log": (ReportAction.REPLACED, reasons.LOGS),
     "server_tokens": (ReportAction.REPLACED, reasons.SERVER_TOKENS),
-    "listen": (ReportAction.TRANSLATED, "published as ports.http / ports.https"),
 }
 
 
@@ -148,6 +148,7 @@ class NginxImporter(Importer):
         if not servers:
             raise InvalidInputError(f"{files[0]}: no server block: expected an nginx site file")
         for server in servers:
+            _substitute(server.block, _variables(server.block))
             server.upstreams = list(_proxy_passes(server.block, "", upstream_blocks))
         sites = _group(servers)
         chosen = choose_site(
@@ -186,7 +187,8 @@ class NginxImporter(Importer):
         upstream_blocks: dict[str, list[Upstream]],
         root: Path,
     ) -> None:
-        names = [n for n in group[0].names if n not in ("_", "")]
+        # Not a name a certificate is issued for: the catch-all, wildcards and regexes.
+        names = [n for n in group[0].names if n and n != "_" and not n.startswith(("~", "*", "."))]
         if names:
             imp.domain = names[0]
             line = next(
@@ -318,10 +320,14 @@ class NginxImporter(Importer):
                         f"stackgen serves one name; {' '.join(extra)} not carried over",
                     )
                 continue
-            if name == "return" and args and args[0] in ("301", "302", "307", "308"):
+            if name == "listen" and args:
+                listen_port(imp, args[0], "ssl" in args, file, line, shown)
+            elif name == "return" and args and args[0] in ("301", "302", "307", "308"):
                 imp.add(file, line, shown, ReportAction.REPLACED, reasons.REDIRECT)
             elif name in ("ssl_certificate", "ssl_certificate_key"):
                 continue  # reported with the TLS decision
+            elif name == "set":
+                imp.add(file, line, shown, ReportAction.TRANSLATED, "resolved in proxy_pass")
             elif name == "ssl_protocols":
                 imp.add(file, line, shown, *protocols_verdict(" ".join(args)))
             elif name == "ssl_ciphers":
@@ -370,6 +376,29 @@ def _parse_file(file: Path) -> list[Directive]:
         raise InvalidInputError(f"{file}:{line}: {message}: expected nginx syntax")
     config = payload["config"][0]
     return list(config.get("parsed", []))
+
+
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _variables(block: list[Directive]) -> dict[str, str]:
+    """`set $jellyfin 127.0.0.1;` (the newer docs' form) anywhere in the server block."""
+    found: dict[str, str] = {}
+    for d in block:
+        if d["directive"] == "set" and len(d.get("args", [])) == 2:
+            found.setdefault(d["args"][0].lstrip("$"), d["args"][1])
+        found.update({k: v for k, v in _variables(d.get("block", [])).items() if k not in found})
+    return found
+
+
+def _substitute(block: list[Directive], variables: dict[str, str]) -> None:
+    """proxy_pass with those variables written out; nginx's own ($host, ...) stay."""
+    for d in block:
+        if d["directive"] == "proxy_pass" and d.get("args"):
+            d["args"] = [
+                _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), d["args"][0])
+            ]
+        _substitute(d.get("block", []), variables)
 
 
 def _proxy_passes(

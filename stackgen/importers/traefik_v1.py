@@ -28,6 +28,7 @@ from stackgen.importers.common import (
     finish,
     forwarded_header_verdict,
     header_verdict,
+    listen_port,
     protocols_verdict,
     set_subpath,
     set_upstream,
@@ -278,12 +279,13 @@ class TraefikV1Importer(Importer):
                     reasons.REDIRECT,
                 )
             if "address" in ep:
-                imp.add(
+                listen_port(
+                    imp,
+                    str(ep["address"]),
+                    "tls" in ep,
                     file,
                     at(*base, "address"),
                     f"entryPoints.{ep_name}.address",
-                    ReportAction.TRANSLATED,
-                    "published as ports.http / ports.https",
                 )
             tls = ep.get("tls")
             if isinstance(tls, dict):

@@ -422,3 +422,51 @@ def test_verify_old_wants_https(tmp_path: Path) -> None:
             old_url="http://jellyfin.example.com",
         )
     assert not (tmp_path / "stack").exists()
+
+
+# --- forms beyond the old page: the newer docs' variables, <Location>, other ports ----------
+
+
+def test_nginx_set_variable_and_other_ports(tmp_path: Path) -> None:
+    source = tmp_path / "jellyfin.conf"
+    source.write_text(
+        "server {\n"
+        "    listen 8080;\n"
+        "    server_name _ jf.example.com;\n"
+        "    return 301 https://$host:8443$request_uri;\n"
+        "}\n"
+        "server {\n"
+        "    listen 8443 ssl;\n"
+        "    server_name _ jf.example.com;\n"
+        "    set $jellyfin jellyfin;\n"
+        "    location / {\n"
+        "        proxy_pass http://$jellyfin:8096;\n"
+        "    }\n"
+        "}\n"
+    )
+    outcome = run_import([source], tmp_path / "stack", email=EMAIL, dry_run=True)
+    config = outcome.config
+    assert config.domain == "jf.example.com"
+    assert config.jellyfin.network_mode is JellyfinNetwork.BRIDGE
+    assert (config.ports.http, config.ports.https) == (8080, 8443)
+    actions = {(e.directive, e.action) for e in outcome.report}
+    assert ("listen 8443 ssl", ReportAction.TRANSLATED) in actions
+    assert ("set $jellyfin jellyfin", ReportAction.TRANSLATED) in actions
+
+
+def test_apache_location_block_subpath(tmp_path: Path) -> None:
+    source = tmp_path / "site.conf"
+    source.write_text(
+        "<VirtualHost *:443>\n"
+        "    ServerName media.example.com\n"
+        "    SSLEngine On\n"
+        "    <Location /jellyfin>\n"
+        "        ProxyPass http://127.0.0.1:8096/jellyfin\n"
+        "        ProxyPassReverse http://127.0.0.1:8096/jellyfin\n"
+        "    </Location>\n"
+        "</VirtualHost>\n"
+    )
+    outcome = run_import([source], tmp_path / "stack", email=EMAIL, dry_run=True)
+    assert outcome.config.subpath == "/jellyfin"
+    # The prefix reaches Jellyfin unchanged: nothing to report as stripped.
+    assert not [e for e in outcome.report if "stripped" in e.reason]
