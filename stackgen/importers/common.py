@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import Imported, ReportAction, Upstream, under_root
+from stackgen.importers.certs import certificate_summary
 from stackgen.models import TlsMode
 
 LETSENCRYPT_LIVE = re.compile(r"^/etc/letsencrypt/live/([^/]+)/")
@@ -170,19 +172,27 @@ def use_certificate_files(
             "--root with a copy of its filesystem, to keep it",
         )
         return
+    try:
+        served = certificate_summary(cert_path.read_bytes())
+    except (OSError, ValueError, IndexError):
+        raise InvalidInputError(
+            f"{file}:{line}: {cert_path}: expected a PEM certificate chain"
+        ) from None
     imp.tls_mode = TlsMode.FILES
     imp.cert_file, imp.key_file = cert_path, key_path
     lineage = LETSENCRYPT_LIVE.match(cert)
     renewal = (
-        f"certbot lineage {lineage.group(1)!r}: the host's certbot keeps renewing it in place; "
-        "its hook must restart the proxy container after a renewal (docs/import.md)"
+        f"certbot lineage {lineage.group(1)!r}, read in place; its old renewal (certbot's nginx "
+        "or Apache plugin, or standalone) needs port 80, which the stack now holds: before it "
+        "expires, switch to tls.mode 'acme' and `stackgen render` (docs/import.md)"
         if lineage
-        else "renew it where it is, then restart the proxy container"
+        else "before it expires, renew it in place and restart the proxy container, or switch "
+        "to tls.mode 'acme'"
     )
     imp.add(
         file,
         line,
         what,
         ReportAction.TRANSLATED,
-        f"kept, not re-issued: tls.mode 'files' reading {cert_path}; {renewal}",
+        f"kept, not re-issued ({served}): tls.mode 'files' reading {cert_path}; {renewal}",
     )
