@@ -22,6 +22,7 @@ from stackgen.importers.base import (
     Upstream,
     choose_site,
     read_text,
+    under_root,
 )
 from stackgen.importers.common import (
     ciphers_verdict,
@@ -132,6 +133,17 @@ class TraefikV1Importer(Importer):
                 ) from None
             lines = toml_lines(text)
             frontends += _toml_frontends(toml_file, static, lines)
+            rules = _file_provider(toml_file, static, root)
+            if rules is not None:
+                imp.files.append(rules)
+                rules_text = read_text(rules)
+                try:
+                    dynamic = tomllib.loads(rules_text)
+                except tomllib.TOMLDecodeError as error:
+                    raise InvalidInputError(
+                        f"{rules}: {error}: expected TOML (Traefik v1.7 rules file)"
+                    ) from None
+                frontends += _toml_frontends(rules, dynamic, toml_lines(rules_text))
         host_network: set[str] = set()
         if compose_file:
             label_frontends, host_network = _compose_frontends(compose_file, imp)
@@ -446,6 +458,22 @@ def _files(paths: Sequence[Path]) -> tuple[Path | None, Path | None, Path | None
         else:
             toml_file = path
     return toml_file, compose_file, acme_file
+
+
+def _file_provider(toml_file: Path, static: dict[str, Any], root: Path) -> Path | None:
+    """`[file] filename = ...`: the rules file, beside traefik.toml (where the docs' compose
+    file mounted it from) or at its path on the old server."""
+    section = static.get("file")
+    if not isinstance(section, dict) or not section.get("filename"):
+        return None
+    name = str(section["filename"])
+    for candidate in (toml_file.parent / Path(name).name, under_root(root, name)):
+        if candidate.is_file():
+            return candidate
+    raise InvalidInputError(
+        f"{toml_file}: [file] filename {name!r} not found beside it or under --root {root}: "
+        "expected the rules file with the frontends"
+    )
 
 
 def _toml_frontends(

@@ -57,6 +57,15 @@ def _nginx_lineage(old: Path, root: Path) -> list[Path]:
     return [old]
 
 
+def _own_certificate(old: Path, root: Path) -> list[Path]:
+    pair = make_cert("home.example.net")
+    private = root / "etc" / "ssl" / "private"
+    private.mkdir(parents=True)
+    (private / "home.example.net.crt").write_bytes(pair.chain_pem)
+    (private / "home.example.net.key").write_bytes(pair.key_pem)
+    return [old]
+
+
 def _haproxy_pem(domain: str) -> Callable[[Path, Path], list[Path]]:
     def prepare(old: Path, root: Path) -> list[Path]:
         combined(root, f"etc/ssl/{domain}.pem", make_cert(domain))
@@ -100,6 +109,23 @@ CASES = [
             ("entryPoints.https.tls.minVersion", R.DROPPED),
             ("frontend transmission", R.SKIPPED),
         ),
+    ),
+    Case(
+        "traefik/file-provider",
+        ProxyKind.TRAEFIK,
+        "home.example.net",
+        "/jellyfin",
+        JellyfinNetwork.HOST,
+        TlsMode.FILES,
+        (
+            ("tls.certificates", R.TRANSLATED),
+            ("[file]", R.REPLACED),
+            ("headers.customFrameOptionsValue", R.DROPPED),
+            ("headers.customResponseHeaders X-Robots-Tag", R.DROPPED),
+            ("frontend nas", R.SKIPPED),
+            ("entryPoints.https.address", R.TRANSLATED),
+        ),
+        _own_certificate,
     ),
     Case(
         "nginx/jellyfin.conf",
