@@ -19,6 +19,7 @@ from stackgen.importers.base import (
     Site,
     Upstream,
     choose_site,
+    first_commented,
     read_text,
 )
 from stackgen.importers.common import (
@@ -235,6 +236,7 @@ class ApacheImporter(Importer):
             ],
             jellyfin_url,
             ", ".join(str(f) for f in files),
+            commented=first_commented(files, r"ProxyPass\b"),
         )
         chosen = groups[(site.names or [""])[0].lower()]
         for key, group in groups.items():

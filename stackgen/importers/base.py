@@ -8,6 +8,7 @@ rendered. `stackgen.importers.build` turns an `Imported` into the same `stackgen
 from __future__ import annotations
 
 import ipaddress
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,19 @@ class Importer(ABC):
         """Read the old configuration; never writes anything."""
 
 
+def first_commented(files: Sequence[Path], pattern: str) -> str:
+    """`file:line` of the first comment line matching `pattern` (a regex), or ''."""
+    for file in files:
+        try:
+            lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for number, line in enumerate(lines, 1):
+            if re.match(rf"^\s*#+\s*(?:{pattern})", line):
+                return f"{file}:{number}"
+    return ""
+
+
 def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -190,10 +204,18 @@ class Site:
         return " ".join(self.names) or "(no name)"
 
 
-def choose_site(sites: Sequence[Site], wanted: Upstream | None, what: str) -> Site:
+def choose_site(
+    sites: Sequence[Site], wanted: Upstream | None, what: str, *, commented: str = ""
+) -> Site:
     """The one site that proxies to Jellyfin. Several sites under one name (an HTTP and an
-    HTTPS server) are merged by the caller before this is asked."""
+    HTTPS server) are merged by the caller before this is asked. `commented` names where a
+    commented-out proxy line is, for the error when nothing active proxies."""
     matching = [s for s in sites if any(u.is_jellyfin(wanted) for u in s.upstreams)]
+    if not matching and commented and not any(s.upstreams for s in sites):
+        raise InvalidInputError(
+            f"{commented}: the proxy lines are commented out (as the old docs ship them) and no "
+            "active line proxies anywhere: expected the configuration the old proxy runs"
+        )
     if not matching:
         target = (
             f"to {wanted.authority}"

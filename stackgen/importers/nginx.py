@@ -19,6 +19,7 @@ from stackgen.importers.base import (
     Site,
     Upstream,
     choose_site,
+    first_commented,
     read_text,
 )
 from stackgen.importers.common import (
@@ -163,6 +164,7 @@ class NginxImporter(Importer):
             ],
             jellyfin_url,
             ", ".join(str(f) for f in files),
+            commented=first_commented(files, r"proxy_pass\b"),
         )
         for key, group in sites.items():
             if key != tuple(chosen.names):

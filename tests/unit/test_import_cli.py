@@ -162,3 +162,18 @@ def test_import_never_writes_into_the_old_folder(tmp_path: Path) -> None:
     result = stackgen("import", str(old), "--dir", str(old / "new"))
     assert result.returncode == ExitCode.INVALID_INPUT
     assert not (old / "new").exists()
+
+
+def test_docs_form_with_proxy_lines_commented_out_says_so(tmp_path: Path) -> None:
+    source = tmp_path / "jellyfin.conf"
+    source.write_text(
+        "server {\n    listen 80;\n    server_name jellyfin.example.com;\n"
+        "    # return 301 https://$host$request_uri;\n}\n\n"
+        "#server {\n#    listen 443 ssl http2;\n#    location / {\n"
+        "#        proxy_pass http://127.0.0.1:8096;\n#    }\n#}\n"
+    )
+    stack = tmp_path / "stack"
+    result = stackgen("import", str(source), "--dir", str(stack), "--email", EMAIL)
+    assert result.returncode == ExitCode.INVALID_INPUT
+    assert f"{source}:10: the proxy lines are commented out" in result.stderr
+    assert not stack.exists()
