@@ -363,12 +363,17 @@ class HAProxyImporter(Importer):
             )
             return
         imp.tls_mode = TlsMode.ACME
+        found = (
+            "is a folder of certificates, which import does not read"
+            if path.is_dir()
+            else ("is not a file on this machine")
+        )
         imp.add(
             file,
             x.line,
             x.text,
             ReportAction.REPLACED,
-            f"{path} is not a file on this machine: the certificate cannot be kept, stackgen "
+            f"{path} {found}: the certificate cannot be kept, stackgen "
             "obtains a new one (tls.mode 'acme'); import on the old server, or pass --root "
             "with a copy of its filesystem, to keep it",
         )
