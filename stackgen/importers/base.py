@@ -7,7 +7,6 @@ rendered. `stackgen.importers.build` turns an `Imported` into the same `stackgen
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -90,16 +89,6 @@ class Upstream:
         # other upstream (loopback, the docker0 gateway, a LAN address) is Jellyfin on the
         # host itself, which stackgen reaches through host.docker.internal.
         return JellyfinNetwork.BRIDGE if self.host == JELLYFIN_HOST else JellyfinNetwork.HOST
-
-    @property
-    def is_address_or_local(self) -> bool:
-        if self.host in ("localhost", "host.docker.internal"):
-            return True
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
 
 
 @dataclass

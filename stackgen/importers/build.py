@@ -12,7 +12,6 @@ from typing import Any
 
 from stackgen.config_file import build_config
 from stackgen.errors import ConflictError, InvalidInputError
-from stackgen.importers import reasons
 from stackgen.importers.base import Imported, ReportAction, ReportEntry
 from stackgen.importers.certs import (
     IMPORTED_CERT,
@@ -246,4 +245,4 @@ def _extracted(tls: dict[str, Any], state: list[PlannedFile], chain: bytes, key:
     tls["key_file"] = IMPORTED_KEY
 
 
-__all__ = ["ImportOutcome", "build_stack", "reasons"]
+__all__ = ["ImportOutcome", "build_stack"]
