@@ -89,8 +89,10 @@ def parse_caddyfile(text: str, file: Path) -> list[SiteBlock]:
     file holds a single site; a directive's own block opens with `{` at its line's end."""
     lines: list[tuple[int, list[str]]] = []
     for number, raw in enumerate(text.splitlines(), 1):
-        body = raw.split("#", 1)[0] if "#" in raw and not raw.lstrip().startswith(('"',)) else raw
-        tokens = [t[1:-1] if t[:1] in '"`' else t for t in _TOKEN.findall(body)]
+        raw_tokens = _TOKEN.findall(raw)
+        # A comment starts at an unquoted word beginning with '#'; a quoted '#' is text.
+        cut = next((i for i, t in enumerate(raw_tokens) if t.startswith("#")), len(raw_tokens))
+        tokens = [t[1:-1] if t[:1] in '"`' else t for t in raw_tokens[:cut]]
         if tokens:
             lines.append((number, tokens))
     sites: list[SiteBlock] = []

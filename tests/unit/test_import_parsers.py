@@ -122,6 +122,11 @@ def test_caddy_sites_directives_and_blocks() -> None:
     assert sites[1].directives[0].words == ["header", "/", "X-Note", "x y"]
 
 
+def test_caddy_hash_in_quotes_is_text() -> None:
+    (site,) = parse_caddyfile('a.example.com {\n    header / X-Note "a # b" # note\n}\n', F)
+    assert site.directives[0].words == ["header", "/", "X-Note", "a # b"]
+
+
 def test_caddy_single_site_without_braces() -> None:
     (site,) = parse_caddyfile("jf.example.com\nproxy / jellyfin:8096\ngzip\n", F)
     assert site.addresses == ["jf.example.com"]
