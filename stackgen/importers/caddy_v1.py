@@ -19,6 +19,7 @@ from stackgen.importers.base import (
     Upstream,
     choose_site,
     read_text,
+    under_root,
 )
 from stackgen.importers.common import (
     finish,
@@ -263,15 +264,23 @@ class CaddyV1Importer(Importer):
             e.name == "without" for p in block.directives if p.name == "proxy" for e in p.block
         )
         set_subpath(imp, prefix, strips, file, line, f"site {' '.join(block.addresses)}")
-        if imp.tls_mode is TlsMode.ACME and imp.cert_file is None:
-            imp.add(
-                file,
-                block.line,
-                "automatic HTTPS",
-                ReportAction.REPLACED,
-                "Caddy v1 kept its certificates in its own store ($CADDYPATH/acme), which Caddy "
-                "v2 does not read: the new Caddy obtains the certificate again (tls.mode 'acme')",
-            )
+        if imp.tls_mode is TlsMode.ACME and imp.cert_file is None and imp.domain:
+            stored = _v1_store(root, imp.domain)
+            if stored is not None:
+                # Caddy v2 does not read v1's store: the pair is served as files instead.
+                use_certificate_files(
+                    imp, stored[0], stored[1], root, file, block.line, "automatic HTTPS"
+                )
+            else:
+                imp.add(
+                    file,
+                    block.line,
+                    "automatic HTTPS",
+                    ReportAction.REPLACED,
+                    f"no certificate for {imp.domain} in Caddy v1's store (CADDYPATH: "
+                    f"{', '.join(CADDYPATHS)} under --root): the new Caddy obtains one "
+                    "(tls.mode 'acme')",
+                )
 
     def _directive(
         self, imp: Imported, file: Path, entry: Entry, root: Path, *, main_line: int
@@ -373,6 +382,26 @@ class CaddyV1Importer(Importer):
                 )
             else:
                 imp.add(file, option.line, option.text, ReportAction.DROPPED, reasons.UNSUPPORTED)
+
+
+# Where Caddy v1 kept its data ($CADDYPATH): root's home, the packaged service's, and the
+# path the official systemd unit set.
+CADDYPATHS: Final = ("/root/.caddy", "/etc/ssl/caddy", "/var/lib/caddy/.caddy")
+
+
+def _v1_store(root: Path, domain: str) -> tuple[str, str] | None:
+    """The certificate and key Caddy v1 obtained for `domain`, as paths on the old server:
+    `$CADDYPATH/acme/<CA host>/sites/<domain>/<domain>.crt` and `.key`."""
+    for caddypath in CADDYPATHS:
+        acme = under_root(root, caddypath) / "acme"
+        if not acme.is_dir():
+            continue
+        for site in sorted(acme.glob(f"*/sites/{domain}")):
+            crt, key = site / f"{domain}.crt", site / f"{domain}.key"
+            if crt.is_file() and key.is_file():
+                relative = site.relative_to(root)
+                return (f"/{relative}/{domain}.crt", f"/{relative}/{domain}.key")
+    return None
 
 
 def _proxies(block: SiteBlock) -> list[tuple[Upstream, str, int]]:

@@ -496,3 +496,30 @@ def test_apache_location_block_subpath(tmp_path: Path) -> None:
     assert outcome.config.subpath == "/jellyfin"
     # The prefix reaches Jellyfin unchanged: nothing to report as stripped.
     assert not [e for e in outcome.report if "stripped" in e.reason]
+
+
+def test_caddy_v1_store_certificate_is_kept(tmp_path: Path) -> None:
+    pair = make_cert("jellyfin.example.com")
+    site = (
+        tmp_path
+        / "root"
+        / "root"
+        / ".caddy"
+        / "acme"
+        / "acme-v02.api.letsencrypt.org"
+        / "sites"
+        / "jellyfin.example.com"
+    )
+    site.mkdir(parents=True)
+    (site / "jellyfin.example.com.crt").write_bytes(pair.chain_pem)
+    (site / "jellyfin.example.com.key").write_bytes(pair.key_pem)
+    outcome = run_import(
+        [FIXTURES / "caddy" / "Caddyfile"], tmp_path / "stack", root=tmp_path / "root"
+    )
+    config = outcome.config
+    assert config.tls.mode is TlsMode.FILES
+    assert config.tls.cert_file == str(site / "jellyfin.example.com.crt")
+    (entry,) = [e for e in outcome.report if e.directive == "automatic HTTPS"]
+    assert entry.action is ReportAction.TRANSLATED
+    assert f"serial {pair.serial:x}" in entry.reason
+    _no_failures(tmp_path / "stack")
