@@ -75,7 +75,7 @@ _ACTION_COLOURS = {
 @contextlib.contextmanager
 def changing(directory: Path, command: str, *, writes: bool = True) -> Iterator[None]:
     """Commands that write or change the running stack hold the folder's lock."""
-    if not writes or (command != "init" and not directory.is_dir()):
+    if not writes or (command not in ("init", "import") and not directory.is_dir()):
         yield  # nothing to change; the command says why (no such stack)
         return
     with stack_lock(directory, command, progress=say):
@@ -519,6 +519,74 @@ def verify(
         sys.stderr.write(report.render_table(color=_color()) + "\n")
     if not report.ok:
         raise ProblemsFoundError(f"verify: {report.failed} check(s) failed")
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Old config files or a folder holding them (read only).")
+    ],
+    to: Annotated[
+        str | None, typer.Option(help="Render for another proxy than the imported one.")
+    ] = None,
+    directory: DirOption = Path(),
+    dry_run: Annotated[bool, typer.Option(help="Report and plan; write nothing.")] = False,
+    jellyfin_url: Annotated[
+        str | None, typer.Option(help="Jellyfin's address in the old config, http://HOST:PORT.")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option(help="ACME account email, when the old config names none.")
+    ] = None,
+    root: Annotated[
+        Path, typer.Option(help="Where the old server's absolute paths are (a copy of its /).")
+    ] = Path("/"),
+    verify_old: Annotated[
+        str | None, typer.Option(help="Run verify's checks on the old, live stack first.")
+    ] = None,
+    resolve: Annotated[
+        list[str] | None, typer.Option(help="HOST:IP for --verify-old; repeatable.")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Extra trust anchors (PEM) for --verify-old.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Adopt a running proxy's config (Traefik v1.7, nginx, Caddy v1, HAProxy, Apache).
+
+    Reports each directive (translated, replaced, dropped, skipped), keeps the certificates,
+    writes stackgen.toml and renders the stack. Example:
+    stackgen import /etc/nginx/conf.d/jellyfin.conf --dir ./jellyfin-stack
+    """
+    from stackgen import importers
+
+    if to is not None and to not in available():
+        raise InvalidInputError(f"unknown proxy {to!r} (available: {', '.join(available())})")
+    with changing(directory, "import", writes=not dry_run):
+        outcome = importers.run_import(
+            paths,
+            directory,
+            to=to,
+            email=email,
+            jellyfin_url=jellyfin_url,
+            root=root,
+            dry_run=dry_run,
+            old_url=verify_old,
+            old_resolve=resolve or [],
+            old_ca_file=ca_file,
+        )
+    if outcome.old_report is not None:
+        sys.stderr.write("the old stack, before the move:\n")
+        sys.stderr.write(outcome.old_report.render_table(color=_color()))
+    sys.stderr.write(importers.render_table(outcome.report) + "\n")
+    if as_json:
+        emit_json(outcome.to_json())
+    else:
+        report_render(outcome.render, as_json=False, verb="stack written to")
+        if outcome.render.written:
+            say(f"next: stackgen check --dir {directory}, then stackgen up --dir {directory}")
 
 
 # --- entry point -------------------------------------------------------------------------

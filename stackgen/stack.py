@@ -5,6 +5,7 @@ apply)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -71,8 +72,21 @@ def ensure_writable_dir(stack_dir: Path) -> None:
         raise FilesystemError(f"{probe} is not writable")
 
 
-def plan_render(stack: Stack, *, force: bool, with_config: bool = False) -> Plan:
+def plan_render(
+    stack: Stack,
+    *,
+    force: bool,
+    with_config: bool = False,
+    state: Sequence[PlannedFile] = (),
+) -> Plan:
     files, directories = render_stack(stack.config, stack.folder)
+    if state:
+        # Initial contents of state files that an import brings along (a kept acme.json,
+        # extracted certificates): they take the place of the rendered, empty ones.
+        given = {f.path for f in state}
+        files = [f for f in files if f.path not in given] + [
+            PlannedFile(f.path, f.content, f.mode, state=True) for f in state
+        ]
     if with_config:
         # The user's file from then on: init creates it, render never rewrites it.
         config_file = PlannedFile(
@@ -87,14 +101,16 @@ def plan_render(stack: Stack, *, force: bool, with_config: bool = False) -> Plan
     return plan
 
 
-def init_stack(stack: Stack, *, force: bool, dry_run: bool) -> RenderOutcome:
+def init_stack(
+    stack: Stack, *, force: bool, dry_run: bool, state: Sequence[PlannedFile] = ()
+) -> RenderOutcome:
     ensure_writable_dir(stack.folder)
     if (stack.folder / CONFIG_NAME).exists() and not force:
         raise ConflictError(
             f"{stack.folder / CONFIG_NAME} exists: edit it and run `stackgen render`, "
             "or re-run init with --force"
         )
-    plan = plan_render(stack, force=force, with_config=True)
+    plan = plan_render(stack, force=force, with_config=True, state=state)
     if force:
         # --force on init replaces stackgen.toml too.
         plan.verdicts = [

@@ -1,0 +1,198 @@
+"""Steps every format shares once its Jellyfin site is known: upstream, subpath, certificate
+files, headers, and the report lines that follow from them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from stackgen.errors import InvalidInputError
+from stackgen.importers import reasons
+from stackgen.importers.base import Imported, ReportAction, Upstream, under_root
+from stackgen.importers.certs import certificate_summary
+from stackgen.models import TlsMode
+
+LETSENCRYPT_LIVE = re.compile(r"^/etc/letsencrypt/live/([^/]+)/")
+_OLD_PROTOCOLS = re.compile(r"(?i)\b(?:tlsv1(?:\.[01])?|sslv[23]|versiontls1[01])\b(?![.\d])")
+
+
+def set_upstream(
+    imp: Imported, upstream: Upstream, file: Path, line: int | None, what: str
+) -> None:
+    if imp.upstream is not None:
+        return
+    imp.upstream = upstream
+    mode = upstream.network_mode.value
+    if upstream.port == 8920 or upstream.scheme in ("https", "wss"):
+        imp.add(file, line, what, ReportAction.REPLACED, reasons.UPSTREAM_HTTPS)
+        return
+    where = (
+        "the Jellyfin container on the stack network"
+        if mode == "bridge"
+        else "Jellyfin on this host, reached as host.docker.internal"
+    )
+    imp.add(
+        file,
+        line,
+        what,
+        ReportAction.TRANSLATED,
+        f"upstream {upstream.authority}: jellyfin.network_mode {mode!r}, "
+        f"port {upstream.port} ({where})",
+    )
+
+
+_PORT = re.compile(r"(?:^|:)(\d{1,5})$")
+
+
+def listen_port(
+    imp: Imported, address: str, tls: bool, file: Path, line: int | None, what: str
+) -> None:
+    """`*:443`, `:80`, `[::]:80`, `0.0.0.0:8443` or `8080`: the published port."""
+    match = _PORT.search(address.strip())
+    port = int(match.group(1)) if match else None
+    if port is None or not 1 <= port <= 65535:
+        imp.add(file, line, what, ReportAction.DROPPED, f"no port in {address!r}: 80/443 kept")
+        return
+    key = "https" if tls else "http"
+    current = imp.https_port if tls else imp.http_port
+    if current is None:
+        if tls:
+            imp.https_port = port
+        else:
+            imp.http_port = port
+    elif current != port:
+        imp.add(
+            file, line, what, ReportAction.DROPPED, f"stackgen publishes one {key} port ({current})"
+        )
+        return
+    imp.add(file, line, what, ReportAction.TRANSLATED, f"ports.{key} = {port}")
+
+
+def jellyfin_port(upstream: Upstream) -> int:
+    return 8096 if upstream.port == 8920 or upstream.scheme in ("https", "wss") else upstream.port
+
+
+def set_subpath(
+    imp: Imported, location: str, strips: bool, file: Path, line: int | None, what: str
+) -> None:
+    """A Jellyfin location other than `/` is a subpath; `strips` says the old proxy removed
+    the prefix before Jellyfin (the loop-prone form)."""
+    subpath = location.rstrip("/")
+    if not subpath:
+        return
+    imp.subpath = subpath
+    if strips:
+        imp.add(file, line, what, ReportAction.REPLACED, reasons.PREFIX_STRIP)
+    imp.add(file, line, f"subpath {subpath}", ReportAction.TRANSLATED, reasons.BASE_URL)
+
+
+def finish(imp: Imported) -> None:
+    """Report lines every import ends with."""
+    imp.add(
+        "(Jellyfin network.xml)", None, "KnownProxies", ReportAction.REPLACED, reasons.KNOWN_PROXIES
+    )
+
+
+def header_verdict(name: str, value: str) -> tuple[ReportAction, str]:
+    lowered = name.lower()
+    if lowered == "strict-transport-security":
+        return ReportAction.REPLACED, reasons.HSTS
+    if lowered == "x-frame-options":
+        return ReportAction.DROPPED, reasons.FRAME
+    if lowered == "x-xss-protection":
+        return ReportAction.DROPPED, reasons.XSS
+    if lowered == "x-content-type-options":
+        return ReportAction.REPLACED, reasons.NOSNIFF
+    if lowered in ("content-security-policy", "content-security-policy-report-only"):
+        return ReportAction.REPLACED, reasons.CSP
+    if lowered == "referrer-policy":
+        return ReportAction.REPLACED, reasons.REFERRER
+    if lowered in ("permissions-policy", "feature-policy"):
+        return ReportAction.REPLACED, "stackgen sends its own Permissions-Policy"
+    if lowered in ("server", "x-powered-by"):
+        return ReportAction.REPLACED, reasons.SERVER_TOKENS
+    return ReportAction.DROPPED, reasons.CUSTOM_HEADER
+
+
+def forwarded_header_verdict(name: str) -> tuple[ReportAction, str]:
+    lowered = name.lower()
+    if lowered == "x-real-ip":
+        return ReportAction.DROPPED, reasons.REAL_IP
+    if lowered == "x-forwarded-protocol":
+        return ReportAction.DROPPED, reasons.FORWARDED_PROTOCOL
+    if lowered in ("upgrade", "connection"):
+        return ReportAction.REPLACED, reasons.WEBSOCKET
+    if lowered in ("host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"):
+        return ReportAction.REPLACED, reasons.FORWARDED
+    if lowered == "x-forwarded-port":
+        return (
+            ReportAction.DROPPED,
+            "Jellyfin does not read X-Forwarded-Port; the public port is in X-Forwarded-Host",
+        )
+    return ReportAction.DROPPED, reasons.CUSTOM_HEADER
+
+
+def protocols_verdict(value: str) -> tuple[ReportAction, str]:
+    if _OLD_PROTOCOLS.search(value):
+        return ReportAction.DROPPED, reasons.OLD_TLS
+    return ReportAction.REPLACED, reasons.TLS_SETTINGS
+
+
+def ciphers_verdict(value: str) -> tuple[ReportAction, str]:
+    weak = re.search(
+        r"(?i)CBC|SHA(?:1)?(?![0-9])|RC4|3DES|DES-|:AES(?:128|256)-|\bRSA\b|TLS_RSA_", value
+    )
+    if weak:
+        return ReportAction.DROPPED, reasons.OLD_TLS
+    return ReportAction.REPLACED, reasons.TLS_SETTINGS
+
+
+def use_certificate_files(
+    imp: Imported,
+    cert: str,
+    key: str,
+    root: Path,
+    file: Path,
+    line: int | None,
+    what: str,
+) -> None:
+    """The old proxy's own certificate and key become TLS mode `files`, read where they are:
+    a certbot lineage keeps being renewed by the host's certbot (see docs/import.md)."""
+    cert_path, key_path = under_root(root, cert), under_root(root, key)
+    missing = [str(p) for p in (cert_path, key_path) if not p.is_file()]
+    if missing:
+        imp.tls_mode = TlsMode.ACME
+        imp.add(
+            file,
+            line,
+            what,
+            ReportAction.REPLACED,
+            f"{', '.join(missing)} not found on this machine: the certificate cannot be kept, "
+            "stackgen obtains a new one (tls.mode 'acme'); import on the old server, or pass "
+            "--root with a copy of its filesystem, to keep it",
+        )
+        return
+    try:
+        served = certificate_summary(cert_path.read_bytes())
+    except (OSError, ValueError, IndexError):
+        raise InvalidInputError(
+            f"{file}:{line}: {cert_path}: expected a PEM certificate chain"
+        ) from None
+    imp.tls_mode = TlsMode.FILES
+    imp.cert_file, imp.key_file = cert_path, key_path
+    lineage = LETSENCRYPT_LIVE.match(cert)
+    renewal = (
+        f"certbot lineage {lineage.group(1)!r}, read in place; its old renewal (certbot's nginx "
+        "or Apache plugin, or standalone) needs port 80, which the stack now holds: before it "
+        "expires, switch to tls.mode 'acme' and `stackgen render` (docs/import.md)"
+        if lineage
+        else "before it expires, renew it in place and restart the proxy container, or switch "
+        "to tls.mode 'acme'"
+    )
+    imp.add(
+        file,
+        line,
+        what,
+        ReportAction.TRANSLATED,
+        f"kept, not re-issued ({served}): tls.mode 'files' reading {cert_path}; {renewal}",
+    )
