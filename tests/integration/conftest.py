@@ -101,7 +101,7 @@ def images(engine: None) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def pebble(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pebble import PebbleCA  # tests/pebble.py
+    from stackgen.testing.pebble import PebbleCA
 
     # Own ports throughout, so a running `make demo` (whose Pebble has the defaults) is fine.
     ca = PebbleCA(
