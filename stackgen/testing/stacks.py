@@ -233,14 +233,20 @@ class StackFactory:
             raise StackError(str(error)) from None
         owner = project or f"{PROJECT_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         directory = self.base_dir / (name or owner)
-        if ports is None:
-            http, https, jellyfin = self.allocator.ports(3, owner)
-            ports = Ports(http=http, https=https, jellyfin=jellyfin)
-        if subnet is None:
-            subnet = self.allocator.subnet(owner)
         own_pebble = None
-        if mode in ACME_MODES and pebble is None:
-            own_pebble = pebble = self._start_pebble(directory.with_name(f"{owner}-pebble"), ports)
+        try:
+            if ports is None:
+                http, https, jellyfin = self.allocator.ports(3, owner)
+                ports = Ports(http=http, https=https, jellyfin=jellyfin)
+            if subnet is None:
+                subnet = self.allocator.subnet(owner)
+            if mode in ACME_MODES and pebble is None:
+                own_pebble = pebble = self._start_pebble(
+                    directory.with_name(f"{owner}-pebble"), ports, owner
+                )
+        except BaseException:
+            self.allocator.release(owner)  # PebbleCA.start stops what it started itself
+            raise
         data = _merge(
             self._config_data(kind, mode, domain, subpath, network, ports, subnet, owner, pebble),
             config or {},
@@ -307,10 +313,10 @@ class StackFactory:
         finally:
             self.allocator.release(owner)
 
-    def _start_pebble(self, state_dir: Path, ports: Ports) -> PebbleCA:
+    def _start_pebble(self, state_dir: Path, ports: Ports, owner: str) -> PebbleCA:
         # Pebble validates HTTP-01/TLS-ALPN-01 on the stack's own published ports, so each
         # ACME stack has its own Pebble; its four listeners take free ports too.
-        acme, management, dns, challtestsrv = self.allocator.ports(4, state_dir.name)
+        acme, management, dns, challtestsrv = self.allocator.ports(4, owner)
         ca = PebbleCA(
             state_dir,
             http_port=ports.http,
@@ -320,11 +326,7 @@ class StackFactory:
             acme_port=acme,
             management_port=management,
         )
-        try:
-            return ca.start()
-        except BaseException:
-            self.allocator.release(state_dir.name)
-            raise
+        return ca.start()  # on failure, the caller releases the owner's claims
 
     def _config_data(
         self,
