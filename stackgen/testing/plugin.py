@@ -16,9 +16,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 import pytest
@@ -117,6 +120,7 @@ class _Session:
             pytest.skip(f"stackgen_stack: {problem}")
         for project in leftover_projects():
             remove_project(project)
+        _interrupt_on_sigterm()
         self.checked_engine = True
 
     def close(self) -> None:
@@ -124,6 +128,22 @@ class _Session:
             return
         self.shared.clear()
         self.factory.close_all()
+
+
+def _interrupt_on_sigterm() -> None:
+    """CI cancels a job with SIGTERM, which kills pytest before any teardown; the first one
+    becomes a Ctrl-C, so the stacks are removed. Only once stacks exist, only if nobody else
+    handles SIGTERM, and a second SIGTERM kills at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _engine_problem() -> str:
