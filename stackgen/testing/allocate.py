@@ -164,6 +164,23 @@ class Allocator:
             f"(claims: {self.claims_file})"
         )
 
+    def keep(self, owner: str) -> None:
+        """Mark an owner's claims as a stack left running on purpose (`--stackgen-keep`)."""
+        with self._claims() as claims:
+            for table in claims.values():
+                for value in table.values():
+                    if value.get("owner") == owner:
+                        value["kept"] = True
+
+    def kept_owners(self) -> set[str]:
+        with self._claims() as claims:
+            return {
+                str(v.get("owner"))
+                for table in claims.values()
+                for v in table.values()
+                if v.get("kept")
+            }
+
     def release(self, owner: str) -> None:
         with self._claims() as claims:
             for table in claims.values():

@@ -118,13 +118,16 @@ class _Session:
             if IN_CI:
                 pytest.fail(f"stackgen_stack: {problem}", pytrace=False)
             pytest.skip(f"stackgen_stack: {problem}")
-        for project in leftover_projects():
+        for project in leftover_projects(kept=self.factory.allocator.kept_owners()):
             remove_project(project)
         _interrupt_on_sigterm()
         self.checked_engine = True
 
     def close(self) -> None:
         if self.keep:
+            # Their claims stay, marked, so that no later run reuses or removes them.
+            for handle in self.factory.stacks:
+                self.factory.allocator.keep(handle.compose_project)
             return
         self.shared.clear()
         self.factory.close_all()
@@ -258,6 +261,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(f"stackgen down --volumes --dir {directory}")
 
 
-def _kept_dirs(config: pytest.Config) -> list[str]:
+def _kept_dirs(config: pytest.Config) -> set[str]:
+    # xdist workers have their own basetemp below this one; `*current` links are skipped.
     base = Path(str(config._tmp_path_factory.getbasetemp()))  # type: ignore[attr-defined]
-    return [str(p.parent) for p in base.glob("**/stackgen*/*/stackgen.toml")]
+    return {str(p.parent.resolve()) for p in base.glob("**/stackgen*/*/stackgen.toml")}

@@ -387,8 +387,9 @@ def remove_project(project: str) -> None:
     )
 
 
-def leftover_projects(prefix: str = PROJECT_PREFIX) -> list[str]:
-    """Projects this module made in a process that no longer runs (a killed test run)."""
+def leftover_projects(prefix: str = PROJECT_PREFIX, kept: Collection[str] = ()) -> list[str]:
+    """Projects this module made in a process that no longer runs (a killed test run),
+    except those left running on purpose (`kept`)."""
     listing = subprocess.run(
         ["docker", "ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}'],
         capture_output=True,
@@ -399,6 +400,8 @@ def leftover_projects(prefix: str = PROJECT_PREFIX) -> list[str]:
     dead = []
     for project in sorted(set(listing.stdout.split())):
         pid = project.removeprefix(prefix).partition("-")[0]
+        if project in kept:
+            continue
         if project.startswith(prefix) and pid.isdigit() and not Path(f"/proc/{pid}").exists():
             dead.append(project)
     return dead

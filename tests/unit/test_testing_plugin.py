@@ -39,6 +39,16 @@ def test_ports_are_distinct_claimed_and_released(tmp_path: Path) -> None:
     assert all(str(p) in claims for p in second)
 
 
+def test_kept_stacks_stay_claimed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(allocate, "docker_subnets", list)
+    alloc = Allocator(tmp_path)
+    alloc.ports(2, "kept")
+    alloc.subnet("kept")
+    alloc.subnet("other")
+    alloc.keep("kept")
+    assert alloc.kept_owners() == {"kept"}
+
+
 def test_a_claimed_port_is_not_handed_out_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
