@@ -235,6 +235,13 @@ def stackgen_stack(
                 session.factory.close(handle)
 
 
+def record_stack(node: pytest.Item, handle: StackHandle) -> None:
+    """Attach a stack's diagnostics to `node`'s report if it fails (for other factories)."""
+    stacks: list[StackHandle] = getattr(node, ITEM_STACKS, [])
+    setattr(node, ITEM_STACKS, stacks)
+    stacks.append(handle)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

@@ -202,6 +202,8 @@ class StackFactory:
     images: Mapping[str, str] = field(default_factory=dict)
     timeout: int = DEFAULT_TIMEOUT
     allocator: Allocator = field(default_factory=Allocator)
+    # A subclass adds what one test suite wants on its stacks (stackgen's own: `directory`).
+    handle_class: type[StackHandle] = StackHandle
     stacks: list[StackHandle] = field(default_factory=list)
 
     def create(
@@ -255,7 +257,9 @@ class StackFactory:
         try:
             stack_config = build_config(data, directory)
             init_stack(stack_config, directory, force=False, dry_run=False)
-            handle = StackHandle(dir=directory, config=load_config(directory), pebble=own_pebble)
+            handle = self.handle_class(
+                dir=directory, config=load_config(directory), pebble=own_pebble
+            )
         except StackgenError as error:
             self._release(owner, own_pebble)
             raise StackError(f"stackgen init {proxy}: {error}") from None
