@@ -56,6 +56,8 @@ LISTENER_IPS = ("127.0.0.1",)
 CONTAINER_HOST = "host.docker.internal"
 STOP_TIMEOUT = 5.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Where Debian's package puts both programs, for a PATH that lacks it (e.g. sudo's).
+PACKAGE_BIN_DIR = Path("/usr/bin")
 
 
 CERT_VALIDITY_SECONDS = 90 * 24 * 3600
@@ -76,7 +78,8 @@ class Process:
 
 
 def find_binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    packaged = PACKAGE_BIN_DIR / name
+    path = shutil.which(name) or (str(packaged) if packaged.exists() else None)
     if path is None:
         # Shipped in the wheel: the message must make sense outside stackgen's checkout.
         raise PebbleError(

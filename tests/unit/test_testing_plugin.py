@@ -18,9 +18,10 @@ import pytest
 import requests
 
 from stackgen.testing import allocate
+from stackgen.testing import pebble as pebble_module
 from stackgen.testing.allocate import AllocationError, Allocator
 from stackgen.testing.http import resolving_session
-from stackgen.testing.pebble import write_listener_pair
+from stackgen.testing.pebble import PebbleError, write_listener_pair
 from stackgen.testing.stacks import Ports, StackError, StackFactory, parse_images
 
 # --- claims ----------------------------------------------------------------------------------
@@ -210,6 +211,21 @@ def test_factory_names_bad_input_in_one_line(
         factory.create("nginx", subpath="no-slash", start=False, ports=Ports(1080, 1443, 1096))
     claims = json.loads((tmp_path / "claims/claims.json").read_text())
     assert claims["subnets"] == {}
+
+
+def test_acme_without_pebble_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pebble_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pebble_module, "PACKAGE_BIN_DIR", tmp_path / "nowhere")
+    factory = _factory(tmp_path, monkeypatch)
+    with pytest.raises(PebbleError) as raised:
+        factory.create("traefik", tls="acme", start=False)
+    assert str(raised.value) == (
+        "pebble-challtestsrv not found: install Debian's `pebble` package (apt-get install pebble)"
+    )
+    claims = json.loads((tmp_path / "claims/claims.json").read_text())
+    assert claims["ports"] == {} and claims["subnets"] == {}
 
 
 def test_image_options_are_checked() -> None:
