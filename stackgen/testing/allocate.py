@@ -4,7 +4,8 @@ Several pytest processes (xdist workers, a colleague's run, another project's CI
 start stacks at the same moment. A port found free by binding port 0 stays free only until
 someone else binds it, and a subnet is invisible to `docker network ls` until Compose
 creates the network, so both are *claimed* in a small JSON file guarded by an exclusive
-lock. A claim lasts until the stack releases it, or expires (a killed run cannot release).
+lock. A claim lasts until the stack releases it, its process is gone (a killed run cannot
+release), or it expires; a stack kept on purpose (`--stackgen-keep`) keeps its claims.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class Allocator:
                 now = time.time()
                 for kind in ("ports", "subnets"):
                     table = claims.setdefault(kind, {})
-                    for key in [k for k, v in table.items() if v.get("expires", 0) < now]:
+                    for key in [k for k, v in table.items() if _stale(v, now)]:
                         del table[key]
                 yield claims
                 tmp = self.claims_file.with_suffix(f".{os.getpid()}.tmp")
@@ -186,6 +187,14 @@ class Allocator:
             for table in claims.values():
                 for key in [k for k, v in table.items() if v.get("owner") == owner]:
                     del table[key]
+
+
+def _stale(claim: dict[str, Any], now: float) -> bool:
+    """Expired, or made by a process that is gone and did not keep its stack on purpose."""
+    if claim.get("expires", 0) < now:
+        return True
+    pid = claim.get("pid")
+    return not claim.get("kept") and isinstance(pid, int) and not Path(f"/proc/{pid}").exists()
 
 
 def _overlaps(candidate: ipaddress.IPv4Network, others: Iterable[ipaddress.IPv4Network]) -> bool:

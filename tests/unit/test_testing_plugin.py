@@ -88,6 +88,27 @@ def test_subnet_exhaustion_and_expiry(tmp_path: Path, monkeypatch: pytest.Monkey
     assert str(later.subnet("c")) == "172.29.0.0/24"
 
 
+def test_claims_of_a_dead_process_are_dropped_unless_kept(tmp_path: Path) -> None:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    alloc = Allocator(tmp_path)
+    alloc.claims_file.parent.mkdir(parents=True, exist_ok=True)
+    far = time.time() + 3600
+    alloc.claims_file.write_text(
+        json.dumps(
+            {
+                "ports": {
+                    "40001": {"owner": "gone", "pid": child.pid, "expires": far},
+                    "40002": {"owner": "kept", "pid": child.pid, "expires": far, "kept": True},
+                },
+                "subnets": {},
+            }
+        )
+    )
+    alloc.release("nobody")
+    assert set(json.loads(alloc.claims_file.read_text())["ports"]) == {"40002"}
+
+
 def test_concurrent_claims_never_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(allocate, "docker_subnets", list)
     results: list[str] = []
