@@ -22,22 +22,16 @@ import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from stackgen.testing.pebble import PebbleError
-from stackgen.testing.stacks import (
-    DEFAULT_DOMAIN,
-    DEFAULT_TIMEOUT,
-    IMAGE_SERVICES,
-    StackError,
-    StackFactory,
-    StackHandle,
-    leftover_projects,
-    parse_images,
-    remove_project,
-)
+# Only what options need at import: pytest loads this plugin in every run of every project
+# that has stackgen installed; stacks (and Docker, pydantic, ...) load on first use.
+from stackgen.testing.options import DEFAULT_DOMAIN, DEFAULT_TIMEOUT, IMAGE_SERVICES, parse_images
+
+if TYPE_CHECKING:
+    from stackgen.testing.stacks import StackFactory, StackHandle
 
 SCOPES = ("function", "session")
 ITEM_STACKS = "_stackgen_stacks"
@@ -103,7 +97,9 @@ class _Session:
             [*config.getini("stackgen_images"), *config.getoption("stackgen_image")]
         )
         self.keep: bool = config.getoption("stackgen_keep")
-        self.factory = StackFactory(base_dir=base_dir, images=images, timeout=timeout)
+        from stackgen.testing.stacks import StackFactory
+
+        self.factory: StackFactory = StackFactory(base_dir=base_dir, images=images, timeout=timeout)
         self.shared: dict[str, StackHandle] = {}
         self.checked_engine = False
         # Last resort when pytest's own teardown does not run (an exception in a hook).
@@ -118,6 +114,8 @@ class _Session:
             if IN_CI:
                 pytest.fail(f"stackgen_stack: {problem}", pytrace=False)
             pytest.skip(f"stackgen_stack: {problem}")
+        from stackgen.testing.stacks import leftover_projects, remove_project
+
         for project in leftover_projects(kept=self.factory.allocator.kept_owners()):
             remove_project(project)
         _interrupt_on_sigterm()
@@ -197,6 +195,9 @@ def stackgen_stack(
         if scope not in SCOPES:
             raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
         session.require_engine()
+        from stackgen.testing.pebble import PebbleError
+        from stackgen.testing.stacks import StackError
+
         key = repr((proxy, subpath, tls, network, domain, sorted((config or {}).items()), start))
         if scope == "session" and key in session.shared:
             handle = session.shared[key]

@@ -23,21 +23,18 @@ import requests
 from stackgen import lifecycle
 from stackgen.config_file import build_config, load_config
 from stackgen.errors import StackgenError
-from stackgen.models import ImagesConfig, ProxyKind, StackConfig, TlsMode
+from stackgen.models import ProxyKind, StackConfig, TlsMode
 from stackgen.probe import Report, run_checks
 from stackgen.stack import init_stack
 from stackgen.testing.allocate import Allocator
 from stackgen.testing.http import resolving_session
+from stackgen.testing.options import DEFAULT_DOMAIN, DEFAULT_TIMEOUT
 from stackgen.testing.pebble import PebbleCA
 from stackgen.verify import target_for_stack
 
-DEFAULT_DOMAIN = "jellyfin.stackgen.test"
 DEFAULT_EMAIL = "admin@stackgen.test"
-DEFAULT_TIMEOUT = 300
 # Every project the factory makes starts so: a later run recognises a killed run's leftovers.
 PROJECT_PREFIX = "sgt"
-# Services whose image `--stackgen-image` may replace (`apache` is the httpd image).
-IMAGE_SERVICES = ("jellyfin", *ImagesConfig.model_fields)
 ACME_MODES = (TlsMode.ACME, TlsMode.ACME_TLS_ALPN)
 LOG_TAIL_LINES = 200
 CONFIG_SUFFIXES = (".yml", ".yaml", ".toml", ".xml", ".conf", ".cfg", ".lua", ".sh", "")
@@ -54,23 +51,6 @@ class Ports:
     http: int
     https: int
     jellyfin: int
-
-
-def parse_images(values: Collection[str]) -> dict[str, str]:
-    """SERVICE=IMAGE pairs, checked against the services a stack has."""
-    images: dict[str, str] = {}
-    for value in values:
-        service, sep, image = value.partition("=")
-        service = service.strip()
-        if not sep or not image.strip():
-            raise ValueError(f"--stackgen-image {value!r}: expected SERVICE=IMAGE")
-        if service not in IMAGE_SERVICES:
-            raise ValueError(
-                f"--stackgen-image {value!r}: unknown service {service!r} "
-                f"(one of: {', '.join(IMAGE_SERVICES)})"
-            )
-        images[service] = image.strip()
-    return images
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,7 +233,6 @@ class StackFactory:
             self._config_data(kind, mode, domain, subpath, network, ports, subnet, owner, pebble),
             config or {},
         )
-        handle: StackHandle | None = None
         try:
             stack_config = build_config(data, directory)
             init_stack(stack_config, directory, force=False, dry_run=False)
@@ -279,11 +258,13 @@ class StackFactory:
         progress: list[str] = []
         try:
             lifecycle.up(handle.config, handle.dir, timeout=self.timeout, progress=progress.append)
-        except StackgenError as error:
+        except Exception as error:
             handle.notes.append("stackgen up:\n" + "\n".join(progress))
             if on_failure is not None:
                 on_failure(handle)
-            raise StackError(f"stackgen up {handle.compose_project}: {error}") from None
+            if isinstance(error, StackgenError):
+                raise StackError(f"stackgen up {handle.compose_project}: {error}") from None
+            raise
         handle.notes.append("stackgen up:\n" + "\n".join(progress))
 
     def close(self, handle: StackHandle) -> None:

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from stackgen.models import ImagesConfig
 from stackgen.testing import allocate
 from stackgen.testing import pebble as pebble_module
 from stackgen.testing.allocate import AllocationError, Allocator
 from stackgen.testing.http import resolving_session
+from stackgen.testing.options import IMAGE_SERVICES, parse_images
 from stackgen.testing.pebble import PebbleError, write_listener_pair
-from stackgen.testing.stacks import Ports, StackError, StackFactory, parse_images
+from stackgen.testing.stacks import Ports, StackError, StackFactory
 
 # --- claims ----------------------------------------------------------------------------------
 
@@ -247,6 +249,10 @@ def test_acme_without_pebble_fails_in_one_line(
     )
     claims = json.loads((tmp_path / "claims/claims.json").read_text())
     assert claims["ports"] == {} and claims["subnets"] == {}
+
+
+def test_image_services_are_the_config_images() -> None:
+    assert ("jellyfin", *ImagesConfig.model_fields) == IMAGE_SERVICES
 
 
 def test_image_options_are_checked() -> None:
