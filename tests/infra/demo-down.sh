@@ -7,7 +7,7 @@ if [ -f "$DEMO_DIR/stackgen.toml" ] && docker info >/dev/null 2>&1; then
   .venv/bin/stackgen down --dir "$DEMO_DIR"
 fi
 if [ -d .cache/demo-pebble ]; then
-  .venv/bin/python tests/pebble.py stop --state "$PWD/.cache/demo-pebble" || true
+  .venv/bin/python -m stackgen.testing.pebble stop --state "$PWD/.cache/demo-pebble" || true
 fi
 rm -rf "$DEMO_DIR"
 echo "demo removed" >&2

@@ -27,7 +27,7 @@ if [ -f "$DEMO_DIR/stackgen.toml" ]; then
 fi
 
 echo "demo: starting Pebble (ACME CA) for ports 80/443" >&2
-PEBBLE=$($PY tests/pebble.py start --state "$STATE" --http-port 80 --tls-port 443)
+PEBBLE=$($PY -m stackgen.testing.pebble start --state "$STATE" --http-port 80 --tls-port 443)
 field() { $PY -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" <<<"$PEBBLE"; }
 
 args=(init "$PROXY" --domain "$DOMAIN" --email "admin@$DOMAIN" --dir "$DEMO_DIR"

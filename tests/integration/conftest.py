@@ -1,9 +1,14 @@
 """Real stacks in real containers, through real TLS, with certificates issued by Pebble.
 
+`make_stack` is a thin user of the shipped pytest plugin's machinery (stackgen.testing): one
+fixture library, two users. What differs from a plugin user's stack is fixed here: this
+slot's ports and subnet, one session Pebble for all stacks, ACME by default.
+
 - Docker tests fail, never skip, when CI=true and the engine is missing.
 - Every stack gets a unique Compose project, the test ports below and a test subnet, and is
-  torn down after its test, on failure and on Ctrl-C.
-- A failing test's report carries the stack's container logs and its generated configs.
+  torn down after its test, on failure and on Ctrl-C (the plugin's teardown).
+- A failing test's report carries the stack's container logs and its generated configs
+  (the plugin's report hook).
 """
 
 from __future__ import annotations
@@ -14,17 +19,15 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stackgen import stack as stacks_module
-from stackgen.config_file import load_config
-from stackgen.models import StackConfig
-from stackgen.probe import Target
-from stackgen.verify import stack_target
+from stackgen.proxies import available
+from stackgen.testing.plugin import record_stack
+from stackgen.testing.stacks import Ports, StackHandle
+from stackgen.testing.stacks import StackFactory as PluginFactory
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -102,7 +105,7 @@ def images(engine: None) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def pebble(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pebble import PebbleCA  # tests/pebble.py
+    from stackgen.testing.pebble import PebbleCA
 
     # Own ports throughout, so a running `make demo` (whose Pebble has the defaults) is fine.
     ca = PebbleCA(
@@ -137,56 +140,12 @@ def stackgen(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     return result
 
 
-@dataclass
-class Stack:
-    directory: Path
-    config: StackConfig
-    target: Target
-    notes: list[str] = field(default_factory=list)
+class Stack(StackHandle):
+    """The plugin's stack handle, under the name these tests use for its folder."""
 
-    def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                "docker",
-                "compose",
-                "--project-directory",
-                str(self.directory),
-                "-p",
-                self.config.project,
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-
-    def diagnostics(self) -> str:
-        """Container logs and every generated config, for a failing test's report."""
-        parts = [f"stack folder: {self.directory}", *self.notes]
-        logs = self.compose("logs", "--no-color", "--tail", "200")
-        parts.append("=== docker compose logs ===\n" + logs.stdout + logs.stderr)
-        for path in sorted(self.directory.rglob("*")):
-            if (
-                path.is_file()
-                and path.suffix in (".yml", ".toml", ".xml", ".conf", ".cfg", "")
-                and "key" not in path.name
-                and path.name != ".env"
-                and ".stackgen" not in path.parts
-                and path.stat().st_size < 200_000
-            ):
-                text = path.read_text(errors="replace")
-                parts.append(f"=== {path.relative_to(self.directory)} ===\n{text}")
-        return "\n".join(parts)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if report.when in ("setup", "call") and report.failed:
-        for stack in getattr(item, "stackgen_stacks", []):
-            report.sections.append((f"stack {stack.config.project}", stack.diagnostics()))
+    @property
+    def directory(self) -> Path:
+        return self.dir
 
 
 StackFactory = Callable[..., Stack]
@@ -211,76 +170,46 @@ def make_stack(
     tmp_path: Path,
 ) -> Iterator[StackFactory]:
     """Init + up a stack with local substitute images and Pebble as the ACME CA."""
-    stacks: list[Stack] = []
-    request.node.stackgen_stacks = stacks
+    factory = PluginFactory(
+        base_dir=tmp_path,
+        images={
+            "jellyfin": images["jellyfin-standin"],
+            **{proxy: images[_image_name(proxy)] for proxy in available()},
+            "certbot": images["certbot"],
+        },
+        timeout=180,
+        handle_class=Stack,
+    )
 
-    def factory(
-        proxy: str,
-        *,
-        subpath: str = "",
-        network: str = "host",
-        extra: tuple[str, ...] = (),
-        start: bool = True,
-    ) -> Stack:
-        directory = tmp_path / f"stack-{len(stacks)}"
-        project = f"sgtest{SLOT}-{uuid.uuid4().hex[:8]}"
-        args = [
-            "init",
+    def pebble_log(stack: StackHandle) -> None:
+        stack.notes.append("pebble:\n" + pebble.log_tail())
+
+    def make(proxy: str, *, subpath: str = "", network: str = "host", start: bool = True) -> Stack:
+        stack = factory.create(
             proxy,
-            "--domain",
-            DOMAIN,
-            "--email",
-            "admin@stackgen.test",
-            "--dir",
-            str(directory),
-            "--project",
-            project,
-            "--http-port",
-            str(HTTP_PORT),
-            "--https-port",
-            str(HTTPS_PORT),
-            "--listen-address",
-            "127.0.0.1",
-            "--subnet",
-            SUBNET,
-            "--jellyfin-network",
-            network,
-            "--jellyfin-port",
-            str(JELLYFIN_PORT),
-            "--ca-url",
-            pebble.directory_url,
-            "--ca-bundle",
-            str(pebble.listener_ca_file),
-            "--trust-bundle",
-            str(pebble.issuer_root_file),
-            "--image",
-            f"jellyfin={images['jellyfin-standin']}",
-            "--image",
-            f"{proxy}={images[_image_name(proxy)]}",
-            "--image",
-            f"certbot={images['certbot']}",
-        ]
-        if subpath:
-            args += ["--subpath", subpath]
-        stackgen(*args, *extra)
-        config = load_config(directory)
-        stack = Stack(
-            directory, config, stack_target(stacks_module.Stack(config, directory), timeout=10.0)
+            subpath=subpath,
+            tls="acme",
+            network=network,
+            domain=DOMAIN,
+            ports=Ports(http=HTTP_PORT, https=HTTPS_PORT, jellyfin=JELLYFIN_PORT),
+            subnet=SUBNET,
+            pebble=pebble,
+            project=f"sgtest{SLOT}-{uuid.uuid4().hex[:8]}",
+            name=f"stack-{len(factory.stacks)}",
+            start=False,
         )
-        stacks.append(stack)
+        assert isinstance(stack, Stack)
+        record_stack(request.node, stack)
         if start:
-            result = stackgen("up", "--dir", str(directory), "--timeout", "180", check=False)
-            stack.notes.append("stackgen up stderr:\n" + result.stderr)
-            if result.returncode != 0:
-                stack.notes.append("pebble:\n" + pebble.log_tail())
-                raise AssertionError(f"stackgen up failed:\n{result.stderr}")
+            factory.start(stack, on_failure=pebble_log)
+        else:
+            stack.started = True  # the test may start it itself: always take it down
         return stack
 
     try:
-        yield factory
+        yield make
     finally:
-        for stack in stacks:
-            stackgen("down", "--dir", str(stack.directory), check=False)
+        factory.close_all()
 
 
 def _image_name(proxy: str) -> str:
