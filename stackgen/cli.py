@@ -475,6 +475,14 @@ def verify(
     frames_allowed: Annotated[
         bool, typer.Option(help="You opted in to X-Frame-Options (with --url).")
     ] = False,
+    no_acme: Annotated[
+        bool,
+        typer.Option(
+            "--no-acme",
+            help="The stack gets no certificates over ACME HTTP-01 (with --url): "
+            "redirect.acme-path does not apply.",
+        ),
+    ] = False,
     only: Annotated[
         list[str] | None, typer.Option(help="Run only these check ids or groups; repeatable.")
     ] = None,
@@ -498,6 +506,8 @@ def verify(
             proxy_address=proxy_address or [],
             frames_allowed=frames_allowed,
             timeout=timeout,
+            # Unknown from outside unless declared: the check then judges the path.
+            acme_http01=False if no_acme else None,
         )
     else:
         target = verifying.stack_target(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stackgen.engine import DockerException
 from stackgen.errors import InvalidInputError
+from stackgen.models import TlsMode
 from stackgen.probe import Target
 from stackgen.stack import Stack
 
@@ -69,6 +70,8 @@ def stack_target(
             known_proxies=known,
             proxy_addresses=addresses,
             frames_allowed=bool(config.headers.frame_options),
+            # Only mode `acme` answers HTTP-01; the others redirect the path like any other.
+            acme_http01=config.tls.mode is TlsMode.ACME,
             timeout=timeout,
         )
     )
@@ -96,6 +99,7 @@ def target_for_url(
     proxy_address: Sequence[str],
     frames_allowed: bool,
     timeout: float,
+    acme_http01: bool | None = None,
 ) -> Target:
     return _validated(
         lambda: Target(
@@ -107,6 +111,7 @@ def target_for_url(
             known_proxies=list(known_proxies) or None,
             proxy_addresses=list(proxy_address) or None,
             frames_allowed=frames_allowed,
+            acme_http01=acme_http01,
             timeout=timeout,
         )
     )

@@ -97,6 +97,9 @@ class Target:
     known_proxies: Sequence[str] | None = None  # Jellyfin network.xml KnownProxies, when known
     proxy_addresses: Sequence[str] | None = None  # where the proxy connects to Jellyfin from
     frames_allowed: bool = False  # the user opted in to X-Frame-Options / frame-ancestors
+    # Whether certificates come over ACME HTTP-01, so plain HTTP must let the challenge
+    # path through. None: not known (a bare URL), and redirect.acme-path judges it anyway.
+    acme_http01: bool | None = None
     timeout: float = 10.0  # seconds, per connect / per socket operation
     base_url: BaseURL = field(init=False, repr=False, compare=False)
 

@@ -129,11 +129,6 @@ def test_imported_stack_comes_up_and_verifies(
             for c in report["checks"]
             if c["status"] != "pass"
         ]
-        if kept and proxy in ("nginx", "apache"):
-            # Known, not the import's: in TLS mode `files` the nginx and Apache templates
-            # redirect /.well-known/acme-challenge/ like every other path, which verify's
-            # redirect.acme-path reports for any such stack (`init nginx --tls files` too).
-            problems = [p for p in problems if not p.startswith("redirect.acme-path: fail:")]
         assert problems == [], "\n".join(problems)
     finally:
         stackgen("down", "--dir", str(stack_dir), check=False)

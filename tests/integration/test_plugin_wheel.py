@@ -29,8 +29,9 @@ def _record(stack):
 def test_nginx_under_a_subpath(stackgen_stack):
     stack = stackgen_stack("nginx", subpath="/jellyfin", tls="internal")
     _record(stack)
-    report = stack.verify(only=["tls", "headers", "jellyfin", "websocket", "stream"])
+    report = stack.verify()
     assert report.ok, report.render_table()
+    assert "redirect.acme-path" in report.skipped  # tls internal: nothing answers HTTP-01
     assert stack.url.endswith("/jellyfin")
     info = stack.session().get(stack.url + "/System/Info/Public", timeout=10).json()
     assert info["ProductName"] == "Jellyfin Server"

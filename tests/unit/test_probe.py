@@ -406,3 +406,56 @@ def test_table_is_plain_unless_colour_is_asked(good_report: Report) -> None:
 def test_ca_file_path_round_trip(pki: PKI) -> None:
     target = Target(url=f"https://{NAME}", ca_file=Path(pki.root_pem))
     assert target.ca_file == pki.root_pem
+
+
+def test_acme_path_redirect_is_not_judged_without_http01(pki: PKI) -> None:
+    """Before: a stack whose certificates do not come over HTTP-01 (internal CA, the user's
+    files, TLS-ALPN, DNS-01) failed redirect.acme-path for redirecting the path like any
+    other, which is right when nothing answers the challenge."""
+    with fake_stack(pki, acme_redirected=True) as stack:
+        declared = run_checks(stack.target(acme_http01=False), only=["redirect"])
+        unknown = run_checks(stack.target(), only=["redirect"])
+        http01 = run_checks(stack.target(acme_http01=True), only=["redirect"])
+    assert declared.ok, declared.render_table()
+    assert declared.get("redirect.acme-path") is None
+    assert "ACME HTTP-01" in declared.skipped["redirect.acme-path"]
+    assert "SKIP    redirect.acme-path" in declared.render_table()
+    junit = ET.fromstring(declared.to_junit_xml())
+    case = junit.find(".//testcase[@name='redirect.acme-path']")
+    assert case is not None and case.find("skipped") is not None
+    data = declared.to_json()
+    assert data["target"]["acme_http01"] is False  # type: ignore[index]
+    assert {"id": "redirect.acme-path", "reason": declared.skipped["redirect.acme-path"]} in data[
+        "skipped"
+    ]  # type: ignore[operator]
+    # A bare URL (unknown) and an HTTP-01 stack are still judged.
+    assert statuses(unknown)["redirect.acme-path"] is Status.FAIL
+    assert statuses(http01)["redirect.acme-path"] is Status.FAIL
+
+
+def test_verify_url_no_acme_declares_the_stack_without_http01(pki: PKI) -> None:
+    from typer.testing import CliRunner
+
+    from stackgen.cli import app
+
+    with fake_stack(pki, acme_redirected=True) as stack:
+        target = stack.target()
+        args = [
+            "verify",
+            "--url",
+            target.url,
+            "--resolve",
+            f"{NAME}:127.0.0.1",
+            "--http-port",
+            str(target.http_port),
+            "--ca-file",
+            str(pki.root_pem),
+            "--only",
+            "redirect",
+            "--json",
+        ]
+        judged = CliRunner().invoke(app, args)
+        declared = CliRunner().invoke(app, [*args, "--no-acme"])
+    assert judged.exit_code == 1
+    assert declared.exit_code == 0, declared.output
+    assert [s["id"] for s in json.loads(declared.stdout)["skipped"]] == ["redirect.acme-path"]

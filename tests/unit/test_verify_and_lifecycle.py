@@ -140,3 +140,39 @@ def test_plan_reload_outside_mode_acme_has_no_watcher(tmp_path: Path) -> None:
     assert plan_reload(get_proxy("nginx"), config, {"certbot/watch-certs.sh"}).proxy is (
         ProxyAction.RELOAD
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "http01"),
+    [("acme", True), ("acme-tls-alpn", False), ("acme-dns", False), ("internal", False)],
+)
+def test_stack_target_knows_whether_certificates_come_over_http01(
+    tmp_path: Path, mode: str, http01: bool
+) -> None:
+    tls: dict[str, Any] = {"mode": mode}
+    if mode == "acme-dns":
+        tls.update(dns_provider="cloudflare", dns_env=["CF_DNS_API_TOKEN"])
+    config = parse_config(
+        {"proxy": "traefik", "domain": "jf.example.com", "email": "a@example.com", "tls": tls},
+        tmp_path,
+    )
+    if mode == "internal":
+        (tmp_path / "tls").mkdir()
+        (tmp_path / "tls/ca.pem").write_text("x")
+    assert stack_target(Stack(config, tmp_path), timeout=5.0).acme_http01 is http01
+
+
+def test_url_target_judges_the_acme_path_unless_declared() -> None:
+    common: dict[str, Any] = {
+        "resolve": [],
+        "ca_file": None,
+        "http_port": 80,
+        "media_path": None,
+        "known_proxies": [],
+        "proxy_address": [],
+        "frames_allowed": False,
+        "timeout": 5,
+    }
+    assert target_for_url("https://jf.example.com", **common).acme_http01 is None
+    declared = target_for_url("https://jf.example.com", acme_http01=False, **common)
+    assert declared.acme_http01 is False

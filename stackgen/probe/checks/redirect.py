@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urljoin, urlsplit
 
-from stackgen.probe.base import Outcome, check, failed, passed, warned
+from stackgen.probe.base import NotApplicable, Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
 
 ACME_PATH = "/.well-known/acme-challenge/stackgen-probe"
@@ -76,6 +76,10 @@ def redirect_https(ctx: ProbeContext) -> Outcome:
 
 @check("redirect.acme-path", "ACME HTTP-01 path is not redirected to HTTPS", HINT_ACME)
 def redirect_acme_path(ctx: ProbeContext) -> Outcome:
+    if ctx.target.acme_http01 is False:
+        # Nothing answers HTTP-01 on such a stack, so redirecting the path like any other
+        # is right; judging it would fail a correct stack.
+        raise NotApplicable("the certificates do not come from ACME HTTP-01")
     resp = ctx.http(ACME_PATH)
     details: dict[str, object] = {"url": resp.url, "status": resp.status}
     if resp.is_redirect:
