@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,14 @@ from typer.exceptions import TyperException
 from stackgen import __version__, lifecycle
 from stackgen import verify as verifying
 from stackgen.config_file import build_config
-from stackgen.errors import InvalidInputError, ProblemsFoundError, StackgenError
+from stackgen.errors import (
+    DegradedError,
+    ExitCode,
+    InvalidInputError,
+    ProblemsFoundError,
+    StackgenError,
+    StackInterrupted,
+)
 from stackgen.lock import stack_lock
 from stackgen.models import (
     LETSENCRYPT_STAGING,
@@ -30,7 +38,7 @@ from stackgen.models import (
 )
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
-from stackgen.stack import RenderOutcome, Stack, init_stack, render_dir
+from stackgen.stack import RenderOutcome, Stack, init_stack, project_name, render_dir
 from stackgen.stack_checks import check_stack, summarize
 from stackgen.writer import Action
 
@@ -80,6 +88,21 @@ def changing(directory: Path, command: str, *, writes: bool = True) -> Iterator[
         return
     with stack_lock(directory, command, progress=say):
         yield
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (systemd, `docker stop`, a CI timeout) acts like Ctrl-C: `up` then stops what
+    it started and says so, instead of dying with `docker compose up` left running."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report_render(outcome: RenderOutcome, *, as_json: bool, verb: str) -> None:
@@ -362,7 +385,7 @@ def up(
 
     Example: stackgen up --dir ./jellyfin-stack
     """
-    with changing(directory, "up"):
+    with changing(directory, "up"), sigterm_interrupts():
         stack = Stack.load(directory)
         url = lifecycle.up(stack, timeout=timeout, progress=say)
         if as_json:
@@ -388,32 +411,64 @@ def reload(
     say(f"reloaded: {stack.config.public_url}", fg="green")
 
 
+ProjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        help="Compose project to act on when neither stackgen.toml nor .stackgen/manifest.json "
+        "can be read.",
+    ),
+]
+
+
 @app.command()
 def down(
     directory: DirOption = Path(),
     volumes: Annotated[bool, typer.Option(help="Also remove named volumes.")] = False,
+    project: ProjectOption = None,
 ) -> None:
     """Stop and remove the stack's containers and network (files stay).
 
-    Example: stackgen down --dir ./jellyfin-stack
+    Works from the project name even when stackgen.toml or docker-compose.yml is missing or
+    broken. Example: stackgen down --dir ./jellyfin-stack
     """
     with changing(directory, "down"):
-        stack = Stack.load(directory)
-        lifecycle.down(stack, volumes=volumes)
-    say(f"down: {stack.config.project}")
+        name = project_name(directory, project)
+        lifecycle.down_project(name, directory, volumes=volumes)
+    say(f"down: {name}")
 
 
 @app.command()
-def status(directory: DirOption = Path(), as_json: JsonOption = False) -> None:
+def status(
+    directory: DirOption = Path(), as_json: JsonOption = False, project: ProjectOption = None
+) -> None:
     """Services, health, ports, URL and the served certificate (issuer, expiry).
 
-    Example: stackgen status --dir ./jellyfin-stack --json
+    Exit 9 when a service is missing, not running or not healthy. Example:
+    stackgen status --dir ./jellyfin-stack --json
     """
-    report = lifecycle.status(Stack.load(directory))
+    try:
+        stack: Stack | None = Stack.load(directory)
+    except StackgenError as error:
+        # A broken or missing stackgen.toml must not hide the containers that run.
+        stack, why = None, str(error)
+    if stack is not None:
+        report = lifecycle.status(stack)
+    else:
+        report = lifecycle.status_project(project_name(directory, project), directory, why)
+        say(f"warning: {why}; showing the containers of project {report['project']}", fg="yellow")
     if as_json:
         emit_json(report)
-        return
-    say(f"{report['project']}  {report['url']}  running={report['running']}")
+    else:
+        _print_status(report)
+    problems = report["problems"]
+    if isinstance(problems, list) and problems:
+        raise DegradedError(f"{report['project']} is not healthy: {', '.join(problems)}")
+
+
+def _print_status(report: dict[str, object]) -> None:
+    url = report["url"] or "(URL unknown: stackgen.toml unreadable)"
+    say(f"{report['project']}  {url}  running={report['running']}")
     for service in report["services"]:  # type: ignore[attr-defined]
         say(
             f"  {service['service']:<10} {service['state']:<10} {service['health']:<10} "
@@ -612,7 +667,9 @@ def failure(error: Failure) -> tuple[str, int]:
     if isinstance(error, TyperException):  # usage errors: Typer's own exit code (2)
         message = error.format_message().strip().splitlines()
         return (message[0] if message else "invalid usage"), error.exit_code
-    return "interrupted", 130
+    if isinstance(error, StackInterrupted):  # says what the interrupted command left
+        return str(error), int(error.exit_code)
+    return "interrupted", int(ExitCode.INTERRUPTED)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -26,6 +26,13 @@ def compose_client(project: str, compose_file: Path, folder: Path) -> DockerClie
     )
 
 
+def project_client(project: str, folder: Path) -> DockerClient:
+    """A compose client that knows only the project name: `ps` and `down` find the
+    containers by their project label, so they work when the compose file is missing or
+    broken."""
+    return DockerClient(compose_project_name=project, compose_project_directory=folder)
+
+
 def require_engine() -> None:
     if shutil.which("docker") is None:
         raise DockerError("docker is not installed (see README: Requirements)")
@@ -55,6 +62,32 @@ def compose_config_problems(client: DockerClient) -> str:
 
 def image_present(image: str) -> bool:
     return bool(docker.image.exists(image))
+
+
+def compose_images(client: DockerClient) -> list[str]:
+    """The images the compose file's services run, in file order (empty when Compose
+    rejects the file: `check` reports that)."""
+    try:
+        config = client.compose.config(return_json=True)
+    except DockerException:
+        return []
+    services = config.get("services") if isinstance(config, dict) else None
+    images = [
+        str(service["image"])
+        for service in (services or {}).values()
+        if isinstance(service, dict) and service.get("image")
+    ]
+    return list(dict.fromkeys(images))
+
+
+def pull_image(image: str) -> str:
+    """Pull one image: empty on success, else the engine's reason in one line."""
+    try:
+        docker.image.pull(image, quiet=True)
+    except DockerException as error:
+        text = " ".join(str(error.stderr or "").split())
+        return text or f"docker pull exited {error.return_code}"
+    return ""
 
 
 def containers_publishing(port: int) -> list[str]:
@@ -103,8 +136,11 @@ __all__ = [
     "DockerException",
     "compose_client",
     "compose_config_problems",
+    "compose_images",
     "containers_publishing",
     "image_present",
+    "project_client",
+    "pull_image",
     "require_engine",
     "run_in_image",
 ]

@@ -21,7 +21,8 @@ class ExitCode(IntEnum):
     DOCKER = 6  # engine/Compose unreachable, or a docker command failed
     UNHEALTHY = 7  # the stack did not become healthy in time
     LOCKED = 8  # another stackgen command is changing this stack folder
-    INTERRUPTED = 130  # SIGINT (Ctrl-C)
+    DEGRADED = 9  # status: a service is missing, not running or not healthy
+    INTERRUPTED = 130  # SIGINT (Ctrl-C), or SIGTERM during `up`
 
 
 class StackgenError(Exception):
@@ -58,3 +59,17 @@ class ProblemsFoundError(StackgenError):
 
 class LockedError(StackgenError):
     exit_code = ExitCode.LOCKED
+
+
+class DegradedError(StackgenError):
+    exit_code = ExitCode.DEGRADED
+
+
+class StackInterrupted(KeyboardInterrupt):
+    """An interrupt after which stackgen put the stack in a known state: the message says
+    which. A KeyboardInterrupt still, so whatever stops on Ctrl-C (pytest) stops on it."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))

@@ -9,16 +9,29 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import re
+import signal
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from cryptography import x509
 
-from stackgen.engine import DockerException, containers_publishing, image_present, require_engine
-from stackgen.errors import DockerError, ProblemsFoundError, UnhealthyError
+from stackgen.engine import (
+    DockerClient,
+    DockerException,
+    compose_images,
+    containers_publishing,
+    image_present,
+    project_client,
+    pull_image,
+    require_engine,
+)
+from stackgen.errors import DockerError, ProblemsFoundError, StackInterrupted, UnhealthyError
+from stackgen.integrity import compose_services
 from stackgen.models import JellyfinNetwork
 from stackgen.probe import (
     ProbeError,
@@ -30,6 +43,7 @@ from stackgen.probe import (
 )
 from stackgen.process import run
 from stackgen.reloading import ProxyAction, plan_reload
+from stackgen.render import COMPOSE_FILE
 from stackgen.stack import Stack, render_dir
 from stackgen.stack_checks import check_stack
 from stackgen.verify import stack_target
@@ -41,17 +55,26 @@ LOG_LINES_ON_FAILURE = 25
 # --- preflight ---------------------------------------------------------------------------
 
 
-def _port_holder(port: int) -> str:
+@dataclass(frozen=True)
+class _Holder:
+    description: str  # "container NAME", "PROGRAM (pid N)" or "another process"
+    container: str | None = None
+    pid: int | None = None
+
+
+def _port_holder(port: int) -> _Holder:
     """Best effort: which container or process publishes/listens on a TCP port."""
     try:
         names = containers_publishing(port)
     except DockerException:
         names = []
     if names:
-        return f"container {names[0]}"
+        return _Holder(f"container {names[0]}", container=names[0])
     ss = run(["ss", "-Hltnp", f"sport = :{port}"], check=False, timeout=10)
     match = re.search(r'users:\(\("([^"]+)",pid=(\d+)', ss.stdout)
-    return f"{match.group(1)} (pid {match.group(2)})" if match else "another process"
+    if match is None:
+        return _Holder("another process")
+    return _Holder(f"{match.group(1)} (pid {match.group(2)})", pid=int(match.group(2)))
 
 
 def _port_free(address: str, port: int) -> bool:
@@ -66,11 +89,65 @@ def _port_free(address: str, port: int) -> bool:
     return True
 
 
-def _own_containers(stack: Stack) -> list[str]:
+@dataclass(frozen=True)
+class _Own:
+    names: frozenset[str]
+    pids: frozenset[int]  # the main process of each running container
+
+
+def _own_containers(stack: Stack) -> _Own:
     try:
-        return [c.name for c in stack.compose.compose.ps(all=True)]
+        containers = stack.compose.compose.ps(all=True)
     except DockerException:
-        return []
+        return _Own(frozenset(), frozenset())
+    return _Own(
+        frozenset(c.name for c in containers),
+        frozenset(int(c.state.pid) for c in containers if c.state.pid),
+    )
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    # The command name may hold spaces or parentheses: the fields follow the last ")".
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def runs_in(pid: int, roots: frozenset[int]) -> bool:
+    """Whether a process is one of `roots` or descends from one: a host-network container
+    publishes nothing, so its listening process is told apart by its ancestry."""
+    current: int | None = pid
+    for _ in range(64):  # a process tree is never this deep; a pid cycle cannot loop us
+        if current is None or current <= 1:
+            return False
+        if current in roots:
+            return True
+        current = _parent(current)
+    return False
+
+
+def _held_by_us(holder: _Holder, own: _Own) -> bool:
+    if holder.container is not None:
+        return holder.container in own.names
+    return holder.pid is not None and runs_in(holder.pid, own.pids)
+
+
+def _ensure_images(stack: Stack, progress: Progress) -> None:
+    """Name a missing image before anything starts, instead of a half-started stack that
+    never becomes healthy."""
+    images = compose_images(stack.compose) or [stack.proxy.image(stack.config)]
+    for image in images:
+        if image_present(image):
+            continue
+        progress(f"image {image} is not present locally: pulling it")
+        problem = pull_image(image)
+        if problem:
+            raise DockerError(
+                f"image {image} is not present locally and cannot be pulled: {problem}"
+            )
 
 
 def preflight(stack: Stack, progress: Progress) -> None:
@@ -85,12 +162,13 @@ def preflight(stack: Stack, progress: Progress) -> None:
         if _port_free(address, port):
             continue
         holder = _port_holder(port)
-        if any(holder == f"container {name}" for name in own):
+        if _held_by_us(holder, own):
             continue  # our own stack, already running: `up` is re-runnable
-        raise DockerError(f"port {port} ({field}) is in use by {holder}: free it or change {field}")
-    for image in (stack.proxy.image(config), config.jellyfin.image):
-        if not image_present(image):
-            progress(f"image {image} is not present locally: Compose will pull it")
+        raise DockerError(
+            f"port {port} ({field}) is in use by {holder.description}: free it or change {field}"
+        )
+    # Before `check`: the proxy's own config test runs in its image.
+    _ensure_images(stack, progress)
     findings = check_stack(stack)
     failures = [f for f in findings if f.status is Status.FAIL]
     for finding in failures:
@@ -114,9 +192,15 @@ class ServiceState:
     ports: list[str]
 
 
-def services(stack: Stack) -> list[ServiceState]:
+def services(stack: Stack, client: DockerClient | None = None) -> list[ServiceState]:
+    """The project's containers as the engine reports them (`client`: the project-only
+    client when the compose file cannot be read)."""
+    return _states(client or stack.compose)
+
+
+def _states(client: DockerClient) -> list[ServiceState]:
     states = []
-    for container in stack.compose.compose.ps(all=True):
+    for container in client.compose.ps(all=True):
         labels = container.config.labels or {}
         health = container.state.health.status if container.state.health else "none"
         ports = [
@@ -136,6 +220,10 @@ def services(stack: Stack) -> list[ServiceState]:
     return sorted(states, key=lambda s: s.service)
 
 
+def _is_well(state: ServiceState) -> bool:
+    return state.state == "running" and state.health in ("healthy", "none")
+
+
 def recent_logs(stack: Stack, service: str, lines: int) -> str:
     try:
         return str(stack.compose.compose.logs([service], tail=str(lines), no_log_prefix=True))
@@ -148,24 +236,43 @@ def _explain_failure(stack: Stack, progress: Progress) -> str:
         states = services(stack)
     except DockerException:
         states = []
-    bad = [s for s in states if s.state != "running" or s.health not in ("healthy", "none")]
+    bad = [s for s in states if not _is_well(s)]
     for state in bad or states:
         progress(f"--- {state.service}: {state.state}, health {state.health}; last log lines:")
         progress(recent_logs(stack, state.service, LOG_LINES_ON_FAILURE))
-    return ", ".join(f"{s.service} ({s.state}, {s.health})" for s in bad) or "unknown"
+    return ", ".join(f"{s.service} ({s.state}, {s.health})" for s in bad)
 
 
 def up(stack: Stack, *, timeout: int, progress: Progress) -> str:
     config = stack.config
     preflight(stack, progress)
+    try:
+        was_running = any(s.state == "running" for s in services(stack))
+    except DockerException:
+        was_running = False
+    try:
+        _start(stack, timeout=timeout, progress=progress)
+    except KeyboardInterrupt:
+        raise _stop_after_interrupt(stack, was_running=was_running) from None
+    return config.public_url
+
+
+def _start(stack: Stack, *, timeout: int, progress: Progress) -> None:
     client = stack.compose
-    progress(f"starting {config.project} (waiting up to {timeout} s for healthchecks)")
+    progress(f"starting {stack.config.project} (waiting up to {timeout} s for healthchecks)")
     started = time.monotonic()
     try:
+        # An interrupt here kills `docker compose up` (subprocess.run does on any
+        # exception), so no orphan keeps starting the stack after stackgen is gone.
         client.compose.up(detach=True, wait=True, wait_timeout=timeout, remove_orphans=True)
     except DockerException as error:
         names = _explain_failure(stack, progress)
         detail = " ".join(str(error.stderr or "").split())[-200:]
+        if not names:
+            # Nothing is unhealthy: Compose itself failed (a container it could not create).
+            raise DockerError(
+                f"docker compose up failed: {detail or f'exit {error.return_code}'}"
+            ) from None
         raise UnhealthyError(
             f"the stack did not become healthy: {names}; re-run `stackgen up` after fixing"
             + (f" ({detail})" if detail else "")
@@ -176,7 +283,36 @@ def up(stack: Stack, *, timeout: int, progress: Progress) -> str:
     except UnhealthyError:
         _explain_failure(stack, progress)
         raise
-    return config.public_url
+
+
+def _stop_after_interrupt(stack: Stack, *, was_running: bool) -> StackInterrupted:
+    """What an interrupted `up` leaves: the stack as it was when it was already running
+    (an update cut short is finished by the next `up`), nothing when `up` started it."""
+    project = stack.config.project
+    if was_running:
+        return StackInterrupted(
+            f"interrupted: {project} was already running and is left running; "
+            "re-run `stackgen up` to finish the update"
+        )
+    # A second Ctrl-C or SIGTERM must not cut the clean-up short.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+    try:
+        stack.compose.compose.down(remove_orphans=True, timeout=5)
+    except DockerException as error:
+        detail = " ".join(str(error.stderr or error).split())[-200:]
+        return StackInterrupted(
+            f"interrupted: stopping what `up` had started failed ({detail}); "
+            f"run `stackgen down --dir {stack.folder}`"
+        )
+    finally:
+        if in_main:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return StackInterrupted(f"interrupted: stopped and removed what `up` had started of {project}")
 
 
 def wait_reachable(stack: Stack, seconds: float, progress: Progress) -> None:
@@ -247,8 +383,17 @@ def reload(stack: Stack, *, force: bool, progress: Progress) -> None:
 
 def down(stack: Stack, *, volumes: bool) -> None:
     require_engine()
+    down_project(stack.config.project, stack.folder, volumes=volumes)
+
+
+def down_project(project: str, folder: Path, *, volumes: bool) -> None:
+    """`docker compose -p PROJECT down`: by the project's labels, so it needs neither the
+    compose file nor stackgen.toml (either may be missing or broken)."""
+    require_engine()
     try:
-        stack.compose.compose.down(remove_orphans=True, volumes=volumes, timeout=20)
+        project_client(project, folder).compose.down(
+            remove_orphans=True, volumes=volumes, timeout=20
+        )
     except DockerException as error:
         raise DockerError(f"docker compose down failed: {error.stderr or error}") from None
 
@@ -302,21 +447,68 @@ def served_certificate(stack: Stack) -> CertificateInfo | None:
     )
 
 
+def _expected_services(folder: Path) -> set[str]:
+    """The services the compose file on disk declares (empty when it is missing)."""
+    try:
+        return compose_services((folder / COMPOSE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return set()
+
+
+def _problems(states: list[ServiceState], expected: set[str]) -> list[str]:
+    seen = {s.service for s in states}
+    problems = [f"{name} (no container)" for name in sorted(expected - seen)]
+    problems += [f"{s.service} ({s.state}, health {s.health})" for s in states if not _is_well(s)]
+    if not states and not expected:
+        problems.append("no containers")
+    return problems
+
+
 def status(stack: Stack) -> dict[str, object]:
     config, stack_dir = stack.config, stack.folder
     require_engine()
-    states = services(stack)
-    running = bool(states) and all(s.state == "running" for s in states)
-    certificate = served_certificate(stack) if running else None
+    compose_file_ok = (stack_dir / COMPOSE_FILE).is_file()
+    client = stack.compose if compose_file_ok else project_client(config.project, stack_dir)
+    states = services(stack, client)
+    problems = _problems(states, _expected_services(stack_dir))
+    proxy_up = any(s.service == stack.proxy.service and s.state == "running" for s in states)
+    # While the proxy serves, its certificate is worth showing, whatever Jellyfin's state.
+    certificate = served_certificate(stack) if proxy_up else None
     trust = config.client_trust_file
     return {
         "project": config.project,
         "stack_dir": str(stack_dir),
         "proxy": config.proxy,
         "url": config.public_url,
-        "running": running,
-        "healthy": running and all(s.health in ("healthy", "none") for s in states),
+        "running": bool(states) and all(s.state == "running" for s in states),
+        "healthy": not problems,
+        "problems": problems,
         "services": [asdict(s) for s in states],
         "certificate": asdict(certificate) if certificate else None,
         "trust_file": str((stack_dir / trust).resolve()) if trust else None,
     }
+
+
+def status_project(project: str, folder: Path, why: str) -> dict[str, object]:
+    """Status from the project name alone, when stackgen.toml cannot be read (`why`): the
+    containers and their health; the URL and certificate are unknown."""
+    require_engine()
+    states = services_of_project(project, folder)
+    problems = _problems(states, _expected_services(folder))
+    return {
+        "project": project,
+        "stack_dir": str(folder),
+        "proxy": None,
+        "url": None,
+        "running": bool(states) and all(s.state == "running" for s in states),
+        "healthy": not problems,
+        "problems": problems,
+        "services": [asdict(s) for s in states],
+        "certificate": None,
+        "trust_file": None,
+        "config_error": why,
+    }
+
+
+def services_of_project(project: str, folder: Path) -> list[ServiceState]:
+    return _states(project_client(project, folder))

@@ -13,7 +13,7 @@ from pathlib import Path
 from stackgen import engine, writer
 from stackgen.config_file import CONFIG_NAME, dump_config, load_config
 from stackgen.engine import DockerClient
-from stackgen.errors import ConflictError, FilesystemError
+from stackgen.errors import ConflictError, FilesystemError, StackgenError
 from stackgen.models import StackConfig, TlsMode
 from stackgen.proxies import get_proxy
 from stackgen.proxies.base import Proxy
@@ -42,6 +42,19 @@ class Stack:
     @property
     def network_xml(self) -> Path:
         return self.folder / network_xml_path(self.config)
+
+
+def project_name(folder: Path, given: str | None) -> str:
+    """The Compose project of a stack folder for the commands that must work on a broken
+    one (`down`, `status`): from stackgen.toml when it reads, else from the manifest, else
+    `given` (`--project`); else the reason stackgen.toml could not be read."""
+    try:
+        return load_config(folder, check_paths=False).project
+    except StackgenError as error:
+        project = writer.manifest_project(folder) or given
+        if project is None:
+            raise type(error)(f"{error} (`--project NAME` names the stack to act on)") from None
+        return project
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ def plan_render(
     config = stack.config
     owner = (config.uid, config.gid)  # given to them when stackgen runs as root
     plan = writer.plan(stack.folder, files, force=force, directories=directories, owner=owner)
+    plan.project = config.project
     if config.tls.mode is TlsMode.INTERNAL and config.tls_files:
         plan.owned = list(config.tls_files)  # kept, not re-planned, after the first render
     return plan

@@ -101,6 +101,9 @@ class Plan:
     # uid, gid: owner of every file and folder written, applied only when running as root.
     owner: tuple[int, int] | None = None
     owned: list[str] = field(default_factory=list)  # more paths to give to owner
+    # The Compose project, kept in the manifest so `down` and `status` find the containers
+    # when stackgen.toml is gone or broken.
+    project: str | None = None
 
     @property
     def conflicts(self) -> list[Verdict]:
@@ -130,6 +133,16 @@ def read_manifest(stack_dir: Path) -> dict[str, str]:
     ):
         raise FilesystemError(f"cannot read {path}: not a stackgen manifest")
     return dict(files)
+
+
+def manifest_project(stack_dir: Path) -> str | None:
+    """The Compose project the manifest records; None when it is missing or unreadable."""
+    try:
+        data = json.loads((stack_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    project = data.get("project") if isinstance(data, dict) else None
+    return project if isinstance(project, str) and project else None
 
 
 def _manifest_or_empty(stack_dir: Path, warnings: list[str]) -> dict[str, str]:
@@ -248,12 +261,13 @@ def apply(plan: Plan) -> None:
             entries.append(_prepare(stack_dir, verdict, plan.owner))
         _fsync_dirs({e.target.parent for e in entries} | {p.parent for p in created_dirs})
         manifest = _next_manifest(stack_dir, plan)
-        _write_journal(stack_dir, entries, manifest)
+        project = plan.project or manifest_project(stack_dir)
+        _write_journal(stack_dir, entries, manifest, project)
         committed = True  # from here on a killed run is finished by the next one
         for entry in entries:
             os.replace(entry.temp, entry.target)
         _fsync_dirs({e.target.parent for e in entries})
-        _write_manifest(stack_dir, manifest)
+        _write_manifest(stack_dir, manifest, project)
         _finish(stack_dir, entries)
     except BaseException as error:
         if committed:
@@ -310,11 +324,14 @@ def _next_manifest(stack_dir: Path, plan: Plan) -> dict[str, str]:
     return dict(sorted(manifest.items()))
 
 
-def _write_journal(stack_dir: Path, entries: list[_Entry], manifest: dict[str, str]) -> None:
+def _write_journal(
+    stack_dir: Path, entries: list[_Entry], manifest: dict[str, str], project: str | None
+) -> None:
     data = {
         "version": 1,
         "entries": [e.to_json(stack_dir) for e in entries],
         "manifest": manifest,
+        "project": project,
     }
     write_atomic(stack_dir / JOURNAL, (json.dumps(data, indent=2) + "\n").encode(), 0o644)
 
@@ -381,7 +398,12 @@ def recover(stack_dir: Path) -> str | None:
                 if entry.temp.exists():
                     os.replace(entry.temp, entry.target)
             _fsync_dirs({e.target.parent for e in entries})
-            _write_manifest(stack_dir, {str(k): str(v) for k, v in manifest.items()})
+            project = data.get("project")
+            _write_manifest(
+                stack_dir,
+                {str(k): str(v) for k, v in manifest.items()},
+                project if isinstance(project, str) else manifest_project(stack_dir),
+            )
             _finish(stack_dir, entries)
         else:
             _roll_back(stack_dir, entries)
@@ -496,8 +518,11 @@ def write_atomic(target: Path, content: bytes, mode: int) -> None:
     _fsync_dirs({target.parent})
 
 
-def _write_manifest(stack_dir: Path, manifest: dict[str, str]) -> None:
-    content = json.dumps({"version": 1, "files": dict(sorted(manifest.items()))}, indent=2) + "\n"
+def _write_manifest(stack_dir: Path, manifest: dict[str, str], project: str | None) -> None:
+    data: dict[str, object] = {"version": 1, "files": dict(sorted(manifest.items()))}
+    if project:
+        data["project"] = project
+    content = json.dumps(data, indent=2) + "\n"
     target = stack_dir / MANIFEST
     _make_dir(target.parent, 0o755)
     write_atomic(target, content.encode(), 0o644)

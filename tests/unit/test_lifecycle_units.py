@@ -1,0 +1,91 @@
+"""The pure parts of the idempotent lifecycle: whose process holds a port, and which
+project a broken stack folder belongs to."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackgen.errors import ExitCode, FilesystemError, InvalidInputError, StackInterrupted
+from stackgen.lifecycle import _held_by_us, _Holder, _Own, runs_in
+from stackgen.stack import project_name
+from stackgen.writer import MANIFEST, manifest_project
+from tests.unit.test_cli import BASE, stackgen
+
+
+def test_a_port_held_by_a_process_of_our_container_is_ours() -> None:
+    """Before: `up` on a running stack with host-network Jellyfin refused, taking the
+    stack's own Jellyfin (a process, not a published port) for a foreign port holder."""
+    parent = subprocess.Popen(  # a "container init" with one child, like tini + jellyfin
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; "
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+            "print(c.pid, flush=True); c.wait()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        ours = _Own(frozenset({"p-jellyfin-1"}), frozenset({parent.pid}))
+        assert runs_in(parent.pid, ours.pids)
+        assert runs_in(child, ours.pids)
+        assert _held_by_us(_Holder("python3 (pid x)", pid=child), ours)
+        assert not _held_by_us(
+            _Holder("python3 (pid x)", pid=child), _Own(frozenset(), frozenset())
+        )
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_a_port_held_by_another_process_or_container_is_not_ours() -> None:
+    ours = _Own(frozenset({"p-traefik-1"}), frozenset({2_000_000}))
+    assert not runs_in(1, ours.pids)
+    assert not _held_by_us(_Holder("python (pid)", pid=os.getpid()), ours)
+    assert not _held_by_us(_Holder("another process"), ours)
+    assert _held_by_us(_Holder("container p-traefik-1", container="p-traefik-1"), ours)
+    assert not _held_by_us(_Holder("container other-1", container="other-1"), ours)
+
+
+def test_the_manifest_records_the_project(tmp_path: Path) -> None:
+    assert stackgen(*BASE, "--project", "jfprod", "--dir", str(tmp_path)).returncode == 0
+    assert manifest_project(tmp_path) == "jfprod"
+    assert json.loads((tmp_path / MANIFEST).read_text())["project"] == "jfprod"
+    # A later render keeps it.
+    assert stackgen("render", "--dir", str(tmp_path)).returncode == 0
+    assert manifest_project(tmp_path) == "jfprod"
+
+
+def test_project_name_from_toml_then_manifest_then_the_option(tmp_path: Path) -> None:
+    assert stackgen(*BASE, "--project", "jfprod", "--dir", str(tmp_path)).returncode == 0
+    assert project_name(tmp_path, None) == "jfprod"
+    assert project_name(tmp_path, "other") == "jfprod"  # the stack's own name first
+    (tmp_path / "stackgen.toml").write_text("proxy = ")
+    assert project_name(tmp_path, "other") == "jfprod"  # the manifest's
+    (tmp_path / MANIFEST).write_text("{garbled")
+    assert project_name(tmp_path, "other") == "other"
+    with pytest.raises(InvalidInputError, match="--project NAME"):
+        project_name(tmp_path, None)
+    with pytest.raises(FilesystemError, match="--project NAME"):
+        project_name(tmp_path / "nothing-here", None)
+
+
+def test_an_interrupt_that_left_a_known_state_is_one_line_and_exit_130() -> None:
+    from stackgen.cli import failure
+
+    error = StackInterrupted("interrupted: stopped and removed\nwhat `up` had started")
+    assert isinstance(error, KeyboardInterrupt)  # pytest and the plugin still stop on it
+    assert failure(error) == (
+        "interrupted: stopped and removed what `up` had started",
+        ExitCode.INTERRUPTED,
+    )
+    assert failure(KeyboardInterrupt()) == ("interrupted", 130)
