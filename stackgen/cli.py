@@ -25,6 +25,8 @@ from stackgen.config_file import build_config
 from stackgen.errors import (
     DegradedError,
     ExitCode,
+    FilesystemError,
+    InterruptedError_,
     InvalidInputError,
     ProblemsFoundError,
     StackgenError,
@@ -387,7 +389,10 @@ def up(
     """
     with changing(directory, "up"), sigterm_interrupts():
         stack = Stack.load(directory)
-        url = lifecycle.up(stack, timeout=timeout, progress=say)
+        try:
+            url = lifecycle.up(stack, timeout=timeout, progress=say)
+        except StackInterrupted as interrupted:
+            raise InterruptedError_(str(interrupted)) from None
         if as_json:
             emit_json(lifecycle.status(stack))
     say(f"up: {url}", fg="green")
@@ -572,18 +577,34 @@ def verify(
             media_path=media_path,
             ca_file=ca_file,
         )
+    if junit is not None:
+        _ensure_writable_file(junit, "--junit")  # before minutes of probing, not after
     try:
         report = run_checks(target, only=only or None)
     except ValueError as error:  # an unknown --only id
         raise InvalidInputError(str(error)) from None
-    if junit is not None:
-        junit.write_text(report.to_junit_xml(), encoding="utf-8")
     if as_json:
         emit_json(report.to_json())
     else:
         sys.stderr.write(report.render_table(color=_color()) + "\n")
+    if junit is not None:
+        try:
+            junit.write_text(report.to_junit_xml(), encoding="utf-8")
+        except OSError as error:
+            raise FilesystemError(f"--junit {junit}: {error.strerror or error}") from None
     if not report.ok:
         raise ProblemsFoundError(f"verify: {report.failed} check(s) failed")
+
+
+def _ensure_writable_file(path: Path, option: str) -> None:
+    if path.is_dir():
+        raise FilesystemError(f"{option} {path}: is a folder")
+    folder = path.parent
+    if not folder.is_dir():
+        raise FilesystemError(f"{option} {path}: no folder {folder}")
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise FilesystemError(f"{option} {path}: not writable")
 
 
 # --- import ------------------------------------------------------------------------------
@@ -667,8 +688,6 @@ def failure(error: Failure) -> tuple[str, int]:
     if isinstance(error, TyperException):  # usage errors: Typer's own exit code (2)
         message = error.format_message().strip().splitlines()
         return (message[0] if message else "invalid usage"), error.exit_code
-    if isinstance(error, StackInterrupted):  # says what the interrupted command left
-        return str(error), int(error.exit_code)
     return "interrupted", int(ExitCode.INTERRUPTED)
 
 

@@ -65,6 +65,13 @@ class DegradedError(StackgenError):
     exit_code = ExitCode.DEGRADED
 
 
+class InterruptedError_(StackgenError):
+    """Reported by the CLI for a StackInterrupted: Typer turns a bare KeyboardInterrupt into
+    a silent exit 130, this keeps the line that says what was left."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class StackInterrupted(KeyboardInterrupt):
     """An interrupt after which stackgen put the stack in a known state: the message says
     which. A KeyboardInterrupt still, so whatever stops on Ctrl-C (pytest) stops on it."""

@@ -9,9 +9,15 @@ its plain-HTTP port), optionally through a `--resolve`-style address override.
 
 Check ids (stable; `only=` takes ids or their group, e.g. {"tls", "stream.range"}):
 
+reach.proxy               a TLS handshake with the public origin succeeds (asked first)
+reach.upstream            {base}/health through the proxy is not the proxy's own 502/503/504
+                          (a 503 with Retry-After is Jellyfin starting). When a reach check
+                          fails, that is the root cause: the checks that depend on it are
+                          reported as not run (Report.not_run), not as failures
 redirect.https            port 80 answers 301/308 to https://name[:port] with path and query
                           kept (302/307 = warn)
 redirect.acme-path        /.well-known/acme-challenge/... on port 80 is NOT redirected to https
+                          (not applicable when Target.acme_http01 is False)
 tls.name                  chain + hostname verify with the system store (+ ca_file)
 tls.chain                 intermediates are served (verifies against a roots-only store; a
                           bare leaf fails) — see trust.py
@@ -42,7 +48,8 @@ websocket.keepalive       wss {base}/socket upgrades (KeepAlive answered, or ref
                           Jellyfin's auth where a plain GET is not)
 stream.range              Range bytes=100-199 -> 206, Content-Range, exactly 100 bytes
 stream.ttfb               first byte of a mid-file range < 2 s (warn) / < 10 s (fail)
-upload.20mb               a 20 MiB POST is not refused with 413 or a reset
+upload.20mb               a 20 MiB POST is not refused with 413 or a reset, nor answered by the
+                          proxy's gateway error (the body must reach Jellyfin)
 proxy.known-proxies       KnownProxies covers proxy_addresses (only when known_proxies given)
 
 Besides the checks, stackgen's lifecycle uses the client directly (one verified request,

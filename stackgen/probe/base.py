@@ -39,6 +39,13 @@ class NotApplicable(Exception):
 
 CheckFn = Callable[["ProbeContext"], Outcome]
 
+# What a check needs before it can judge anything: the proxy reachable (checks about the
+# proxy itself), Jellyfin reachable through it (checks that read Jellyfin's answers), or
+# nothing (judged from what the target says). The reach.* checks answer these first.
+PROXY = "proxy"
+UPSTREAM = "upstream"
+GATE_OF = {PROXY: "reach.proxy", UPSTREAM: "reach.upstream"}
+
 
 @dataclass(frozen=True)
 class Check:
@@ -46,14 +53,17 @@ class Check:
     title: str
     hint: str  # used when the check dies on an exception (e.g. nothing listens)
     fn: CheckFn
+    needs: str | None = PROXY
 
     @property
     def group(self) -> str:
         return self.id.split(".", 1)[0]
 
 
-def check(check_id: str, title: str, hint: str) -> Callable[[CheckFn], Check]:
+def check(
+    check_id: str, title: str, hint: str, *, needs: str | None = PROXY
+) -> Callable[[CheckFn], Check]:
     def wrap(fn: CheckFn) -> Check:
-        return Check(check_id, title, hint, fn)
+        return Check(check_id, title, hint, fn, needs)
 
     return wrap

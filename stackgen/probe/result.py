@@ -10,14 +10,17 @@ keep the version, anything else bumps it):
                  "proxy_addresses": [str]|null, "frames_allowed": bool,
                  "acme_http01": bool|null, "timeout": float},
       "summary": {"ok": bool, "passed": int, "warned": int, "failed": int,
-                  "skipped": int, "duration_ms": int},
+                  "skipped": int, "not_run": int, "duration_ms": int},
       "checks": [{"id": str, "title": str, "status": "pass"|"warn"|"fail",
                   "reason": str, "hint": str, "details": {str: JSON}, "duration_ms": int}],
-      "skipped": [{"id": str, "reason": str}]
+      "skipped": [{"id": str, "reason": str}],
+      "not_run": [{"id": str, "reason": str}]
     }
 
 `skipped` lists checks that do not apply to this target (e.g. `jellyfin.subpath-redirect`
-without a subpath); they have no status because nothing was judged.
+without a subpath, `redirect.acme-path` without HTTP-01); `not_run` lists checks that could
+not be judged because a reach.* check they depend on failed (the reason names it: that
+failure is the root cause). Neither has a status because nothing was judged.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class Report:
     target: Target
     results: Sequence[CheckResult]
     skipped: Mapping[str, str] = field(default_factory=dict)  # check id -> why not applicable
+    not_run: Mapping[str, str] = field(default_factory=dict)  # check id -> the failed gate
     duration_ms: int = 0
 
     @property
@@ -122,6 +126,7 @@ class Report:
                 "warned": self.warned,
                 "failed": self.failed,
                 "skipped": len(self.skipped),
+                "not_run": len(self.not_run),
                 "duration_ms": self.duration_ms,
             },
             "checks": [
@@ -137,6 +142,7 @@ class Report:
                 for r in self.results
             ],
             "skipped": [{"id": k, "reason": v} for k, v in self.skipped.items()],
+            "not_run": [{"id": k, "reason": v} for k, v in self.not_run.items()],
         }
 
     def to_junit_xml(self) -> str:
@@ -150,10 +156,10 @@ class Report:
             "testsuite",
             {
                 "name": "stackgen.verify",
-                "tests": str(len(self.results) + len(self.skipped)),
+                "tests": str(len(self.results) + len(self.skipped) + len(self.not_run)),
                 "failures": str(self.failed),
                 "errors": "0",
-                "skipped": str(len(self.skipped)),
+                "skipped": str(len(self.skipped) + len(self.not_run)),
                 "time": f"{self.duration_ms / 1000:.3f}",
             },
         )
@@ -179,7 +185,7 @@ class Report:
             else:
                 out = ET.SubElement(case, "system-out")
                 out.text = clean(f"{r.status}: {r.reason}" + (f"\nfix: {r.hint}" if r.hint else ""))
-        for check_id, why in self.skipped.items():
+        for check_id, why in [*self.skipped.items(), *self.not_run.items()]:
             case = ET.SubElement(
                 suite,
                 "testcase",
@@ -193,7 +199,8 @@ class Report:
     def render_table(self, color: bool = False) -> str:
         """Plain-text table for humans; ANSI colour only when asked (the CLI decides)."""
         colours = {Status.PASS: "\x1b[32m", Status.WARN: "\x1b[33m", Status.FAIL: "\x1b[31m"}
-        width = max([len(r.id) for r in self.results] + [len(k) for k in self.skipped] + [5])
+        ids = [*(r.id for r in self.results), *self.skipped, *self.not_run]
+        width = max([len(i) for i in ids] + [5])
         lines = [f"{'STATUS':<6}  {'CHECK':<{width}}  REASON"]
         for r in self.results:
             label = f"{r.status.value.upper():<6}"
@@ -204,8 +211,11 @@ class Report:
                 lines.append(f"{'':<6}  {'':<{width}}  fix: {r.hint}")
         for check_id, why in self.skipped.items():
             lines.append(f"{'SKIP':<6}  {check_id:<{width}}  {why}")
+        for check_id, why in self.not_run.items():
+            lines.append(f"{'NOTRUN':<6}  {check_id:<{width}}  {why}")
+        not_run = f"{len(self.not_run)} not run, " if self.not_run else ""
         lines.append(
             f"{self.failed} failed, {self.warned} warned, {self.passed} passed, "
-            f"{len(self.skipped)} not applicable in {self.duration_ms / 1000:.1f} s"
+            f"{not_run}{len(self.skipped)} not applicable in {self.duration_ms / 1000:.1f} s"
         )
         return "\n".join(lines) + "\n"

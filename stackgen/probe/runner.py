@@ -6,11 +6,19 @@ import ssl
 import time
 from collections.abc import Collection
 
-from stackgen.probe.base import Check, NotApplicable, Outcome, failed
+from stackgen.probe.base import (
+    GATE_OF,
+    PROXY,
+    UPSTREAM,
+    Check,
+    NotApplicable,
+    Outcome,
+    failed,
+)
 from stackgen.probe.checks import ALL_CHECKS, CHECK_IDS
 from stackgen.probe.client import ProbeError
 from stackgen.probe.context import ProbeContext
-from stackgen.probe.result import CheckResult, Report, redact
+from stackgen.probe.result import CheckResult, Report, Status, redact
 from stackgen.probe.target import Target
 
 
@@ -26,7 +34,14 @@ def select_checks(only: Collection[str] | None) -> list[Check]:
         raise ValueError(
             f"unknown check id(s): {', '.join(unknown)}; known: {', '.join(CHECK_IDS)}"
         )
-    return [c for c in ALL_CHECKS if c.id in wanted or c.group in wanted]
+    chosen = {c.id for c in ALL_CHECKS if c.id in wanted or c.group in wanted}
+    # The reach.* gates of what was chosen run too: they tell a dead proxy or Jellyfin
+    # from a wrong configuration.
+    needs = {c.needs for c in ALL_CHECKS if c.id in chosen}
+    if UPSTREAM in needs:
+        needs.add(PROXY)
+    chosen |= {GATE_OF[n] for n in needs if n is not None}
+    return [c for c in ALL_CHECKS if c.id in chosen]
 
 
 def _describe(exc: Exception) -> str:
@@ -47,13 +62,35 @@ def run_one(check: Check, ctx: ProbeContext) -> Outcome:
         return failed(_describe(exc), check.hint, exception=type(exc).__name__)
 
 
+def _blocked(check: Check, down: dict[str, str]) -> str:
+    """Why a check cannot be judged: a gate it needs failed (or was not run itself)."""
+    if check.needs == UPSTREAM:
+        return down.get(PROXY) or down.get(UPSTREAM, "")
+    if check.needs == PROXY:
+        return down.get(PROXY, "")
+    return ""
+
+
+def _mark_gate(check: Check, why: str, down: dict[str, str]) -> None:
+    for need, gate in GATE_OF.items():
+        if check.id == gate:
+            down[need] = why if why.startswith("not run") else f"not run: {why}"
+
+
 def run_checks(target: Target, only: Collection[str] | None = None) -> Report:
     selected = select_checks(only)
     ctx = ProbeContext(target)
     results: list[CheckResult] = []
     skipped: dict[str, str] = {}
+    not_run: dict[str, str] = {}
+    down: dict[str, str] = {}  # need -> why it is not met (a failed or not-run gate)
     start = time.monotonic()
     for check in selected:
+        blocked = _blocked(check, down)
+        if blocked:
+            not_run[check.id] = blocked
+            _mark_gate(check, blocked, down)
+            continue
         t0 = time.monotonic()
         try:
             verdict = run_one(check, ctx)
@@ -71,9 +108,12 @@ def run_checks(target: Target, only: Collection[str] | None = None) -> Report:
                 duration_ms=round((time.monotonic() - t0) * 1000),
             )
         )
+        if verdict.status is Status.FAIL:
+            _mark_gate(check, f"not run: {check.id} failed", down)
     return Report(
         target=target,
         results=tuple(results),
         skipped=skipped,
+        not_run=not_run,
         duration_ms=round((time.monotonic() - start) * 1000),
     )

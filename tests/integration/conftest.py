@@ -184,11 +184,20 @@ def make_stack(
     def pebble_log(stack: StackHandle) -> None:
         stack.notes.append("pebble:\n" + pebble.log_tail())
 
-    def make(proxy: str, *, subpath: str = "", network: str = "host", start: bool = True) -> Stack:
+    def make(
+        proxy: str,
+        *,
+        subpath: str = "",
+        network: str = "host",
+        start: bool = True,
+        tls: str = "acme",
+        config: dict[str, Any] | None = None,
+    ) -> Stack:
         stack = factory.create(
             proxy,
             subpath=subpath,
-            tls="acme",
+            tls=tls,
+            config=config,
             network=network,
             domain=DOMAIN,
             ports=Ports(http=HTTP_PORT, https=HTTPS_PORT, jellyfin=JELLYFIN_PORT),

@@ -188,6 +188,8 @@ class FakeConfig:
     base: str = ""
     health_status: int = 200
     health_body: str = "Healthy"
+    upstream_down: bool = False  # every HTTPS request gets the proxy's own 502 (nginx-like)
+    upload_status: int | None = None  # the answer to an upload, read whole (None: 401)
     local_address: str | None = None  # None: https://{Host}{base}, as honoured XF headers give
     websocket: str = "keepalive"  # keepalive / none / refuse-403 / auth-close
     upload_limit: int | None = None  # bytes; larger bodies get 413 (nginx-like)
@@ -317,6 +319,11 @@ class _Handler(BaseHTTPRequestHandler):
             inside = path == prefix or path.startswith(prefix + "/")
             rel = path[len(prefix) :] if inside else None
         upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
+        if cfg.upstream_down:
+            if self.command == "POST":
+                self._drain()
+            self._send(502, b"<html><title>502 Bad Gateway</title></html>", "text/html")
+            return
         if upgrade and rel is not None and cfg.websocket != "none":
             if cfg.websocket == "refuse-403":
                 self._send(403, b"Error processing request.")  # Jellyfin: SecurityException
@@ -383,13 +390,21 @@ class _Handler(BaseHTTPRequestHandler):
                         break
                     remaining -= len(chunk)
             return
-        remaining = length
+        if not self._drain():
+            return
+        if self.cfg.upload_status is not None:
+            self._send(self.cfg.upload_status, b"<html>error page</html>", "text/html")
+            return
+        self._send(401, b"Unauthorized")  # real Jellyfin without a token
+
+    def _drain(self) -> bool:
+        remaining = int(self.headers.get("Content-Length", "0"))
         while remaining > 0:
             chunk = self.rfile.read(min(65536, remaining))
             if not chunk:
-                return
+                return False
             remaining -= len(chunk)
-        self._send(401, b"Unauthorized")  # real Jellyfin without a token
+        return True
 
     # -- WebSocket (just enough of RFC 6455)
 

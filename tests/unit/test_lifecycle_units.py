@@ -79,13 +79,33 @@ def test_project_name_from_toml_then_manifest_then_the_option(tmp_path: Path) ->
         project_name(tmp_path / "nothing-here", None)
 
 
-def test_an_interrupt_that_left_a_known_state_is_one_line_and_exit_130() -> None:
-    from stackgen.cli import failure
+PATCHED_UP = """
+import sys
+from stackgen import cli, lifecycle
+from stackgen.errors import StackInterrupted
 
-    error = StackInterrupted("interrupted: stopped and removed\nwhat `up` had started")
-    assert isinstance(error, KeyboardInterrupt)  # pytest and the plugin still stop on it
-    assert failure(error) == (
-        "interrupted: stopped and removed what `up` had started",
-        ExitCode.INTERRUPTED,
+def interrupted(*args, **kwargs):
+    raise StackInterrupted("interrupted: stopped and removed\\nwhat `up` had started")
+
+lifecycle.up = interrupted
+sys.argv = ["stackgen", "up", "--dir", sys.argv[1]]
+cli.main()
+"""
+
+
+def test_an_interrupted_up_says_what_it_left_in_one_line_exit_130(tmp_path: Path) -> None:
+    """Typer turns a KeyboardInterrupt into a silent exit 130; `up`'s says what it left."""
+    assert stackgen(*BASE, "--dir", str(tmp_path)).returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-c", PATCHED_UP, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
     )
-    assert failure(KeyboardInterrupt()) == ("interrupted", 130)
+    assert result.returncode == ExitCode.INTERRUPTED, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "stackgen: error: interrupted: stopped and removed what `up` had started"
+    ]
+    assert isinstance(StackInterrupted("x"), KeyboardInterrupt)  # pytest still stops on it

@@ -40,7 +40,12 @@ def good_report(pki: PKI) -> Report:
 
 
 def statuses(report: Report) -> dict[str, Status]:
-    return {r.id: r.status for r in report.results}
+    """Check id -> status; the reach.* gates that passed are left out (every run has them)."""
+    return {
+        r.id: r.status
+        for r in report.results
+        if not (r.id.startswith("reach.") and r.status is Status.PASS)
+    }
 
 
 def not_passing(report: Report) -> dict[str, str]:
@@ -53,7 +58,7 @@ def not_passing(report: Report) -> dict[str, str]:
 def test_good_stack_passes_every_check(good_report: Report) -> None:
     assert not_passing(good_report) == {}
     assert good_report.ok
-    assert set(statuses(good_report)) == set(CHECK_IDS) - {"jellyfin.subpath-redirect"}
+    assert {r.id for r in good_report.results} == set(CHECK_IDS) - {"jellyfin.subpath-redirect"}
     assert good_report.skipped == {"jellyfin.subpath-redirect": "the URL has no subpath"}
     assert all(r.hint == "" for r in good_report.results)
 
@@ -305,7 +310,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_target_fails_every_check_without_crashing() -> None:
+def test_unreachable_proxy_is_one_root_cause_not_a_cascade() -> None:
+    """Before: a dead proxy gave every check its own failure (25 of them), each with a fix
+    hint about something else."""
     port = _closed_port()
     target = Target(
         url=f"https://{NAME}:{port}",
@@ -318,19 +325,59 @@ def test_unreachable_target_fails_every_check_without_crashing() -> None:
     report = run_checks(target)
     assert time.monotonic() - start < 10
     assert not report.ok
-    # Only the purely static check passes; everything else names the connection problem.
-    assert [r.id for r in report.results if r.status is Status.PASS] == ["proxy.known-proxies"]
-    for result in report.results:
-        if result.status is Status.FAIL:
-            assert result.hint
-    health = report.get("jellyfin.health")
-    assert health is not None and "could not connect" in health.reason
+    assert [(r.id, r.status) for r in report.results] == [
+        ("reach.proxy", Status.FAIL),
+        ("proxy.known-proxies", Status.PASS),  # judged from what the target says
+    ]
+    root = report.get("reach.proxy")
+    assert root is not None and "could not connect" in root.reason
+    assert "stackgen up" in root.hint
+    assert set(report.not_run) == set(CHECK_IDS) - {"reach.proxy", "proxy.known-proxies"}
+    assert set(report.not_run.values()) == {"not run: reach.proxy failed"}
+    table = report.render_table()
+    assert "NOTRUN  tls.name" in table
+    assert "1 failed" in table and "not run" in table
+    junit = ET.fromstring(report.to_junit_xml())
+    suite = junit.find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    data = report.to_json()
+    assert data["summary"]["not_run"] == len(report.not_run)  # type: ignore[index]
+
+
+def test_dead_jellyfin_is_one_root_cause_and_no_check_passes_on_the_502(pki: PKI) -> None:
+    """Before: with Jellyfin dead, verify blamed KnownProxies for the 502 and passed the
+    upload check on it."""
+    with fake_stack(pki, upstream_down=True) as stack:
+        report = run_checks(stack.target())
+    failed = [r.id for r in report.results if r.status is Status.FAIL]
+    assert failed == ["reach.upstream"], report.render_table()
+    root = report.get("reach.upstream")
+    assert root is not None and "502" in root.reason and "jellyfin" in root.hint
+    assert report.get("upload.20mb") is None
+    assert report.not_run["upload.20mb"] == "not run: reach.upstream failed"
+    assert {"jellyfin.forwarded", "headers.security", "websocket.keepalive"} <= set(report.not_run)
+    # The proxy's own checks still run: they do not depend on Jellyfin.
+    assert {"redirect.https", "tls.name", "tls.protocols"} <= {r.id for r in report.results}
+
+
+def test_upload_does_not_pass_on_the_proxys_gateway_error(pki: PKI) -> None:
+    with fake_stack(pki, upload_status=502) as stack:
+        report = run_checks(stack.target(), only=["upload"])
+    upload = report.get("upload.20mb")
+    assert upload is not None and upload.status is Status.FAIL, report.render_table()
+    assert "did not reach Jellyfin" in upload.reason
 
 
 def test_only_selects_ids_and_groups(pki: PKI) -> None:
     with fake_stack(pki) as stack:
         report = run_checks(stack.target(), only=["redirect", "tls.name"])
-    assert [r.id for r in report.results] == ["redirect.https", "redirect.acme-path", "tls.name"]
+    # The gate the chosen checks need runs first.
+    assert [r.id for r in report.results] == [
+        "reach.proxy",
+        "redirect.https",
+        "redirect.acme-path",
+        "tls.name",
+    ]
     with pytest.raises(ValueError, match="unknown check"):
         run_checks(stack.target(), only=["tls.nmae"])
 
@@ -355,7 +402,7 @@ def test_media_path_secret_is_never_sent_unverified_nor_echoed(pki: PKI) -> None
 def test_json_shape(good_report: Report) -> None:
     data = good_report.to_json()
     assert data["schema"] == SCHEMA == "stackgen.verify/1"
-    assert set(data) == {"schema", "target", "summary", "checks", "skipped"}
+    assert set(data) == {"schema", "target", "summary", "checks", "skipped", "not_run"}
     target = data["target"]
     assert isinstance(target, dict)
     assert set(target) >= {"url", "resolve", "http_port", "ca_file", "media_path"}
@@ -365,6 +412,7 @@ def test_json_shape(good_report: Report) -> None:
         "warned": 0,
         "failed": 0,
         "skipped": 1,
+        "not_run": 0,
         "duration_ms": good_report.duration_ms,
     }
     checks = data["checks"]
@@ -399,7 +447,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
 def test_table_is_plain_unless_colour_is_asked(good_report: Report) -> None:
     table = good_report.render_table()
     assert "\x1b" not in table
-    assert "redirect.https" in table and "27 passed" in table
+    assert "redirect.https" in table and "29 passed" in table
     assert "\x1b[" in good_report.render_table(color=True)
 
 
@@ -459,3 +507,40 @@ def test_verify_url_no_acme_declares_the_stack_without_http01(pki: PKI) -> None:
     assert judged.exit_code == 1
     assert declared.exit_code == 0, declared.output
     assert [s["id"] for s in json.loads(declared.stdout)["skipped"]] == ["redirect.acme-path"]
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "unwritable"])
+def test_verify_junit_to_an_unwritable_path_is_one_line_exit_4(
+    pki: PKI, tmp_path: Path, where: str
+) -> None:
+    """Before: a traceback, after every check had run."""
+    from typer.testing import CliRunner
+
+    from stackgen.cli import app
+    from stackgen.errors import FilesystemError
+
+    (tmp_path / "a-file").write_text("x")
+    junit = tmp_path / "a-file/junit.xml" if where == "under-a-file" else Path("/proc/version")
+    with fake_stack(pki) as stack:
+        target = stack.target()
+        result = CliRunner().invoke(
+            app,
+            [
+                "verify",
+                "--url",
+                target.url,
+                "--resolve",
+                f"{NAME}:127.0.0.1",
+                "--http-port",
+                str(target.http_port),
+                "--ca-file",
+                str(pki.root_pem),
+                "--only",
+                "redirect.https",
+                "--junit",
+                str(junit),
+            ],
+        )
+    assert isinstance(result.exception, FilesystemError), result.output
+    assert result.exception.exit_code == 4
+    assert str(junit) in str(result.exception) and "\n" not in str(result.exception)

@@ -272,7 +272,13 @@ def test_a_crashing_check_becomes_a_fail() -> None:
 
 
 def test_select_checks() -> None:
-    assert [c.id for c in select_checks(["tls.tls13", "upload"])] == ["tls.tls13", "upload.20mb"]
-    assert len(select_checks(None)) == 28
+    assert [c.id for c in select_checks(["tls.tls13", "upload"])] == [
+        "reach.proxy",
+        "reach.upstream",
+        "tls.tls13",
+        "upload.20mb",
+    ]
+    assert [c.id for c in select_checks(["proxy"])] == ["proxy.known-proxies"]  # needs nothing
+    assert len(select_checks(None)) == 30
     with pytest.raises(ValueError, match="unknown check id"):
         select_checks(["nope"])

@@ -5,9 +5,10 @@ stackgen/probe/__init__.py and must stay stable)."""
 from __future__ import annotations
 
 from stackgen.probe.base import Check
-from stackgen.probe.checks import headers, jellyfin, media, proxy, redirect, tls
+from stackgen.probe.checks import headers, jellyfin, media, proxy, reach, redirect, tls
 
 ALL_CHECKS: tuple[Check, ...] = (
+    *reach.CHECKS,  # first: the runner gates the others on them
     *redirect.CHECKS,
     *tls.CHECKS,
     *headers.CHECKS,

@@ -8,7 +8,7 @@ import json
 from urllib.parse import urljoin, urlsplit
 
 from stackgen.probe import client
-from stackgen.probe.base import NotApplicable, Outcome, check, failed, passed, warned
+from stackgen.probe.base import UPSTREAM, NotApplicable, Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
 
 HINT_UPSTREAM = (
@@ -37,7 +37,7 @@ HINT_LOOP = (
 )
 
 
-@check("jellyfin.health", "Jellyfin /health answers Healthy", HINT_UPSTREAM)
+@check("jellyfin.health", "Jellyfin /health answers Healthy", HINT_UPSTREAM, needs=UPSTREAM)
 def jellyfin_health(ctx: ProbeContext) -> Outcome:
     resp = ctx.https(f"{ctx.url.base}/health")
     body = resp.text().strip()
@@ -73,7 +73,7 @@ def _public_info(ctx: ProbeContext) -> tuple[client.Response, dict[str, object]]
     return resp, data
 
 
-@check("jellyfin.info", "Jellyfin /System/Info/Public is reachable", HINT_UPSTREAM)
+@check("jellyfin.info", "Jellyfin /System/Info/Public is reachable", HINT_UPSTREAM, needs=UPSTREAM)
 def jellyfin_info(ctx: ProbeContext) -> Outcome:
     _resp, data = _public_info(ctx)
     missing = [k for k in ("ProductName", "Version", "Id") if not data.get(k)]
@@ -89,6 +89,7 @@ def jellyfin_info(ctx: ProbeContext) -> Outcome:
     "jellyfin.forwarded",
     "Jellyfin sees the public https URL (forwarded headers honoured)",
     HINT_FORWARDED,
+    needs=UPSTREAM,
 )
 def jellyfin_forwarded(ctx: ProbeContext) -> Outcome:
     # LocalAddress comes from ApplicationHost.GetSmartApiUrl(HttpRequest): built from the
@@ -150,7 +151,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-@check("jellyfin.web", "The web client loads under the base", HINT_UPSTREAM)
+@check("jellyfin.web", "The web client loads under the base", HINT_UPSTREAM, needs=UPSTREAM)
 def jellyfin_web(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/web/", 3)
     details: dict[str, object] = {"urls": trail.urls}
@@ -170,7 +171,9 @@ def jellyfin_web(ctx: ProbeContext) -> Outcome:
     )
 
 
-@check("jellyfin.subpath-redirect", "The bare subpath redirects into it", HINT_SUBPATH)
+@check(
+    "jellyfin.subpath-redirect", "The bare subpath redirects into it", HINT_SUBPATH, needs=UPSTREAM
+)
 def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     base = ctx.url.base
     if not base:
@@ -195,7 +198,7 @@ def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     )
 
 
-@check("jellyfin.redirect-loop", "No redirect loop from the base", HINT_LOOP)
+@check("jellyfin.redirect-loop", "No redirect loop from the base", HINT_LOOP, needs=UPSTREAM)
 def jellyfin_redirect_loop(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/", 10)
     details: dict[str, object] = {"urls": trail.urls}

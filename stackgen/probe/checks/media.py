@@ -15,7 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect
 
 from stackgen.probe import client
-from stackgen.probe.base import Outcome, check, failed, passed, warned
+from stackgen.probe.base import UPSTREAM, Outcome, check, failed, passed, warned
+from stackgen.probe.checks.reach import GATEWAY_ERRORS
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import Status, redact
 
@@ -78,7 +79,7 @@ def _media_request(ctx: ProbeContext, byte_range: str) -> client.Response:
 NO_UPGRADE_ANSWER = "no answer to the upgrade request"
 
 
-@check("websocket.keepalive", "WebSocket upgrade reaches Jellyfin", HINT_WEBSOCKET)
+@check("websocket.keepalive", "WebSocket upgrade reaches Jellyfin", HINT_WEBSOCKET, needs=UPSTREAM)
 def websocket_keepalive(ctx: ProbeContext) -> Outcome:
     """One retry, only for a fresh connection that got no answer at all to its upgrade: a
     single stalled connection is a network event, not a WebSocket configuration (a proxy that
@@ -194,7 +195,7 @@ def _judge_refused_upgrade(
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 
 
-@check("stream.range", "Byte ranges pass through (206)", HINT_RANGE)
+@check("stream.range", "Byte ranges pass through (206)", HINT_RANGE, needs=UPSTREAM)
 def stream_range(ctx: ProbeContext) -> Outcome:
     resp = _media_request(ctx, "bytes=100-199")
     content_range = resp.header("Content-Range")
@@ -234,7 +235,7 @@ def _media_size(ctx: ProbeContext) -> int | None:
     return None
 
 
-@check("stream.ttfb", "Seeking answers fast (time to first byte)", HINT_TTFB)
+@check("stream.ttfb", "Seeking answers fast (time to first byte)", HINT_TTFB, needs=UPSTREAM)
 def stream_ttfb(ctx: ProbeContext) -> Outcome:
     size = _media_size(ctx)
     start = (size // 2) if size else 0
@@ -288,7 +289,7 @@ def _body() -> Iterator[bytes]:
         yield block
 
 
-@check("upload.20mb", "A 20 MiB request body gets through", HINT_UPLOAD)
+@check("upload.20mb", "A 20 MiB request body gets through", HINT_UPLOAD, needs=UPSTREAM)
 def upload_20mb(ctx: ProbeContext) -> Outcome:
     path = f"{ctx.url.base}/Items/stackgen-probe/Images/Primary"
     t0 = time.monotonic()
@@ -303,6 +304,13 @@ def upload_20mb(ctx: ProbeContext) -> Outcome:
     if outcome.status == 413:
         return failed(
             "413 Request Entity Too Large: the proxy refuses 20 MiB bodies", HINT_UPLOAD, **details
+        )
+    if outcome.status in GATEWAY_ERRORS:
+        # The proxy's own error page: the body never reached Jellyfin, so nothing was proven.
+        return failed(
+            f"{outcome.status} from the proxy: the body did not reach Jellyfin",
+            "Jellyfin did not answer the upload: see reach.upstream and Jellyfin's log",
+            **details,
         )
     if outcome.status is None:
         return failed(

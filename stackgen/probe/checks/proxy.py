@@ -57,7 +57,7 @@ def covered(address: str, entries: Sequence[str]) -> bool | None:
     return None if names else False
 
 
-@check("proxy.known-proxies", "Jellyfin's KnownProxies covers the proxy", HINT_KNOWN)
+@check("proxy.known-proxies", "Jellyfin's KnownProxies covers the proxy", HINT_KNOWN, needs=None)
 def proxy_known_proxies(ctx: ProbeContext) -> Outcome:
     known = ctx.target.known_proxies
     addresses = ctx.target.proxy_addresses
