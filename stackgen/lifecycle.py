@@ -467,9 +467,11 @@ def _problems(states: list[ServiceState], expected: set[str]) -> list[str]:
 def status(stack: Stack) -> dict[str, object]:
     config, stack_dir = stack.config, stack.folder
     require_engine()
-    compose_file_ok = (stack_dir / COMPOSE_FILE).is_file()
-    client = stack.compose if compose_file_ok else project_client(config.project, stack_dir)
-    states = services(stack, client)
+    try:
+        states = services(stack)
+    except DockerException:
+        # A missing or broken compose file: the containers are still found by the project.
+        states = services_of_project(config.project, stack_dir)
     problems = _problems(states, _expected_services(stack_dir))
     proxy_up = any(s.service == stack.proxy.service and s.state == "running" for s in states)
     # While the proxy serves, its certificate is worth showing, whatever Jellyfin's state.
