@@ -167,8 +167,6 @@ def preflight(stack: Stack, progress: Progress) -> None:
         raise DockerError(
             f"port {port} ({field}) is in use by {holder.description}: free it or change {field}"
         )
-    # Before `check`: the proxy's own config test runs in its image.
-    _ensure_images(stack, progress)
     findings = check_stack(stack)
     failures = [f for f in findings if f.status is Status.FAIL]
     for finding in failures:
@@ -178,6 +176,8 @@ def preflight(stack: Stack, progress: Progress) -> None:
             f"refusing to start: {failures[0].check}: {failures[0].message}"
             + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
         )
+    # After `check`: a config it refuses is never worth a pull.
+    _ensure_images(stack, progress)
 
 
 # --- up / down -----------------------------------------------------------------------------
