@@ -214,6 +214,9 @@ def init(
         typer.Option(help="Override an image, SERVICE=IMAGE (jellyfin, traefik, ...); repeatable."),
     ] = None,
     project: Annotated[str | None, typer.Option(help="Compose project name.")] = None,
+    http2: Annotated[
+        bool, typer.Option(help="Offer HTTP/2 (off for clients that stall or cannot seek on h2).")
+    ] = True,
     run_as: Annotated[
         str | None, typer.Option(help="uid:gid the containers run as (default: yours).")
     ] = None,
@@ -266,6 +269,7 @@ def init(
         },
         "jellyfin": jellyfin,
         "images": images,
+        "http2": http2,
     }
     if email is not None:
         data["email"] = email

@@ -529,6 +529,9 @@ class StackConfig(Strict):
     # A factory: a proxy registered after import still gets its default image.
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     headers: HeadersConfig = Field(default_factory=HeadersConfig)
+    # Off for clients that stall or cannot seek over h2 (Kodi, some TV apps): ALPN then
+    # offers http/1.1 only, on every proxy.
+    http2: StrictBool = True
 
     @field_validator("run_as")
     @classmethod

@@ -39,6 +39,10 @@ class Proxy(ABC):
     stream_timeout: ClassVar[Duration] = Duration(3600)
     max_body_bytes: ClassVar[int] = JELLYFIN_MAX_BODY
     tls_profile: ClassVar[TlsProfile] = INTERMEDIATE
+    # HTTP/3 (QUIC) needs support in the proxy's official image; without it `http3 = true`
+    # is refused with this reason, in one line.
+    supports_http3: ClassVar[bool] = False
+    http3_refusal: ClassVar[str] = "this proxy has no HTTP/3 support"
 
     @property
     def kind(self) -> str:

@@ -27,6 +27,7 @@ class Caddy(Proxy):
     # DNS-01 needs a DNS provider plugin, which the official image does not contain (it
     # would take a custom build with xcaddy): refused rather than rendered half-working.
     tls_modes: ClassVar[frozenset[TlsMode]] = frozenset(TlsMode) - {TlsMode.ACME_DNS}
+    supports_http3: ClassVar[bool] = True  # quic-go, in the official image
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = "/etc/caddy"
     data_dir: ClassVar[str] = DATA_DIR
