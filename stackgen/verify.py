@@ -69,6 +69,7 @@ def stack_target(
             known_proxies=known,
             proxy_addresses=addresses,
             frames_allowed=bool(config.headers.frame_options),
+            http2=config.http2,
             timeout=timeout,
         )
     )

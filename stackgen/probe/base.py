@@ -46,14 +46,20 @@ class Check:
     title: str
     hint: str  # used when the check dies on an exception (e.g. nothing listens)
     fn: CheckFn
+    # Request-level: run over HTTP/1.1 and again over h2 when the server offers h2 (an
+    # h2-only bug must not pass). `http1`: speaks HTTP/1.1 only, whatever is offered.
+    per_protocol: bool = False
+    http1: bool = False
 
     @property
     def group(self) -> str:
         return self.id.split(".", 1)[0]
 
 
-def check(check_id: str, title: str, hint: str) -> Callable[[CheckFn], Check]:
+def check(
+    check_id: str, title: str, hint: str, *, per_protocol: bool = False, http1: bool = False
+) -> Callable[[CheckFn], Check]:
     def wrap(fn: CheckFn) -> Check:
-        return Check(check_id, title, hint, fn)
+        return Check(check_id, title, hint, fn, per_protocol=per_protocol, http1=http1)
 
     return wrap

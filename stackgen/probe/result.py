@@ -11,9 +11,13 @@ keep the version, anything else bumps it):
       "summary": {"ok": bool, "passed": int, "warned": int, "failed": int,
                   "skipped": int, "duration_ms": int},
       "checks": [{"id": str, "title": str, "status": "pass"|"warn"|"fail",
-                  "reason": str, "hint": str, "details": {str: JSON}, "duration_ms": int}],
+                  "reason": str, "hint": str, "details": {str: JSON}, "duration_ms": int,
+                  "protocol": "http/1.1"|"h2"|null}],
       "skipped": [{"id": str, "reason": str}]
     }
+
+A request-level check appears once per protocol the server offers (`protocol`), in that
+order; checks that make no HTTPS request of their own have `protocol: null`.
 
 `skipped` lists checks that do not apply to this target (e.g. `jellyfin.subpath-redirect`
 without a subpath); they have no status because nothing was judged.
@@ -58,6 +62,7 @@ class CheckResult:
     hint: str  # how to fix, naming the concrete setting; empty on pass
     details: Mapping[str, object] = field(default_factory=dict)  # JSON-safe values only
     duration_ms: int = 0
+    protocol: str | None = None  # "http/1.1" or "h2" for request-level checks
 
 
 def _json_safe(value: object) -> object:
@@ -93,8 +98,21 @@ class Report:
     def ok(self) -> bool:
         return self.failed == 0
 
-    def get(self, check_id: str) -> CheckResult | None:
-        return next((r for r in self.results if r.id == check_id), None)
+    def get(self, check_id: str, protocol: str | None = None) -> CheckResult | None:
+        """The check's result (over `protocol` when given, else the first one)."""
+        return next(
+            (
+                r
+                for r in self.results
+                if r.id == check_id and (protocol is None or r.protocol == protocol)
+            ),
+            None,
+        )
+
+    @property
+    def protocols(self) -> list[str]:
+        """The HTTP versions request-level checks ran over."""
+        return sorted({r.protocol for r in self.results if r.protocol}, key=_protocol_order)
 
     def _target_json(self) -> dict[str, object]:
         t = self.target
@@ -107,6 +125,7 @@ class Report:
             "known_proxies": list(t.known_proxies) if t.known_proxies is not None else None,
             "proxy_addresses": list(t.proxy_addresses) if t.proxy_addresses is not None else None,
             "frames_allowed": t.frames_allowed,
+            "http2": t.http2,
             "timeout": t.timeout,
         }
 
@@ -131,6 +150,7 @@ class Report:
                     "hint": r.hint,
                     "details": _json_safe(r.details),
                     "duration_ms": r.duration_ms,
+                    "protocol": r.protocol,
                 }
                 for r in self.results
             ],
@@ -164,7 +184,7 @@ class Report:
                 "testcase",
                 {
                     "classname": f"stackgen.verify.{r.id.split('.', 1)[0]}",
-                    "name": r.id,
+                    "name": r.id + (f" [{r.protocol}]" if r.protocol == "h2" else ""),
                     "time": f"{r.duration_ms / 1000:.3f}",
                 },
             )
@@ -192,18 +212,23 @@ class Report:
         """Plain-text table for humans; ANSI colour only when asked (the CLI decides)."""
         colours = {Status.PASS: "\x1b[32m", Status.WARN: "\x1b[33m", Status.FAIL: "\x1b[31m"}
         width = max([len(r.id) for r in self.results] + [len(k) for k in self.skipped] + [5])
-        lines = [f"{'STATUS':<6}  {'CHECK':<{width}}  REASON"]
+        proto = 8  # "http/1.1"
+        lines = [f"{'STATUS':<6}  {'CHECK':<{width}}  {'PROTO':<{proto}}  REASON"]
         for r in self.results:
             label = f"{r.status.value.upper():<6}"
             if color:
                 label = f"{colours[r.status]}{label}\x1b[0m"
-            lines.append(f"{label}  {r.id:<{width}}  {r.reason}")
+            lines.append(f"{label}  {r.id:<{width}}  {r.protocol or '':<{proto}}  {r.reason}")
             if r.hint and r.status is not Status.PASS:
-                lines.append(f"{'':<6}  {'':<{width}}  fix: {r.hint}")
+                lines.append(f"{'':<6}  {'':<{width}}  {'':<{proto}}  fix: {r.hint}")
         for check_id, why in self.skipped.items():
-            lines.append(f"{'SKIP':<6}  {check_id:<{width}}  {why}")
+            lines.append(f"{'SKIP':<6}  {check_id:<{width}}  {'':<{proto}}  {why}")
         lines.append(
             f"{self.failed} failed, {self.warned} warned, {self.passed} passed, "
             f"{len(self.skipped)} not applicable in {self.duration_ms / 1000:.1f} s"
         )
         return "\n".join(lines) + "\n"
+
+
+def _protocol_order(protocol: str) -> int:
+    return ("http/1.1", "h2", "h3").index(protocol) if protocol in ("http/1.1", "h2", "h3") else 9

@@ -8,7 +8,7 @@ from collections.abc import Collection
 
 from stackgen.probe.base import Check, NotApplicable, Outcome, failed
 from stackgen.probe.checks import ALL_CHECKS, CHECK_IDS
-from stackgen.probe.client import ProbeError
+from stackgen.probe.client import HTTP1, HTTP2, ProbeError
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import CheckResult, Report, redact
 from stackgen.probe.target import Target
@@ -47,30 +47,44 @@ def run_one(check: Check, ctx: ProbeContext) -> Outcome:
         return failed(_describe(exc), check.hint, exception=type(exc).__name__)
 
 
+def _offers_h2(ctx: ProbeContext) -> bool:
+    """A server that cannot even complete a handshake is judged by the tls.* checks."""
+    try:
+        return ctx.offered_protocol() == HTTP2
+    except (ProbeError, OSError):
+        return False
+
+
 def run_checks(target: Target, only: Collection[str] | None = None) -> Report:
     selected = select_checks(only)
     ctx = ProbeContext(target)
+    start = time.monotonic()
+    contexts = [ctx]
+    if any(c.per_protocol for c in selected) and _offers_h2(ctx):
+        contexts.append(ProbeContext(target, HTTP2))
     results: list[CheckResult] = []
     skipped: dict[str, str] = {}
-    start = time.monotonic()
     for check in selected:
-        t0 = time.monotonic()
-        try:
-            verdict = run_one(check, ctx)
-        except NotApplicable as exc:
-            skipped[check.id] = str(exc)
-            continue
-        results.append(
-            CheckResult(
-                id=check.id,
-                title=check.title,
-                status=verdict.status,
-                reason=verdict.reason,
-                hint=verdict.hint,
-                details=dict(verdict.details),
-                duration_ms=round((time.monotonic() - t0) * 1000),
+        for run_ctx in contexts if check.per_protocol else [ctx]:
+            t0 = time.monotonic()
+            try:
+                verdict = run_one(check, run_ctx)
+            except NotApplicable as exc:
+                skipped[check.id] = str(exc)
+                break
+            protocol = run_ctx.protocol if check.per_protocol else (HTTP1 if check.http1 else None)
+            results.append(
+                CheckResult(
+                    id=check.id,
+                    title=check.title,
+                    status=verdict.status,
+                    reason=verdict.reason,
+                    hint=verdict.hint,
+                    details=dict(verdict.details),
+                    duration_ms=round((time.monotonic() - t0) * 1000),
+                    protocol=protocol,
+                )
             )
-        )
     return Report(
         target=target,
         results=tuple(results),

@@ -97,6 +97,7 @@ class Target:
     known_proxies: Sequence[str] | None = None  # Jellyfin network.xml KnownProxies, when known
     proxy_addresses: Sequence[str] | None = None  # where the proxy connects to Jellyfin from
     frames_allowed: bool = False  # the user opted in to X-Frame-Options / frame-ancestors
+    http2: bool | None = None  # whether the proxy should offer h2 (None: report what it does)
     timeout: float = 10.0  # seconds, per connect / per socket operation
     base_url: BaseURL = field(init=False, repr=False, compare=False)
 

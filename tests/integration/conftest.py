@@ -184,9 +184,17 @@ def make_stack(
     def pebble_log(stack: StackHandle) -> None:
         stack.notes.append("pebble:\n" + pebble.log_tail())
 
-    def make(proxy: str, *, subpath: str = "", network: str = "host", start: bool = True) -> Stack:
+    def make(
+        proxy: str,
+        *,
+        subpath: str = "",
+        network: str = "host",
+        start: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> Stack:
         stack = factory.create(
             proxy,
+            config=config,
             subpath=subpath,
             tls="acme",
             network=network,

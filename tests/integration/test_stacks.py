@@ -1,5 +1,9 @@
 """Every proxy x {subdomain, subpath} x {Jellyfin host, bridge}: init, up, proven over
-HTTPS with Pebble-issued certificates, then down leaves nothing behind."""
+HTTPS with Pebble-issued certificates, then down leaves nothing behind.
+
+The subpath-bridge stack of each proxy has `http2 = false` (a stack fewer than testing it
+apart): it must select http/1.1 for a client that offers h2; the others are verified over
+both HTTP/1.1 and h2."""
 
 from __future__ import annotations
 
@@ -26,7 +30,13 @@ MEDIA_BYTES = 64 * 1024 * 1024  # the stand-in's default generated file
 
 
 def _id(proxy: str, subpath: str, network: str) -> str:
-    return f"{proxy}-{'subpath' if subpath else 'root'}-{network}"
+    return f"{proxy}-{'subpath' if subpath else 'root'}-{network}" + (
+        "" if _http2(subpath, network) else "-no-http2"
+    )
+
+
+def _http2(subpath: str, network: str) -> bool:
+    return not (subpath and network == "bridge")
 
 
 def _expected_bytes(start: int, end: int) -> bytes:
@@ -43,9 +53,13 @@ def test_stack_end_to_end(
     subpath: str,
     network: str,
 ) -> None:
-    stack = make_stack(proxy, subpath=subpath, network=network)
+    http2 = _http2(subpath, network)
+    stack = make_stack(proxy, subpath=subpath, network=network, config={"http2": http2})
     root = pebble.issuer_root_file  # type: ignore[attr-defined]
     base = subpath
+
+    # ALPN, seen by a client that offers h2 first: h2 exactly when it is on.
+    assert lowlevel.negotiated_alpn(DOMAIN, HTTPS_PORT, root) == ("h2" if http2 else "http/1.1")
 
     # TLS: the chain verifies against Pebble's root alone, so the intermediate is served.
     assert lowlevel.served_chain_verifies(DOMAIN, HTTPS_PORT, root) in ("TLSv1.2", "TLSv1.3")
@@ -120,15 +134,16 @@ def test_stack_end_to_end(
         assert bare.status in (301, 302, 307, 308)
         assert urlsplit(bare.headers["Location"]).path.startswith(f"{subpath}/")
 
-    _assert_verify_is_clean(stack)
+    _assert_verify_is_clean(stack, http2)
     _assert_mozilla_intermediate_by_sslyze(sslyze, root)
     _assert_status(stack)
     _assert_certificate_state(stack)
     _assert_down_leaves_nothing(stack)
 
 
-def _assert_verify_is_clean(stack: Stack) -> None:
-    """The product's own verdict: every check passes, with no warning."""
+def _assert_verify_is_clean(stack: Stack, http2: bool) -> None:
+    """The product's own verdict: every check passes, with no warning, over h2 too when it
+    is on (each request-level check once per protocol)."""
     from integration.conftest import stackgen
 
     result = stackgen(
@@ -148,6 +163,17 @@ def _assert_verify_is_clean(stack: Stack) -> None:
     ]
     assert problems == [], "\n".join(problems)
     assert result.returncode == 0, result.stderr
+    protocols = {c["id"]: set() for c in report["checks"]}
+    for c in report["checks"]:
+        protocols[c["id"]].add(c["protocol"])
+    expected = {"http/1.1", "h2"} if http2 else {"http/1.1"}
+    for check_id in ("jellyfin.health", "jellyfin.redirect-loop", "stream.range", "stream.ttfb"):
+        assert protocols[check_id] == expected, check_id
+    for check_id in ("upload.20mb", "headers.security"):
+        assert protocols[check_id] == expected, check_id
+    assert protocols["websocket.keepalive"] == {"http/1.1"}
+    alpn = next(c for c in report["checks"] if c["id"] == "tls.alpn")
+    assert alpn["details"]["selected"] == ("h2" if http2 else "http/1.1")
 
 
 def _assert_mozilla_intermediate_by_sslyze(sslyze: Path, root: Path) -> None:

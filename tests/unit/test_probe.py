@@ -370,7 +370,16 @@ def test_json_shape(good_report: Report) -> None:
     checks = data["checks"]
     assert isinstance(checks, list)
     for entry in checks:
-        assert set(entry) == {"id", "title", "status", "reason", "hint", "details", "duration_ms"}
+        assert set(entry) == {
+            "id",
+            "title",
+            "status",
+            "reason",
+            "hint",
+            "details",
+            "duration_ms",
+            "protocol",
+        }
         assert entry["status"] in ("pass", "warn", "fail")
     assert data["skipped"] == [
         {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"}
@@ -399,10 +408,59 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
 def test_table_is_plain_unless_colour_is_asked(good_report: Report) -> None:
     table = good_report.render_table()
     assert "\x1b" not in table
-    assert "redirect.https" in table and "27 passed" in table
+    assert "redirect.https" in table and "28 passed" in table
     assert "\x1b[" in good_report.render_table(color=True)
 
 
 def test_ca_file_path_round_trip(pki: PKI) -> None:
     target = Target(url=f"https://{NAME}", ca_file=Path(pki.root_pem))
     assert target.ca_file == pki.root_pem
+
+
+# --- HTTP/2 ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def h2_report(pki: PKI) -> Report:
+    with fake_stack(pki, http2=True) as stack:
+        return run_checks(stack.target(http2=True))
+
+
+def test_h2_stack_passes_every_check_over_both_protocols(h2_report: Report) -> None:
+    assert not_passing(h2_report) == {}
+    assert h2_report.protocols == ["http/1.1", "h2"]
+    per_protocol = {"stream.range", "stream.ttfb", "upload.20mb", "jellyfin.health"}
+    per_protocol |= {"jellyfin.redirect-loop", "headers.security", "hsts.https"}
+    for check_id in per_protocol:
+        h1, h2 = h2_report.get(check_id, "http/1.1"), h2_report.get(check_id, "h2")
+        assert h1 is not None and h2 is not None, check_id
+    upload = h2_report.get("upload.20mb", "h2")
+    assert upload is not None and upload.details["sent_bytes"] == 20 * 1024 * 1024
+    ws = [r for r in h2_report.results if r.id == "websocket.keepalive"]
+    assert [r.protocol for r in ws] == ["http/1.1"]
+    alpn = h2_report.get("tls.alpn")
+    assert alpn is not None and alpn.details["selected"] == "h2"
+    assert "h2" in h2_report.render_table()
+    assert {c["protocol"] for c in h2_report.to_json()["checks"]} == {None, "http/1.1", "h2"}  # type: ignore[index,union-attr]
+
+
+def test_h2_only_failure_is_caught(pki: PKI) -> None:
+    """An h2 bug the HTTP/1.1 run cannot see (the issue's Traefik seek regression)."""
+    with fake_stack(pki, http2=True, h2_strips_range=True) as stack:
+        report = run_checks(stack.target(), only={"stream.range"})
+    assert [(r.protocol, r.status) for r in report.results] == [
+        ("http/1.1", Status.PASS),
+        ("h2", Status.FAIL),
+    ]
+
+
+def test_alpn_judges_the_configured_http2(pki: PKI) -> None:
+    with fake_stack(pki) as stack:
+        off = run_checks(stack.target(http2=False), only={"tls.alpn", "jellyfin.health"})
+        on = run_checks(stack.target(http2=True), only={"tls.alpn"})
+    assert statuses(off) == {"tls.alpn": Status.PASS, "jellyfin.health": Status.PASS}
+    assert off.protocols == ["http/1.1"]
+    assert statuses(on) == {"tls.alpn": Status.FAIL}
+    with fake_stack(pki, http2=True) as stack:
+        wrong = run_checks(stack.target(http2=False), only={"tls.alpn"})
+    assert statuses(wrong) == {"tls.alpn": Status.FAIL}

@@ -78,7 +78,7 @@ def _hsts_of(resp: client.Response) -> tuple[str | None, int | None, bool]:
     return value, max_age, subdomains
 
 
-@check("hsts.https", "HSTS on HTTPS responses, errors included", HINT_HSTS)
+@check("hsts.https", "HSTS on HTTPS responses, errors included", HINT_HSTS, per_protocol=True)
 def hsts_https(ctx: ProbeContext) -> Outcome:
     pages = {"page": ctx.web_page(), "error": ctx.error_page()}
     missing: list[str] = []
@@ -137,6 +137,7 @@ def hsts_http(ctx: ProbeContext) -> Outcome:
     "headers.security",
     "nosniff, Referrer-Policy, Permissions-Policy; no client-breaking CORP",
     HINT_SECURITY,
+    per_protocol=True,
 )
 def headers_security(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
@@ -228,7 +229,12 @@ def allows_url(sources: Sequence[str], scheme: str, host: str) -> bool:
     return False
 
 
-@check("headers.frames", "No X-Frame-Options / frame-ancestors (LG webOS app)", HINT_FRAMES)
+@check(
+    "headers.frames",
+    "No X-Frame-Options / frame-ancestors (LG webOS app)",
+    HINT_FRAMES,
+    per_protocol=True,
+)
 def headers_frames(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
     found: list[str] = []
@@ -246,7 +252,7 @@ def headers_frames(ctx: ProbeContext) -> Outcome:
     return failed(f"{'; '.join(found)} breaks the LG webOS app", HINT_FRAMES, **details)
 
 
-@check("headers.csp", "Content-Security-Policy lets jellyfin-web run", HINT_CSP)
+@check("headers.csp", "Content-Security-Policy lets jellyfin-web run", HINT_CSP, per_protocol=True)
 def headers_csp(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
     values = page.header_all("Content-Security-Policy")
@@ -278,7 +284,12 @@ def headers_csp(ctx: ProbeContext) -> Outcome:
 _VERSION = re.compile(r"\d")
 
 
-@check("headers.server-version", "Server / X-Powered-By carry no version", HINT_SERVER)
+@check(
+    "headers.server-version",
+    "Server / X-Powered-By carry no version",
+    HINT_SERVER,
+    per_protocol=True,
+)
 def headers_server_version(ctx: ProbeContext) -> Outcome:
     responses: list[client.Response] = [ctx.web_page(), ctx.error_page()]
     with contextlib.suppress(client.ProbeError):  # port 80 problems: redirect.https

@@ -37,7 +37,7 @@ HINT_LOOP = (
 )
 
 
-@check("jellyfin.health", "Jellyfin /health answers Healthy", HINT_UPSTREAM)
+@check("jellyfin.health", "Jellyfin /health answers Healthy", HINT_UPSTREAM, per_protocol=True)
 def jellyfin_health(ctx: ProbeContext) -> Outcome:
     resp = ctx.https(f"{ctx.url.base}/health")
     body = resp.text().strip()
@@ -150,7 +150,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-@check("jellyfin.web", "The web client loads under the base", HINT_UPSTREAM)
+@check("jellyfin.web", "The web client loads under the base", HINT_UPSTREAM, per_protocol=True)
 def jellyfin_web(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/web/", 3)
     details: dict[str, object] = {"urls": trail.urls}
@@ -170,7 +170,12 @@ def jellyfin_web(ctx: ProbeContext) -> Outcome:
     )
 
 
-@check("jellyfin.subpath-redirect", "The bare subpath redirects into it", HINT_SUBPATH)
+@check(
+    "jellyfin.subpath-redirect",
+    "The bare subpath redirects into it",
+    HINT_SUBPATH,
+    per_protocol=True,
+)
 def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     base = ctx.url.base
     if not base:
@@ -195,7 +200,7 @@ def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     )
 
 
-@check("jellyfin.redirect-loop", "No redirect loop from the base", HINT_LOOP)
+@check("jellyfin.redirect-loop", "No redirect loop from the base", HINT_LOOP, per_protocol=True)
 def jellyfin_redirect_loop(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/", 10)
     details: dict[str, object] = {"urls": trail.urls}
