@@ -217,6 +217,13 @@ def init(
     http2: Annotated[
         bool, typer.Option(help="Offer HTTP/2 (off for clients that stall or cannot seek on h2).")
     ] = True,
+    lan_url: Annotated[
+        str | None, typer.Option(help="URL Jellyfin gives LAN clients (needs --lan-subnet).")
+    ] = None,
+    lan_subnet: Annotated[
+        list[str] | None,
+        typer.Option(help="A private subnet whose clients get --lan-url; repeatable."),
+    ] = None,
     run_as: Annotated[
         str | None, typer.Option(help="uid:gid the containers run as (default: yours).")
     ] = None,
@@ -242,6 +249,10 @@ def init(
         jellyfin["image"] = images.pop("jellyfin")
     if published_url:
         jellyfin["published_url"] = published_url
+    if lan_url is not None:
+        jellyfin["lan_url"] = lan_url
+    if lan_subnet:
+        jellyfin["lan_subnets"] = list(lan_subnet)
     tls_table: dict[str, Any] = {"mode": tls.value, "dns_env": dns_env or []}
     if staging and ca_url:
         raise InvalidInputError("--staging and --ca-url exclude each other")
@@ -479,6 +490,13 @@ def verify(
     frames_allowed: Annotated[
         bool, typer.Option(help="You opted in to X-Frame-Options (with --url).")
     ] = False,
+    lan_url: Annotated[
+        str | None, typer.Option(help="URL Jellyfin gives LAN clients (with --url).")
+    ] = None,
+    from_lan: Annotated[
+        bool,
+        typer.Option(help="Run as a LAN client: expect the LAN URL (run it on the LAN)."),
+    ] = False,
     only: Annotated[
         list[str] | None, typer.Option(help="Run only these check ids or groups; repeatable.")
     ] = None,
@@ -502,6 +520,8 @@ def verify(
             proxy_address=proxy_address or [],
             frames_allowed=frames_allowed,
             timeout=timeout,
+            lan_url=lan_url,
+            from_lan=from_lan,
         )
     else:
         target = verifying.stack_target(
@@ -510,6 +530,7 @@ def verify(
             observed=True,
             media_path=media_path,
             ca_file=ca_file,
+            from_lan=from_lan,
         )
     try:
         report = run_checks(target, only=only or None)

@@ -264,6 +264,32 @@ def _text_only(value: object) -> object:
     return value
 
 
+def _net_text_only(value: object) -> object:
+    if not isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+        raise ValueError(f"expected a subnet as a string, got {type(value).__name__}")
+    return value
+
+
+# Where a LAN can be: RFC 1918 and IPv6 unique local addresses (RFC 4193).
+PRIVATE_RANGES: Final = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+
+
+def validate_lan_subnet(
+    value: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if not any(
+        value.version == r.version and value.subnet_of(r)  # type: ignore[arg-type]
+        for r in PRIVATE_RANGES
+    ):
+        raise ValueError(
+            f"LAN subnet {value} is not a private range (10.0.0.0/8, 172.16.0.0/12, "
+            "192.168.0.0/16 or fc00::/7)"
+        )
+    return value
+
+
 def _exact_int(value: object) -> object:
     if type(value) is not int:  # True and 1.0 equal 1: not a version number
         raise ValueError(f"expected an integer, got {type(value).__name__}")
@@ -274,6 +300,11 @@ def _exact_int(value: object) -> object:
 Port = Annotated[StrictInt, AfterValidator(validate_port)]
 IPv4 = Annotated[ipaddress.IPv4Address, BeforeValidator(_text_only)]
 IPv4Net = Annotated[ipaddress.IPv4Network, BeforeValidator(_text_only)]
+LanSubnet = Annotated[
+    ipaddress.IPv4Network | ipaddress.IPv6Network,
+    BeforeValidator(_net_text_only),
+    AfterValidator(validate_lan_subnet),
+]
 Timezone = Annotated[str, AfterValidator(validate_timezone)]
 Url = Annotated[str, AfterValidator(validate_url)]
 EnvName = Annotated[str, AfterValidator(validate_env_name)]
@@ -443,6 +474,10 @@ class JellyfinConfig(Strict):
     cache_dir: str = "jellyfin/cache"
     media: list[MediaMount] = Field(default_factory=list)
     published_url: Url | None = None
+    # The URL LAN clients (and cast devices) are sent to instead of the public one,
+    # through network.xml's PublishedServerUriBySubnet; lan_subnets say who is LAN.
+    lan_url: Url | None = None
+    lan_subnets: list[LanSubnet] = Field(default_factory=list)
     timezone: Timezone = "Etc/UTC"
 
     @field_validator("media")
@@ -454,6 +489,29 @@ class JellyfinConfig(Strict):
                 raise ValueError(f"two media folders are mounted on {mount.target!r}")
             seen.add(mount.target)
         return value
+
+    @model_validator(mode="after")
+    def _lan(self) -> JellyfinConfig:
+        if self.lan_url and not self.lan_subnets:
+            raise ValueError("jellyfin.lan_url needs jellyfin.lan_subnets (who is on the LAN)")
+        if self.lan_subnets and not self.lan_url:
+            raise ValueError("jellyfin.lan_subnets needs jellyfin.lan_url (where LAN clients go)")
+        for url in (self.lan_url, self.published_url if self.lan_url else None):
+            if url and "=" in url:
+                # Jellyfin splits each entry at '=' and drops one with more than two parts.
+                raise ValueError(f"{url!r}: a URL in PublishedServerUriBySubnet cannot hold '='")
+        if self.lan_url and self.network_mode is not JellyfinNetwork.HOST:
+            # NetworkManager.MatchesPublishedServerUrl skips a subnet entry unless one of
+            # the server's interfaces is in that subnet: a bridged container has none.
+            raise ValueError(
+                "jellyfin.lan_url needs network_mode 'host': Jellyfin applies a subnet's URL "
+                "only when it has an address in that subnet"
+            )
+        for i, a in enumerate(self.lan_subnets):
+            for b in self.lan_subnets[i + 1 :]:
+                if a.version == b.version and a.overlaps(b):
+                    raise ValueError(f"LAN subnets {a} and {b} overlap")
+        return self
 
     @field_validator("config_dir", "cache_dir")
     @classmethod
@@ -533,6 +591,17 @@ class StackConfig(Strict):
     # offers http/1.1 only, on every proxy.
     http2: StrictBool = True
 
+    @model_validator(mode="after")
+    def _lan_not_the_proxy_network(self) -> StackConfig:
+        for subnet in self.jellyfin.lan_subnets:
+            if subnet.version == 4 and subnet.overlaps(self.network.subnet):
+                # The proxy's own address would count as a LAN client.
+                raise ValueError(
+                    f"jellyfin.lan_subnets: {subnet} overlaps the proxy network "
+                    f"{self.network.subnet}"
+                )
+        return self
+
     @field_validator("run_as")
     @classmethod
     def _run_as(cls, value: str) -> str:
@@ -570,6 +639,30 @@ class StackConfig(Strict):
     @property
     def published_server_url(self) -> str:
         return self.jellyfin.published_url or self.public_url.rstrip("/")
+
+    @property
+    def publish_by_request(self) -> bool:
+        """Jellyfin's EnablePublishedServerUriByRequest: LocalAddress from the request's
+        (forwarded) scheme and host, which is what lets `verify` see the headers honoured.
+        With a LAN URL it must be off, or the subnet list would never be read."""
+        return self.jellyfin.lan_url is None
+
+    @property
+    def published_by_subnet(self) -> list[str]:
+        """PublishedServerUriBySubnet: each LAN subnet to the LAN URL, everyone else
+        ("external") to the public one."""
+        if self.jellyfin.lan_url is None:
+            return []
+        lan = [
+            f"{subnet}={self.jellyfin.lan_url.rstrip('/')}" for subnet in self.jellyfin.lan_subnets
+        ]
+        return [*lan, f"external={self.published_server_url}"]
+
+    @property
+    def published_server_url_env(self) -> str | None:
+        """JELLYFIN_PublishedServerUrl, unless a LAN URL is set: Jellyfin then uses the
+        variable for every client and never reads PublishedServerUriBySubnet."""
+        return None if self.jellyfin.lan_url else self.published_server_url
 
     @property
     def jellyfin_host(self) -> str:

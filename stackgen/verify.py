@@ -48,6 +48,7 @@ def stack_target(
     observed: bool = False,
     media_path: str | None = None,
     ca_file: Path | None = None,
+    from_lan: bool = False,
 ) -> Target:
     """The stack as a client on this machine sees it: the public name, resolved locally.
     `observed`: Known Proxies as Jellyfin reads them from disk and the proxy's address as
@@ -70,6 +71,8 @@ def stack_target(
             proxy_addresses=addresses,
             frames_allowed=bool(config.headers.frame_options),
             http2=config.http2,
+            lan_url=config.jellyfin.lan_url,
+            from_lan=from_lan,
             timeout=timeout,
         )
     )
@@ -97,6 +100,8 @@ def target_for_url(
     proxy_address: Sequence[str],
     frames_allowed: bool,
     timeout: float,
+    lan_url: str | None = None,
+    from_lan: bool = False,
 ) -> Target:
     return _validated(
         lambda: Target(
@@ -108,6 +113,8 @@ def target_for_url(
             known_proxies=list(known_proxies) or None,
             proxy_addresses=list(proxy_address) or None,
             frames_allowed=frames_allowed,
+            lan_url=lan_url,
+            from_lan=from_lan,
             timeout=timeout,
         )
     )

@@ -36,7 +36,9 @@ headers.server-version    Server / X-Powered-By carry no version number
 jellyfin.health           {base}/health -> 200 "Healthy"
 jellyfin.info             {base}/System/Info/Public is Jellyfin JSON
 jellyfin.forwarded        its LocalAddress is https://name[:port]{base} (forwarded headers
-                          honoured)
+                          honoured); not from the LAN
+jellyfin.lan-url          with a LAN URL: LocalAddress is the LAN URL from the LAN (`from_lan`),
+                          the public URL from anywhere else
 jellyfin.web              {base}/web/ serves HTML (<= 3 redirects within the base)
 jellyfin.subpath-redirect {base} redirects into {base}/ (only with a subpath)
 jellyfin.redirect-loop    {base}/ settles within 10 redirects without leaving the base

@@ -58,6 +58,12 @@ def _case_id(proxy: str, subpath: str, tls: str, network: str) -> str:
 # refuses an option (HTTP/3 without QUIC) is asserted in the proxies' own tests.
 OPTION_CASES: dict[str, dict[str, Any]] = {
     "no-http2": {"http2": False},
+    "lan-url": {
+        "jellyfin": {
+            "lan_url": "http://192.168.1.10:8096",
+            "lan_subnets": ["192.168.1.0/24", "fd12:3456:789a::/64"],
+        }
+    },
 }
 
 

@@ -53,8 +53,14 @@ def not_passing(report: Report) -> dict[str, str]:
 def test_good_stack_passes_every_check(good_report: Report) -> None:
     assert not_passing(good_report) == {}
     assert good_report.ok
-    assert set(statuses(good_report)) == set(CHECK_IDS) - {"jellyfin.subpath-redirect"}
-    assert good_report.skipped == {"jellyfin.subpath-redirect": "the URL has no subpath"}
+    assert set(statuses(good_report)) == set(CHECK_IDS) - {
+        "jellyfin.subpath-redirect",
+        "jellyfin.lan-url",
+    }
+    assert good_report.skipped == {
+        "jellyfin.lan-url": "no LAN URL is configured",
+        "jellyfin.subpath-redirect": "the URL has no subpath",
+    }
     assert all(r.hint == "" for r in good_report.results)
 
 
@@ -76,7 +82,7 @@ def test_good_stack_under_a_subpath(pki: PKI) -> None:
     with fake_stack(pki, base="/jellyfin") as stack:
         report = run_checks(stack.target())
     assert not_passing(report) == {}
-    assert report.skipped == {}
+    assert report.skipped == {"jellyfin.lan-url": "no LAN URL is configured"}
     sub = report.get("jellyfin.subpath-redirect")
     assert sub is not None and "/jellyfin/web/" in sub.reason
 
@@ -364,7 +370,7 @@ def test_json_shape(good_report: Report) -> None:
         "passed": len(good_report.results),
         "warned": 0,
         "failed": 0,
-        "skipped": 1,
+        "skipped": 2,
         "duration_ms": good_report.duration_ms,
     }
     checks = data["checks"]
@@ -382,7 +388,8 @@ def test_json_shape(good_report: Report) -> None:
         }
         assert entry["status"] in ("pass", "warn", "fail")
     assert data["skipped"] == [
-        {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"}
+        {"id": "jellyfin.lan-url", "reason": "no LAN URL is configured"},
+        {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"},
     ]
     json.dumps(data)  # every value is JSON
 
@@ -399,7 +406,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
     assert int(suite.get("failures", "-1")) == report.failed == 1
     failures = [c for c in cases if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["hsts.https"]
-    assert sum(c.find("skipped") is not None for c in cases) == 1
+    assert sum(c.find("skipped") is not None for c in cases) == 2
     warn_case = next(c for c in cases if c.get("name") == "redirect.https")
     out = warn_case.find("system-out")
     assert out is not None and (out.text or "").startswith("warn:")
@@ -464,3 +471,31 @@ def test_alpn_judges_the_configured_http2(pki: PKI) -> None:
     with fake_stack(pki, http2=True) as stack:
         wrong = run_checks(stack.target(http2=False), only={"tls.alpn"})
     assert statuses(wrong) == {"tls.alpn": Status.FAIL}
+
+
+# --- LAN URL -----------------------------------------------------------------------------
+
+LAN = "http://192.168.1.10:8096"
+
+
+def test_lan_url_from_each_side(pki: PKI) -> None:
+    only = {"jellyfin.lan-url", "jellyfin.forwarded"}
+    with fake_stack(pki) as stack:  # LocalAddress: the public URL (an internet client)
+        internet = run_checks(stack.target(lan_url=LAN), only=only)
+        lan_wrong = run_checks(stack.target(lan_url=LAN, from_lan=True), only=only)
+    assert statuses(internet) == {
+        "jellyfin.lan-url": Status.PASS,
+        "jellyfin.forwarded": Status.PASS,
+    }
+    check = internet.get("jellyfin.lan-url")
+    assert check is not None and check.reason.startswith("an internet client is sent to https://")
+    assert statuses(lan_wrong) == {"jellyfin.lan-url": Status.FAIL}
+    assert "jellyfin.forwarded" in lan_wrong.skipped
+    with fake_stack(pki, local_address=LAN) as stack:  # as Jellyfin answers a LAN client
+        lan = run_checks(stack.target(lan_url=LAN, from_lan=True), only=only)
+        internet_wrong = run_checks(stack.target(lan_url=LAN), only={"jellyfin.lan-url"})
+    result = lan.get("jellyfin.lan-url")
+    assert result is not None and result.status is Status.PASS
+    assert result.details["side"] == "LAN" and result.details["local_address"] == LAN
+    failed_check = internet_wrong.get("jellyfin.lan-url")
+    assert failed_check is not None and "LAN URL" in failed_check.reason
