@@ -191,12 +191,13 @@ def make_stack(
         network: str = "host",
         start: bool = True,
         config: dict[str, Any] | None = None,
+        tls: str = "acme",
     ) -> Stack:
         stack = factory.create(
             proxy,
             config=config,
             subpath=subpath,
-            tls="acme",
+            tls=tls,
             network=network,
             domain=DOMAIN,
             ports=Ports(http=HTTP_PORT, https=HTTPS_PORT, jellyfin=JELLYFIN_PORT),
