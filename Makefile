@@ -6,12 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROXY ?= traefik
 SUBPATH ?=
+# Client options of the demo stack: HTTP2=0 turns h2 off, HTTP3=1 adds QUIC (Caddy, Traefik).
+HTTP2 ?= 1
+HTTP3 ?= 0
+IPV6 ?= 0
 DEMO_DIR ?= demo
 
 .PHONY: help venv tools lint unit engine images test golden demo demo-down wheel clean
 
 help:
-	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin optional)"
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin HTTP2=0 HTTP3=1 optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
@@ -59,7 +63,8 @@ test: venv tools lint engine images
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) tests/integration
 
 demo: venv
-	PROXY=$(PROXY) SUBPATH=$(SUBPATH) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
+	PROXY=$(PROXY) SUBPATH=$(SUBPATH) HTTP2=$(HTTP2) HTTP3=$(HTTP3) IPV6=$(IPV6) \
+		DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
 
 demo-down: venv
 	DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo-down.sh

@@ -217,6 +217,9 @@ def init(
     http2: Annotated[
         bool, typer.Option(help="Offer HTTP/2 (off for clients that stall or cannot seek on h2).")
     ] = True,
+    http3: Annotated[
+        bool, typer.Option("--http3", help="Offer HTTP/3 over UDP (Caddy and Traefik only).")
+    ] = False,
     lan_url: Annotated[
         str | None, typer.Option(help="URL Jellyfin gives LAN clients (needs --lan-subnet).")
     ] = None,
@@ -281,6 +284,7 @@ def init(
         "jellyfin": jellyfin,
         "images": images,
         "http2": http2,
+        "http3": http3,
     }
     if email is not None:
         data["email"] = email

@@ -590,6 +590,9 @@ class StackConfig(Strict):
     # Off for clients that stall or cannot seek over h2 (Kodi, some TV apps): ALPN then
     # offers http/1.1 only, on every proxy.
     http2: StrictBool = True
+    # QUIC on the HTTPS port's UDP twin, advertised with Alt-Svc; only proxies whose
+    # official image has it (Proxy.supports_http3), refused with the reason otherwise.
+    http3: StrictBool = False
 
     @model_validator(mode="after")
     def _lan_not_the_proxy_network(self) -> StackConfig:

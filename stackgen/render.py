@@ -29,6 +29,8 @@ def render_stack(
         raise InvalidInputError(
             f"proxy {config.proxy!r} does not support tls.mode {config.tls.mode.value!r}"
         )
+    if config.http3 and not proxy.supports_http3:
+        raise InvalidInputError(f"http3: {proxy.http3_refusal}")
     context = {
         "c": config,
         "proxy": proxy,

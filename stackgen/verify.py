@@ -71,6 +71,7 @@ def stack_target(
             proxy_addresses=addresses,
             frames_allowed=bool(config.headers.frame_options),
             http2=config.http2,
+            http3=config.http3,
             lan_url=config.jellyfin.lan_url,
             from_lan=from_lan,
             timeout=timeout,

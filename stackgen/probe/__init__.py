@@ -46,6 +46,9 @@ websocket.keepalive       wss {base}/socket upgrades (KeepAlive answered, or ref
                           Jellyfin's auth where a plain GET is not)
 stream.range              Range bytes=100-199 -> 206, Content-Range, exactly 100 bytes
 stream.ttfb               first byte of a mid-file range < 2 s (warn) / < 10 s (fail)
+http3.get                 Alt-Svc names h3 on the public port and {base}/health answers 200
+                          Healthy over QUIC (not applicable when nothing is advertised and
+                          HTTP/3 is not expected)
 upload.20mb               a 20 MiB POST is not refused with 413 or a reset
 proxy.known-proxies       KnownProxies covers proxy_addresses (only when known_proxies given)
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from stackgen.probe import http3
 from stackgen.probe.http2 import Http2Exchange
 from stackgen.probe.target import Target
 
@@ -409,3 +410,30 @@ def _upload_http2(
             return UploadOutcome(status, sent, send_error, None)
     except OSError as exc:
         return UploadOutcome(None, sent, send_error, f"{type(exc).__name__}: {exc}")
+
+
+def request_http3(target: Target, path: str, port: int, *, max_body: int = MAX_BODY) -> Response:
+    """One GET over HTTP/3 (QUIC on UDP `port`), to the same address as every request."""
+    url = target.base_url
+    start = time.monotonic()
+    try:
+        answer = http3.get(
+            target.address_for(url.host),
+            port,
+            url.host,
+            url.netloc,
+            path,
+            {"user-agent": USER_AGENT, "accept-encoding": "identity"},
+            timeout=target.timeout,
+            limit=max_body,
+        )
+    except OSError as exc:
+        raise ProbeError(f"GET {url.url(path)} over HTTP/3: {exc}") from exc
+    return Response(
+        url=url.url(path),
+        status=answer.status,
+        reason="",
+        headers=answer.headers,
+        body=answer.body,
+        elapsed_ms=round((time.monotonic() - start) * 1000),
+    )

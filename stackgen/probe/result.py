@@ -126,6 +126,7 @@ class Report:
             "proxy_addresses": list(t.proxy_addresses) if t.proxy_addresses is not None else None,
             "frames_allowed": t.frames_allowed,
             "http2": t.http2,
+            "http3": t.http3,
             "lan_url": t.lan_url,
             "from_lan": t.from_lan,
             "timeout": t.timeout,

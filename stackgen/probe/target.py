@@ -98,6 +98,7 @@ class Target:
     proxy_addresses: Sequence[str] | None = None  # where the proxy connects to Jellyfin from
     frames_allowed: bool = False  # the user opted in to X-Frame-Options / frame-ancestors
     http2: bool | None = None  # whether the proxy should offer h2 (None: report what it does)
+    http3: bool | None = None  # whether the proxy should answer HTTP/3 (None: if advertised)
     lan_url: str | None = None  # where Jellyfin sends LAN clients (PublishedServerUriBySubnet)
     from_lan: bool = False  # the probe runs where LAN clients are (expects lan_url)
     timeout: float = 10.0  # seconds, per connect / per socket operation

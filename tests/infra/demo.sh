@@ -8,6 +8,14 @@ cd "$(dirname "$0")/../.."
 
 PROXY="${PROXY:-traefik}"
 SUBPATH="${SUBPATH:-}"
+HTTP2="${HTTP2:-1}"
+HTTP3="${HTTP3:-0}"
+IPV6="${IPV6:-0}"
+if [ "$IPV6" = 1 ]; then
+  # Dual-stack needs the engine's ip6tables (daemon.json), not set up by engine.sh yet.
+  echo "demo: IPV6=1 is not supported yet: stackgen has no IPv6 option (issue 14)" >&2
+  exit 2
+fi
 DEMO_DIR="${DEMO_DIR:-demo}"
 DOMAIN="${DOMAIN:-jellyfin.home.arpa}"
 PY=.venv/bin/python
@@ -36,6 +44,8 @@ args=(init "$PROXY" --domain "$DOMAIN" --email "admin@$DOMAIN" --dir "$DEMO_DIR"
       --image "jellyfin=$(image jellyfin-standin)" --image "$PROXY=$proxy_image"
       --image "certbot=$(image certbot)")
 [ -n "$SUBPATH" ] && args+=(--subpath "$SUBPATH")
+[ "$HTTP2" = 0 ] && args+=(--no-http2)
+[ "$HTTP3" = 1 ] && args+=(--http3)
 $STACKGEN "${args[@]}"
 $STACKGEN up --dir "$DEMO_DIR"
 

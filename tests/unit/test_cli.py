@@ -306,6 +306,19 @@ def test_smoke_init_writes_a_stack_and_json_to_stdout(tmp_path: Path) -> None:
     assert (tmp_path / "docker-compose.yml").is_file()
 
 
+@pytest.mark.parametrize("proxy", ["nginx", "haproxy", "apache"])
+def test_http3_refused_in_one_line_nothing_written(tmp_path: Path, proxy: str) -> None:
+    stack = tmp_path / "stack"
+    result = stackgen(
+        *("init", proxy, "--domain", "jf.example.com", "--tls", "internal", "--http3"),
+        *("--dir", str(stack)),
+    )
+    assert result.returncode == ExitCode.INVALID_INPUT
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "http3: " in lines[0] and "HTTP/3" in lines[0]
+    assert not stack.exists()
+
+
 def test_http2_off_and_a_lan_url(tmp_path: Path) -> None:
     stack = tmp_path / "stack"
     result = stackgen(

@@ -58,6 +58,7 @@ def _case_id(proxy: str, subpath: str, tls: str, network: str) -> str:
 # refuses an option (HTTP/3 without QUIC) is asserted in the proxies' own tests.
 OPTION_CASES: dict[str, dict[str, Any]] = {
     "no-http2": {"http2": False},
+    "http3": {"http3": True},
     "lan-url": {
         "jellyfin": {
             "lan_url": "http://192.168.1.10:8096",

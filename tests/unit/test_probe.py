@@ -56,9 +56,11 @@ def test_good_stack_passes_every_check(good_report: Report) -> None:
     assert set(statuses(good_report)) == set(CHECK_IDS) - {
         "jellyfin.subpath-redirect",
         "jellyfin.lan-url",
+        "http3.get",
     }
     assert good_report.skipped == {
         "jellyfin.lan-url": "no LAN URL is configured",
+        "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
         "jellyfin.subpath-redirect": "the URL has no subpath",
     }
     assert all(r.hint == "" for r in good_report.results)
@@ -82,7 +84,10 @@ def test_good_stack_under_a_subpath(pki: PKI) -> None:
     with fake_stack(pki, base="/jellyfin") as stack:
         report = run_checks(stack.target())
     assert not_passing(report) == {}
-    assert report.skipped == {"jellyfin.lan-url": "no LAN URL is configured"}
+    assert report.skipped == {
+        "jellyfin.lan-url": "no LAN URL is configured",
+        "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
+    }
     sub = report.get("jellyfin.subpath-redirect")
     assert sub is not None and "/jellyfin/web/" in sub.reason
 
@@ -370,7 +375,7 @@ def test_json_shape(good_report: Report) -> None:
         "passed": len(good_report.results),
         "warned": 0,
         "failed": 0,
-        "skipped": 2,
+        "skipped": 3,
         "duration_ms": good_report.duration_ms,
     }
     checks = data["checks"]
@@ -390,6 +395,7 @@ def test_json_shape(good_report: Report) -> None:
     assert data["skipped"] == [
         {"id": "jellyfin.lan-url", "reason": "no LAN URL is configured"},
         {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"},
+        {"id": "http3.get", "reason": "the server advertises no HTTP/3 (Alt-Svc)"},
     ]
     json.dumps(data)  # every value is JSON
 
@@ -406,7 +412,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
     assert int(suite.get("failures", "-1")) == report.failed == 1
     failures = [c for c in cases if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["hsts.https"]
-    assert sum(c.find("skipped") is not None for c in cases) == 2
+    assert sum(c.find("skipped") is not None for c in cases) == 3
     warn_case = next(c for c in cases if c.get("name") == "redirect.https")
     out = warn_case.find("system-out")
     assert out is not None and (out.text or "").startswith("warn:")

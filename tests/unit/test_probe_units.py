@@ -273,6 +273,6 @@ def test_a_crashing_check_becomes_a_fail() -> None:
 
 def test_select_checks() -> None:
     assert [c.id for c in select_checks(["tls.tls13", "upload"])] == ["tls.tls13", "upload.20mb"]
-    assert len(select_checks(None)) == 30
+    assert len(select_checks(None)) == 31
     with pytest.raises(ValueError, match="unknown check id"):
         select_checks(["nope"])
