@@ -27,7 +27,6 @@ USER_AGENT = "stackgen-verify/1"
 MAX_BODY = 1 << 20  # checks never need more than 1 MiB of a body
 HTTP1 = "http/1.1"
 HTTP2 = "h2"
-PROTOCOLS = (HTTP1, HTTP2)  # ALPN names, as results report them
 
 
 class ProbeError(Exception):
