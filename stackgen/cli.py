@@ -504,6 +504,9 @@ def bench(
         str | None, typer.Option(help="Jellyfin's own URL (http://HOST:8096) to compare with.")
     ] = None,
     http2: Annotated[bool, typer.Option("--http2", help="Stream and seek over h2.")] = False,
+    direct_http2: Annotated[
+        bool, typer.Option("--direct-http2", help="h2 to an https --direct too.")
+    ] = False,
     duration: Annotated[float, typer.Option(help="Seconds per API run and paced streams.")] = 5.0,
     pairs: Annotated[int, typer.Option(help="Interleaved proxied/direct pairs (A-B-B-A).")] = 3,
     rate: Annotated[float, typer.Option(help="API requests per second (open loop).")] = 200.0,
@@ -551,6 +554,7 @@ def bench(
         ca_file=ca_file,
         direct=direct,
         http2=http2,
+        direct_http2=direct_http2,
         timeout=timeout,
     )
     command.run(proxied, direct_ep, settings, as_json=as_json, plot=plot, output=output)

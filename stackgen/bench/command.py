@@ -39,6 +39,7 @@ def targets(
     direct: str | None,
     http2: bool,
     timeout: float,
+    direct_http2: bool = False,
 ) -> tuple[Endpoint, Endpoint | None]:
     from stackgen import verify as verifying
 
@@ -78,7 +79,8 @@ def targets(
                 chosen,
                 resolve=verifying.parse_resolve(resolve),
                 ca_file=ca_file,
-                http2=False,  # Jellyfin itself speaks HTTP/1.1 (Kestrel, no TLS here)
+                # Jellyfin itself speaks HTTP/1.1; h2 only for an https baseline.
+                http2=direct_http2,
             )
     except ValueError as error:
         raise InvalidInputError(str(error)) from None
