@@ -67,6 +67,7 @@ API_SECONDS = float(os.environ.get("BENCH_API_SECONDS", "10"))
 STREAMS = int(os.environ.get("BENCH_STREAMS", "20"))
 STREAM_SECONDS = float(os.environ.get("BENCH_STREAM_SECONDS", "60"))
 BITRATE = float(os.environ.get("BENCH_BITRATE", "100"))
+RELOADS = int(os.environ.get("BENCH_RELOADS", "20"))
 
 
 def say(message: str) -> None:
@@ -581,6 +582,16 @@ def measure_proxy(
         summary["rss_peak_mib"] = round(memory["peak"] / 2**20, 1)
         summary["rss_growth_mib"] = round((memory["peak"] - memory["before"]) / 2**20, 1)
 
+    if RELOADS > 0:
+        say(f"{proxy}: {RELOADS} reloads and a certificate rotation under load")
+        reloads = measure_reloads(proxy, folder, tls)
+        summary["reload"] = reloads
+        incomplete = reloads["reloads_done"] < RELOADS or not reloads.get(
+            "rotation_served_new_certificate"
+        )
+        summary["reload_failures"] = None if incomplete else reloads["failures"]
+        summary["reload_websocket_kept"] = reloads["websocket_kept"]
+
     # `stackgen up` on a warm machine: images, networks' driver and caches all warm.
     run([str(STACKGEN), "down", "--dir", str(folder)], timeout=300)
     started = time.monotonic()
@@ -588,6 +599,130 @@ def measure_proxy(
     summary["up_seconds"] = round(time.monotonic() - started, 2)
     run([str(STACKGEN), "down", "--dir", str(folder)], timeout=300)
     return summary, baselines
+
+
+def rotate_certificate(tls: Path) -> bytes:
+    """A new key and leaf from the run's CA, written *in place* (the stacks bind-mount the
+    files: a rename would leave containers on the old inode). Returns the new leaf (DER)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_cert = x509.load_pem_x509_certificate((tls / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((tls / "ca-key.pem").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    for name, data in (
+        ("privkey.pem", key_pem),
+        ("fullchain.pem", leaf.public_bytes(serialization.Encoding.PEM)),
+    ):
+        with (tls / name).open("r+b") as handle:
+            handle.truncate(0)
+            handle.write(data)
+    return leaf.public_bytes(serialization.Encoding.DER)
+
+
+def served_certificate(port: int) -> bytes:
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection((HOST_IP, port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname=DOMAIN) as tls_sock,
+    ):
+        return tls_sock.getpeercert(binary_form=True) or b""
+
+
+def toggle_config(folder: Path, step: int) -> None:
+    """A real change of the rendered proxy config: the Referrer-Policy header value."""
+    path = folder / "stackgen.toml"
+    text = path.read_text()
+    values = ("strict-origin-when-cross-origin", "same-origin")
+    old, new = (values[0], values[1]) if step % 2 == 0 else (values[1], values[0])
+    line = 'referrer_policy = "{}"'
+    if line.format(old) not in text:
+        raise RuntimeError(f"{path}: referrer_policy {old!r} not found")
+    path.write_text(text.replace(line.format(old), line.format(new)))
+
+
+def measure_reloads(proxy: str, folder: Path, tls: Path) -> dict[str, Any]:
+    """RELOADS real reloads and one certificate rotation while API calls (200/s), a paced
+    byte-checked stream and a WebSocket run from the client namespace."""
+    port = LAYOUT["stackgen"]["https"]
+    seconds = RELOADS * 3 + 15
+    probe = subprocess.Popen(
+        [
+            "ip", "netns", "exec", NETNS, str(PY), str(REPO / "bench" / "reload_probe.py"),
+            "--url", f"https://{DOMAIN}:{port}", "--address", HOST_IP,
+            "--ca-file", str(tls / "ca.pem"), "--seconds", str(seconds), "--size", str(SIZE),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    reload_seconds: list[float] = []
+    result: dict[str, Any] = {}
+    try:
+        time.sleep(3)
+        deadline = time.monotonic() + seconds - 8
+        for step in range(RELOADS + 1):
+            if time.monotonic() > deadline:
+                break
+            if step == RELOADS:
+                new_leaf = rotate_certificate(tls)
+            toggle_config(folder, step)
+            started = time.monotonic()
+            run([str(STACKGEN), "reload", "--dir", str(folder)], timeout=120)
+            reload_seconds.append(round(time.monotonic() - started, 2))
+            time.sleep(0.5)
+        result["reloads_done"] = len(reload_seconds) - 1
+        result["reload_seconds_max"] = max(reload_seconds, default=None)
+        if len(reload_seconds) == RELOADS + 1:
+            served = b""
+            for _ in range(20):  # a file-watching proxy applies the change on its own time
+                served = served_certificate(port)
+                if served == new_leaf:
+                    break
+                time.sleep(0.5)
+            result["rotation_served_new_certificate"] = served == new_leaf
+        out, err = probe.communicate(timeout=seconds + 60)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait(timeout=10)
+    if probe.returncode != 0 or not out.strip():
+        raise RuntimeError(f"{proxy}: reload probe failed: {err[-1000:]}")
+    load = json.loads(out)
+    result["probe"] = load
+    result["failures"] = (
+        load["api"]["errors"] + len(load["stream"]["errors"]) + load["stream"]["mismatches"]
+    )
+    result["websocket_kept"] = bool(load["websocket"].get("kept"))
+    return result
 
 
 def main() -> int:

@@ -32,7 +32,8 @@ GOALS: tuple[Goal, ...] = (
     Goal("api_p50_added_ms", "API at 200/s: p50 <= direct + 0.5 ms", "le", 0.5, "ms"),
     Goal("api_p99_added_ms", "API at 200/s: p99 <= direct + 2 ms", "le", 2.0, "ms"),
     Goal("api_errors", "API at 200/s: 0 errors", "eq", 0, ""),
-    Goal("reload_failures", "0 failed requests across 20 reloads", "eq", 0, ""),
+    Goal("reload_failures", "0 failed requests across 20 reloads + rotation", "eq", 0, ""),
+    Goal("reload_websocket_kept", "WebSocket kept across the reloads (1 = yes)", "eq", 1, ""),
     Goal("up_seconds", "stackgen up (warm) <= 5 s", "le", 5.0, "s"),
     Goal("rss_growth_mib", "proxy RSS growth while streaming <= 64 MiB", "le", 64, "MiB"),
 )
