@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import struct
@@ -49,7 +50,7 @@ async def hold_websocket(ep: h1.Endpoint, path: str, seconds: float) -> dict[str
             {
                 "Upgrade": "websocket",
                 "Connection": "Upgrade",
-                "Sec-WebSocket-Key": "c3RhY2tnZW4tYmVuY2gtd3M=",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
                 "Sec-WebSocket-Version": "13",
             },
         )
@@ -116,8 +117,9 @@ def main() -> int:
     thread = threading.Thread(target=stream)
     thread.start()
 
+    pool = h1.ConnectionPool(ep)
+
     async def load() -> tuple[Any, dict[str, Any]]:
-        pool = h1.ConnectionPool(ep)
 
         async def send() -> None:
             reply = await pool.request("GET", ep.path("/System/Info/Public"), {})
@@ -145,6 +147,7 @@ def main() -> int:
                 "api": {
                     "sent": api.sent,
                     "errors": api.errors,
+                    "stale_retries": pool.stale_retries,
                     "error_samples": api.error_samples,
                     "p99_ms": percentile(api.latencies_ms, 99),
                     "max_ms": max(api.latencies_ms, default=None),

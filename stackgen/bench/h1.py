@@ -117,23 +117,43 @@ class AsyncConnection:
 
 class ConnectionPool:
     """Idle kept-alive connections; a request finding none opens a new one (counted),
-    as a browser would, instead of queueing behind a slow one (that would close the loop)."""
+    as a browser would, instead of queueing behind a slow one (that would close the loop).
+
+    A server may close an idle kept-alive connection at any moment (idle timeout, graceful
+    reload) while our request is on its way. Like browsers and HTTP client libraries
+    (RFC 9110 section 9.2.2: idempotent requests), a GET on a *reused* connection that
+    ends before a single response byte is retried once on a new connection; the retry
+    is counted and its time stays in the request's latency.
+    """
 
     def __init__(self, ep: Endpoint) -> None:
         self.ep = ep
         self.idle: list[AsyncConnection] = []
         self.opened = 0
+        self.stale_retries = 0
 
     async def request(self, method: str, path: str, headers: dict[str, str]) -> Response:
         conn = self.idle.pop() if self.idle else None
-        if conn is None:
-            conn = await AsyncConnection.open(self.ep)
-            self.opened += 1
+        if conn is not None:
+            try:
+                return self._keep(conn, await conn.request(self.ep, method, path, headers))
+            except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+                conn.close()
+                if getattr(exc, "partial", b"") or method not in ("GET", "HEAD"):
+                    raise
+                self.stale_retries += 1
+            except BaseException:
+                conn.close()
+                raise
+        conn = await AsyncConnection.open(self.ep)
+        self.opened += 1
         try:
-            response = await conn.request(self.ep, method, path, headers)
+            return self._keep(conn, await conn.request(self.ep, method, path, headers))
         except BaseException:
             conn.close()
             raise
+
+    def _keep(self, conn: AsyncConnection, response: Response) -> Response:
         if conn.reusable:
             self.idle.append(conn)
         else:

@@ -97,6 +97,7 @@ class _Collected:
     api_late: int = 0
     api_max_send_lag_ms: float = 0.0
     api_connections: int = 0
+    api_stale_retries: int = 0
 
     def add(self, metric: str, side: str, value: float) -> None:
         self.runs.setdefault(metric, {}).setdefault(side, []).append(value)
@@ -214,6 +215,7 @@ def run_bench(
             "late_sends": got.api_late,
             "max_send_lag_ms": round(got.api_max_send_lag_ms, 3),
             "connections_opened": got.api_connections,
+            "stale_retries": got.api_stale_retries,
         }
         if "api" in settings.only
         else None,
@@ -260,7 +262,7 @@ def _seek(ep: Endpoint, offsets: Sequence[int], settings: BenchSettings, got: _C
 
 
 def _api(ep: Endpoint, settings: BenchSettings, got: _Collected) -> str:
-    async def go() -> tuple[Any, int]:
+    async def go() -> tuple[Any, h1.ConnectionPool]:
         pool = h1.ConnectionPool(ep)
         headers = {"Accept": "application/json"}
         path = ep.path(settings.api_path)
@@ -278,14 +280,15 @@ def _api(ep: Endpoint, settings: BenchSettings, got: _Collected) -> str:
             )
         finally:
             pool.close()
-        return result, pool.opened
+        return result, pool
 
-    result, opened = asyncio.run(go())
+    result, pool = asyncio.run(go())
     got.api_sent += result.sent
     got.api_errors += result.errors
     got.api_late += result.late_sends
     got.api_max_send_lag_ms = max(got.api_max_send_lag_ms, result.max_send_lag_ms)
-    got.api_connections += opened
+    got.api_connections += pool.opened
+    got.api_stale_retries += pool.stale_retries
     got.errors += [f"api {ep.name}: {e}" for e in result.error_samples]
     p50 = percentile(result.latencies_ms, 50)
     p99 = percentile(result.latencies_ms, 99)
