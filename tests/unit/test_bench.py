@@ -187,3 +187,35 @@ def test_direct_endpoint_from_url() -> None:
     assert tls.protocol == "h2" and "--resolve" in tls.curl_args()
     with pytest.raises(ValueError):
         url_endpoint("direct", "ftp://x", resolve={}, ca_file=None, http2=False)
+
+
+def test_pool_retries_a_get_once_when_a_reused_connection_was_closed() -> None:
+    """The server closes a kept-alive connection right after its first answer (as a graceful
+    reload does): the next GET on it is retried on a new connection, and counted."""
+    from stackgen.bench.endpoint import Endpoint
+    from stackgen.bench.h1 import ConnectionPool
+
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()  # no keep-alive promise broken on purpose: the client must cope
+
+    async def go() -> tuple[int, int, int]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        ep = Endpoint("direct", "http", "127.0.0.1", "127.0.0.1", port, "")
+        pool = ConnectionPool(ep)
+        try:
+            first = await pool.request("GET", "/", {})
+            await asyncio.sleep(0.05)  # let the close arrive
+            second = await pool.request("GET", "/", {})
+        finally:
+            pool.close()
+            server.close()
+            await server.wait_closed()
+        return first.status + second.status, pool.stale_retries, pool.opened
+
+    assert asyncio.run(go()) == (400, 1, 2)
