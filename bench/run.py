@@ -120,6 +120,18 @@ def _on_signal(signum: int, _frame: object) -> None:
 # --- network namespace ---------------------------------------------------------------------
 
 
+def build_images_pinned() -> dict[str, str]:
+    from images.build import build_images  # tests/images/build.py
+
+    images: dict[str, str] = build_images()
+    # Our own tag: other worktrees' builds move `stackgen-test/...:local` to their own
+    # version of the stand-in while a run is going on.
+    pinned = "stackgen-bench/jellyfin-standin:run"
+    run(["docker", "tag", images["jellyfin-standin"], pinned])
+    images["jellyfin-standin"] = pinned
+    return images
+
+
 def make_netns() -> None:
     steps = [
         ["ip", "netns", "add", NETNS],
@@ -738,8 +750,6 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "plots").mkdir(exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
-    from images.build import build_images  # tests/images/build.py
-
     say(f"cleaning leftovers; proxies {PROXIES}, configs {CONFIGS}, http {HTTP}")
     cleanup()
     summaries: dict[str, dict[str, Any]] = {}
@@ -747,12 +757,7 @@ def main() -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_before = os.getloadavg()
     try:
-        images = build_images()
-        # Our own tag: other worktrees' builds move `stackgen-test/...:local` to their
-        # own version of the stand-in while this run is going on.
-        pinned = "stackgen-bench/jellyfin-standin:run"
-        run(["docker", "tag", images["jellyfin-standin"], pinned])
-        images["jellyfin-standin"] = pinned
+        images = build_images_pinned()
         make_netns()
         tls = make_certificate()
         media = WORK / "media" / "media.bin"
