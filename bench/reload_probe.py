@@ -155,6 +155,7 @@ def main() -> int:
                 "stream": {
                     "bytes": paced.bytes,
                     "mismatches": paced.mismatches,
+                    "reconnects": paced.reconnects,
                     "errors": paced.errors,
                     "max_gap_ms": round(paced.max_gap_ms, 2),
                 },

@@ -207,6 +207,7 @@ class PacedStream:
     max_gap_ms: float = 0.0  # longest wait for data the player was ready to take
     errors: list[str] = field(default_factory=list)
     mismatches: int = 0  # chunks that differ from the stand-in's byte pattern
+    reconnects: int = 0  # kept-alive connections closed between responses, reopened
 
 
 def _blocking_socket(ep: Endpoint, timeout: float) -> socket.socket:
@@ -246,15 +247,29 @@ def paced_stream(
         sock = _blocking_socket(ep, timeout)
         while time.perf_counter() < deadline and not stop.is_set():
             last = min(offset + segment, size) - 1
-            sock.sendall(
-                _request_head(ep, "GET", ep.path(rel_path), {"Range": f"bytes={offset}-{last}"})
+            request = _request_head(
+                ep, "GET", ep.path(rel_path), {"Range": f"bytes={offset}-{last}"}
             )
+            sock.sendall(request)
             out.requests += 1
             head = bytearray()
+            retried = False
             while b"\r\n\r\n" not in head:
                 wait_start = time.perf_counter()
-                n = sock.recv_into(view[: 16 * 1024])
+                try:
+                    n = sock.recv_into(view[: 16 * 1024])
+                except ConnectionResetError:
+                    n = 0
                 out.max_gap_ms = max(out.max_gap_ms, (time.perf_counter() - wait_start) * 1000)
+                if n == 0 and not head and out.requests > 1 and not retried:
+                    # The server closed the kept-alive connection between two responses
+                    # (idle timeout, graceful reload): a player reconnects, so do we, once.
+                    sock.close()
+                    sock = _blocking_socket(ep, timeout)
+                    sock.sendall(request)
+                    out.reconnects += 1
+                    retried = True
+                    continue
                 if n == 0:
                     raise HttpError("connection closed before the response head")
                 head += view[:n]
