@@ -42,5 +42,5 @@ def test_bench_measures_a_stack_against_jellyfin_direct(
     streams = doc["streams"]
     assert streams["errors"] == 0 and streams["byte_mismatches"] == 0
     assert streams["bytes"] > 0 and 0 <= streams["max_gap_ms"] < 10_000
-    assert "proxied vs direct" in result.stderr  # the human table
+    assert "bench: pair 1/1 proxied" in result.stderr  # progress on stderr, JSON on stdout
     ET.parse(plot)
