@@ -89,7 +89,34 @@ def timed_up(folder: Path) -> float:
     return round(time.monotonic() - started, 2)
 
 
+def paced_control() -> int:
+    """The paced streams against the bare TLS file server (no proxy, no Jellyfin): the gaps
+    the client and the machine make on their own, to read the proxies' figures against."""
+    out_dir = runner.OUT / "tuning"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runner.cleanup()
+    try:
+        images = runner.build_images_pinned()
+        runner.make_netns()
+        tls = runner.make_certificate()
+        media = runner.WORK / "media" / "media.bin"
+        runner.write_media(media, runner.SIZE)
+        runner.start_baseline(images["nginx"], tls, media)
+        runner.bench(
+            "tuning/control-paced-streams-ceiling",
+            runner.CEILING_PORT,
+            ["--only", "streams", "--streams", str(runner.STREAMS), "--bitrate",
+             str(runner.BITRATE), "--duration", str(runner.STREAM_SECONDS), "--check-bytes"],
+            tls / "ca.pem",
+        )  # fmt: skip
+    finally:
+        runner.cleanup()
+    return 0
+
+
 def main(proxy: str, variant: str) -> int:
+    if (proxy, variant) == ("baseline", "paced-control"):
+        return paced_control()
     edits = VARIANTS.get((proxy, variant))
     if edits is None:
         known = ", ".join(f"{p} {v}" for p, v in VARIANTS)

@@ -126,13 +126,22 @@ class ConnectionPool:
     is counted and its time stays in the request's latency.
     """
 
-    def __init__(self, ep: Endpoint) -> None:
+    def __init__(self, ep: Endpoint, max_connections: int = 16) -> None:
         self.ep = ep
         self.idle: list[AsyncConnection] = []
         self.opened = 0
         self.stale_retries = 0
+        # At most this many connections at once, like a browser's per-host limit: when the
+        # server stalls (a reload), requests wait for a connection (their latency still
+        # counts from the scheduled time) instead of each opening one more TLS connection
+        # until the client itself, not the server, is what collapses.
+        self.slots = asyncio.Semaphore(max_connections)
 
     async def request(self, method: str, path: str, headers: dict[str, str]) -> Response:
+        async with self.slots:
+            return await self._request(method, path, headers)
+
+    async def _request(self, method: str, path: str, headers: dict[str, str]) -> Response:
         conn = self.idle.pop() if self.idle else None
         if conn is not None:
             try:
