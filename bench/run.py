@@ -49,6 +49,7 @@ HOST_IP, NS_IP = "10.203.0.1", "10.203.0.2"
 DOMAIN = "jellyfin.bench.test"
 PROJECT_PREFIX = "sgbench-"
 BASELINE = "sgbench-baseline"
+PIN = "sgbench-pin"
 # stackgen's config / the docs config / the baseline server: ports and subnets nobody
 # else here uses (integration tests take 18xxx and 172.30.x).
 LAYOUT = {
@@ -106,7 +107,7 @@ def cleanup() -> None:
                 quiet=True,
                 timeout=120,
             )
-    run(["docker", "rm", "-f", BASELINE], check=False, quiet=True)
+    run(["docker", "rm", "-f", BASELINE, PIN], check=False, quiet=True)
     networks = run(["docker", "network", "ls", "--format", "{{.Name}}"], check=False, quiet=True)
     for name in networks.stdout.split():
         if name.startswith(PROJECT_PREFIX):
@@ -131,6 +132,10 @@ def build_images_pinned() -> dict[str, str]:
     pinned = "stackgen-bench/jellyfin-standin:run"
     run(["docker", "tag", images["jellyfin-standin"], pinned])
     images["jellyfin-standin"] = pinned
+    # Their build also removes the image it replaced, by id: with only our tag left on it,
+    # that would delete it mid-run. A (never started) container keeps it referenced.
+    run(["docker", "rm", "-f", PIN], check=False, quiet=True)
+    run(["docker", "create", "--name", PIN, pinned, "true"])
     return images
 
 
