@@ -409,6 +409,8 @@ def sample_memory(group: Cgroup, period: float = 0.2) -> Iterator[dict[str, int]
 def bench(name: str, url_port: int, args: Sequence[str], ca: Path) -> dict[str, Any]:
     """`stackgen bench` inside the namespace, proxied side at https://DOMAIN:url_port."""
     out = OUT / f"{name}.json"
+    for folder in (out.parent, OUT / "plots" / Path(name).parent):
+        folder.mkdir(parents=True, exist_ok=True)
     cmd = [
         "ip", "netns", "exec", NETNS, str(STACKGEN), "bench",
         "--url", f"https://{DOMAIN}:{url_port}", "--resolve", f"{DOMAIN}:{HOST_IP}",
