@@ -589,6 +589,77 @@ def import_(
             say(f"next: stackgen check --dir {directory}, then stackgen up --dir {directory}")
 
 
+# --- bench -------------------------------------------------------------------------------
+
+
+@app.command()
+def bench(
+    directory: DirOption = Path(),
+    url: Annotated[str | None, typer.Option(help="Bench any stack by its public URL.")] = None,
+    resolve: Annotated[
+        list[str] | None, typer.Option(help="HOST:IP to connect to instead of DNS; repeatable.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="Extra trust anchors (PEM).")] = None,
+    direct: Annotated[
+        str | None, typer.Option(help="Jellyfin's own URL (http://HOST:8096) to compare with.")
+    ] = None,
+    http2: Annotated[bool, typer.Option("--http2", help="Stream and seek over h2.")] = False,
+    direct_http2: Annotated[
+        bool, typer.Option("--direct-http2", help="h2 to an https --direct too.")
+    ] = False,
+    duration: Annotated[float, typer.Option(help="Seconds per API run and paced streams.")] = 5.0,
+    pairs: Annotated[int, typer.Option(help="Interleaved proxied/direct pairs (A-B-B-A).")] = 3,
+    rate: Annotated[float, typer.Option(help="API requests per second (open loop).")] = 200.0,
+    streams: Annotated[int, typer.Option(help="Concurrent paced streams (0: none).")] = 4,
+    bitrate: Annotated[float, typer.Option(help="Mbit/s of each paced stream.")] = 20.0,
+    media_path: Annotated[
+        str, typer.Option(help="Direct-play stream path under the base URL.")
+    ] = "/Videos/stackgen-bench/stream?static=true",
+    token: Annotated[str, typer.Option(help="api_key for the WebSocket.")] = "stackgen-bench",  # noqa: S107
+    only: Annotated[
+        list[str] | None, typer.Option(help="Phases: stream seek api ws streams; repeatable.")
+    ] = None,
+    check_bytes: Annotated[
+        bool, typer.Option(help="Check paced streams against the stand-in's byte pattern.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds per connection step.")] = 10.0,
+    plot: Annotated[Path | None, typer.Option(help="Write an SVG plot here.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure a live stack: streaming, seek TTFB, API latency (open loop), WebSocket
+    connect, paced streams — proxied against Jellyfin direct, interleaved.
+
+    Example: stackgen bench --dir ./jellyfin-stack --plot bench.svg
+    """
+    from stackgen.bench import command
+    from stackgen.bench.measure import PHASES
+
+    settings = command.settings_from_options(
+        pairs=pairs,
+        duration=duration,
+        rate=rate,
+        streams=streams,
+        bitrate_mbps=bitrate,
+        media_path=media_path,
+        token=token,
+        check_bytes=check_bytes,
+        only=frozenset(only or PHASES),
+        timeout=timeout,
+    )
+    proxied, direct_ep = command.targets(
+        directory=directory,
+        url=url,
+        resolve=resolve or [],
+        ca_file=ca_file,
+        direct=direct,
+        http2=http2,
+        direct_http2=direct_http2,
+        timeout=timeout,
+    )
+    command.run(proxied, direct_ep, settings, as_json=as_json, plot=plot, output=output)
+
+
 # --- entry point -------------------------------------------------------------------------
 
 
