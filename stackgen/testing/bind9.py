@@ -19,6 +19,7 @@ Use::
 
 from __future__ import annotations
 
+import argparse
 import base64
 import ipaddress
 import json
@@ -26,6 +27,7 @@ import secrets
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -104,6 +106,19 @@ class Bind9:
     def container_address(self) -> str:
         """Where stack containers send updates and queries: IP:port."""
         return f"{self.gateway}:{self.port}"
+
+    def info(self) -> dict[str, object]:
+        """What an ACME client needs (the TSIG key included: a throwaway test key)."""
+        return {
+            "state_dir": str(self.state_dir),
+            "container": self.container,
+            "zones": list(self.zones),
+            "host_address": self.host_address,
+            "container_address": self.container_address,
+            "key_name": self.key_name,
+            "algorithm": self.algorithm,
+            "tsig_secret": self.tsig_secret,
+        }
 
     def _named_conf(self) -> str:
         zones = "".join(
@@ -239,3 +254,39 @@ class Bind9:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run bind9 for stackgen's DNS-01 demo.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="start detached; print JSON (the TSIG key too)")
+    stop = commands.add_parser("stop", help="remove what `start` started in this state dir")
+    for sub in (start, stop):
+        sub.add_argument("--state", required=True, type=Path, help="state directory")
+    start.add_argument("--port", type=int, default=8353, help="DNS port (loopback, gateway)")
+    start.add_argument("--zone", action="append", help="zone to serve; repeatable")
+    start.add_argument("--image", default=IMAGE)
+    args = parser.parse_args(argv)
+    state: Path = args.state.resolve()
+    name_file = state / "container"
+    try:
+        if args.command == "start":
+            if name_file.exists():
+                Bind9(state, name=name_file.read_text().strip()).stop()
+            server = Bind9(
+                state, port=args.port, zones=tuple(args.zone or ["home.arpa"]), image=args.image
+            )
+            server.start()
+            name_file.write_text(server.container + "\n")
+            print(json.dumps(server.info(), indent=2))
+        elif name_file.exists():
+            Bind9(state, name=name_file.read_text().strip()).stop()
+            name_file.unlink()
+    except Bind9Error as error:
+        print(f"bind9: ERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
