@@ -9,6 +9,7 @@ credentials from `.env`, and Pebble validates by asking bind9: no challenge shor
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -202,3 +203,48 @@ def test_tls_alpn01(make_dns_stack: DnsStackFactory, dns_pebble: PebbleCA, proxy
     assert names(cert) == {DOMAIN}
     assert_nothing_on_port_80()
     assert_verified(stack)
+
+
+# Bounded in count and in time: the loop stops by itself.
+MAX_REQUESTS = 3000
+MAX_SECONDS = 120.0
+SERVED_WITHIN_S = 30.0
+
+
+# The certbot path (the same service and hook for nginx, HAProxy, Apache and Caddy under
+# certbot). Caddy is not in this list: its forced reload under this load closed one new
+# connection in ~150 without an answer (a race in its listener handoff, under
+# investigation), so its renewal is not yet proven loss-free.
+@pytest.mark.parametrize("proxy", ["nginx", "haproxy"])
+def test_forced_dns01_renewal_under_load_loses_no_request(
+    make_dns_stack: DnsStackFactory, dns_pebble: PebbleCA, proxy: str
+) -> None:
+    """certbot renews through bind9 again; the deploy hook swaps the files, the watcher
+    reloads the proxy gracefully, and no request fails meanwhile."""
+    stack = make_dns_stack(proxy)
+    root = dns_pebble.issuer_root_file
+    before = served_certificate(root)
+    loop = lowlevel.RequestLoop(
+        DOMAIN, HTTPS_PORT, root, max_requests=MAX_REQUESTS, max_seconds=MAX_SECONDS
+    )
+    loop.start()
+    time.sleep(1)
+    started = time.monotonic()
+    renewal = stack.compose(
+        "exec", "-T", "certbot", "sh", "/stackgen/run.sh", "renew", "--force-renewal"
+    )
+    stack.notes.append(f"renewal exit {renewal.returncode}:\n{renewal.stdout}{renewal.stderr}")
+    assert renewal.returncode == 0
+    served = before
+    while time.monotonic() - started < SERVED_WITHIN_S:
+        served = served_certificate(root)
+        if served.serial_number != before.serial_number:
+            break
+        time.sleep(0.5)
+    time.sleep(2)  # requests across the reload's aftermath
+    loop.stop.set()
+    loop.join(timeout=60)
+    assert served.serial_number != before.serial_number, "the renewed certificate is not served"
+    assert names(served) == WILDCARD_NAMES
+    assert loop.ok > 20
+    assert loop.failures == [], f"{len(loop.failures)} failed of {loop.ok + len(loop.failures)}"
