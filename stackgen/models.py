@@ -339,6 +339,11 @@ class TlsConfig(Strict):
     dns_propagation_seconds: Annotated[StrictInt, Field(ge=0, le=3600)] | None = Field(
         default=None, description="wait after publishing the TXT record before validation"
     )
+    certificate_hours: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None,
+        description="how long the CA's certificates last, in hours, when not 90 days (e.g. "
+        "Let's Encrypt's short-lived ones); Traefik plans its renewals from it",
+    )
     redirect_http: StrictBool | None = Field(
         default=None,
         description="publish port 80 with a redirect to HTTPS (default: only where HTTP-01 "

@@ -232,6 +232,7 @@ class PebbleCA:
         default_ipv4: str = "127.0.0.1",
         start_timeout: float = 30.0,
         dns_server: str | None = None,
+        cert_validity_seconds: int = CERT_VALIDITY_SECONDS,
     ) -> None:
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="stackgen-pebble-")).resolve()
         self.http_port = http_port
@@ -246,6 +247,8 @@ class PebbleCA:
         # instead of pebble-challtestsrv: then DNS-01 is validated against the TXT record
         # the client really published, and every name resolves as that server says.
         self.dns_server = dns_server
+        # Short-lived certificates make a client's own renewal happen within a test.
+        self.cert_validity_seconds = cert_validity_seconds
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # ----------------------------------------------------------------- paths and URLs
@@ -450,7 +453,7 @@ class PebbleCA:
                 "externalAccountBindingRequired": False,
                 # Like Let's Encrypt (Pebble's default is 5 years, which Mozilla's
                 # intermediate profile and its scanners flag as too long).
-                "certificateValidityPeriod": CERT_VALIDITY_SECONDS,
+                "certificateValidityPeriod": self.cert_validity_seconds,
             }
         }
         self.config_file.write_text(json.dumps(config, indent=2) + "\n")

@@ -78,6 +78,28 @@ def dns_pebble(bind9: Bind9, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         ca.stop()
 
 
+@pytest.fixture
+def short_lived_pebble(
+    bind9: Bind9, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PebbleCA]:
+    """Certificates that last 15 minutes: a client planning renewals from a 1-hour duration
+    (a third before expiry, checked every minute) renews within a minute by itself."""
+    ca = PebbleCA(
+        state_dir=tmp_path_factory.mktemp("pebble-short"),
+        http_port=HTTP_PORT,
+        tls_port=HTTPS_PORT,
+        acme_port=18143 + PORT_SHIFT,
+        management_port=18153 + PORT_SHIFT,
+        dns_server=bind9.host_address,
+        cert_validity_seconds=15 * 60,
+    )
+    ca.start()
+    try:
+        yield ca
+    finally:
+        ca.stop()
+
+
 def dns_secrets(bind9: Bind9) -> str:
     return (
         f"RFC2136_NAMESERVER={bind9.container_address}\n"
@@ -117,7 +139,13 @@ def make_dns_stack(
     def logs(stack: Any) -> None:
         stack.notes.append("pebble:\n" + dns_pebble.log_tail() + "\n" + bind9.log_tail())
 
-    def make(proxy: str, *, mode: str = "acme-dns", tls: dict[str, Any] | None = None) -> Stack:
+    def make(
+        proxy: str,
+        *,
+        mode: str = "acme-dns",
+        tls: dict[str, Any] | None = None,
+        pebble: PebbleCA | None = None,
+    ) -> Stack:
         extra: dict[str, Any] = {}
         if mode == "acme-dns":
             extra = {
@@ -133,7 +161,7 @@ def make_dns_stack(
             domain=DOMAIN,
             ports=Ports(http=HTTP_PORT, https=HTTPS_PORT, jellyfin=JELLYFIN_PORT),
             subnet=SUBNET,
-            pebble=dns_pebble,
+            pebble=pebble or dns_pebble,
             config={"tls": extra | (tls or {})},
             project=f"sgtest{SLOT}-{uuid.uuid4().hex[:8]}",
             name=f"stack-{len(factory.stacks)}",
@@ -245,6 +273,36 @@ def test_forced_dns01_renewal_under_load_loses_no_request(
     loop.stop.set()
     loop.join(timeout=60)
     assert served.serial_number != before.serial_number, "the renewed certificate is not served"
+    assert names(served) == WILDCARD_NAMES
+    assert loop.ok > 20
+    assert loop.failures == [], f"{len(loop.failures)} failed of {loop.ok + len(loop.failures)}"
+
+
+def test_traefik_renews_through_dns01_under_load_and_loses_no_request(
+    make_dns_stack: DnsStackFactory, short_lived_pebble: PebbleCA
+) -> None:
+    """Traefik has no command to force a renewal: with 15-minute certificates and
+    `certificatesDuration = 1` it renews by itself within a minute, through bind9 again, and
+    swaps the certificate in place while requests keep coming."""
+    stack = make_dns_stack("traefik", tls={"certificate_hours": 1}, pebble=short_lived_pebble)
+    root = short_lived_pebble.issuer_root_file
+    before = served_certificate(root)
+    loop = lowlevel.RequestLoop(
+        DOMAIN, HTTPS_PORT, root, max_requests=MAX_REQUESTS, max_seconds=MAX_SECONDS
+    )
+    loop.start()
+    started = time.monotonic()
+    served = before
+    while time.monotonic() - started < 100:
+        served = served_certificate(root)
+        if served.serial_number != before.serial_number:
+            break
+        time.sleep(1)
+    time.sleep(2)
+    loop.stop.set()
+    loop.join(timeout=60)
+    stack.notes.append(f"renewed after {time.monotonic() - started:.0f} s")
+    assert served.serial_number != before.serial_number, "Traefik did not renew"
     assert names(served) == WILDCARD_NAMES
     assert loop.ok > 20
     assert loop.failures == [], f"{len(loop.failures)} failed of {loop.ok + len(loop.failures)}"

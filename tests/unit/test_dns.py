@@ -204,3 +204,9 @@ def test_bad_input_is_one_line_and_writes_nothing(
     errors = [line for line in result.stderr.splitlines() if line.startswith("stackgen: error")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_short_lived_certificates_plan_traefiks_renewals(tmp_path: Path) -> None:
+    config = _dns("traefik", tmp_path, certificate_hours=160)
+    static = tomllib.loads(rendered(config, tmp_path)["traefik/traefik.toml"])
+    assert static["certificatesResolvers"]["acme"]["acme"]["certificatesDuration"] == 160
