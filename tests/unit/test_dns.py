@@ -210,3 +210,30 @@ def test_short_lived_certificates_plan_traefiks_renewals(tmp_path: Path) -> None
     config = _dns("traefik", tmp_path, certificate_hours=160)
     static = tomllib.loads(rendered(config, tmp_path)["traefik/traefik.toml"])
     assert static["certificatesResolvers"]["acme"]["acme"]["certificatesDuration"] == 160
+
+
+def test_up_refuses_before_starting_anything_when_a_credential_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackgen import lifecycle
+    from stackgen.errors import ProblemsFoundError
+    from stackgen.testing.allocate import bind_free_port
+
+    folder = tmp_path / "s"
+    ports = ["--https-port", str(bind_free_port()), "--jellyfin-port", str(bind_free_port())]
+    result = stackgen(*BASE, *DNS, *ports, "--dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    # No engine here: everything before `docker compose up` runs as in `stackgen up`.
+    monkeypatch.setattr(lifecycle, "require_engine", lambda: None)
+    monkeypatch.setattr(lifecycle, "_own_containers", lambda stack: [])
+    monkeypatch.setattr(lifecycle, "image_present", lambda image: True)
+    monkeypatch.setattr(
+        lifecycle, "check_stack", lambda stack: check_stack(stack, use_docker=False)
+    )
+    started: list[str] = []
+    monkeypatch.setattr(Stack, "compose", property(lambda self: started.append("compose") or None))
+    with pytest.raises(
+        ProblemsFoundError, match=r"RFC2136_NAMESERVER is empty: fill it in .*\.env"
+    ):
+        lifecycle.up(Stack.load(folder), timeout=1, progress=lambda line: None)
+    assert started == []
