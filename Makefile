@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 PROXY ?= traefik
 SUBPATH ?=
 DEMO_DIR ?= demo
+TLS ?= http
 
 .PHONY: help venv tools lint unit engine images test golden demo demo-down wheel clean bench
 
 help:
-	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin optional)"
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
@@ -61,7 +62,7 @@ test: venv tools lint engine images
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) tests/integration
 
 demo: venv
-	PROXY=$(PROXY) SUBPATH=$(SUBPATH) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
+	PROXY=$(PROXY) SUBPATH=$(SUBPATH) TLS=$(TLS) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
 
 demo-down: venv
 	DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo-down.sh

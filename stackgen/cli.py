@@ -27,9 +27,11 @@ from stackgen.models import (
     LETSENCRYPT_STAGING,
     JellyfinNetwork,
     TlsMode,
+    TlsSource,
 )
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
+from stackgen.render import secrets_file
 from stackgen.stack import RenderOutcome, Stack, init_stack, render_dir
 from stackgen.stack_checks import check_stack, summarize
 from stackgen.writer import Action
@@ -167,6 +169,16 @@ def _parse_media(values: list[str]) -> list[dict[str, Any]]:
     return media
 
 
+def _parse_credentials(values: list[str]) -> dict[str, str]:
+    credentials: dict[str, str] = {}
+    for value in values:
+        name, sep, secret = value.partition("=")
+        if not sep or not name:
+            raise InvalidInputError(f"--dns-credential {name or value!r}: expected NAME=VALUE")
+        credentials[name] = secret
+    return credentials
+
+
 @app.command()
 def init(
     proxy: Annotated[str, typer.Argument(help=f"One of: {', '.join(available())}.")],
@@ -190,6 +202,34 @@ def init(
     dns_provider: Annotated[str | None, typer.Option(help="DNS provider (acme-dns).")] = None,
     dns_env: Annotated[
         list[str] | None, typer.Option(help="Credential variable name (acme-dns); repeatable.")
+    ] = None,
+    dns_credential: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=VALUE written to .env (0600), never stackgen.toml; repeatable."),
+    ] = None,
+    wildcard: Annotated[
+        bool, typer.Option(help="One certificate for *.ZONE and ZONE (acme-dns only).")
+    ] = False,
+    zone: Annotated[
+        str | None, typer.Option(help="DNS zone of the domain (default: its parent).")
+    ] = None,
+    dns_resolver: Annotated[
+        list[str] | None,
+        typer.Option(help="IP:PORT of a DNS server the ACME client asks (acme-dns); repeatable."),
+    ] = None,
+    dns_propagation_seconds: Annotated[
+        int | None, typer.Option(help="Wait after publishing the TXT record (acme-dns).")
+    ] = None,
+    tls_source: Annotated[
+        TlsSource | None,
+        typer.Option(help="Who obtains the certificate: the proxy's own client or certbot."),
+    ] = None,
+    redirect_http: Annotated[
+        bool | None,
+        typer.Option(
+            help="Publish port 80 with a redirect to HTTPS (default: only where HTTP-01 or a "
+            "LAN mode needs it)."
+        ),
     ] = None,
     cert_file: Annotated[str | None, typer.Option(help="Certificate chain (tls files).")] = None,
     key_file: Annotated[str | None, typer.Option(help="Private key (tls files).")] = None,
@@ -250,6 +290,12 @@ def init(
         ("dns_provider", dns_provider),
         ("cert_file", cert_file),
         ("key_file", key_file),
+        ("dns_zone", zone),
+        ("dns_resolvers", dns_resolver or None),
+        ("dns_propagation_seconds", dns_propagation_seconds),
+        ("source", tls_source.value if tls_source else None),
+        ("redirect_http", redirect_http),
+        ("wildcard", True if wildcard else None),
     ):
         if value is not None:
             tls_table[key] = value
@@ -274,8 +320,12 @@ def init(
     if project is not None:
         data["project"] = project
     config = build_config(data, directory)
+    # Checked, like the configuration, before anything is written.
+    state = []
+    if dns_credential:
+        state.append(secrets_file(config, _parse_credentials(dns_credential)))
     with changing(directory, "init", writes=not dry_run):
-        outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run)
+        outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run, state=state)
     report_render(outcome, as_json=as_json, verb="stack written to")
     if not as_json and outcome.written:
         say(f"next: stackgen up --dir {directory}  (then open {config.public_url})")

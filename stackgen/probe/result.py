@@ -7,7 +7,8 @@ keep the version, anything else bumps it):
       "schema": "stackgen.verify/1",
       "target": {"url": str, "resolve": {host: ip}, "ca_file": str|null, "http_port": int,
                  "media_path": str|null (api keys redacted), "known_proxies": [str]|null,
-                 "proxy_addresses": [str]|null, "frames_allowed": bool, "timeout": float},
+                 "proxy_addresses": [str]|null, "frames_allowed": bool, "timeout": float,
+                 "plain_http": bool},
       "summary": {"ok": bool, "passed": int, "warned": int, "failed": int,
                   "skipped": int, "duration_ms": int},
       "checks": [{"id": str, "title": str, "status": "pass"|"warn"|"fail",
@@ -107,6 +108,7 @@ class Report:
             "known_proxies": list(t.known_proxies) if t.known_proxies is not None else None,
             "proxy_addresses": list(t.proxy_addresses) if t.proxy_addresses is not None else None,
             "frames_allowed": t.frames_allowed,
+            "plain_http": t.plain_http,
             "timeout": t.timeout,
         }
 
