@@ -66,6 +66,7 @@ def stack_target(
             resolve={config.domain: config.connect_address},
             ca_file=ca_file or ((stack.folder / trust) if trust else None),
             http_port=config.ports.http,
+            plain_http=config.publishes_http,
             media_path=media_path,
             known_proxies=known,
             proxy_addresses=addresses,

@@ -7,7 +7,8 @@ keep the version, anything else bumps it):
       "schema": "stackgen.verify/1",
       "target": {"url": str, "resolve": {host: ip}, "ca_file": str|null, "http_port": int,
                  "media_path": str|null (api keys redacted), "known_proxies": [str]|null,
-                 "proxy_addresses": [str]|null, "frames_allowed": bool, "timeout": float},
+                 "proxy_addresses": [str]|null, "frames_allowed": bool, "timeout": float,
+                 "plain_http": bool},
       "summary": {"ok": bool, "passed": int, "warned": int, "failed": int,
                   "skipped": int, "duration_ms": int},
       "checks": [{"id": str, "title": str, "status": "pass"|"warn"|"fail",
@@ -129,6 +130,7 @@ class Report:
             "http3": t.http3,
             "lan_url": t.lan_url,
             "from_lan": t.from_lan,
+            "plain_http": t.plain_http,
             "timeout": t.timeout,
         }
 

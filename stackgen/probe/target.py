@@ -93,6 +93,9 @@ class Target:
     resolve: Mapping[str, str] = field(default_factory=dict)  # host -> IP (like curl --resolve)
     ca_file: Path | None = None  # extra trust anchors (PEM); None = system store only
     http_port: int = 80  # where plain HTTP is served (redirect + ACME checks)
+    # False: the stack publishes no plain-HTTP port at all (DNS-01 or TLS-ALPN-01 without a
+    # redirect listener), so the redirect checks have nothing to judge.
+    plain_http: bool = True
     media_path: str | None = None  # path under the base for Range/TTFB; None -> /web/index.html
     known_proxies: Sequence[str] | None = None  # Jellyfin network.xml KnownProxies, when known
     proxy_addresses: Sequence[str] | None = None  # where the proxy connects to Jellyfin from

@@ -24,6 +24,15 @@ TLS_CASES: dict[str, dict[str, Any]] = {
     "acme": {"mode": "acme"},
     "acme-tls-alpn": {"mode": "acme-tls-alpn"},
     "acme-dns": {"mode": "acme-dns", "dns_provider": "cloudflare", "dns_env": ["CF_DNS_API_TOKEN"]},
+    # The old docs' Traefik example, on any proxy: one certificate for the zone, DNS-01
+    # through RFC 2136 (bind9), no port 80.
+    "acme-dns-wildcard": {
+        "mode": "acme-dns",
+        "dns_provider": "rfc2136",
+        "wildcard": True,
+        "dns_resolvers": ["192.0.2.53:53"],
+        "dns_propagation_seconds": 10,
+    },
     "internal": {"mode": "internal"},
     "files": {
         "mode": "files",

@@ -496,6 +496,31 @@ def test_if_range(plain: StandinProcess) -> None:
     assert plain.get(path, {"If-Modified-Since": last_modified}).status == 304
 
 
+def test_media_comes_from_a_real_file_and_keeps_ranges(tmp_path: Path) -> None:
+    """The zero-copy path (sendfile from the written file) serves the same bytes and the
+    same Range answers as the in-memory path; `memory` keeps the old behaviour."""
+    media = tmp_path / "media.bin"
+    server = StandinProcess(tmp_path, {"STANDIN_MEDIA_FILE": str(media)}).ready()
+    try:
+        server.wait_for_line(lambda text: "media file ready" in text)
+        assert media.read_bytes() == standin.media_bytes(0, MEDIA_BYTES)
+        path = "/Videos/item1/stream?static=true"
+        assert server.get(path).body == standin.media_bytes(0, MEDIA_BYTES)
+        part = server.get(path, {"Range": "bytes=1000000-1000499"})
+        assert part.status == 206 and part.body == standin.media_bytes(1_000_000, 500)
+        tail = server.get(path, {"Range": "bytes=-300"})
+        assert tail.body == standin.media_bytes(MEDIA_BYTES - 300, 300)
+    finally:
+        assert server.stop() == 0
+    memory = StandinProcess(tmp_path, {"STANDIN_MEDIA_FILE": "memory"}).ready()
+    try:
+        part = memory.get(path, {"Range": "bytes=10-19"})
+        assert (part.status, part.body) == (206, standin.media_bytes(10, 10))
+        assert "media file ready" not in memory.output
+    finally:
+        assert memory.stop() == 0
+
+
 def test_upload_of_20_mb(plain: StandinProcess) -> None:
     body = os.urandom(20 * 1024 * 1024)
     reply = plain.request("POST", "/__standin/upload", {"Content-Type": "image/jpeg"}, body)

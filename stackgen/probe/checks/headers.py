@@ -8,8 +8,8 @@ import re
 from collections.abc import Sequence
 
 from stackgen.probe import client
-from stackgen.probe.base import Outcome, check, failed, passed, warned
-from stackgen.probe.checks.redirect import ACME_PATH, probe_path
+from stackgen.probe.base import NotApplicable, Outcome, check, failed, passed, warned
+from stackgen.probe.checks.redirect import ACME_PATH, NO_PLAIN_HTTP, probe_path
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import Status
 
@@ -107,6 +107,8 @@ def hsts_https(ctx: ProbeContext) -> Outcome:
 
 @check("hsts.http", "No HSTS on plain-HTTP responses", HINT_HSTS_HTTP)
 def hsts_http(ctx: ProbeContext) -> Outcome:
+    if not ctx.target.plain_http:
+        raise NotApplicable(NO_PLAIN_HTTP)
     carrying: list[str] = []
     seen: list[str] = []
     for path in (probe_path(ctx), ACME_PATH):
@@ -292,8 +294,9 @@ _VERSION = re.compile(r"\d")
 )
 def headers_server_version(ctx: ProbeContext) -> Outcome:
     responses: list[client.Response] = [ctx.web_page(), ctx.error_page()]
-    with contextlib.suppress(client.ProbeError):  # port 80 problems: redirect.https
-        responses.append(ctx.http(probe_path(ctx)))
+    if ctx.target.plain_http:
+        with contextlib.suppress(client.ProbeError):  # port 80 problems: redirect.https
+            responses.append(ctx.http(probe_path(ctx)))
     leaks: dict[str, str] = {}
     seen: dict[str, str] = {}
     for resp in responses:

@@ -29,9 +29,6 @@ class Nginx(Proxy):
     )
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = "/etc/nginx/conf.d"
-    # With proxy_buffering off, nginx relays upstream data in chunks of this size; the
-    # default (4k/8k, one page) costs several times the CPU per streamed byte.
-    buffer_size: ClassVar[int] = 64 * 1024
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         return certbot_or_files(config, SERVED)

@@ -4,7 +4,7 @@
 This is NOT Jellyfin. No package registry we can reach ships a Jellyfin server, so
 stackgen's tests put this small aiohttp app where the generated stacks expect the
 ``jellyfin/jellyfin`` image. It imitates only what a reverse proxy can observe (see
-``shared/jellyfin-contract.md``); where that document and the Jellyfin source disagree,
+``docs/jellyfin.md`` in the repository); where that page and the Jellyfin source disagree,
 the source wins and the difference is written down here.
 
 It runs on Debian bookworm's ``python3-aiohttp`` (3.8.4) and Python 3.11, so it only
@@ -38,6 +38,9 @@ Environment
                                    a free port (the "listening on" log line names it)
     ``STANDIN_STARTUP_SECONDS``    length of the emulated start-up phase (default 0)
     ``STANDIN_MEDIA_BYTES``        size of the generated media file (default 64 MiB)
+    ``STANDIN_MEDIA_FILE``         where that file is written (default
+                                   ``$JELLYFIN_CACHE_DIR/standin-media-<size>.bin``, else
+                                   the temp dir); ``memory`` serves it from memory instead
     ``STANDIN_SERVER_NAME``        ``ServerName`` (default: the host name)
     ``STANDIN_SHUTDOWN_SECONDS``   grace period for in-flight requests on SIGTERM (5)
 Command-line options of the real server that matter here are accepted
@@ -89,8 +92,12 @@ Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
   ``{"MessageType": "KeepAlive", "MessageId": ...}``.
 * ``GET|HEAD {base}/Videos/{id}/stream[.{container}]`` (any query, e.g.
   ``static=true``): a generated file of ``STANDIN_MEDIA_BYTES`` bytes whose byte at
-  offset ``i`` is ``i % 251`` (see ``media_bytes``), ``video/mp4``, streamed in 64 KiB
-  chunks. Range handling is ASP.NET's: ``Accept-Ranges: bytes``, a fixed
+  offset ``i`` is ``i % 251`` (see ``media_bytes``), ``video/mp4``. Like Jellyfin's
+  direct play (ASP.NET ``PhysicalFileResult``), the body goes from a real file on disk
+  with ``sendfile`` (zero-copy); the file is written once at start-up, in the
+  background. Where no file can be written, or the transport cannot ``sendfile``, the
+  same bytes are streamed from memory in 64 KiB chunks. Range handling is ASP.NET's:
+  ``Accept-Ranges: bytes``, a fixed
   ``Last-Modified`` (``MEDIA_LAST_MODIFIED``) and **no ETag**; one range ``a-b``/``a-``/
   ``-n`` -> 206 + ``Content-Range``; several ranges or a malformed header -> full 200;
   unsatisfiable -> 416 + ``Content-Range: bytes */N``. ``If-Range`` with an HTTP date
@@ -151,6 +158,8 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -680,6 +689,37 @@ def apply_forwarded_headers(
 _PATTERN: Final = bytes(range(MEDIA_MODULUS)) * (CHUNK_SIZE // MEDIA_MODULUS + 2)
 
 
+def write_media_file(path: Path, size: int) -> bool:
+    """Make ``path`` hold the ``size``-byte media pattern; False when it cannot be written.
+
+    An existing file of the right size is reused (a restart need not rewrite 512 MiB);
+    a new one is written beside it and renamed, so a reader never sees half a file.
+    """
+    try:
+        if path.is_file() and path.stat().st_size == size:
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Whole pattern periods per write, so every block starts at phase 0.
+        block = bytes(range(MEDIA_MODULUS)) * ((1 << 20) // MEDIA_MODULUS)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".standin-media-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                left = size
+                while left > 0:
+                    n = min(left, len(block))
+                    out.write(block[:n])
+                    left -= n
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        log.warning("media file %s not written (%s): serving media from memory", path, exc)
+        return False
+    return True
+
+
 def media_bytes(offset: int, length: int) -> bytes:
     """The generated file's bytes ``[offset, offset + length)``: byte ``i`` is ``i % 251``."""
     out = bytearray()
@@ -791,6 +831,7 @@ class Settings:
     config_dir: Path
     startup_seconds: float
     media_bytes: int
+    media_file: Path | None  # None: serve the pattern from memory
     server_name: str
     published_server_url: str
     shutdown_seconds: float
@@ -809,19 +850,32 @@ class Settings:
             or (str(Path(data_dir) / "config") if data_dir else DEFAULT_CONFIG_DIR)
         )
         port_text = env.get("STANDIN_PORT", "").strip()
+        media_size = int(env.get("STANDIN_MEDIA_BYTES", str(DEFAULT_MEDIA_BYTES)))
         return cls(
             # Like Jellyfin, listen on every IPv4 interface; containers need it.
             bind=env.get("STANDIN_BIND", "0.0.0.0"),
             port=int(port_text) if port_text else None,
             config_dir=Path(config_dir),
             startup_seconds=float(env.get("STANDIN_STARTUP_SECONDS", "0") or 0),
-            media_bytes=int(env.get("STANDIN_MEDIA_BYTES", str(DEFAULT_MEDIA_BYTES))),
+            media_bytes=media_size,
+            media_file=_media_file(env, media_size),
             server_name=env.get("STANDIN_SERVER_NAME") or socket.gethostname(),
             published_server_url=(
                 args.published_server_url or env.get("JELLYFIN_PublishedServerUrl", "")
             ),
             shutdown_seconds=float(env.get("STANDIN_SHUTDOWN_SECONDS", "5")),
         )
+
+
+def _media_file(env: Mapping[str, str], size: int) -> Path | None:
+    chosen = env.get("STANDIN_MEDIA_FILE", "").strip()
+    if chosen.lower() == "memory":
+        return None
+    if chosen:
+        return Path(chosen)
+    cache = env.get("JELLYFIN_CACHE_DIR", "").strip()
+    folder = Path(cache) if cache and os.access(cache, os.W_OK) else Path(tempfile.gettempdir())
+    return folder / f"standin-media-{size}.bin"
 
 
 @dataclasses.dataclass
@@ -868,6 +922,9 @@ class StandinServer:
         self.ready_at = time.monotonic() + settings.startup_seconds
         self.websockets: set[web.WebSocketResponse] = set()
         self.shutting_down = False
+        # Set once the media file exists; until then (or if it never can) media comes
+        # from memory, so start-up is not delayed by writing a large file.
+        self.media_ready = threading.Event()
         self.routes = [
             Route(self._re("/health"), None, self.health),
             Route(self._re("/system/ping"), frozenset({"GET", "POST"}), self.ping),
@@ -1165,6 +1222,10 @@ class StandinServer:
             return response
         offset, remaining = first, last - first + 1
         try:
+            if await self._sendfile(request, offset, remaining):
+                exchange.bytes_sent += remaining
+                await response.write_eof()
+                return response
             while remaining > 0:
                 n = min(remaining, CHUNK_SIZE)
                 start = offset % MEDIA_MODULUS
@@ -1173,9 +1234,35 @@ class StandinServer:
                 offset, remaining = offset + n, remaining - n
                 exchange.bytes_sent += n
             await response.write_eof()
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             pass  # the client seeked or stopped; normal for players
         return response
+
+    def prepare_media_file(self) -> None:
+        """Write the media file (in a worker thread at start-up)."""
+        path = self.settings.media_file
+        if path is not None and write_media_file(path, self.settings.media_bytes):
+            self.media_ready.set()
+            log.info("media file ready: %s (%d bytes, sendfile)", path, self.settings.media_bytes)
+
+    async def _sendfile(self, request: web.BaseRequest, offset: int, count: int) -> bool:
+        """Send the body from the file with zero-copy; False when the caller must stream."""
+        path = self.settings.media_file
+        transport = request.transport
+        if path is None or not self.media_ready.is_set() or transport is None:
+            return False
+        try:
+            handle = path.open("rb")
+        except OSError:
+            return False
+        with handle:
+            loop = asyncio.get_running_loop()
+            try:
+                # Headers were written by prepare(); sendfile waits for them to flush.
+                await loop.sendfile(transport, handle, offset, count, fallback=False)
+            except (NotImplementedError, asyncio.SendfileNotAvailableError):
+                return False
+        return True
 
     async def _consume_body(self, request: web.BaseRequest) -> tuple[int, str]:
         digest, total = hashlib.sha256(), 0
@@ -1296,6 +1383,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     site = web.SockSite(runner, sock)
     await site.start()
+    media = asyncio.create_task(asyncio.to_thread(server.prepare_media_file))
     log.info(
         "jellyfin stand-in %s listening on http://%s:%d base_url=%r known_proxies=%s "
         "trusted=%s startup_seconds=%s",
@@ -1308,6 +1396,7 @@ async def serve(settings: Settings) -> None:
         settings.startup_seconds,
     )
     await stop.wait()
+    media.cancel()
     log.info("shutting down (grace %ss)", settings.shutdown_seconds)
     # A bounded wait instead of aiohttp's shutdown_timeout keyword, whose home moved
     # between aiohttp 3.8 and 3.9.
