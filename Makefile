@@ -6,16 +6,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROXY ?= traefik
 SUBPATH ?=
+# Client options of the demo stack: HTTP2=0 turns h2 off, HTTP3=1 adds QUIC (Caddy, Traefik).
+HTTP2 ?= 1
+HTTP3 ?= 0
+IPV6 ?= 0
 DEMO_DIR ?= demo
+TLS ?= http
 
-.PHONY: help venv tools lint unit engine images test golden demo demo-down wheel clean
+.PHONY: help venv tools lint unit engine images test golden demo demo-down wheel clean bench
 
 help:
-	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin optional)"
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
 	@echo "make golden    rewrite golden files after an intended change"
+	@echo "make bench     every proxy vs Jellyfin direct, the TLS ceiling and the docs configs"
+	@echo "               (~30 min; BENCH_PROXIES=nginx BENCH_SIZE=64 BENCH_PAIRS=2 for a short run)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +43,8 @@ $(TOOLS)/.installed:
 tools: $(TOOLS)/.installed
 
 lint: venv
-	$(VENV)/bin/ruff check stackgen tests
-	$(VENV)/bin/ruff format --check stackgen tests
+	$(VENV)/bin/ruff check stackgen tests bench
+	$(VENV)/bin/ruff format --check stackgen tests bench
 	$(VENV)/bin/mypy stackgen
 
 unit: venv
@@ -59,13 +66,21 @@ test: venv tools lint engine images
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) tests/integration
 
 demo: venv
-	PROXY=$(PROXY) SUBPATH=$(SUBPATH) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
+	PROXY=$(PROXY) SUBPATH=$(SUBPATH) TLS=$(TLS) HTTP2=$(HTTP2) HTTP3=$(HTTP3) IPV6=$(IPV6) \
+		DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
 
 demo-down: venv
 	DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo-down.sh
 
 wheel: venv
 	$(PY) -m build --wheel --outdir dist .
+
+# Root only (network namespace, cgroup statistics). Knobs, read by bench/run.py:
+# BENCH_PROXIES BENCH_CONFIGS BENCH_HTTP BENCH_SIZE (MiB) BENCH_PAIRS BENCH_API_SECONDS
+# BENCH_STREAMS BENCH_STREAM_SECONDS BENCH_BITRATE (Mbit/s) BENCH_OUT. Writes
+# bench/results/*.json and bench/REPORT.md; exit 1 lists the goals missed.
+bench: venv engine images
+	$(PY) bench/run.py
 
 clean:
 	rm -rf dist build .mypy_cache .ruff_cache .pytest_cache

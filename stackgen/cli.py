@@ -37,9 +37,11 @@ from stackgen.models import (
     LETSENCRYPT_STAGING,
     JellyfinNetwork,
     TlsMode,
+    TlsSource,
 )
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
+from stackgen.render import secrets_file
 from stackgen.stack import RenderOutcome, Stack, init_stack, project_name, render_dir
 from stackgen.stack_checks import check_stack, summarize
 from stackgen.writer import Action
@@ -192,6 +194,16 @@ def _parse_media(values: list[str]) -> list[dict[str, Any]]:
     return media
 
 
+def _parse_credentials(values: list[str]) -> dict[str, str]:
+    credentials: dict[str, str] = {}
+    for value in values:
+        name, sep, secret = value.partition("=")
+        if not sep or not name:
+            raise InvalidInputError(f"--dns-credential {name or value!r}: expected NAME=VALUE")
+        credentials[name] = secret
+    return credentials
+
+
 @app.command()
 def init(
     proxy: Annotated[str, typer.Argument(help=f"One of: {', '.join(available())}.")],
@@ -216,6 +228,34 @@ def init(
     dns_env: Annotated[
         list[str] | None, typer.Option(help="Credential variable name (acme-dns); repeatable.")
     ] = None,
+    dns_credential: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=VALUE written to .env (0600), never stackgen.toml; repeatable."),
+    ] = None,
+    wildcard: Annotated[
+        bool, typer.Option(help="One certificate for *.ZONE and ZONE (acme-dns only).")
+    ] = False,
+    zone: Annotated[
+        str | None, typer.Option(help="DNS zone of the domain (default: its parent).")
+    ] = None,
+    dns_resolver: Annotated[
+        list[str] | None,
+        typer.Option(help="IP:PORT of a DNS server the ACME client asks (acme-dns); repeatable."),
+    ] = None,
+    dns_propagation_seconds: Annotated[
+        int | None, typer.Option(help="Wait after publishing the TXT record (acme-dns).")
+    ] = None,
+    tls_source: Annotated[
+        TlsSource | None,
+        typer.Option(help="Who obtains the certificate: the proxy's own client or certbot."),
+    ] = None,
+    redirect_http: Annotated[
+        bool | None,
+        typer.Option(
+            help="Publish port 80 with a redirect to HTTPS (default: only where HTTP-01 or a "
+            "LAN mode needs it)."
+        ),
+    ] = None,
     cert_file: Annotated[str | None, typer.Option(help="Certificate chain (tls files).")] = None,
     key_file: Annotated[str | None, typer.Option(help="Private key (tls files).")] = None,
     http_port: Annotated[str, typer.Option(help="Published HTTP port.")] = "80",
@@ -239,6 +279,19 @@ def init(
         typer.Option(help="Override an image, SERVICE=IMAGE (jellyfin, traefik, ...); repeatable."),
     ] = None,
     project: Annotated[str | None, typer.Option(help="Compose project name.")] = None,
+    http2: Annotated[
+        bool, typer.Option(help="Offer HTTP/2 (off for clients that stall or cannot seek on h2).")
+    ] = True,
+    http3: Annotated[
+        bool, typer.Option("--http3", help="Offer HTTP/3 over UDP (Caddy and Traefik only).")
+    ] = False,
+    lan_url: Annotated[
+        str | None, typer.Option(help="URL Jellyfin gives LAN clients (needs --lan-subnet).")
+    ] = None,
+    lan_subnet: Annotated[
+        list[str] | None,
+        typer.Option(help="A private subnet whose clients get --lan-url; repeatable."),
+    ] = None,
     run_as: Annotated[
         str | None, typer.Option(help="uid:gid the containers run as (default: yours).")
     ] = None,
@@ -264,6 +317,10 @@ def init(
         jellyfin["image"] = images.pop("jellyfin")
     if published_url:
         jellyfin["published_url"] = published_url
+    if lan_url is not None:
+        jellyfin["lan_url"] = lan_url
+    if lan_subnet:
+        jellyfin["lan_subnets"] = list(lan_subnet)
     tls_table: dict[str, Any] = {"mode": tls.value, "dns_env": dns_env or []}
     if staging and ca_url:
         raise InvalidInputError("--staging and --ca-url exclude each other")
@@ -275,6 +332,12 @@ def init(
         ("dns_provider", dns_provider),
         ("cert_file", cert_file),
         ("key_file", key_file),
+        ("dns_zone", zone),
+        ("dns_resolvers", dns_resolver or None),
+        ("dns_propagation_seconds", dns_propagation_seconds),
+        ("source", tls_source.value if tls_source else None),
+        ("redirect_http", redirect_http),
+        ("wildcard", True if wildcard else None),
     ):
         if value is not None:
             tls_table[key] = value
@@ -291,6 +354,8 @@ def init(
         },
         "jellyfin": jellyfin,
         "images": images,
+        "http2": http2,
+        "http3": http3,
     }
     if email is not None:
         data["email"] = email
@@ -299,8 +364,12 @@ def init(
     if project is not None:
         data["project"] = project
     config = build_config(data, directory)
+    # Checked, like the configuration, before anything is written.
+    state = []
+    if dns_credential:
+        state.append(secrets_file(config, _parse_credentials(dns_credential)))
     with changing(directory, "init", writes=not dry_run):
-        outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run)
+        outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run, state=state)
     report_render(outcome, as_json=as_json, verb="stack written to")
     if not as_json and outcome.written:
         say(f"next: stackgen up --dir {directory}  (then open {config.public_url})")
@@ -535,6 +604,13 @@ def verify(
     frames_allowed: Annotated[
         bool, typer.Option(help="You opted in to X-Frame-Options (with --url).")
     ] = False,
+    lan_url: Annotated[
+        str | None, typer.Option(help="URL Jellyfin gives LAN clients (with --url).")
+    ] = None,
+    from_lan: Annotated[
+        bool,
+        typer.Option(help="Run as a LAN client: expect the LAN URL (run it on the LAN)."),
+    ] = False,
     no_acme: Annotated[
         bool,
         typer.Option(
@@ -568,6 +644,8 @@ def verify(
             timeout=timeout,
             # Unknown from outside unless declared: the check then judges the path.
             acme_http01=False if no_acme else None,
+            lan_url=lan_url,
+            from_lan=from_lan,
         )
     else:
         target = verifying.stack_target(
@@ -576,6 +654,7 @@ def verify(
             observed=True,
             media_path=media_path,
             ca_file=ca_file,
+            from_lan=from_lan,
         )
     if junit is not None:
         _ensure_writable_file(junit, "--junit")  # before minutes of probing, not after
@@ -673,6 +752,77 @@ def import_(
         report_render(outcome.render, as_json=False, verb="stack written to")
         if outcome.render.written:
             say(f"next: stackgen check --dir {directory}, then stackgen up --dir {directory}")
+
+
+# --- bench -------------------------------------------------------------------------------
+
+
+@app.command()
+def bench(
+    directory: DirOption = Path(),
+    url: Annotated[str | None, typer.Option(help="Bench any stack by its public URL.")] = None,
+    resolve: Annotated[
+        list[str] | None, typer.Option(help="HOST:IP to connect to instead of DNS; repeatable.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="Extra trust anchors (PEM).")] = None,
+    direct: Annotated[
+        str | None, typer.Option(help="Jellyfin's own URL (http://HOST:8096) to compare with.")
+    ] = None,
+    http2: Annotated[bool, typer.Option("--http2", help="Stream and seek over h2.")] = False,
+    direct_http2: Annotated[
+        bool, typer.Option("--direct-http2", help="h2 to an https --direct too.")
+    ] = False,
+    duration: Annotated[float, typer.Option(help="Seconds per API run and paced streams.")] = 5.0,
+    pairs: Annotated[int, typer.Option(help="Interleaved proxied/direct pairs (A-B-B-A).")] = 3,
+    rate: Annotated[float, typer.Option(help="API requests per second (open loop).")] = 200.0,
+    streams: Annotated[int, typer.Option(help="Concurrent paced streams (0: none).")] = 4,
+    bitrate: Annotated[float, typer.Option(help="Mbit/s of each paced stream.")] = 20.0,
+    media_path: Annotated[
+        str, typer.Option(help="Direct-play stream path under the base URL.")
+    ] = "/Videos/stackgen-bench/stream?static=true",
+    token: Annotated[str, typer.Option(help="api_key for the WebSocket.")] = "stackgen-bench",  # noqa: S107
+    only: Annotated[
+        list[str] | None, typer.Option(help="Phases: stream seek api ws streams; repeatable.")
+    ] = None,
+    check_bytes: Annotated[
+        bool, typer.Option(help="Check paced streams against the stand-in's byte pattern.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds per connection step.")] = 10.0,
+    plot: Annotated[Path | None, typer.Option(help="Write an SVG plot here.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure a live stack: streaming, seek TTFB, API latency (open loop), WebSocket
+    connect, paced streams — proxied against Jellyfin direct, interleaved.
+
+    Example: stackgen bench --dir ./jellyfin-stack --plot bench.svg
+    """
+    from stackgen.bench import command
+    from stackgen.bench.measure import PHASES
+
+    settings = command.settings_from_options(
+        pairs=pairs,
+        duration=duration,
+        rate=rate,
+        streams=streams,
+        bitrate_mbps=bitrate,
+        media_path=media_path,
+        token=token,
+        check_bytes=check_bytes,
+        only=frozenset(only or PHASES),
+        timeout=timeout,
+    )
+    proxied, direct_ep = command.targets(
+        directory=directory,
+        url=url,
+        resolve=resolve or [],
+        ca_file=ca_file,
+        direct=direct,
+        http2=http2,
+        direct_http2=direct_http2,
+        timeout=timeout,
+    )
+    command.run(proxied, direct_ep, settings, as_json=as_json, plot=plot, output=output)
 
 
 # --- entry point -------------------------------------------------------------------------

@@ -154,7 +154,9 @@ def preflight(stack: Stack, progress: Progress) -> None:
     config = stack.config
     require_engine()
     own = _own_containers(stack)
-    ports = [("ports.http", config.ports.http), ("ports.https", config.ports.https)]
+    ports = [("ports.https", config.ports.https)]
+    if config.publishes_http:
+        ports.insert(0, ("ports.http", config.ports.http))
     if config.jellyfin.network_mode is JellyfinNetwork.HOST:
         ports.append(("jellyfin.port", config.jellyfin.port))
     address = str(config.ports.listen_address)

@@ -7,6 +7,8 @@ template and no proxy module computes a fact twice.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 import urllib.parse
@@ -32,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
+from stackgen import dns_providers
 from stackgen.proxies import registry
 
 SCHEMA_VERSION: Final = 1
@@ -73,6 +76,13 @@ class TlsMode(StrEnum):
     @property
     def is_acme(self) -> bool:
         return self in (TlsMode.ACME, TlsMode.ACME_TLS_ALPN, TlsMode.ACME_DNS)
+
+
+class TlsSource(StrEnum):
+    """Who obtains the certificate in the ACME modes (default: the proxy's usual source)."""
+
+    PROXY = "proxy"  # the proxy's own ACME client (Traefik, Caddy)
+    CERTBOT = "certbot"  # the certbot service beside the proxy, for any proxy that reloads
 
 
 class JellyfinNetwork(StrEnum):
@@ -264,6 +274,32 @@ def _text_only(value: object) -> object:
     return value
 
 
+def _net_text_only(value: object) -> object:
+    if not isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+        raise ValueError(f"expected a subnet as a string, got {type(value).__name__}")
+    return value
+
+
+# Where a LAN can be: RFC 1918 and IPv6 unique local addresses (RFC 4193).
+PRIVATE_RANGES: Final = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+
+
+def validate_lan_subnet(
+    value: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if not any(
+        value.version == r.version and value.subnet_of(r)  # type: ignore[arg-type]
+        for r in PRIVATE_RANGES
+    ):
+        raise ValueError(
+            f"LAN subnet {value} is not a private range (10.0.0.0/8, 172.16.0.0/12, "
+            "192.168.0.0/16 or fc00::/7)"
+        )
+    return value
+
+
 def _exact_int(value: object) -> object:
     if type(value) is not int:  # True and 1.0 equal 1: not a version number
         raise ValueError(f"expected an integer, got {type(value).__name__}")
@@ -274,6 +310,11 @@ def _exact_int(value: object) -> object:
 Port = Annotated[StrictInt, AfterValidator(validate_port)]
 IPv4 = Annotated[ipaddress.IPv4Address, BeforeValidator(_text_only)]
 IPv4Net = Annotated[ipaddress.IPv4Network, BeforeValidator(_text_only)]
+LanSubnet = Annotated[
+    ipaddress.IPv4Network | ipaddress.IPv6Network,
+    BeforeValidator(_net_text_only),
+    AfterValidator(validate_lan_subnet),
+]
 Timezone = Annotated[str, AfterValidator(validate_timezone)]
 Url = Annotated[str, AfterValidator(validate_url)]
 EnvName = Annotated[str, AfterValidator(validate_env_name)]
@@ -313,6 +354,32 @@ class TlsConfig(Strict):
     )
     dns_provider: str | None = Field(default=None, description="DNS provider for acme-dns")
     dns_env: list[EnvName] = Field(default_factory=list)
+    source: TlsSource | None = Field(
+        default=None, description="who obtains the certificate (default: the proxy's usual)"
+    )
+    wildcard: StrictBool | None = Field(
+        default=None, description="one certificate for *.ZONE and ZONE (acme-dns only)"
+    )
+    dns_zone: Domain | None = Field(
+        default=None, description="the DNS zone holding the domain (default: its parent)"
+    )
+    dns_resolvers: list[str] | None = Field(
+        default=None,
+        description="host:port of the DNS servers the ACME client asks (default: the system's)",
+    )
+    dns_propagation_seconds: Annotated[StrictInt, Field(ge=0, le=3600)] | None = Field(
+        default=None, description="wait after publishing the TXT record before validation"
+    )
+    certificate_hours: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None,
+        description="how long the CA's certificates last, in hours, when not 90 days (e.g. "
+        "Let's Encrypt's short-lived ones); Traefik plans its renewals from it",
+    )
+    redirect_http: StrictBool | None = Field(
+        default=None,
+        description="publish port 80 with a redirect to HTTPS (default: only where HTTP-01 "
+        "or a LAN mode needs it)",
+    )
     cert_file: str | None = None
     key_file: str | None = None
 
@@ -328,17 +395,49 @@ class TlsConfig(Strict):
     @field_validator("dns_provider")
     @classmethod
     def _provider(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[a-z0-9][a-z0-9._-]*$", value):
-            raise ValueError(f"dns_provider {value!r} is not a provider name")
+        if value is not None:
+            dns_providers.provider(value)  # unknown: the list of known ones
+        return value
+
+    @field_validator("dns_resolvers")
+    @classmethod
+    def _resolvers(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or []:
+            host, _, port = entry.rpartition(":")
+            try:
+                ipaddress.ip_address(host)
+                validate_port(int(port))
+            except ValueError:
+                raise ValueError(f"dns resolver {entry!r} is not IP:port") from None
         return value
 
     @model_validator(mode="after")
     def _mode_needs(self) -> TlsConfig:
         if self.mode is TlsMode.ACME_DNS and not self.dns_provider:
             raise ValueError("tls.mode 'acme-dns' needs tls.dns_provider")
+        if self.wildcard and self.mode is not TlsMode.ACME_DNS:
+            raise ValueError(
+                f"a wildcard certificate needs the DNS-01 challenge (tls.mode 'acme-dns'), "
+                f"not {self.mode.value!r}"
+            )
+        if self.source is TlsSource.CERTBOT and not self.mode.is_acme:
+            raise ValueError(f"tls.source 'certbot' needs an ACME mode, not {self.mode.value!r}")
+        if self.redirect_http is False and self.mode is TlsMode.ACME:
+            raise ValueError("HTTP-01 (tls.mode 'acme') needs port 80: tls.redirect_http false")
         if self.mode is TlsMode.FILES and not (self.cert_file and self.key_file):
             raise ValueError("tls.mode 'files' needs tls.cert_file and tls.key_file")
         return self
+
+
+def validate_tsig_secret(value: str) -> str:
+    """A TSIG secret: base64 of at least 16 bytes (what bind's tsig-keygen prints)."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the TSIG secret is not base64") from None
+    if len(raw) < 16:
+        raise ValueError(f"the TSIG secret is {len(raw)} bytes; at least 16 are needed")
+    return value
 
 
 class PortsConfig(Strict):
@@ -443,6 +542,10 @@ class JellyfinConfig(Strict):
     cache_dir: str = "jellyfin/cache"
     media: list[MediaMount] = Field(default_factory=list)
     published_url: Url | None = None
+    # The URL LAN clients (and cast devices) are sent to instead of the public one,
+    # through network.xml's PublishedServerUriBySubnet; lan_subnets say who is LAN.
+    lan_url: Url | None = None
+    lan_subnets: list[LanSubnet] = Field(default_factory=list)
     timezone: Timezone = "Etc/UTC"
 
     @field_validator("media")
@@ -454,6 +557,29 @@ class JellyfinConfig(Strict):
                 raise ValueError(f"two media folders are mounted on {mount.target!r}")
             seen.add(mount.target)
         return value
+
+    @model_validator(mode="after")
+    def _lan(self) -> JellyfinConfig:
+        if self.lan_url and not self.lan_subnets:
+            raise ValueError("jellyfin.lan_url needs jellyfin.lan_subnets (who is on the LAN)")
+        if self.lan_subnets and not self.lan_url:
+            raise ValueError("jellyfin.lan_subnets needs jellyfin.lan_url (where LAN clients go)")
+        for url in (self.lan_url, self.published_url if self.lan_url else None):
+            if url and "=" in url:
+                # Jellyfin splits each entry at '=' and drops one with more than two parts.
+                raise ValueError(f"{url!r}: a URL in PublishedServerUriBySubnet cannot hold '='")
+        if self.lan_url and self.network_mode is not JellyfinNetwork.HOST:
+            # NetworkManager.MatchesPublishedServerUrl skips a subnet entry unless one of
+            # the server's interfaces is in that subnet: a bridged container has none.
+            raise ValueError(
+                "jellyfin.lan_url needs network_mode 'host': Jellyfin applies a subnet's URL "
+                "only when it has an address in that subnet"
+            )
+        for i, a in enumerate(self.lan_subnets):
+            for b in self.lan_subnets[i + 1 :]:
+                if a.version == b.version and a.overlaps(b):
+                    raise ValueError(f"LAN subnets {a} and {b} overlap")
+        return self
 
     @field_validator("config_dir", "cache_dir")
     @classmethod
@@ -529,6 +655,23 @@ class StackConfig(Strict):
     # A factory: a proxy registered after import still gets its default image.
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     headers: HeadersConfig = Field(default_factory=HeadersConfig)
+    # Off for clients that stall or cannot seek over h2 (Kodi, some TV apps): ALPN then
+    # offers http/1.1 only, on every proxy.
+    http2: StrictBool = True
+    # QUIC on the HTTPS port's UDP twin, advertised with Alt-Svc; only proxies whose
+    # official image has it (Proxy.supports_http3), refused with the reason otherwise.
+    http3: StrictBool = False
+
+    @model_validator(mode="after")
+    def _lan_not_the_proxy_network(self) -> StackConfig:
+        for subnet in self.jellyfin.lan_subnets:
+            if subnet.version == 4 and subnet.overlaps(self.network.subnet):
+                # The proxy's own address would count as a LAN client.
+                raise ValueError(
+                    f"jellyfin.lan_subnets: {subnet} overlaps the proxy network "
+                    f"{self.network.subnet}"
+                )
+        return self
 
     @field_validator("run_as")
     @classmethod
@@ -551,6 +694,14 @@ class StackConfig(Strict):
         if self.tls.mode.is_acme and not self.email:
             # Not required by every CA, but it is the only way to hear about problems.
             raise ValueError(f"email is required with tls.mode {self.tls.mode.value!r}")
+        zone = self.tls.dns_zone
+        if zone is not None and not (self.domain == zone or self.domain.endswith(f".{zone}")):
+            raise ValueError(f"tls.dns_zone {zone!r} does not contain the domain {self.domain!r}")
+        if self.tls.wildcard and self.domain.count(".") < 2 and zone is None:
+            raise ValueError(
+                f"a wildcard for {self.domain!r} would be for its parent, a top-level domain "
+                "(set tls.dns_zone)"
+            )
         return self
 
     # --- derived facts (computed once, here) ---------------------------------------------
@@ -567,6 +718,80 @@ class StackConfig(Strict):
     @property
     def published_server_url(self) -> str:
         return self.jellyfin.published_url or self.public_url.rstrip("/")
+
+    @property
+    def publish_by_request(self) -> bool:
+        """Jellyfin's EnablePublishedServerUriByRequest: LocalAddress from the request's
+        (forwarded) scheme and host, which is what lets `verify` see the headers honoured.
+        With a LAN URL it must be off, or the subnet list would never be read."""
+        return self.jellyfin.lan_url is None
+
+    @property
+    def published_by_subnet(self) -> list[str]:
+        """PublishedServerUriBySubnet: each LAN subnet to the LAN URL, everyone else
+        ("external") to the public one."""
+        if self.jellyfin.lan_url is None:
+            return []
+        lan = [
+            f"{subnet}={self.jellyfin.lan_url.rstrip('/')}" for subnet in self.jellyfin.lan_subnets
+        ]
+        return [*lan, f"external={self.published_server_url}"]
+
+    @property
+    def published_server_url_env(self) -> str | None:
+        """JELLYFIN_PublishedServerUrl, unless a LAN URL is set: Jellyfin then uses the
+        variable for every client and never reads PublishedServerUriBySubnet."""
+        return None if self.jellyfin.lan_url else self.published_server_url
+
+    @property
+    def dns_zone(self) -> str:
+        """The zone the DNS-01 record goes in: as configured, or the domain's parent."""
+        return self.tls.dns_zone or self.domain.partition(".")[2]
+
+    @property
+    def certificate_names(self) -> list[str]:
+        """The names the certificate is issued for: the domain, or with a wildcard `*.ZONE`
+        and `ZONE` (plus the domain when it is deeper than the wildcard reaches)."""
+        if not self.tls.wildcard:
+            return [self.domain]
+        zone = self.dns_zone
+        names = [f"*.{zone}", zone]
+        if self.domain != zone and self.domain.partition(".")[2] != zone:
+            names.append(self.domain)
+        return names
+
+    @property
+    def publishes_http(self) -> bool:
+        """Port 80 is published: HTTP-01 needs it; DNS-01 and TLS-ALPN-01 do not, so there
+        it is published only for a redirect listener the user asks for."""
+        if self.tls.redirect_http is not None:
+            return self.tls.redirect_http
+        return self.tls.mode not in (TlsMode.ACME_DNS, TlsMode.ACME_TLS_ALPN)
+
+    @property
+    def dns_provider(self) -> dns_providers.DnsProvider | None:
+        if self.tls.mode is not TlsMode.ACME_DNS or not self.tls.dns_provider:
+            return None
+        return dns_providers.provider(self.tls.dns_provider)
+
+    @property
+    def certbot_image(self) -> str:
+        """The certbot service's image. The official `certbot/certbot` has no DNS plugin;
+        certbot publishes one image per plugin (`certbot/dns-cloudflare`, same tags), used
+        for DNS-01 unless images.certbot names another."""
+        image = self.images.of("certbot")
+        default = registry.SERVICE_IMAGES["certbot"]
+        provider = self.dns_provider
+        if provider is None or image != default:
+            return image
+        return default.replace("certbot/certbot:", f"certbot/dns-{provider.certbot_plugin}:", 1)
+
+    @property
+    def dns_secret_names(self) -> list[str]:
+        """The variables the secrets file (.env) must give: the provider's, then dns_env."""
+        provider = self.dns_provider
+        names = list(provider.variables) if provider else []
+        return names + [name for name in self.tls.dns_env if name not in names]
 
     @property
     def jellyfin_host(self) -> str:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from stackgen.certificates import Certbot
+from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.errors import InvalidInputError
-from stackgen.models import JellyfinNetwork, StackConfig, TlsMode
+from stackgen.models import (
+    JellyfinNetwork,
+    StackConfig,
+    TlsMode,
+    TlsSource,
+    validate_tsig_secret,
+)
 from stackgen.proxies import get_proxy
 from stackgen.templating import render
 from stackgen.writer import PlannedFile
@@ -29,10 +38,23 @@ def render_stack(
         raise InvalidInputError(
             f"proxy {config.proxy!r} does not support tls.mode {config.tls.mode.value!r}"
         )
+    if config.http3 and not proxy.supports_http3:
+        raise InvalidInputError(f"http3: {proxy.http3_refusal}")
+    certs = proxy.certificates(config)
+    if config.tls.source is TlsSource.CERTBOT and not isinstance(certs, Certbot):
+        raise InvalidInputError(
+            f"proxy {config.proxy!r} cannot take its certificate from certbot: it has no "
+            "graceful reload to pick up a renewed one"
+        )
+    if config.tls.source is TlsSource.PROXY and isinstance(certs, Certbot):
+        raise InvalidInputError(
+            f"proxy {config.proxy!r} has no ACME client of its own for tls.mode "
+            f"{config.tls.mode.value!r}: use tls.source 'certbot'"
+        )
     context = {
         "c": config,
         "proxy": proxy,
-        "certs": proxy.certificates(config),
+        "certs": certs,
         "tls_profile": proxy.tls_profile,
         "JellyfinNetwork": JellyfinNetwork,
         "TlsMode": TlsMode,
@@ -61,9 +83,30 @@ def render_stack(
 
 
 def _secret_files(config: StackConfig) -> list[PlannedFile]:
-    if not config.tls.dns_env:
+    if not config.dns_secret_names:
         return []
-    # Names only in stackgen.toml; the values live here, filled by the user.
+    return [secrets_file(config, {})]
+
+
+def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
+    """The DNS provider's credentials, `.env` (0600): names only in stackgen.toml, the values
+    here (empty until the user, or `init --dns-credential`, fills them)."""
+    unknown = [name for name in values if name not in config.dns_secret_names]
+    if unknown:
+        known = ", ".join(config.dns_secret_names) or "none"
+        raise InvalidInputError(
+            f"--dns-credential {unknown[0]}: not a variable of this DNS provider ({known}); "
+            "add it to tls.dns_env"
+        )
+    for name, value in values.items():
+        if any(c in value for c in "\r\n\0"):
+            raise InvalidInputError(f"--dns-credential {name}: the value must be one line")
+    secret = values.get(TSIG_SECRET)
+    if config.dns_provider is RFC2136 and secret:
+        try:
+            validate_tsig_secret(secret)
+        except ValueError as error:
+            raise InvalidInputError(f"--dns-credential {TSIG_SECRET}: {error}") from None
     lines = ["# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."]
-    lines += [f"{name}=" for name in config.tls.dns_env]
-    return [PlannedFile(ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True)]
+    lines += [f"{name}={values.get(name, '')}" for name in config.dns_secret_names]
+    return PlannedFile(ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True)

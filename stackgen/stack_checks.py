@@ -9,10 +9,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.engine import compose_config_problems, run_in_image
 from stackgen.errors import DockerError
 from stackgen.integrity import broken_state_json, missing_services, unusable_by_run_as
+from stackgen.models import validate_tsig_secret
 from stackgen.probe import Status
+from stackgen.render import ENV_FILE
 from stackgen.stack import Stack, plan_render
 from stackgen.writer import Action
 
@@ -33,6 +36,7 @@ def check_stack(stack: Stack, *, use_docker: bool = True) -> list[Finding]:
         _well_formed,
         _network_xml,
         _modes,
+        _dns_secrets,
         _proxy_rules,
     ]
     if use_docker:
@@ -146,6 +150,48 @@ def _modes(stack: Stack) -> list[Finding]:
                 )
             )
     return findings or [Finding("modes", Status.PASS, "secrets and acme.json are 0600")]
+
+
+def _dns_secrets(stack: Stack) -> list[Finding]:
+    """Every credential the DNS provider's plugin reads is in .env: found here, not after
+    the ACME client has failed in a container (`up` runs this before starting anything)."""
+    config = stack.config
+    names = config.dns_secret_names
+    if not names:
+        return []
+    path = stack.folder / ENV_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [
+            Finding(
+                "dns",
+                Status.FAIL,
+                f"{ENV_FILE} is missing: run `stackgen render`, then fill {names[0]} in {path}",
+            )
+        ]
+    except (OSError, UnicodeDecodeError) as error:
+        return [Finding("dns", Status.FAIL, f"cannot read {path}: {error}")]
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and not name.startswith("#"):
+            values[name.strip()] = value.strip()
+    provider = config.tls.dns_provider
+    findings = [
+        Finding("dns", Status.FAIL, f"{name} is empty: fill it in {path} ({provider} reads it)")
+        for name in names
+        if not values.get(name)
+    ]
+    secret = values.get(TSIG_SECRET)
+    if config.dns_provider is RFC2136 and secret:
+        try:
+            validate_tsig_secret(secret)
+        except ValueError as error:
+            findings.append(Finding("dns", Status.FAIL, f"{TSIG_SECRET} in {path}: {error}"))
+    return findings or [
+        Finding("dns", Status.PASS, f"{ENV_FILE} gives {', '.join(names)} ({provider})")
+    ]
 
 
 def _proxy_rules(stack: Stack) -> list[Finding]:

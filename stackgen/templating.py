@@ -44,6 +44,10 @@ class _Loader(jinja2.BaseLoader):
             return jinja2.FileSystemLoader(str(folder)).get_source(environment, rest)
         return self._root.get_source(environment, template)
 
+    def list_templates(self) -> list[str]:
+        """The shipped templates (a proxy registered from outside brings its own folder)."""
+        return self._root.list_templates()
+
 
 def _duration(value: Duration, unit: str = "") -> str:
     return value.spelled(unit)

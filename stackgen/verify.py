@@ -49,6 +49,7 @@ def stack_target(
     observed: bool = False,
     media_path: str | None = None,
     ca_file: Path | None = None,
+    from_lan: bool = False,
 ) -> Target:
     """The stack as a client on this machine sees it: the public name, resolved locally.
     `observed`: Known Proxies as Jellyfin reads them from disk and the proxy's address as
@@ -66,12 +67,17 @@ def stack_target(
             resolve={config.domain: config.connect_address},
             ca_file=ca_file or ((stack.folder / trust) if trust else None),
             http_port=config.ports.http,
+            plain_http=config.publishes_http,
             media_path=media_path,
             known_proxies=known,
             proxy_addresses=addresses,
             frames_allowed=bool(config.headers.frame_options),
             # Only mode `acme` answers HTTP-01; the others redirect the path like any other.
             acme_http01=config.tls.mode is TlsMode.ACME,
+            http2=config.http2,
+            http3=config.http3,
+            lan_url=config.jellyfin.lan_url,
+            from_lan=from_lan,
             timeout=timeout,
         )
     )
@@ -100,6 +106,8 @@ def target_for_url(
     frames_allowed: bool,
     timeout: float,
     acme_http01: bool | None = None,
+    lan_url: str | None = None,
+    from_lan: bool = False,
 ) -> Target:
     return _validated(
         lambda: Target(
@@ -112,6 +120,8 @@ def target_for_url(
             proxy_addresses=list(proxy_address) or None,
             frames_allowed=frames_allowed,
             acme_http01=acme_http01,
+            lan_url=lan_url,
+            from_lan=from_lan,
             timeout=timeout,
         )
     )

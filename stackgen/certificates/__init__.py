@@ -1,6 +1,6 @@
 """Certificates as a component: sources (source.py, certbot.py) and the TLS profile."""
 
-from stackgen.certificates.certbot import Certbot, certbot_or_files
+from stackgen.certificates.certbot import Certbot, certbot_or_files, uses_certbot
 from stackgen.certificates.profile import INTERMEDIATE, TlsProfile
 from stackgen.certificates.source import (
     CertificateSource,
@@ -24,4 +24,5 @@ __all__ = [
     "UserFiles",
     "certbot_or_files",
     "mounted_files",
+    "uses_certbot",
 ]

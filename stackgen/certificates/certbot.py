@@ -34,13 +34,16 @@ from pathlib import Path
 from typing import ClassVar, Final
 
 from stackgen.certificates.source import CertificateSource, ServedPair, mounted_files
-from stackgen.models import StackConfig, TlsMode, bind_source
+from stackgen.models import StackConfig, TlsMode, TlsSource, bind_source
 from stackgen.parts import StateFile, TemplateFile
 from stackgen.pki import placeholder_pair
 
-# certbot's webroot flow answers HTTP-01 only: TLS-ALPN-01 would need the proxy to serve the
-# challenge certificate, DNS-01 a provider plugin the official image does not contain.
-TLS_MODES: Final = frozenset({TlsMode.ACME, TlsMode.INTERNAL, TlsMode.FILES})
+# HTTP-01 through the proxy's webroot, DNS-01 through one of certbot's DNS plugins (the
+# provider's credentials come from the stack's .env). TLS-ALPN-01 would need the proxy to
+# serve the challenge certificate: not offered.
+TLS_MODES: Final = frozenset({TlsMode.ACME, TlsMode.ACME_DNS, TlsMode.INTERNAL, TlsMode.FILES})
+# Modes in which certbot obtains the certificate.
+CERTBOT_MODES: Final = frozenset({TlsMode.ACME, TlsMode.ACME_DNS})
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ class Layout:
         return f"{self.certs_path}/{self.marker}"
 
     @property
+    def dns_credentials_path(self) -> str:
+        """The DNS plugin's INI, written at start from the environment: tmpfs, 0600."""
+        return "/tmp/stackgen-dns.ini"
+
+    @property
     def watch_script(self) -> str:
         return f"{self.scripts_path}/watch-certs.sh"
 
@@ -92,6 +100,7 @@ class Certbot(CertificateSource):
     """The certbot service beside the proxy (tls.mode `acme`)."""
 
     webroot_path: ClassVar[str | None] = LAYOUT.webroot_path
+    proxy_reads_files: ClassVar[bool] = True
     service_template: ClassVar[str | None] = "certbot/compose-service.yml.j2"
     layout: ClassVar[Layout] = LAYOUT
 
@@ -149,8 +158,17 @@ class Certbot(CertificateSource):
         return ["sh", self.layout.watch_script, shlex.join(reload), *command]
 
 
+def uses_certbot(config: StackConfig, *, own_client: bool) -> bool:
+    """Whether certbot obtains the certificate: in an ACME mode, for a proxy without an ACME
+    client of its own, or when asked (`tls.source = "certbot"`), or for DNS-01 on a proxy
+    whose client has no DNS provider (Caddy's official image)."""
+    if config.tls.mode not in CERTBOT_MODES:
+        return False
+    return not own_client or config.tls.source is TlsSource.CERTBOT
+
+
 def certbot_or_files(config: StackConfig, served: ServedPair) -> CertificateSource:
-    """certbot in mode `acme`, the mounted pair in modes `internal` and `files`."""
-    if config.tls.mode is TlsMode.ACME:
+    """certbot in modes `acme` and `acme-dns`, the mounted pair in `internal` and `files`."""
+    if config.tls.mode in CERTBOT_MODES:
         return Certbot(served)
     return mounted_files(config, served)

@@ -41,6 +41,9 @@ class CertificateSource:
     webroot_path: ClassVar[str | None] = None
     # A compose service rendered after the proxy's, or None.
     service_template: ClassVar[str | None] = None
+    # The proxy reads the served pair from files (its `ServedPair`), rather than getting its
+    # certificate from its own ACME client.
+    proxy_reads_files: ClassVar[bool] = False
 
     def __init__(self, served: ServedPair) -> None:
         self.served = served
@@ -84,6 +87,8 @@ class ProxyAcme(CertificateSource):
 
 class MountedFiles(CertificateSource):
     """A certificate pair on the host, mounted read-only at the served paths."""
+
+    proxy_reads_files: ClassVar[bool] = True
 
     def proxy_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
         if not config.tls_files:

@@ -28,6 +28,8 @@ tls.ciphers               TLS 1.2 accepts only Mozilla intermediate suites, at l
 tls.groups                P-521 / X448 refused (TLS 1.2 and 1.3); X25519/P-256/P-384 accepted
 tls.compression           TLS compression refused
 tls.renegotiation         TLS 1.2 ServerHello carries renegotiation_info (RFC 5746)
+tls.alpn                  offered h2 + http/1.1, the server selects h2 exactly when the target
+                          expects HTTP/2 (`http2`; None: reported only)
 hsts.https                Strict-Transport-Security max-age >= 63072000 on the web page and on
                           a 404 (missing = fail, shorter = warn)
 hsts.http                 no HSTS on plain-HTTP responses (warn)
@@ -40,7 +42,9 @@ headers.server-version    Server / X-Powered-By carry no version number
 jellyfin.health           {base}/health -> 200 "Healthy"
 jellyfin.info             {base}/System/Info/Public is Jellyfin JSON
 jellyfin.forwarded        its LocalAddress is https://name[:port]{base} (forwarded headers
-                          honoured)
+                          honoured); not from the LAN
+jellyfin.lan-url          with a LAN URL: LocalAddress is the LAN URL from the LAN (`from_lan`),
+                          the public URL from anywhere else
 jellyfin.web              {base}/web/ serves HTML (<= 3 redirects within the base)
 jellyfin.subpath-redirect {base} redirects into {base}/ (only with a subpath)
 jellyfin.redirect-loop    {base}/ settles within 10 redirects without leaving the base
@@ -48,9 +52,17 @@ websocket.keepalive       wss {base}/socket upgrades (KeepAlive answered, or ref
                           Jellyfin's auth where a plain GET is not)
 stream.range              Range bytes=100-199 -> 206, Content-Range, exactly 100 bytes
 stream.ttfb               first byte of a mid-file range < 2 s (warn) / < 10 s (fail)
+http3.get                 Alt-Svc names h3 on the public port and {base}/health answers 200
+                          Healthy over QUIC (not applicable when nothing is advertised and
+                          HTTP/3 is not expected)
 upload.20mb               a 20 MiB POST is not refused with 413 or a reset, nor answered by the
                           proxy's gateway error (the body must reach Jellyfin)
 proxy.known-proxies       KnownProxies covers proxy_addresses (only when known_proxies given)
+
+Request-level checks (hsts.https, headers.*, jellyfin.health/web/subpath-redirect/
+redirect-loop, stream.*, upload.20mb) run over HTTP/1.1 and, when the server selects h2
+in ALPN, again over h2; each result names its protocol. websocket.keepalive stays on
+HTTP/1.1, what clients use.
 
 Besides the checks, stackgen's lifecycle uses the client directly (one verified request,
 one handshake): `request`, `handshake`, the two TLS contexts and `ProbeError`. Nothing

@@ -54,6 +54,10 @@ class Check:
     hint: str  # used when the check dies on an exception (e.g. nothing listens)
     fn: CheckFn
     needs: str | None = PROXY
+    # Request-level: run over HTTP/1.1 and again over h2 when the server offers h2 (an
+    # h2-only bug must not pass). `http1`: speaks HTTP/1.1 only, whatever is offered.
+    per_protocol: bool = False
+    http1: bool = False
 
     @property
     def group(self) -> str:
@@ -61,9 +65,15 @@ class Check:
 
 
 def check(
-    check_id: str, title: str, hint: str, *, needs: str | None = PROXY
+    check_id: str,
+    title: str,
+    hint: str,
+    *,
+    needs: str | None = PROXY,
+    per_protocol: bool = False,
+    http1: bool = False,
 ) -> Callable[[CheckFn], Check]:
     def wrap(fn: CheckFn) -> Check:
-        return Check(check_id, title, hint, fn, needs)
+        return Check(check_id, title, hint, fn, needs, per_protocol=per_protocol, http1=http1)
 
     return wrap

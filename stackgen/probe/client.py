@@ -2,9 +2,10 @@
 
 Every check connects through `open_tcp`/`open_tls`: the socket goes to the `--resolve`
 address (or DNS), while SNI and the Host header keep the public name, exactly like
-`curl --resolve`. HTTP is HTTP/1.1 through `http.client` with `connect` overridden, so
-no redirect is ever followed behind our back and every socket operation is bounded by
-the target's timeout. Nothing here talks to any address but the target's.
+`curl --resolve`. HTTP is HTTP/1.1 through `http.client` with `connect` overridden, or
+HTTP/2 (`protocol="h2"`, see http2.py) on the same kind of socket, so no redirect is ever
+followed behind our back and every socket operation is bounded by the target's timeout.
+Nothing here talks to any address but the target's.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
+from stackgen.probe import http3
+from stackgen.probe.http2 import Http2Exchange
 from stackgen.probe.target import Target
 
 USER_AGENT = "stackgen-verify/1"
 MAX_BODY = 1 << 20  # checks never need more than 1 MiB of a body
+HTTP1 = "http/1.1"
+HTTP2 = "h2"
 
 
 class ProbeError(Exception):
@@ -52,7 +58,7 @@ def open_tls(target: Target, context: ssl.SSLContext, host: str, port: int) -> s
 # --- TLS contexts -------------------------------------------------------------------
 
 
-def verifying_context(target: Target) -> ssl.SSLContext:
+def verifying_context(target: Target, alpn: tuple[str, ...] = (HTTP1,)) -> ssl.SSLContext:
     """What a browser-like client trusts: the system store plus --ca-file."""
     ctx = ssl.create_default_context()
     if target.ca_file is not None:
@@ -61,11 +67,11 @@ def verifying_context(target: Target) -> ssl.SSLContext:
     # suites are good is tls.ciphers' question, not a reason to fail the trust check.
     # The security level stays the system's, so weak keys/signatures still fail here.
     ctx.set_ciphers("DEFAULT")
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(list(alpn))
     return ctx
 
 
-def insecure_context() -> ssl.SSLContext:
+def insecure_context(alpn: tuple[str, ...] = (HTTP1,)) -> ssl.SSLContext:
     """For checks about the proxy's HTTP behaviour. Trust is judged by tls.name/tls.chain
     only, so a certificate problem is reported once instead of failing every check."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -74,7 +80,7 @@ def insecure_context() -> ssl.SSLContext:
     # Talk to whatever the server speaks: its TLS settings are judged by the tls.* checks.
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(list(alpn))
     return ctx
 
 
@@ -100,6 +106,7 @@ class HandshakeInfo:
     cipher: str | None
     compression: str | None
     peer_der: bytes | None
+    alpn: str | None = None  # the application protocol the server selected
 
 
 def handshake(target: Target, context: ssl.SSLContext) -> HandshakeInfo:
@@ -112,10 +119,60 @@ def handshake(target: Target, context: ssl.SSLContext) -> HandshakeInfo:
             cipher=cipher[0] if cipher else None,
             compression=tls.compression(),
             peer_der=tls.getpeercert(binary_form=True),
+            alpn=tls.selected_alpn_protocol(),
         )
 
 
 # --- HTTP ----------------------------------------------------------------------------
+
+
+class StreamedResponse(Protocol):
+    """What a check reads from a response whose body is still on the wire (HTTP/1.1's
+    `http.client.HTTPResponse`, or an HTTP/2 stream)."""
+
+    status: int
+    reason: str
+
+    def getheaders(self) -> list[tuple[str, str]]: ...
+
+    def read1(self, n: int = -1, /) -> bytes: ...
+
+
+class _Http2Response:
+    def __init__(self, exchange: Http2Exchange) -> None:
+        self._exchange = exchange
+        self.status = exchange.status or 0
+        self.reason = ""
+
+    def getheaders(self) -> list[tuple[str, str]]:
+        return self._exchange.getheaders()
+
+    def read1(self, n: int = -1, /) -> bytes:
+        return self._exchange.read1(65536 if n < 0 else n)
+
+
+def _request_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {
+        "User-Agent": USER_AGENT,
+        "Accept-Encoding": "identity",  # byte ranges must mean raw bytes
+        **(headers or {}),
+    }
+
+
+@contextmanager
+def _open_http2(
+    target: Target,
+    path: str,
+    method: str,
+    headers: Mapping[str, str],
+    context: ssl.SSLContext | None,
+    *,
+    has_body: bool = False,
+) -> Iterator[Http2Exchange]:
+    url = target.base_url
+    ctx = context or insecure_context((HTTP2,))
+    with open_tls(target, ctx, url.host, url.port) as tls:
+        yield Http2Exchange(tls, method, url.netloc, path, headers, has_body=has_body)
 
 
 class _HTTPConnection(http.client.HTTPConnection):
@@ -196,9 +253,17 @@ def open_response(
     method: str = "GET",
     headers: Mapping[str, str] | None = None,
     context: ssl.SSLContext | None = None,
-) -> Iterator[tuple[http.client.HTTPResponse, float]]:
+    protocol: str = HTTP1,
+) -> Iterator[tuple[StreamedResponse, float]]:
     """Send one request and yield the response with headers read (body unread) and the
-    monotonic time the request was fully sent. The connection is closed afterwards."""
+    monotonic time the request was fully sent. The connection is closed afterwards.
+    `protocol="h2"` (https only) needs a context that offers h2 in ALPN."""
+    if protocol == HTTP2 and scheme == "https":
+        with _open_http2(target, path, method, _request_headers(headers), context) as exchange:
+            sent = time.monotonic()
+            exchange.wait_response()
+            yield _Http2Response(exchange), sent
+        return
     conn = _connection(target, scheme, context)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
@@ -214,7 +279,7 @@ def open_response(
         conn.close()
 
 
-def read_bounded(resp: http.client.HTTPResponse, limit: int, deadline: float) -> bytes:
+def read_bounded(resp: StreamedResponse, limit: int, deadline: float) -> bytes:
     """Read at most `limit` body bytes, giving up at `deadline` (monotonic)."""
     chunks: list[bytes] = []
     size = 0
@@ -238,12 +303,19 @@ def request(
     headers: Mapping[str, str] | None = None,
     context: ssl.SSLContext | None = None,
     max_body: int = MAX_BODY,
+    protocol: str = HTTP1,
 ) -> Response:
     """One request, one connection, no redirects followed; body capped at `max_body`."""
     start = time.monotonic()
     try:
         with open_response(
-            target, path, scheme=scheme, method=method, headers=headers, context=context
+            target,
+            path,
+            scheme=scheme,
+            method=method,
+            headers=headers,
+            context=context,
+            protocol=protocol,
         ) as (resp, _sent):
             body = (
                 b""
@@ -278,10 +350,13 @@ def upload(
     body: Iterable[bytes],
     size: int,
     headers: Mapping[str, str],
+    protocol: str = HTTP1,
 ) -> UploadOutcome:
     """POST a streamed body of `size` bytes. A proxy that refuses large bodies answers
     413 early and/or resets the connection, so a send failure is not the end: we still try
     to read whatever response is already waiting."""
+    if protocol == HTTP2:
+        return _upload_http2(target, path, body, size, headers)
     conn = _connection(target, "https", None)
     sent = 0
     send_error: str | None = None
@@ -308,3 +383,56 @@ def upload(
         return UploadOutcome(status, sent, send_error, None)
     finally:
         conn.close()
+
+
+def _upload_http2(
+    target: Target, path: str, body: Iterable[bytes], size: int, headers: Mapping[str, str]
+) -> UploadOutcome:
+    sent = 0
+    send_error: str | None = None
+    all_headers = {**_request_headers(headers), "Content-Length": str(size)}
+    try:
+        with _open_http2(target, path, "POST", all_headers, None, has_body=True) as exchange:
+            try:
+                for chunk in body:
+                    exchange.send_body(chunk)
+                    sent += len(chunk)
+                exchange.end_body()
+            except OSError as exc:
+                send_error = f"{type(exc).__name__}: {exc}"
+            try:
+                exchange.wait_response()
+                status = exchange.status
+                read_bounded(_Http2Response(exchange), 65536, time.monotonic() + target.timeout)
+            except OSError as exc:
+                return UploadOutcome(None, sent, send_error, f"{type(exc).__name__}: {exc}")
+            return UploadOutcome(status, sent, send_error, None)
+    except OSError as exc:
+        return UploadOutcome(None, sent, send_error, f"{type(exc).__name__}: {exc}")
+
+
+def request_http3(target: Target, path: str, port: int, *, max_body: int = MAX_BODY) -> Response:
+    """One GET over HTTP/3 (QUIC on UDP `port`), to the same address as every request."""
+    url = target.base_url
+    start = time.monotonic()
+    try:
+        answer = http3.get(
+            target.address_for(url.host),
+            port,
+            url.host,
+            url.netloc,
+            path,
+            {"user-agent": USER_AGENT, "accept-encoding": "identity"},
+            timeout=target.timeout,
+            limit=max_body,
+        )
+    except OSError as exc:
+        raise ProbeError(f"GET {url.url(path)} over HTTP/3: {exc}") from exc
+    return Response(
+        url=url.url(path),
+        status=answer.status,
+        reason="",
+        headers=answer.headers,
+        body=answer.body,
+        elapsed_ms=round((time.monotonic() - start) * 1000),
+    )

@@ -41,9 +41,13 @@ class _Raised:
 
 
 class ProbeContext:
-    def __init__(self, target: Target) -> None:
+    """`protocol` is the HTTP version of every https request made through this context
+    (its TLS contexts offer just that in ALPN); plain HTTP is always HTTP/1.1."""
+
+    def __init__(self, target: Target, protocol: str = client.HTTP1) -> None:
         self.target = target
         self.url: BaseURL = target.base_url
+        self.protocol = protocol
         self._memo: dict[tuple[object, ...], object] = {}
 
     def memo(self, key: tuple[object, ...], compute: Callable[[], T]) -> T:
@@ -60,10 +64,21 @@ class ProbeContext:
     # --- TLS contexts ---------------------------------------------------------------
 
     def verifying_context(self) -> ssl.SSLContext:
-        return self.memo(("ctx", "verify"), lambda: client.verifying_context(self.target))
+        return self.memo(
+            ("ctx", "verify"), lambda: client.verifying_context(self.target, (self.protocol,))
+        )
 
     def insecure_context(self) -> ssl.SSLContext:
-        return self.memo(("ctx", "insecure"), client.insecure_context)
+        return self.memo(("ctx", "insecure"), lambda: client.insecure_context((self.protocol,)))
+
+    def offered_protocol(self) -> str | None:
+        """What the server selects when offered h2 and http/1.1 (None: no ALPN answer)."""
+
+        def run() -> str | None:
+            offer = (client.HTTP2, client.HTTP1)  # a browser's offer, h2 first
+            return client.handshake(self.target, client.insecure_context(offer)).alpn
+
+        return self.memo(("alpn",), run)
 
     # --- HTTP -----------------------------------------------------------------------
 
@@ -72,7 +87,9 @@ class ProbeContext:
         Only probe-made paths go through here; user secrets use `https_verified`."""
         return self.memo(
             ("https", path),
-            lambda: client.request(self.target, path, context=self.insecure_context()),
+            lambda: client.request(
+                self.target, path, context=self.insecure_context(), protocol=self.protocol
+            ),
         )
 
     def http(self, path: str) -> client.Response:

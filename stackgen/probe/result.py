@@ -8,14 +8,18 @@ keep the version, anything else bumps it):
       "target": {"url": str, "resolve": {host: ip}, "ca_file": str|null, "http_port": int,
                  "media_path": str|null (api keys redacted), "known_proxies": [str]|null,
                  "proxy_addresses": [str]|null, "frames_allowed": bool,
-                 "acme_http01": bool|null, "timeout": float},
+                 "acme_http01": bool|null, "timeout": float, "plain_http": bool},
       "summary": {"ok": bool, "passed": int, "warned": int, "failed": int,
                   "skipped": int, "not_run": int, "duration_ms": int},
       "checks": [{"id": str, "title": str, "status": "pass"|"warn"|"fail",
-                  "reason": str, "hint": str, "details": {str: JSON}, "duration_ms": int}],
+                  "reason": str, "hint": str, "details": {str: JSON}, "duration_ms": int,
+                  "protocol": "http/1.1"|"h2"|null}],
       "skipped": [{"id": str, "reason": str}],
       "not_run": [{"id": str, "reason": str}]
     }
+
+A request-level check appears once per protocol the server offers (`protocol`), in that
+order; checks that make no HTTPS request of their own have `protocol: null`.
 
 `skipped` lists checks that do not apply to this target (e.g. `jellyfin.subpath-redirect`
 without a subpath, `redirect.acme-path` without HTTP-01); `not_run` lists checks that could
@@ -62,6 +66,7 @@ class CheckResult:
     hint: str  # how to fix, naming the concrete setting; empty on pass
     details: Mapping[str, object] = field(default_factory=dict)  # JSON-safe values only
     duration_ms: int = 0
+    protocol: str | None = None  # "http/1.1" or "h2" for request-level checks
 
 
 def _json_safe(value: object) -> object:
@@ -98,8 +103,21 @@ class Report:
     def ok(self) -> bool:
         return self.failed == 0
 
-    def get(self, check_id: str) -> CheckResult | None:
-        return next((r for r in self.results if r.id == check_id), None)
+    def get(self, check_id: str, protocol: str | None = None) -> CheckResult | None:
+        """The check's result (over `protocol` when given, else the first one)."""
+        return next(
+            (
+                r
+                for r in self.results
+                if r.id == check_id and (protocol is None or r.protocol == protocol)
+            ),
+            None,
+        )
+
+    @property
+    def protocols(self) -> list[str]:
+        """The HTTP versions request-level checks ran over."""
+        return sorted({r.protocol for r in self.results if r.protocol}, key=_protocol_order)
 
     def _target_json(self) -> dict[str, object]:
         t = self.target
@@ -113,6 +131,11 @@ class Report:
             "proxy_addresses": list(t.proxy_addresses) if t.proxy_addresses is not None else None,
             "frames_allowed": t.frames_allowed,
             "acme_http01": t.acme_http01,
+            "http2": t.http2,
+            "http3": t.http3,
+            "lan_url": t.lan_url,
+            "from_lan": t.from_lan,
+            "plain_http": t.plain_http,
             "timeout": t.timeout,
         }
 
@@ -138,6 +161,7 @@ class Report:
                     "hint": r.hint,
                     "details": _json_safe(r.details),
                     "duration_ms": r.duration_ms,
+                    "protocol": r.protocol,
                 }
                 for r in self.results
             ],
@@ -172,7 +196,7 @@ class Report:
                 "testcase",
                 {
                     "classname": f"stackgen.verify.{r.id.split('.', 1)[0]}",
-                    "name": r.id,
+                    "name": r.id + (f" [{r.protocol}]" if r.protocol == "h2" else ""),
                     "time": f"{r.duration_ms / 1000:.3f}",
                 },
             )
@@ -201,21 +225,26 @@ class Report:
         colours = {Status.PASS: "\x1b[32m", Status.WARN: "\x1b[33m", Status.FAIL: "\x1b[31m"}
         ids = [*(r.id for r in self.results), *self.skipped, *self.not_run]
         width = max([len(i) for i in ids] + [5])
-        lines = [f"{'STATUS':<6}  {'CHECK':<{width}}  REASON"]
+        proto = 8  # "http/1.1"
+        lines = [f"{'STATUS':<6}  {'CHECK':<{width}}  {'PROTO':<{proto}}  REASON"]
         for r in self.results:
             label = f"{r.status.value.upper():<6}"
             if color:
                 label = f"{colours[r.status]}{label}\x1b[0m"
-            lines.append(f"{label}  {r.id:<{width}}  {r.reason}")
+            lines.append(f"{label}  {r.id:<{width}}  {r.protocol or '':<{proto}}  {r.reason}")
             if r.hint and r.status is not Status.PASS:
-                lines.append(f"{'':<6}  {'':<{width}}  fix: {r.hint}")
+                lines.append(f"{'':<6}  {'':<{width}}  {'':<{proto}}  fix: {r.hint}")
         for check_id, why in self.skipped.items():
-            lines.append(f"{'SKIP':<6}  {check_id:<{width}}  {why}")
+            lines.append(f"{'SKIP':<6}  {check_id:<{width}}  {'':<{proto}}  {why}")
         for check_id, why in self.not_run.items():
-            lines.append(f"{'NOTRUN':<6}  {check_id:<{width}}  {why}")
+            lines.append(f"{'NOTRUN':<6}  {check_id:<{width}}  {'':<{proto}}  {why}")
         not_run = f"{len(self.not_run)} not run, " if self.not_run else ""
         lines.append(
             f"{self.failed} failed, {self.warned} warned, {self.passed} passed, "
             f"{not_run}{len(self.skipped)} not applicable in {self.duration_ms / 1000:.1f} s"
         )
         return "\n".join(lines) + "\n"
+
+
+def _protocol_order(protocol: str) -> int:
+    return ("http/1.1", "h2", "h3").index(protocol) if protocol in ("http/1.1", "h2", "h3") else 9

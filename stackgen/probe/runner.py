@@ -16,7 +16,7 @@ from stackgen.probe.base import (
     failed,
 )
 from stackgen.probe.checks import ALL_CHECKS, CHECK_IDS
-from stackgen.probe.client import ProbeError
+from stackgen.probe.client import HTTP1, HTTP2, ProbeError
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import CheckResult, Report, Status, redact
 from stackgen.probe.target import Target
@@ -77,39 +77,53 @@ def _mark_gate(check: Check, why: str, down: dict[str, str]) -> None:
             down[need] = why if why.startswith("not run") else f"not run: {why}"
 
 
+def _offers_h2(ctx: ProbeContext) -> bool:
+    """A server that cannot even complete a handshake is judged by the tls.* checks."""
+    try:
+        return ctx.offered_protocol() == HTTP2
+    except (ProbeError, OSError):
+        return False
+
+
 def run_checks(target: Target, only: Collection[str] | None = None) -> Report:
     selected = select_checks(only)
     ctx = ProbeContext(target)
+    start = time.monotonic()
+    contexts = [ctx]
+    if any(c.per_protocol for c in selected) and _offers_h2(ctx):
+        contexts.append(ProbeContext(target, HTTP2))
     results: list[CheckResult] = []
     skipped: dict[str, str] = {}
     not_run: dict[str, str] = {}
     down: dict[str, str] = {}  # need -> why it is not met (a failed or not-run gate)
-    start = time.monotonic()
     for check in selected:
         blocked = _blocked(check, down)
         if blocked:
             not_run[check.id] = blocked
             _mark_gate(check, blocked, down)
             continue
-        t0 = time.monotonic()
-        try:
-            verdict = run_one(check, ctx)
-        except NotApplicable as exc:
-            skipped[check.id] = str(exc)
-            continue
-        results.append(
-            CheckResult(
-                id=check.id,
-                title=check.title,
-                status=verdict.status,
-                reason=verdict.reason,
-                hint=verdict.hint,
-                details=dict(verdict.details),
-                duration_ms=round((time.monotonic() - t0) * 1000),
+        for run_ctx in contexts if check.per_protocol else [ctx]:
+            t0 = time.monotonic()
+            try:
+                verdict = run_one(check, run_ctx)
+            except NotApplicable as exc:
+                skipped[check.id] = str(exc)
+                break
+            protocol = run_ctx.protocol if check.per_protocol else (HTTP1 if check.http1 else None)
+            results.append(
+                CheckResult(
+                    id=check.id,
+                    title=check.title,
+                    status=verdict.status,
+                    reason=verdict.reason,
+                    hint=verdict.hint,
+                    details=dict(verdict.details),
+                    duration_ms=round((time.monotonic() - t0) * 1000),
+                    protocol=protocol,
+                )
             )
-        )
-        if verdict.status is Status.FAIL:
-            _mark_gate(check, f"not run: {check.id} failed", down)
+            if verdict.status is Status.FAIL:
+                _mark_gate(check, f"not run: {check.id} failed", down)
     return Report(
         target=target,
         results=tuple(results),

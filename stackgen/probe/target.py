@@ -93,6 +93,9 @@ class Target:
     resolve: Mapping[str, str] = field(default_factory=dict)  # host -> IP (like curl --resolve)
     ca_file: Path | None = None  # extra trust anchors (PEM); None = system store only
     http_port: int = 80  # where plain HTTP is served (redirect + ACME checks)
+    # False: the stack publishes no plain-HTTP port at all (DNS-01 or TLS-ALPN-01 without a
+    # redirect listener), so the redirect checks have nothing to judge.
+    plain_http: bool = True
     media_path: str | None = None  # path under the base for Range/TTFB; None -> /web/index.html
     known_proxies: Sequence[str] | None = None  # Jellyfin network.xml KnownProxies, when known
     proxy_addresses: Sequence[str] | None = None  # where the proxy connects to Jellyfin from
@@ -100,6 +103,10 @@ class Target:
     # Whether certificates come over ACME HTTP-01, so plain HTTP must let the challenge
     # path through. None: not known (a bare URL), and redirect.acme-path judges it anyway.
     acme_http01: bool | None = None
+    http2: bool | None = None  # whether the proxy should offer h2 (None: report what it does)
+    http3: bool | None = None  # whether the proxy should answer HTTP/3 (None: if advertised)
+    lan_url: str | None = None  # where Jellyfin sends LAN clients (PublishedServerUriBySubnet)
+    from_lan: bool = False  # the probe runs where LAN clients are (expects lan_url)
     timeout: float = 10.0  # seconds, per connect / per socket operation
     base_url: BaseURL = field(init=False, repr=False, compare=False)
 

@@ -39,6 +39,17 @@ class Proxy(ABC):
     stream_timeout: ClassVar[Duration] = Duration(3600)
     max_body_bytes: ClassVar[int] = JELLYFIN_MAX_BODY
     tls_profile: ClassVar[TlsProfile] = INTERMEDIATE
+    # HTTP/3 (QUIC) needs support in the proxy's official image; without it `http3 = true`
+    # is refused with this reason, in one line.
+    supports_http3: ClassVar[bool] = False
+    http3_refusal: ClassVar[str] = "this proxy has no HTTP/3 support"
+    # How much of a stream the proxy moves from Jellyfin to the client in one step. The
+    # proxies' defaults (4-16 KiB) cost far more CPU per streamed byte: measured with
+    # `make bench` / bench/tune.py, docs/performance.md.
+    relay_buffer_bytes: ClassVar[int] = 64 * 1024
+    # Idle connections to Jellyfin kept open for the next request (a proxy that does not
+    # keep them by itself opens one per API call: docs/performance.md).
+    upstream_idle_connections: ClassVar[int] = 16
 
     @property
     def kind(self) -> str:

@@ -231,6 +231,8 @@ class PebbleCA:
         management_port: int = 15000,
         default_ipv4: str = "127.0.0.1",
         start_timeout: float = 30.0,
+        dns_server: str | None = None,
+        cert_validity_seconds: int = CERT_VALIDITY_SECONDS,
     ) -> None:
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="stackgen-pebble-")).resolve()
         self.http_port = http_port
@@ -241,6 +243,12 @@ class PebbleCA:
         self.management_port = management_port
         self.default_ipv4 = default_ipv4
         self.start_timeout = start_timeout
+        # host:port of a real DNS server (stackgen.testing.bind9) Pebble resolves through,
+        # instead of pebble-challtestsrv: then DNS-01 is validated against the TXT record
+        # the client really published, and every name resolves as that server says.
+        self.dns_server = dns_server
+        # Short-lived certificates make a client's own renewal happen within a test.
+        self.cert_validity_seconds = cert_validity_seconds
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # ----------------------------------------------------------------- paths and URLs
@@ -306,8 +314,13 @@ class PebbleCA:
             "-config",
             str(self.config_file),
             "-dnsserver",
-            f"127.0.0.1:{self.dns_port}",
+            self.dns_server or f"127.0.0.1:{self.dns_port}",
         )
+        pebble_process = Process(
+            "pebble", pebble, self._pid_file("pebble"), self._log_file("pebble")
+        )
+        if self.dns_server:
+            return [pebble_process]
         return [
             Process(
                 "pebble-challtestsrv",
@@ -315,7 +328,7 @@ class PebbleCA:
                 self._pid_file("pebble-challtestsrv"),
                 self._log_file("pebble-challtestsrv"),
             ),
-            Process("pebble", pebble, self._pid_file("pebble"), self._log_file("pebble")),
+            pebble_process,
         ]
 
     def _pid_file(self, name: str) -> Path:
@@ -404,7 +417,7 @@ class PebbleCA:
             "issuer_bundle_file": str(self.issuer_bundle_file),
             "http_port": self.http_port,
             "tls_port": self.tls_port,
-            "dns_server": f"127.0.0.1:{self.dns_port}",
+            "dns_server": self.dns_server or f"127.0.0.1:{self.dns_port}",
             "pids": {p.name: read_pid(p.pid_file) for p in self._processes()},
             "logs": {p.name: str(p.log_file) for p in self._processes()},
         }
@@ -417,8 +430,7 @@ class PebbleCA:
             for port in (
                 self.acme_port,
                 self.management_port,
-                self.dns_port,
-                self.challtestsrv_management_port,
+                *(() if self.dns_server else (self.dns_port, self.challtestsrv_management_port)),
             )
             if port_in_use("127.0.0.1", port)
         ]
@@ -441,7 +453,7 @@ class PebbleCA:
                 "externalAccountBindingRequired": False,
                 # Like Let's Encrypt (Pebble's default is 5 years, which Mozilla's
                 # intermediate profile and its scanners flag as too long).
-                "certificateValidityPeriod": CERT_VALIDITY_SECONDS,
+                "certificateValidityPeriod": self.cert_validity_seconds,
             }
         }
         self.config_file.write_text(json.dumps(config, indent=2) + "\n")
@@ -519,11 +531,20 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--http-port", type=int, default=80, help="proxy's HTTP port on loopback")
     start.add_argument("--tls-port", type=int, default=443, help="proxy's HTTPS port on loopback")
     start.add_argument("--dns-port", type=int, default=8053, help="fake DNS port on loopback")
+    start.add_argument(
+        "--dns-server",
+        default=None,
+        help="resolve through this DNS server (host:port, e.g. a bind9) instead of the fake DNS",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
             ca = PebbleCA(
-                args.state, http_port=args.http_port, tls_port=args.tls_port, dns_port=args.dns_port
+                args.state,
+                http_port=args.http_port,
+                tls_port=args.tls_port,
+                dns_port=args.dns_port,
+                dns_server=args.dns_server,
             )
             ca.start(detach=True)
             print(json.dumps(ca.info(), indent=2))

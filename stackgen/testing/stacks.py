@@ -338,7 +338,7 @@ class StackFactory:
         if "jellyfin" in images:
             jellyfin["image"] = images.pop("jellyfin")
         tls: dict[str, Any] = {"mode": mode.value}
-        if mode in ACME_MODES and pebble is not None:
+        if mode.is_acme and pebble is not None:
             tls |= {
                 "ca_url": pebble.directory_url,
                 "ca_bundle": str(pebble.listener_ca_file),

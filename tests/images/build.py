@@ -135,7 +135,11 @@ SPECS: dict[str, ImageSpec] = {
         ImageSpec("haproxy", "haproxy", checks=(("haproxy", "-v"),)),
         ImageSpec("httpd", "httpd", checks=(("httpd", "-t"), ("httpd", "-v"))),
         ImageSpec("certbot", "certbot/certbot", checks=(("--version",),)),
+        ImageSpec("certbot-dns", "certbot/dns-rfc2136", checks=(("plugins", "--text"),)),
         ImageSpec("jellyfin-standin", "jellyfin/jellyfin", optional=True),
+        # Test infrastructure (the DNS-01 tests' authoritative server), named after ISC's
+        # image though no stack names it.
+        ImageSpec("bind9", "internetsystemsconsortium/bind9", checks=(("-V",),)),
     )
 }
 

@@ -87,6 +87,15 @@ def served_chain_verifies(name: str, port: int, root: Path) -> str:
         return str(tls.version())
 
 
+def negotiated_alpn(name: str, port: int, root: Path) -> str | None:
+    """What the proxy selects when a client offers h2 and http/1.1 (as browsers do)."""
+    context = tls_context(root)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    raw = socket.create_connection((LOOPBACK, port), timeout=30)
+    with context.wrap_socket(raw, server_hostname=name) as tls:
+        return tls.selected_alpn_protocol()
+
+
 def websocket_keepalive(name: str, port: int, root: Path, path: str) -> list[dict[str, Any]]:
     """Open wss://name{path} and exchange a KeepAlive; return the frames received."""
     raw = socket.create_connection((LOOPBACK, port), timeout=30)

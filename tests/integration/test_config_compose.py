@@ -16,6 +16,7 @@ from stackgen.engine import compose_config_problems
 from stackgen.errors import ExitCode
 from stackgen.models import StackConfig
 from stackgen.render import render_stack
+from stackgen.stack import Stack
 from tests.integration.conftest import HTTP_PORT, HTTPS_PORT, SLOT, SUBNET
 from tests.unit.test_cli import stackgen
 from tests.unit.test_config_properties import (
@@ -29,7 +30,7 @@ from tests.unit.test_config_properties import (
 def _compose_accepts(config: StackConfig, stack: Path) -> None:
     files, directories = render_stack(config, stack)
     writer.apply(writer.plan(stack, files, directories=directories))
-    assert compose_config_problems(config, stack) == ""
+    assert compose_config_problems(Stack(config, stack).compose) == ""
 
 
 def test_a_media_source_with_a_colon_is_accepted_by_compose(engine: None, tmp_path: Path) -> None:

@@ -1,5 +1,10 @@
 """Every proxy x {subdomain, subpath} x {Jellyfin host, bridge}: init, up, proven over
-HTTPS with Pebble-issued certificates, then down leaves nothing behind."""
+HTTPS with Pebble-issued certificates, then down leaves nothing behind.
+
+The subpath-bridge stack of each proxy has `http2 = false` (a stack fewer than testing it
+apart): it must select http/1.1 for a client that offers h2; the others are verified over
+both HTTP/1.1 and h2. The root-host stack of each proxy with HTTP/3 (Caddy, Traefik) has
+`http3 = true` and must answer verify's QUIC request."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import pytest
 from integration import lowlevel
 from integration.conftest import DOMAIN, HTTP_PORT, HTTPS_PORT, Stack, StackFactory
 
-from stackgen.proxies import available
+from stackgen.proxies import available, get_proxy
 
 MATRIX = [
     (proxy, subpath, network)
@@ -26,7 +31,19 @@ MEDIA_BYTES = 64 * 1024 * 1024  # the stand-in's default generated file
 
 
 def _id(proxy: str, subpath: str, network: str) -> str:
-    return f"{proxy}-{'subpath' if subpath else 'root'}-{network}"
+    return (
+        f"{proxy}-{'subpath' if subpath else 'root'}-{network}"
+        + ("" if _http2(subpath, network) else "-no-http2")
+        + ("-http3" if _http3(proxy, subpath, network) else "")
+    )
+
+
+def _http3(proxy: str, subpath: str, network: str) -> bool:
+    return get_proxy(proxy).supports_http3 and not subpath and network == "host"
+
+
+def _http2(subpath: str, network: str) -> bool:
+    return not (subpath and network == "bridge")
 
 
 def _expected_bytes(start: int, end: int) -> bytes:
@@ -43,9 +60,15 @@ def test_stack_end_to_end(
     subpath: str,
     network: str,
 ) -> None:
-    stack = make_stack(proxy, subpath=subpath, network=network)
+    http2, http3 = _http2(subpath, network), _http3(proxy, subpath, network)
+    stack = make_stack(
+        proxy, subpath=subpath, network=network, config={"http2": http2, "http3": http3}
+    )
     root = pebble.issuer_root_file  # type: ignore[attr-defined]
     base = subpath
+
+    # ALPN, seen by a client that offers h2 first: h2 exactly when it is on.
+    assert lowlevel.negotiated_alpn(DOMAIN, HTTPS_PORT, root) == ("h2" if http2 else "http/1.1")
 
     # TLS: the chain verifies against Pebble's root alone, so the intermediate is served.
     assert lowlevel.served_chain_verifies(DOMAIN, HTTPS_PORT, root) in ("TLSv1.2", "TLSv1.3")
@@ -120,15 +143,16 @@ def test_stack_end_to_end(
         assert bare.status in (301, 302, 307, 308)
         assert urlsplit(bare.headers["Location"]).path.startswith(f"{subpath}/")
 
-    _assert_verify_is_clean(stack)
+    _assert_verify_is_clean(stack, http2, http3)
     _assert_mozilla_intermediate_by_sslyze(sslyze, root)
     _assert_status(stack)
     _assert_certificate_state(stack)
     _assert_down_leaves_nothing(stack)
 
 
-def _assert_verify_is_clean(stack: Stack) -> None:
-    """The product's own verdict: every check passes, with no warning."""
+def _assert_verify_is_clean(stack: Stack, http2: bool, http3: bool) -> None:
+    """The product's own verdict: every check passes, with no warning, over h2 too when it
+    is on (each request-level check once per protocol)."""
     from integration.conftest import stackgen
 
     result = stackgen(
@@ -148,6 +172,19 @@ def _assert_verify_is_clean(stack: Stack) -> None:
     ]
     assert problems == [], "\n".join(problems)
     assert result.returncode == 0, result.stderr
+    protocols = {c["id"]: set() for c in report["checks"]}
+    for c in report["checks"]:
+        protocols[c["id"]].add(c["protocol"])
+    expected = {"http/1.1", "h2"} if http2 else {"http/1.1"}
+    for check_id in ("jellyfin.health", "jellyfin.redirect-loop", "stream.range", "stream.ttfb"):
+        assert protocols[check_id] == expected, check_id
+    for check_id in ("upload.20mb", "headers.security"):
+        assert protocols[check_id] == expected, check_id
+    assert protocols["websocket.keepalive"] == {"http/1.1"}
+    alpn = next(c for c in report["checks"] if c["id"] == "tls.alpn")
+    assert alpn["details"]["selected"] == ("h2" if http2 else "http/1.1")
+    # HTTP/3 answered over QUIC exactly where it is on (otherwise nothing is advertised).
+    assert ("http3.get" in protocols) is http3
 
 
 def _assert_mozilla_intermediate_by_sslyze(sslyze: Path, root: Path) -> None:

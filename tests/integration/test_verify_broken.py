@@ -25,7 +25,13 @@ def _verify(stack: Stack) -> dict[str, str]:
     )
     report = json.loads(result.stdout)
     assert (result.returncode == 0) == report["summary"]["ok"], result.stderr
-    return {c["id"]: c["status"] for c in report["checks"]}
+    # A check that ran over HTTP/1.1 and h2 counts with its worse result.
+    rank = {"pass": 0, "warn": 1, "fail": 2}
+    statuses: dict[str, str] = {}
+    for c in report["checks"]:
+        if rank[c["status"]] >= rank[statuses.get(c["id"], "pass")]:
+            statuses[c["id"]] = c["status"]
+    return statuses
 
 
 def _edit(path: Path, old: str, new: str) -> None:

@@ -121,6 +121,11 @@ def test_verify_url_on_a_hand_written_stack(handwritten: tuple[Path, Path]) -> N
     failing = {k: v for k, v in statuses.items() if v == "fail"}
     assert failing == {}, json.dumps(report["checks"], indent=1)
     assert result.returncode == 0
-    # Every check that applies to a root-path stack ran; only the subpath one is skipped.
+    # Every check that applies to a root-path stack ran; skipped: the subpath one, and the
+    # LAN URL and HTTP/3 checks (no LAN URL given, no HTTP/3 advertised).
     assert len(statuses) >= 26
-    assert [s["id"] for s in report.get("skipped", [])] == ["jellyfin.subpath-redirect"]
+    assert [s["id"] for s in report.get("skipped", [])] == [
+        "jellyfin.lan-url",
+        "jellyfin.subpath-redirect",
+        "http3.get",
+    ]

@@ -18,6 +18,7 @@ import base64
 import contextlib
 import datetime as dt
 import hashlib
+import http.client
 import json
 import socket
 import ssl
@@ -34,6 +35,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from h2 import events as h2events
+from h2.config import H2Configuration
+from h2.connection import H2Connection
 
 from stackgen.probe import Target
 
@@ -194,6 +198,8 @@ class FakeConfig:
     websocket: str = "keepalive"  # keepalive / none / refuse-403 / auth-close
     upload_limit: int | None = None  # bytes; larger bodies get 413 (nginx-like)
     range_support: bool = True
+    http2: bool = False  # offer h2 in ALPN (served through _serve_http2)
+    h2_strips_range: bool = False  # an h2-only bug: Range lost on the h2 path only
 
 
 # --- the servers ---------------------------------------------------------------------------
@@ -219,13 +225,86 @@ class _Server(ThreadingHTTPServer):
         except OSError:
             return  # the probes abort handshakes on purpose
         try:
-            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
+            if tls.selected_alpn_protocol() == "h2":
+                _serve_http2(tls, self, client_address)
+            else:
+                self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         finally:
             with contextlib.suppress(OSError):
                 tls.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients hang up mid-body by design (TTFB, upload); stay quiet
+
+
+_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"}
+
+
+def _serve_http2(tls: ssl.SSLSocket, server: _Server, client_address: Any) -> None:
+    """An h2 front on the same fake: each stream becomes one HTTP/1.1 exchange with the
+    usual handler over a socket pair (a gateway, like the proxies), so the good fake is
+    the same stack over both protocols."""
+    conn = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
+    conn.initiate_connection()
+    tls.sendall(conn.data_to_send())
+    requests: dict[int, tuple[list[tuple[str, str]], bytearray]] = {}
+    pending: dict[int, bytearray] = {}
+    while True:
+        try:
+            data = tls.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        for event in conn.receive_data(data):
+            if isinstance(event, h2events.RequestReceived) and event.stream_id is not None:
+                headers = [(str(k), str(v)) for k, v in event.headers or []]
+                requests[event.stream_id] = (headers, bytearray())
+            elif isinstance(event, h2events.DataReceived) and event.stream_id in requests:
+                requests[event.stream_id][1].extend(event.data or b"")
+                conn.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
+            elif isinstance(event, h2events.StreamEnded) and event.stream_id in requests:
+                head, body = requests.pop(event.stream_id)
+                status, response_headers, payload = _gateway(server, client_address, head, body)
+                conn.send_headers(event.stream_id, [(":status", str(status)), *response_headers])
+                pending[event.stream_id] = bytearray(payload)
+        for stream_id, payload in list(pending.items()):
+            while payload:
+                size = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+                if size <= 0:
+                    break
+                conn.send_data(stream_id, bytes(payload[:size]))
+                del payload[:size]
+            if not payload:
+                conn.end_stream(stream_id)
+                del pending[stream_id]
+        tls.sendall(conn.data_to_send())
+
+
+def _gateway(
+    server: _Server, client_address: Any, head: list[tuple[str, str]], body: bytearray
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    pseudo = {k: v for k, v in head if k.startswith(":")}
+    lines = [f"{pseudo[':method']} {pseudo[':path']} HTTP/1.1", f"Host: {pseudo[':authority']}"]
+    dropped = {"content-length"} | ({"range"} if server.stack.config.h2_strips_range else set())
+    lines += [f"{k}: {v}" for k, v in head if not k.startswith(":") and k not in dropped]
+    lines += [f"Content-Length: {len(body)}", "Connection: close"]
+    near, far = socket.socketpair()
+    worker = threading.Thread(
+        target=lambda: server.RequestHandlerClass(far, client_address, server), daemon=True
+    )
+    worker.start()
+    try:
+        near.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + bytes(body))
+        resp = http.client.HTTPResponse(near, method=pseudo[":method"])
+        resp.begin()
+        payload = resp.read()
+        headers = [(k.lower(), v) for k, v in resp.getheaders() if k.lower() not in _HOP_HEADERS]
+        return resp.status, headers, payload
+    finally:
+        near.close()
+        worker.join(5)
+        far.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -479,6 +558,8 @@ class FakeStack:
             ctx.maximum_version = cfg.max_version
         ctx.set_ciphers(cfg.ciphers)
         ctx.set_ecdh_curve(cfg.curve)
+        if cfg.http2:
+            ctx.set_alpn_protocols(["h2", "http/1.1"])
         return ctx
 
     @contextlib.contextmanager

@@ -80,7 +80,7 @@ def test_every_module_is_loaded_in_the_main_file(tmp_path: Path) -> None:
     assert "proxy_wstunnel" not in loaded
 
 
-def test_the_facts_of_proxy_facts_md(tmp_path: Path) -> None:
+def test_the_facts_of_docs_proxies_md(tmp_path: Path) -> None:
     lines = _lines(_conf(_config(tmp_path), tmp_path))
     for expected in (
         "SSLProtocol -all +TLSv1.2 +TLSv1.3",

@@ -7,9 +7,6 @@ from typing import Any
 
 import pytest
 
-from stackgen.errors import InvalidInputError
-from stackgen.models import TlsMode
-from stackgen.proxies import get_proxy
 from stackgen.proxies.caddy.proxy import CADDYFILE, Caddy
 from stackgen.render import render_stack
 from tests.unit.rendering import config_for, rendered
@@ -23,13 +20,32 @@ def _rendered(tmp_path: Path, **overrides: Any) -> dict[str, str]:
     return rendered(_config(tmp_path, **overrides), tmp_path)
 
 
-def test_dns_01_is_refused_with_one_line(tmp_path: Path) -> None:
-    config = _config(
-        tmp_path, tls={"mode": "acme-dns", "dns_provider": "cloudflare", "dns_env": ["CF"]}
+def test_dns_01_comes_from_certbot_and_caddy_reloads_it(tmp_path: Path) -> None:
+    # The official image has no DNS module: the certbot service obtains the certificate,
+    # Caddy serves the files and is reloaded (forced: the Caddyfile itself is unchanged).
+    config = _config(tmp_path, tls={"mode": "acme-dns", "dns_provider": "cloudflare"})
+    files, _ = render_stack(config, tmp_path)
+    rendered = {f.path: f.content.decode() for f in files}
+    assert (
+        "tls /etc/stackgen/certs/fullchain.pem /etc/stackgen/certs/privkey.pem {"
+        in (rendered["caddy/etc/Caddyfile"])
     )
-    assert TlsMode.ACME_DNS not in get_proxy("caddy").tls_modes
-    with pytest.raises(InvalidInputError, match=r"does not support tls\.mode 'acme-dns'"):
-        render_stack(config, tmp_path)
+    assert "issuer acme" not in rendered["caddy/etc/Caddyfile"]
+    compose = rendered["docker-compose.yml"]
+    assert '- "sh"\n      - "/stackgen/watch-certs.sh"' in compose
+    assert "caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile --force" in compose
+    assert "--authenticator dns-cloudflare" in rendered["certbot/run.sh"]
+    assert "dns_cloudflare_api_token" in rendered["certbot/run.sh"]
+    # No port 80 without HTTP-01, unless a redirect listener is asked for.
+    assert ":80:80" not in compose
+
+
+def test_certbot_source_for_http_01_serves_the_webroot(tmp_path: Path) -> None:
+    config = _config(tmp_path, tls={"mode": "acme", "source": "certbot"})
+    files, _ = render_stack(config, tmp_path)
+    caddyfile = {f.path: f.content.decode() for f in files}["caddy/etc/Caddyfile"]
+    assert "root * /var/www/acme\n\t\tfile_server" in caddyfile
+    assert "issuer acme" not in caddyfile
 
 
 def test_redirect_names_the_public_https_port_and_spares_the_acme_path(tmp_path: Path) -> None:

@@ -108,6 +108,41 @@ def test_json_output_goes_to_stdout(tmp_path: Path) -> None:
         (["--subpath", "/a/../b"], ExitCode.INVALID_INPUT, ".."),
         (["--media", "/definitely/not/here"], ExitCode.INVALID_INPUT, "does not exist"),
         (["--subnet", "10.0.0.0/30"], ExitCode.INVALID_INPUT, "too small"),
+        (
+            ["--lan-url", "http://192.168.1.10:8096", "--lan-subnet", "8.8.8.0/24"],
+            ExitCode.INVALID_INPUT,
+            "not a private range",
+        ),
+        (["--lan-url", "http://192.168.1.10:8096"], ExitCode.INVALID_INPUT, "needs"),
+        (
+            [
+                "--lan-url",
+                "http://jf.lan:8096",
+                "--lan-subnet",
+                "10.1.0.0/16",
+                "--lan-subnet",
+                "10.1.2.0/24",
+            ],
+            ExitCode.INVALID_INPUT,
+            "overlap",
+        ),
+        (
+            ["--lan-url", "http://jf.lan:8096", "--lan-subnet", "172.30.77.0/25"],
+            ExitCode.INVALID_INPUT,
+            "proxy network",
+        ),
+        (
+            [
+                "--jellyfin-network",
+                "bridge",
+                "--lan-url",
+                "http://jf.lan:8096",
+                "--lan-subnet",
+                "192.168.1.0/24",
+            ],
+            ExitCode.INVALID_INPUT,
+            "network_mode 'host'",
+        ),
         (["--bogus"], ExitCode.USAGE, "--bogus"),
     ],
 )
@@ -269,3 +304,46 @@ def test_smoke_init_writes_a_stack_and_json_to_stdout(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["written"] is True
     assert (tmp_path / "docker-compose.yml").is_file()
+
+
+@pytest.mark.parametrize("proxy", ["nginx", "haproxy", "apache"])
+def test_http3_refused_in_one_line_nothing_written(tmp_path: Path, proxy: str) -> None:
+    stack = tmp_path / "stack"
+    result = stackgen(
+        *("init", proxy, "--domain", "jf.example.com", "--tls", "internal", "--http3"),
+        *("--dir", str(stack)),
+    )
+    assert result.returncode == ExitCode.INVALID_INPUT
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "http3: " in lines[0] and "HTTP/3" in lines[0]
+    assert not stack.exists()
+
+
+def test_http2_off_and_a_lan_url(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    result = stackgen(
+        "init",
+        "nginx",
+        "--domain",
+        "jf.example.com",
+        "--tls",
+        "internal",
+        "--no-http2",
+        "--lan-url",
+        "http://192.168.1.10:8096",
+        "--lan-subnet",
+        "192.168.1.0/24",
+        "--dir",
+        str(stack),
+    )
+    assert result.returncode == 0, result.stderr
+    config = tomllib.loads((stack / "stackgen.toml").read_text())
+    assert config["http2"] is False
+    assert config["jellyfin"]["lan_subnets"] == ["192.168.1.0/24"]
+    assert "listen 443 ssl default_server;" in (stack / "nginx/conf.d/jellyfin.conf").read_text()
+    root = ET.parse(stack / "jellyfin/config/config/network.xml").getroot()
+    assert [e.text for e in root.findall("./PublishedServerUriBySubnet/string")] == [
+        "192.168.1.0/24=http://192.168.1.10:8096",
+        "external=https://jf.example.com",
+    ]
+    assert "JELLYFIN_PublishedServerUrl:" not in (stack / "docker-compose.yml").read_text()

@@ -24,6 +24,15 @@ TLS_CASES: dict[str, dict[str, Any]] = {
     "acme": {"mode": "acme"},
     "acme-tls-alpn": {"mode": "acme-tls-alpn"},
     "acme-dns": {"mode": "acme-dns", "dns_provider": "cloudflare", "dns_env": ["CF_DNS_API_TOKEN"]},
+    # The old docs' Traefik example, on any proxy: one certificate for the zone, DNS-01
+    # through RFC 2136 (bind9), no port 80.
+    "acme-dns-wildcard": {
+        "mode": "acme-dns",
+        "dns_provider": "rfc2136",
+        "wildcard": True,
+        "dns_resolvers": ["192.0.2.53:53"],
+        "dns_propagation_seconds": 10,
+    },
     "internal": {"mode": "internal"},
     "files": {
         "mode": "files",
@@ -46,11 +55,42 @@ CASES = [
 ]
 
 
+def _supports(proxy: str, option: str) -> bool:
+    return not OPTION_CASES[option].get("http3") or get_proxy(proxy).supports_http3
+
+
 def _case_id(proxy: str, subpath: str, tls: str, network: str) -> str:
     return f"{proxy}-{'subpath' if subpath else 'root'}-{tls}-{network}"
 
 
-def _render(proxy: str, subpath: str, tls: str, network: str, tmp: Path) -> dict[str, bytes]:
+# The client-facing options (issue 14), each on top of the root/acme/host case; a proxy that
+# refuses an option (HTTP/3 without QUIC) is asserted in the proxies' own tests.
+OPTION_CASES: dict[str, dict[str, Any]] = {
+    "no-http2": {"http2": False},
+    "http3": {"http3": True},
+    "lan-url": {
+        "jellyfin": {
+            "lan_url": "http://192.168.1.10:8096",
+            "lan_subnets": ["192.168.1.0/24", "fd12:3456:789a::/64"],
+        }
+    },
+}
+
+
+def _render(
+    proxy: str,
+    subpath: str,
+    tls: str,
+    network: str,
+    tmp: Path,
+    options: dict[str, Any] | None = None,
+) -> dict[str, bytes]:
+    jellyfin: dict[str, Any] = {
+        "network_mode": network,
+        "media": [{"source": "/srv/media/movies"}],
+    }
+    extra = dict(options or {})
+    jellyfin.update(extra.pop("jellyfin", {}))
     config = parse_config(
         {
             "proxy": proxy,
@@ -59,7 +99,8 @@ def _render(proxy: str, subpath: str, tls: str, network: str, tmp: Path) -> dict
             "subpath": subpath,
             "run_as": "1000:1000",
             "tls": TLS_CASES[tls],
-            "jellyfin": {"network_mode": network, "media": [{"source": "/srv/media/movies"}]},
+            "jellyfin": jellyfin,
+            **extra,
         },
         tmp,
         check_paths=False,
@@ -74,7 +115,25 @@ def _render(proxy: str, subpath: str, tls: str, network: str, tmp: Path) -> dict
 )
 def test_golden(proxy: str, subpath: str, tls: str, network: str, tmp_path: Path) -> None:
     rendered = _render(proxy, subpath, tls, network, tmp_path)
-    folder = GOLDEN / _case_id(proxy, subpath, tls, network)
+    _compare(GOLDEN / _case_id(proxy, subpath, tls, network), rendered)
+
+
+OPTION_MATRIX = [
+    (proxy, option)
+    for proxy, option in itertools.product(available(), OPTION_CASES)
+    if _supports(proxy, option)
+]
+
+
+@pytest.mark.parametrize(
+    ("proxy", "option"), OPTION_MATRIX, ids=[f"{p}-{o}" for p, o in OPTION_MATRIX]
+)
+def test_golden_options(proxy: str, option: str, tmp_path: Path) -> None:
+    rendered = _render(proxy, "", "acme", "host", tmp_path, OPTION_CASES[option])
+    _compare(GOLDEN / "options" / f"{proxy}-{option}", rendered)
+
+
+def _compare(folder: Path, rendered: dict[str, bytes]) -> None:
     if UPDATE:
         for path, content in rendered.items():
             (folder / path).parent.mkdir(parents=True, exist_ok=True)

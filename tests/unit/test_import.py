@@ -265,6 +265,10 @@ def _no_failures(stack: Path) -> None:
     failures = [
         f for f in check_stack(Stack(config, stack), use_docker=False) if f.status is Status.FAIL
     ]
+    # A DNS-01 stack's credentials cannot come from the old files: check names what to fill.
+    unfilled = [f for f in failures if f.check == "dns"]
+    assert all(" is empty: fill it in " in f.message and ".env" in f.message for f in unfilled)
+    failures = [f for f in failures if f.check != "dns"]
     assert not failures, failures
 
 

@@ -496,6 +496,31 @@ def test_if_range(plain: StandinProcess) -> None:
     assert plain.get(path, {"If-Modified-Since": last_modified}).status == 304
 
 
+def test_media_comes_from_a_real_file_and_keeps_ranges(tmp_path: Path) -> None:
+    """The zero-copy path (sendfile from the written file) serves the same bytes and the
+    same Range answers as the in-memory path; `memory` keeps the old behaviour."""
+    media = tmp_path / "media.bin"
+    server = StandinProcess(tmp_path, {"STANDIN_MEDIA_FILE": str(media)}).ready()
+    try:
+        server.wait_for_line(lambda text: "media file ready" in text)
+        assert media.read_bytes() == standin.media_bytes(0, MEDIA_BYTES)
+        path = "/Videos/item1/stream?static=true"
+        assert server.get(path).body == standin.media_bytes(0, MEDIA_BYTES)
+        part = server.get(path, {"Range": "bytes=1000000-1000499"})
+        assert part.status == 206 and part.body == standin.media_bytes(1_000_000, 500)
+        tail = server.get(path, {"Range": "bytes=-300"})
+        assert tail.body == standin.media_bytes(MEDIA_BYTES - 300, 300)
+    finally:
+        assert server.stop() == 0
+    memory = StandinProcess(tmp_path, {"STANDIN_MEDIA_FILE": "memory"}).ready()
+    try:
+        part = memory.get(path, {"Range": "bytes=10-19"})
+        assert (part.status, part.body) == (206, standin.media_bytes(10, 10))
+        assert "media file ready" not in memory.output
+    finally:
+        assert memory.stop() == 0
+
+
 def test_upload_of_20_mb(plain: StandinProcess) -> None:
     body = os.urandom(20 * 1024 * 1024)
     reply = plain.request("POST", "/__standin/upload", {"Content-Type": "image/jpeg"}, body)
@@ -642,3 +667,64 @@ def test_web_page_honours_ranges_like_static_files(plain: StandinProcess) -> Non
     assert reply.status == 206
     assert reply.headers["Content-Range"].startswith("bytes 0-14/")
     assert reply.body == b"<!DOCTYPE html>"
+
+
+# --- PublishedServerUriBySubnet (NetworkManager.MatchesPublishedServerUrl) -------------------
+
+LAN_XML = """<NetworkConfiguration>
+  <LocalNetworkSubnets><string>192.168.50.0/24</string></LocalNetworkSubnets>
+  <PublishedServerUriBySubnet>
+    <string>192.168.50.0/24=http://192.168.50.10:8096</string>
+    <string>192.168.50.128/25=http://tv.lan:8096</string>
+    <string>10.9.0.0/16=http://unreachable.lan</string>
+    <string>external=https://jf.example.org</string>
+  </PublishedServerUriBySubnet>
+  <VirtualInterfaceNames><string>veth</string></VirtualInterfaceNames>
+</NetworkConfiguration>"""
+
+
+def _iface(name: str, cidr: str) -> Any:
+    net = ipaddress.ip_interface(cidr)
+    return standin.Interface(name, net.ip, net.network)
+
+
+def test_subnet_urls_follow_the_client_address() -> None:
+    config = standin.parse_network_xml(LAN_XML)
+    assert config.local_network_subnets == ("192.168.50.0/24",)
+    assert len(config.published_server_uri_by_subnet) == 4
+    interfaces = standin.usable_interfaces(
+        config, [_iface("eth0", "192.168.50.10/24"), _iface("veth1", "10.9.0.1/16")]
+    )
+    assert [i.name for i in interfaces] == ["eth0"]  # veth* is virtual, ignored
+    uris = standin.PublishedUris.from_config(config, interfaces)
+
+    def url(client: str) -> str | None:
+        return uris.match(ipaddress.ip_address(client), interfaces)
+
+    assert url("192.168.50.20") == "http://192.168.50.10:8096"
+    # The /25 entry is more specific, but the server has no address inside it: skipped.
+    assert url("192.168.50.200") == "http://192.168.50.10:8096"
+    assert url("198.51.100.7") == "https://jf.example.org"
+    # Private but not in LocalNetworkSubnets: external; the 10.9/16 entry has no interface.
+    assert url("10.9.3.4") == "https://jf.example.org"
+    assert url("127.0.0.1") is None  # loopback is LAN, and no LAN entry holds it
+    with_tv = [*interfaces, _iface("eth1", "192.168.50.129/25")]
+    assert uris.match(ipaddress.ip_address("192.168.50.200"), with_tv) == "http://tv.lan:8096"
+
+
+def test_default_lan_and_a_broken_entry() -> None:
+    config = standin.parse_network_xml(
+        "<NetworkConfiguration><PublishedServerUriBySubnet>"
+        "<string>10.0.0.0/8=http://a=b</string><string>all=http://x</string>"
+        "</PublishedServerUriBySubnet></NetworkConfiguration>"
+    )
+    uris = standin.PublishedUris.from_config(config, [])
+    assert uris.overrides == ()  # Jellyfin stops at an entry with two '='
+    assert uris.is_local(ipaddress.ip_address("172.20.1.1"))  # RFC 1918 by default
+    assert standin.smart_url("192.168.1.5:8920", 8096, "/jf") == "http://192.168.1.5:8920/jf"
+    assert standin.smart_url("https://lan.example/", 8096, "/jf") == "https://lan.example"
+
+
+def test_host_interfaces_lists_loopback() -> None:
+    names = {(i.name, str(i.address)) for i in standin.host_interfaces()}
+    assert ("lo", "127.0.0.1") in names

@@ -15,6 +15,7 @@ PURE = (
     "stackgen.errors",
     "stackgen.parts",
     "stackgen.pki",
+    "stackgen.dns_providers",
     "stackgen.models",
     "stackgen.config_file",
     "stackgen.proxies",

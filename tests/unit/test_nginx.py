@@ -44,7 +44,7 @@ def test_rendered_config_passes_its_own_rules(
     assert conf_problems(_conf(config, tmp_path)) == []
 
 
-def test_the_facts_of_proxy_facts_md(tmp_path: Path) -> None:
+def test_the_facts_of_docs_proxies_md(tmp_path: Path) -> None:
     text = _conf(_config(tmp_path), tmp_path)
     found = {(d.name, d.args) for d in directives(text)}
     for expected in [
@@ -67,12 +67,22 @@ def test_the_facts_of_proxy_facts_md(tmp_path: Path) -> None:
             "add_header",
             ("Strict-Transport-Security", "max-age=63072000; includeSubDomains", "always"),
         ),
-        ("proxy_pass", ("http://host.docker.internal:8096",)),
+        ("proxy_pass", ("http://jellyfin_upstream",)),
         # The published https port, not the container's.
         ("return", ("301", "https://jellyfin.example.com:18443$request_uri")),
     ]:
         assert expected in found, expected
     assert not any(d.name == "http2" for d in directives(text))
+    # Connections to Jellyfin are kept for the next request: an upstream block with
+    # keepalive, and no `Connection: close` sent when the client asks for no upgrade.
+    upstream = {
+        (d.name, d.args) for d in directives(text) if d.blocks == ("upstream jellyfin_upstream",)
+    }
+    assert upstream == {("server", ("host.docker.internal:8096",)), ("keepalive", ("16",))}
+    upgrade_map = {
+        d.name: d.args for d in directives(text) if d.blocks and d.blocks[0].startswith("map ")
+    }
+    assert upgrade_map == {"default": ("upgrade",), "": ("",)}
     # Every add_header carries `always` and sits at server level.
     headers = [d for d in directives(text) if d.name == "add_header"]
     assert len(headers) == 5
@@ -97,7 +107,7 @@ def test_subpath_keeps_the_prefix_and_redirects_the_bare_path(tmp_path: Path) ->
             "https://jellyfin.example.com:18443/jellyfin/$is_args$args",
         ),
         # No URI after the upstream: the prefix reaches Jellyfin.
-        "location /jellyfin/": ("http://host.docker.internal:8096",),
+        "location /jellyfin/": ("http://jellyfin_upstream",),
         "location /": ("404",),
     }
 

@@ -58,8 +58,18 @@ def not_passing(report: Report) -> dict[str, str]:
 def test_good_stack_passes_every_check(good_report: Report) -> None:
     assert not_passing(good_report) == {}
     assert good_report.ok
-    assert {r.id for r in good_report.results} == set(CHECK_IDS) - {"jellyfin.subpath-redirect"}
-    assert good_report.skipped == {"jellyfin.subpath-redirect": "the URL has no subpath"}
+    assert set(statuses(good_report)) == set(CHECK_IDS) - {
+        "reach.proxy",
+        "reach.upstream",
+        "jellyfin.subpath-redirect",
+        "jellyfin.lan-url",
+        "http3.get",
+    }
+    assert good_report.skipped == {
+        "jellyfin.lan-url": "no LAN URL is configured",
+        "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
+        "jellyfin.subpath-redirect": "the URL has no subpath",
+    }
     assert all(r.hint == "" for r in good_report.results)
 
 
@@ -81,7 +91,10 @@ def test_good_stack_under_a_subpath(pki: PKI) -> None:
     with fake_stack(pki, base="/jellyfin") as stack:
         report = run_checks(stack.target())
     assert not_passing(report) == {}
-    assert report.skipped == {}
+    assert report.skipped == {
+        "jellyfin.lan-url": "no LAN URL is configured",
+        "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
+    }
     sub = report.get("jellyfin.subpath-redirect")
     assert sub is not None and "/jellyfin/web/" in sub.reason
 
@@ -411,17 +424,28 @@ def test_json_shape(good_report: Report) -> None:
         "passed": len(good_report.results),
         "warned": 0,
         "failed": 0,
-        "skipped": 1,
+        "skipped": 3,
         "not_run": 0,
         "duration_ms": good_report.duration_ms,
     }
     checks = data["checks"]
     assert isinstance(checks, list)
     for entry in checks:
-        assert set(entry) == {"id", "title", "status", "reason", "hint", "details", "duration_ms"}
+        assert set(entry) == {
+            "id",
+            "title",
+            "status",
+            "reason",
+            "hint",
+            "details",
+            "duration_ms",
+            "protocol",
+        }
         assert entry["status"] in ("pass", "warn", "fail")
     assert data["skipped"] == [
-        {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"}
+        {"id": "jellyfin.lan-url", "reason": "no LAN URL is configured"},
+        {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"},
+        {"id": "http3.get", "reason": "the server advertises no HTTP/3 (Alt-Svc)"},
     ]
     json.dumps(data)  # every value is JSON
 
@@ -438,7 +462,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
     assert int(suite.get("failures", "-1")) == report.failed == 1
     failures = [c for c in cases if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["hsts.https"]
-    assert sum(c.find("skipped") is not None for c in cases) == 1
+    assert sum(c.find("skipped") is not None for c in cases) == 3
     warn_case = next(c for c in cases if c.get("name") == "redirect.https")
     out = warn_case.find("system-out")
     assert out is not None and (out.text or "").startswith("warn:")
@@ -447,7 +471,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
 def test_table_is_plain_unless_colour_is_asked(good_report: Report) -> None:
     table = good_report.render_table()
     assert "\x1b" not in table
-    assert "redirect.https" in table and "29 passed" in table
+    assert "redirect.https" in table and "30 passed" in table
     assert "\x1b[" in good_report.render_table(color=True)
 
 
@@ -544,3 +568,80 @@ def test_verify_junit_to_an_unwritable_path_is_one_line_exit_4(
     assert isinstance(result.exception, FilesystemError), result.output
     assert result.exception.exit_code == 4
     assert str(junit) in str(result.exception) and "\n" not in str(result.exception)
+
+
+# --- HTTP/2 ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def h2_report(pki: PKI) -> Report:
+    with fake_stack(pki, http2=True) as stack:
+        return run_checks(stack.target(http2=True))
+
+
+def test_h2_stack_passes_every_check_over_both_protocols(h2_report: Report) -> None:
+    assert not_passing(h2_report) == {}
+    assert h2_report.protocols == ["http/1.1", "h2"]
+    per_protocol = {"stream.range", "stream.ttfb", "upload.20mb", "jellyfin.health"}
+    per_protocol |= {"jellyfin.redirect-loop", "headers.security", "hsts.https"}
+    for check_id in per_protocol:
+        h1, h2 = h2_report.get(check_id, "http/1.1"), h2_report.get(check_id, "h2")
+        assert h1 is not None and h2 is not None, check_id
+    upload = h2_report.get("upload.20mb", "h2")
+    assert upload is not None and upload.details["sent_bytes"] == 20 * 1024 * 1024
+    ws = [r for r in h2_report.results if r.id == "websocket.keepalive"]
+    assert [r.protocol for r in ws] == ["http/1.1"]
+    alpn = h2_report.get("tls.alpn")
+    assert alpn is not None and alpn.details["selected"] == "h2"
+    assert "h2" in h2_report.render_table()
+    assert {c["protocol"] for c in h2_report.to_json()["checks"]} == {None, "http/1.1", "h2"}  # type: ignore[index,union-attr]
+
+
+def test_h2_only_failure_is_caught(pki: PKI) -> None:
+    """An h2 bug the HTTP/1.1 run cannot see (the issue's Traefik seek regression)."""
+    with fake_stack(pki, http2=True, h2_strips_range=True) as stack:
+        report = run_checks(stack.target(), only={"stream.range"})
+    assert [(r.protocol, r.status) for r in report.results if r.id == "stream.range"] == [
+        ("http/1.1", Status.PASS),
+        ("h2", Status.FAIL),
+    ]
+
+
+def test_alpn_judges_the_configured_http2(pki: PKI) -> None:
+    with fake_stack(pki) as stack:
+        off = run_checks(stack.target(http2=False), only={"tls.alpn", "jellyfin.health"})
+        on = run_checks(stack.target(http2=True), only={"tls.alpn"})
+    assert statuses(off) == {"tls.alpn": Status.PASS, "jellyfin.health": Status.PASS}
+    assert off.protocols == ["http/1.1"]
+    assert statuses(on) == {"tls.alpn": Status.FAIL}
+    with fake_stack(pki, http2=True) as stack:
+        wrong = run_checks(stack.target(http2=False), only={"tls.alpn"})
+    assert statuses(wrong) == {"tls.alpn": Status.FAIL}
+
+
+# --- LAN URL -----------------------------------------------------------------------------
+
+LAN = "http://192.168.1.10:8096"
+
+
+def test_lan_url_from_each_side(pki: PKI) -> None:
+    only = {"jellyfin.lan-url", "jellyfin.forwarded"}
+    with fake_stack(pki) as stack:  # LocalAddress: the public URL (an internet client)
+        internet = run_checks(stack.target(lan_url=LAN), only=only)
+        lan_wrong = run_checks(stack.target(lan_url=LAN, from_lan=True), only=only)
+    assert statuses(internet) == {
+        "jellyfin.lan-url": Status.PASS,
+        "jellyfin.forwarded": Status.PASS,
+    }
+    check = internet.get("jellyfin.lan-url")
+    assert check is not None and check.reason.startswith("an internet client is sent to https://")
+    assert statuses(lan_wrong) == {"jellyfin.lan-url": Status.FAIL}
+    assert "jellyfin.forwarded" in lan_wrong.skipped
+    with fake_stack(pki, local_address=LAN) as stack:  # as Jellyfin answers a LAN client
+        lan = run_checks(stack.target(lan_url=LAN, from_lan=True), only=only)
+        internet_wrong = run_checks(stack.target(lan_url=LAN), only={"jellyfin.lan-url"})
+    result = lan.get("jellyfin.lan-url")
+    assert result is not None and result.status is Status.PASS
+    assert result.details["side"] == "LAN" and result.details["local_address"] == LAN
+    failed_check = internet_wrong.get("jellyfin.lan-url")
+    assert failed_check is not None and "LAN URL" in failed_check.reason

@@ -5,7 +5,7 @@ stackgen/probe/__init__.py and must stay stable)."""
 from __future__ import annotations
 
 from stackgen.probe.base import Check
-from stackgen.probe.checks import headers, jellyfin, media, proxy, reach, redirect, tls
+from stackgen.probe.checks import headers, http3, jellyfin, media, proxy, reach, redirect, tls
 
 ALL_CHECKS: tuple[Check, ...] = (
     *reach.CHECKS,  # first: the runner gates the others on them
@@ -14,6 +14,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     *headers.CHECKS,
     *jellyfin.CHECKS,
     *media.CHECKS,
+    *http3.CHECKS,
     *proxy.CHECKS,
 )
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in ALL_CHECKS)

@@ -8,8 +8,8 @@ import re
 from collections.abc import Sequence
 
 from stackgen.probe import client
-from stackgen.probe.base import UPSTREAM, Outcome, check, failed, passed, warned
-from stackgen.probe.checks.redirect import ACME_PATH, probe_path
+from stackgen.probe.base import UPSTREAM, NotApplicable, Outcome, check, failed, passed, warned
+from stackgen.probe.checks.redirect import ACME_PATH, NO_PLAIN_HTTP, probe_path
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import Status
 
@@ -78,7 +78,13 @@ def _hsts_of(resp: client.Response) -> tuple[str | None, int | None, bool]:
     return value, max_age, subdomains
 
 
-@check("hsts.https", "HSTS on HTTPS responses, errors included", HINT_HSTS, needs=UPSTREAM)
+@check(
+    "hsts.https",
+    "HSTS on HTTPS responses, errors included",
+    HINT_HSTS,
+    per_protocol=True,
+    needs=UPSTREAM,
+)
 def hsts_https(ctx: ProbeContext) -> Outcome:
     pages = {"page": ctx.web_page(), "error": ctx.error_page()}
     missing: list[str] = []
@@ -107,6 +113,8 @@ def hsts_https(ctx: ProbeContext) -> Outcome:
 
 @check("hsts.http", "No HSTS on plain-HTTP responses", HINT_HSTS_HTTP)
 def hsts_http(ctx: ProbeContext) -> Outcome:
+    if not ctx.target.plain_http:
+        raise NotApplicable(NO_PLAIN_HTTP)
     carrying: list[str] = []
     seen: list[str] = []
     for path in (probe_path(ctx), ACME_PATH):
@@ -138,6 +146,7 @@ def hsts_http(ctx: ProbeContext) -> Outcome:
     "nosniff, Referrer-Policy, Permissions-Policy; no client-breaking CORP",
     HINT_SECURITY,
     needs=UPSTREAM,
+    per_protocol=True,
 )
 def headers_security(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
@@ -234,6 +243,7 @@ def allows_url(sources: Sequence[str], scheme: str, host: str) -> bool:
     "No X-Frame-Options / frame-ancestors (LG webOS app)",
     HINT_FRAMES,
     needs=UPSTREAM,
+    per_protocol=True,
 )
 def headers_frames(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
@@ -252,7 +262,13 @@ def headers_frames(ctx: ProbeContext) -> Outcome:
     return failed(f"{'; '.join(found)} breaks the LG webOS app", HINT_FRAMES, **details)
 
 
-@check("headers.csp", "Content-Security-Policy lets jellyfin-web run", HINT_CSP, needs=UPSTREAM)
+@check(
+    "headers.csp",
+    "Content-Security-Policy lets jellyfin-web run",
+    HINT_CSP,
+    per_protocol=True,
+    needs=UPSTREAM,
+)
 def headers_csp(ctx: ProbeContext) -> Outcome:
     page = ctx.web_page()
     values = page.header_all("Content-Security-Policy")
@@ -285,12 +301,17 @@ _VERSION = re.compile(r"\d")
 
 
 @check(
-    "headers.server-version", "Server / X-Powered-By carry no version", HINT_SERVER, needs=UPSTREAM
+    "headers.server-version",
+    "Server / X-Powered-By carry no version",
+    HINT_SERVER,
+    per_protocol=True,
+    needs=UPSTREAM,
 )
 def headers_server_version(ctx: ProbeContext) -> Outcome:
     responses: list[client.Response] = [ctx.web_page(), ctx.error_page()]
-    with contextlib.suppress(client.ProbeError):  # port 80 problems: redirect.https
-        responses.append(ctx.http(probe_path(ctx)))
+    if ctx.target.plain_http:
+        with contextlib.suppress(client.ProbeError):  # port 80 problems: redirect.https
+            responses.append(ctx.http(probe_path(ctx)))
     leaks: dict[str, str] = {}
     seen: dict[str, str] = {}
     for resp in responses:

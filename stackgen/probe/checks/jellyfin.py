@@ -37,7 +37,13 @@ HINT_LOOP = (
 )
 
 
-@check("jellyfin.health", "Jellyfin /health answers Healthy", HINT_UPSTREAM, needs=UPSTREAM)
+@check(
+    "jellyfin.health",
+    "Jellyfin /health answers Healthy",
+    HINT_UPSTREAM,
+    per_protocol=True,
+    needs=UPSTREAM,
+)
 def jellyfin_health(ctx: ProbeContext) -> Outcome:
     resp = ctx.https(f"{ctx.url.base}/health")
     body = resp.text().strip()
@@ -97,6 +103,8 @@ def jellyfin_forwarded(ctx: ProbeContext) -> Outcome:
     # EnablePublishedServerUriByRequest=true; else JELLYFIN_PublishedServerUrl if set;
     # else Jellyfin's own bind address (http://172.x.y.z:8096). Only the first case says
     # anything about forwarded headers, so a bind address is "cannot judge", not a fail.
+    if ctx.target.from_lan:
+        raise NotApplicable("a LAN client is sent to the LAN URL (see jellyfin.lan-url)")
     _resp, data = _public_info(ctx)
     local = str(data.get("LocalAddress") or "")
     expected = ctx.url.origin + ctx.url.base
@@ -151,7 +159,13 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-@check("jellyfin.web", "The web client loads under the base", HINT_UPSTREAM, needs=UPSTREAM)
+@check(
+    "jellyfin.web",
+    "The web client loads under the base",
+    HINT_UPSTREAM,
+    per_protocol=True,
+    needs=UPSTREAM,
+)
 def jellyfin_web(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/web/", 3)
     details: dict[str, object] = {"urls": trail.urls}
@@ -172,7 +186,11 @@ def jellyfin_web(ctx: ProbeContext) -> Outcome:
 
 
 @check(
-    "jellyfin.subpath-redirect", "The bare subpath redirects into it", HINT_SUBPATH, needs=UPSTREAM
+    "jellyfin.subpath-redirect",
+    "The bare subpath redirects into it",
+    HINT_SUBPATH,
+    per_protocol=True,
+    needs=UPSTREAM,
 )
 def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     base = ctx.url.base
@@ -198,7 +216,13 @@ def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     )
 
 
-@check("jellyfin.redirect-loop", "No redirect loop from the base", HINT_LOOP, needs=UPSTREAM)
+@check(
+    "jellyfin.redirect-loop",
+    "No redirect loop from the base",
+    HINT_LOOP,
+    per_protocol=True,
+    needs=UPSTREAM,
+)
 def jellyfin_redirect_loop(ctx: ProbeContext) -> Outcome:
     trail = ctx.follow(f"{ctx.url.base}/", 10)
     details: dict[str, object] = {"urls": trail.urls}
@@ -208,10 +232,50 @@ def jellyfin_redirect_loop(ctx: ProbeContext) -> Outcome:
     return passed(f"{hops} redirect(s) to {trail.final.url} ({trail.final.status})", **details)
 
 
+HINT_LAN = (
+    "Jellyfin picks the URL by the client's address after X-Forwarded-For: the proxy must "
+    "be in KnownProxies, JELLYFIN_PublishedServerUrl must be unset (it overrides "
+    "PublishedServerUriBySubnet for everyone), EnablePublishedServerUriByRequest false, "
+    "Jellyfin on the host network with an address in each LAN subnet, and LAN clients must "
+    "reach the proxy without a NAT that hides their address"
+)
+
+
+@check("jellyfin.lan-url", "Jellyfin sends this client to the URL for its side", HINT_LAN)
+def jellyfin_lan_url(ctx: ProbeContext) -> Outcome:
+    """With a LAN URL (PublishedServerUriBySubnet), LocalAddress must be the LAN URL for a
+    LAN client (`from_lan`) and the public URL for anyone else; the reason names which
+    URL this side got."""
+    lan = ctx.target.lan_url
+    if lan is None:
+        raise NotApplicable("no LAN URL is configured")
+    _resp, data = _public_info(ctx)
+    local = str(data.get("LocalAddress") or "").rstrip("/")
+    public = ctx.url.origin + ctx.url.base
+    side, other = ("LAN", "internet") if ctx.target.from_lan else ("internet", "LAN")
+    article = "a" if ctx.target.from_lan else "an"
+    expected, wrong = (
+        (lan.rstrip("/"), public) if ctx.target.from_lan else (public, lan.rstrip("/"))
+    )
+    details = {"side": side, "local_address": local, "lan_url": lan, "public_url": public}
+    if local == expected:
+        return passed(f"{article} {side} client is sent to {local}", **details)
+    if local == wrong:
+        return failed(
+            f"{article} {side} client is sent to the {other} URL {local}", HINT_LAN, **details
+        )
+    return failed(
+        f"{article} {side} client is sent to {local or 'nothing'!r}, expected {expected}",
+        HINT_LAN,
+        **details,
+    )
+
+
 CHECKS = (
     jellyfin_health,
     jellyfin_info,
     jellyfin_forwarded,
+    jellyfin_lan_url,
     jellyfin_web,
     jellyfin_subpath_redirect,
     jellyfin_redirect_loop,

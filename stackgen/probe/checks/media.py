@@ -62,7 +62,11 @@ def _media_request(ctx: ProbeContext, byte_range: str) -> client.Response:
     path = ctx.url.base + ctx.target.effective_media_path
     try:
         return client.request(
-            ctx.target, path, headers={"Range": byte_range}, context=_media_context(ctx)
+            ctx.target,
+            path,
+            headers={"Range": byte_range},
+            context=_media_context(ctx),
+            protocol=ctx.protocol,
         )
     except client.ProbeError as exc:
         if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
@@ -79,7 +83,14 @@ def _media_request(ctx: ProbeContext, byte_range: str) -> client.Response:
 NO_UPGRADE_ANSWER = "no answer to the upgrade request"
 
 
-@check("websocket.keepalive", "WebSocket upgrade reaches Jellyfin", HINT_WEBSOCKET, needs=UPSTREAM)
+# HTTP/1.1 only: clients upgrade over 1.1 (RFC 8441 WebSockets over h2 is not what they use).
+@check(
+    "websocket.keepalive",
+    "WebSocket upgrade reaches Jellyfin",
+    HINT_WEBSOCKET,
+    http1=True,
+    needs=UPSTREAM,
+)
 def websocket_keepalive(ctx: ProbeContext) -> Outcome:
     """One retry, only for a fresh connection that got no answer at all to its upgrade: a
     single stalled connection is a network event, not a WebSocket configuration (a proxy that
@@ -195,7 +206,9 @@ def _judge_refused_upgrade(
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 
 
-@check("stream.range", "Byte ranges pass through (206)", HINT_RANGE, needs=UPSTREAM)
+@check(
+    "stream.range", "Byte ranges pass through (206)", HINT_RANGE, per_protocol=True, needs=UPSTREAM
+)
 def stream_range(ctx: ProbeContext) -> Outcome:
     resp = _media_request(ctx, "bytes=100-199")
     content_range = resp.header("Content-Range")
@@ -235,7 +248,13 @@ def _media_size(ctx: ProbeContext) -> int | None:
     return None
 
 
-@check("stream.ttfb", "Seeking answers fast (time to first byte)", HINT_TTFB, needs=UPSTREAM)
+@check(
+    "stream.ttfb",
+    "Seeking answers fast (time to first byte)",
+    HINT_TTFB,
+    per_protocol=True,
+    needs=UPSTREAM,
+)
 def stream_ttfb(ctx: ProbeContext) -> Outcome:
     size = _media_size(ctx)
     start = (size // 2) if size else 0
@@ -244,7 +263,11 @@ def stream_ttfb(ctx: ProbeContext) -> Outcome:
     t0 = time.monotonic()
     try:
         with client.open_response(
-            ctx.target, path, headers={"Range": byte_range}, context=_media_context(ctx)
+            ctx.target,
+            path,
+            headers={"Range": byte_range},
+            context=_media_context(ctx),
+            protocol=ctx.protocol,
         ) as (resp, sent):
             first = resp.read1(1) if resp.status in (200, 206) else b""
             ttfb = time.monotonic() - sent
@@ -289,11 +312,19 @@ def _body() -> Iterator[bytes]:
         yield block
 
 
-@check("upload.20mb", "A 20 MiB request body gets through", HINT_UPLOAD, needs=UPSTREAM)
+@check(
+    "upload.20mb",
+    "A 20 MiB request body gets through",
+    HINT_UPLOAD,
+    per_protocol=True,
+    needs=UPSTREAM,
+)
 def upload_20mb(ctx: ProbeContext) -> Outcome:
     path = f"{ctx.url.base}/Items/stackgen-probe/Images/Primary"
     t0 = time.monotonic()
-    outcome = client.upload(ctx.target, path, _body(), UPLOAD_SIZE, {"Content-Type": "image/jpeg"})
+    outcome = client.upload(
+        ctx.target, path, _body(), UPLOAD_SIZE, {"Content-Type": "image/jpeg"}, ctx.protocol
+    )
     details = {
         "status": outcome.status,
         "sent_bytes": outcome.sent_bytes,

@@ -26,6 +26,12 @@ HINT_ACME = (
 )
 
 
+NO_PLAIN_HTTP = (
+    "no plain-HTTP port is published: the certificate comes over DNS-01 or TLS-ALPN-01 "
+    "and no redirect listener was asked for"
+)
+
+
 def probe_path(ctx: ProbeContext) -> str:
     # Under the base, with a query whose order and encoding must survive the redirect.
     return f"{ctx.url.base}/stackgen-probe/some/path?q=1&r=a%20b"
@@ -33,6 +39,8 @@ def probe_path(ctx: ProbeContext) -> str:
 
 @check("redirect.https", "HTTP redirects to HTTPS (permanent, path and query kept)", HINT_REDIRECT)
 def redirect_https(ctx: ProbeContext) -> Outcome:
+    if not ctx.target.plain_http:
+        raise NotApplicable(NO_PLAIN_HTTP)
     path = probe_path(ctx)
     resp = ctx.http(path)
     details: dict[str, object] = {"url": resp.url, "status": resp.status}
@@ -76,6 +84,8 @@ def redirect_https(ctx: ProbeContext) -> Outcome:
 
 @check("redirect.acme-path", "ACME HTTP-01 path is not redirected to HTTPS", HINT_ACME)
 def redirect_acme_path(ctx: ProbeContext) -> Outcome:
+    if not ctx.target.plain_http:
+        raise NotApplicable(NO_PLAIN_HTTP)
     if ctx.target.acme_http01 is False:
         # Nothing answers HTTP-01 on such a stack, so redirecting the path like any other
         # is right; judging it would fail a correct stack.

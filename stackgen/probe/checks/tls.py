@@ -520,6 +520,30 @@ def tls_renegotiation(ctx: ProbeContext) -> Outcome:
     )
 
 
+HINT_ALPN = (
+    "HTTP/2 follows stackgen.toml's `http2`: nginx `listen 443 ssl http2`, Caddy "
+    "`servers { protocols h1 h2 }`, HAProxy `alpn h2,http/1.1`, Apache `Protocols h2 "
+    'http/1.1`, Traefik tls.options alpnProtocols (without "h2" to turn it off)'
+)
+
+
+@check("tls.alpn", "ALPN offers HTTP/2 as configured", HINT_ALPN)
+def tls_alpn(ctx: ProbeContext) -> Outcome:
+    """Offered h2 and http/1.1, the server picks: with `http2 = false` it must pick
+    http/1.1 (what Kodi and some TV apps need); with it on, h2."""
+    selected = ctx.offered_protocol()
+    expected = ctx.target.http2
+    details = {"offered": ["h2", "http/1.1"], "selected": selected, "http2_expected": expected}
+    chosen = selected or "no ALPN (HTTP/1.1)"
+    if expected is True and selected != "h2":
+        return failed(
+            f"HTTP/2 is configured but the server selected {chosen}", HINT_ALPN, **details
+        )
+    if expected is False and selected == "h2":
+        return failed("HTTP/2 is switched off but the server selected h2", HINT_ALPN, **details)
+    return passed(f"offered h2 and http/1.1, the server selected {chosen}", **details)
+
+
 CHECKS = (
     tls_name,
     tls_chain,
@@ -530,4 +554,5 @@ CHECKS = (
     tls_groups,
     tls_compression,
     tls_renegotiation,
+    tls_alpn,
 )

@@ -23,6 +23,7 @@ CONF_FILE: Final = f"{CONF_PATH}/httpd.conf"
 class Apache(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
     tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
+    http3_refusal: ClassVar[str] = "Apache httpd has no HTTP/3 (QUIC) support"
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = CONF_PATH
 

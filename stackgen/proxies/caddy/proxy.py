@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from stackgen.certificates import CertificateSource, ProxyAcme, ServedPair, mounted_files
+from stackgen.certificates import (
+    Certbot,
+    CertificateSource,
+    ProxyAcme,
+    ServedPair,
+    mounted_files,
+    uses_certbot,
+)
+from stackgen.certificates import certbot as certbot_source
 from stackgen.models import StackConfig, TlsMode
 from stackgen.parts import InImageCommand, TemplateFile
 from stackgen.proxies.base import Proxy
@@ -24,9 +32,11 @@ SERVED: Final = ServedPair("/etc/stackgen/tls/fullchain.pem", "/etc/stackgen/tls
 
 class Caddy(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
-    # DNS-01 needs a DNS provider plugin, which the official image does not contain (it
-    # would take a custom build with xcaddy): refused rather than rendered half-working.
-    tls_modes: ClassVar[frozenset[TlsMode]] = frozenset(TlsMode) - {TlsMode.ACME_DNS}
+    # DNS-01 needs a DNS provider module, which the official image does not contain (it
+    # would take a custom build with xcaddy): there the certbot service obtains the
+    # certificate, and Caddy reloads it when it changes.
+    tls_modes: ClassVar[frozenset[TlsMode]] = frozenset(TlsMode)
+    supports_http3: ClassVar[bool] = True  # quic-go, in the official image
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = "/etc/caddy"
     data_dir: ClassVar[str] = DATA_DIR
@@ -35,8 +45,17 @@ class Caddy(Proxy):
     acme_ca_path: ClassVar[str] = "/etc/stackgen/acme-ca.pem"
 
     def certificates(self, config: StackConfig) -> CertificateSource:
+        own_client = config.tls.mode is not TlsMode.ACME_DNS
+        if uses_certbot(config, own_client=own_client):
+            return Certbot(certbot_source.SERVED)
         # Caddy's ACME account and certificates live in /data (own_directories).
         return ProxyAcme(SERVED) if config.tls.mode.is_acme else mounted_files(config, SERVED)
+
+    def foreground(self, config: StackConfig) -> tuple[str, ...] | None:
+        # Only the certbot source wraps the command (its watcher); otherwise the image's own.
+        if not self.certificates(config).wraps_command():
+            return None
+        return ("caddy", "run", "--config", CADDYFILE, "--adapter", "caddyfile")
 
     def own_templates(self, config: StackConfig) -> list[TemplateFile]:
         return [TemplateFile("proxies/caddy/Caddyfile.j2", f"{CONF_DIR}/Caddyfile")]
@@ -62,4 +81,9 @@ class Caddy(Proxy):
 
     def reload_command(self, config: StackConfig) -> list[str]:
         # Talks to the admin API on localhost:2019 inside the container (never published).
-        return ["caddy", "reload", "--config", CADDYFILE, "--adapter", "caddyfile"]
+        command = ["caddy", "reload", "--config", CADDYFILE, "--adapter", "caddyfile"]
+        if self.certificates(config).wraps_command():
+            # A renewed certificate leaves the Caddyfile as it was, and Caddy skips a reload
+            # of an unchanged configuration unless forced (then it loads the files again).
+            command.append("--force")
+        return command

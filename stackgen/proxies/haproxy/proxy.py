@@ -32,6 +32,10 @@ FOREGROUND: Final = ("haproxy", "-W", "-db", "-f", CONF_FILE)
 class HAProxy(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
     tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
+    http3_refusal: ClassVar[str] = (
+        "HAProxy's HTTP/3 needs a QUIC-enabled build (a QUIC TLS library); "
+        "the haproxy 2.6 stackgen is tested with has none"
+    )
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = CONF_PATH
 

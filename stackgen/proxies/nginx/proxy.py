@@ -23,11 +23,12 @@ FOREGROUND: Final = ("nginx", "-g", "daemon off;")
 class Nginx(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
     tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
+    http3_refusal: ClassVar[str] = (
+        "nginx's HTTP/3 needs 1.25+ built with QUIC; stackgen's tests run nginx 1.22, "
+        "which has none, so it is not offered untested"
+    )
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = "/etc/nginx/conf.d"
-    # With proxy_buffering off, nginx relays upstream data in chunks of this size; the
-    # default (4k/8k, one page) costs several times the CPU per streamed byte.
-    buffer_size: ClassVar[int] = 64 * 1024
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         return certbot_or_files(config, SERVED)

@@ -23,6 +23,7 @@ class Traefik(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
     conf_dir: ClassVar[str] = "traefik"
     conf_path: ClassVar[str] = "/etc/traefik"
+    supports_http3: ClassVar[bool] = True  # quic-go, in the official image
     # Container path of the root a private ACME server's own TLS certificate chains to.
     acme_ca_path: ClassVar[str] = "/etc/stackgen/acme-ca.pem"
 

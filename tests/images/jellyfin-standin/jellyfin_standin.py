@@ -4,7 +4,7 @@
 This is NOT Jellyfin. No package registry we can reach ships a Jellyfin server, so
 stackgen's tests put this small aiohttp app where the generated stacks expect the
 ``jellyfin/jellyfin`` image. It imitates only what a reverse proxy can observe (see
-``shared/jellyfin-contract.md``); where that document and the Jellyfin source disagree,
+``docs/jellyfin.md`` in the repository); where that page and the Jellyfin source disagree,
 the source wins and the difference is written down here.
 
 It runs on Debian bookworm's ``python3-aiohttp`` (3.8.4) and Python 3.11, so it only
@@ -20,7 +20,11 @@ Read once at start, like Jellyfin (changing ``network.xml`` needs a restart):
     names, names resolved once at start), ``InternalHttpPort`` (the listening port),
     ``EnableIPv4`` / ``EnableIPv6`` (default true / false: IPv6 proxy entries are
     dropped unless IPv6 is enabled, as in Jellyfin), ``EnablePublishedServerUriByRequest``
-    (default false, see ``LocalAddress`` below). Missing file -> written with defaults
+    (default false, see ``LocalAddress`` below), ``LocalNetworkSubnets`` (the LAN; empty:
+    RFC 1918, plus ``fc00::/7`` and ``fec0::/10`` with IPv6; ``!`` entries exclude),
+    ``PublishedServerUriBySubnet`` (``subnet=url``, ``internal=``, ``external=``, ``all=``,
+    ``interface-name=``), ``IgnoreVirtualInterfaces`` / ``VirtualInterfaceNames`` (default
+    true / ``veth``). Missing file -> written with defaults
     when the directory is writable (Jellyfin's pre-start routine does the same). A file
     that cannot be parsed is left alone, defaults are used and the error is logged and
     shown in the echo endpoint's ``config_errors``.
@@ -34,6 +38,9 @@ Environment
                                    a free port (the "listening on" log line names it)
     ``STANDIN_STARTUP_SECONDS``    length of the emulated start-up phase (default 0)
     ``STANDIN_MEDIA_BYTES``        size of the generated media file (default 64 MiB)
+    ``STANDIN_MEDIA_FILE``         where that file is written (default
+                                   ``$JELLYFIN_CACHE_DIR/standin-media-<size>.bin``, else
+                                   the temp dir); ``memory`` serves it from memory instead
     ``STANDIN_SERVER_NAME``        ``ServerName`` (default: the host name)
     ``STANDIN_SHUTDOWN_SECONDS``   grace period for in-flight requests on SIGTERM (5)
 Command-line options of the real server that matter here are accepted
@@ -65,9 +72,15 @@ Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
   StartupWizardCompleted``. ``LocalAddress`` follows Jellyfin's ``GetSmartApiUrl``:
   with ``EnablePublishedServerUriByRequest`` true it is ``scheme://host[:port]{base}``
   from the request *after* forwarded-header processing; otherwise
-  ``JELLYFIN_PublishedServerUrl`` if set; otherwise ``http://<local address the request
-  arrived on>:<port>{base}``. So it reflects forwarded headers only when
-  ``EnablePublishedServerUriByRequest`` is true (Jellyfin's default is false).
+  ``JELLYFIN_PublishedServerUrl`` if set (it then applies to every client and the subnet
+  list is not read, as Jellyfin's startup override); otherwise the
+  ``PublishedServerUriBySubnet`` entry for the client address after forwarded headers
+  (``NetworkManager.MatchesPublishedServerUrl``: a LAN client takes the most specific
+  internal entry containing it, anyone else the most specific external one, and a subnet
+  entry counts only while one of the server's interfaces is inside it); otherwise
+  ``http://<local address the request arrived on>:<port>{base}``. So it reflects forwarded
+  headers only when ``EnablePublishedServerUriByRequest`` is true (Jellyfin's default is
+  false), or through the client address a subnet entry is chosen by.
 * ``{base}/web`` -> 301 ``{base}/web/``; ``GET|HEAD {base}/web/`` and
   ``{base}/web/index.html``: an HTML page titled "Jellyfin stand-in".
 * WebSocket upgrade on any path under the base (clients use
@@ -79,8 +92,12 @@ Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
   ``{"MessageType": "KeepAlive", "MessageId": ...}``.
 * ``GET|HEAD {base}/Videos/{id}/stream[.{container}]`` (any query, e.g.
   ``static=true``): a generated file of ``STANDIN_MEDIA_BYTES`` bytes whose byte at
-  offset ``i`` is ``i % 251`` (see ``media_bytes``), ``video/mp4``, streamed in 64 KiB
-  chunks. Range handling is ASP.NET's: ``Accept-Ranges: bytes``, a fixed
+  offset ``i`` is ``i % 251`` (see ``media_bytes``), ``video/mp4``. Like Jellyfin's
+  direct play (ASP.NET ``PhysicalFileResult``), the body goes from a real file on disk
+  with ``sendfile`` (zero-copy); the file is written once at start-up, in the
+  background. Where no file can be written, or the transport cannot ``sendfile``, the
+  same bytes are streamed from memory in 64 KiB chunks. Range handling is ASP.NET's:
+  ``Accept-Ranges: bytes``, a fixed
   ``Last-Modified`` (``MEDIA_LAST_MODIFIED``) and **no ETag**; one range ``a-b``/``a-``/
   ``-n`` -> 206 + ``Content-Range``; several ranges or a malformed header -> full 200;
   unsatisfiable -> 416 + ``Content-Range: bytes */N``. ``If-Range`` with an HTTP date
@@ -128,6 +145,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import html
 import ipaddress
@@ -138,7 +156,10 @@ import platform
 import re
 import signal
 import socket
+import struct
 import sys
+import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -190,6 +211,10 @@ class NetworkConfig:
     enable_ipv4: bool = True
     enable_ipv6: bool = False
     enable_published_server_uri_by_request: bool = False
+    local_network_subnets: tuple[str, ...] = ()
+    published_server_uri_by_subnet: tuple[str, ...] = ()
+    ignore_virtual_interfaces: bool = True
+    virtual_interface_names: tuple[str, ...] = ("veth",)
     errors: tuple[str, ...] = ()
 
 
@@ -237,6 +262,18 @@ def parse_network_xml(text: str) -> NetworkConfig:
                 values["enable_ipv6"] = _parse_bool(body)
             elif name == "EnablePublishedServerUriByRequest":
                 values["enable_published_server_uri_by_request"] = _parse_bool(body)
+            elif name == "IgnoreVirtualInterfaces":
+                values["ignore_virtual_interfaces"] = _parse_bool(body)
+            elif name in ("LocalNetworkSubnets", "PublishedServerUriBySubnet"):
+                field = {
+                    "LocalNetworkSubnets": "local_network_subnets",
+                    "PublishedServerUriBySubnet": "published_server_uri_by_subnet",
+                }[name]
+                entries = (item.text or "" for item in child if item.tag == "string")
+                values[field] = tuple(entry for entry in entries if entry.strip())
+            elif name == "VirtualInterfaceNames":
+                entries = (item.text or "" for item in child if item.tag == "string")
+                values["virtual_interface_names"] = tuple(e.strip() for e in entries if e.strip())
         except ValueError as exc:
             errors.append(f"<{name}>: {exc}")
     return NetworkConfig(**values, errors=tuple(errors))
@@ -303,6 +340,158 @@ def _unmap(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+# --------------------------------------------------------------------------------------
+# LAN and PublishedServerUriBySubnet (src/Jellyfin.Networking/Manager/NetworkManager.cs)
+# --------------------------------------------------------------------------------------
+
+_RFC1918: Final = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+_IPV6_LAN: Final = ("fc00::/7", "fec0::/10")
+_ANY: Final = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+_SIOCGIFADDR: Final = 0x8915
+_SIOCGIFNETMASK: Final = 0x891B
+
+
+@dataclasses.dataclass(frozen=True)
+class Interface:
+    name: str
+    address: IPAddress
+    network: IPNetwork
+
+
+def host_interfaces() -> list[Interface]:
+    """This host's interface addresses (IPv4 through ioctl, IPv6 from /proc), which is
+    what Jellyfin's InitializeInterfaces sees (in a host-network container: the host's)."""
+    found: list[Interface] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _index, name in socket.if_nameindex():
+            packed = struct.pack("256s", name.encode()[:15])
+            try:
+                address = socket.inet_ntoa(fcntl.ioctl(sock, _SIOCGIFADDR, packed)[20:24])
+                mask = socket.inet_ntoa(fcntl.ioctl(sock, _SIOCGIFNETMASK, packed)[20:24])
+            except OSError:
+                continue  # no IPv4 address on this interface
+            network = ipaddress.ip_network(f"{address}/{mask}", strict=False)
+            found.append(Interface(name, ipaddress.ip_address(address), network))
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/if_inet6").read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 6:
+                raw, prefix, name = fields[0], int(fields[2], 16), fields[5]
+                address6 = ipaddress.IPv6Address(int(raw, 16))
+                network6 = ipaddress.ip_network(f"{address6}/{prefix}", strict=False)
+                found.append(Interface(name, address6, network6))
+    return found
+
+
+def _networks(entries: Iterable[str]) -> list[IPNetwork]:
+    networks = []
+    for entry in entries:
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+    return networks
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedUris:
+    """NetworkManager's LAN (InitializeLan) and overrides (InitializeOverrides)."""
+
+    lan: tuple[IPNetwork, ...]
+    excluded: tuple[IPNetwork, ...]
+    # (subnet, url, internal, external), in file order
+    overrides: tuple[tuple[IPNetwork, str, bool, bool], ...]
+
+    @classmethod
+    def from_config(cls, config: NetworkConfig, interfaces: Sequence[Interface]) -> PublishedUris:
+        given = [e for e in config.local_network_subnets if not e.strip().startswith("!")]
+        excluded = _networks(
+            e.strip()[1:] for e in config.local_network_subnets if e.strip().startswith("!")
+        )
+        lan = _networks(given)
+        if not lan:
+            lan = _networks(_RFC1918) + (_networks(_IPV6_LAN) if config.enable_ipv6 else [])
+        overrides: list[tuple[IPNetwork, str, bool, bool]] = []
+        for entry in config.published_server_uri_by_subnet:
+            parts = entry.split("=")
+            if len(parts) != 2:
+                log.error("Unable to parse bind override: %s", entry)
+                return cls(tuple(lan), tuple(excluded), ())  # Jellyfin stops reading here
+            identifier, replacement = parts[0], parts[1].strip()
+            if identifier.lower() == "all":
+                overrides = [(any_net, replacement, True, True) for any_net in _ANY]
+                break
+            if identifier.lower() == "external":
+                overrides += [(any_net, replacement, False, True) for any_net in _ANY]
+            elif identifier.lower() == "internal":
+                overrides += [(net, replacement, True, False) for net in lan]
+            else:
+                try:
+                    subnet = ipaddress.ip_network(identifier, strict=False)
+                except ValueError:
+                    named = [i for i in interfaces if i.name.lower() == identifier.lower()]
+                    if not named:
+                        log.error("Unable to parse bind override: %s", entry)
+                    overrides += [(i.network, replacement, True, True) for i in named]
+                else:
+                    overrides.append((subnet, replacement, True, True))
+        return cls(tuple(lan), tuple(excluded), tuple(overrides))
+
+    def is_local(self, address: IPAddress) -> bool:
+        """IsInLocalNetwork: loopback, or in the LAN and not excluded."""
+        if address.is_loopback:
+            return True
+        return any(address in n for n in self.lan if n.version == address.version) and not any(
+            address in n for n in self.excluded if n.version == address.version
+        )
+
+    def match(self, source: IPAddress, interfaces: Sequence[Interface]) -> str | None:
+        """MatchesPublishedServerUrl: the override for this client, or None."""
+        external = not self.is_local(source)
+        candidates = [
+            (subnet, url)
+            for subnet, url, internal, is_external in self.overrides
+            if (is_external if external else internal)
+            and subnet.version == source.version
+            and source in subnet
+        ]
+        candidates.sort(key=lambda c: c[0].prefixlen, reverse=True)  # stable, like OrderBy
+        for subnet, url in candidates:
+            if subnet in _ANY or any(
+                i.address.version == subnet.version and i.address in subnet for i in interfaces
+            ):
+                return url
+        return None
+
+
+def usable_interfaces(config: NetworkConfig, interfaces: Iterable[Interface]) -> list[Interface]:
+    """InitializeInterfaces' filters: virtual interfaces (by name prefix) and disabled
+    address families are left out."""
+    usable = []
+    for interface in interfaces:
+        if config.ignore_virtual_interfaces and any(
+            interface.name.lower().startswith(prefix.lower())
+            for prefix in config.virtual_interface_names
+        ):
+            continue
+        if interface.address.version == 4 and not config.enable_ipv4:
+            continue
+        if interface.address.version == 6 and not config.enable_ipv6:
+            continue
+        usable.append(interface)
+    return usable
+
+
+def smart_url(override: str, port: int, base: str) -> str:
+    """GetSmartApiUrl on an override: a URL as given (trimmed of '/'), a host or address
+    (with an optional ':port') made into http://host:port (no BaseUrl on a URL)."""
+    parts = override.split(":")
+    host, chosen = override, port
+    if len(parts) > 1 and parts[1].isdigit():
+        host, chosen = parts[0], int(parts[1])
+    if host.lower().startswith("http"):
+        return host.strip("/")
+    return f"http://{host.strip('/')}:{chosen}{base}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -500,6 +689,37 @@ def apply_forwarded_headers(
 _PATTERN: Final = bytes(range(MEDIA_MODULUS)) * (CHUNK_SIZE // MEDIA_MODULUS + 2)
 
 
+def write_media_file(path: Path, size: int) -> bool:
+    """Make ``path`` hold the ``size``-byte media pattern; False when it cannot be written.
+
+    An existing file of the right size is reused (a restart need not rewrite 512 MiB);
+    a new one is written beside it and renamed, so a reader never sees half a file.
+    """
+    try:
+        if path.is_file() and path.stat().st_size == size:
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Whole pattern periods per write, so every block starts at phase 0.
+        block = bytes(range(MEDIA_MODULUS)) * ((1 << 20) // MEDIA_MODULUS)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".standin-media-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                left = size
+                while left > 0:
+                    n = min(left, len(block))
+                    out.write(block[:n])
+                    left -= n
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        log.warning("media file %s not written (%s): serving media from memory", path, exc)
+        return False
+    return True
+
+
 def media_bytes(offset: int, length: int) -> bytes:
     """The generated file's bytes ``[offset, offset + length)``: byte ``i`` is ``i % 251``."""
     out = bytearray()
@@ -611,6 +831,7 @@ class Settings:
     config_dir: Path
     startup_seconds: float
     media_bytes: int
+    media_file: Path | None  # None: serve the pattern from memory
     server_name: str
     published_server_url: str
     shutdown_seconds: float
@@ -629,19 +850,32 @@ class Settings:
             or (str(Path(data_dir) / "config") if data_dir else DEFAULT_CONFIG_DIR)
         )
         port_text = env.get("STANDIN_PORT", "").strip()
+        media_size = int(env.get("STANDIN_MEDIA_BYTES", str(DEFAULT_MEDIA_BYTES)))
         return cls(
             # Like Jellyfin, listen on every IPv4 interface; containers need it.
             bind=env.get("STANDIN_BIND", "0.0.0.0"),
             port=int(port_text) if port_text else None,
             config_dir=Path(config_dir),
             startup_seconds=float(env.get("STANDIN_STARTUP_SECONDS", "0") or 0),
-            media_bytes=int(env.get("STANDIN_MEDIA_BYTES", str(DEFAULT_MEDIA_BYTES))),
+            media_bytes=media_size,
+            media_file=_media_file(env, media_size),
             server_name=env.get("STANDIN_SERVER_NAME") or socket.gethostname(),
             published_server_url=(
                 args.published_server_url or env.get("JELLYFIN_PublishedServerUrl", "")
             ),
             shutdown_seconds=float(env.get("STANDIN_SHUTDOWN_SECONDS", "5")),
         )
+
+
+def _media_file(env: Mapping[str, str], size: int) -> Path | None:
+    chosen = env.get("STANDIN_MEDIA_FILE", "").strip()
+    if chosen.lower() == "memory":
+        return None
+    if chosen:
+        return Path(chosen)
+    cache = env.get("JELLYFIN_CACHE_DIR", "").strip()
+    folder = Path(cache) if cache and os.access(cache, os.W_OK) else Path(tempfile.gettempdir())
+    return folder / f"standin-media-{size}.bin"
 
 
 @dataclasses.dataclass
@@ -688,6 +922,9 @@ class StandinServer:
         self.ready_at = time.monotonic() + settings.startup_seconds
         self.websockets: set[web.WebSocketResponse] = set()
         self.shutting_down = False
+        # Set once the media file exists; until then (or if it never can) media comes
+        # from memory, so start-up is not delayed by writing a large file.
+        self.media_ready = threading.Event()
         self.routes = [
             Route(self._re("/health"), None, self.health),
             Route(self._re("/system/ping"), frozenset({"GET", "POST"}), self.ping),
@@ -894,6 +1131,14 @@ class StandinServer:
             return f"{view.scheme}://{hostname}{port_part}{self.base}"
         if self.settings.published_server_url:
             return self.settings.published_server_url.strip("/")
+        if self.network.published_server_uri_by_subnet:
+            interfaces = usable_interfaces(self.network, host_interfaces())
+            uris = PublishedUris.from_config(self.network, interfaces)
+            with contextlib.suppress(ValueError):
+                client = _unmap(ipaddress.ip_address(view.client_address.split("%")[0]))
+                override = uris.match(client, interfaces)
+                if override is not None:
+                    return smart_url(override, self.port, self.base)
         # Jellyfin picks the bind address facing the client; the local end of this
         # connection is the same thing for every setup the tests build.
         transport = exchange.request.transport
@@ -977,6 +1222,10 @@ class StandinServer:
             return response
         offset, remaining = first, last - first + 1
         try:
+            if await self._sendfile(request, offset, remaining):
+                exchange.bytes_sent += remaining
+                await response.write_eof()
+                return response
             while remaining > 0:
                 n = min(remaining, CHUNK_SIZE)
                 start = offset % MEDIA_MODULUS
@@ -985,9 +1234,35 @@ class StandinServer:
                 offset, remaining = offset + n, remaining - n
                 exchange.bytes_sent += n
             await response.write_eof()
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             pass  # the client seeked or stopped; normal for players
         return response
+
+    def prepare_media_file(self) -> None:
+        """Write the media file (in a worker thread at start-up)."""
+        path = self.settings.media_file
+        if path is not None and write_media_file(path, self.settings.media_bytes):
+            self.media_ready.set()
+            log.info("media file ready: %s (%d bytes, sendfile)", path, self.settings.media_bytes)
+
+    async def _sendfile(self, request: web.BaseRequest, offset: int, count: int) -> bool:
+        """Send the body from the file with zero-copy; False when the caller must stream."""
+        path = self.settings.media_file
+        transport = request.transport
+        if path is None or not self.media_ready.is_set() or transport is None:
+            return False
+        try:
+            handle = path.open("rb")
+        except OSError:
+            return False
+        with handle:
+            loop = asyncio.get_running_loop()
+            try:
+                # Headers were written by prepare(); sendfile waits for them to flush.
+                await loop.sendfile(transport, handle, offset, count, fallback=False)
+            except (NotImplementedError, asyncio.SendfileNotAvailableError):
+                return False
+        return True
 
     async def _consume_body(self, request: web.BaseRequest) -> tuple[int, str]:
         digest, total = hashlib.sha256(), 0
@@ -1108,6 +1383,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     site = web.SockSite(runner, sock)
     await site.start()
+    media = asyncio.create_task(asyncio.to_thread(server.prepare_media_file))
     log.info(
         "jellyfin stand-in %s listening on http://%s:%d base_url=%r known_proxies=%s "
         "trusted=%s startup_seconds=%s",
@@ -1120,6 +1396,7 @@ async def serve(settings: Settings) -> None:
         settings.startup_seconds,
     )
     await stop.wait()
+    media.cancel()
     log.info("shutting down (grace %ss)", settings.shutdown_seconds)
     # A bounded wait instead of aiohttp's shutdown_timeout keyword, whose home moved
     # between aiohttp 3.8 and 3.9.

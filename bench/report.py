@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Write bench/REPORT.md and its plots from a `make bench` results folder.
+
+Usage: python bench/report.py RESULTS_DIR  (reads summary.json and the per-run JSONs
+that `stackgen bench` wrote there; plots go to RESULTS_DIR/plots/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from stackgen.bench.report import bar_chart_svg, cdf_svg  # noqa: E402
+
+REPORT = REPO / "bench" / "REPORT.md"
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ratio_cell(doc: dict[str, Any] | None, metric: str) -> str:
+    if not doc:
+        return "-"
+    found = doc.get("metrics", {}).get(metric, {}).get("compare")
+    if not found:
+        return "-"
+    if found["kind"] == "ratio":
+        return f"{found['median']:.2f} ({found['min']:.2f}-{found['max']:.2f})"
+    return f"{found['median']:+.2f} ({found['min']:+.2f}..{found['max']:+.2f})"
+
+
+def load(results: Path, name: str) -> dict[str, Any] | None:
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main(results: Path) -> int:
+    summary = json.loads((results / "summary.json").read_text())
+    plots = results / "plots"
+    plots.mkdir(exist_ok=True)
+    rel = os.path.relpath(plots, REPORT.parent)
+    proxies: dict[str, dict[str, Any]] = summary["proxies"]
+    baselines = summary.get("baselines") or {}
+    knobs = summary["knobs"]
+    machine = summary["machine"]
+
+    # Throughput per proxy against direct, the ceiling and the docs config (medians).
+    bars: list[tuple[str, float | None, float | None, float | None]] = [
+        ("Jellyfin stand-in direct (HTTP)", baselines.get("standin_direct_mbps"), None, None),
+        ("plain HTTP file server", baselines.get("plain_http_mbps"), None, None),
+        ("TLS ceiling (bare nginx HTTPS)", baselines.get("ceiling_mbps"), None, None),
+    ]
+    for proxy, s in proxies.items():
+        bars.append((f"{proxy}: stackgen, HTTP/1.1", s.get("stream_mbps"), None, None))
+        if s.get("stream_h2_mbps") is not None:
+            bars.append((f"{proxy}: stackgen, h2", s.get("stream_h2_mbps"), None, None))
+        if s.get("docs_stream_mbps") is not None:
+            bars.append((f"{proxy}: docs config, HTTP/1.1", s.get("docs_stream_mbps"), None, None))
+    (plots / "throughput.svg").write_text(
+        bar_chart_svg(
+            "Full-GET stream throughput, median of runs (MB/s)",
+            bars,
+            unit="MB/s",
+            reference=baselines.get("ceiling_mbps"),
+            reference_label="TLS ceiling",
+        )
+    )
+    ratio_bars: list[tuple[str, float | None, float | None, float | None]] = []
+    for proxy in proxies:
+        doc = load(results, f"{proxy}-h1-vs-ceiling")
+        found = (doc or {}).get("metrics", {}).get("stream_mbps", {}).get("compare")
+        if found:
+            ratio_bars.append((proxy, found["median"], found["min"], found["max"]))
+    (plots / "vs-ceiling.svg").write_text(
+        bar_chart_svg(
+            "Proxied HTTPS stream / TLS ceiling, per interleaved pair (median, min-max)",
+            ratio_bars,
+            unit="x",
+            reference=0.75,
+            reference_label="goal 0.75",
+        )
+    )
+    api_series: dict[str, list[float]] = {}
+    for proxy in proxies:
+        doc = load(results, f"{proxy}-api-vs-direct")
+        dist = (doc or {}).get("distributions", {}).get("api_latency_ms", {})
+        if dist.get("proxied"):
+            api_series[proxy] = dist["proxied"]
+        if dist.get("direct") and "direct" not in api_series:
+            api_series["direct"] = dist["direct"]
+    (plots / "api-latency.svg").write_text(
+        cdf_svg("API latency at 200 req/s, open loop (CDF)", api_series, unit="ms")
+    )
+    seek_series: dict[str, list[float]] = {}
+    for proxy in proxies:
+        doc = load(results, f"{proxy}-h1-vs-direct")
+        dist = (doc or {}).get("distributions", {}).get("seek_ttfb_ms", {})
+        if dist.get("proxied"):
+            seek_series[proxy] = dist["proxied"]
+        if dist.get("direct") and "direct" not in seek_series:
+            seek_series["direct"] = dist["direct"]
+    (plots / "seek-ttfb.svg").write_text(
+        cdf_svg("Seek time to first byte, 1 MiB ranges (CDF)", seek_series, unit="ms")
+    )
+
+    lines = [
+        "# stackgen bench report",
+        "",
+        f"Run {summary['started']} → {summary['finished']} (UTC), `make bench` on "
+        f"{machine['nproc']} cores, load average {machine['loadavg_before']} before and "
+        f"{machine['loadavg_after']} after. Knobs: {json.dumps(knobs)}.",
+        "",
+        "Every comparison is per interleaved pair (A-B-B-A): the cell shows the median over "
+        "pairs and, in brackets, min-max. Ratios are proxied / baseline; latencies are "
+        "milliseconds added over the baseline. How to read each number: "
+        "`docs/performance.md`.",
+        "",
+        "## Baselines (same run)",
+        "",
+        "- Jellyfin stand-in direct (HTTP, sendfile): "
+        f"{_fmt(baselines.get('standin_direct_mbps'), 0)} MB/s",
+        "- TLS ceiling (bare nginx, HTTPS, same TLS settings): "
+        f"{_fmt(baselines.get('ceiling_mbps'), 0)} MB/s",
+        f"- plain HTTP (same nginx, no TLS): {_fmt(baselines.get('plain_http_mbps'), 0)} MB/s",
+        f"- ceiling / stand-in direct: {_fmt(baselines.get('ceiling_vs_standin'))} — the origin's "
+        "headroom: below 1 means the origin serves faster than TLS can carry it.",
+        "",
+        "## Per proxy",
+        "",
+        "| | " + " | ".join(proxies) + " |",
+        "|---|" + "---|" * len(proxies),
+    ]
+
+    def row(label: str, cells: list[str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    docs = {p: load(results, f"{p}-h1-vs-docs") for p in proxies}
+    main_docs = {p: load(results, f"{p}-h1-vs-direct") for p in proxies}
+    api_docs = {p: load(results, f"{p}-api-vs-direct") for p in proxies}
+    row("stream MB/s, HTTP/1.1 (median)", [_fmt(proxies[p].get("stream_mbps"), 0) for p in proxies])
+    row(
+        ".. / TLS ceiling",
+        [_ratio_cell(load(results, f"{p}-h1-vs-ceiling"), "stream_mbps") for p in proxies],
+    )
+    row(".. / Jellyfin direct", [_ratio_cell(main_docs[p], "stream_mbps") for p in proxies])
+    row(
+        "h2 / HTTP/1.1, same proxy",
+        [_ratio_cell(load(results, f"{p}-h2-vs-h1"), "stream_mbps") for p in proxies],
+    )
+    row(
+        "h2 / TLS ceiling over h2",
+        [_ratio_cell(load(results, f"{p}-h2-vs-ceiling-h2"), "stream_mbps") for p in proxies],
+    )
+    row("stackgen / docs config (HTTP/1.1)", [_ratio_cell(docs[p], "stream_mbps") for p in proxies])
+    row(
+        "stackgen / docs config (h2)",
+        [_ratio_cell(load(results, f"{p}-h2-vs-docs-h2"), "stream_mbps") for p in proxies],
+    )
+    row("seek-heavy MB/s / direct", [_ratio_cell(main_docs[p], "seek_mbps") for p in proxies])
+    row("seek TTFB p50, ms added", [_ratio_cell(main_docs[p], "seek_ttfb_p50_ms") for p in proxies])
+    row("API p50, ms added", [_ratio_cell(api_docs[p], "api_p50_ms") for p in proxies])
+    row("API p99, ms added", [_ratio_cell(api_docs[p], "api_p99_ms") for p in proxies])
+    row("API p50, stackgen - docs, ms", [_ratio_cell(docs[p], "api_p50_ms") for p in proxies])
+    row("API errors", [_fmt(proxies[p].get("api_errors")) for p in proxies])
+    row(
+        "WebSocket connect p50, ms added",
+        [_ratio_cell(main_docs[p], "ws_connect_p50_ms") for p in proxies],
+    )
+    row(
+        "paced streams: max gap ms",
+        [_fmt(proxies[p].get("streams_max_gap_ms"), 0) for p in proxies],
+    )
+    row(
+        "paced streams: errors + byte mismatches",
+        [_fmt(proxies[p].get("streams_failures")) for p in proxies],
+    )
+    row("proxy CPU s per GB streamed", [_fmt(proxies[p].get("cpu_s_per_gb")) for p in proxies])
+    row(
+        "proxy CPU s per 1,000 API calls",
+        [_fmt(proxies[p].get("cpu_s_per_1000_api"), 3) for p in proxies],
+    )
+    row(
+        "proxy RSS peak MiB (growth)",
+        [
+            f"{_fmt(proxies[p].get('rss_peak_mib'), 1)} "
+            f"({_fmt(proxies[p].get('rss_growth_mib'), 1)})"
+            for p in proxies
+        ],
+    )
+    row(
+        "`stackgen up` s, first / warm",
+        [
+            f"{_fmt(proxies[p].get('up_seconds_first'), 1)} / "
+            f"{_fmt(proxies[p].get('up_seconds'), 1)}"
+            for p in proxies
+        ],
+    )
+    errors = {p: s["error"] for p, s in proxies.items() if s.get("error")}
+    lines += [
+        "",
+        "## Plots",
+        "",
+        f"![throughput]({rel}/throughput.svg)",
+        "",
+        f"![vs ceiling]({rel}/vs-ceiling.svg)",
+        "",
+        f"![API latency]({rel}/api-latency.svg)",
+        "",
+        f"![seek TTFB]({rel}/seek-ttfb.svg)",
+        "",
+        "## Goals (issue 9)",
+        "",
+        "| proxy | goal | measured | target | |",
+        "|---|---|---|---|---|",
+    ]
+    for goal in summary["goals"]:
+        sign = {"ge": "≥", "le": "≤", "eq": "="}[goal["op"]]
+        measured = "not measured" if goal["measured"] is None else f"{goal['measured']:.3g}"
+        lines.append(
+            f"| {goal['proxy']} | {goal['goal']} | {measured} | {sign} {goal['target']:g} | "
+            f"{'ok' if goal['ok'] else '**missed**'} |"
+        )
+    if errors:
+        lines += ["", "## Runs that broke", ""]
+        lines += [f"- {p}: `{e.splitlines()[0][:300]}`" for p, e in errors.items()]
+    lines.append("")
+    REPORT.write_text("\n".join(lines))
+    print(f"wrote {REPORT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "bench" / "results"))

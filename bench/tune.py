@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Try one tuning by hand on a rendered stack and measure it against the untouched one.
+
+Usage (root, not while `make bench` runs: both use the `sgbench` namespace and ports):
+
+    python bench/tune.py PROXY VARIANT
+
+Two copies of stackgen's stack for PROXY run side by side: A as rendered, B with the
+variant's edits applied to its rendered files (scratch folders under bench/.work; the
+templates are not touched). `stackgen bench --url B --direct A` then compares them
+interleaved, so `compare` is tuned/untouched (ratios) or tuned - untouched (ms). The
+`healthcheck` variant times `stackgen up` instead, alternating A and B.
+Results: bench/results/tuning/PROXY-VARIANT.json.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+spec = importlib.util.spec_from_file_location("bench_run", HERE / "run.py")
+assert spec is not None and spec.loader is not None
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)
+
+# (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
+# files name B's own ports, so the edits below avoid port numbers.
+Edit = tuple[str, str, str]
+UPSTREAM_KEEPALIVE_NGINX: list[Edit] = [
+    (
+        "nginx/conf.d/jellyfin.conf",
+        'map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ""      close;\n}',
+        'map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ""      "";\n}\n\n'
+        "upstream jellyfin_upstream {\n    server host.docker.internal:JF_PORT;\n"
+        "    keepalive 16;\n}",
+    ),
+    (
+        "nginx/conf.d/jellyfin.conf",
+        "        proxy_pass http://host.docker.internal:JF_PORT;",
+        "        proxy_pass http://jellyfin_upstream;",
+    ),
+]
+HEALTHCHECK: list[Edit] = [("docker-compose.yml", "interval: 10s", "interval: 1s")]
+VARIANTS: dict[tuple[str, str], list[Edit]] = {
+    ("nginx", "upstream-keepalive"): UPSTREAM_KEEPALIVE_NGINX,
+    ("haproxy", "bufsize"): [
+        (
+            "haproxy/haproxy.cfg",
+            "    hard-stop-after 1h",
+            "    hard-stop-after 1h\n    tune.bufsize 65536",
+        )
+    ],
+    ("apache", "iobuffer"): [
+        ("apache/httpd.conf", "ProxyTimeout 3600", "ProxyTimeout 3600\nProxyIOBufferSize 65536")
+    ],
+    ("caddy", "buffers"): [
+        (
+            "caddy/etc/Caddyfile",
+            "\t\tflush_interval -1\n",
+            "\t\tflush_interval -1\n\t\ttransport http {\n\t\t\tread_buffer 64KiB\n"
+            "\t\t\twrite_buffer 64KiB\n\t\t}\n",
+        )
+    ],
+    **{(proxy, "healthcheck"): HEALTHCHECK for proxy in runner.ALL_PROXIES},
+}
+
+
+def apply(folder: Path, edits: list[Edit], jellyfin_port: int) -> None:
+    for rel, old, new in edits:
+        path = folder / rel
+        text = path.read_text()
+        old = old.replace("JF_PORT", str(jellyfin_port))
+        new = new.replace("JF_PORT", str(jellyfin_port))
+        if old not in text:
+            raise RuntimeError(f"{path}: {old.splitlines()[0]!r} not found")
+        path.write_text(text.replace(old, new))
+
+
+def timed_up(folder: Path) -> float:
+    runner.run([str(runner.STACKGEN), "down", "--dir", str(folder)], timeout=300)
+    started = time.monotonic()
+    runner.run([str(runner.STACKGEN), "up", "--dir", str(folder), "--timeout", "180"], timeout=300)
+    return round(time.monotonic() - started, 2)
+
+
+def paced_control() -> int:
+    """The paced streams against the bare TLS file server (no proxy, no Jellyfin): the gaps
+    the client and the machine make on their own, to read the proxies' figures against."""
+    out_dir = runner.OUT / "tuning"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runner.cleanup()
+    try:
+        images = runner.build_images_pinned()
+        runner.make_netns()
+        tls = runner.make_certificate()
+        media = runner.WORK / "media" / "media.bin"
+        runner.write_media(media, runner.SIZE)
+        runner.start_baseline(images["nginx"], tls, media)
+        runner.bench(
+            "tuning/control-paced-streams-ceiling",
+            runner.CEILING_PORT,
+            ["--only", "streams", "--streams", str(runner.STREAMS), "--bitrate",
+             str(runner.BITRATE), "--duration", str(runner.STREAM_SECONDS), "--check-bytes"],
+            tls / "ca.pem",
+        )  # fmt: skip
+    finally:
+        runner.cleanup()
+    return 0
+
+
+def main(proxy: str, variant: str) -> int:
+    if (proxy, variant) == ("baseline", "paced-control"):
+        return paced_control()
+    edits = VARIANTS.get((proxy, variant))
+    if edits is None:
+        known = ", ".join(f"{p} {v}" for p, v in VARIANTS)
+        print(f"unknown variant; known: {known}", file=sys.stderr)
+        return 2
+    out_dir = runner.OUT / "tuning"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runner.cleanup()
+    result: dict[str, Any] = {
+        "proxy": proxy,
+        "variant": variant,
+        "edits": [{"file": f, "from": o, "to": n} for f, o, n in edits],
+        "loadavg_before": list(os.getloadavg()),
+    }
+    try:
+        images = runner.build_images_pinned()
+        runner.make_netns()
+        tls = runner.make_certificate()
+        a = runner.init_stack(proxy, "stackgen", images, tls)
+        b = runner.init_stack(proxy, "docs", images, tls)
+        apply(b, edits, runner.LAYOUT["docs"]["jellyfin"])
+        if variant == "healthcheck":
+            ups: dict[str, list[float]] = {"untouched": [], "tuned": []}
+            for _ in range(3):
+                ups["untouched"].append(timed_up(a))
+                runner.run([str(runner.STACKGEN), "down", "--dir", str(a)], timeout=300)
+                ups["tuned"].append(timed_up(b))
+                runner.run([str(runner.STACKGEN), "down", "--dir", str(b)], timeout=300)
+            result["up_seconds"] = ups
+        else:
+            for folder in (a, b):
+                runner.run(
+                    [str(runner.STACKGEN), "up", "--dir", str(folder), "--timeout", "180"],
+                    timeout=300,
+                )
+                runner.wait_media_file(folder)
+            port_b = runner.LAYOUT["docs"]["https"]
+            port_a = runner.LAYOUT["stackgen"]["https"]
+            doc = runner.bench(
+                f"tuning/{proxy}-{variant}",
+                port_b,
+                [*runner.common(runner.PAIRS), "--only", "stream", "--only", "seek",
+                 "--only", "api", "--direct", runner.https_url(port_a)],
+                tls / "ca.pem",
+            )  # fmt: skip
+            result["compare_tuned_vs_untouched"] = {
+                name: metric.get("compare") for name, metric in doc["metrics"].items()
+            }
+            result["medians"] = {
+                name: {
+                    "tuned": runner._median(metric["proxied"]),
+                    "untouched": runner._median(metric["direct"]),
+                }
+                for name, metric in doc["metrics"].items()
+            }
+            result["api"] = doc.get("api")
+    finally:
+        runner.cleanup()
+    result["loadavg_after"] = list(os.getloadavg())
+    (out_dir / f"{proxy}-{variant}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,114 @@
+"""Where the bench connects: one endpoint per side (proxied, direct, a baseline).
+
+The socket goes to `address` while SNI and Host keep `host` (like `curl --resolve`),
+which is how `stackgen verify --url ... --resolve` reaches a stack it did not generate;
+the proxied endpoint is built from verify's `Target`, so name, address and trust are read
+the same way by both commands.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from stackgen.probe import Target, verifying_context
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # "proxied", "direct", ...
+    scheme: str  # "http" or "https"
+    host: str  # Host header and SNI
+    address: str  # where the socket goes
+    port: int
+    base: str  # "" or "/sub"
+    ca_file: Path | None = None
+    http2: bool = False  # for the C client's streaming phases; API/WS stay HTTP/1.1
+    context: ssl.SSLContext | None = None
+
+    @property
+    def netloc(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+    def path(self, rel: str) -> str:
+        return f"{self.base}{rel}"
+
+    def url(self, rel: str) -> str:
+        return f"{self.origin}{self.path(rel)}"
+
+    @property
+    def protocol(self) -> str:
+        return "h2" if self.http2 and self.scheme == "https" else "http/1.1"
+
+    def curl_args(self) -> list[str]:
+        """Per-transfer curl options (repeated after every --next)."""
+        args = ["--http2" if self.protocol == "h2" else "--http1.1"]
+        if self.address != self.host:
+            args += ["--resolve", f"{self.host}:{self.port}:{self.address}"]
+        if self.ca_file is not None:
+            args += ["--cacert", str(self.ca_file)]
+        return args
+
+    def describe(self) -> dict[str, str | int | None]:
+        return {
+            "url": self.url("") or self.origin,
+            "address": self.address,
+            "port": self.port,
+            "protocol": self.protocol,
+        }
+
+
+def proxied_endpoint(target: Target, *, http2: bool) -> Endpoint:
+    base = target.base_url
+    return Endpoint(
+        name="proxied",
+        scheme="https",
+        host=base.host,
+        address=target.address_for(base.host),
+        port=base.port,
+        base=base.base,
+        ca_file=target.ca_file,
+        http2=http2,
+        context=verifying_context(target),
+    )
+
+
+def url_endpoint(
+    name: str, url: str, *, resolve: dict[str, str], ca_file: Path | None, http2: bool
+) -> Endpoint:
+    """An endpoint from a plain URL (`--direct`, baselines): http or https."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} URL must be http(s)://HOST[:PORT][/base] (got {url!r})")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{name} URL must be a base URL, without ?query or #fragment")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ValueError(f"bad port in {url!r}: {exc}") from exc
+    host = parts.hostname.lower()
+    context = None
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        if ca_file is not None:
+            context.load_verify_locations(cafile=str(ca_file))
+        context.set_alpn_protocols(["http/1.1"])
+    return Endpoint(
+        name=name,
+        scheme=parts.scheme,
+        host=host,
+        address=resolve.get(host, host),
+        port=port,
+        base=parts.path.rstrip("/"),
+        ca_file=ca_file if parts.scheme == "https" else None,
+        http2=http2,
+        context=context,
+    )

@@ -1,0 +1,97 @@
+"""The JSON document `stackgen bench --json` prints (README "stackgen bench JSON").
+
+Versioned by `schema`: a consumer checks it and refuses a major version it does not know.
+Adding a field is a minor change (same major); renaming or removing one is a new major.
+`validate` is the reference: the README's description and the unit tests follow it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+SCHEMA_VERSION = "stackgen-bench/1"
+
+# name -> (unit, comparison kind, which way is better)
+METRICS: dict[str, tuple[str, str, str]] = {
+    "stream_mbps": ("MB/s", "ratio", "higher"),
+    "seek_mbps": ("MB/s", "ratio", "higher"),
+    "seek_ttfb_p50_ms": ("ms", "added", "lower"),
+    "seek_ttfb_p99_ms": ("ms", "added", "lower"),
+    "api_p50_ms": ("ms", "added", "lower"),
+    "api_p99_ms": ("ms", "added", "lower"),
+    "ws_connect_p50_ms": ("ms", "added", "lower"),
+}
+SIDES = ("proxied", "direct")
+DISTRIBUTIONS = ("seek_ttfb_ms", "api_latency_ms", "ws_connect_ms")
+
+
+def validate(doc: Mapping[str, Any]) -> list[str]:
+    """Problems with a bench document (empty when it follows the schema)."""
+    problems: list[str] = []
+
+    def need(
+        mapping: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str
+    ) -> Any:
+        if key not in mapping:
+            problems.append(f"{where}.{key} missing")
+            return None
+        value = mapping[key]
+        if value is not None and not isinstance(value, kind):
+            problems.append(f"{where}.{key} is {type(value).__name__}")
+            return None
+        return value
+
+    if doc.get("schema") != SCHEMA_VERSION:
+        problems.append(f"schema is {doc.get('schema')!r}, expected {SCHEMA_VERSION!r}")
+    for key in ("started", "finished"):
+        need(doc, key, str, "$")
+    machine = need(doc, "machine", dict, "$") or {}
+    need(machine, "nproc", int, "machine")
+    for key in ("loadavg_before", "loadavg_after"):
+        load = need(machine, key, list, "machine")
+        if load is not None and len(load) != 3:
+            problems.append(f"machine.{key} must hold 3 numbers")
+    need(doc, "settings", dict, "$")
+    targets = need(doc, "targets", dict, "$") or {}
+    need(targets, "proxied", dict, "targets")
+    if "direct" not in targets:
+        problems.append("targets.direct missing (null when not measured)")
+    metrics = need(doc, "metrics", dict, "$") or {}
+    for name, metric in metrics.items():
+        where = f"metrics.{name}"
+        if name not in METRICS:
+            problems.append(f"{where}: unknown metric")
+            continue
+        if not isinstance(metric, dict):
+            problems.append(f"{where} is not an object")
+            continue
+        unit, kind, _better = METRICS[name]
+        if metric.get("unit") != unit:
+            problems.append(f"{where}.unit must be {unit!r}")
+        for side in SIDES:
+            runs = need(metric, side, list, where)
+            for value in runs or []:
+                if value is not None and not isinstance(value, (int, float)):
+                    problems.append(f"{where}.{side} holds {value!r}")
+        compare = metric.get("compare")
+        if compare is not None:
+            if not isinstance(compare, dict) or compare.get("kind") != kind:
+                problems.append(f"{where}.compare.kind must be {kind!r}")
+            else:
+                for key in ("n", "median", "q1", "q3", "min", "max"):
+                    need(compare, key, (int, float), f"{where}.compare")
+    distributions = need(doc, "distributions", dict, "$") or {}
+    for name, sides in distributions.items():
+        if name not in DISTRIBUTIONS or not isinstance(sides, dict):
+            problems.append(f"distributions.{name}: unknown or not an object")
+    api = doc.get("api")
+    if api is not None:
+        for key in ("rate_rps", "sent", "errors"):
+            need(api, key, (int, float), "api")
+    streams = doc.get("streams")
+    if streams is not None:
+        for key in ("count", "bitrate_mbps", "duration_s", "bytes", "max_gap_ms", "errors"):
+            need(streams, key, (int, float), "streams")
+    need(doc, "errors", list, "$")
+    return problems
