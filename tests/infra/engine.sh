@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make a Docker engine, the Compose plugin and the image/ACME tools available.
 #
-# Idempotent: where `docker info` already answers, the engine is left alone.
+# Idempotent: an engine that answers with these settings is left alone.
 # On a fresh Debian 12 machine (CI) it installs docker.io, mmdebstrap and pebble
 # with apt, writes the IPv6 settings into /etc/docker/daemon.json (restarting an engine
 # that runs without them), starts dockerd detached and installs Docker Compose as a CLI plugin
