@@ -22,6 +22,7 @@ PURE = (
     "stackgen.certificates",
     "stackgen.templating",
     "stackgen.render",
+    "stackgen.swarm_stack",
     "stackgen.writer",
     "stackgen.reloading",
 )
