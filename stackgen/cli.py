@@ -564,9 +564,10 @@ def _print_status(report: dict[str, object]) -> None:
     url = report["url"] or "(URL unknown: stackgen.toml unreadable)"
     say(f"{report['project']}  {url}  running={report['running']}")
     for service in report["services"]:  # type: ignore[attr-defined]
+        node = f"  on {service['node']}" if service.get("node") else ""
         say(
             f"  {service['service']:<10} {service['state']:<10} {service['health']:<10} "
-            f"{' '.join(service['ports'])}"
+            f"{' '.join(service['ports'])}{node}"
         )
     certificate = report["certificate"]
     if isinstance(certificate, dict):

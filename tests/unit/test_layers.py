@@ -33,6 +33,7 @@ ABOVE_PURE = (
     "stackgen.stack_checks",
     "stackgen.lifecycle",
     "stackgen.verify",
+    "stackgen.swarm_ops",
     "stackgen.cli",
     "stackgen.probe",
     "python_on_whales",
