@@ -235,7 +235,7 @@ def stack_remove(project: str) -> None:
 
 def stack_services(project: str) -> list[SwarmService]:
     services = []
-    for service in docker.service.list(filters={"label": f"{STACK_LABEL}={project}"}):
+    for service in docker.service.list(filters=[("label", f"{STACK_LABEL}={project}")]):
         name = str(service.spec.name if service.spec else service.id)
         status = service.update_status
         services.append(
@@ -253,7 +253,7 @@ def stack_tasks(project: str) -> list[SwarmTask]:
     """Every task of the stack's services, the current ones and the history swarm keeps."""
     services = {
         str(s.id): str(s.spec.name if s.spec else s.id).removeprefix(f"{project}_")
-        for s in docker.service.list(filters={"label": f"{STACK_LABEL}={project}"})
+        for s in docker.service.list(filters=[("label", f"{STACK_LABEL}={project}")])
     }
     if not services:
         return []
@@ -283,15 +283,15 @@ def stack_leftovers(project: str) -> list[str]:
     """What `docker stack rm` is still removing (it returns before the engine is done)."""
     label = f"{STACK_LABEL}={project}"
     left = [
-        f"container {c.name}" for c in docker.container.list(all=True, filters={"label": label})
+        f"container {c.name}" for c in docker.container.list(all=True, filters=[("label", label)])
     ]
-    left += [f"network {n.name}" for n in docker.network.list(filters={"label": label})]
+    left += [f"network {n.name}" for n in docker.network.list(filters=[("label", label)])]
     return left
 
 
 def remove_stack_volumes(project: str) -> None:
     """The stack's named volumes (its owned tmpfs volumes) on this node."""
-    for volume in docker.volume.list(filters={"label": f"{STACK_LABEL}={project}"}):
+    for volume in docker.volume.list(filters=[("label", f"{STACK_LABEL}={project}")]):
         # Still in use by a container being removed: nothing is kept in it anyway.
         with contextlib.suppress(DockerException):
             docker.volume.remove(volume)
@@ -300,11 +300,11 @@ def remove_stack_volumes(project: str) -> None:
 def prune_stack_objects(project: str) -> None:
     """Remove the stack's configs and secrets no service uses any more (a changed file left
     its old, immutable one behind); the engine refuses to remove one in use."""
-    label = {"label": f"{STACK_LABEL}={project}"}
-    for config in docker.config.list(filters=label):
+    label = f"{STACK_LABEL}={project}"
+    for config in docker.config.list(filters={"label": label}):
         with contextlib.suppress(DockerException):
             docker.config.remove(config)
-    for secret in docker.secret.list(filters=label):
+    for secret in docker.secret.list(filters=[("label", label)]):
         with contextlib.suppress(DockerException):
             docker.secret.remove(secret)
 
