@@ -282,10 +282,13 @@ def stack_tasks(project: str) -> list[SwarmTask]:
 def stack_leftovers(project: str) -> list[str]:
     """What `docker stack rm` is still removing (it returns before the engine is done)."""
     label = f"{STACK_LABEL}={project}"
-    left = [
-        f"container {c.name}" for c in docker.container.list(all=True, filters=[("label", label)])
-    ]
-    left += [f"network {n.name}" for n in docker.network.list(filters=[("label", label)])]
+    try:
+        containers = docker.container.list(all=True, filters=[("label", label)])
+        left = [f"container {c.name}" for c in containers]
+        left += [f"network {n.name}" for n in docker.network.list(filters=[("label", label)])]
+    except DockerException:
+        # Listed, then gone before it could be inspected: still being removed.
+        return ["objects being removed"]
     return left
 
 

@@ -177,3 +177,60 @@ def test_init_writes_the_deploy_table(tmp_path: Path) -> None:
     text = (folder / "stackgen.toml").read_text()
     assert '[deploy]\ntarget = "swarm"\nmedia_address = "192.0.2.10"' in text
     assert (folder / COMPOSE_FILE).read_text().count("mode: host") == 2
+
+
+# --- up's swarm preflight, against a faked engine ----------------------------------------
+
+
+def _node(labels: dict[str, str], *, ready: bool = True, active: bool = True) -> Any:
+    from stackgen.engine import SwarmNode
+
+    return SwarmNode("n1", "node-1", ready=ready, active=active, labels=labels)
+
+
+@pytest.mark.parametrize(
+    ("membership", "nodes", "message"),
+    [
+        (("inactive", False), [], "not in a swarm (state inactive): run `docker swarm init"),
+        (("active", False), [], "this node is a swarm worker: run stackgen on a manager"),
+        (
+            ("active", True),
+            [_node({MEDIA_LABEL: "true"})],
+            f"no swarm node carries the label {EDGE_LABEL}=true (the edge node): "
+            f"docker node update --label-add {EDGE_LABEL}=true NODE",
+        ),
+        (
+            ("active", True),
+            [_node({EDGE_LABEL: "true", MEDIA_LABEL: "true"}, active=False)],
+            "the edge node (node-1, label stackgen.role.edge=true) is drained, paused or down",
+        ),
+    ],
+)
+def test_up_explains_the_swarm_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    membership: tuple[str, bool],
+    nodes: list[Any],
+    message: str,
+) -> None:
+    from stackgen import engine
+    from stackgen.engine import SwarmMembership
+
+    folder = tmp_path / "stack"
+    assert (
+        stackgen(
+            *BASE, "--target", "swarm", "--jellyfin-network", "bridge", "--dir", str(folder)
+        ).returncode
+        == 0
+    )
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    state, manager = membership
+    monkeypatch.setattr(engine, "require_engine", lambda: None)
+    monkeypatch.setattr(engine, "swarm_membership", lambda: SwarmMembership(state, manager, "n1"))
+    monkeypatch.setattr(engine, "swarm_nodes", lambda: nodes)
+    monkeypatch.setattr("stackgen.lifecycle.require_engine", lambda: None)
+    result = stackgen("up", "--dir", str(folder))
+    assert result.returncode == ExitCode.DOCKER, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert message in last, last
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
