@@ -329,6 +329,19 @@ def container_addresses(container_id: str, network: str) -> list[str]:
     return [str(settings.ip_address)] if settings and settings.ip_address else []
 
 
+def gateway_bridge_subnet() -> str | None:
+    """docker_gwbridge's IPv4 subnet on this node (None before the first swarm task made it)."""
+    try:
+        bridge = docker.network.inspect("docker_gwbridge")
+    except DockerException:
+        return None
+    for config in bridge.ipam.config or []:
+        subnet = config.get("Subnet") if isinstance(config, dict) else None
+        if subnet and ":" not in str(subnet):
+            return str(subnet)
+    return None
+
+
 def gateway_bridge_addresses(container_id: str) -> list[str]:
     """A local swarm task's address on docker_gwbridge: where it reaches its own node from."""
     try:
@@ -355,6 +368,7 @@ __all__ = [
     "container_addresses",
     "containers_publishing",
     "gateway_bridge_addresses",
+    "gateway_bridge_subnet",
     "image_present",
     "project_client",
     "prune_stack_objects",

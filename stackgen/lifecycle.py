@@ -307,9 +307,11 @@ def _up_swarm(stack: Stack, *, timeout: int, progress: Progress) -> None:
     swarm_ops.require_manager()
     swarm_ops.require_labelled_nodes()
     was_running = swarm_ops.is_deployed(project)
-    if not was_running and swarm_ops.local_node_is_edge():
-        # The proxy may land here: its mode-host ports must be free on this machine.
-        _require_free_ports(stack, _Own(frozenset(), frozenset()))
+    if swarm_ops.local_node_is_edge():
+        swarm_ops.require_known_gateway(stack)
+        if not was_running:
+            # The proxy may land here: its mode-host ports must be free on this machine.
+            _require_free_ports(stack, _Own(frozenset(), frozenset()))
     _refuse_failed_checks(stack, progress)
     _ensure_images(stack, progress)
     progress(f"deploying {project} to the swarm (waiting up to {timeout} s for healthchecks)")
@@ -625,7 +627,11 @@ def status_project(project: str, folder: Path, why: str) -> dict[str, object]:
     """Status from the project name alone, when stackgen.toml cannot be read (`why`): the
     containers and their health; the URL and certificate are unknown."""
     require_engine()
-    states = services_of_project(project, folder)
+    if swarm_ops.is_deployed(project):
+        tasks = swarm_ops.project_states(project)
+        states = [ServiceState(t.service, t.container, t.state, t.health, t.ports) for t in tasks]
+    else:
+        states = services_of_project(project, folder)
     problems = _problems(states, _expected_services(folder))
     return {
         "project": project,

@@ -11,6 +11,7 @@ swarm's "healthy".
 
 from __future__ import annotations
 
+import ipaddress
 import queue
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from stackgen import engine
 from stackgen.engine import DockerException, SwarmTask
-from stackgen.errors import DockerError, UnhealthyError
+from stackgen.errors import DockerError, InvalidInputError, UnhealthyError
 from stackgen.integrity import compose_services
 from stackgen.models import EDGE_LABEL, MEDIA_LABEL, JellyfinNetwork
 from stackgen.render import COMPOSE_FILE
@@ -73,6 +74,23 @@ def require_labelled_nodes() -> None:
                 f"the {role} node ({names}, label {label}=true) is drained, paused or down: "
                 "`docker node update --availability active NODE`, or label another node"
             )
+
+
+def require_known_gateway(stack: Stack) -> None:
+    """A host-network Jellyfin on this node sees the proxy of this node come from
+    docker_gwbridge: KnownProxies must name that bridge's real subnet."""
+    if stack.config.jellyfin.network_mode is not JellyfinNetwork.HOST:
+        return
+    subnet = engine.gateway_bridge_subnet()
+    if subnet is None:
+        return
+    known = [ipaddress.IPv4Network(k, strict=False) for k in stack.config.known_proxies]
+    network = ipaddress.IPv4Network(subnet, strict=False)
+    if not any(network.subnet_of(k) for k in known):
+        raise InvalidInputError(
+            f"docker_gwbridge is {subnet} on this node, which KnownProxies does not name: "
+            f'set deploy.gateway_subnet = "{subnet}" in stackgen.toml and run `stackgen render`'
+        )
 
 
 def local_node_is_edge() -> bool:
@@ -226,26 +244,25 @@ class TaskState:
 
 def states(stack: Stack) -> list[TaskState]:
     """The current task of each service, with its node: healthy once running."""
-    project = stack.config.project
+    ports = [f"*:{out}->{inner}/{proto}" for out, inner, proto in stack.config.swarm_ports]
+    return project_states(stack.config.project, {stack.proxy.service: ports})
+
+
+def project_states(project: str, ports: dict[str, list[str]] | None = None) -> list[TaskState]:
+    """The same from the stack's name alone (its stackgen.toml unreadable: no ports)."""
     current = _current(engine.stack_tasks(project))
-    ports = [
-        f"*:{published}->{inner}/{proto}" for published, inner, proto in stack.config.swarm_ports
-    ]
-    result = []
-    for name, task in sorted(current.items()):
-        running = task.state == "running"
-        result.append(
-            TaskState(
-                service=name,
-                container=f"{project}_{name}.{task.slot}",
-                state=task.state,
-                health="healthy" if running else task.state,
-                ports=ports if name == stack.proxy.service else [],
-                node=task.node,
-                error=task.error,
-            )
+    return [
+        TaskState(
+            service=name,
+            container=f"{project}_{name}.{task.slot}",
+            state=task.state,
+            health="healthy" if task.state == "running" else task.state,
+            ports=(ports or {}).get(name, []),
+            node=task.node,
+            error=task.error,
         )
-    return result
+        for name, task in sorted(current.items())
+    ]
 
 
 def state_dicts(stack: Stack) -> list[dict[str, object]]:

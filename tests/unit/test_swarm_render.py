@@ -234,3 +234,26 @@ def test_up_explains_the_swarm_in_one_line(
     last = result.stderr.strip().splitlines()[-1]
     assert message in last, last
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_up_refuses_a_gateway_bridge_known_proxies_does_not_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackgen import engine
+    from stackgen.engine import SwarmMembership
+
+    folder = tmp_path / "stack"
+    init = stackgen(
+        *BASE, "--target", "swarm", "--media-address", "192.0.2.10", "--dir", str(folder)
+    )
+    assert init.returncode == 0, init.stderr
+    monkeypatch.setattr("stackgen.lifecycle.require_engine", lambda: None)
+    monkeypatch.setattr(engine, "swarm_membership", lambda: SwarmMembership("active", True, "n1"))
+    monkeypatch.setattr(
+        engine, "swarm_nodes", lambda: [_node({EDGE_LABEL: "true", MEDIA_LABEL: "true"})]
+    )
+    monkeypatch.setattr(engine, "stack_services", lambda project: [])
+    monkeypatch.setattr(engine, "gateway_bridge_subnet", lambda: "172.19.0.0/16")
+    result = stackgen("up", "--dir", str(folder))
+    assert result.returncode == ExitCode.INVALID_INPUT, result.stderr
+    assert 'set deploy.gateway_subnet = "172.19.0.0/16"' in result.stderr.strip().splitlines()[-1]
