@@ -168,6 +168,17 @@ def test_swarm_end_to_end(
     assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
 
 
+def test_swarm_internal_ca_key_is_a_secret(swarm_node: SwarmNode, make_stack: StackFactory) -> None:
+    """tls.mode internal: the key reaches the proxy as a Swarm secret its user alone reads."""
+    stack = make_stack(
+        "haproxy", network="bridge", tls="internal", config=_swarm_config("bridge", swarm_node)
+    )
+    project = stack.config.project
+    secrets = _docker("secret", "ls", "--filter", f"label=com.docker.stack.namespace={project}")
+    assert "tls-privkey.pem" in secrets, secrets
+    _verify_clean(stack)
+
+
 def test_swarm_reload_replaces_only_what_changed(
     swarm_node: SwarmNode, make_stack: StackFactory
 ) -> None:
