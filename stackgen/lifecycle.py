@@ -313,7 +313,11 @@ def _up_swarm(stack: Stack, *, timeout: int, progress: Progress) -> None:
             # The proxy may land here: its mode-host ports must be free on this machine.
             _require_free_ports(stack, _Own(frozenset(), frozenset()))
     _refuse_failed_checks(stack, progress)
-    _ensure_images(stack, progress)
+    # The nodes that run the services need the images, not this manager: a missing one is
+    # only named here, and a node that cannot get it fails its task with the reason.
+    for image in compose_images(stack.compose):
+        if not image_present(image):
+            progress(f"image {image} is not on this node: the nodes that run it need it")
     progress(f"deploying {project} to the swarm (waiting up to {timeout} s for healthchecks)")
     started = time.monotonic()
     earlier = swarm_ops.task_ids(project)
