@@ -154,6 +154,7 @@ class SwarmNode:
     ready: bool
     active: bool  # availability "active" (not paused or drained)
     labels: dict[str, str]
+    address: str = ""  # the address the node is reached at (its advertise address)
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ def swarm_nodes() -> list[SwarmNode]:
                 ready=bool(status and status.state == "ready"),
                 active=bool(spec and spec.availability == "active"),
                 labels=dict((spec.labels if spec else None) or {}),
+                address=str((status.addr if status else "") or ""),
             )
         )
     return nodes

@@ -59,6 +59,10 @@ def stack_target(
     the engine reports it (verify), instead of what the configuration says (up, status)."""
     config = stack.config
     trust = config.client_trust_file
+    address = config.connect_address
+    if config.deploy.swarm:
+        # The proxy publishes on its own node's ports (mode host), wherever that node is.
+        address = swarm_ops.proxy_node_address(stack) or address
     if observed:
         known: Sequence[str] = known_proxies_on_disk(stack)
         addresses = proxy_addresses(stack) or None
@@ -67,7 +71,7 @@ def stack_target(
     return _validated(
         lambda: Target(
             url=config.public_url.rstrip("/"),
-            resolve={config.domain: config.connect_address},
+            resolve={config.domain: address},
             ca_file=ca_file or ((stack.folder / trust) if trust else None),
             http_port=config.ports.http,
             plain_http=config.publishes_http,
