@@ -4,8 +4,11 @@ else in stackgen imports python-on-whales."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales import DockerClient, docker
@@ -88,6 +91,39 @@ def pull_image(image: str) -> str:
         text = " ".join(str(error.stderr or "").split())
         return text or f"docker pull exited {error.return_code}"
     return ""
+
+
+@dataclass(frozen=True)
+class NetworkSubnets:
+    """A Docker network's name, its Compose project (empty for other networks) and the
+    subnets its IPAM holds, IPv4 and IPv6."""
+
+    name: str
+    project: str
+    subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def network_subnets() -> list[NetworkSubnets]:
+    """Every network on the engine with its subnets (empty when the engine cannot say)."""
+    try:
+        networks = docker.network.list()
+    except DockerException:
+        return []
+    found = []
+    for network in networks:
+        subnets = []
+        for entry in (network.ipam.config if network.ipam else None) or []:
+            with contextlib.suppress(ValueError):
+                subnets.append(ipaddress.ip_network(str(entry.get("Subnet", "")), strict=False))
+        labels = network.labels or {}
+        found.append(
+            NetworkSubnets(
+                name=str(network.name),
+                project=labels.get("com.docker.compose.project", ""),
+                subnets=tuple(subnets),
+            )
+        )
+    return found
 
 
 def containers_publishing(port: int) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import ipaddress
 import re
 import signal
 import socket
@@ -26,6 +27,7 @@ from stackgen.engine import (
     compose_images,
     containers_publishing,
     image_present,
+    network_subnets,
     project_client,
     pull_image,
     require_engine,
@@ -150,6 +152,28 @@ def _ensure_images(stack: Stack, progress: Progress) -> None:
             )
 
 
+def _subnets_free(stack: Stack) -> None:
+    """The proxy network's subnets (IPv4, and IPv6 with `ipv6`) must not overlap another
+    Docker network's: the engine would refuse to create it ("Pool overlaps") without
+    saying which network holds the range. This stack's own network is fine (re-run)."""
+    config = stack.config
+    wanted: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = [
+        ("network.subnet", config.network.subnet)
+    ]
+    if config.ipv6 and config.network.subnet6 is not None:
+        wanted.append(("network.subnet6", config.network.subnet6))
+    for network in network_subnets():
+        if network.project == config.project:
+            continue
+        for field, subnet in wanted:
+            for other in network.subnets:
+                if other.version == subnet.version and other.overlaps(subnet):
+                    raise DockerError(
+                        f"{field} {subnet} overlaps Docker network {network.name} ({other}): "
+                        f"change {field} or remove that network"
+                    )
+
+
 def preflight(stack: Stack, progress: Progress) -> None:
     config = stack.config
     require_engine()
@@ -169,6 +193,7 @@ def preflight(stack: Stack, progress: Progress) -> None:
         raise DockerError(
             f"port {port} ({field}) is in use by {holder.description}: free it or change {field}"
         )
+    _subnets_free(stack)
     findings = check_stack(stack)
     failures = [f for f in findings if f.status is Status.FAIL]
     for finding in failures:
