@@ -529,10 +529,12 @@ class NetworkConfig(Strict):
 
     @property
     def dynamic_range6(self) -> ipaddress.IPv6Network | None:
-        """The IPv6 twin of dynamic_range: Docker's IPv6 allocations stay in the upper half."""
+        """The IPv6 twin of dynamic_range, away from the proxy's pinned address: the third
+        quarter of subnet6. Not the upper half as in IPv4: engine 20.10 cannot allocate from
+        a range that ends at a /64's last address ("invalid bit range")."""
         if self.subnet6 is None:
             return None
-        return list(self.subnet6.subnets(prefixlen_diff=1))[1]
+        return list(self.subnet6.subnets(prefixlen_diff=2))[2]
 
     @property
     def proxy_ip6(self) -> ipaddress.IPv6Address | None:
@@ -734,8 +736,9 @@ class StackConfig(Strict):
         if network.subnet6 is None:
             # Pinned from here on: stackgen.toml is written with the derived value.
             object.__setattr__(network, "subnet6", ipv6_subnet_for(network.subnet))
-        subnet6, proxy6, dynamic6 = network.subnet6, network.proxy_ip6, network.dynamic_range6
-        if subnet6 and proxy6 and dynamic6 and (proxy6 not in subnet6 or proxy6 in dynamic6):
+        subnet6, proxy6 = network.subnet6, network.proxy_ip6
+        lower_half = next(subnet6.subnets(prefixlen_diff=1)) if subnet6 else None
+        if lower_half and proxy6 and proxy6 not in lower_half:
             raise ValueError(
                 f"network.subnet6 {subnet6} is too small for the proxy's address {proxy6} "
                 f"(the host number of {network.proxy_ip}) in its lower half"
