@@ -111,14 +111,18 @@ def network_subnets() -> list[NetworkSubnets]:
         return []
     found = []
     for network in networks:
+        try:
+            # Read now, in one inspect: another user's network may vanish meanwhile.
+            name, ipam, labels = network.name, network.ipam, network.labels or {}
+        except DockerException:
+            continue  # removed since it was listed: it holds no subnet any more
         subnets = []
-        for entry in (network.ipam.config if network.ipam else None) or []:
+        for entry in (ipam.config if ipam else None) or []:
             with contextlib.suppress(ValueError):
                 subnets.append(ipaddress.ip_network(str(entry.get("Subnet", "")), strict=False))
-        labels = network.labels or {}
         found.append(
             NetworkSubnets(
-                name=str(network.name),
+                name=str(name),
                 project=labels.get("com.docker.compose.project", ""),
                 subnets=tuple(subnets),
             )
