@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -239,3 +240,45 @@ def test_init_ipv6_writes_a_dual_stack(tmp_path: Path) -> None:
     written = tomllib.loads((stack / "stackgen.toml").read_text())
     assert written["ipv6"] is True and written["network"]["subnet6"].startswith("fd6a:6600:")
     assert "<EnableIPv6>true</EnableIPv6>" in (stack / NETWORK_XML).read_text()
+
+
+class _Gone:
+    """A network listed, then removed before it was inspected (python-on-whales inspects
+    on first attribute access)."""
+
+    @property
+    def name(self) -> str:
+        from stackgen.engine import DockerException
+
+        raise DockerException(["docker", "network", "inspect", "x"], 1)
+
+
+_LISTED = SimpleNamespace(
+    name="lab",
+    labels={"com.docker.compose.project": "other"},
+    ipam=SimpleNamespace(
+        config=[{"Subnet": "172.31.0.0/24"}, {"Subnet": "fd6a:6600::/64"}, {"Subnet": ""}]
+    ),
+)
+
+
+def test_network_subnets_skips_a_network_removed_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stackgen import engine
+
+    class Networks:
+        def list(self) -> list[object]:
+            return [_Gone(), _LISTED]
+
+    class Docker:
+        network = Networks()
+
+    monkeypatch.setattr(engine, "docker", Docker())
+    assert engine.network_subnets() == [
+        NetworkSubnets(
+            "lab",
+            "other",
+            (ipaddress.ip_network("172.31.0.0/24"), ipaddress.ip_network("fd6a:6600::/64")),
+        )
+    ]
