@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from limits import explain  # noqa: E402
+
 from stackgen.bench.goals import evaluate  # noqa: E402
 
 PY = REPO / ".venv" / "bin" / "python"
@@ -445,28 +447,47 @@ def https_url(port: int) -> str:
 
 
 def measure_baselines(ca: Path) -> dict[str, Any]:
-    """The origin's headroom and the ceiling's own cost, with stackgen's stack up (its
-    stand-in is Jellyfin direct)."""
+    """The origin's headroom, the ceiling's own cost, and what paced players see from the
+    ceiling itself (the machine's share of any gap), with stackgen's stack up (its stand-in
+    is Jellyfin direct)."""
     only = ["--only", "stream", "--only", "seek"]
+    ceiling_group = Cgroup(run(["docker", "inspect", "-f", "{{.Id}}", BASELINE]).stdout.strip())
+    cpu0 = ceiling_group.cpu_seconds()
     headroom = bench(
         "baseline-ceiling-vs-standin",
         CEILING_PORT,
         [*common(PAIRS), *only, "--direct", direct_url("stackgen")],
         ca,
     )
+    cpu = ceiling_group.cpu_seconds() - cpu0
+    settings = headroom["settings"]
+    served = PAIRS * (SIZE + settings["seeks"] * settings["seek_bytes"])
     plain = bench(
         "baseline-ceiling-vs-plain",
         CEILING_PORT,
         [*common(PAIRS), *only, "--direct", f"http://{HOST_IP}:{PLAIN_PORT}"],
         ca,
     )
-    return {
+    baselines: dict[str, Any] = {
         "ceiling_mbps": _median(headroom["metrics"]["stream_mbps"]["proxied"]),
         "standin_direct_mbps": _median(headroom["metrics"]["stream_mbps"]["direct"]),
         "ceiling_vs_standin": compare(headroom, "stream_mbps"),
         "plain_http_mbps": _median(plain["metrics"]["stream_mbps"]["direct"]),
         "ceiling_vs_plain": compare(plain, "stream_mbps"),
+        "ceiling_cpu_s_per_gb": round(cpu / (served / 1e9), 3),
     }
+    if STREAMS > 0:
+        paced = bench(
+            "baseline-ceiling-paced-streams",
+            CEILING_PORT,
+            ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
+             "--duration", str(STREAM_SECONDS)],
+            ca,
+        )  # fmt: skip
+        streams = paced.get("streams") or {}
+        baselines["ceiling_streams_max_gap_ms"] = streams.get("max_gap_ms")
+        baselines["ceiling_streams_errors"] = streams.get("errors")
+    return baselines
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -816,6 +837,11 @@ def main() -> int:
     finally:
         cleanup()
     verdicts = evaluate(summaries)
+    limits = {
+        (v.proxy, v.goal.key): explain(v, summaries[v.proxy], baselines or {})
+        for v in verdicts
+        if not v.ok
+    }
     doc = {
         "schema": "stackgen-make-bench/1",
         "started": started,
@@ -834,7 +860,8 @@ def main() -> int:
         "proxies": summaries,
         "goals": [
             {"proxy": v.proxy, "goal": v.goal.text, "key": v.goal.key, "measured": v.measured,
-             "target": v.goal.target, "op": v.goal.op, "ok": v.ok}
+             "target": v.goal.target, "unit": v.goal.unit, "op": v.goal.op, "ok": v.ok,
+             "short_by": v.short_by, "limit": limits.get((v.proxy, v.goal.key))}
             for v in verdicts
         ],
     }  # fmt: skip

@@ -11,9 +11,10 @@ import asyncio
 import base64
 import os
 import socket
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from stackgen.bench.endpoint import Endpoint
 
@@ -209,6 +210,12 @@ async def websocket_handshake(ep: Endpoint, path: str) -> float:
 MEDIA_MODULUS = 251  # the stand-in's media: byte i is i % 251
 
 
+class Stop(Protocol):
+    """A threading or multiprocessing Event: players run as threads or processes."""
+
+    def is_set(self) -> bool: ...
+
+
 @dataclass
 class PacedStream:
     bytes: int = 0
@@ -235,25 +242,30 @@ def paced_stream(
     bitrate_bps: float,
     duration: float,
     check_bytes: bool,
-    stop: threading.Event,
+    stop: Stop,
     segment: int = 64 << 20,
     tick: float = 0.05,
     timeout: float = 10.0,
+    connected: Callable[[], None] | None = None,
 ) -> PacedStream:
     """Read like a player at `bitrate_bps` for `duration` seconds: Range requests of
     `segment` bytes one after another (wrapping at the end of the file) on one kept-alive
-    connection. A gap is the time one read waited while the player wanted data."""
+    connection. A gap is the time one read waited while the player wanted data.
+    `connected` is called once the first connection is up, before the clock starts (so
+    many players can start together)."""
     out = PacedStream()
     rate = bitrate_bps / 8
     buf = bytearray(1 << 20)
     view = memoryview(buf)
     pattern = bytes(range(MEDIA_MODULUS)) * (len(buf) // MEDIA_MODULUS + 2)
-    started = time.perf_counter()
-    deadline = started + duration
     offset = 0
     sock: socket.socket | None = None
     try:
         sock = _blocking_socket(ep, timeout)
+        if connected is not None:
+            connected()
+        started = time.perf_counter()
+        deadline = started + duration
         while time.perf_counter() < deadline and not stop.is_set():
             last = min(offset + segment, size) - 1
             request = _request_head(
