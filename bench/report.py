@@ -139,7 +139,9 @@ def main(results: Path) -> int:
         f"{_fmt(baselines.get('ceiling_cpu_s_per_gb'))} CPU-s per GB streamed (compare each "
         "proxy's row below)",
         f"- {knobs.get('streams', 'n/a')} paced players against the TLS ceiling (no proxy): "
-        f"longest gap {_fmt(baselines.get('ceiling_streams_max_gap_ms'), 0)} ms, errors "
+        f"longest gap {_fmt(baselines.get('ceiling_streams_max_gap_ms'), 0)} ms (at "
+        f"{_fmt(baselines.get('ceiling_streams_max_gap_at_s'), 1)} s), slowest start-up "
+        f"{_fmt(baselines.get('ceiling_streams_first_byte_ms_max'), 0)} ms, errors "
         f"{_fmt(baselines.get('ceiling_streams_errors'))} — the machine's own share of any "
         "paced-stream gap",
         "",
@@ -187,6 +189,15 @@ def main(results: Path) -> int:
     row(
         "paced streams: max gap ms",
         [_fmt(proxies[p].get("streams_max_gap_ms"), 0) for p in proxies],
+    )
+    row(
+        ".. when (s) / longest wait for a next head ms / slowest start-up ms",
+        [
+            f"{_fmt(proxies[p].get('streams_max_gap_at_s'), 1)} / "
+            f"{_fmt(proxies[p].get('streams_max_head_gap_ms'), 0)} / "
+            f"{_fmt(proxies[p].get('streams_first_byte_ms_max'), 0)}"
+            for p in proxies
+        ],
     )
     row(
         "paced streams: errors + byte mismatches",

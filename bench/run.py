@@ -486,6 +486,8 @@ def measure_baselines(ca: Path) -> dict[str, Any]:
         )  # fmt: skip
         streams = paced.get("streams") or {}
         baselines["ceiling_streams_max_gap_ms"] = streams.get("max_gap_ms")
+        baselines["ceiling_streams_max_gap_at_s"] = streams.get("max_gap_at_s")
+        baselines["ceiling_streams_first_byte_ms_max"] = streams.get("first_byte_ms_max")
         baselines["ceiling_streams_errors"] = streams.get("errors")
     return baselines
 
@@ -617,6 +619,9 @@ def measure_proxy(
             )  # fmt: skip
         paced = streams.get("streams") or {}
         summary["streams_max_gap_ms"] = paced.get("max_gap_ms")
+        summary["streams_max_gap_at_s"] = paced.get("max_gap_at_s")
+        summary["streams_max_head_gap_ms"] = paced.get("max_head_gap_ms")
+        summary["streams_first_byte_ms_max"] = paced.get("first_byte_ms_max")
         summary["streams_failures"] = (
             (paced.get("errors") or 0) + (paced.get("byte_mismatches") or 0) if paced else None
         )

@@ -327,6 +327,8 @@ def paced_streams(ep: Endpoint, size: int, settings: BenchSettings) -> dict[str,
     )
     errors = [e for r in results for e in r.errors]
     total = sum(r.bytes for r in results)
+    worst = max(results, key=lambda r: r.max_gap_ms, default=None)
+    starts = [r.first_byte_ms for r in results if r.first_byte_ms is not None]
     return {
         "target": ep.name,
         "count": settings.streams,
@@ -334,7 +336,10 @@ def paced_streams(ep: Endpoint, size: int, settings: BenchSettings) -> dict[str,
         "duration_s": settings.duration,
         "bytes": total,
         "achieved_mbps": round(total * 8 / settings.duration / 1e6 / max(1, settings.streams), 2),
-        "max_gap_ms": round(max((r.max_gap_ms for r in results), default=0.0), 3),
+        "max_gap_ms": round(worst.max_gap_ms, 3) if worst else 0.0,
+        "max_gap_at_s": round(worst.max_gap_at_s, 3) if worst else None,
+        "max_head_gap_ms": round(max((r.max_head_gap_ms for r in results), default=0.0), 3),
+        "first_byte_ms_max": round(max(starts), 3) if starts else None,
         "requests": sum(r.requests for r in results),
         "reconnects": sum(r.reconnects for r in results),
         "errors": len(errors),
