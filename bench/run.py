@@ -477,19 +477,24 @@ def measure_baselines(ca: Path) -> dict[str, Any]:
         "ceiling_cpu_s_per_gb": round(cpu / (served / 1e9), 3),
     }
     if STREAMS > 0:
-        paced = bench(
-            "baseline-ceiling-paced-streams",
-            CEILING_PORT,
-            ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
-             "--duration", str(STREAM_SECONDS)],
-            ca,
-        )  # fmt: skip
-        streams = paced.get("streams") or {}
-        baselines["ceiling_streams_max_gap_ms"] = streams.get("max_gap_ms")
-        baselines["ceiling_streams_max_gap_at_s"] = streams.get("max_gap_at_s")
-        baselines["ceiling_streams_first_byte_ms_max"] = streams.get("first_byte_ms_max")
+        streams = paced_players("baseline-ceiling-paced-streams", CEILING_PORT, ca)
+        baselines.update({f"ceiling_streams_{key}": streams.get(key) for key in PACED_FIGURES})
         baselines["ceiling_streams_errors"] = streams.get("errors")
     return baselines
+
+
+# The paced-stream figures copied into summaries (as streams_* and ceiling_streams_*).
+PACED_FIGURES = ("max_gap_ms", "max_gap_at_s", "max_head_gap_ms", "first_byte_ms_max")
+
+
+def paced_players(name: str, port: int, ca: Path, *, check_bytes: bool = False) -> dict[str, Any]:
+    """STREAMS paced players at BITRATE for STREAM_SECONDS; the result's `streams` part."""
+    args = ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
+            "--duration", str(STREAM_SECONDS)]  # fmt: skip
+    if check_bytes:
+        args.append("--check-bytes")
+    found: dict[str, Any] = bench(name, port, args, ca).get("streams") or {}
+    return found
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -610,18 +615,8 @@ def measure_proxy(
     # Paced streams, byte-exact; proxy RSS growth meanwhile.
     if STREAMS > 0:
         with sample_memory(group) as memory:
-            streams = bench(
-                f"{proxy}-paced-streams",
-                port,
-                ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
-                 "--duration", str(STREAM_SECONDS), "--check-bytes"],
-                ca,
-            )  # fmt: skip
-        paced = streams.get("streams") or {}
-        summary["streams_max_gap_ms"] = paced.get("max_gap_ms")
-        summary["streams_max_gap_at_s"] = paced.get("max_gap_at_s")
-        summary["streams_max_head_gap_ms"] = paced.get("max_head_gap_ms")
-        summary["streams_first_byte_ms_max"] = paced.get("first_byte_ms_max")
+            paced = paced_players(f"{proxy}-paced-streams", port, ca, check_bytes=True)
+        summary.update({f"streams_{key}": paced.get(key) for key in PACED_FIGURES})
         summary["streams_failures"] = (
             (paced.get("errors") or 0) + (paced.get("byte_mismatches") or 0) if paced else None
         )
