@@ -282,3 +282,21 @@ def test_network_subnets_skips_a_network_removed_meanwhile(
             (ipaddress.ip_network("172.31.0.0/24"), ipaddress.ip_network("fd6a:6600::/64")),
         )
     ]
+
+
+def test_verify_observes_both_addresses_of_the_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verify` judges KnownProxies against every address the running proxy has: over
+    IPv6 (a bridged Jellyfin) it connects from its IPv6 one."""
+    from stackgen import verify
+
+    endpoint = SimpleNamespace(ip_address="172.30.77.2", global_ipv6_address="fd6a:6600::2")
+    ipv4_only = SimpleNamespace(ip_address="172.30.78.2", global_ipv6_address="")
+    container = SimpleNamespace(
+        network_settings=SimpleNamespace(networks={"a": endpoint, "b": ipv4_only})
+    )
+    compose = SimpleNamespace(compose=SimpleNamespace(ps=lambda services: [container]))
+    monkeypatch.setattr(Stack, "compose", property(lambda self: compose))
+    stack = Stack(_config(tmp_path, ipv6=True), tmp_path)
+    assert verify.proxy_addresses(stack) == ["172.30.77.2", "fd6a:6600::2", "172.30.78.2"]
