@@ -23,6 +23,7 @@ from integration.netns import ClientNamespace, client_namespace, standin_echo
 
 from stackgen.errors import ExitCode
 from stackgen.proxies import available
+from stackgen.testing.allocate import Allocator
 
 # The client's own ULA /64, per slot: clear of the host's fd00::/64, the engine's default
 # bridge (fd5a:14a8:ffff::/64) and stackgen's fd6a:6600::/32 proxy networks.
@@ -118,17 +119,25 @@ def test_up_names_the_network_that_holds_the_ipv6_subnet(make_stack: StackFactor
     stack = make_stack("nginx", tls="internal", start=False, config={"ipv6": True})
     subnet6 = stack.config.network.subnet6
     name = f"sgtest{SLOT}-holds-subnet6"
+    # The holder's IPv4 subnet is claimed too: left to the engine, it could take a range
+    # another run's stack is about to use.
+    allocator = Allocator()
+    subnet4 = allocator.subnet(name)
     subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
-    subprocess.run(
-        ["docker", "network", "create", "--ipv6", "--subnet", str(subnet6), name],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
     try:
+        subprocess.run(
+            [
+                *("docker", "network", "create", "--ipv6"),
+                *("--subnet", str(subnet4), "--subnet", str(subnet6), name),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
         up = stackgen("up", "--dir", str(stack.directory), "--timeout", "60", check=False)
     finally:
         subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
+        allocator.release(name)
     assert up.returncode == ExitCode.DOCKER, up.stderr
     last = up.stderr.strip().splitlines()[-1]
     assert f"network.subnet6 {subnet6} overlaps Docker network {name}" in last, up.stderr
