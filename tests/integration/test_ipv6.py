@@ -8,6 +8,10 @@ listening on IPv6, passes that address in X-Forwarded-For; the stand-in, trustin
 proxy by KnownProxies, must see exactly the client's address, not a gateway's. The
 stand-in drops IPv6 KnownProxies entries unless EnableIPv6 is on, as Jellyfin does, so
 its trusted list also shows that EnableIPv6 followed the setting.
+
+Two more: a bridged Jellyfin reached over IPv6 trusts the proxy's IPv6 address, and `up`
+names a Docker network that already holds the IPv6 subnet before starting anything. A
+failure's report carries the stack's container logs and generated files (make_stack).
 """
 
 from __future__ import annotations
