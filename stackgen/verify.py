@@ -40,8 +40,11 @@ def proxy_addresses(stack: Stack) -> list[str]:
     addresses = []
     for container in containers:
         for network in (container.network_settings.networks or {}).values():
-            if network.ip_address:
-                addresses.append(str(network.ip_address))
+            # Both families: over IPv6 (ipv6 = true, bridged Jellyfin) the proxy connects
+            # from its IPv6 address, which KnownProxies must then cover too.
+            for address in (network.ip_address, network.global_ipv6_address):
+                if address:
+                    addresses.append(str(address))
     return addresses
 
 
