@@ -140,6 +140,9 @@ SPECS: dict[str, ImageSpec] = {
         # Test infrastructure (the DNS-01 tests' authoritative server), named after ISC's
         # image though no stack names it.
         ImageSpec("bind9", "internetsystemsconsortium/bind9", checks=(("-V",),)),
+        # Test infrastructure: a Docker-in-Docker Swarm node for the multi-node tests
+        # (stackgen.testing.swarm_cluster); named after Docker's own dind image.
+        ImageSpec("swarm-node", "docker:dind", checks=(("--version",),)),
     )
 }
 
