@@ -157,6 +157,8 @@ class SwarmCluster:
     nodes: list[Node] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # containers, for close()
     network_created: bool = False
+    # This host's own address on the cluster bridge: where a client on the host comes from.
+    gateway: str = ""
     closed: bool = False
 
     # ----------------------------------------------------------------- building
@@ -199,6 +201,7 @@ class SwarmCluster:
 
     def start(self) -> None:
         """Network, node containers, engines, swarm init, joins, labels."""
+        self.gateway = str(next(self.subnet.hosts()))
         _run(
             [
                 "docker",
@@ -208,6 +211,7 @@ class SwarmCluster:
                 # No route out: the nodes talk to each other and to this host only.
                 "--internal",
                 f"--subnet={self.subnet}",
+                f"--gateway={self.gateway}",
                 f"--label={CLUSTER_LABEL}={self.name}",
                 f"{self.name}-net",
             ],
@@ -344,6 +348,29 @@ class SwarmCluster:
         self.manager.docker(
             "node", "update", f"--availability={availability}", self.node_id(self.node(role))
         )
+
+    def running_tasks(self, service: str) -> int:
+        """How many tasks of a service run now (the `1` of `docker service ls`'s `1/1`)."""
+        listing = self.manager.docker(
+            "service", "ls", "--filter", f"name={service}", "--format", "{{.Name}} {{.Replicas}}"
+        )
+        for line in listing.stdout.splitlines():
+            name, _, replicas = line.partition(" ")
+            if name == service:
+                return int(replicas.partition("/")[0])
+        raise ClusterError(f"no service {service!r} on the swarm")
+
+    def wait_for_tasks(self, service: str, *, running: int = 1, timeout: float = 120) -> None:
+        """Wait until `running` tasks of the service run (healthy, when it has a check)."""
+        deadline = time.monotonic() + timeout
+        while self.running_tasks(service) != running:
+            if time.monotonic() > deadline:
+                tasks = self.manager.docker("service", "ps", "--no-trunc", service, check=False)
+                raise ClusterError(
+                    f"{service}: not {running} running task(s) after {timeout:.0f} s\n"
+                    f"{tasks.stdout}{tasks.stderr}"
+                )
+            time.sleep(0.5)
 
     # ----------------------------------------------------------------- explaining
 

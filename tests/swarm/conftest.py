@@ -1,0 +1,109 @@
+"""A real multi-node swarm on this machine: Docker-in-Docker nodes (stackgen.testing.swarm_cluster).
+
+Run by `make test-swarm` (too slow for `make test`). One cluster per session: a manager and
+two workers labelled `stackgen.role=edge` and `stackgen.role=media`, on an internal bridge
+network of their own. It is removed after the session, on a failure, on Ctrl-C and on
+SIGTERM; a cluster left by a killed run is removed when the next session starts.
+
+- Docker tests fail, never skip, when CI=true and the engine is missing.
+- A failing test's report carries the swarm's nodes, services, tasks (with their errors),
+  service logs, each node's containers and dockerd log (section "swarm cluster"), and a
+  test that deployed a stack adds the stack file (section "stack file").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+from stackgen.testing.swarm_cluster import SwarmCluster, remove_leftovers
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+SLOT = int(os.environ.get("STACKGEN_TEST_SLOT", "0"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+STANDIN = "stackgen-test/jellyfin-standin:local"
+CLIENT = "stackgen-test/debian-base:local"
+
+_CLUSTER: list[SwarmCluster] = []
+
+
+def _engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env=env,
+    )
+    return result.returncode == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "swarm" in item.path.parts:
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def swarm_images() -> dict[str, str]:
+    if not _engine_answers():
+        message = "no Docker engine answers (run `bash tests/infra/engine.sh`)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from images.build import build_images  # tests/images/build.py
+
+    return build_images(["swarm-node", "jellyfin-standin", "debian-base", "traefik", "nginx"])
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # pytest runs no teardown on SIGTERM; as KeyboardInterrupt, the cluster is removed.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    swarm_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SwarmCluster]:
+    """Manager + edge + media nodes; the stand-in on media, a client image on edge."""
+    remove_leftovers()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    # Short: unix socket paths are limited to 108 bytes, and pytest's tmp paths are long.
+    state = Path(f"/tmp/sgswarm-slot{SLOT}-{os.getpid()}")
+    try:
+        with SwarmCluster.create(state, roles=("edge", "media")) as made:
+            _CLUSTER.append(made)
+            made.load_images([STANDIN], role="media")
+            made.load_images([CLIENT], role="edge")
+            yield made
+    finally:
+        _CLUSTER.clear()
+        shutil.rmtree(state, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _CLUSTER:
+        report.sections.append(("swarm cluster", _CLUSTER[0].diagnostics()))
+        stack_file = getattr(item, "stackgen_stack_file", None)
+        if isinstance(stack_file, Path) and stack_file.is_file():
+            report.sections.append((f"stack file {stack_file}", stack_file.read_text()))
