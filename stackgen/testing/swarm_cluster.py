@@ -3,8 +3,9 @@
 Each node is a container of ``stackgen-test/swarm-node:local`` (Debian's Docker engine,
 ``tests/images/swarm-node/``) on a user-defined bridge network of its own. The first node
 is the manager (no role label: it only schedules); the others join as workers and carry
-the role label stackgen places services by (``stackgen.role=edge`` for the proxy,
-``stackgen.role=media`` for Jellyfin). Local images reach the nodes by
+the role label stackgen places services by (``stackgen.role.edge=true`` for the proxy,
+``stackgen.role.media=true`` for Jellyfin: one key per role, so one node may carry both).
+Local images reach the nodes by
 ``docker save | docker load``: there is no registry.
 
 The host's ``docker`` client drives a node through a unix socket the node's dockerd also
@@ -50,7 +51,8 @@ from stackgen.testing.allocate import Allocator
 NODE_IMAGE = "stackgen-test/swarm-node:local"
 CLUSTER_LABEL = "org.stackgen.swarm-cluster"
 PID_LABEL = "org.stackgen.swarm-cluster.pid"
-ROLE_LABEL = "stackgen.role"
+# A node with role R carries the label `stackgen.role.R=true` (what stack files place by).
+ROLE_LABEL_PREFIX = "stackgen.role."
 NAME_PREFIX = "sgswarm"
 # Inside each node: where the node's dockerd puts the socket the host uses.
 NODE_SOCKET_DIR = "/run/stackgen-node"
@@ -154,6 +156,9 @@ class SwarmCluster:
     subnet: ipaddress.IPv4Network
     allocator: Allocator | None = None
     image: str = NODE_IMAGE
+    # Host folders mounted at the same path in every node: a stack file's bind mounts name
+    # host paths, and `docker stack deploy` resolves relative ones against the stack folder.
+    shared_dirs: tuple[Path, ...] = ()
     nodes: list[Node] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # containers, for close()
     network_created: bool = False
@@ -173,6 +178,7 @@ class SwarmCluster:
         subnet: ipaddress.IPv4Network | str | None = None,
         allocator: Allocator | None = None,
         image: str = NODE_IMAGE,
+        shared_dirs: Sequence[Path] = (),
     ) -> SwarmCluster:
         """A started cluster (removed again if starting fails).
 
@@ -191,6 +197,7 @@ class SwarmCluster:
             subnet=ipaddress.IPv4Network(subnet),
             allocator=owned_allocator,
             image=image,
+            shared_dirs=tuple(path.resolve() for path in shared_dirs),
         )
         try:
             cluster.start()
@@ -239,7 +246,10 @@ class SwarmCluster:
         for node in self.workers:
             assert node.role is not None
             manager.docker(
-                "node", "update", f"--label-add={ROLE_LABEL}={node.role}", self.node_id(node)
+                "node",
+                "update",
+                f"--label-add={ROLE_LABEL_PREFIX}{node.role}=true",
+                self.node_id(node),
             )
 
     def _run_node(self, container: str, role: str | None, manager: bool) -> Node:
@@ -258,6 +268,7 @@ class SwarmCluster:
                 f"--label={PID_LABEL}={os.getpid()}",
                 *NODE_RUN_OPTIONS,
                 f"--volume={socket_dir}:{NODE_SOCKET_DIR}",
+                *(f"--volume={path}:{path}" for path in self.shared_dirs),
                 self.image,
             ],
             env=_host_env(),
@@ -310,7 +321,7 @@ class SwarmCluster:
         return self.nodes[1:]
 
     def node(self, role: str) -> Node:
-        """The worker labelled `stackgen.role=<role>`."""
+        """The worker labelled `stackgen.role.<role>=true`."""
         for node in self.workers:
             if node.role == role:
                 return node

@@ -1,7 +1,7 @@
 """A real multi-node swarm on this machine: Docker-in-Docker nodes (stackgen.testing.swarm_cluster).
 
 Run by `make test-swarm` (too slow for `make test`). One cluster per session: a manager and
-two workers labelled `stackgen.role=edge` and `stackgen.role=media`, on an internal bridge
+two workers labelled `stackgen.role.edge=true` and `stackgen.role.media=true`, on an internal bridge
 network of their own. It is removed after the session, on a failure, on Ctrl-C and on
 SIGTERM; a cluster left by a killed run is removed when the next session starts.
 
@@ -79,13 +79,18 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def cluster(
     swarm_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SwarmCluster]:
-    """Manager + edge + media nodes; the stand-in on media, a client image on edge."""
+    """Manager + edge + media nodes; the stand-in on media, a client image on edge.
+
+    `stacks_dir(cluster)` is a folder every node sees at the same path (for stack folders).
+    """
     remove_leftovers()
     previous = signal.signal(signal.SIGTERM, _terminate)
     # Short: unix socket paths are limited to 108 bytes, and pytest's tmp paths are long.
     state = Path(f"/tmp/sgswarm-slot{SLOT}-{os.getpid()}")
+    stacks = state / "stacks"
+    stacks.mkdir(parents=True, exist_ok=True)
     try:
-        with SwarmCluster.create(state, roles=("edge", "media")) as made:
+        with SwarmCluster.create(state, roles=("edge", "media"), shared_dirs=[stacks]) as made:
             _CLUSTER.append(made)
             made.load_images([STANDIN], role="media")
             made.load_images([CLIENT], role="edge")
@@ -107,3 +112,8 @@ def pytest_runtest_makereport(
         stack_file = getattr(item, "stackgen_stack_file", None)
         if isinstance(stack_file, Path) and stack_file.is_file():
             report.sections.append((f"stack file {stack_file}", stack_file.read_text()))
+
+
+def stacks_dir(cluster: SwarmCluster) -> Path:
+    """The folder every node of the cluster sees at the same path as this host."""
+    return cluster.shared_dirs[0]

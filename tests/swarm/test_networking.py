@@ -68,7 +68,7 @@ def _standin(cluster: SwarmCluster, name: str, *options: str, port: int = STANDI
         # DNS lookup for a name outside this machine (and hangs on the internal bridge).
         "--no-resolve-image",
         f"--name={name}",
-        "--constraint=node.labels.stackgen.role==media",
+        "--constraint=node.labels.stackgen.role.media==true",
         "--env=STANDIN_MEDIA_FILE=memory",
         f"--env=STANDIN_MEDIA_BYTES={MEDIA_BYTES}",
         f"--env=STANDIN_PORT={port}",
