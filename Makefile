@@ -20,7 +20,7 @@ help:
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
-	@echo "make test-swarm multi-node Swarm tests on Docker-in-Docker nodes (~2 min, not in CI)"
+	@echo "make test-swarm multi-node swarm of Docker-in-Docker nodes (~3 min; SWARM_PROXIES=nginx)"
 	@echo "make golden    rewrite golden files after an intended change"
 	@echo "make bench     every proxy vs Jellyfin direct, the TLS ceiling and the docs configs"
 	@echo "               (~30 min; BENCH_PROXIES=nginx BENCH_SIZE=64 BENCH_PAIRS=2 for a short run)"
@@ -68,8 +68,9 @@ test: venv tools lint engine images
 
 # A real multi-node swarm (Docker-in-Docker nodes) on this machine: docs/swarm-multinode.md.
 # Too slow for CI's `make test`; one process (the cluster is per session).
+SWARM_PROXIES ?= traefik,nginx,caddy
 test-swarm: venv engine
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/swarm
+	STACKGEN_SWARM_PROXIES=$(SWARM_PROXIES) $(VENV)/bin/pytest -q -p no:cacheprovider tests/swarm
 
 demo: venv
 	PROXY=$(PROXY) SUBPATH=$(SUBPATH) TLS=$(TLS) HTTP2=$(HTTP2) HTTP3=$(HTTP3) IPV6=$(IPV6) \

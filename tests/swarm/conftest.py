@@ -32,6 +32,12 @@ sys.path.insert(0, str(REPO / "tests"))
 SLOT = int(os.environ.get("STACKGEN_TEST_SLOT", "0"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 STANDIN = "stackgen-test/jellyfin-standin:local"
+# The proxies the multi-node test deploys (`make test-swarm SWARM_PROXIES=nginx,caddy`).
+PROXIES = tuple(
+    name.strip()
+    for name in os.environ.get("STACKGEN_SWARM_PROXIES", "traefik,nginx,caddy").split(",")
+    if name.strip()
+)
 CLIENT = "stackgen-test/debian-base:local"
 
 _CLUSTER: list[SwarmCluster] = []
@@ -67,7 +73,9 @@ def swarm_images() -> dict[str, str]:
         pytest.skip(message)
     from images.build import build_images  # tests/images/build.py
 
-    return build_images(["swarm-node", "jellyfin-standin", "debian-base", "traefik", "nginx"])
+    return build_images(
+        ["swarm-node", "jellyfin-standin", "debian-base", *(image_name(p) for p in PROXIES)]
+    )
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -117,3 +125,8 @@ def pytest_runtest_makereport(
 def stacks_dir(cluster: SwarmCluster) -> Path:
     """The folder every node of the cluster sees at the same path as this host."""
     return cluster.shared_dirs[0]
+
+
+def image_name(proxy: str) -> str:
+    """The local substitute image of a proxy (Apache's official image is httpd)."""
+    return "httpd" if proxy == "apache" else proxy

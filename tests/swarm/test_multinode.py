@@ -30,10 +30,9 @@ from stackgen.stack import Stack, init_stack
 from stackgen.testing.swarm_cluster import SwarmCluster
 
 from .client import Endpoint
-from .conftest import CLIENT, STANDIN, stacks_dir
+from .conftest import CLIENT, PROXIES, STANDIN, image_name, stacks_dir
 
 DOMAIN = "jellyfin.stackgen.test"
-PROXIES = ("traefik", "nginx")
 # Inside the nodes: each node has its own network namespace, so the real ports are free.
 HTTPS_PORT = 443
 HTTP_PORT = 80
@@ -83,7 +82,7 @@ def _config_data(proxy: str, project: str) -> dict[str, Any]:
         "ports": {"http": HTTP_PORT, "https": HTTPS_PORT, "listen_address": "0.0.0.0"},
         "network": {"subnet": OVERLAY_SUBNET},
         "jellyfin": {"network_mode": "bridge", "port": 8096, "image": STANDIN},
-        "images": {proxy: f"stackgen-test/{proxy}:local"},
+        "images": {proxy: f"stackgen-test/{image_name(proxy)}:local"},
         "deploy": {"target": "swarm"},
     }
 
@@ -124,7 +123,7 @@ def stack(request: pytest.FixtureRequest, cluster: SwarmCluster) -> Iterator[Swa
     init_stack(Stack(config, directory), force=False, dry_run=False)
     made = SwarmStack(proxy, directory, load_config(directory), cluster)
     request.node.stackgen_stack_file = made.stack_file
-    cluster.load_images([f"stackgen-test/{proxy}:local"], role="edge")
+    cluster.load_images([f"stackgen-test/{image_name(proxy)}:local"], role="edge")
     try:
         deploy(made)
         for service in ("jellyfin", proxy):
