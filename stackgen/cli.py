@@ -35,6 +35,7 @@ from stackgen.errors import (
 from stackgen.lock import stack_lock
 from stackgen.models import (
     LETSENCRYPT_STAGING,
+    DeployTarget,
     JellyfinNetwork,
     TlsMode,
     TlsSource,
@@ -295,6 +296,19 @@ def init(
     run_as: Annotated[
         str | None, typer.Option(help="uid:gid the containers run as (default: yours).")
     ] = None,
+    target: Annotated[
+        DeployTarget, typer.Option(help="compose (this machine) or swarm (docker stack deploy).")
+    ] = DeployTarget.COMPOSE,
+    media_address: Annotated[
+        str | None,
+        typer.Option(help="Swarm, host-network Jellyfin: the media node's address."),
+    ] = None,
+    edge_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Swarm, host network: an edge node's address (KnownProxies); repeatable."
+        ),
+    ] = None,
     directory: DirOption = Path(),
     force: Annotated[bool, typer.Option(help="Replace an existing stack's files.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would be written.")] = False,
@@ -363,6 +377,12 @@ def init(
         data["network"] = {"subnet": subnet}
     if project is not None:
         data["project"] = project
+    deploy: dict[str, Any] = {"target": target.value}
+    if media_address is not None:
+        deploy["media_address"] = media_address
+    if edge_address:
+        deploy["edge_addresses"] = list(edge_address)
+    data["deploy"] = deploy
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.
     state = []
@@ -544,9 +564,10 @@ def _print_status(report: dict[str, object]) -> None:
     url = report["url"] or "(URL unknown: stackgen.toml unreadable)"
     say(f"{report['project']}  {url}  running={report['running']}")
     for service in report["services"]:  # type: ignore[attr-defined]
+        node = f"  on {service['node']}" if service.get("node") else ""
         say(
             f"  {service['service']:<10} {service['state']:<10} {service['health']:<10} "
-            f"{' '.join(service['ports'])}"
+            f"{' '.join(service['ports'])}{node}"
         )
     certificate = report["certificate"]
     if isinstance(certificate, dict):

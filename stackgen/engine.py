@@ -4,12 +4,16 @@ else in stackgen imports python-on-whales."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales import DockerClient, docker
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run as run_docker
 
 from stackgen.errors import DockerError
 from stackgen.parts import InImageCommand
@@ -131,16 +135,253 @@ def run_in_image(image: str, command: InImageCommand, folder: Path) -> tuple[boo
         docker.container.remove(container, force=True)
 
 
+# --- Docker Swarm (the swarm deploy target) ----------------------------------------------
+
+STACK_LABEL = "com.docker.stack.namespace"
+
+
+@dataclass(frozen=True)
+class SwarmMembership:
+    state: str  # "inactive", "pending", "active", "error", "locked"
+    manager: bool  # this node can deploy (control_available)
+    node_id: str
+
+
+@dataclass(frozen=True)
+class SwarmNode:
+    id: str
+    hostname: str
+    ready: bool
+    active: bool  # availability "active" (not paused or drained)
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SwarmTask:
+    id: str
+    service: str  # the stack's service name (without the stack prefix)
+    slot: int
+    node: str  # hostname, or "" while unassigned
+    desired: str
+    state: str
+    error: str
+    container_id: str
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    name: str  # without the stack prefix
+    version: int  # the spec's version: it moves on every update of the service
+    update_state: str  # "", "updating", "completed", "rollback_completed", ...
+    update_message: str
+
+
+def swarm_membership() -> SwarmMembership:
+    info = docker.system.info().swarm
+    if info is None:
+        return SwarmMembership("inactive", manager=False, node_id="")
+    return SwarmMembership(
+        str(info.local_node_state or "inactive"),
+        manager=bool(info.control_available),
+        node_id=str(info.node_id or ""),
+    )
+
+
+def swarm_nodes() -> list[SwarmNode]:
+    nodes = []
+    for node in docker.node.list():
+        spec, status = node.spec, node.status
+        nodes.append(
+            SwarmNode(
+                id=str(node.id),
+                hostname=str((node.description.hostname if node.description else "") or node.id),
+                ready=bool(status and status.state == "ready"),
+                active=bool(spec and spec.availability == "active"),
+                labels=dict((spec.labels if spec else None) or {}),
+            )
+        )
+    return nodes
+
+
+def stack_deploy(project: str, stack_file: Path) -> None:
+    """`docker stack deploy`, detached (stackgen waits itself), never asking a registry for
+    an image digest. Its progress lines are captured, not printed on our stdout."""
+    command = [
+        *docker.client_config.docker_cmd,
+        "stack",
+        "deploy",
+        "--compose-file",
+        str(stack_file),
+        "--resolve-image",
+        "never",
+        "--prune",
+        "--detach=true",
+        project,
+    ]
+    try:
+        run_docker(command, capture_stdout=True, capture_stderr=True)
+    except DockerException as error:
+        detail = " ".join(str(error.stderr or "").split())
+        raise DockerError(f"docker stack deploy failed: {detail or error.return_code}") from None
+
+
+def stack_remove(project: str) -> None:
+    try:
+        docker.stack.remove(project)
+    except DockerException as error:
+        detail = " ".join(str(error.stderr or error).split())
+        raise DockerError(f"docker stack rm failed: {detail}") from None
+
+
+def stack_services(project: str) -> list[SwarmService]:
+    services = []
+    for service in docker.service.list(filters=[("label", f"{STACK_LABEL}={project}")]):
+        name = str(service.spec.name if service.spec else service.id)
+        status = service.update_status
+        services.append(
+            SwarmService(
+                name=name.removeprefix(f"{project}_"),
+                version=int((service.version.index if service.version else 0) or 0),
+                update_state=str((status.state if status else "") or ""),
+                update_message=str((status.message if status else "") or ""),
+            )
+        )
+    return sorted(services, key=lambda s: s.name)
+
+
+def stack_tasks(project: str) -> list[SwarmTask]:
+    """Every task of the stack's services, the current ones and the history swarm keeps."""
+    services = {
+        str(s.id): str(s.spec.name if s.spec else s.id).removeprefix(f"{project}_")
+        for s in docker.service.list(filters=[("label", f"{STACK_LABEL}={project}")])
+    }
+    if not services:
+        return []
+    hostnames = {n.id: n.hostname for n in swarm_nodes()}
+    tasks = []
+    for task in docker.task.list():
+        if task.service_id not in services:
+            continue
+        status = task.status
+        container = status.container_status if status else None
+        tasks.append(
+            SwarmTask(
+                id=str(task.id),
+                service=services[str(task.service_id)],
+                slot=int(task.slot or 0),
+                node=hostnames.get(str(task.node_id or ""), ""),
+                desired=str(task.desired_state or ""),
+                state=str((status.state if status else "") or ""),
+                error=str((status.err if status else "") or ""),
+                container_id=str((container.container_id if container else "") or ""),
+            )
+        )
+    return tasks
+
+
+def stack_leftovers(project: str) -> list[str]:
+    """What `docker stack rm` is still removing (it returns before the engine is done)."""
+    label = f"{STACK_LABEL}={project}"
+    try:
+        containers = docker.container.list(all=True, filters=[("label", label)])
+        left = [f"container {c.name}" for c in containers]
+        left += [f"network {n.name}" for n in docker.network.list(filters=[("label", label)])]
+    except DockerException:
+        # Listed, then gone before it could be inspected: still being removed.
+        return ["objects being removed"]
+    return left
+
+
+def remove_stack_volumes(project: str) -> None:
+    """The stack's named volumes (its owned tmpfs volumes) on this node."""
+    for volume in docker.volume.list(filters=[("label", f"{STACK_LABEL}={project}")]):
+        # Still in use by a container being removed: nothing is kept in it anyway.
+        with contextlib.suppress(DockerException):
+            docker.volume.remove(volume)
+
+
+def prune_stack_objects(project: str) -> None:
+    """Remove the stack's configs and secrets no service uses any more (a changed file left
+    its old, immutable one behind); the engine refuses to remove one in use."""
+    label = f"{STACK_LABEL}={project}"
+    for config in docker.config.list(filters={"label": label}):
+        with contextlib.suppress(DockerException):
+            docker.config.remove(config)
+    for secret in docker.secret.list(filters=[("label", label)]):
+        with contextlib.suppress(DockerException):
+            docker.secret.remove(secret)
+
+
+def service_logs(project: str, service: str, *, tail: int | None, follow: bool) -> Iterator[str]:
+    for _source, line in docker.service.logs(
+        f"{project}_{service}", tail=tail, follow=follow, stream=True, task_ids=False
+    ):
+        yield line.decode("utf-8", "replace")
+
+
+def container_addresses(container_id: str, network: str) -> list[str]:
+    """A local container's address on one network (empty when it is not on this node)."""
+    try:
+        container = docker.container.inspect(container_id)
+    except DockerException:
+        return []
+    settings = (container.network_settings.networks or {}).get(network)
+    return [str(settings.ip_address)] if settings and settings.ip_address else []
+
+
+def gateway_bridge_subnet() -> str | None:
+    """docker_gwbridge's IPv4 subnet on this node (None before the first swarm task made it)."""
+    try:
+        bridge = docker.network.inspect("docker_gwbridge")
+    except DockerException:
+        return None
+    for config in bridge.ipam.config or []:
+        subnet = config.get("Subnet") if isinstance(config, dict) else None
+        if subnet and ":" not in str(subnet):
+            return str(subnet)
+    return None
+
+
+def gateway_bridge_addresses(container_id: str) -> list[str]:
+    """A local swarm task's address on docker_gwbridge: where it reaches its own node from."""
+    try:
+        bridge = docker.network.inspect("docker_gwbridge")
+    except DockerException:
+        return []
+    addresses = []
+    for endpoint_id, endpoint in (bridge.containers or {}).items():
+        if endpoint_id.startswith(container_id) and endpoint.ipv4_address:
+            addresses.append(str(endpoint.ipv4_address).split("/")[0])
+    return addresses
+
+
 __all__ = [
     "DockerClient",
     "DockerException",
+    "SwarmMembership",
+    "SwarmNode",
+    "SwarmService",
+    "SwarmTask",
     "compose_client",
     "compose_config_problems",
     "compose_images",
+    "container_addresses",
     "containers_publishing",
+    "gateway_bridge_addresses",
+    "gateway_bridge_subnet",
     "image_present",
     "project_client",
+    "prune_stack_objects",
     "pull_image",
+    "remove_stack_volumes",
     "require_engine",
     "run_in_image",
+    "service_logs",
+    "stack_deploy",
+    "stack_leftovers",
+    "stack_remove",
+    "stack_services",
+    "stack_tasks",
+    "swarm_membership",
+    "swarm_nodes",
 ]

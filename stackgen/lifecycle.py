@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from stackgen import swarm_ops
 from stackgen.engine import (
     DockerClient,
     DockerException,
@@ -30,6 +31,7 @@ from stackgen.engine import (
     pull_image,
     require_engine,
 )
+from stackgen.engine import prune_stack_objects as engine_prune
 from stackgen.errors import DockerError, ProblemsFoundError, StackInterrupted, UnhealthyError
 from stackgen.integrity import compose_services
 from stackgen.models import JellyfinNetwork
@@ -151,9 +153,15 @@ def _ensure_images(stack: Stack, progress: Progress) -> None:
 
 
 def preflight(stack: Stack, progress: Progress) -> None:
-    config = stack.config
     require_engine()
-    own = _own_containers(stack)
+    _require_free_ports(stack, _own_containers(stack))
+    _refuse_failed_checks(stack, progress)
+    # After `check`: a config it refuses is never worth a pull.
+    _ensure_images(stack, progress)
+
+
+def _require_free_ports(stack: Stack, own: _Own) -> None:
+    config = stack.config
     ports = [("ports.https", config.ports.https)]
     if config.publishes_http:
         ports.insert(0, ("ports.http", config.ports.http))
@@ -169,6 +177,9 @@ def preflight(stack: Stack, progress: Progress) -> None:
         raise DockerError(
             f"port {port} ({field}) is in use by {holder.description}: free it or change {field}"
         )
+
+
+def _refuse_failed_checks(stack: Stack, progress: Progress) -> None:
     findings = check_stack(stack)
     failures = [f for f in findings if f.status is Status.FAIL]
     for finding in failures:
@@ -178,8 +189,6 @@ def preflight(stack: Stack, progress: Progress) -> None:
             f"refusing to start: {failures[0].check}: {failures[0].message}"
             + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
         )
-    # After `check`: a config it refuses is never worth a pull.
-    _ensure_images(stack, progress)
 
 
 # --- up / down -----------------------------------------------------------------------------
@@ -247,6 +256,9 @@ def _explain_failure(stack: Stack, progress: Progress) -> str:
 
 def up(stack: Stack, *, timeout: int, progress: Progress) -> str:
     config = stack.config
+    if config.deploy.swarm:
+        _up_swarm(stack, timeout=timeout, progress=progress)
+        return config.public_url
     preflight(stack, progress)
     try:
         was_running = any(s.state == "running" for s in services(stack))
@@ -285,6 +297,46 @@ def _start(stack: Stack, *, timeout: int, progress: Progress) -> None:
     except UnhealthyError:
         _explain_failure(stack, progress)
         raise
+
+
+def _up_swarm(stack: Stack, *, timeout: int, progress: Progress) -> None:
+    """`docker stack deploy`, then the same wait as Compose's: healthy tasks, then Jellyfin
+    through the proxy over verified HTTPS."""
+    project = stack.config.project
+    require_engine()
+    swarm_ops.require_manager()
+    swarm_ops.require_labelled_nodes()
+    was_running = swarm_ops.is_deployed(project)
+    if swarm_ops.local_node_is_edge():
+        swarm_ops.require_known_gateway(stack)
+        if not was_running:
+            # The proxy may land here: its mode-host ports must be free on this machine.
+            _require_free_ports(stack, _Own(frozenset(), frozenset()))
+    _refuse_failed_checks(stack, progress)
+    _ensure_images(stack, progress)
+    progress(f"deploying {project} to the swarm (waiting up to {timeout} s for healthchecks)")
+    started = time.monotonic()
+    try:
+        swarm_ops.deploy(stack)
+        swarm_ops.wait_converged(stack, timeout, progress)
+        remaining = max(10.0, timeout - (time.monotonic() - started))
+        try:
+            wait_reachable(stack, remaining, progress)
+        except UnhealthyError:
+            progress(f"--- {stack.proxy.service}: last log lines:")
+            progress(swarm_ops.recent_logs(project, stack.proxy.service, LOG_LINES_ON_FAILURE))
+            raise
+        engine_prune(project)
+    except KeyboardInterrupt:
+        if was_running:
+            raise StackInterrupted(
+                f"interrupted: {project} was already deployed and is left running; "
+                "re-run `stackgen up` to finish the update"
+            ) from None
+        swarm_ops.remove(project)
+        raise StackInterrupted(
+            f"interrupted: removed what `up` had deployed of {project}"
+        ) from None
 
 
 def _stop_after_interrupt(stack: Stack, *, was_running: bool) -> StackInterrupted:
@@ -346,6 +398,9 @@ def wait_reachable(stack: Stack, seconds: float, progress: Progress) -> None:
 
 def reload(stack: Stack, *, force: bool, progress: Progress) -> None:
     """Re-render, then apply what changed with the least disruption (see reloading.py)."""
+    if stack.config.deploy.swarm:
+        _reload_swarm(stack, force=force, progress=progress)
+        return
     require_engine()
     if not any(s.state == "running" for s in services(stack)):
         raise ProblemsFoundError(f"{stack.config.project} is not running: use `stackgen up`")
@@ -383,6 +438,33 @@ def reload(stack: Stack, *, force: bool, progress: Progress) -> None:
     wait_reachable(stack, 120, progress)
 
 
+def _reload_swarm(stack: Stack, *, force: bool, progress: Progress) -> None:
+    """Re-render and deploy again: a changed file has a new config name, so the swarm
+    replaces exactly the services that mount it (and Jellyfin when network.xml changed)."""
+    project = stack.config.project
+    require_engine()
+    swarm_ops.require_manager()
+    if not swarm_ops.is_deployed(project):
+        raise ProblemsFoundError(f"{project} is not deployed: use `stackgen up`")
+    outcome = render_dir(stack, force=force, dry_run=False)
+    for verdict in outcome.plan.conflicts:
+        progress(f"kept your edit of {verdict.file.path} (--force replaces it)")
+    failures = [f for f in check_stack(stack) if f.status is Status.FAIL]
+    if failures:
+        raise ProblemsFoundError(
+            f"not reloading a rejected config: {failures[0].check}: {failures[0].message}"
+        )
+    before = swarm_ops.running_tasks(project)
+    progress("deploying the re-rendered stack: the swarm replaces what changed")
+    swarm_ops.deploy(stack)
+    swarm_ops.wait_converged(stack, 180, progress)
+    after = swarm_ops.running_tasks(project)
+    rolled = sorted(name for name, task in after.items() if before.get(name) != task)
+    progress(f"replaced: {', '.join(rolled)}" if rolled else "nothing changed: no task replaced")
+    engine_prune(project)
+    wait_reachable(stack, 120, progress)
+
+
 def down(stack: Stack, *, volumes: bool) -> None:
     require_engine()
     down_project(stack.config.project, stack.folder, volumes=volumes)
@@ -392,6 +474,9 @@ def down_project(project: str, folder: Path, *, volumes: bool) -> None:
     """`docker compose -p PROJECT down`: by the project's labels, so it needs neither the
     compose file nor stackgen.toml (either may be missing or broken)."""
     require_engine()
+    if swarm_ops.is_deployed(project):
+        swarm_ops.remove(project)
+        return
     try:
         project_client(project, folder).compose.down(
             remove_orphans=True, volumes=volumes, timeout=20
@@ -402,6 +487,15 @@ def down_project(project: str, folder: Path, *, volumes: bool) -> None:
 
 def logs(stack: Stack, service: str | None, follow: bool) -> Iterator[str]:
     require_engine()
+    if stack.config.deploy.swarm:
+        chosen_services = (
+            [service] if service else sorted(swarm_ops.expected_services(stack.folder))
+        )
+        try:
+            yield from swarm_ops.logs(stack.config.project, chosen_services, follow)
+        except DockerException as error:
+            raise DockerError(f"docker service logs failed: {error.stderr or error}") from None
+        return
     client = stack.compose
     chosen = [service] if service else []
     try:
@@ -469,6 +563,8 @@ def _problems(states: list[ServiceState], expected: set[str]) -> list[str]:
 def status(stack: Stack) -> dict[str, object]:
     config, stack_dir = stack.config, stack.folder
     require_engine()
+    if config.deploy.swarm:
+        return _status_swarm(stack)
     try:
         states = services(stack)
     except DockerException:
@@ -493,11 +589,49 @@ def status(stack: Stack) -> dict[str, object]:
     }
 
 
+def _status_swarm(stack: Stack) -> dict[str, object]:
+    config = stack.config
+    try:
+        tasks = swarm_ops.states(stack)
+    except DockerException as error:
+        raise DockerError(f"cannot read the swarm's tasks: {error.stderr or error}") from None
+    expected = swarm_ops.expected_services(stack.folder)
+    seen = {t.service for t in tasks}
+    problems = [f"{name} (no service)" for name in sorted(expected - seen)]
+    problems += [
+        f"{t.service} ({t.state}{': ' + t.error if t.error else ''})"
+        for t in tasks
+        if t.state != "running"
+    ]
+    if not tasks and not expected:
+        problems.append("no services")
+    proxy_up = any(t.service == stack.proxy.service and t.state == "running" for t in tasks)
+    certificate = served_certificate(stack) if proxy_up else None
+    trust = config.client_trust_file
+    return {
+        "project": config.project,
+        "stack_dir": str(stack.folder),
+        "proxy": config.proxy,
+        "target": config.deploy.target.value,
+        "url": config.public_url,
+        "running": bool(tasks) and all(t.state == "running" for t in tasks),
+        "healthy": not problems,
+        "problems": problems,
+        "services": [asdict(t) for t in tasks],
+        "certificate": asdict(certificate) if certificate else None,
+        "trust_file": str((stack.folder / trust).resolve()) if trust else None,
+    }
+
+
 def status_project(project: str, folder: Path, why: str) -> dict[str, object]:
     """Status from the project name alone, when stackgen.toml cannot be read (`why`): the
     containers and their health; the URL and certificate are unknown."""
     require_engine()
-    states = services_of_project(project, folder)
+    if swarm_ops.is_deployed(project):
+        tasks = swarm_ops.project_states(project)
+        states = [ServiceState(t.service, t.container, t.state, t.health, t.ports) for t in tasks]
+    else:
+        states = services_of_project(project, folder)
     problems = _problems(states, _expected_services(folder))
     return {
         "project": project,

@@ -90,6 +90,24 @@ class JellyfinNetwork(StrEnum):
     BRIDGE = "bridge"
 
 
+class DeployTarget(StrEnum):
+    """What runs the stack: `docker compose` on this machine, or `docker stack deploy` on a
+    Docker Swarm (docs/swarm.md)."""
+
+    COMPOSE = "compose"
+    SWARM = "swarm"
+
+
+# Node labels that place the services on a swarm: the proxy on an edge node (the public
+# address), Jellyfin on a media node (disks, GPU). Two keys, not one key with two values, so
+# that one node can carry both roles.
+EDGE_LABEL: Final = "stackgen.role.edge"
+MEDIA_LABEL: Final = "stackgen.role.media"
+# docker_gwbridge's subnet when the engine picks it: a task on an overlay network reaches a
+# host address of its own node (a host-network Jellyfin) from this bridge.
+DEFAULT_GATEWAY_SUBNET: Final = ipaddress.IPv4Network("172.18.0.0/16")
+
+
 # --- validators (plain functions: reused by the CLI and property-tested) -------------------
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -487,6 +505,35 @@ class NetworkConfig(Strict):
         return self.subnet.network_address + 2
 
 
+class DeployConfig(Strict):
+    target: DeployTarget = DeployTarget.COMPOSE
+    # Swarm, Jellyfin on the media node's host network: where the proxy reaches it.
+    media_address: IPv4 | None = Field(
+        default=None, description="swarm: the media node's address (Jellyfin on its host network)"
+    )
+    # Swarm, host network: the addresses the proxy's connections come from, as the media node
+    # sees them: other nodes' own addresses (the overlay's gateway bridge masquerades to
+    # them), and this bridge for a proxy on the media node itself.
+    edge_addresses: list[IPv4] = Field(default_factory=list)
+    gateway_subnet: IPv4Net | None = Field(
+        default=None, description="swarm: docker_gwbridge's subnet (default 172.18.0.0/16)"
+    )
+
+    @model_validator(mode="after")
+    def _swarm_only(self) -> DeployConfig:
+        if self.target is DeployTarget.COMPOSE:
+            for name in ("media_address", "gateway_subnet"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"deploy.{name} applies to deploy.target 'swarm' only")
+            if self.edge_addresses:
+                raise ValueError("deploy.edge_addresses applies to deploy.target 'swarm' only")
+        return self
+
+    @property
+    def swarm(self) -> bool:
+        return self.target is DeployTarget.SWARM
+
+
 # Jellyfin's own folders: a media mount on, above or inside one hides it from Jellyfin.
 JELLYFIN_DIRS: Final = ("/config", "/cache")
 
@@ -661,6 +708,31 @@ class StackConfig(Strict):
     # QUIC on the HTTPS port's UDP twin, advertised with Alt-Svc; only proxies whose
     # official image has it (Proxy.supports_http3), refused with the reason otherwise.
     http3: StrictBool = False
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+
+    @model_validator(mode="after")
+    def _swarm_limits(self) -> StackConfig:
+        if not self.deploy.swarm:
+            return self
+        if self.network.proxy_address is not None:
+            raise ValueError(
+                "network.proxy_address: a swarm cannot pin a task's address (KnownProxies "
+                "names the overlay's subnet instead)"
+            )
+        if str(self.ports.listen_address) != "0.0.0.0":  # noqa: S104
+            raise ValueError(
+                "ports.listen_address: a swarm publishes on every address of the node "
+                "(mode host has no host IP)"
+            )
+        host = self.jellyfin.network_mode is JellyfinNetwork.HOST
+        if host and self.deploy.media_address is None:
+            raise ValueError(
+                "deploy.media_address is needed with jellyfin.network_mode 'host' on a swarm: "
+                "the proxy reaches Jellyfin at the media node's address"
+            )
+        if not host and self.deploy.media_address is not None:
+            raise ValueError("deploy.media_address applies to jellyfin.network_mode 'host' only")
+        return self
 
     @model_validator(mode="after")
     def _lan_not_the_proxy_network(self) -> StackConfig:
@@ -744,6 +816,15 @@ class StackConfig(Strict):
         return None if self.jellyfin.lan_url else self.published_server_url
 
     @property
+    def swarm_ports(self) -> list[tuple[int, int, str]]:
+        """(published, in the container, protocol) of the proxy on a swarm."""
+        ports = [(self.ports.http, 80, "tcp")] if self.publishes_http else []
+        ports.append((self.ports.https, 443, "tcp"))
+        if self.http3:
+            ports.append((self.ports.https, 443, "udp"))
+        return ports
+
+    @property
     def dns_zone(self) -> str:
         """The zone the DNS-01 record goes in: as configured, or the domain's parent."""
         return self.tls.dns_zone or self.domain.partition(".")[2]
@@ -797,6 +878,8 @@ class StackConfig(Strict):
     def jellyfin_host(self) -> str:
         """How the proxy container reaches Jellyfin (host network: via the host gateway)."""
         if self.jellyfin.network_mode is JellyfinNetwork.HOST:
+            if self.deploy.media_address is not None:
+                return str(self.deploy.media_address)
             return "host.docker.internal"
         return "jellyfin"
 
@@ -806,7 +889,14 @@ class StackConfig(Strict):
 
     @property
     def known_proxies(self) -> list[str]:
-        return [str(self.network.proxy_ip)]
+        """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them."""
+        if not self.deploy.swarm:
+            return [str(self.network.proxy_ip)]
+        if self.jellyfin.network_mode is JellyfinNetwork.BRIDGE:
+            # Swarm hands out task addresses itself: the overlay is stackgen's alone.
+            return [str(self.network.subnet)]
+        gateway = self.deploy.gateway_subnet or DEFAULT_GATEWAY_SUBNET
+        return [str(gateway), *(str(a) for a in self.deploy.edge_addresses)]
 
     @property
     def health_path(self) -> str:

@@ -10,6 +10,8 @@ from stackgen.certificates import Certbot
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.errors import InvalidInputError
 from stackgen.models import (
+    EDGE_LABEL,
+    MEDIA_LABEL,
     JellyfinNetwork,
     StackConfig,
     TlsMode,
@@ -17,6 +19,7 @@ from stackgen.models import (
     validate_tsig_secret,
 )
 from stackgen.proxies import get_proxy
+from stackgen.swarm_stack import SwarmFiles, content_hash
 from stackgen.templating import render
 from stackgen.writer import PlannedFile
 
@@ -51,29 +54,43 @@ def render_stack(
             f"proxy {config.proxy!r} has no ACME client of its own for tls.mode "
             f"{config.tls.mode.value!r}: use tls.source 'certbot'"
         )
-    context = {
+    context: dict[str, object] = {
         "c": config,
         "proxy": proxy,
         "certs": certs,
         "tls_profile": proxy.tls_profile,
         "JellyfinNetwork": JellyfinNetwork,
         "TlsMode": TlsMode,
+        "swarm": None,
     }
+    network_xml = PlannedFile(
+        network_xml_path(config), render("jellyfin/network.xml.j2", **context).encode()
+    )
     files = [
-        PlannedFile(COMPOSE_FILE, render("docker-compose.yml.j2", **context).encode()),
-        PlannedFile(
-            network_xml_path(config), render("jellyfin/network.xml.j2", **context).encode()
-        ),
-    ]
-    files += [
         PlannedFile(t.target, render(t.template, **context).encode(), t.mode)
         for t in proxy.templates(config)
     ]
+    templates = frozenset(f.path for f in files)
     files += [
         PlannedFile(s.target, s.content, s.mode, state=True)
         for s in proxy.state_files(config, stack_dir)
     ]
     files += _secret_files(config)
+    if config.deploy.swarm:
+        # The stack file names every file it mounts by a hash of its content: rendered last.
+        context["swarm"] = SwarmFiles(
+            config.project,
+            templates,
+            {f.path: f.content for f in files},
+            stack_dir,
+            (config.uid, config.gid),
+        )
+        context["network_xml_hash"] = content_hash(network_xml.content)
+        context["labels"] = {"edge": EDGE_LABEL, "media": MEDIA_LABEL}
+        template = "docker-stack.yml.j2"
+    else:
+        template = "docker-compose.yml.j2"
+    files = [PlannedFile(COMPOSE_FILE, render(template, **context).encode()), network_xml, *files]
     directories = [
         (config.jellyfin.config_dir, 0o755),
         (config.jellyfin.cache_dir, 0o755),

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from stackgen import swarm_ops
 from stackgen.engine import DockerException
 from stackgen.errors import InvalidInputError
 from stackgen.models import TlsMode
@@ -30,6 +31,8 @@ def known_proxies_on_disk(stack: Stack) -> list[str]:
 
 def proxy_addresses(stack: Stack) -> list[str]:
     """The proxy container's addresses on the stack's networks (empty when not running)."""
+    if stack.config.deploy.swarm:
+        return swarm_ops.proxy_addresses(stack)
     try:
         containers = stack.compose.compose.ps([stack.proxy.service])
     except DockerException:

@@ -4,6 +4,9 @@
 # of the Jellyfin stand-in (no registry ships Jellyfin, and nothing can be pulled here).
 # TLS=dns: DNS-01 instead, for a wildcard (*.home.arpa and home.arpa), through a local bind9
 # that Pebble resolves with; the stack then publishes no port 80.
+# TARGET=swarm: the same stack deployed with `docker stack deploy` on this engine as a
+# single-node swarm (initialised on the default route's address when it is in none),
+# labelled as both the edge and the media node.
 # The stack is left running; `make demo-down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,11 +24,13 @@ fi
 DEMO_DIR="${DEMO_DIR:-demo}"
 DOMAIN="${DOMAIN:-jellyfin.home.arpa}"
 TLS="${TLS:-http}"
+TARGET="${TARGET:-compose}"
 PY=.venv/bin/python
 STACKGEN=.venv/bin/stackgen
 STATE="$PWD/.cache/demo-pebble"
 DNS_STATE="$PWD/.cache/demo-bind9"
 case "$TLS" in http | dns) ;; *) echo "demo: TLS=$TLS: use http or dns" >&2; exit 2 ;; esac
+case "$TARGET" in compose | swarm) ;; *) echo "demo: TARGET=$TARGET: use compose or swarm" >&2; exit 2 ;; esac
 
 bash tests/infra/engine.sh
 echo "demo: building local images (cached by content)" >&2
@@ -66,6 +71,19 @@ if [ "$TLS" = dns ]; then
          --dns-credential "RFC2136_TSIG_SECRET=$(bind tsig_secret)"
          --dns-credential "RFC2136_TSIG_ALGORITHM=$(bind algorithm).")
 fi
+if [ "$TARGET" = swarm ]; then
+  if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+    dev=$(ip -4 route show default | awk '{print $5; exit}')
+    address=$(ip -4 -o addr show dev "$dev" | awk '{split($4, a, "/"); print a[1]; exit}')
+    echo "demo: making this engine a single-node swarm (docker swarm init on $address)" >&2
+    docker swarm init --advertise-addr "$address" >/dev/null
+  fi
+  node=$(docker info --format '{{.Swarm.NodeID}}')
+  docker node update --label-add stackgen.role.edge=true --label-add stackgen.role.media=true \
+    "$node" >/dev/null
+  # Jellyfin on the node's host network (the default): the proxy reaches it at this address.
+  args+=(--target swarm --media-address "$(docker node inspect "$node" --format '{{.Status.Addr}}')")
+fi
 [ "$HTTP2" = 0 ] && args+=(--no-http2)
 [ "$HTTP3" = 1 ] && args+=(--http3)
 $STACKGEN "${args[@]}"
@@ -74,7 +92,7 @@ $STACKGEN up --dir "$DEMO_DIR"
 ca=$(field issuer_root_file)
 cat <<MSG
 
-Demo stack is up: $PROXY in front of the Jellyfin stand-in, certificate issued by Pebble$([ "$TLS" = dns ] && echo " by DNS-01 for *.${DOMAIN#*.} (no port 80)").
+Demo stack is up$([ "$TARGET" = swarm ] && echo " on a swarm"): $PROXY in front of the Jellyfin stand-in, certificate issued by Pebble$([ "$TLS" = dns ] && echo " by DNS-01 for *.${DOMAIN#*.} (no port 80)").
   URL:       https://$DOMAIN$SUBPATH/
   trust:     $ca   (Pebble's issuing root)
   try:       curl -sS --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health

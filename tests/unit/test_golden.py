@@ -145,3 +145,34 @@ def _compare(folder: Path, rendered: dict[str, bytes]) -> None:
     assert sorted(rendered) == sorted(expected)
     for path, content in rendered.items():
         assert content.decode() == expected[path].decode(), f"{folder.name}/{path} differs"
+
+
+# The swarm target (docs/swarm.md): every proxy, both Jellyfin networks, ACME (HTTP-01);
+# plus a subpath and HTTP/3 (a UDP port in mode host) where a proxy offers it.
+SWARM_CASES = [
+    (proxy, network, option)
+    for proxy, network, option in itertools.product(
+        available(), ["host", "bridge"], ["", "subpath", "http3"]
+    )
+    if (not option or network == "bridge") and (option != "http3" or _supports(proxy, "http3"))
+]
+
+
+def _swarm_id(proxy: str, network: str, option: str) -> str:
+    return "-".join(part for part in (proxy, network, option) if part)
+
+
+@pytest.mark.parametrize(
+    ("proxy", "network", "option"), SWARM_CASES, ids=[_swarm_id(*c) for c in SWARM_CASES]
+)
+def test_golden_swarm(proxy: str, network: str, option: str, tmp_path: Path) -> None:
+    deploy: dict[str, Any] = {"target": "swarm"}
+    if network == "host":
+        deploy["media_address"] = "192.0.2.10"
+        deploy["edge_addresses"] = ["192.0.2.20"]
+    options: dict[str, Any] = {"deploy": deploy}
+    if option == "http3":
+        options["http3"] = True
+    subpath = "/jellyfin" if option == "subpath" else ""
+    rendered = _render(proxy, subpath, "acme", network, tmp_path, options)
+    _compare(GOLDEN / "swarm" / _swarm_id(proxy, network, option), rendered)

@@ -22,6 +22,7 @@ PURE = (
     "stackgen.certificates",
     "stackgen.templating",
     "stackgen.render",
+    "stackgen.swarm_stack",
     "stackgen.writer",
     "stackgen.reloading",
 )
@@ -32,6 +33,7 @@ ABOVE_PURE = (
     "stackgen.stack_checks",
     "stackgen.lifecycle",
     "stackgen.verify",
+    "stackgen.swarm_ops",
     "stackgen.cli",
     "stackgen.probe",
     "python_on_whales",

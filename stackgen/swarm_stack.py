@@ -1,0 +1,241 @@
+"""What the swarm target's stack file mounts, computed from the rendered files (pure).
+
+On a swarm a service must not depend on files of one machine's folder that it only reads:
+every rendered configuration file a container reads becomes a Swarm config and every
+private key a Swarm secret. Both are immutable, so each carries a hash of its content in its
+name: a changed file is a new name, and `docker stack deploy` rolls exactly the services
+that mount it. What a container writes (ACME state, certbot's folders, Jellyfin's
+folders) stays a bind mount of the node the service is placed on.
+
+The proxies declare their mounts once, in Compose's short syntax (`SOURCE:TARGET[:ro]`, in
+their `volumes` block); `SwarmFiles.mounts` turns that list into the three lists of a swarm
+service, so no proxy template has a swarm variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Final
+
+import yaml
+
+from stackgen.errors import InvalidInputError
+
+# Docker refuses config and secret names longer than 64 characters.
+NAME_LIMIT: Final = 64
+HASH_CHARS: Final = 12
+# A read-only file mount with one of these suffixes is a certificate or key (internal CA,
+# the user's pair, a private ACME server's bundle): a config, or a secret for a key.
+CERTIFICATE_SUFFIXES: Final = (".pem", ".crt", ".key")
+
+
+@dataclass(frozen=True)
+class SwarmObject:
+    """One Swarm config or secret: its key in the stack file, its immutable name, its file."""
+
+    key: str
+    name: str
+    file: str  # stack-relative, or absolute for a file of the user's
+
+
+@dataclass(frozen=True)
+class TmpfsVolume:
+    """A named volume of the local driver on a tmpfs: the one way a swarm service gets a
+    tmpfs with an owner (a plain tmpfs mount takes the image folder's owner and mode)."""
+
+    key: str
+    options: str  # mount options, e.g. "uid=1000,gid=1000,mode=0755"
+
+
+@dataclass(frozen=True)
+class _Mount:
+    kind: str  # "config", "secret", "bind", "volume" or "tmpfs"
+    source: str  # the object's key, or the bind source
+    target: str
+    read_only: bool = True
+    mode: int = 0o444
+
+
+def _normal(path: str) -> str:
+    """A stack-relative path as the plan spells it (`./traefik/` -> `traefik`)."""
+    return str(PurePosixPath(path.removeprefix("./")))
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", path.strip("/")).strip("-.") or "file"
+
+
+def _is_key(*paths: str) -> bool:
+    names = [PurePosixPath(path).name for path in paths]
+    return any(n.endswith(".key") or ("key" in n and n.endswith(".pem")) for n in names)
+
+
+@dataclass
+class SwarmFiles:
+    """The rendered files (stack path -> bytes) a stack file may mount as configs/secrets."""
+
+    project: str
+    templates: frozenset[str]  # the rendered files the containers only read
+    contents: Mapping[str, bytes]  # every planned file (state files included)
+    stack_dir: Path
+    owner: tuple[int, int]  # uid, gid the services run as: they alone may read a secret
+    configs: dict[str, SwarmObject] = field(default_factory=dict)
+    secrets: dict[str, SwarmObject] = field(default_factory=dict)
+    volumes: dict[str, TmpfsVolume] = field(default_factory=dict)
+
+    def _object(self, path: str, content: bytes, *, secret: bool) -> SwarmObject:
+        table = self.secrets if secret else self.configs
+        key = _slug(path)
+        digest = hashlib.sha256(content).hexdigest()[:HASH_CHARS]
+        room = NAME_LIMIT - len(digest) - 2
+        stem = f"{self.project}-{key}"
+        if len(stem) > room:
+            stem = stem[: room // 2] + stem[-(room - room // 2) :]
+        obj = SwarmObject(key, f"{stem}-{digest}", path if path.startswith("/") else f"./{path}")
+        table[key] = obj
+        return obj
+
+    def _content(self, path: str) -> bytes:
+        if path in self.contents:
+            return self.contents[path]
+        on_disk = Path(path) if path.startswith("/") else self.stack_dir / path
+        try:
+            return on_disk.read_bytes()
+        except OSError as error:
+            kind = "secret" if _is_key(path) else "config"
+            raise InvalidInputError(
+                f"{path}: cannot read it to make a swarm {kind} ({error.strerror})"
+            ) from None
+
+    def _classify(self, source: str, target: str, read_only: bool) -> list[_Mount]:
+        path = source if source.startswith("/") else _normal(source)
+        if read_only:
+            inside = sorted(f for f in self.templates if f.startswith(f"{path}/"))
+            if inside:
+                # A folder of rendered files: each file on its own (a config is one file).
+                base = target.rstrip("/")
+                return [self._file_mount(f, f"{base}/{f[len(path) + 1 :]}") for f in inside]
+            if path in self.templates or PurePosixPath(path).suffix in CERTIFICATE_SUFFIXES:
+                return [self._file_mount(path, target)]
+        # Written by a container, or a folder it shares with another: the node's own.
+        return [_Mount("bind", source, target, read_only)]
+
+    def _file_mount(self, path: str, target: str) -> _Mount:
+        secret = _is_key(path, target)
+        obj = self._object(path, self._content(path), secret=secret)
+        return _Mount("secret" if secret else "config", obj.key, target)
+
+    def mounts(
+        self,
+        service: str,
+        volumes_yaml: str,
+        extra: Sequence[tuple[str, str]] = (),
+        tmpfs_yaml: str = "",
+    ) -> str:
+        """A service's `configs`, `secrets` and `volumes` (indented for a service), from its
+        Compose volume list (`extra`: read-only pairs, the certificate mounts) and tmpfs list."""
+        entries: list[str] = [str(v) for v in (yaml.safe_load(volumes_yaml) or [])]
+        entries += [f"{source}:{target}:ro" for source, target in extra]
+        mounts: list[_Mount] = []
+        for entry in entries:
+            parts = entry.split(":")
+            read_only = parts[-1] == "ro"
+            if parts[-1] in ("ro", "rw"):
+                parts = parts[:-1]
+            mounts += self._classify(":".join(parts[:-1]), parts[-1], read_only)
+        for entry in yaml.safe_load(tmpfs_yaml) or []:
+            target, _, options = str(entry).partition(":")
+            if not options:
+                mounts.append(_Mount("tmpfs", "", target, read_only=False))
+                continue
+            key = f"{service}-tmpfs-{_slug(target)}"
+            self.volumes[key] = TmpfsVolume(key, options)
+            mounts.append(_Mount("volume", key, target, read_only=False))
+        return _service_yaml(mounts, self.owner)
+
+    def configs_yaml(self) -> str:
+        return objects_yaml("configs", self.configs)
+
+    def secrets_yaml(self) -> str:
+        return objects_yaml("secrets", self.secrets)
+
+    def volumes_yaml(self) -> str:
+        """The top-level `volumes:`: each tmpfs with an owner, on the node of its task."""
+        if not self.volumes:
+            return ""
+        lines = ["volumes:"]
+        for volume in self.volumes.values():
+            lines += [
+                f"  {volume.key}:",
+                "    driver_opts:",
+                "      type: tmpfs",
+                "      device: tmpfs",
+                f"      o: {_q(volume.options)}",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def _service_yaml(mounts: Sequence[_Mount], owner: tuple[int, int]) -> str:
+    lines: list[str] = []
+    configs = [m for m in mounts if m.kind == "config"]
+    secrets = [m for m in mounts if m.kind == "secret"]
+    volumes = [m for m in mounts if m.kind in ("bind", "volume", "tmpfs")]
+    if configs:
+        lines.append("    configs:")
+        for m in configs:
+            lines += [f"      - source: {m.source}", f"        target: {_q(m.target)}"]
+            lines.append("        mode: 0444")
+    if secrets:
+        lines.append("    secrets:")
+        lines.append("      # Readable by the service's user only.")
+        for m in secrets:
+            lines += [f"      - source: {m.source}", f"        target: {_q(m.target)}"]
+            lines += [f'        uid: "{owner[0]}"', f'        gid: "{owner[1]}"']
+            lines.append("        mode: 0400")
+    if volumes:
+        lines.append("    volumes:")
+        if any(m.kind == "tmpfs" for m in volumes):
+            lines.append("      # tmpfs in the long syntax: a swarm ignores `tmpfs:`.")
+        for m in volumes:
+            if m.kind == "tmpfs":
+                lines += ["      - type: tmpfs", f"        target: {_q(m.target)}"]
+                continue
+            if m.kind == "volume":
+                lines += [
+                    "      # A tmpfs with an owner: a named tmpfs volume (see `volumes:`).",
+                    "      - type: volume",
+                    f"        source: {m.source}",
+                    f"        target: {_q(m.target)}",
+                ]
+                continue
+            lines += [
+                "      - type: bind",
+                f"        source: {_q(m.source)}",
+                f"        target: {_q(m.target)}",
+            ]
+            if m.read_only:
+                lines.append("        read_only: true")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _q(value: str) -> str:
+    return json.dumps(value)
+
+
+def objects_yaml(kind: str, objects: Mapping[str, SwarmObject]) -> str:
+    """The top-level `configs:` or `secrets:` of the stack file."""
+    if not objects:
+        return ""
+    lines = [f"{kind}:"]
+    for obj in objects.values():
+        lines += [f"  {obj.key}:", f"    name: {_q(obj.name)}", f"    file: {_q(obj.file)}"]
+    return "\n".join(lines) + "\n"
+
+
+def content_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:HASH_CHARS]

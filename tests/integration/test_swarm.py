@@ -1,0 +1,164 @@
+"""The swarm target on a real single-node swarm on this machine (issue 13): `up` through
+`docker stack deploy`, certificates from Pebble for real, `verify` with 0 failed and 0
+warned, `status` with the tasks' node, and `reload` replacing only the service whose
+configuration changed.
+
+The node is this machine's engine. The `swarm_node` fixture makes it a swarm manager when
+it is not one yet (`docker swarm init` on the address of the default route's interface,
+under a file lock so that parallel workers don't race) and labels it edge and media; the
+swarm is left in place for the next run. A stack file publishes in mode host on every
+address of the node, so these stacks use this slot's ports on all addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import FileLock
+from integration.conftest import SLOT, Stack, StackFactory, stackgen
+
+from stackgen.models import EDGE_LABEL, MEDIA_LABEL
+
+LOCK = Path(tempfile.gettempdir()) / "stackgen-test-swarm-init.lock"
+
+
+def _docker(*args: str) -> str:
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=False, timeout=120
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _default_route_address() -> str:
+    """The IPv4 address of the interface of the default route (eth0 here)."""
+    routes = json.loads(_docker_free("ip", "-j", "-4", "route", "show", "default"))
+    device = routes[0]["dev"]
+    addresses = json.loads(_docker_free("ip", "-j", "-4", "addr", "show", "dev", device))
+    return str(addresses[0]["addr_info"][0]["local"])
+
+
+def _docker_free(*command: str) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def _remove_leftover_stacks() -> None:
+    """Stacks of this slot left by a killed run hold its ports and subnet."""
+    for name in _docker("stack", "ls", "--format", "{{.Name}}").split():
+        if name.startswith(f"sgtest{SLOT}-"):
+            stackgen("down", "--project", name, "--dir", tempfile.gettempdir(), check=False)
+
+
+@pytest.fixture(scope="session")
+def swarm_node(engine: None) -> Iterator[str]:
+    """This engine as a single-node swarm manager, labelled edge and media: its address."""
+    with FileLock(str(LOCK), timeout=300):
+        state = _docker("info", "--format", "{{.Swarm.LocalNodeState}}")
+        if state != "active":
+            _docker("swarm", "init", "--advertise-addr", _default_route_address())
+        node = _docker("info", "--format", "{{.Swarm.NodeID}}")
+        _docker(
+            "node",
+            "update",
+            "--label-add",
+            f"{EDGE_LABEL}=true",
+            "--label-add",
+            f"{MEDIA_LABEL}=true",
+            node,
+        )
+        address = _docker("node", "inspect", node, "--format", "{{.Status.Addr}}")
+    _remove_leftover_stacks()
+    yield address
+
+
+def _swarm_config(network: str, address: str) -> dict[str, Any]:
+    deploy: dict[str, Any] = {"target": "swarm"}
+    if network == "host":
+        deploy["media_address"] = address
+    # Mode host has no host IP: the ports are published on every address of the node.
+    return {"deploy": deploy, "ports": {"listen_address": "0.0.0.0"}}
+
+
+def _running_tasks(project: str) -> dict[str, str]:
+    """service -> id of its running task."""
+    listing = _docker(
+        "stack", "ps", project, "--filter", "desired-state=running", "--format", "{{json .}}"
+    )
+    tasks = [json.loads(line) for line in listing.splitlines() if line.strip()]
+    return {
+        t["Name"].removeprefix(f"{project}_").split(".")[0]: t["ID"]
+        for t in tasks
+        if t["CurrentState"].startswith("Running")
+    }
+
+
+def _verify_clean(stack: Stack) -> None:
+    result = stackgen("verify", "--dir", str(stack.directory), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed, 0 warned" in result.stdout + result.stderr, result.stderr
+
+
+# Traefik and Caddy with Jellyfin on the overlay, nginx (certbot beside it) with Jellyfin
+# on the node's host network: both ways the proxy reaches Jellyfin, and their KnownProxies.
+CASES = [("traefik", "bridge"), ("nginx", "host"), ("caddy", "bridge")]
+
+
+@pytest.mark.parametrize(("proxy", "network"), CASES, ids=[f"{p}-{n}" for p, n in CASES])
+def test_swarm_end_to_end(
+    proxy: str, network: str, swarm_node: str, make_stack: StackFactory
+) -> None:
+    stack = make_stack(proxy, network=network, config=_swarm_config(network, swarm_node))
+    project = stack.config.project
+    assert sorted(_running_tasks(project)) == sorted(
+        [proxy, "jellyfin", *(["certbot"] if proxy == "nginx" else [])]
+    )
+    _verify_clean(stack)
+
+    status = stackgen("status", "--dir", str(stack.directory), "--json", check=False)
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["target"] == "swarm" and report["healthy"], report
+    assert report["certificate"]["verified"], report["certificate"]
+    assert {s["node"] for s in report["services"]} == {_docker("info", "--format", "{{.Name}}")}
+
+    logs = stackgen("logs", proxy, "--dir", str(stack.directory), check=False)
+    assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
+
+
+def test_swarm_reload_replaces_only_what_changed(swarm_node: str, make_stack: StackFactory) -> None:
+    stack = make_stack("traefik", network="bridge", config=_swarm_config("bridge", swarm_node))
+    project = stack.config.project
+    before = _running_tasks(project)
+
+    # A header of the proxy's: a new dynamic.toml, so a new config for Traefik alone.
+    toml = stack.directory / "stackgen.toml"
+    text = toml.read_text()
+    assert 'referrer_policy = "strict-origin-when-cross-origin"' in text
+    toml.write_text(text.replace("strict-origin-when-cross-origin", "no-referrer"))
+    result = stackgen("reload", "--dir", str(stack.directory), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "replaced: traefik" in result.stdout + result.stderr
+    after = _running_tasks(project)
+    assert after["jellyfin"] == before["jellyfin"]
+    assert after["traefik"] != before["traefik"]
+    # The old, immutable config is gone; the new one is in use.
+    configs = _docker("config", "ls", "--filter", f"label=com.docker.stack.namespace={project}")
+    assert configs.count("traefik-dynamic.toml") == 1, configs
+
+    # Nothing changed: nothing replaced.
+    again = stackgen("reload", "--dir", str(stack.directory), check=False)
+    assert again.returncode == 0, again.stderr
+    assert "nothing changed" in again.stdout + again.stderr
+    assert _running_tasks(project) == after
+    _verify_clean(stack)
+
+    down = stackgen("down", "--dir", str(stack.directory), check=False)
+    assert down.returncode == 0, down.stderr
+    assert project not in _docker("stack", "ls", "--format", "{{.Name}}").split()
