@@ -41,6 +41,9 @@ PROXIES = tuple(
 CLIENT = "stackgen-test/debian-base:local"
 
 _CLUSTER: list[SwarmCluster] = []
+# Diagnostics taken when a module's stack failed to come up (its fixture removes the stack
+# before pytest reports the error), attached to the next failed setup's report.
+_SETUP_FAILURES: list[str] = []
 
 
 def _engine_answers() -> bool:
@@ -115,6 +118,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, None]:
     outcome = yield
     report = outcome.get_result()
+    if report.failed and report.when == "setup" and _SETUP_FAILURES:
+        report.sections.append(("swarm cluster when the stack failed", _SETUP_FAILURES.pop()))
+        return
     if report.failed and _CLUSTER:
         report.sections.append(("swarm cluster", _CLUSTER[0].diagnostics()))
         stack_file = getattr(item, "stackgen_stack_file", None)
@@ -130,3 +136,9 @@ def stacks_dir(cluster: SwarmCluster) -> Path:
 def image_name(proxy: str) -> str:
     """The local substitute image of a proxy (Apache's official image is httpd)."""
     return "httpd" if proxy == "apache" else proxy
+
+
+def record_setup_failure(cluster: SwarmCluster, stack_file: Path) -> None:
+    """Take the cluster's diagnostics and the stack file now, for the setup error's report."""
+    text = stack_file.read_text() if stack_file.is_file() else "(not written)"
+    _SETUP_FAILURES.append(f"{cluster.diagnostics()}\n=== stack file {stack_file} ===\n{text}")

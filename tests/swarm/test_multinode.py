@@ -13,6 +13,7 @@ bridge's gateway) and a container of the host's engine on that bridge at a pinne
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import subprocess
@@ -24,13 +25,14 @@ from typing import Any
 
 import pytest
 
+from stackgen import swarm_ops
 from stackgen.config_file import build_config, load_config
 from stackgen.models import StackConfig
 from stackgen.stack import Stack, init_stack
 from stackgen.testing.swarm_cluster import SwarmCluster
 
 from .client import Endpoint
-from .conftest import CLIENT, PROXIES, STANDIN, image_name, stacks_dir
+from .conftest import CLIENT, PROXIES, STANDIN, image_name, record_setup_failure, stacks_dir
 
 DOMAIN = "jellyfin.stackgen.test"
 # Inside the nodes: each node has its own network namespace, so the real ports are free.
@@ -72,7 +74,15 @@ class SwarmStack:
         return f"{self.name}_{name}"
 
 
-def _config_data(proxy: str, project: str) -> dict[str, Any]:
+def _config_data(proxy: str, network: str, project: str, cluster: SwarmCluster) -> dict[str, Any]:
+    deploy: dict[str, Any] = {"target": "swarm"}
+    if network == "host":
+        # Jellyfin on the media node's host network, reached at the node's address; the
+        # proxy's connections arrive from the edge node's own address.
+        deploy |= {
+            "media_address": cluster.node("media").address,
+            "edge_addresses": [cluster.node("edge").address],
+        }
     return {
         "proxy": proxy,
         "domain": DOMAIN,
@@ -81,21 +91,40 @@ def _config_data(proxy: str, project: str) -> dict[str, Any]:
         "tls": {"mode": "internal"},
         "ports": {"http": HTTP_PORT, "https": HTTPS_PORT, "listen_address": "0.0.0.0"},
         "network": {"subnet": OVERLAY_SUBNET},
-        "jellyfin": {"network_mode": "bridge", "port": 8096, "image": STANDIN},
+        "jellyfin": {"network_mode": network, "port": 8096, "image": STANDIN},
         "images": {proxy: f"stackgen-test/{image_name(proxy)}:local"},
-        "deploy": {"target": "swarm"},
+        "deploy": deploy,
     }
 
 
+@contextlib.contextmanager
+def on_manager(cluster: SwarmCluster) -> Iterator[None]:
+    """stackgen's engine calls (the docker CLI) go to the cluster's manager meanwhile."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOCKER_HOST", cluster.manager.docker_host)
+        yield
+
+
 def deploy(stack: SwarmStack) -> None:
-    """`docker stack deploy` on the manager, never asking a registry for a digest."""
-    stack.cluster.manager.docker(
-        "stack",
-        "deploy",
-        "--resolve-image=never",
-        f"--compose-file={stack.stack_file}",
-        stack.name,
-    )
+    """What `stackgen up` does on a swarm, up to its HTTPS wait: the manager and the node
+    labels checked, `docker stack deploy`, every service converged with a healthy task.
+
+    `up` itself then waits at this machine's published ports (it runs on the edge node);
+    here the edge node is another machine, so `wait_healthy` asks it instead.
+    """
+    stack_value = Stack.load(stack.dir)
+    progress: list[str] = []
+    with on_manager(stack.cluster):
+        swarm_ops.require_manager()
+        swarm_ops.require_labelled_nodes()
+        swarm_ops.deploy(stack_value)
+        swarm_ops.wait_converged(stack_value, READY_SECONDS, progress.append)
+
+
+def remove(stack: SwarmStack) -> None:
+    """`stackgen down`'s swarm part: `docker stack rm` and the wait until all is gone."""
+    with on_manager(stack.cluster):
+        swarm_ops.remove(stack.name)
 
 
 def wait_healthy(stack: SwarmStack, seconds: float) -> str:
@@ -114,37 +143,32 @@ def wait_healthy(stack: SwarmStack, seconds: float) -> str:
     return last
 
 
-@pytest.fixture(scope="module", params=PROXIES)
+# Jellyfin on the overlay for every proxy; on the media node's host network for Traefik.
+VARIANTS = [*((proxy, "bridge") for proxy in PROXIES), ("traefik", "host")]
+
+
+@pytest.fixture(scope="module", params=VARIANTS, ids=[f"{p}-{n}" for p, n in VARIANTS])
 def stack(request: pytest.FixtureRequest, cluster: SwarmCluster) -> Iterator[SwarmStack]:
-    proxy: str = request.param
-    project = f"sgmn{proxy}"
+    proxy, network = request.param
+    project = f"sgmn{proxy}{network}"
     directory = stacks_dir(cluster) / project
-    config = build_config(_config_data(proxy, project), directory)
+    config = build_config(_config_data(proxy, network, project, cluster), directory)
     init_stack(Stack(config, directory), force=False, dry_run=False)
     made = SwarmStack(proxy, directory, load_config(directory), cluster)
     request.node.stackgen_stack_file = made.stack_file
     cluster.load_images([f"stackgen-test/{image_name(proxy)}:local"], role="edge")
     try:
-        deploy(made)
-        for service in ("jellyfin", proxy):
-            cluster.wait_for_tasks(made.service(service), timeout=READY_SECONDS)
-        state = wait_healthy(made, READY_SECONDS)
-        assert state == "Healthy", f"{proxy}: /health through the proxy: {state}"
+        try:
+            deploy(made)
+            state = wait_healthy(made, READY_SECONDS)
+            assert state == "Healthy", f"{proxy}: /health through the proxy: {state}"
+        except Exception:
+            # The stack is removed before pytest reports the setup error: keep its state.
+            record_setup_failure(cluster, made.stack_file)
+            raise
         yield made
     finally:
-        cluster.manager.docker("stack", "rm", made.name, check=False)
-        _wait_stack_gone(cluster, made.name)
-
-
-def _wait_stack_gone(cluster: SwarmCluster, name: str) -> None:
-    # The next stack reuses the overlay's subnet: wait until this one's network is gone.
-    for _ in range(120):
-        listing = cluster.manager.docker(
-            "network", "ls", "--filter", f"label=com.docker.stack.namespace={name}", "-q"
-        )
-        if not listing.stdout.strip():
-            return
-        time.sleep(0.5)
+        remove(made)
 
 
 @pytest.fixture(autouse=True)
@@ -181,9 +205,15 @@ def test_client_address_survives_and_known_proxies_cover_the_proxy(stack: SwarmS
     assert echo.status == 200, echo
     seen = echo.json()
     # The proxy's real source (its task's overlay address) is inside KnownProxies ...
-    known = [ipaddress.ip_network(entry) for entry in stack.config.known_proxies]
-    assert seen["known_proxies"] == [str(net) for net in known], seen
-    assert any(ipaddress.ip_address(seen["peer_address"]) in net for net in known), seen
+    known = {ipaddress.ip_network(entry) for entry in stack.config.known_proxies}
+    assert {ipaddress.ip_network(entry) for entry in seen["known_proxies"]} == known, seen
+    peer = ipaddress.ip_address(seen["peer_address"])
+    assert any(peer in net for net in known), seen
+    if stack.config.jellyfin.network_mode == "host":
+        # Out of the edge node through its gateway bridge: masqueraded to its address.
+        assert str(peer) == stack.cluster.node("edge").address, seen
+    else:
+        assert peer in ipaddress.ip_network(OVERLAY_SUBNET), seen
     assert seen["forwarded_headers_honoured"] is True, seen
     # ... so Jellyfin takes the client's address from the proxy: this host's, not a spoof.
     assert seen["client_address"] == stack.cluster.gateway, seen
