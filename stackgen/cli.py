@@ -309,6 +309,10 @@ def init(
             help="Swarm, host network: an edge node's address (KnownProxies); repeatable."
         ),
     ] = None,
+    gateway_subnet: Annotated[
+        str | None,
+        typer.Option(help="Swarm, host network: docker_gwbridge's subnet (default 172.18.0.0/16)."),
+    ] = None,
     directory: DirOption = Path(),
     force: Annotated[bool, typer.Option(help="Replace an existing stack's files.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would be written.")] = False,
@@ -382,6 +386,8 @@ def init(
         deploy["media_address"] = media_address
     if edge_address:
         deploy["edge_addresses"] = list(edge_address)
+    if gateway_subnet is not None:
+        deploy["gateway_subnet"] = gateway_subnet
     data["deploy"] = deploy
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.

@@ -319,6 +319,9 @@ def _up_swarm(stack: Stack, *, timeout: int, progress: Progress) -> None:
     try:
         swarm_ops.deploy(stack)
         swarm_ops.wait_converged(stack, timeout, progress)
+        if swarm_ops.local_node_is_edge():
+            # The first task on this node may have just made docker_gwbridge.
+            swarm_ops.require_known_gateway(stack)
         remaining = max(10.0, timeout - (time.monotonic() - started))
         try:
             wait_reachable(stack, remaining, progress)

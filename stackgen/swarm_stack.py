@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final
@@ -112,10 +112,14 @@ class SwarmFiles:
                 f"{path}: cannot read it to make a swarm {kind} ({error.strerror})"
             ) from None
 
-    def _classify(self, source: str, target: str, read_only: bool) -> list[_Mount]:
+    def _classify(
+        self, source: str, target: str, read_only: bool, unread: Set[str]
+    ) -> list[_Mount]:
         path = source if source.startswith("/") else _normal(source)
         if read_only:
-            inside = sorted(f for f in self.templates if f.startswith(f"{path}/"))
+            inside = sorted(
+                f for f in self.templates if f.startswith(f"{path}/") and f not in unread
+            )
             if inside:
                 # A folder of rendered files: each file on its own (a config is one file).
                 base = target.rstrip("/")
@@ -136,9 +140,12 @@ class SwarmFiles:
         volumes_yaml: str,
         extra: Sequence[tuple[str, str]] = (),
         tmpfs_yaml: str = "",
+        unread: Collection[str] = (),
     ) -> str:
         """A service's `configs`, `secrets` and `volumes` (indented for a service), from its
-        Compose volume list (`extra`: read-only pairs, the certificate mounts) and tmpfs list."""
+        Compose volume list (`extra`: read-only pairs, the certificate mounts) and tmpfs list.
+        `unread`: rendered files of a mounted folder the service never reads (left out, so
+        that a change to them does not replace its task)."""
         entries: list[str] = [str(v) for v in (yaml.safe_load(volumes_yaml) or [])]
         entries += [f"{source}:{target}:ro" for source, target in extra]
         mounts: list[_Mount] = []
@@ -147,7 +154,7 @@ class SwarmFiles:
             read_only = parts[-1] == "ro"
             if parts[-1] in ("ro", "rw"):
                 parts = parts[:-1]
-            mounts += self._classify(":".join(parts[:-1]), parts[-1], read_only)
+            mounts += self._classify(":".join(parts[:-1]), parts[-1], read_only, set(unread))
         for entry in yaml.safe_load(tmpfs_yaml) or []:
             target, _, options = str(entry).partition(":")
             if not options:

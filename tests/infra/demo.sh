@@ -81,8 +81,16 @@ if [ "$TARGET" = swarm ]; then
   node=$(docker info --format '{{.Swarm.NodeID}}')
   docker node update --label-add stackgen.role.edge=true --label-add stackgen.role.media=true \
     "$node" >/dev/null
-  # Jellyfin on the node's host network (the default): the proxy reaches it at this address.
-  args+=(--target swarm --media-address "$(docker node inspect "$node" --format '{{.Status.Addr}}')")
+  # Jellyfin on the node's host network (the default): the proxy reaches it at this address,
+  # and connects from docker_gwbridge (made here as the engine would, if no task made it yet).
+  if ! docker network inspect docker_gwbridge >/dev/null 2>&1; then
+    docker network create --opt com.docker.network.bridge.name=docker_gwbridge \
+      --opt com.docker.network.bridge.enable_icc=false \
+      --opt com.docker.network.bridge.enable_ip_masquerade=true docker_gwbridge >/dev/null
+  fi
+  gateway=$(docker network inspect docker_gwbridge --format '{{(index .IPAM.Config 0).Subnet}}')
+  args+=(--target swarm --media-address "$(docker node inspect "$node" --format '{{.Status.Addr}}')"
+         --gateway-subnet "$gateway")
 fi
 [ "$HTTP2" = 0 ] && args+=(--no-http2)
 [ "$HTTP3" = 1 ] && args+=(--http3)

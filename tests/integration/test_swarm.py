@@ -16,6 +16,7 @@ import json
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,42 @@ def _remove_leftover_stacks() -> None:
             stackgen("down", "--project", name, "--dir", tempfile.gettempdir(), check=False)
 
 
+@dataclass(frozen=True)
+class SwarmNode:
+    address: str
+    gateway_subnet: str  # docker_gwbridge's: where a task reaches its own node from
+
+
+def _gateway_subnet() -> str:
+    """docker_gwbridge's subnet, creating the bridge as the engine would when no swarm task
+    made it yet (which subnet it gets depends on the networks that exist before it)."""
+    inspect = [
+        "network",
+        "inspect",
+        "docker_gwbridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Subnet}}",
+    ]
+    try:
+        return _docker(*inspect)
+    except AssertionError:
+        _docker(
+            "network",
+            "create",
+            "--opt",
+            "com.docker.network.bridge.name=docker_gwbridge",
+            "--opt",
+            "com.docker.network.bridge.enable_icc=false",
+            "--opt",
+            "com.docker.network.bridge.enable_ip_masquerade=true",
+            "docker_gwbridge",
+        )
+        return _docker(*inspect)
+
+
 @pytest.fixture(scope="session")
-def swarm_node(engine: None) -> Iterator[str]:
-    """This engine as a single-node swarm manager, labelled edge and media: its address."""
+def swarm_node(engine: None) -> Iterator[SwarmNode]:
+    """This engine as a single-node swarm manager, labelled edge and media."""
     with FileLock(str(LOCK), timeout=300):
         state = _docker("info", "--format", "{{.Swarm.LocalNodeState}}")
         if state != "active":
@@ -74,14 +108,16 @@ def swarm_node(engine: None) -> Iterator[str]:
             node,
         )
         address = _docker("node", "inspect", node, "--format", "{{.Status.Addr}}")
+        gateway = _gateway_subnet()
     _remove_leftover_stacks()
-    yield address
+    yield SwarmNode(address, gateway)
 
 
-def _swarm_config(network: str, address: str) -> dict[str, Any]:
+def _swarm_config(network: str, node: SwarmNode) -> dict[str, Any]:
     deploy: dict[str, Any] = {"target": "swarm"}
     if network == "host":
-        deploy["media_address"] = address
+        deploy["media_address"] = node.address
+        deploy["gateway_subnet"] = node.gateway_subnet
     # Mode host has no host IP: the ports are published on every address of the node.
     return {"deploy": deploy, "ports": {"listen_address": "0.0.0.0"}}
 
@@ -112,7 +148,7 @@ CASES = [("traefik", "bridge"), ("nginx", "host"), ("caddy", "bridge")]
 
 @pytest.mark.parametrize(("proxy", "network"), CASES, ids=[f"{p}-{n}" for p, n in CASES])
 def test_swarm_end_to_end(
-    proxy: str, network: str, swarm_node: str, make_stack: StackFactory
+    proxy: str, network: str, swarm_node: SwarmNode, make_stack: StackFactory
 ) -> None:
     stack = make_stack(proxy, network=network, config=_swarm_config(network, swarm_node))
     project = stack.config.project
@@ -132,7 +168,20 @@ def test_swarm_end_to_end(
     assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
 
 
-def test_swarm_reload_replaces_only_what_changed(swarm_node: str, make_stack: StackFactory) -> None:
+def test_swarm_internal_ca_key_is_a_secret(swarm_node: SwarmNode, make_stack: StackFactory) -> None:
+    """tls.mode internal: the key reaches the proxy as a Swarm secret its user alone reads."""
+    stack = make_stack(
+        "haproxy", network="bridge", tls="internal", config=_swarm_config("bridge", swarm_node)
+    )
+    project = stack.config.project
+    secrets = _docker("secret", "ls", "--filter", f"label=com.docker.stack.namespace={project}")
+    assert "tls-privkey.pem" in secrets, secrets
+    _verify_clean(stack)
+
+
+def test_swarm_reload_replaces_only_what_changed(
+    swarm_node: SwarmNode, make_stack: StackFactory
+) -> None:
     stack = make_stack("traefik", network="bridge", config=_swarm_config("bridge", swarm_node))
     project = stack.config.project
     before = _running_tasks(project)

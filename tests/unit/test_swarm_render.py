@@ -257,3 +257,18 @@ def test_up_refuses_a_gateway_bridge_known_proxies_does_not_name(
     result = stackgen("up", "--dir", str(folder))
     assert result.returncode == ExitCode.INVALID_INPUT, result.stderr
     assert 'set deploy.gateway_subnet = "172.19.0.0/16"' in result.stderr.strip().splitlines()[-1]
+
+
+def test_certbot_script_change_leaves_the_proxy_alone(tmp_path: Path) -> None:
+    def names(email: str) -> dict[str, set[str]]:
+        stack = _stack_file(tmp_path, proxy="nginx", email=email)
+        declared = stack["configs"]
+        return {
+            service: {declared[c["source"]]["name"] for c in spec.get("configs", [])}
+            for service, spec in stack["services"].items()
+        }
+
+    before, after = names("admin@example.com"), names("other@example.com")
+    assert before["nginx"] == after["nginx"]  # run.sh holds the email; nginx never reads it
+    assert before["certbot"] != after["certbot"]
+    assert any(name.startswith("jellyfin-example-com-certbot-watch") for name in after["nginx"])
