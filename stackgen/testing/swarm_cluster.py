@@ -40,7 +40,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -490,8 +490,8 @@ def remove_cluster(name: str) -> None:
         _run(["docker", "network", "rm", *networks], env=env, check=False, timeout=60)
 
 
-def leftover_clusters() -> list[str]:
-    """Clusters whose creating process no longer runs (a killed test run)."""
+def leftover_clusters(prefix: str = NAME_PREFIX) -> list[str]:
+    """Clusters named `prefix...` whose creating process no longer runs (a killed run)."""
     listing = _run(
         [
             "docker",
@@ -506,20 +506,35 @@ def leftover_clusters() -> list[str]:
         check=False,
         timeout=60,
     )
+    return dead_clusters(listing.stdout.splitlines(), prefix=prefix)
+
+
+def _process_runs(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def dead_clusters(
+    label_lines: Iterable[str],
+    *,
+    prefix: str = NAME_PREFIX,
+    alive: Callable[[int], bool] = _process_runs,
+) -> list[str]:
+    """The clusters among containers' labels (`docker ps --format '{{json .Labels}}'`, one
+    line each) whose name starts with `prefix` and whose creating process is not `alive`."""
     dead: set[str] = set()
-    for line in listing.stdout.splitlines():
+    for line in label_lines:
         labels = dict(
             item.partition("=")[::2] for item in json.loads(line).split(",") if "=" in item
         )
-        pid = labels.get(PID_LABEL, "")
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            dead.add(labels[CLUSTER_LABEL])
+        name, pid = labels.get(CLUSTER_LABEL, ""), labels.get(PID_LABEL, "")
+        if name.startswith(prefix) and pid.isdigit() and not alive(int(pid)):
+            dead.add(name)
     return sorted(dead)
 
 
-def remove_leftovers() -> list[str]:
-    """Remove clusters left by killed runs; returns their names."""
-    names = leftover_clusters()
+def remove_leftovers(prefix: str = NAME_PREFIX) -> list[str]:
+    """Remove the clusters `leftover_clusters(prefix)` finds; returns their names."""
+    names = leftover_clusters(prefix)
     for name in names:
         remove_cluster(name)
     return names

@@ -18,13 +18,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import FrameType
 
 import pytest
 
-from stackgen.testing.swarm_cluster import SwarmCluster, remove_leftovers
+from stackgen.testing.swarm_cluster import NAME_PREFIX, SwarmCluster, remove_leftovers
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -94,14 +95,21 @@ def cluster(
 
     `stacks_dir(cluster)` is a folder every node sees at the same path (for stack folders).
     """
-    remove_leftovers()
+    # This slot's clusters only: another run's are not ours to remove, even when dead.
+    prefix = f"{NAME_PREFIX}s{SLOT}-"
+    remove_leftovers(prefix)
     previous = signal.signal(signal.SIGTERM, _terminate)
     # Short: unix socket paths are limited to 108 bytes, and pytest's tmp paths are long.
     state = Path(f"/tmp/sgswarm-slot{SLOT}-{os.getpid()}")
     stacks = state / "stacks"
     stacks.mkdir(parents=True, exist_ok=True)
     try:
-        with SwarmCluster.create(state, roles=("edge", "media"), shared_dirs=[stacks]) as made:
+        with SwarmCluster.create(
+            state,
+            roles=("edge", "media"),
+            shared_dirs=[stacks],
+            name=f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        ) as made:
             _CLUSTER.append(made)
             made.load_images([STANDIN], role="media")
             made.load_images([CLIENT], role="edge")
