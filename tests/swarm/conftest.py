@@ -98,6 +98,10 @@ def cluster(
     # This slot's clusters only: another run's are not ours to remove, even when dead.
     prefix = f"{NAME_PREFIX}s{SLOT}-"
     remove_leftovers(prefix)
+    for old in Path("/tmp").glob(f"sgswarm-slot{SLOT}-*"):  # a killed run's folders
+        pid = old.name.rpartition("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
     previous = signal.signal(signal.SIGTERM, _terminate)
     # Short: unix socket paths are limited to 108 bytes, and pytest's tmp paths are long.
     state = Path(f"/tmp/sgswarm-slot{SLOT}-{os.getpid()}")
