@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,14 +169,40 @@ def test_swarm_end_to_end(
     assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
 
 
-def test_swarm_internal_ca_key_is_a_secret(swarm_node: SwarmNode, make_stack: StackFactory) -> None:
-    """tls.mode internal: the key reaches the proxy as a Swarm secret its user alone reads."""
+@pytest.mark.parametrize("proxy", ["nginx", "haproxy", "apache"])
+def test_swarm_proxy_follows_a_replaced_jellyfin(
+    proxy: str, swarm_node: SwarmNode, make_stack: StackFactory
+) -> None:
+    """nginx and HAProxy resolve Jellyfin's name again: a replaced task has a new address.
+    With tls.mode internal, the key reaches the proxy as a Swarm secret."""
     stack = make_stack(
-        "haproxy", network="bridge", tls="internal", config=_swarm_config("bridge", swarm_node)
+        proxy, network="bridge", tls="internal", config=_swarm_config("bridge", swarm_node)
     )
     project = stack.config.project
     secrets = _docker("secret", "ls", "--filter", f"label=com.docker.stack.namespace={project}")
     assert "tls-privkey.pem" in secrets, secrets
+    before = _running_tasks(project)
+
+    _docker("service", "update", "--force", "--detach=true", f"{project}_jellyfin")
+    session = stack.session()
+    deadline = time.monotonic() + 90
+    answer = "no answer"
+    while time.monotonic() < deadline:
+        tasks = _running_tasks(project)
+        if tasks.get("jellyfin") not in (None, before["jellyfin"]):
+            try:
+                response = session.get(f"{stack.url}/health", timeout=5)
+                answer = f"{response.status_code} {response.text.strip()[:40]}"
+                if response.status_code == 200 and response.text.strip() == "Healthy":
+                    break
+            except OSError as error:
+                answer = str(error)
+        time.sleep(1)
+    else:
+        raise AssertionError(f"{proxy} never reached the replaced Jellyfin task: {answer}")
+    assert _running_tasks(project)[proxy] == before[proxy]  # the proxy was not replaced
+    # Every nginx worker (and HAProxy's resolver) drops the old answer within seconds.
+    time.sleep(6)
     _verify_clean(stack)
 
 
