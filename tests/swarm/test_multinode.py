@@ -156,7 +156,8 @@ def stack(request: pytest.FixtureRequest, cluster: SwarmCluster) -> Iterator[Swa
     init_stack(Stack(config, directory), force=False, dry_run=False)
     made = SwarmStack(proxy, directory, load_config(directory), cluster)
     request.node.stackgen_stack_file = made.stack_file
-    cluster.load_images([f"stackgen-test/{image_name(proxy)}:local"], role="edge")
+    proxy_image = f"stackgen-test/{image_name(proxy)}:local"
+    cluster.load_images([proxy_image], role="edge")
     try:
         try:
             deploy(made)
@@ -169,6 +170,8 @@ def stack(request: pytest.FixtureRequest, cluster: SwarmCluster) -> Iterator[Swa
         yield made
     finally:
         remove(made)
+        # The node keeps its images in memory (vfs on a tmpfs: 1.5-2 GB per proxy image).
+        cluster.node("edge").docker("image", "rm", proxy_image, check=False)
 
 
 @pytest.fixture(autouse=True)
