@@ -398,7 +398,8 @@ def init(
         outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run, state=state)
     report_render(outcome, as_json=as_json, verb="stack written to")
     if not as_json and outcome.written:
-        say(f"next: stackgen up --dir {directory}  (then open {config.public_url})")
+        where = " on a swarm manager" if config.deploy.swarm else ""
+        say(f"next: stackgen up --dir {directory}{where}  (then open {config.public_url})")
 
 
 # --- render ------------------------------------------------------------------------------

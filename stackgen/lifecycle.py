@@ -313,12 +313,17 @@ def _up_swarm(stack: Stack, *, timeout: int, progress: Progress) -> None:
             # The proxy may land here: its mode-host ports must be free on this machine.
             _require_free_ports(stack, _Own(frozenset(), frozenset()))
     _refuse_failed_checks(stack, progress)
-    _ensure_images(stack, progress)
+    # The nodes that run the services need the images, not this manager: a missing one is
+    # only named here, and a node that cannot get it fails its task with the reason.
+    for image in compose_images(stack.compose):
+        if not image_present(image):
+            progress(f"image {image} is not on this node: the nodes that run it need it")
     progress(f"deploying {project} to the swarm (waiting up to {timeout} s for healthchecks)")
     started = time.monotonic()
+    earlier = swarm_ops.task_ids(project)
     try:
         swarm_ops.deploy(stack)
-        swarm_ops.wait_converged(stack, timeout, progress)
+        swarm_ops.wait_converged(stack, timeout, progress, earlier)
         if swarm_ops.local_node_is_edge():
             # The first task on this node may have just made docker_gwbridge.
             swarm_ops.require_known_gateway(stack)
@@ -459,8 +464,9 @@ def _reload_swarm(stack: Stack, *, force: bool, progress: Progress) -> None:
         )
     before = swarm_ops.running_tasks(project)
     progress("deploying the re-rendered stack: the swarm replaces what changed")
+    earlier = swarm_ops.task_ids(project)
     swarm_ops.deploy(stack)
-    swarm_ops.wait_converged(stack, 180, progress)
+    swarm_ops.wait_converged(stack, 180, progress, earlier)
     after = swarm_ops.running_tasks(project)
     rolled = sorted(name for name, task in after.items() if before.get(name) != task)
     progress(f"replaced: {', '.join(rolled)}" if rolled else "nothing changed: no task replaced")

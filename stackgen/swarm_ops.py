@@ -34,6 +34,10 @@ POLL_S = 1.0
 SETTLE_S = 3.0
 REMOVE_TIMEOUT_S = 90.0
 FAILED_UPDATES = ("paused", "rollback_started", "rollback_paused", "rollback_completed")
+# A service whose new tasks failed this often will not get better by waiting (a bind source
+# missing on its node, an image absent there, a crash at start): `up` says why at once. The
+# engine keeps 5 tasks per slot by default, so the count must stay below that.
+GIVE_UP_AFTER_FAILURES = 4
 
 
 def _one_line(error: DockerException) -> str:
@@ -131,9 +135,34 @@ def _current(tasks: list[SwarmTask]) -> dict[str, SwarmTask]:
     return current
 
 
-def _not_converged(project: str, expected: set[str]) -> list[str]:
+def task_ids(project: str) -> frozenset[str]:
+    """The stack's tasks now: the ones a deploy's failures are told apart from."""
+    try:
+        return frozenset(t.id for t in engine.stack_tasks(project))
+    except DockerException:
+        return frozenset()
+
+
+def _keeps_failing(tasks: list[SwarmTask], earlier: frozenset[str]) -> None:
+    failed: dict[str, list[SwarmTask]] = {}
+    for task in tasks:
+        if task.id not in earlier and task.state in ("failed", "rejected"):
+            failed.setdefault(task.service, []).append(task)
+    for name, failures in sorted(failed.items()):
+        if len(failures) >= GIVE_UP_AFTER_FAILURES:
+            reason = next((t.error for t in failures if t.error), failures[0].state)
+            node = next((t.node for t in failures if t.node), "")
+            raise UnhealthyError(
+                f"{name} failed {len(failures)} times on the swarm"
+                + (f" (node {node})" if node else "")
+                + f": {reason}"
+            )
+
+
+def _not_converged(project: str, expected: set[str], earlier: frozenset[str]) -> list[str]:
     services = {s.name: s for s in engine.stack_services(project)}
     tasks = engine.stack_tasks(project)
+    _keeps_failing(tasks, earlier)
     current = _current(tasks)
     problems = [f"{name} (no service)" for name in sorted(expected - services.keys())]
     for name, service in services.items():
@@ -158,8 +187,11 @@ def deploy(stack: Stack) -> None:
     engine.stack_deploy(stack.config.project, stack.folder / COMPOSE_FILE)
 
 
-def wait_converged(stack: Stack, seconds: float, progress: Progress) -> None:
-    """Until every service runs one healthy task and no update is in progress."""
+def wait_converged(
+    stack: Stack, seconds: float, progress: Progress, earlier: frozenset[str] = frozenset()
+) -> None:
+    """Until every service runs one healthy task and no update is in progress (`earlier`:
+    the tasks from before the deploy, whose failures are history)."""
     project = stack.config.project
     expected = expected_services(stack.folder)
     started = time.monotonic()
@@ -167,7 +199,13 @@ def wait_converged(stack: Stack, seconds: float, progress: Progress) -> None:
     steady_since: float | None = None
     problems = ["no answer yet"]
     while time.monotonic() < deadline:
-        problems = _not_converged(project, expected)
+        try:
+            problems = _not_converged(project, expected, earlier)
+        except UnhealthyError:
+            for name in sorted(expected):
+                progress(f"--- {name}: last log lines:")
+                progress(recent_logs(project, name, 25))
+            raise
         now = time.monotonic()
         if problems:
             steady_since = None

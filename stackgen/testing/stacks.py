@@ -143,6 +143,13 @@ class StackHandle:
 
     def logs(self, service: str | None = None, *, tail: int = LOG_TAIL_LINES) -> str:
         """The containers' recent logs (all services, or one), prefixed by service."""
+        if self.config.deploy.swarm:
+            # `docker service logs` of each service (the swarm target has no compose project).
+            try:
+                lines = "".join(lifecycle.logs(Stack(self.config, self.dir), service, False))
+            except StackgenError as error:
+                return f"(no logs: {error})"
+            return "\n".join(lines.splitlines()[-tail * 3 :])
         result = self.compose(
             "logs", "--no-color", "--tail", str(tail), *([service] if service else [])
         )
@@ -170,7 +177,8 @@ class StackHandle:
         parts = [f"stack folder: {self.dir}", f"compose project: {self.compose_project}"]
         parts += self.notes
         if self.started:
-            parts.append("=== docker compose logs ===\n" + self.logs())
+            kind = "docker service" if self.config.deploy.swarm else "docker compose"
+            parts.append(f"=== {kind} logs ===\n" + self.logs())
         if self.pebble is not None:
             parts.append("=== pebble ===\n" + self.pebble.log_tail())
         parts += [f"=== {name} ===\n{text}" for name, text in self.config_files().items()]

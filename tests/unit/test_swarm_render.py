@@ -272,3 +272,20 @@ def test_certbot_script_change_leaves_the_proxy_alone(tmp_path: Path) -> None:
     assert before["nginx"] == after["nginx"]  # run.sh holds the email; nginx never reads it
     assert before["certbot"] != after["certbot"]
     assert any(name.startswith("jellyfin-example-com-certbot-watch") for name in after["nginx"])
+
+
+def test_a_service_that_keeps_failing_is_named_with_its_reason() -> None:
+    from stackgen.engine import SwarmTask
+    from stackgen.errors import UnhealthyError
+    from stackgen.swarm_ops import GIVE_UP_AFTER_FAILURES, _keeps_failing
+
+    def task(n: int, state: str = "rejected") -> SwarmTask:
+        error = "invalid mount config: bind source path does not exist: /srv/x"
+        return SwarmTask(f"t{n}", "jellyfin", 1, "media-1", "shutdown", state, error, "")
+
+    old = [task(n, "failed") for n in range(GIVE_UP_AFTER_FAILURES)]
+    _keeps_failing(old, frozenset(t.id for t in old))  # history from before the deploy
+    new = [task(n) for n in range(10, 10 + GIVE_UP_AFTER_FAILURES)]
+    _keeps_failing(new[:-1], frozenset())  # not yet
+    with pytest.raises(UnhealthyError, match=r"jellyfin failed 4 times on the swarm \(node "):
+        _keeps_failing(new, frozenset())
