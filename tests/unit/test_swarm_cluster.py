@@ -50,3 +50,13 @@ def test_a_node_is_driven_through_its_socket(tmp_path: object) -> None:
     node = Node("n-edge", "172.29.0.3", Path("/tmp/x/n-edge"), "edge", manager=False)
     assert node.docker_host == "unix:///tmp/x/n-edge/docker.sock"
     assert node.env()["DOCKER_HOST"] == node.docker_host
+
+
+def test_the_node_image_is_built_only_when_asked_for() -> None:
+    # `make images` (CI) builds every image by default; the swarm node is for
+    # `make test-swarm` alone, which names it.
+    from tests.unit.test_images_manifest import build
+
+    assert build.SPECS["swarm-node"].on_demand
+    assert "swarm-node" not in [spec.name for spec in build.select(None)]
+    assert [spec.name for spec in build.select(["swarm-node"])] == ["swarm-node"]
