@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from stackgen import swarm_ops
+from stackgen import lifecycle, swarm_ops
 from stackgen.config_file import build_config, load_config
 from stackgen.models import StackConfig
 from stackgen.stack import Stack, init_stack
@@ -302,3 +302,16 @@ def test_draining_the_media_node_and_activating_it_recovers(stack: SwarmStack) -
         f"{stack.proxy}: Jellyfin runs again on the media node, but through the proxy "
         f"/health gives {state} after {RECOVERY_SECONDS:.0f} s"
     )
+
+
+def test_status_names_each_task_and_its_node(stack: SwarmStack) -> None:
+    """`stackgen status` on the manager: every service running, on the node of its role."""
+    with on_manager(stack.cluster):
+        report = lifecycle.status(Stack.load(stack.dir))
+    services = report["services"]
+    assert isinstance(services, list), report
+    nodes = {task["service"]: task["node"] for task in services}
+    assert nodes[stack.proxy] == stack.cluster.node("edge").container, report
+    assert nodes["jellyfin"] == stack.cluster.node("media").container, report
+    assert report["running"] is True, report
+    assert report["problems"] == [], report
