@@ -160,8 +160,6 @@ class SwarmCluster:
     # host paths, and `docker stack deploy` resolves relative ones against the stack folder.
     shared_dirs: tuple[Path, ...] = ()
     nodes: list[Node] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)  # containers, for close()
-    network_created: bool = False
     # This host's own address on the cluster bridge: where a client on the host comes from.
     gateway: str = ""
     closed: bool = False
@@ -224,7 +222,6 @@ class SwarmCluster:
             ],
             env=_host_env(),
         )
-        self.network_created = True
         names = ["manager", *self.roles]
         for index, node_name in enumerate(names):
             role = None if index == 0 else node_name
@@ -255,7 +252,6 @@ class SwarmCluster:
     def _run_node(self, container: str, role: str | None, manager: bool) -> Node:
         socket_dir = self.state_dir / container
         socket_dir.mkdir(parents=True, exist_ok=True)
-        self.created.append(container)
         _run(
             [
                 "docker",
