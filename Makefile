@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROXY ?= traefik
 SUBPATH ?=
-# Client options of the demo stack: HTTP2=0 turns h2 off, HTTP3=1 adds QUIC (Caddy, Traefik).
+# Client options of the demo stack: HTTP2=0 turns h2 off, HTTP3=1 adds QUIC (Caddy, Traefik),
+# IPV6=1 makes it dual-stack.
 HTTP2 ?= 1
 HTTP3 ?= 0
 IPV6 ?= 0
@@ -18,7 +19,7 @@ TARGET ?= compose
 .PHONY: help venv tools lint unit engine images test test-swarm golden demo demo-down wheel clean bench
 
 help:
-	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 TARGET=swarm optional)"
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"

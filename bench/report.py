@@ -135,6 +135,15 @@ def main(results: Path) -> int:
         f"- plain HTTP (same nginx, no TLS): {_fmt(baselines.get('plain_http_mbps'), 0)} MB/s",
         f"- ceiling / stand-in direct: {_fmt(baselines.get('ceiling_vs_standin'))} — the origin's "
         "headroom: below 1 means the origin serves faster than TLS can carry it.",
+        "- TLS ceiling's own CPU: "
+        f"{_fmt(baselines.get('ceiling_cpu_s_per_gb'))} CPU-s per GB streamed (compare each "
+        "proxy's row below)",
+        f"- {knobs.get('streams', 'n/a')} paced players against the TLS ceiling (no proxy): "
+        f"longest gap {_fmt(baselines.get('ceiling_streams_max_gap_ms'), 0)} ms (at "
+        f"{_fmt(baselines.get('ceiling_streams_max_gap_at_s'), 1)} s), slowest start-up "
+        f"{_fmt(baselines.get('ceiling_streams_first_byte_ms_max'), 0)} ms, errors "
+        f"{_fmt(baselines.get('ceiling_streams_errors'))} — the machine's own share of any "
+        "paced-stream gap",
         "",
         "## Per proxy",
         "",
@@ -180,6 +189,15 @@ def main(results: Path) -> int:
     row(
         "paced streams: max gap ms",
         [_fmt(proxies[p].get("streams_max_gap_ms"), 0) for p in proxies],
+    )
+    row(
+        ".. when (s) / longest wait for a next head ms / slowest start-up ms",
+        [
+            f"{_fmt(proxies[p].get('streams_max_gap_at_s'), 1)} / "
+            f"{_fmt(proxies[p].get('streams_max_head_gap_ms'), 0)} / "
+            f"{_fmt(proxies[p].get('streams_first_byte_ms_max'), 0)}"
+            for p in proxies
+        ],
     )
     row(
         "paced streams: errors + byte mismatches",
@@ -231,6 +249,19 @@ def main(results: Path) -> int:
             f"| {goal['proxy']} | {goal['goal']} | {measured} | {sign} {goal['target']:g} | "
             f"{'ok' if goal['ok'] else '**missed**'} |"
         )
+    missed = [goal for goal in summary["goals"] if not goal["ok"]]
+    if missed:
+        lines += [
+            "",
+            "## Missed goals: by how much, and what limits them",
+            "",
+            "| proxy | goal | short by | what limits it (figures from this run) |",
+            "|---|---|---|---|",
+        ]
+        for goal in missed:
+            short, unit = goal.get("short_by"), goal.get("unit") or ""
+            by = "n/a" if short is None else f"{short:.3g}{' ' + unit if unit != 'x' else ''}"
+            lines.append(f"| {goal['proxy']} | {goal['goal']} | {by} | {goal.get('limit') or ''} |")
     if errors:
         lines += ["", "## Runs that broke", ""]
         lines += [f"- {p}: `{e.splitlines()[0][:300]}`" for p, e in errors.items()]

@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from limits import explain  # noqa: E402
+
 from stackgen.bench.goals import evaluate  # noqa: E402
 
 PY = REPO / ".venv" / "bin" / "python"
@@ -445,28 +447,54 @@ def https_url(port: int) -> str:
 
 
 def measure_baselines(ca: Path) -> dict[str, Any]:
-    """The origin's headroom and the ceiling's own cost, with stackgen's stack up (its
-    stand-in is Jellyfin direct)."""
+    """The origin's headroom, the ceiling's own cost, and what paced players see from the
+    ceiling itself (the machine's share of any gap), with stackgen's stack up (its stand-in
+    is Jellyfin direct)."""
     only = ["--only", "stream", "--only", "seek"]
+    ceiling_group = Cgroup(run(["docker", "inspect", "-f", "{{.Id}}", BASELINE]).stdout.strip())
+    cpu0 = ceiling_group.cpu_seconds()
     headroom = bench(
         "baseline-ceiling-vs-standin",
         CEILING_PORT,
         [*common(PAIRS), *only, "--direct", direct_url("stackgen")],
         ca,
     )
+    cpu = ceiling_group.cpu_seconds() - cpu0
+    settings = headroom["settings"]
+    served = PAIRS * (SIZE + settings["seeks"] * settings["seek_bytes"])
     plain = bench(
         "baseline-ceiling-vs-plain",
         CEILING_PORT,
         [*common(PAIRS), *only, "--direct", f"http://{HOST_IP}:{PLAIN_PORT}"],
         ca,
     )
-    return {
+    baselines: dict[str, Any] = {
         "ceiling_mbps": _median(headroom["metrics"]["stream_mbps"]["proxied"]),
         "standin_direct_mbps": _median(headroom["metrics"]["stream_mbps"]["direct"]),
         "ceiling_vs_standin": compare(headroom, "stream_mbps"),
         "plain_http_mbps": _median(plain["metrics"]["stream_mbps"]["direct"]),
         "ceiling_vs_plain": compare(plain, "stream_mbps"),
+        "ceiling_cpu_s_per_gb": round(cpu / (served / 1e9), 3),
     }
+    if STREAMS > 0:
+        streams = paced_players("baseline-ceiling-paced-streams", CEILING_PORT, ca)
+        baselines.update({f"ceiling_streams_{key}": streams.get(key) for key in PACED_FIGURES})
+        baselines["ceiling_streams_errors"] = streams.get("errors")
+    return baselines
+
+
+# The paced-stream figures copied into summaries (as streams_* and ceiling_streams_*).
+PACED_FIGURES = ("max_gap_ms", "max_gap_at_s", "max_head_gap_ms", "first_byte_ms_max")
+
+
+def paced_players(name: str, port: int, ca: Path, *, check_bytes: bool = False) -> dict[str, Any]:
+    """STREAMS paced players at BITRATE for STREAM_SECONDS; the result's `streams` part."""
+    args = ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
+            "--duration", str(STREAM_SECONDS)]  # fmt: skip
+    if check_bytes:
+        args.append("--check-bytes")
+    found: dict[str, Any] = bench(name, port, args, ca).get("streams") or {}
+    return found
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -587,15 +615,8 @@ def measure_proxy(
     # Paced streams, byte-exact; proxy RSS growth meanwhile.
     if STREAMS > 0:
         with sample_memory(group) as memory:
-            streams = bench(
-                f"{proxy}-paced-streams",
-                port,
-                ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
-                 "--duration", str(STREAM_SECONDS), "--check-bytes"],
-                ca,
-            )  # fmt: skip
-        paced = streams.get("streams") or {}
-        summary["streams_max_gap_ms"] = paced.get("max_gap_ms")
+            paced = paced_players(f"{proxy}-paced-streams", port, ca, check_bytes=True)
+        summary.update({f"streams_{key}": paced.get(key) for key in PACED_FIGURES})
         summary["streams_failures"] = (
             (paced.get("errors") or 0) + (paced.get("byte_mismatches") or 0) if paced else None
         )
@@ -816,6 +837,11 @@ def main() -> int:
     finally:
         cleanup()
     verdicts = evaluate(summaries)
+    limits = {
+        (v.proxy, v.goal.key): explain(v, summaries[v.proxy], baselines or {})
+        for v in verdicts
+        if not v.ok
+    }
     doc = {
         "schema": "stackgen-make-bench/1",
         "started": started,
@@ -834,7 +860,8 @@ def main() -> int:
         "proxies": summaries,
         "goals": [
             {"proxy": v.proxy, "goal": v.goal.text, "key": v.goal.key, "measured": v.measured,
-             "target": v.goal.target, "op": v.goal.op, "ok": v.ok}
+             "target": v.goal.target, "unit": v.goal.unit, "op": v.goal.op, "ok": v.ok,
+             "short_by": v.short_by, "limit": limits.get((v.proxy, v.goal.key))}
             for v in verdicts
         ],
     }  # fmt: skip

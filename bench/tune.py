@@ -67,6 +67,15 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
             "\t\t\twrite_buffer 64KiB\n\t\t}\n",
         )
     ],
+    # Buffering on, in memory only: nginx reads the next chunk from Jellyfin while the
+    # previous one is still being written to the client (off: one read, then one write).
+    ("nginx", "buffering-memory"): [
+        (
+            "nginx/conf.d/jellyfin.conf",
+            "    proxy_buffering off;\n",
+            "    proxy_buffering on;\n    proxy_max_temp_file_size 0;\n",
+        )
+    ],
     **{(proxy, "healthcheck"): HEALTHCHECK for proxy in runner.ALL_PROXIES},
 }
 
@@ -102,13 +111,12 @@ def paced_control() -> int:
         media = runner.WORK / "media" / "media.bin"
         runner.write_media(media, runner.SIZE)
         runner.start_baseline(images["nginx"], tls, media)
-        runner.bench(
+        runner.paced_players(
             "tuning/control-paced-streams-ceiling",
             runner.CEILING_PORT,
-            ["--only", "streams", "--streams", str(runner.STREAMS), "--bitrate",
-             str(runner.BITRATE), "--duration", str(runner.STREAM_SECONDS), "--check-bytes"],
             tls / "ca.pem",
-        )  # fmt: skip
+            check_bytes=True,
+        )
     finally:
         runner.cleanup()
     return 0

@@ -263,6 +263,14 @@ def init(
     https_port: Annotated[str, typer.Option(help="Published HTTPS port.")] = "443",
     listen_address: Annotated[str, typer.Option(help="Host address to publish on.")] = "0.0.0.0",  # noqa: S104
     subnet: Annotated[str | None, typer.Option(help="Proxy network subnet (pinned).")] = None,
+    ipv6: Annotated[
+        bool,
+        typer.Option("--ipv6", help="Dual-stack: IPv6 subnet, ports and Jellyfin's EnableIPv6."),
+    ] = False,
+    subnet6: Annotated[
+        str | None,
+        typer.Option(help="IPv6 subnet of the proxy network, ULA (default: from --subnet)."),
+    ] = None,
     jellyfin_network: Annotated[
         JellyfinNetwork, typer.Option(help="host (DLNA, HDHomeRun) or bridge.")
     ] = JellyfinNetwork.HOST,
@@ -374,11 +382,13 @@ def init(
         "images": images,
         "http2": http2,
         "http3": http3,
+        "ipv6": ipv6,
     }
     if email is not None:
         data["email"] = email
-    if subnet is not None:
-        data["network"] = {"subnet": subnet}
+    network = {"subnet": subnet, "subnet6": subnet6}
+    if any(value is not None for value in network.values()):
+        data["network"] = {key: value for key, value in network.items() if value is not None}
     if project is not None:
         data["project"] = project
     deploy: dict[str, Any] = {"target": target.value}

@@ -5,6 +5,7 @@ else in stackgen imports python-on-whales."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import shutil
 import time
 from collections.abc import Iterator
@@ -94,6 +95,45 @@ def pull_image(image: str) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class NetworkSubnets:
+    """A Docker network's name, its Compose project (empty for other networks) and the
+    subnets its IPAM holds, IPv4 and IPv6."""
+
+    name: str
+    project: str
+    subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def network_subnets() -> list[NetworkSubnets]:
+    """Every network on the engine with its subnets (empty when the engine cannot say)."""
+    try:
+        networks = docker.network.list()
+    except DockerException:
+        return []
+    found = []
+    for network in networks:
+        try:
+            # Read now, in one inspect: another user's network may vanish meanwhile.
+            name, ipam, labels = network.name, network.ipam, network.labels or {}
+        except DockerException:
+            continue  # removed since it was listed: it holds no subnet any more
+        subnets = []
+        for entry in (ipam.config if ipam else None) or []:
+            with contextlib.suppress(ValueError):
+                subnets.append(ipaddress.ip_network(str(entry.get("Subnet", "")), strict=False))
+        found.append(
+            NetworkSubnets(
+                name=str(name),
+                # A Compose project's, or a swarm stack's (its overlay network).
+                project=labels.get("com.docker.compose.project")
+                or labels.get("com.docker.stack.namespace", ""),
+                subnets=tuple(subnets),
+            )
+        )
+    return found
+
+
 def containers_publishing(port: int) -> list[str]:
     """Names of the running containers that publish a host port."""
     return [container.name for container in docker.container.list(filters={"publish": port})]
@@ -154,6 +194,7 @@ class SwarmNode:
     ready: bool
     active: bool  # availability "active" (not paused or drained)
     labels: dict[str, str]
+    address: str = ""  # the address the node is reached at (its advertise address)
 
 
 @dataclass(frozen=True)
@@ -198,6 +239,7 @@ def swarm_nodes() -> list[SwarmNode]:
                 ready=bool(status and status.state == "ready"),
                 active=bool(spec and spec.availability == "active"),
                 labels=dict((spec.labels if spec else None) or {}),
+                address=str((status.addr if status else "") or ""),
             )
         )
     return nodes

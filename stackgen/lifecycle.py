@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import ipaddress
 import re
 import signal
 import socket
@@ -27,6 +28,7 @@ from stackgen.engine import (
     compose_images,
     containers_publishing,
     image_present,
+    network_subnets,
     project_client,
     pull_image,
     require_engine,
@@ -152,9 +154,32 @@ def _ensure_images(stack: Stack, progress: Progress) -> None:
             )
 
 
+def _subnets_free(stack: Stack) -> None:
+    """The proxy network's subnets (IPv4, and IPv6 with `ipv6`) must not overlap another
+    Docker network's: the engine would refuse to create it ("Pool overlaps") without
+    saying which network holds the range. This stack's own network is fine (re-run)."""
+    config = stack.config
+    wanted: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = [
+        ("network.subnet", config.network.subnet)
+    ]
+    if config.ipv6 and config.network.subnet6 is not None:
+        wanted.append(("network.subnet6", config.network.subnet6))
+    for network in network_subnets():
+        if network.project == config.project:
+            continue
+        for field, subnet in wanted:
+            for other in network.subnets:
+                if other.version == subnet.version and other.overlaps(subnet):
+                    raise DockerError(
+                        f"{field} {subnet} overlaps Docker network {network.name} ({other}): "
+                        f"change {field} or remove that network"
+                    )
+
+
 def preflight(stack: Stack, progress: Progress) -> None:
     require_engine()
     _require_free_ports(stack, _own_containers(stack))
+    _subnets_free(stack)
     _refuse_failed_checks(stack, progress)
     # After `check`: a config it refuses is never worth a pull.
     _ensure_images(stack, progress)
@@ -312,6 +337,7 @@ def _up_swarm(stack: Stack, *, timeout: int, progress: Progress) -> None:
         if not was_running:
             # The proxy may land here: its mode-host ports must be free on this machine.
             _require_free_ports(stack, _Own(frozenset(), frozenset()))
+    _subnets_free(stack)
     _refuse_failed_checks(stack, progress)
     # The nodes that run the services need the images, not this manager: a missing one is
     # only named here, and a node that cannot get it fails its task with the reason.

@@ -292,6 +292,12 @@ def _text_only(value: object) -> object:
     return value
 
 
+def _text_only6(value: object) -> object:
+    if not isinstance(value, str | ipaddress.IPv6Address | ipaddress.IPv6Network):
+        raise ValueError(f"expected an IPv6 address as a string, got {type(value).__name__}")
+    return value
+
+
 def _net_text_only(value: object) -> object:
     if not isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
         raise ValueError(f"expected a subnet as a string, got {type(value).__name__}")
@@ -328,6 +334,8 @@ def _exact_int(value: object) -> object:
 Port = Annotated[StrictInt, AfterValidator(validate_port)]
 IPv4 = Annotated[ipaddress.IPv4Address, BeforeValidator(_text_only)]
 IPv4Net = Annotated[ipaddress.IPv4Network, BeforeValidator(_text_only)]
+IPv6 = Annotated[ipaddress.IPv6Address, BeforeValidator(_text_only6)]
+IPv6Net = Annotated[ipaddress.IPv6Network, BeforeValidator(_text_only6)]
 LanSubnet = Annotated[
     ipaddress.IPv4Network | ipaddress.IPv6Network,
     BeforeValidator(_net_text_only),
@@ -462,6 +470,8 @@ class PortsConfig(Strict):
     http: Port = 80
     https: Port = 443
     listen_address: IPv4 = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104
+    # Where the ports are published on IPv6, with `ipv6 = true` only.
+    listen_address6: IPv6 = ipaddress.IPv6Address("::")
 
     @model_validator(mode="after")
     def _distinct(self) -> PortsConfig:
@@ -470,9 +480,40 @@ class PortsConfig(Strict):
         return self
 
 
+# The unique local range (RFC 4193) an IPv6 proxy network must be in, and stackgen's own
+# /32 of it, from which the default subnet is derived (ipv6_subnet_for).
+ULA_RANGE: Final = ipaddress.IPv6Network("fc00::/7")
+STACKGEN_ULA_PREFIX: Final = ipaddress.IPv6Network("fd6a:6600::/32")
+
+
+def ipv6_subnet_for(subnet: ipaddress.IPv4Network) -> ipaddress.IPv6Network:
+    """The default IPv6 subnet of a proxy network: a /64 of stackgen's ULA /32 whose next
+    32 bits are the IPv4 subnet's network address (172.30.77.0/24 -> fd6a:6600:ac1e:4d00::/64).
+    Deterministic, and distinct for every distinct IPv4 network address, so stacks that do
+    not share an IPv4 subnet do not share an IPv6 one either."""
+    base = int(STACKGEN_ULA_PREFIX.network_address) | (int(subnet.network_address) << 64)
+    return ipaddress.IPv6Network((base, 64))
+
+
+def validate_subnet6(value: ipaddress.IPv6Network) -> ipaddress.IPv6Network:
+    if not value.subnet_of(ULA_RANGE):
+        raise ValueError(
+            f"network.subnet6 {value} is not a unique local range (fc00::/7, e.g. fd00::/64)"
+        )
+    if value.num_addresses < 8:
+        raise ValueError(f"network.subnet6 {value} is too small (use /125 or larger)")
+    return value
+
+
+Subnet6 = Annotated[IPv6Net, AfterValidator(validate_subnet6)]
+
+
 class NetworkConfig(Strict):
     subnet: IPv4Net = ipaddress.IPv4Network("172.30.77.0/24")
     proxy_address: IPv4 | None = None
+    # With `ipv6 = true`: the proxy network's IPv6 subnet, pinned (default: derived from
+    # `subnet`, written into stackgen.toml by the stack's validation).
+    subnet6: Subnet6 | None = None
 
     @model_validator(mode="after")
     def _address_in_subnet(self) -> NetworkConfig:
@@ -503,6 +544,24 @@ class NetworkConfig(Strict):
         if self.proxy_address is not None:
             return self.proxy_address
         return self.subnet.network_address + 2
+
+    @property
+    def dynamic_range6(self) -> ipaddress.IPv6Network | None:
+        """The IPv6 twin of dynamic_range, away from the proxy's pinned address: the third
+        quarter of subnet6. Not the upper half as in IPv4: engine 20.10 cannot allocate from
+        a range that ends at a /64's last address ("invalid bit range")."""
+        if self.subnet6 is None:
+            return None
+        return list(self.subnet6.subnets(prefixlen_diff=2))[2]
+
+    @property
+    def proxy_ip6(self) -> ipaddress.IPv6Address | None:
+        """The proxy's pinned IPv6 address: the same host number as its IPv4 address (.2 ->
+        ::2), so one look at either tells the other."""
+        if self.subnet6 is None:
+            return None
+        offset = int(self.proxy_ip) - int(self.subnet.network_address)
+        return self.subnet6.network_address + offset
 
 
 class DeployConfig(Strict):
@@ -719,6 +778,11 @@ class StackConfig(Strict):
                 "network.proxy_address: a swarm cannot pin a task's address (KnownProxies "
                 "names the overlay's subnet instead)"
             )
+        if self.ipv6:
+            raise ValueError(
+                "ipv6: not on the swarm target yet (an IPv6 overlay and IPv6 ports in mode "
+                "host were not tried here); use deploy.target 'compose'"
+            )
         if str(self.ports.listen_address) != "0.0.0.0":  # noqa: S104
             raise ValueError(
                 "ports.listen_address: a swarm publishes on every address of the node "
@@ -734,14 +798,38 @@ class StackConfig(Strict):
             raise ValueError("deploy.media_address applies to jellyfin.network_mode 'host' only")
         return self
 
+    # Dual-stack: the proxy network gets a pinned IPv6 subnet (network.subnet6), the ports
+    # are published on IPv6 too (ports.listen_address6), every proxy listens on IPv6, and
+    # Jellyfin's EnableIPv6 and KnownProxies follow.
+    ipv6: StrictBool = False
+
+    @model_validator(mode="after")
+    def _ipv6_network(self) -> StackConfig:
+        network = self.network
+        if not self.ipv6:
+            if network.subnet6 is not None:
+                raise ValueError("network.subnet6 needs ipv6 = true")
+            return self
+        if network.subnet6 is None:
+            # Pinned from here on: stackgen.toml is written with the derived value.
+            object.__setattr__(network, "subnet6", ipv6_subnet_for(network.subnet))
+        subnet6, proxy6 = network.subnet6, network.proxy_ip6
+        lower_half = next(subnet6.subnets(prefixlen_diff=1)) if subnet6 else None
+        if lower_half and proxy6 and proxy6 not in lower_half:
+            raise ValueError(
+                f"network.subnet6 {subnet6} is too small for the proxy's address {proxy6} "
+                f"(the host number of {network.proxy_ip}) in its lower half"
+            )
+        return self
+
     @model_validator(mode="after")
     def _lan_not_the_proxy_network(self) -> StackConfig:
         for subnet in self.jellyfin.lan_subnets:
-            if subnet.version == 4 and subnet.overlaps(self.network.subnet):
+            proxy_net = self.network.subnet if subnet.version == 4 else self.network.subnet6
+            if proxy_net is not None and subnet.overlaps(proxy_net):
                 # The proxy's own address would count as a LAN client.
                 raise ValueError(
-                    f"jellyfin.lan_subnets: {subnet} overlaps the proxy network "
-                    f"{self.network.subnet}"
+                    f"jellyfin.lan_subnets: {subnet} overlaps the proxy network {proxy_net}"
                 )
         return self
 
@@ -889,9 +977,14 @@ class StackConfig(Strict):
 
     @property
     def known_proxies(self) -> list[str]:
-        """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them."""
+        """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them. On
+        Compose, the proxy's pinned addresses: IPv4, and IPv6 with `ipv6` (Jellyfin drops an
+        IPv6 entry unless EnableIPv6 is on, which `ipv6` also sets)."""
         if not self.deploy.swarm:
-            return [str(self.network.proxy_ip)]
+            addresses = [str(self.network.proxy_ip)]
+            if self.network.proxy_ip6 is not None:
+                addresses.append(str(self.network.proxy_ip6))
+            return addresses
         if self.jellyfin.network_mode is JellyfinNetwork.BRIDGE:
             # Swarm hands out task addresses itself: the overlay is stackgen's alone.
             return [str(self.network.subnet)]

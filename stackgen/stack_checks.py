@@ -116,6 +116,16 @@ def _network_xml(stack: Stack) -> list[Finding]:
                 f"KnownProxies {proxies} does not name the proxy address {config.known_proxies}",
             )
         )
+    ipv6_entries = [p for p in proxies if ":" in p]
+    if ipv6_entries and (root.findtext("EnableIPv6") or "").strip().lower() != "true":
+        findings.append(
+            Finding(
+                "network.xml",
+                Status.FAIL,
+                f"KnownProxies has IPv6 entries {ipv6_entries} but EnableIPv6 is not true: "
+                "Jellyfin drops them and ignores X-Forwarded-* arriving over IPv6",
+            )
+        )
     if base_url != config.subpath:
         findings.append(
             Finding(

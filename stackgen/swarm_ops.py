@@ -307,6 +307,19 @@ def state_dicts(stack: Stack) -> list[dict[str, object]]:
     return [asdict(s) for s in states(stack)]
 
 
+def proxy_node_address(stack: Stack) -> str | None:
+    """The address of the node the proxy's task runs on: where its mode-host ports are."""
+    try:
+        tasks = engine.stack_tasks(stack.config.project)
+        nodes = {n.hostname: n.address for n in engine.swarm_nodes()}
+    except DockerException:
+        return None
+    for task in tasks:
+        if task.service == stack.proxy.service and task.desired == "running" and task.node:
+            return nodes.get(task.node) or None
+    return None
+
+
 def proxy_addresses(stack: Stack) -> list[str]:
     """Where the proxy's connections to Jellyfin come from, when its task runs on this node:
     its overlay address, or for a host-network Jellyfin its gateway bridge address."""

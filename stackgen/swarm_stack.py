@@ -58,7 +58,6 @@ class _Mount:
     source: str  # the object's key, or the bind source
     target: str
     read_only: bool = True
-    mode: int = 0o444
 
 
 def _normal(path: str) -> str:

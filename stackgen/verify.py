@@ -40,8 +40,11 @@ def proxy_addresses(stack: Stack) -> list[str]:
     addresses = []
     for container in containers:
         for network in (container.network_settings.networks or {}).values():
-            if network.ip_address:
-                addresses.append(str(network.ip_address))
+            # Both families: over IPv6 (ipv6 = true, bridged Jellyfin) the proxy connects
+            # from its IPv6 address, which KnownProxies must then cover too.
+            for address in (network.ip_address, network.global_ipv6_address):
+                if address:
+                    addresses.append(str(address))
     return addresses
 
 
@@ -59,6 +62,10 @@ def stack_target(
     the engine reports it (verify), instead of what the configuration says (up, status)."""
     config = stack.config
     trust = config.client_trust_file
+    address = config.connect_address
+    if config.deploy.swarm:
+        # The proxy publishes on its own node's ports (mode host), wherever that node is.
+        address = swarm_ops.proxy_node_address(stack) or address
     if observed:
         known: Sequence[str] = known_proxies_on_disk(stack)
         addresses = proxy_addresses(stack) or None
@@ -67,7 +74,7 @@ def stack_target(
     return _validated(
         lambda: Target(
             url=config.public_url.rstrip("/"),
-            resolve={config.domain: config.connect_address},
+            resolve={config.domain: address},
             ca_file=ca_file or ((stack.folder / trust) if trust else None),
             http_port=config.ports.http,
             plain_http=config.publishes_http,

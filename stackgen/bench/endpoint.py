@@ -66,6 +66,15 @@ class Endpoint:
         }
 
 
+def http1_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A verifying client context that offers HTTP/1.1 only (the system store plus ca_file)."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 def proxied_endpoint(target: Target, *, http2: bool) -> Endpoint:
     base = target.base_url
     return Endpoint(
@@ -95,12 +104,7 @@ def url_endpoint(
     except ValueError as exc:
         raise ValueError(f"bad port in {url!r}: {exc}") from exc
     host = parts.hostname.lower()
-    context = None
-    if parts.scheme == "https":
-        context = ssl.create_default_context()
-        if ca_file is not None:
-            context.load_verify_locations(cafile=str(ca_file))
-        context.set_alpn_protocols(["http/1.1"])
+    context = http1_context(ca_file) if parts.scheme == "https" else None
     return Endpoint(
         name=name,
         scheme=parts.scheme,

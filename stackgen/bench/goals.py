@@ -55,6 +55,18 @@ class Verdict:
             return self.measured <= self.goal.target
         return self.measured == self.goal.target
 
+    @property
+    def short_by(self) -> float | None:
+        """How far a measured figure is on the wrong side of its target (0 when met), in the
+        goal's unit; None when nothing was measured."""
+        if self.measured is None or not math.isfinite(self.measured):
+            return None
+        if self.goal.op == "ge":
+            return max(0.0, self.goal.target - self.measured)
+        if self.goal.op == "le":
+            return max(0.0, self.measured - self.goal.target)
+        return abs(self.measured - self.goal.target)
+
     def line(self) -> str:
         measured = "not measured" if self.measured is None else f"{self.measured:.3g}"
         sign = {"ge": ">=", "le": "<=", "eq": "=="}[self.goal.op]

@@ -11,9 +11,10 @@ import asyncio
 import base64
 import os
 import socket
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from stackgen.bench.endpoint import Endpoint
 
@@ -209,14 +210,35 @@ async def websocket_handshake(ep: Endpoint, path: str) -> float:
 MEDIA_MODULUS = 251  # the stand-in's media: byte i is i % 251
 
 
+class Stop(Protocol):
+    """A threading or multiprocessing Event: players run as threads or processes."""
+
+    def is_set(self) -> bool: ...
+
+
 @dataclass
 class PacedStream:
     bytes: int = 0
     requests: int = 0
     max_gap_ms: float = 0.0  # longest wait for data the player was ready to take
+    max_gap_at_s: float = 0.0  # when that wait began, seconds after the start
+    max_head_gap_ms: float = 0.0  # longest of those waits that was for a response head
+    first_byte_ms: float | None = None  # start-up: first request to its response head
     errors: list[str] = field(default_factory=list)
     mismatches: int = 0  # chunks that differ from the stand-in's byte pattern
     reconnects: int = 0  # kept-alive connections closed between responses, reopened
+
+    def waited(self, began: float, ended: float, started: float, *, head: bool) -> None:
+        """Count one wait for data. The wait for the very first response head is the
+        stream's start-up (a player shows a spinner then), not a gap between chunks."""
+        if self.first_byte_ms is None:
+            return  # the first response head: timed as a whole by the caller
+        ms = (ended - began) * 1000
+        if head:
+            self.max_head_gap_ms = max(self.max_head_gap_ms, ms)
+        if ms > self.max_gap_ms:
+            self.max_gap_ms = ms
+            self.max_gap_at_s = began - started
 
 
 def _blocking_socket(ep: Endpoint, timeout: float) -> socket.socket:
@@ -235,25 +257,30 @@ def paced_stream(
     bitrate_bps: float,
     duration: float,
     check_bytes: bool,
-    stop: threading.Event,
+    stop: Stop,
     segment: int = 64 << 20,
     tick: float = 0.05,
     timeout: float = 10.0,
+    connected: Callable[[], None] | None = None,
 ) -> PacedStream:
     """Read like a player at `bitrate_bps` for `duration` seconds: Range requests of
     `segment` bytes one after another (wrapping at the end of the file) on one kept-alive
-    connection. A gap is the time one read waited while the player wanted data."""
+    connection. A gap is the time one read waited while the player wanted data.
+    `connected` is called once the first connection is up, before the clock starts (so
+    many players can start together)."""
     out = PacedStream()
     rate = bitrate_bps / 8
     buf = bytearray(1 << 20)
     view = memoryview(buf)
     pattern = bytes(range(MEDIA_MODULUS)) * (len(buf) // MEDIA_MODULUS + 2)
-    started = time.perf_counter()
-    deadline = started + duration
     offset = 0
     sock: socket.socket | None = None
     try:
         sock = _blocking_socket(ep, timeout)
+        if connected is not None:
+            connected()
+        started = time.perf_counter()
+        deadline = started + duration
         while time.perf_counter() < deadline and not stop.is_set():
             last = min(offset + segment, size) - 1
             request = _request_head(
@@ -263,13 +290,14 @@ def paced_stream(
             out.requests += 1
             head = bytearray()
             retried = False
+            sent = time.perf_counter()
             while b"\r\n\r\n" not in head:
                 wait_start = time.perf_counter()
                 try:
                     n = sock.recv_into(view[: 16 * 1024])
                 except ConnectionResetError:
                     n = 0
-                out.max_gap_ms = max(out.max_gap_ms, (time.perf_counter() - wait_start) * 1000)
+                out.waited(wait_start, time.perf_counter(), started, head=True)
                 if n == 0 and not head and out.requests > 1 and not retried:
                     # The server closed the kept-alive connection between two responses
                     # (idle timeout, graceful reload): a player reconnects, so do we, once.
@@ -284,6 +312,8 @@ def paced_stream(
                 head += view[:n]
                 if len(head) > MAX_HEAD:
                     raise HttpError("response head too large")
+            if out.first_byte_ms is None:
+                out.first_byte_ms = (time.perf_counter() - sent) * 1000
             raw_head, _, rest = bytes(head).partition(b"\r\n\r\n")
             status, headers = _parse_head(raw_head)
             if status != 206:
@@ -305,7 +335,7 @@ def paced_stream(
                 want = min(len(buf), remaining, int(allowed - out.bytes) + 1)
                 wait_start = time.perf_counter()
                 n = sock.recv_into(view[:want])
-                out.max_gap_ms = max(out.max_gap_ms, (time.perf_counter() - wait_start) * 1000)
+                out.waited(wait_start, time.perf_counter(), started, head=False)
                 if n == 0:
                     raise HttpError("connection closed mid-body")
                 if check_bytes and view[:n] != _expected(pattern, position, n):

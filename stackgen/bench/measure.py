@@ -18,13 +18,11 @@ import functools
 import os
 import platform
 import random
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackgen.bench import curl, h1
+from stackgen.bench import curl, h1, players
 from stackgen.bench.endpoint import Endpoint
 from stackgen.bench.schedule import run_open_loop
 from stackgen.bench.schema import METRICS, SCHEMA_VERSION
@@ -317,28 +315,20 @@ def _ws(ep: Endpoint, settings: BenchSettings, got: _Collected) -> str:
 
 
 def paced_streams(ep: Endpoint, size: int, settings: BenchSettings) -> dict[str, Any]:
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=settings.streams) as pool:
-        futures = [
-            pool.submit(
-                h1.paced_stream,
-                ep,
-                settings.media_path,
-                size=size,
-                bitrate_bps=settings.bitrate_mbps * 1e6,
-                duration=settings.duration,
-                check_bytes=settings.check_bytes,
-                stop=stop,
-                timeout=settings.timeout,
-            )
-            for _ in range(settings.streams)
-        ]
-        try:
-            results = [f.result(timeout=settings.duration + 4 * settings.timeout) for f in futures]
-        finally:
-            stop.set()
+    results = players.run_players(
+        ep,
+        settings.media_path,
+        count=settings.streams,
+        size=size,
+        bitrate_bps=settings.bitrate_mbps * 1e6,
+        duration=settings.duration,
+        check_bytes=settings.check_bytes,
+        timeout=settings.timeout,
+    )
     errors = [e for r in results for e in r.errors]
     total = sum(r.bytes for r in results)
+    worst = max(results, key=lambda r: r.max_gap_ms, default=None)
+    starts = [r.first_byte_ms for r in results if r.first_byte_ms is not None]
     return {
         "target": ep.name,
         "count": settings.streams,
@@ -346,7 +336,10 @@ def paced_streams(ep: Endpoint, size: int, settings: BenchSettings) -> dict[str,
         "duration_s": settings.duration,
         "bytes": total,
         "achieved_mbps": round(total * 8 / settings.duration / 1e6 / max(1, settings.streams), 2),
-        "max_gap_ms": round(max((r.max_gap_ms for r in results), default=0.0), 3),
+        "max_gap_ms": round(worst.max_gap_ms, 3) if worst else 0.0,
+        "max_gap_at_s": round(worst.max_gap_at_s, 3) if worst else None,
+        "max_head_gap_ms": round(max((r.max_head_gap_ms for r in results), default=0.0), 3),
+        "first_byte_ms_max": round(max(starts), 3) if starts else None,
         "requests": sum(r.requests for r in results),
         "reconnects": sum(r.reconnects for r in results),
         "errors": len(errors),

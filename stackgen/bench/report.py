@@ -73,8 +73,15 @@ def render_table(doc: Mapping[str, Any]) -> str:
     if streams:
         lines.append(
             f"streams: {streams['count']} x {streams['bitrate_mbps']:g} Mbit/s for "
-            f"{streams['duration_s']:g}s: max gap {streams['max_gap_ms']:.0f} ms, "
-            f"{streams['errors']} errors"
+            f"{streams['duration_s']:g}s: max gap {streams['max_gap_ms']:.0f} ms"
+            + (
+                f" (at {streams['max_gap_at_s']:.1f}s; start-up up to "
+                f"{streams['first_byte_ms_max']:.0f} ms)"
+                if streams.get("max_gap_at_s") is not None
+                and streams.get("first_byte_ms_max") is not None
+                else ""
+            )
+            + f", {streams['errors']} errors"
             + (
                 f", {streams['byte_mismatches']} byte mismatches"
                 if streams.get("byte_mismatches") is not None

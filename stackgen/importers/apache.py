@@ -14,12 +14,14 @@ from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
     Imported,
-    Importer,
     ReportAction,
     Site,
+    TextFileImporter,
     Upstream,
     choose_site,
+    expand_folders,
     first_commented,
+    pattern_score,
     read_text,
 )
 from stackgen.importers.common import (
@@ -178,27 +180,17 @@ class VHost:
     upstreams: list[tuple[Upstream, str, int]]  # (upstream, path, line)
 
 
-class ApacheImporter(Importer):
+class ApacheImporter(TextFileImporter):
     name: ClassVar[str] = "apache"
     kind: ClassVar[ProxyKind] = "apache"
 
-    def detect(self, path: Path) -> float:
-        if path.is_dir():
-            return max((self.detect(p) for p in sorted(path.iterdir()) if p.is_file()), default=0.0)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return 0.0
-        return 1.0 if re.search(r"(?im)^\s*#?\s*<VirtualHost\b", text) else 0.0
+    def score(self, file: Path, text: str) -> float:
+        return pattern_score(text, (r"(?im)^\s*#?\s*<VirtualHost\b", 1.0))
 
     def parse(
         self, paths: Sequence[Path], *, jellyfin_url: Upstream | None, root: Path
     ) -> Imported:
-        files = [
-            f
-            for p in paths
-            for f in (sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p])
-        ]
+        files = expand_folders(paths)
         imp = Imported("apache", files)
         vhosts: list[VHost] = []
         commented_all: list[tuple[Path, CommentedBlock]] = []
@@ -242,12 +234,8 @@ class ApacheImporter(Importer):
         for key, group in groups.items():
             if group is not chosen:
                 for v in group:
-                    imp.add(
-                        v.file,
-                        v.node.line,
-                        f"<VirtualHost {' '.join(v.node.args)}> {key}",
-                        ReportAction.SKIPPED,
-                        f"another site ({reasons.NOT_JELLYFIN})",
+                    imp.add_other_site(
+                        v.file, v.node.line, f"<VirtualHost {' '.join(v.node.args)}> {key}"
                     )
         self._site(imp, chosen, jellyfin_url, root)
         finish(imp)

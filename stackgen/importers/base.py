@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from stackgen.errors import InvalidInputError
+from stackgen.importers import reasons
 from stackgen.models import JellyfinNetwork, ProxyKind, TlsMode
 
 # Jellyfin's HTTP and HTTPS ports, and the service name the docs' compose files give it.
@@ -129,6 +130,16 @@ class Imported:
     ) -> None:
         self.report.append(ReportEntry(str(source_file), line, directive, action, reason))
 
+    def add_other_site(self, source_file: Path | str, line: int | None, directive: str) -> None:
+        """A site of the old configuration that does not proxy to Jellyfin."""
+        self.add(
+            source_file,
+            line,
+            directive,
+            ReportAction.SKIPPED,
+            f"another site ({reasons.NOT_JELLYFIN})",
+        )
+
 
 class Importer(ABC):
     """One source format. `detect` is cheap and never raises; `parse` raises
@@ -146,6 +157,50 @@ class Importer(ABC):
         self, paths: Sequence[Path], *, jellyfin_url: Upstream | None, root: Path
     ) -> Imported:
         """Read the old configuration; never writes anything."""
+
+
+class TextFileImporter(Importer):
+    """A format whose files are recognised by their text: a file scores by `score`, an
+    unreadable one 0.0, and a folder as the best of its `files_to_detect`."""
+
+    def detect(self, path: Path) -> float:
+        if path.is_dir():
+            return max((self.detect(p) for p in self.files_to_detect(path)), default=0.0)
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return 0.0
+        return self.score(path, text)
+
+    def files_to_detect(self, folder: Path) -> list[Path]:
+        return files_in(folder)
+
+    @abstractmethod
+    def score(self, file: Path, text: str) -> float:
+        """Confidence 0.0-1.0 that `file`, whose text is `text`, is in this format."""
+
+
+def pattern_score(text: str, *weights: tuple[str, float], start: float = 0.0) -> float:
+    """`start` plus the weight of each (regex, weight) whose regex is found in `text`, at most
+    1.0: the confidence of a `TextFileImporter.score` built from telltale lines."""
+    score = start
+    for pattern, weight in weights:
+        if re.search(pattern, text):
+            score += weight
+    return min(score, 1.0)
+
+
+def files_in(folder: Path, keep: Callable[[Path], bool] = lambda _: True) -> list[Path]:
+    """The files directly in `folder` that `keep` accepts, by name; subfolders are not read."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and keep(p))
+
+
+def expand_folders(
+    paths: Sequence[Path], keep: Callable[[Path], bool] = lambda _: True
+) -> list[Path]:
+    """The files to parse: each folder of `paths` stands for its files that `keep` accepts
+    (`files_in`), each file for itself (whatever its name), in the order given."""
+    return [f for p in paths for f in (files_in(p, keep) if p.is_dir() else [p])]
 
 
 def first_commented(files: Sequence[Path], pattern: str) -> str:

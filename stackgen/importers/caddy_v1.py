@@ -13,11 +13,13 @@ from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
     Imported,
-    Importer,
     ReportAction,
     Site,
+    TextFileImporter,
     Upstream,
     choose_site,
+    expand_folders,
+    pattern_score,
     read_text,
     under_root,
 )
@@ -168,38 +170,22 @@ def _address(text: str) -> tuple[str, str]:
     return host.lower(), f"/{path}" if path else ""
 
 
-class CaddyV1Importer(Importer):
+class CaddyV1Importer(TextFileImporter):
     name: ClassVar[str] = "caddy-v1"
     kind: ClassVar[ProxyKind] = "caddy"
 
-    def detect(self, path: Path) -> float:
-        if path.is_dir():
-            return max((self.detect(p) for p in sorted(path.iterdir()) if p.is_file()), default=0.0)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return 0.0
-        score = 0.6 if path.name.lower().startswith("caddyfile") else 0.0
-        if re.search(r"(?m)^\s*proxy\s+\S+\s+\S+", text):
-            score += 0.4
-        if re.search(r"(?m)^\s*(transparent|websocket)\s*$", text):
-            score += 0.3
-        return min(score, 1.0)
+    def score(self, file: Path, text: str) -> float:
+        return pattern_score(
+            text,
+            (r"(?m)^\s*proxy\s+\S+\s+\S+", 0.4),
+            (r"(?m)^\s*(transparent|websocket)\s*$", 0.3),
+            start=0.6 if _is_caddyfile(file) else 0.0,
+        )
 
     def parse(
         self, paths: Sequence[Path], *, jellyfin_url: Upstream | None, root: Path
     ) -> Imported:
-        files = [
-            f
-            for p in paths
-            for f in (
-                sorted(
-                    x for x in p.iterdir() if x.is_file() and x.name.lower().startswith("caddyfile")
-                )
-                if p.is_dir()
-                else [p]
-            )
-        ]
+        files = expand_folders(paths, _is_caddyfile)
         imp = Imported("caddy", files)
         blocks = [(file, b) for file in files for b in parse_caddyfile(read_text(file), file)]
         if not blocks:
@@ -221,13 +207,7 @@ class CaddyV1Importer(Importer):
         for group in groups.values():
             if group is not chosen:
                 for file, block in group:
-                    imp.add(
-                        file,
-                        block.line,
-                        " ".join(block.addresses),
-                        ReportAction.SKIPPED,
-                        f"another site ({reasons.NOT_JELLYFIN})",
-                    )
+                    imp.add_other_site(file, block.line, " ".join(block.addresses))
         self._site(imp, chosen, jellyfin_url, root)
         finish(imp)
         return imp
@@ -387,6 +367,10 @@ class CaddyV1Importer(Importer):
 # Where Caddy v1 kept its data ($CADDYPATH): root's home, the packaged service's, and the
 # path the official systemd unit set.
 CADDYPATHS: Final = ("/root/.caddy", "/etc/ssl/caddy", "/var/lib/caddy/.caddy")
+
+
+def _is_caddyfile(file: Path) -> bool:
+    return file.name.lower().startswith("caddyfile")
 
 
 def _v1_store(root: Path, domain: str) -> tuple[str, str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Final
 
 from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
@@ -93,43 +94,43 @@ def finish(imp: Imported) -> None:
     )
 
 
+# Response headers the old proxy set -> what stackgen does instead; any other is dropped.
+_RESPONSE_HEADERS: Final[dict[str, tuple[ReportAction, str]]] = {
+    "strict-transport-security": (ReportAction.REPLACED, reasons.HSTS),
+    "x-frame-options": (ReportAction.DROPPED, reasons.FRAME),
+    "x-xss-protection": (ReportAction.DROPPED, reasons.XSS),
+    "x-content-type-options": (ReportAction.REPLACED, reasons.NOSNIFF),
+    "content-security-policy": (ReportAction.REPLACED, reasons.CSP),
+    "content-security-policy-report-only": (ReportAction.REPLACED, reasons.CSP),
+    "referrer-policy": (ReportAction.REPLACED, reasons.REFERRER),
+    "permissions-policy": (ReportAction.REPLACED, "stackgen sends its own Permissions-Policy"),
+    "feature-policy": (ReportAction.REPLACED, "stackgen sends its own Permissions-Policy"),
+    "server": (ReportAction.REPLACED, reasons.SERVER_TOKENS),
+    "x-powered-by": (ReportAction.REPLACED, reasons.SERVER_TOKENS),
+}
+# Request headers the old proxy sent to Jellyfin -> what stackgen does instead.
+_FORWARDED_HEADERS: Final[dict[str, tuple[ReportAction, str]]] = {
+    "x-real-ip": (ReportAction.DROPPED, reasons.REAL_IP),
+    "x-forwarded-protocol": (ReportAction.DROPPED, reasons.FORWARDED_PROTOCOL),
+    "upgrade": (ReportAction.REPLACED, reasons.WEBSOCKET),
+    "connection": (ReportAction.REPLACED, reasons.WEBSOCKET),
+    "host": (ReportAction.REPLACED, reasons.FORWARDED),
+    "x-forwarded-for": (ReportAction.REPLACED, reasons.FORWARDED),
+    "x-forwarded-proto": (ReportAction.REPLACED, reasons.FORWARDED),
+    "x-forwarded-host": (ReportAction.REPLACED, reasons.FORWARDED),
+    "x-forwarded-port": (
+        ReportAction.DROPPED,
+        "Jellyfin does not read X-Forwarded-Port; the public port is in X-Forwarded-Host",
+    ),
+}
+
+
 def header_verdict(name: str, value: str) -> tuple[ReportAction, str]:
-    lowered = name.lower()
-    if lowered == "strict-transport-security":
-        return ReportAction.REPLACED, reasons.HSTS
-    if lowered == "x-frame-options":
-        return ReportAction.DROPPED, reasons.FRAME
-    if lowered == "x-xss-protection":
-        return ReportAction.DROPPED, reasons.XSS
-    if lowered == "x-content-type-options":
-        return ReportAction.REPLACED, reasons.NOSNIFF
-    if lowered in ("content-security-policy", "content-security-policy-report-only"):
-        return ReportAction.REPLACED, reasons.CSP
-    if lowered == "referrer-policy":
-        return ReportAction.REPLACED, reasons.REFERRER
-    if lowered in ("permissions-policy", "feature-policy"):
-        return ReportAction.REPLACED, "stackgen sends its own Permissions-Policy"
-    if lowered in ("server", "x-powered-by"):
-        return ReportAction.REPLACED, reasons.SERVER_TOKENS
-    return ReportAction.DROPPED, reasons.CUSTOM_HEADER
+    return _RESPONSE_HEADERS.get(name.lower(), (ReportAction.DROPPED, reasons.CUSTOM_HEADER))
 
 
 def forwarded_header_verdict(name: str) -> tuple[ReportAction, str]:
-    lowered = name.lower()
-    if lowered == "x-real-ip":
-        return ReportAction.DROPPED, reasons.REAL_IP
-    if lowered == "x-forwarded-protocol":
-        return ReportAction.DROPPED, reasons.FORWARDED_PROTOCOL
-    if lowered in ("upgrade", "connection"):
-        return ReportAction.REPLACED, reasons.WEBSOCKET
-    if lowered in ("host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"):
-        return ReportAction.REPLACED, reasons.FORWARDED
-    if lowered == "x-forwarded-port":
-        return (
-            ReportAction.DROPPED,
-            "Jellyfin does not read X-Forwarded-Port; the public port is in X-Forwarded-Host",
-        )
-    return ReportAction.DROPPED, reasons.CUSTOM_HEADER
+    return _FORWARDED_HEADERS.get(name.lower(), (ReportAction.DROPPED, reasons.CUSTOM_HEADER))
 
 
 def protocols_verdict(value: str) -> tuple[ReportAction, str]:

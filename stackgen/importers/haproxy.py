@@ -3,7 +3,6 @@ sections of one-line directives, no maintained Python parser exists."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,11 +13,13 @@ from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
     Imported,
-    Importer,
     ReportAction,
     Site,
+    TextFileImporter,
     Upstream,
     choose_site,
+    expand_folders,
+    pattern_score,
     read_text,
     under_root,
 )
@@ -134,36 +135,21 @@ class Route:
     frontend: Section | None
 
 
-class HAProxyImporter(Importer):
+class HAProxyImporter(TextFileImporter):
     name: ClassVar[str] = "haproxy"
     kind: ClassVar[ProxyKind] = "haproxy"
 
-    def detect(self, path: Path) -> float:
-        if path.is_dir():
-            return max((self.detect(p) for p in sorted(path.iterdir()) if p.is_file()), default=0.0)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return 0.0
-        score = 0.0
-        if re.search(r"(?m)^(frontend|backend|listen)\s+\S+", text):
-            score += 0.6
-        if re.search(r"(?m)^\s+(bind|server|use_backend|default_backend)\s", text):
-            score += 0.4
-        return min(score, 1.0)
+    def score(self, file: Path, text: str) -> float:
+        return pattern_score(
+            text,
+            (r"(?m)^(frontend|backend|listen)\s+\S+", 0.6),
+            (r"(?m)^\s+(bind|server|use_backend|default_backend)\s", 0.4),
+        )
 
     def parse(
         self, paths: Sequence[Path], *, jellyfin_url: Upstream | None, root: Path
     ) -> Imported:
-        files = [
-            f
-            for p in paths
-            for f in (
-                sorted(x for x in p.iterdir() if x.is_file() and x.suffix == ".cfg")
-                if p.is_dir()
-                else [p]
-            )
-        ]
+        files = expand_folders(paths, lambda f: f.suffix == ".cfg")
         imp = Imported("haproxy", files)
         if len(files) != 1:
             raise InvalidInputError(f"{', '.join(map(str, paths))}: expected one haproxy.cfg")
@@ -197,13 +183,7 @@ class HAProxyImporter(Importer):
             elif section.kind in ("frontend", "listen") and section is route.frontend:
                 self._frontend(imp, file, section, route, root)
             elif section.kind == "frontend":
-                imp.add(
-                    file,
-                    section.line,
-                    f"frontend {section.name}",
-                    ReportAction.SKIPPED,
-                    f"another site ({reasons.NOT_JELLYFIN})",
-                )
+                imp.add_other_site(file, section.line, f"frontend {section.name}")
         if route.hosts:
             imp.domain = route.hosts[0]
             imp.domain_origin = (
@@ -379,17 +359,22 @@ class HAProxyImporter(Importer):
         )
 
 
+def _servers(section: Section) -> list[tuple[Upstream, int]]:
+    """The `server NAME ADDRESS` lines of a section that name an address, with their line."""
+    return [
+        (u, x.line)
+        for x in section.lines
+        if x.keyword == "server" and len(x.words) > 2
+        for u in [Upstream.parse(x.words[2])]
+        if u is not None
+    ]
+
+
 def _routes(sections: list[Section]) -> list[Route]:
     backends = {s.name: s for s in sections if s.kind == "backend"}
     routes: list[Route] = []
     for section in sections:
-        servers = [
-            (u, x.line)
-            for x in section.lines
-            if x.keyword == "server" and len(x.words) > 2
-            for u in [Upstream.parse(x.words[2])]
-            if u is not None
-        ]
+        servers = _servers(section)
         if section.kind == "listen" and servers:
             hosts, paths = _acl_values(section, None)
             routes.append(Route(section, hosts, paths, servers, section))
@@ -400,13 +385,7 @@ def _routes(sections: list[Section]) -> list[Route]:
             backend = backends.get(x.words[1])
             if backend is None or any(r.backend is backend for r in routes):
                 continue
-            servers = [
-                (u, y.line)
-                for y in backend.lines
-                if y.keyword == "server" and len(y.words) > 2
-                for u in [Upstream.parse(y.words[2])]
-                if u is not None
-            ]
+            servers = _servers(backend)
             condition = x.words[3:] if len(x.words) > 3 and x.words[2] in ("if", "unless") else []
             hosts, paths = _acl_values(frontend, condition)
             routes.append(Route(backend, hosts, paths, servers, frontend))

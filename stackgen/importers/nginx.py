@@ -14,12 +14,15 @@ from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
     Imported,
-    Importer,
     ReportAction,
     Site,
+    TextFileImporter,
     Upstream,
     choose_site,
+    expand_folders,
+    files_in,
     first_commented,
+    pattern_score,
     read_text,
 )
 from stackgen.importers.common import (
@@ -94,28 +97,24 @@ class Server:
     upstreams: list[tuple[Upstream, str, int]] = field(default_factory=list)  # (up, location, line)
 
 
-class NginxImporter(Importer):
+class NginxImporter(TextFileImporter):
     name: ClassVar[str] = "nginx"
     kind: ClassVar[ProxyKind] = "nginx"
 
-    def detect(self, path: Path) -> float:
-        if path.is_dir():
-            return max((self.detect(p) for p in _site_files(path)), default=0.0)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return 0.0
-        score = 0.0
-        if re.search(r"(?m)^\s*server\s*\{", text):
-            score += 0.5
-        if re.search(r"(?m)^\s*(proxy_pass|server_name|listen)\s+[^;]+;", text):
-            score += 0.4
-        return min(score, 1.0)
+    def files_to_detect(self, folder: Path) -> list[Path]:
+        return files_in(folder, _is_site_file)
+
+    def score(self, file: Path, text: str) -> float:
+        return pattern_score(
+            text,
+            (r"(?m)^\s*server\s*\{", 0.5),
+            (r"(?m)^\s*(proxy_pass|server_name|listen)\s+[^;]+;", 0.4),
+        )
 
     def parse(
         self, paths: Sequence[Path], *, jellyfin_url: Upstream | None, root: Path
     ) -> Imported:
-        files = [f for p in paths for f in (_site_files(p) if p.is_dir() else [p])]
+        files = expand_folders(paths, _is_site_file)
         imp = Imported("nginx", files)
         servers: list[Server] = []
         upstream_blocks: dict[str, list[Upstream]] = {}
@@ -169,12 +168,8 @@ class NginxImporter(Importer):
         for key, group in sites.items():
             if key != tuple(chosen.names):
                 for server in group:
-                    imp.add(
-                        server.file,
-                        server.line,
-                        f"server {' '.join(key) or '(no name)'}",
-                        ReportAction.SKIPPED,
-                        f"another site ({reasons.NOT_JELLYFIN})",
+                    imp.add_other_site(
+                        server.file, server.line, f"server {' '.join(key) or '(no name)'}"
                     )
         group = sites[tuple(chosen.names)]
         self._site(imp, group, jellyfin_url, upstream_blocks, root)
@@ -360,8 +355,8 @@ class NginxImporter(Importer):
                 imp.add(file, line, shown, ReportAction.DROPPED, reasons.UNSUPPORTED)
 
 
-def _site_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def _is_site_file(file: Path) -> bool:
+    return not file.name.startswith(".")
 
 
 def _parse_file(file: Path) -> list[Directive]:

@@ -124,25 +124,13 @@ class TraefikV1Importer(Importer):
         static: dict[str, Any] = {}
         lines: dict[tuple[str, ...], int] = {}
         if toml_file:
-            text = read_text(toml_file)
-            try:
-                static = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as error:
-                raise InvalidInputError(
-                    f"{toml_file}: {error}: expected TOML (Traefik v1.7 traefik.toml)"
-                ) from None
+            static, text = _read_toml(toml_file, "traefik.toml")
             lines = toml_lines(text)
             frontends += _toml_frontends(toml_file, static, lines)
             rules = _file_provider(toml_file, static, root)
             if rules is not None:
                 imp.files.append(rules)
-                rules_text = read_text(rules)
-                try:
-                    dynamic = tomllib.loads(rules_text)
-                except tomllib.TOMLDecodeError as error:
-                    raise InvalidInputError(
-                        f"{rules}: {error}: expected TOML (Traefik v1.7 rules file)"
-                    ) from None
+                dynamic, rules_text = _read_toml(rules, "rules file")
                 frontends += _toml_frontends(rules, dynamic, toml_lines(rules_text))
         host_network: set[str] = set()
         if compose_file:
@@ -163,13 +151,7 @@ class TraefikV1Importer(Importer):
         )
         for other in frontends:
             if other is not chosen:
-                imp.add(
-                    other.file,
-                    other.line,
-                    f"frontend {other.name} ({other.rule})",
-                    ReportAction.SKIPPED,
-                    f"another site ({reasons.NOT_JELLYFIN})",
-                )
+                imp.add_other_site(other.file, other.line, f"frontend {other.name} ({other.rule})")
         self._frontend(imp, chosen, jellyfin_url, host_network)
         if toml_file:
             self._static(imp, toml_file, static, lines, root)
@@ -458,6 +440,15 @@ def _files(paths: Sequence[Path]) -> tuple[Path | None, Path | None, Path | None
         else:
             toml_file = path
     return toml_file, compose_file, acme_file
+
+
+def _read_toml(file: Path, what: str) -> tuple[dict[str, Any], str]:
+    """The parsed TOML of `file` and its text (for `toml_lines`); `what` names it in the error."""
+    text = read_text(file)
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidInputError(f"{file}: {error}: expected TOML (Traefik v1.7 {what})") from None
 
 
 def _file_provider(toml_file: Path, static: dict[str, Any], root: Path) -> Path | None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urljoin
 
 from stackgen.probe import http3
 from stackgen.probe.http2 import Http2Exchange
@@ -212,6 +213,12 @@ class Response:
     @property
     def is_redirect(self) -> bool:
         return self.status in (301, 302, 303, 307, 308) and self.header("Location") is not None
+
+    @property
+    def location(self) -> str:
+        """Where a redirect points, made absolute against the requested URL (a relative
+        Location is resolved as a browser does)."""
+        return urljoin(self.url, self.header("Location") or "")
 
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")

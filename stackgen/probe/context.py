@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from stackgen.probe import client, hello
 from stackgen.probe.target import BaseURL, Target
@@ -109,7 +109,7 @@ class ProbeContext:
             if not resp.is_redirect:
                 trail.final = resp
                 return trail
-            location = urljoin(resp.url, resp.header("Location") or "")
+            location = resp.location
             parts = urlsplit(location)
             if not self.url.same_origin(parts):
                 trail.problem = f"redirect leaves {self.url.origin}: {location}"

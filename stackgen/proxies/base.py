@@ -50,6 +50,9 @@ class Proxy(ABC):
     # Idle connections to Jellyfin kept open for the next request (a proxy that does not
     # keep them by itself opens one per API call: docs/performance.md).
     upstream_idle_connections: ClassVar[int] = 16
+    # For a proxy with its own ACME client: the container path where it reads the root a
+    # private ACME server's own TLS certificate chains to (`acme_ca_bundle`, mounted there).
+    acme_ca_path: ClassVar[str | None] = None
 
     @property
     def kind(self) -> str:
@@ -120,8 +123,12 @@ class Proxy(ABC):
         return [*self.own_directories(config), *self.certificates(config).directories(config)]
 
     def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
-        """Read-only mounts (stack path, container path) the proxy needs for TLS."""
-        return self.certificates(config).proxy_mounts(config)
+        """Read-only mounts (stack path, container path) the proxy needs for TLS: the
+        certificate source's, and the private ACME server's root where the proxy reads it."""
+        mounts = self.certificates(config).proxy_mounts(config)
+        if config.acme_ca_bundle and self.acme_ca_path is not None:
+            mounts.append((config.acme_ca_bundle, self.acme_ca_path))
+        return mounts
 
     def command(self, config: StackConfig) -> list[str] | None:
         foreground = self.foreground(config)

@@ -19,7 +19,6 @@ Use::
 
 from __future__ import annotations
 
-import argparse
 import base64
 import ipaddress
 import json
@@ -28,12 +27,12 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import Final
+from typing import Final, Self
+
+from stackgen.testing.service import Service, start_stop_parser, state_folder
 
 IMAGE: Final = "stackgen-test/bind9:local"
 CONF_PATH: Final = "/etc/bind/stackgen"
@@ -73,7 +72,7 @@ def soa_query(name: str) -> bytes:
     return header + labels + b"\x00" + struct.pack(">HH", 6, 1)
 
 
-class Bind9:
+class Bind9(Service):
     """One named in a container on the host network, its files under one state folder."""
 
     def __init__(
@@ -86,7 +85,7 @@ class Bind9:
         image: str = IMAGE,
         name: str | None = None,
     ) -> None:
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="stackgen-bind9-")).resolve()
+        self.state_dir = state_folder(state_dir, "stackgen-bind9-")
         self.port = port
         self.zones = zones
         self.address = address  # what every name in the zones resolves to
@@ -158,7 +157,7 @@ class Bind9:
             f"* IN A {self.address}\n"
         )
 
-    def start(self) -> Bind9:
+    def start(self) -> Self:
         zones_dir = self.state_dir / "zones"
         zones_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "named.conf").write_text(self._named_conf())
@@ -244,25 +243,13 @@ class Bind9:
             timeout=60,
         )
 
-    def __enter__(self) -> Bind9:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run bind9 for stackgen's DNS-01 demo.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    start = commands.add_parser("start", help="start detached; print JSON (the TSIG key too)")
-    stop = commands.add_parser("stop", help="remove what `start` started in this state dir")
-    for sub in (start, stop):
-        sub.add_argument("--state", required=True, type=Path, help="state directory")
+    parser, start = start_stop_parser(
+        "Run bind9 for stackgen's DNS-01 demo.",
+        start_help="start detached; print JSON (the TSIG key too)",
+        stop_help="remove what `start` started in this state dir",
+    )
     start.add_argument("--port", type=int, default=8353, help="DNS port (loopback, gateway)")
     start.add_argument("--zone", action="append", help="zone to serve; repeatable")
     start.add_argument("--image", default=IMAGE)

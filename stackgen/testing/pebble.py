@@ -26,7 +26,6 @@ or from a shell (processes detach and outlive the command)::
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import datetime
 import ipaddress
@@ -38,18 +37,20 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+
+from stackgen.pki import ca_certificate, key_pem, server_certificate
+from stackgen.testing.service import Service, start_stop_parser, state_folder
 
 LISTENER_NAMES = ("localhost", "host.docker.internal", "pebble")
 LISTENER_IPS = ("127.0.0.1",)
@@ -157,66 +158,25 @@ def write_listener_pair(ca_file: Path, cert_file: Path, key_file: Path) -> None:
     ca_name = x509.Name(
         [x509.NameAttribute(NameOID.COMMON_NAME, "stackgen test Pebble listener CA")]
     )
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(validity[0])
-        .not_valid_after(validity[1])
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert = ca_certificate(ca_key, ca_name, *validity)
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in LISTENER_NAMES]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in LISTENER_IPS]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(validity[0])
-        .not_valid_after(validity[1])
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    cert = server_certificate(
+        key.public_key(),
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble")]),
+        sans,
+        *validity,
+        issuer=ca_name,
+        issuer_key=ca_key,
     )
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file.write_bytes(key_pem(key))
     key_file.chmod(0o600)
 
 
-class PebbleCA:
+class PebbleCA(Service):
     """Pebble plus pebble-challtestsrv, with their files under one state directory."""
 
     def __init__(
@@ -234,7 +194,7 @@ class PebbleCA:
         dns_server: str | None = None,
         cert_validity_seconds: int = CERT_VALIDITY_SECONDS,
     ) -> None:
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="stackgen-pebble-")).resolve()
+        self.state_dir = state_folder(state_dir, "stackgen-pebble-")
         self.http_port = http_port
         self.tls_port = tls_port
         self.dns_port = dns_port
@@ -339,7 +299,7 @@ class PebbleCA:
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self, *, detach: bool = False) -> PebbleCA:
+    def start(self, *, detach: bool = False) -> Self:
         """Start both processes and wait until the directory answers; fetch the roots.
 
         With ``detach``, the processes outlive this Python process (CLI use); stop
@@ -373,17 +333,6 @@ class PebbleCA:
             elif (pid := read_pid(process.pid_file)) is not None:  # started by another run
                 terminate(pid, process.name)
             process.pid_file.unlink(missing_ok=True)
-
-    def __enter__(self) -> PebbleCA:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> bool:
@@ -522,12 +471,11 @@ class PebbleCA:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run Debian's Pebble ACME CA for stackgen tests.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    start = commands.add_parser("start", help="start detached; print JSON with paths and URLs")
-    stop = commands.add_parser("stop", help="stop what `start` started in this state dir")
-    for sub in (start, stop):
-        sub.add_argument("--state", required=True, type=Path, help="state directory")
+    parser, start = start_stop_parser(
+        "Run Debian's Pebble ACME CA for stackgen tests.",
+        start_help="start detached; print JSON with paths and URLs",
+        stop_help="stop what `start` started in this state dir",
+    )
     start.add_argument("--http-port", type=int, default=80, help="proxy's HTTP port on loopback")
     start.add_argument("--tls-port", type=int, default=443, help="proxy's HTTPS port on loopback")
     start.add_argument("--dns-port", type=int, default=8053, help="fake DNS port on loopback")

@@ -15,12 +15,9 @@ PROXY="${PROXY:-traefik}"
 SUBPATH="${SUBPATH:-}"
 HTTP2="${HTTP2:-1}"
 HTTP3="${HTTP3:-0}"
+# IPV6=1: dual-stack (`init --ipv6`); engine.sh gives the engine ip6tables, which keeps
+# IPv6 clients' addresses.
 IPV6="${IPV6:-0}"
-if [ "$IPV6" = 1 ]; then
-  # Dual-stack needs the engine's ip6tables (daemon.json), not set up by engine.sh yet.
-  echo "demo: IPV6=1 is not supported yet: stackgen has no IPv6 option (issue 14)" >&2
-  exit 2
-fi
 DEMO_DIR="${DEMO_DIR:-demo}"
 DOMAIN="${DOMAIN:-jellyfin.home.arpa}"
 TLS="${TLS:-http}"
@@ -94,6 +91,7 @@ if [ "$TARGET" = swarm ]; then
 fi
 [ "$HTTP2" = 0 ] && args+=(--no-http2)
 [ "$HTTP3" = 1 ] && args+=(--http3)
+[ "$IPV6" = 1 ] && args+=(--ipv6)
 $STACKGEN "${args[@]}"
 $STACKGEN up --dir "$DEMO_DIR"
 
@@ -104,6 +102,8 @@ Demo stack is up$([ "$TARGET" = swarm ] && echo " on a swarm"): $PROXY in front 
   URL:       https://$DOMAIN$SUBPATH/
   trust:     $ca   (Pebble's issuing root)
   try:       curl -sS --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health
+$([ "$IPV6" = 1 ] && echo "  IPv6:      published on [::]:443 too; a client on another machine keeps its IPv6 address
+             (from this machine, [::1] goes through docker-proxy and shows the gateway's)")
   describe:  $STACKGEN status --dir $DEMO_DIR --json
   remove:    make demo-down
 MSG

@@ -42,6 +42,24 @@ PORT_SHIFT = 100 * SLOT
 HTTP_PORT = 18080 + PORT_SHIFT
 HTTPS_PORT = 18443 + PORT_SHIFT
 JELLYFIN_PORT = 18096 + PORT_SHIFT
+# Every fixed port of a slot is 18xxx + PORT_SHIFT. The bases span more than 100, so slots
+# stay apart only if no two bases are equal modulo 100 (18053 and 18353 were: slot 3's fake
+# DNS took slot 0's bind9 port). Every base in use is listed here and checked.
+PORT_BASES = {
+    "http": 18080,
+    "https": 18443,
+    "jellyfin": 18096,
+    "pebble.dns": 18053,
+    "pebble.challtestsrv-management": 18055,
+    "pebble.acme": 18140,
+    "pebble.management": 18150,
+    "dns-pebble.acme": 18142,
+    "dns-pebble.management": 18152,
+    "short-pebble.acme": 18144,
+    "short-pebble.management": 18154,
+    "bind9": 18363,
+}
+assert len({base % 100 for base in PORT_BASES.values()}) == len(PORT_BASES), PORT_BASES
 SUBNET = f"172.30.{99 + SLOT}.0/24"
 DOMAIN = "jellyfin.stackgen.test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -112,10 +130,10 @@ def pebble(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
         state_dir=tmp_path_factory.mktemp("pebble"),
         http_port=HTTP_PORT,
         tls_port=HTTPS_PORT,
-        dns_port=18053 + PORT_SHIFT,
-        challtestsrv_management_port=18055 + PORT_SHIFT,
-        acme_port=18140 + PORT_SHIFT,
-        management_port=18150 + PORT_SHIFT,
+        dns_port=PORT_BASES["pebble.dns"] + PORT_SHIFT,
+        challtestsrv_management_port=PORT_BASES["pebble.challtestsrv-management"] + PORT_SHIFT,
+        acme_port=PORT_BASES["pebble.acme"] + PORT_SHIFT,
+        management_port=PORT_BASES["pebble.management"] + PORT_SHIFT,
     )
     ca.start()
     try:

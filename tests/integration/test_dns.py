@@ -22,6 +22,7 @@ from integration.conftest import (
     HTTP_PORT,
     HTTPS_PORT,
     JELLYFIN_PORT,
+    PORT_BASES,
     PORT_SHIFT,
     SLOT,
     SUBNET,
@@ -48,7 +49,7 @@ def bind9(
 ) -> Iterator[Bind9]:
     server = Bind9(
         tmp_path_factory.mktemp("bind9"),
-        port=18353 + PORT_SHIFT,
+        port=PORT_BASES["bind9"] + PORT_SHIFT,
         zones=(ZONE,),
         image=images["bind9"],
         name=f"sgtest{SLOT}-bind9",
@@ -67,8 +68,8 @@ def dns_pebble(bind9: Bind9, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         state_dir=tmp_path_factory.mktemp("pebble-dns"),
         http_port=HTTP_PORT,
         tls_port=HTTPS_PORT,
-        acme_port=18142 + PORT_SHIFT,
-        management_port=18152 + PORT_SHIFT,
+        acme_port=PORT_BASES["dns-pebble.acme"] + PORT_SHIFT,
+        management_port=PORT_BASES["dns-pebble.management"] + PORT_SHIFT,
         dns_server=bind9.host_address,
     )
     ca.start()
@@ -88,8 +89,8 @@ def short_lived_pebble(
         state_dir=tmp_path_factory.mktemp("pebble-short"),
         http_port=HTTP_PORT,
         tls_port=HTTPS_PORT,
-        acme_port=18143 + PORT_SHIFT,
-        management_port=18153 + PORT_SHIFT,
+        acme_port=PORT_BASES["short-pebble.acme"] + PORT_SHIFT,
+        management_port=PORT_BASES["short-pebble.management"] + PORT_SHIFT,
         dns_server=bind9.host_address,
         cert_validity_seconds=15 * 60,
     )

@@ -25,6 +25,7 @@ import pytest
 from filelock import FileLock
 from integration.conftest import SLOT, Stack, StackFactory, stackgen
 
+from stackgen import swarm_ops
 from stackgen.models import EDGE_LABEL, MEDIA_LABEL
 
 LOCK = Path(tempfile.gettempdir()) / "stackgen-test-swarm-init.lock"
@@ -55,7 +56,7 @@ def _remove_leftover_stacks() -> None:
     """Stacks of this slot left by a killed run hold its ports and subnet."""
     for name in _docker("stack", "ls", "--format", "{{.Name}}").split():
         if name.startswith(f"sgtest{SLOT}-"):
-            stackgen("down", "--project", name, "--dir", tempfile.gettempdir(), check=False)
+            swarm_ops.remove(name)
 
 
 @dataclass(frozen=True)

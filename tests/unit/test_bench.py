@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import math
+import threading
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from stackgen.bench import goals, report, schema, stats
+from stackgen.bench import goals, players, report, schema, stats
 from stackgen.bench.endpoint import url_endpoint
 from stackgen.bench.measure import BenchSettings
 from stackgen.bench.schedule import due_times, run_open_loop
@@ -219,3 +221,66 @@ def test_pool_retries_a_get_once_when_a_reused_connection_was_closed() -> None:
         return first.status + second.status, pool.stale_retries, pool.opened
 
     assert asyncio.run(go()) == (400, 1, 2)
+
+
+def test_short_by_says_how_far_a_missed_goal_is() -> None:
+    ge = goals.Goal("x", "ratio", "ge", 0.75, "x")
+    le = goals.Goal("y", "gap", "le", 250, "ms")
+    assert goals.Verdict("p", ge, 0.70).short_by == pytest.approx(0.05)
+    assert goals.Verdict("p", ge, 0.80).short_by == 0
+    assert goals.Verdict("p", le, 300).short_by == pytest.approx(50)
+    assert goals.Verdict("p", le, None).short_by is None
+
+
+class _PatternRanges(http.server.BaseHTTPRequestHandler):
+    """Range requests over the stand-in's media pattern (byte i is i % 251)."""
+
+    protocol_version = "HTTP/1.1"
+    size = 8 << 20
+    pattern = bytes(range(251)) * (size // 251 + 2)
+
+    def do_GET(self) -> None:
+        first, _, last = self.headers["Range"].removeprefix("bytes=").partition("-")
+        start, end = int(first), min(int(last), self.size - 1)
+        body = self.pattern[start % 251 : start % 251 + end - start + 1]
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{self.size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_players_run_as_processes_and_read_byte_exact() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PatternRanges)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ep = url_endpoint(
+            "proxied",
+            f"http://127.0.0.1:{server.server_address[1]}",
+            resolve={},
+            ca_file=None,
+            http2=False,
+        )
+        results = players.run_players(
+            ep,
+            "/media",
+            count=3,
+            size=_PatternRanges.size,
+            bitrate_bps=8e6,
+            duration=1.0,
+            check_bytes=True,
+            timeout=5.0,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(results) == 3
+    for result in results:
+        assert result.errors == []
+        assert result.mismatches == 0
+        # 1 MB/s for 1 s, paced: about 1 MB each, never the whole file at once.
+        assert 0.5e6 < result.bytes < 2e6

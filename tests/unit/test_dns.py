@@ -225,6 +225,7 @@ def test_up_refuses_before_starting_anything_when_a_credential_is_missing(
     assert result.returncode == 0, result.stderr
     # No engine here: everything before `docker compose up` runs as in `stackgen up`.
     monkeypatch.setattr(lifecycle, "require_engine", lambda: None)
+    monkeypatch.setattr(lifecycle, "network_subnets", lambda: [])
     monkeypatch.setattr(lifecycle, "_own_containers", lambda stack: [])
     monkeypatch.setattr(lifecycle, "image_present", lambda image: True)
     monkeypatch.setattr(

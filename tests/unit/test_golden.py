@@ -74,6 +74,7 @@ OPTION_CASES: dict[str, dict[str, Any]] = {
             "lan_subnets": ["192.168.1.0/24", "fd12:3456:789a::/64"],
         }
     },
+    "ipv6": {"ipv6": True},
 }
 
 

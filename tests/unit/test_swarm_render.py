@@ -147,6 +147,10 @@ def test_host_network_jellyfin(tmp_path: Path) -> None:
             ["--target", "swarm", "--jellyfin-network", "bridge", "--media-address", "192.0.2.1"],
             "network_mode 'host' only",
         ),
+        (
+            ["--target", "swarm", "--jellyfin-network", "bridge", "--ipv6"],
+            "ipv6: not on the swarm target yet",
+        ),
         (["--target", "kubernetes"], "kubernetes"),
     ],
 )

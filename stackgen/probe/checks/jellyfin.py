@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from stackgen.probe import client
 from stackgen.probe.base import UPSTREAM, NotApplicable, Outcome, check, failed, passed, warned
@@ -199,7 +199,7 @@ def jellyfin_subpath_redirect(ctx: ProbeContext) -> Outcome:
     resp = ctx.https(base)
     details: dict[str, object] = {"url": resp.url, "status": resp.status}
     if resp.is_redirect:
-        location = urljoin(resp.url, resp.header("Location") or "")
+        location = resp.location
         details["location"] = location
         parts = urlsplit(location)
         if ctx.url.same_origin(parts) and parts.path.startswith(base + "/"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from stackgen.probe.base import NotApplicable, Outcome, check, failed, passed, warned
 from stackgen.probe.context import ProbeContext
@@ -50,7 +50,7 @@ def redirect_https(ctx: ProbeContext) -> Outcome:
             HINT_REDIRECT,
             **details,
         )
-    location = urljoin(resp.url, resp.header("Location") or "")
+    location = resp.location
     details["location"] = location
     parts = urlsplit(location)
     want = urlsplit(ctx.url.url(path))
@@ -93,7 +93,7 @@ def redirect_acme_path(ctx: ProbeContext) -> Outcome:
     resp = ctx.http(ACME_PATH)
     details: dict[str, object] = {"url": resp.url, "status": resp.status}
     if resp.is_redirect:
-        location = urljoin(resp.url, resp.header("Location") or "")
+        location = resp.location
         details["location"] = location
         if urlsplit(location).scheme == "https":
             return failed(

@@ -41,8 +41,7 @@ class Caddy(Proxy):
     conf_path: ClassVar[str] = "/etc/caddy"
     data_dir: ClassVar[str] = DATA_DIR
     config_dir: ClassVar[str] = CONFIG_DIR
-    # Container path of the root a private ACME server's own TLS certificate chains to.
-    acme_ca_path: ClassVar[str] = "/etc/stackgen/acme-ca.pem"
+    acme_ca_path: ClassVar[str | None] = "/etc/stackgen/acme-ca.pem"
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         own_client = config.tls.mode is not TlsMode.ACME_DNS
@@ -63,13 +62,6 @@ class Caddy(Proxy):
     def own_directories(self, config: StackConfig) -> list[tuple[str, int]]:
         # Private keys live in /data: nobody else reads them.
         return [(DATA_DIR, 0o700), (CONFIG_DIR, 0o700)]
-
-    def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
-        """(stack path, container path), read-only: certificate files, private CA's root."""
-        mounts = super().tls_mounts(config)
-        if config.acme_ca_bundle:
-            mounts.append((config.acme_ca_bundle, self.acme_ca_path))
-        return mounts
 
     def validate_command(self, config: StackConfig) -> InImageCommand | None:
         # `validate` provisions every module, so it loads the certificate files and the

@@ -24,8 +24,7 @@ class Traefik(Proxy):
     conf_dir: ClassVar[str] = "traefik"
     conf_path: ClassVar[str] = "/etc/traefik"
     supports_http3: ClassVar[bool] = True  # quic-go, in the official image
-    # Container path of the root a private ACME server's own TLS certificate chains to.
-    acme_ca_path: ClassVar[str] = "/etc/stackgen/acme-ca.pem"
+    acme_ca_path: ClassVar[str | None] = "/etc/stackgen/acme-ca.pem"
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         if config.tls.mode.is_acme:
@@ -37,12 +36,6 @@ class Traefik(Proxy):
             TemplateFile("proxies/traefik/traefik.toml.j2", "traefik/traefik.toml"),
             TemplateFile("proxies/traefik/dynamic.toml.j2", "traefik/dynamic.toml"),
         ]
-
-    def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
-        mounts = super().tls_mounts(config)
-        if config.acme_ca_bundle:
-            mounts.append((config.acme_ca_bundle, self.acme_ca_path))
-        return mounts
 
     def validate_command(self, config: StackConfig) -> InImageCommand | None:
         # Traefik refuses unknown keys in its static file at start; `version` cannot load

@@ -1,0 +1,125 @@
+"""A client in a network namespace of its own, the way a remote client arrives.
+
+A veth pair joins the namespace to the host: the host end takes the first address of the
+test's subnet, the client the second, and the client routes everything through the host
+end. A connection from the namespace to a port a container publishes on the host end's
+address comes in from outside, so the engine's NAT forwards it with the client's own
+address kept (a connection made on the host itself goes through docker-proxy instead,
+which shows the network's gateway). IPv4 and IPv6 alike; IPv6 needs the engine's
+`"ip6tables": true` and the host's IPv6 forwarding (the engine turns it on).
+
+The namespace and the pair are removed on leaving the context, on failure too; a name left
+by a killed run is removed before it is made again. Names are per test slot, so two runs
+on one machine never share one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IPV6_FORWARDING = Path("/proc/sys/net/ipv6/conf/all/forwarding")
+# An interface name holds at most 15 characters: the namespace's name plus "-h"/"-n".
+MAX_NAME = 13
+
+
+class NamespaceError(Exception):
+    """The namespace could not be made (the message says what the host lacks)."""
+
+
+@dataclass(frozen=True)
+class ClientNamespace:
+    name: str
+    host_address: str  # the host end of the veth pair
+    client_address: str  # inside the namespace
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespace (output captured, never raises on failure)."""
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+
+
+def _ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False, timeout=30)
+    if result.returncode != 0:
+        raise NamespaceError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+
+
+def remove_namespace(name: str) -> None:
+    """Remove the namespace and the host end of its pair; absent ones are fine."""
+    for args in (["netns", "del", name], ["link", "del", f"{name}-h"]):
+        subprocess.run(["ip", *args], capture_output=True, check=False, timeout=30)
+
+
+@contextlib.contextmanager
+def client_namespace(
+    name: str, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
+) -> Iterator[ClientNamespace]:
+    if len(name) > MAX_NAME:
+        raise ValueError(f"namespace name {name!r} is longer than {MAX_NAME} characters")
+    if subnet.version == 6 and IPV6_FORWARDING.read_text().strip() != "1":
+        raise NamespaceError(
+            f"{IPV6_FORWARDING} is 0: the host does not forward IPv6 (the engine sets it "
+            'with "ipv6": true in daemon.json; see tests/infra/engine.sh)'
+        )
+    # The first two hosts (never list(hosts()): a /64 has 2**64 of them).
+    host, client = str(subnet.network_address + 1), str(subnet.network_address + 2)
+    # No duplicate address detection: a tentative address cannot be used for a second or two.
+    flags = ["nodad"] if subnet.version == 6 else []
+    remove_namespace(name)  # a killed run's leftovers
+    try:
+        _ip("netns", "add", name)
+        _ip("link", "add", f"{name}-h", "type", "veth", "peer", "name", f"{name}-n")
+        _ip("link", "set", f"{name}-n", "netns", name)
+        _ip("addr", "add", f"{host}/{subnet.prefixlen}", "dev", f"{name}-h", *flags)
+        _ip("link", "set", f"{name}-h", "up")
+        _ip("-n", name, "addr", "add", f"{client}/{subnet.prefixlen}", "dev", f"{name}-n", *flags)
+        _ip("-n", name, "link", "set", f"{name}-n", "up")
+        _ip("-n", name, "link", "set", "lo", "up")
+        family = "-6" if subnet.version == 6 else "-4"
+        _ip("-n", name, family, "route", "add", "default", "via", host)
+        yield ClientNamespace(name, host, client)
+    finally:
+        remove_namespace(name)
+
+
+# Run inside a namespace: a TLS request with SNI/Host = the stack's name to a published
+# port, printing the stand-in's echo (what it understood about the client).
+_ECHO = """
+import http.client, json, socket, ssl, sys
+address, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=sys.argv[4])
+raw = socket.create_connection((address, port), timeout=30)
+conn = http.client.HTTPSConnection(name, port, context=ctx)
+conn.sock = ctx.wrap_socket(raw, server_hostname=name)
+conn.request("GET", sys.argv[5])
+print(conn.getresponse().read().decode())
+"""
+
+
+def standin_echo(
+    client: ClientNamespace,
+    address: str,
+    port: int,
+    name: str,
+    ca_file: Path,
+    path: str = "/__standin/echo",
+) -> dict[str, Any]:
+    """The Jellyfin stand-in's echo, asked over verified TLS from inside the namespace."""
+    run = client.run(sys.executable, "-c", _ECHO, address, str(port), name, str(ca_file), path)
+    if run.returncode != 0:
+        raise AssertionError(f"echo from {client.name} to [{address}]:{port}: {run.stderr}")
+    echo: dict[str, Any] = json.loads(run.stdout)
+    return echo
