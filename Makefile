@@ -16,13 +16,14 @@ TLS ?= http
 # TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy).
 TARGET ?= compose
 
-.PHONY: help venv tools lint unit engine images test golden demo demo-down wheel clean bench
+.PHONY: help venv tools lint unit engine images test test-swarm golden demo demo-down wheel clean bench
 
 help:
 	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
+	@echo "make test-swarm multi-node swarm of Docker-in-Docker nodes (~2 min; SWARM_PROXIES=nginx)"
 	@echo "make golden    rewrite golden files after an intended change"
 	@echo "make bench     every proxy vs Jellyfin direct, the TLS ceiling and the docs configs"
 	@echo "               (~30 min; BENCH_PROXIES=nginx BENCH_SIZE=64 BENCH_PAIRS=2 for a short run)"
@@ -67,6 +68,12 @@ JOBS ?= 2
 test: venv tools lint engine images
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) tests/integration
+
+# A real multi-node swarm (Docker-in-Docker nodes) on this machine: docs/swarm-multinode.md.
+# Too slow for CI's `make test`; one process (the cluster is per session).
+SWARM_PROXIES ?= traefik,nginx,caddy
+test-swarm: venv engine
+	STACKGEN_SWARM_PROXIES=$(SWARM_PROXIES) $(VENV)/bin/pytest -q -p no:cacheprovider tests/swarm
 
 demo: venv
 	PROXY=$(PROXY) SUBPATH=$(SUBPATH) TLS=$(TLS) HTTP2=$(HTTP2) HTTP3=$(HTTP3) IPV6=$(IPV6) \

@@ -78,6 +78,8 @@ class ImageSpec:
     checks: tuple[tuple[str, ...], ...] = ()
     # Owned by another engineer: absent until written, then built like the others.
     optional: bool = False
+    # Built only when named (`build.py swarm-node`): what `make test`/CI never run.
+    on_demand: bool = False
 
     @property
     def folder(self) -> Path:
@@ -140,6 +142,9 @@ SPECS: dict[str, ImageSpec] = {
         # Test infrastructure (the DNS-01 tests' authoritative server), named after ISC's
         # image though no stack names it.
         ImageSpec("bind9", "internetsystemsconsortium/bind9", checks=(("-V",),)),
+        # Test infrastructure: a Docker-in-Docker Swarm node for the multi-node tests
+        # (stackgen.testing.swarm_cluster); named after Docker's own dind image.
+        ImageSpec("swarm-node", "docker:dind", checks=(("--version",),), on_demand=True),
     )
 }
 
@@ -494,10 +499,10 @@ def is_present(spec: ImageSpec) -> bool:
 
 
 def select(names: Iterable[str] | None) -> list[ImageSpec]:
-    """The images to build: those asked for, by default all (an absent optional one is
-    reported and skipped). Asking for an absent image is an error."""
+    """The images to build: those asked for, by default all but the on-demand ones (an
+    absent optional one is reported and skipped). Asking for an absent image is an error."""
     if names is None:
-        specs = list(SPECS.values())
+        specs = [spec for spec in SPECS.values() if not spec.on_demand]
         for spec in specs:
             if spec.optional and not is_present(spec):
                 say(f"{spec.name:<17} missing: no {spec.folder / 'Dockerfile'} yet (skipped)")
@@ -535,8 +540,9 @@ def waves(names: Iterable[str]) -> list[list[str]]:
 def build_images(names: Iterable[str] | None = None, *, jobs: int | None = None) -> dict[str, str]:
     """Build (or find cached) the images asked for and all images they build on.
 
-    ``names=None`` means every image whose folder exists (a missing optional image
-    is reported and skipped); naming a missing image raises ImageBuildError.
+    ``names=None`` means every image whose folder exists, except on-demand ones (a
+    missing optional image is reported and skipped); naming a missing image raises
+    ImageBuildError.
     Returns logical name -> tag for the images asked for.
     """
     specs = select(names)
