@@ -144,6 +144,18 @@ def main(results: Path) -> int:
         f"{_fmt(baselines.get('ceiling_streams_first_byte_ms_max'), 0)} ms, errors "
         f"{_fmt(baselines.get('ceiling_streams_errors'))} — the machine's own share of any "
         "paced-stream gap",
+        *(
+            [
+                "- the same players at Jellyfin direct (the stand-in, plain HTTP, no proxy): "
+                f"longest gap {_fmt(baselines.get('direct_streams_max_gap_ms'), 0)} ms, of "
+                "which the longest wait for a next response head "
+                f"{_fmt(baselines.get('direct_streams_max_head_gap_ms'), 0)} ms, slowest "
+                f"start-up {_fmt(baselines.get('direct_streams_first_byte_ms_max'), 0)} ms "
+                "— the origin's own share"
+            ]
+            if "direct_streams_max_gap_ms" in baselines
+            else []
+        ),
         "",
         "## Per proxy",
         "",

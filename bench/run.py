@@ -408,14 +408,17 @@ def sample_memory(group: Cgroup, period: float = 0.2) -> Iterator[dict[str, int]
 # --- measurements --------------------------------------------------------------------------
 
 
-def bench(name: str, url_port: int, args: Sequence[str], ca: Path) -> dict[str, Any]:
-    """`stackgen bench` inside the namespace, proxied side at https://DOMAIN:url_port."""
+def bench(
+    name: str, url_port: int, args: Sequence[str], ca: Path, *, url: str | None = None
+) -> dict[str, Any]:
+    """`stackgen bench` inside the namespace, proxied side at https://DOMAIN:url_port (or at
+    `url`, e.g. Jellyfin's own http:// address, to measure the origin alone)."""
     out = OUT / f"{name}.json"
     for folder in (out.parent, OUT / "plots" / Path(name).parent):
         folder.mkdir(parents=True, exist_ok=True)
     cmd = [
         "ip", "netns", "exec", NETNS, str(STACKGEN), "bench",
-        "--url", f"https://{DOMAIN}:{url_port}", "--resolve", f"{DOMAIN}:{HOST_IP}",
+        "--url", url or f"https://{DOMAIN}:{url_port}", "--resolve", f"{DOMAIN}:{HOST_IP}",
         "--ca-file", str(ca), "--output", str(out), "--plot", str(OUT / "plots" / f"{name}.svg"),
         *args,
     ]  # fmt: skip
@@ -480,6 +483,12 @@ def measure_baselines(ca: Path) -> dict[str, Any]:
         streams = paced_players("baseline-ceiling-paced-streams", CEILING_PORT, ca)
         baselines.update({f"ceiling_streams_{key}": streams.get(key) for key in PACED_FIGURES})
         baselines["ceiling_streams_errors"] = streams.get("errors")
+        # The origin alone: the same players straight at Jellyfin (the stand-in), no TLS.
+        streams = paced_players(
+            "baseline-direct-paced-streams", 0, ca, check_bytes=True, url=direct_url("stackgen")
+        )
+        baselines.update({f"direct_streams_{key}": streams.get(key) for key in PACED_FIGURES})
+        baselines["direct_streams_errors"] = streams.get("errors")
     return baselines
 
 
@@ -487,13 +496,15 @@ def measure_baselines(ca: Path) -> dict[str, Any]:
 PACED_FIGURES = ("max_gap_ms", "max_gap_at_s", "max_head_gap_ms", "first_byte_ms_max")
 
 
-def paced_players(name: str, port: int, ca: Path, *, check_bytes: bool = False) -> dict[str, Any]:
+def paced_players(
+    name: str, port: int, ca: Path, *, check_bytes: bool = False, url: str | None = None
+) -> dict[str, Any]:
     """STREAMS paced players at BITRATE for STREAM_SECONDS; the result's `streams` part."""
     args = ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
             "--duration", str(STREAM_SECONDS)]  # fmt: skip
     if check_bytes:
         args.append("--check-bytes")
-    found: dict[str, Any] = bench(name, port, args, ca).get("streams") or {}
+    found: dict[str, Any] = bench(name, port, args, ca, url=url).get("streams") or {}
     return found
 
 

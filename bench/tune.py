@@ -11,6 +11,11 @@ templates are not touched). `stackgen bench --url B --direct A` then compares th
 interleaved, so `compare` is tuned/untouched (ratios) or tuned - untouched (ms). The
 `healthcheck` variant times `stackgen up` instead, alternating A and B.
 Results: bench/results/tuning/PROXY-VARIANT.json.
+
+    python bench/tune.py PROXY paced-control     (or `baseline paced-control`)
+
+runs the paced players against the bare TLS server, Jellyfin direct and PROXY in one run
+(bench/results/tuning/control-paced-streams-*.json).
 """
 
 from __future__ import annotations
@@ -98,9 +103,10 @@ def timed_up(folder: Path) -> float:
     return round(time.monotonic() - started, 2)
 
 
-def paced_control() -> int:
-    """The paced streams against the bare TLS file server (no proxy, no Jellyfin): the gaps
-    the client and the machine make on their own, to read the proxies' figures against."""
+def paced_control(proxy: str | None) -> int:
+    """The paced players against the bare TLS file server (no proxy, no Jellyfin) and, with
+    a proxy named, against Jellyfin direct (the stand-in, no TLS) and through that proxy, in
+    one run: the machine's, the origin's and the proxy's share of a gap, side by side."""
     out_dir = runner.OUT / "tuning"
     out_dir.mkdir(parents=True, exist_ok=True)
     runner.cleanup()
@@ -108,23 +114,41 @@ def paced_control() -> int:
         images = runner.build_images_pinned()
         runner.make_netns()
         tls = runner.make_certificate()
+        ca = tls / "ca.pem"
         media = runner.WORK / "media" / "media.bin"
         runner.write_media(media, runner.SIZE)
         runner.start_baseline(images["nginx"], tls, media)
         runner.paced_players(
-            "tuning/control-paced-streams-ceiling",
-            runner.CEILING_PORT,
-            tls / "ca.pem",
-            check_bytes=True,
+            "tuning/control-paced-streams-ceiling", runner.CEILING_PORT, ca, check_bytes=True
         )
+        if proxy is not None:
+            folder = runner.init_stack(proxy, "stackgen", images, tls)
+            runner.run(
+                [str(runner.STACKGEN), "up", "--dir", str(folder), "--timeout", "180"],
+                timeout=300,
+            )
+            runner.wait_media_file(folder)
+            runner.paced_players(
+                "tuning/control-paced-streams-direct",
+                0,
+                ca,
+                check_bytes=True,
+                url=runner.direct_url("stackgen"),
+            )
+            runner.paced_players(
+                f"tuning/control-paced-streams-{proxy}",
+                runner.LAYOUT["stackgen"]["https"],
+                ca,
+                check_bytes=True,
+            )
     finally:
         runner.cleanup()
     return 0
 
 
 def main(proxy: str, variant: str) -> int:
-    if (proxy, variant) == ("baseline", "paced-control"):
-        return paced_control()
+    if variant == "paced-control":
+        return paced_control(None if proxy == "baseline" else proxy)
     edits = VARIANTS.get((proxy, variant))
     if edits is None:
         known = ", ".join(f"{p} {v}" for p, v in VARIANTS)
