@@ -16,7 +16,7 @@ TLS ?= http
 # TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy).
 TARGET ?= compose
 
-.PHONY: help venv tools lint unit engine images test test-swarm golden demo demo-down wheel clean bench
+.PHONY: help venv tools lint unit engine images test test-swarm golden demo demo-down wheel clean bench bench-report
 
 help:
 	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm optional)"
@@ -91,6 +91,9 @@ wheel: venv
 # bench/results/*.json and bench/REPORT.md; exit 1 lists the goals missed.
 bench: venv engine images
 	$(PY) bench/run.py
+
+bench-report: venv
+	$(PY) bench/run.py --report
 
 clean:
 	rm -rf dist build .mypy_cache .ruff_cache .pytest_cache

@@ -11,6 +11,9 @@ Knobs (environment): BENCH_PROXIES, BENCH_CONFIGS ("stackgen docs"), BENCH_HTTP
 ("1.1 2"), BENCH_SIZE (MiB), BENCH_PAIRS, BENCH_API_SECONDS, BENCH_STREAMS,
 BENCH_STREAM_SECONDS, BENCH_BITRATE (Mbit/s), BENCH_OUT (results folder).
 
+`python bench/run.py --report [RESULTS]` (`make bench-report`) judges an earlier run again
+with the current goals and explanations, from its summary.json, and rewrites the report.
+
 Everything made here (stacks, the baseline container, the namespace) is removed at the
 end, on failure and on Ctrl-C; leftovers of a killed run are removed at the start.
 Exit 0 when every goal holds, 1 when one is missed (listed), 2 when the run broke.
@@ -37,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from limits import explain  # noqa: E402
 
-from stackgen.bench.goals import evaluate  # noqa: E402
+from stackgen.bench.goals import Verdict, evaluate  # noqa: E402
 
 PY = REPO / ".venv" / "bin" / "python"
 STACKGEN = REPO / ".venv" / "bin" / "stackgen"
@@ -408,17 +411,14 @@ def sample_memory(group: Cgroup, period: float = 0.2) -> Iterator[dict[str, int]
 # --- measurements --------------------------------------------------------------------------
 
 
-def bench(
-    name: str, url_port: int, args: Sequence[str], ca: Path, *, url: str | None = None
-) -> dict[str, Any]:
-    """`stackgen bench` inside the namespace, proxied side at https://DOMAIN:url_port (or at
-    `url`, e.g. Jellyfin's own http:// address, to measure the origin alone)."""
+def bench(name: str, url_port: int, args: Sequence[str], ca: Path) -> dict[str, Any]:
+    """`stackgen bench` inside the namespace, proxied side at https://DOMAIN:url_port."""
     out = OUT / f"{name}.json"
     for folder in (out.parent, OUT / "plots" / Path(name).parent):
         folder.mkdir(parents=True, exist_ok=True)
     cmd = [
         "ip", "netns", "exec", NETNS, str(STACKGEN), "bench",
-        "--url", url or f"https://{DOMAIN}:{url_port}", "--resolve", f"{DOMAIN}:{HOST_IP}",
+        "--url", f"https://{DOMAIN}:{url_port}", "--resolve", f"{DOMAIN}:{HOST_IP}",
         "--ca-file", str(ca), "--output", str(out), "--plot", str(OUT / "plots" / f"{name}.svg"),
         *args,
     ]  # fmt: skip
@@ -484,27 +484,37 @@ def measure_baselines(ca: Path) -> dict[str, Any]:
         baselines.update({f"ceiling_streams_{key}": streams.get(key) for key in PACED_FIGURES})
         baselines["ceiling_streams_errors"] = streams.get("errors")
         # The origin alone: the same players straight at Jellyfin (the stand-in), no TLS.
-        streams = paced_players(
-            "baseline-direct-paced-streams", 0, ca, check_bytes=True, url=direct_url("stackgen")
-        )
+        streams = origin_players("baseline-direct-paced-streams", direct_url("stackgen"))
         baselines.update({f"direct_streams_{key}": streams.get(key) for key in PACED_FIGURES})
         baselines["direct_streams_errors"] = streams.get("errors")
     return baselines
+
+
+def origin_players(name: str, url: str) -> dict[str, Any]:
+    """The same paced players at Jellyfin's own http:// address (bench/origin_players.py)."""
+    say(f"{name}: {STREAMS} paced players at {url}")
+    result = run(
+        ["ip", "netns", "exec", NETNS, str(PY), str(REPO / "bench" / "origin_players.py"),
+         "--url", url, "--streams", str(STREAMS), "--bitrate", str(BITRATE),
+         "--seconds", str(STREAM_SECONDS)],
+        timeout=STREAM_SECONDS + 300,
+    )  # fmt: skip
+    found: dict[str, Any] = json.loads(result.stdout)
+    (OUT / f"{name}.json").write_text(json.dumps(found, indent=2) + "\n")
+    return found
 
 
 # The paced-stream figures copied into summaries (as streams_* and ceiling_streams_*).
 PACED_FIGURES = ("max_gap_ms", "max_gap_at_s", "max_head_gap_ms", "first_byte_ms_max")
 
 
-def paced_players(
-    name: str, port: int, ca: Path, *, check_bytes: bool = False, url: str | None = None
-) -> dict[str, Any]:
+def paced_players(name: str, port: int, ca: Path, *, check_bytes: bool = False) -> dict[str, Any]:
     """STREAMS paced players at BITRATE for STREAM_SECONDS; the result's `streams` part."""
     args = ["--only", "streams", "--streams", str(STREAMS), "--bitrate", str(BITRATE),
             "--duration", str(STREAM_SECONDS)]  # fmt: skip
     if check_bytes:
         args.append("--check-bytes")
-    found: dict[str, Any] = bench(name, port, args, ca, url=url).get("streams") or {}
+    found: dict[str, Any] = bench(name, port, args, ca).get("streams") or {}
     return found
 
 
@@ -796,7 +806,36 @@ def reload_pass(proxy: str, images: dict[str, str], tls: Path) -> dict[str, Any]
         run([str(STACKGEN), "down", "--dir", str(folder)], check=False, timeout=300)
 
 
+def judge(
+    summaries: dict[str, dict[str, Any]], baselines: dict[str, Any]
+) -> tuple[list[Verdict], list[dict[str, Any]]]:
+    """Issue 9's goals over the run's figures, each missed one with what limits it."""
+    verdicts = evaluate(summaries)
+    goals = [
+        {"proxy": v.proxy, "goal": v.goal.text, "key": v.goal.key, "measured": v.measured,
+         "target": v.goal.target, "unit": v.goal.unit, "op": v.goal.op, "ok": v.ok,
+         "short_by": v.short_by,
+         "limit": None if v.ok else explain(v, summaries[v.proxy], baselines)}
+        for v in verdicts
+    ]  # fmt: skip
+    return verdicts, goals
+
+
+def report_only(results: Path) -> int:
+    """Judge an earlier run again with the current goals and explanations (the figures are
+    the run's own, untouched) and rewrite its report."""
+    path = results / "summary.json"
+    doc = json.loads(path.read_text())
+    verdicts, doc["goals"] = judge(doc["proxies"], doc.get("baselines") or {})
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    run([str(PY), str(REPO / "bench" / "report.py"), str(results)], check=False)
+    print("\n".join(v.line() for v in verdicts))
+    return 1 if any(not v.ok for v in verdicts) else 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--report"]:
+        return report_only(Path(sys.argv[2]) if len(sys.argv) > 2 else OUT)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     if os.geteuid() != 0:
@@ -847,12 +886,7 @@ def main() -> int:
         return 130
     finally:
         cleanup()
-    verdicts = evaluate(summaries)
-    limits = {
-        (v.proxy, v.goal.key): explain(v, summaries[v.proxy], baselines or {})
-        for v in verdicts
-        if not v.ok
-    }
+    verdicts, goals = judge(summaries, baselines or {})
     doc = {
         "schema": "stackgen-make-bench/1",
         "started": started,
@@ -869,12 +903,7 @@ def main() -> int:
         },
         "baselines": baselines,
         "proxies": summaries,
-        "goals": [
-            {"proxy": v.proxy, "goal": v.goal.text, "key": v.goal.key, "measured": v.measured,
-             "target": v.goal.target, "unit": v.goal.unit, "op": v.goal.op, "ok": v.ok,
-             "short_by": v.short_by, "limit": limits.get((v.proxy, v.goal.key))}
-            for v in verdicts
-        ],
+        "goals": goals,
     }  # fmt: skip
     (OUT / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     run([str(PY), str(REPO / "bench" / "report.py"), str(OUT)], check=False)

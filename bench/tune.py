@@ -128,12 +128,8 @@ def paced_control(proxy: str | None) -> int:
                 timeout=300,
             )
             runner.wait_media_file(folder)
-            runner.paced_players(
-                "tuning/control-paced-streams-direct",
-                0,
-                ca,
-                check_bytes=True,
-                url=runner.direct_url("stackgen"),
+            runner.origin_players(
+                "tuning/control-paced-streams-direct", runner.direct_url("stackgen")
             )
             runner.paced_players(
                 f"tuning/control-paced-streams-{proxy}",
