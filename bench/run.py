@@ -811,11 +811,14 @@ def judge(
 ) -> tuple[list[Verdict], list[dict[str, Any]]]:
     """Issue 9's goals over the run's figures, each missed one with what limits it."""
     verdicts = evaluate(summaries)
+    ratios = [s.get("stream_vs_ceiling") for s in summaries.values()]
+    known = [r for r in ratios if isinstance(r, int | float)]
+    context = {**baselines, "best_stream_vs_ceiling": max(known) if known else None}
     goals = [
         {"proxy": v.proxy, "goal": v.goal.text, "key": v.goal.key, "measured": v.measured,
          "target": v.goal.target, "unit": v.goal.unit, "op": v.goal.op, "ok": v.ok,
          "short_by": v.short_by,
-         "limit": None if v.ok else explain(v, summaries[v.proxy], baselines)}
+         "limit": None if v.ok else explain(v, summaries[v.proxy], context)}
         for v in verdicts
     ]  # fmt: skip
     return verdicts, goals
