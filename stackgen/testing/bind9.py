@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import struct
@@ -34,7 +35,8 @@ from typing import Final, Self
 
 from stackgen.testing.service import Service, start_stop_parser, state_folder
 
-IMAGE: Final = "stackgen-test/bind9:local"
+# The tag moves with STACKGEN_TEST_IMAGE_TAG, as tests/images/build.py tags it.
+IMAGE: Final = f"stackgen-test/bind9:{os.environ.get('STACKGEN_TEST_IMAGE_TAG') or 'local'}"
 CONF_PATH: Final = "/etc/bind/stackgen"
 KEY_NAME: Final = "stackgen-acme"
 ALGORITHM: Final = "hmac-sha256"

@@ -46,7 +46,14 @@ from typing import IO
 
 IMAGES_DIR = Path(__file__).resolve().parent
 TAG_REPOSITORY = "stackgen-test"
-TAG_VERSION = "local"
+# Dockerfiles name their local bases as `stackgen-test/<name>:local`; the built tag's version
+# can be moved with STACKGEN_TEST_IMAGE_TAG so that two checkouts developing different images
+# on one engine never replace each other's images mid-run (the Dockerfiles keep `local`, and
+# the build context rewrites their FROM lines to the tag in use).
+LOGICAL_VERSION = "local"
+TAG_VERSION = os.environ.get("STACKGEN_TEST_IMAGE_TAG") or LOGICAL_VERSION
+if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", TAG_VERSION):
+    raise SystemExit(f"STACKGEN_TEST_IMAGE_TAG={TAG_VERSION!r} is not a valid image tag")
 HASH_LABEL = "org.stackgen.content-hash"
 # Bump when images change in a way their folders do not show (e.g. this file's recipes).
 RECIPE_VERSION = "1"
@@ -298,7 +305,7 @@ def dockerfile_bases(spec: ImageSpec) -> list[str]:
         return []
     text = (spec.folder / "Dockerfile").read_text()
     refs = re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", text, flags=re.MULTILINE | re.IGNORECASE)
-    pattern = re.compile(rf"^{re.escape(TAG_REPOSITORY)}/([a-z0-9][a-z0-9._-]*):{TAG_VERSION}$")
+    pattern = re.compile(rf"^{re.escape(TAG_REPOSITORY)}/([a-z0-9][a-z0-9._-]*):{LOGICAL_VERSION}$")
     bases = []
     for ref in refs:
         match = pattern.match(ref)
@@ -415,6 +422,16 @@ def build_context(spec: ImageSpec) -> Iterator[Path]:
                 os.link(binary, destination)
             except OSError:
                 shutil.copy2(binary, destination)
+        if TAG_VERSION != LOGICAL_VERSION:
+            dockerfile = context / "Dockerfile"
+            dockerfile.write_text(
+                re.sub(
+                    rf"^(\s*FROM\s+(?:--\S+\s+)*{re.escape(TAG_REPOSITORY)}/\S+):{LOGICAL_VERSION}\b",
+                    rf"\1:{TAG_VERSION}",
+                    dockerfile.read_text(),
+                    flags=re.MULTILINE | re.IGNORECASE,
+                )
+            )
         yield context
 
 
