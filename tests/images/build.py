@@ -150,7 +150,7 @@ SPECS: dict[str, ImageSpec] = {
         # image though no stack names it.
         ImageSpec("bind9", "internetsystemsconsortium/bind9", checks=(("-V",),)),
         # Test infrastructure: a Docker-in-Docker Swarm node for the multi-node tests
-        # (stackgen.testing.swarm_cluster); named after Docker's own dind image.
+        # (tests.swarm.cluster); named after Docker's own dind image.
         ImageSpec("swarm-node", "docker:dind", checks=(("--version",),), on_demand=True),
     )
 }

@@ -29,7 +29,7 @@ from stackgen import lifecycle, swarm_ops
 from stackgen.config_file import build_config, load_config
 from stackgen.models import StackConfig
 from stackgen.stack import Stack, init_stack
-from stackgen.testing.swarm_cluster import SwarmCluster
+from tests.swarm.cluster import SwarmCluster
 
 from .client import Endpoint
 from .conftest import CLIENT, PROXIES, STANDIN, image_name, record_setup_failure, stacks_dir
