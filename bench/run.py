@@ -143,8 +143,8 @@ def build_images_pinned() -> dict[str, str]:
     # The test images' own build command (cached by content: instant when `make images` ran).
     built = run([str(PY), str(REPO / "tests" / "images" / "build.py"), "--json"], timeout=3600)
     images: dict[str, str] = json.loads(built.stdout)
-    # Our own tag: other worktrees' builds move `stackgen-test/...:local` to their own
-    # version of the stand-in while a run is going on.
+    # Our own tag: a build from another checkout on this engine may move
+    # `stackgen-test/...:local` to its own version of the stand-in while a run is going on.
     pinned = "stackgen-bench/jellyfin-standin:run"
     run(["docker", "tag", images["jellyfin-standin"], pinned])
     images["jellyfin-standin"] = pinned

@@ -97,6 +97,7 @@ def test_the_report_is_written_into_the_results_folder(tmp_path: Path) -> None:
     text = (tmp_path / "REPORT.md").read_text()
     assert "![throughput](plots/throughput.svg)" in text
     assert (tmp_path / "plots" / "throughput.svg").is_file()
+    assert "issue" not in text.lower()  # the report stands on its own
 
 
 def test_the_harness_changes_no_import_path() -> None:
