@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,40 @@ def test_the_harness_changes_no_import_path() -> None:
                 assert not (isinstance(node.value, ast.Name) and node.value.id == "sys"), path
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith(("tests", "images", "limits")), path
+
+
+@pytest.mark.parametrize("proxy", available())
+def test_a_docs_stack_is_made_as_make_bench_makes_it(
+    proxy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bench.run`'s own steps, without the engine: the run's CA, a stack with certificates
+    from files, and the docs config in place of the rendered one, every placeholder filled."""
+    from bench import run
+
+    def in_process(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        assert cmd[0] == str(run.STACKGEN), cmd  # only `stackgen` runs here: no engine
+        result = stackgen(*cmd[1:])
+        assert result.returncode == 0, result.stderr
+        return subprocess.CompletedProcess(cmd, 0, result.stdout, result.stderr)
+
+    monkeypatch.setattr(run, "run", in_process)
+    monkeypatch.setattr(run, "WORK", tmp_path / "work")
+    tls = run.make_certificate()
+    images = {name: f"stackgen-test/{name}:local" for name in ("jellyfin-standin", "httpd")}
+    images |= {p: f"stackgen-test/{p}:local" for p in available()}
+    folder = run.init_stack(proxy, "docs", images, tls)
+    assert "STANDIN_MEDIA_BYTES" in (folder / "docker-compose.yml").read_text()
+    run.apply_docs_config(proxy, folder)
+    names = sorted(p.name for p in (FIXTURES / proxy).iterdir())
+    written = {
+        name: (folder / target).read_text()
+        for name, target in config_targets(proxy, folder, names).items()
+    }
+    for name, text in written.items():
+        assert re.findall(r"@[A-Z_]+@", text) == [], name
+        fixture = (FIXTURES / proxy / name).read_text()
+        lines = [line for line in fixture.splitlines() if "@" not in line]
+        assert all(line in text.splitlines() for line in lines), name  # the docs' own text
+    together = "".join(written.values())
+    assert run.DOMAIN in together
+    assert certificate_paths(proxy, folder)[0] in together
