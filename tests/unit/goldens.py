@@ -3,13 +3,14 @@
 A case is one stack configuration, named by the inputs that vary across the matrix
 (`DIMENSIONS`). Each rendered file (one per template output: `docker-compose.yml`,
 `nginx/conf.d/jellyfin.conf`, `certbot/run.sh`, ...) is snapshotted under
-`files/<rendered path>/<variant>`, where the variant is named by the inputs the file's content
-depends on across the matrix: `certbot/watch-certs.sh/any` is the same for all 74 stacks that
-render it, `jellyfin/config/config/network.xml/compose+host+root+none` differs with the deploy
-target, the Jellyfin network, the subpath and the client options, and with nothing else.
-`index.toml` says, for every case and every file it renders, which variant holds its bytes:
-a case whose output moves to another variant is a diff of one line. `stacks/` holds a few
-whole stacks, one file each, to read a complete stack at a glance.
+`files/<rendered path>/<variant>`, one file per distinct content. The variant is named by
+the inputs the content depends on across the matrix and the values they take where it is
+rendered: `certbot/watch-certs.sh/any` is the same for all 74 stacks that render it,
+`certbot/run.sh/caddy,nginx,haproxy,apache+compose+acme-dns` is one file for four proxies,
+and `traefik/traefik.toml/internal,files+none` says the static file does not change between
+those two certificate sources. `index.toml` says, for every case and every file it renders,
+which variant holds its bytes: a case whose output moves to another variant is a diff of one
+line. `stacks/` holds ten whole stacks, one file each, to read a complete stack at a glance.
 
 Building the tree is pure (`golden_tree`): the test compares it with the files on disk, and
 `make golden` writes it.
@@ -214,16 +215,26 @@ def reads(
 def variant_names(
     contents: Mapping[str, bytes], inputs: Mapping[str, Mapping[str, str]], order: Iterable[str]
 ) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The inputs a file reads and, for each case, the variant holding its bytes: named by
-    those inputs' values in the first case (matrix order) that renders the same bytes."""
+    """The inputs a file reads and, for each case, the variant holding its bytes. A variant
+    is named by the values those inputs take across the cases that render its bytes, one
+    `+`-separated field per input, the values of a field joined by `,` (`certbot/run.sh`'s
+    `apache,caddy,haproxy,nginx+compose+acme-dns`: the same for every proxy that runs
+    certbot). Should two variants get the same name, the second is named by the values of
+    its first case (matrix order), which no other variant can hold."""
     dims = reads(contents, inputs)
-    by_content: dict[bytes, str] = {}
-    names = {}
+    classes: dict[bytes, list[str]] = {}
     for case in order:
-        if case not in contents:
-            continue
-        name = "+".join(inputs[case][d] for d in dims) or "any"
-        names[case] = by_content.setdefault(contents[case], name)
+        if case in contents:
+            classes.setdefault(contents[case], []).append(case)
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for members in classes.values():
+        fields = [",".join(dict.fromkeys(inputs[case][d] for case in members)) for d in dims]
+        name = "+".join(fields) or "any"
+        if name in used:
+            name = "+".join(inputs[members[0]][d] for d in dims)
+        used.add(name)
+        names |= dict.fromkeys(members, name)
     return dims, names
 
 
