@@ -230,9 +230,9 @@ def _certificates(
             "'acme' and `stackgen render`",
         )
         return TlsMode.FILES
-    if imp.cert_file is not None and imp.key_file is not None:
-        tls["cert_file"] = str(imp.cert_file)
-        tls["key_file"] = str(imp.key_file)
+    if imp.kept_pair is not None:
+        # Copied, never mounted from the old place: what the proxy reads is what was checked.
+        _extracted(tls, state, *imp.kept_pair)
         return TlsMode.FILES
     return mode
 
