@@ -43,7 +43,14 @@ from stackgen.models import (
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
 from stackgen.render import secrets_file
-from stackgen.stack import RenderOutcome, Stack, init_stack, project_name, render_dir
+from stackgen.stack import (
+    RenderOutcome,
+    Stack,
+    init_stack,
+    own_certificate,
+    project_name,
+    render_dir,
+)
 from stackgen.stack_checks import check_stack, summarize
 from stackgen.writer import Action
 
@@ -401,7 +408,7 @@ def init(
     data["deploy"] = deploy
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.
-    state = []
+    config, state = own_certificate(config, directory)
     if dns_credential:
         state.append(secrets_file(config, _parse_credentials(dns_credential)))
     with changing(directory, "init", writes=not dry_run):

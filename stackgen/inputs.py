@@ -17,7 +17,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from stackgen.errors import InvalidInputError
+from stackgen.errors import InvalidInputError, StackgenError
 
 # Far above any proxy configuration, acme.json or certificate chain seen in the wild, far
 # below what would hurt the machine reading it.
@@ -32,15 +32,21 @@ _KINDS: Final = (
 )
 
 
-def read_bytes(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
+def read_bytes(
+    path: Path,
+    *,
+    limit: int = MAX_INPUT_BYTES,
+    unreadable: type[StackgenError] = InvalidInputError,
+) -> bytes:
     """The content of a regular file of at most `limit` bytes. Opened without blocking (a
     FIFO would otherwise wait for a writer forever) and judged on the open descriptor, so
-    what is checked is what is read."""
+    what is checked is what is read. `unreadable` is the error for a file the OS will not
+    open or read (permissions): a filesystem problem for the stack's own files."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
     except OSError as error:
-        raise InvalidInputError(f"{path}: cannot read: {error.strerror or error}") from None
+        raise unreadable(f"{path}: cannot read: {error.strerror or error}") from None
     with os.fdopen(fd, "rb") as handle:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -49,7 +55,7 @@ def read_bytes(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
         try:
             data = handle.read(limit + 1)
         except OSError as error:
-            raise InvalidInputError(f"{path}: cannot read: {error.strerror or error}") from None
+            raise unreadable(f"{path}: cannot read: {error.strerror or error}") from None
     if len(data) > limit:
         raise InvalidInputError(f"{path}: larger than {limit // (1024 * 1024)} MiB: not read")
     return data
@@ -104,7 +110,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not read: expand them", event.start_mark
             )
@@ -119,7 +125,7 @@ def yaml_tree(text: str) -> tuple[yaml.Node | None, Any]:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return node, data
 
 
@@ -134,9 +140,7 @@ def tls_pair(chain_pem: bytes, key_pem: bytes, cert_path: object, key_path: obje
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError):
-        raise InvalidInputError(
-            f"{key_path}: expected an unencrypted PEM private key"
-        ) from None
+        raise InvalidInputError(f"{key_path}: expected an unencrypted PEM private key") from None
     except Exception:  # cryptography raises its own types for unsupported keys
         raise InvalidInputError(f"{key_path}: expected a PEM private key") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo

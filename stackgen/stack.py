@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Final
 
-from stackgen import engine, writer
+from stackgen import engine, inputs, writer
 from stackgen.config_file import CONFIG_NAME, dump_config, load_config
 from stackgen.engine import DockerClient
 from stackgen.errors import ConflictError, FilesystemError, StackgenError
@@ -72,6 +73,37 @@ class RenderOutcome:
             ],
             "conflicts": [v.file.path for v in self.plan.conflicts],
         }
+
+
+# Where a certificate and key the user brings (tls.mode `files`: `init --cert-file`, or an
+# import) live in the stack: copied, so the proxy never mounts a path outside the folder.
+OWN_CERT: Final = "tls/imported/fullchain.pem"
+OWN_KEY: Final = "tls/imported/privkey.pem"
+
+
+def own_certificate(config: StackConfig, folder: Path) -> tuple[StackConfig, list[PlannedFile]]:
+    """For tls.mode `files`: the configuration that serves a copy of the user's pair, and the
+    copy (0600). The pair is read as untrusted input (regular files, bounded size) and the
+    key matched to the certificate, before anything is written."""
+    cert, key = config.tls.cert_file, config.tls.key_file
+    if config.tls.mode is not TlsMode.FILES or cert is None or key is None:
+        return config, []
+    if (cert, key) == (OWN_CERT, OWN_KEY):
+        return config, []
+    chain, key_pem = inputs.read_tls_pair(stack_path(folder, cert), stack_path(folder, key))
+    tls = config.tls.model_copy(update={"cert_file": OWN_CERT, "key_file": OWN_KEY})
+    # The chain is 0600 too: a copy nobody else needs to read, and one rule is simpler.
+    state = [
+        PlannedFile(OWN_CERT, chain, 0o600, state=True),
+        PlannedFile(OWN_KEY, key_pem, 0o600, state=True),
+    ]
+    return config.model_copy(update={"tls": tls}), state
+
+
+def stack_path(folder: Path, raw: str) -> Path:
+    """A path of stackgen.toml: absolute, or relative to the stack folder (as the model)."""
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else folder / path
 
 
 def ensure_writable_dir(stack_dir: Path) -> None:

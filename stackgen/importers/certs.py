@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from stackgen import inputs
 from stackgen.errors import InvalidInputError
+from stackgen.stack import OWN_CERT, OWN_KEY
 
 # The resolver stackgen's traefik.toml declares (`certificatesResolvers.acme`): Traefik v3
 # keeps each resolver's account and certificates under its name in acme.json.
 RESOLVER: Final = "acme"
 # Where extracted certificates go in the stack folder (mode `files`).
-IMPORTED_DIR: Final = "tls/imported"
-IMPORTED_CERT: Final = f"{IMPORTED_DIR}/fullchain.pem"
-IMPORTED_KEY: Final = f"{IMPORTED_DIR}/privkey.pem"
+IMPORTED_CERT: Final = OWN_CERT
+IMPORTED_KEY: Final = OWN_KEY
 
 
 @dataclass(frozen=True)

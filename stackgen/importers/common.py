@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Final
 
 from stackgen import inputs
-from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import Imported, ReportAction, Upstream, under_root
 from stackgen.importers.certs import IMPORTED_CERT, IMPORTED_KEY, certificate_summary

@@ -46,7 +46,7 @@ def run_bounded(
             resource.setrlimit(resource.RLIMIT_AS, (used + memory, used + memory))
             signal.alarm(seconds)
             result = _invoke(args, cwd)
-        except BaseException as error:  # noqa: BLE001 - reported to the parent, not raised
+        except BaseException as error:
             result = {"code": None, "stderr": "", "traceback": repr(error)}
         with contextlib.suppress(BaseException), os.fdopen(write_end, "w") as pipe:
             pipe.write(json.dumps(result))
@@ -75,6 +75,6 @@ def _invoke(args: tuple[str, ...], cwd: Path | None) -> dict[str, object]:
 
 
 def _address_space() -> int:
-    with open("/proc/self/statm") as statm:  # noqa: PTH123
+    with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[0])
     return pages * os.sysconf("SC_PAGE_SIZE")

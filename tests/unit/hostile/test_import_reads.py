@@ -214,13 +214,17 @@ def _deep(kind: str) -> tuple[str, str]:
         )
     if kind == "caddy":
         return "Caddyfile", (
-            "jellyfin.example.com {\n" + "x {\n" * DEPTH + "}\n" * DEPTH
+            "jellyfin.example.com {\n"
+            + "x {\n" * DEPTH
+            + "}\n" * DEPTH
             + "proxy / 127.0.0.1:8096\n}\n"
         )
     if kind == "nginx":
         return "jellyfin.conf", (
             "server {\nserver_name jellyfin.example.com;\n"
-            + "location / {\n" * DEPTH + "}\n" * DEPTH + "proxy_pass http://127.0.0.1:8096;\n}\n"
+            + "location / {\n" * DEPTH
+            + "}\n" * DEPTH
+            + "proxy_pass http://127.0.0.1:8096;\n}\n"
         )
     raise AssertionError(kind)
 
