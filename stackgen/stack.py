@@ -157,6 +157,14 @@ def init_stack(
             "or re-run init with --force"
         )
     plan = plan_render(stack, force=force, with_config=True, state=state)
+    if plan.conflicts and not force:
+        # Without stackgen.toml nothing in the folder is proven stackgen's: a kept
+        # docker-compose.yml would be someone else's stack under the new stackgen.toml.
+        foreign = plan.conflicts[0].file.path
+        raise ConflictError(
+            f"{stack.folder / foreign} exists and is not stackgen's: init would leave it "
+            "under the new stackgen.toml; move it away, or pass --force to replace it"
+        )
     if force:
         # --force on init replaces stackgen.toml too.
         plan.verdicts = [

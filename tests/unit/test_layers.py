@@ -15,6 +15,7 @@ PURE = (
     "stackgen.errors",
     "stackgen.parts",
     "stackgen.inputs",
+    "stackgen.validation",
     "stackgen.pki",
     "stackgen.dns_providers",
     "stackgen.models",
