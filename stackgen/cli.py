@@ -40,6 +40,7 @@ from stackgen.models import (
     TlsMode,
     TlsSource,
 )
+from stackgen.output import PrintableStream
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
 from stackgen.render import secrets_file
@@ -892,6 +893,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def main() -> None:
+    # The one output boundary: nothing printed carries control characters (docs/security.md).
+    colour = _color()
+    sys.stdout = PrintableStream(sys.stdout, colour=colour)
+    sys.stderr = PrintableStream(sys.stderr, colour=colour)
     if len(sys.argv) == 1:
         sys.argv.append("--help")  # a bare `stackgen` shows the help, not an error
     try:

@@ -16,6 +16,7 @@ PURE = (
     "stackgen.parts",
     "stackgen.inputs",
     "stackgen.validation",
+    "stackgen.output",
     "stackgen.pki",
     "stackgen.dns_providers",
     "stackgen.models",
