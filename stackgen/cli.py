@@ -47,6 +47,7 @@ from stackgen.render import secrets_file
 from stackgen.stack import (
     RenderOutcome,
     Stack,
+    check_bundles,
     init_stack,
     own_certificate,
     project_name,
@@ -409,6 +410,7 @@ def init(
     data["deploy"] = deploy
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.
+    check_bundles(config, directory)
     config, state = own_certificate(config, directory)
     if dns_credential:
         state.append(secrets_file(config, _parse_credentials(dns_credential)))

@@ -153,6 +153,16 @@ def tls_pair(chain_pem: bytes, key_pem: bytes, cert_path: object, key_path: obje
         )
 
 
+def read_certificates(path: Path) -> bytes:
+    """A PEM bundle of certificates (a CA to trust), read as untrusted input."""
+    data = read_bytes(path)
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise InvalidInputError(f"{path}: expected PEM certificates") from None
+    return data
+
+
 def read_tls_pair(cert_path: Path, key_path: Path) -> tuple[bytes, bytes]:
     """A certificate chain and its key, read as untrusted input and matched."""
     chain, key = read_bytes(cert_path), read_bytes(key_path)

@@ -100,6 +100,14 @@ def own_certificate(config: StackConfig, folder: Path) -> tuple[StackConfig, lis
     return config.model_copy(update={"tls": tls}), state
 
 
+def check_bundles(config: StackConfig, folder: Path) -> None:
+    """tls.ca_bundle (mounted into the ACME client) and tls.trust_bundle (read by up, status
+    and verify) hold PEM certificates: never a FIFO, a device or a file of secrets."""
+    for raw in (config.tls.ca_bundle, config.tls.trust_bundle):
+        if raw is not None:
+            inputs.read_certificates(stack_path(folder, raw))
+
+
 def stack_path(folder: Path, raw: str) -> Path:
     """A path of stackgen.toml: absolute, or relative to the stack folder (as the model)."""
     path = Path(raw).expanduser()

@@ -17,7 +17,14 @@ from stackgen.integrity import broken_state_json, missing_services, unusable_by_
 from stackgen.models import TlsMode, validate_tsig_secret
 from stackgen.probe import Status
 from stackgen.render import ENV_FILE
-from stackgen.stack import OWN_CERT, OWN_KEY, Stack, plan_render, stack_path
+from stackgen.stack import (
+    OWN_CERT,
+    OWN_KEY,
+    Stack,
+    check_bundles,
+    plan_render,
+    stack_path,
+)
 from stackgen.writer import Action
 
 
@@ -99,9 +106,14 @@ def _well_formed(stack: Stack) -> list[Finding]:
 
 
 def _own_certificate(stack: Stack) -> list[Finding]:
-    """tls.mode `files`: the key loads and is the certificate's, both are regular files and
-    no link leads the proxy's mount elsewhere (a link planted in place of the copy)."""
+    """The CA bundles hold certificates; with tls.mode `files`, the key loads and is the
+    certificate's, both are regular files and no link leads the proxy's mount elsewhere (a
+    link planted in place of the copy)."""
     tls = stack.config.tls
+    try:
+        check_bundles(stack.config, stack.folder)
+    except InvalidInputError as error:
+        return [Finding("tls", Status.FAIL, str(error))]
     if tls.mode is not TlsMode.FILES or tls.cert_file is None or tls.key_file is None:
         return []
     cert, key = stack_path(stack.folder, tls.cert_file), stack_path(stack.folder, tls.key_file)

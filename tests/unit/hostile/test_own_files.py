@@ -155,3 +155,71 @@ def test_a_fifo_stackgen_toml_is_refused_without_waiting(tmp_path: Path) -> None
     assert outcome.traceback == "", outcome.traceback
     assert outcome.code in (ExitCode.INVALID_INPUT, ExitCode.FILESYSTEM), outcome.stderr
     assert "not a regular file" in outcome.stderr
+
+
+@pytest.mark.parametrize("option", ["--ca-bundle", "--trust-bundle"])
+def test_a_bundle_that_is_not_pem_certificates_is_refused(option: str, tmp_path: Path) -> None:
+    """`--ca-bundle /etc/shadow` was mounted into the ACME client's container as given."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$salt$hash:19000:0:99999:7:::\n")
+    stack = tmp_path / "stack"
+    result = stackgen(
+        "init",
+        "nginx",
+        "--domain",
+        "jellyfin.example.com",
+        "--email",
+        "admin@example.com",
+        option,
+        str(secret),
+        "--dir",
+        str(stack),
+    )
+    _one_line(result.returncode, result.stderr, str(secret), "PEM certificate")
+    assert "$6$" not in result.stderr
+    assert not stack.exists()
+
+
+def test_a_fifo_bundle_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    outcome = run_bounded(
+        "init",
+        "nginx",
+        "--domain",
+        "jellyfin.example.com",
+        "--email",
+        "admin@example.com",
+        "--ca-bundle",
+        str(fifo),
+        "--dir",
+        str(tmp_path / "stack"),
+        seconds=10,
+    )
+    assert outcome.traceback == "", outcome.traceback
+    _one_line(outcome.code, outcome.stderr, "not a regular file")
+
+
+def test_check_fails_a_bundle_replaced_by_something_else(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(make_cert("ca.example.net").chain_pem)
+    assert (
+        stackgen(
+            "init",
+            "nginx",
+            "--domain",
+            "jellyfin.example.com",
+            "--email",
+            "admin@example.com",
+            "--ca-bundle",
+            str(bundle),
+            "--dir",
+            str(stack),
+        ).returncode
+        == 0
+    )
+    bundle.write_text("not a certificate\n")
+    result = stackgen("check", "--no-docker", "--dir", str(stack))
+    assert result.returncode == ExitCode.PROBLEMS_FOUND, result.stderr
+    assert "PEM certificate" in result.stderr
