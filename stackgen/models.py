@@ -437,6 +437,8 @@ class TlsConfig(Strict):
             host, _, port = entry.rpartition(":")
             try:
                 ipaddress.ip_address(host)
+                if not re.fullmatch(r"[0-9]{1,5}", port):  # int() also reads '٥٣' as 53
+                    raise ValueError(port)
                 validate_port(int(port))
             except ValueError:
                 raise ValueError(f"dns resolver {entry!r} is not IP:port") from None

@@ -42,7 +42,8 @@ def set_upstream(
     )
 
 
-_PORT = re.compile(r"(?:^|:)(\d{1,5})$")
+# ASCII digits only: `\d` also matches other scripts' digits, which int() reads as numbers.
+_PORT = re.compile(r"(?:^|:)([0-9]{1,5})$")
 
 
 def listen_port(

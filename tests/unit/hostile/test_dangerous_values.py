@@ -244,3 +244,12 @@ def test_a_foreign_compose_file_is_not_silently_kept(command: str, tmp_path: Pat
         forced = stackgen(*BASE, "--dir", str(stack), "--force")
         assert forced.returncode == 0, forced.stderr
         assert b"miner" not in (stack / "docker-compose.yml").read_bytes()
+
+
+@pytest.mark.parametrize("resolver", ["192.0.2.53:٥٣", "192.0.2.53:\uff15\uff13"])
+def test_a_dns_resolver_port_is_ascii_digits(resolver: str) -> None:
+    """Before: int() read other scripts' digits, so '٥٣' silently became port 53."""
+    _refused(
+        {"tls": {"mode": "acme-dns", "dns_provider": "cloudflare", "dns_resolvers": [resolver]}},
+        "tls.dns_resolvers",
+    )

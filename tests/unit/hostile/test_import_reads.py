@@ -4,6 +4,7 @@ matched to its certificate and copied into the stack, never mounted from the old
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tomllib
@@ -257,3 +258,26 @@ def test_a_non_ascii_digit_port_label_is_one_line(tmp_path: Path) -> None:
         run_bounded("import", str(folder), "--dir", str(tmp_path / "stack"), "--email", EMAIL),
         "traefik.port",
     )
+
+
+@pytest.mark.parametrize("digits", ["٤٤٣", "\uff14\uff14\uff13"])
+def test_non_ascii_digits_are_not_read_as_a_port(digits: str, tmp_path: Path) -> None:
+    """Before: `listen ٤٤٣ ssl` matched `\\d` and silently became port 443."""
+    site = tmp_path / "jellyfin.conf"
+    site.write_text(
+        f"server {{\n    listen {digits} ssl;\n    server_name jellyfin.example.com;\n"
+        "    location / {\n        proxy_pass http://127.0.0.1:8096;\n    }\n}\n"
+    )
+    result = stackgen(
+        "import",
+        str(site),
+        "--dir",
+        str(tmp_path / "stack"),
+        "--email",
+        EMAIL,
+        "--dry-run",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    entries = [e for e in json.loads(result.stdout)["report"] if digits in e["directive"]]
+    assert [e["action"] for e in entries] == ["dropped"], entries
