@@ -22,6 +22,9 @@ from stackgen.errors import InvalidInputError, StackgenError
 # Far above any proxy configuration, acme.json or certificate chain seen in the wild, far
 # below what would hurt the machine reading it.
 MAX_INPUT_BYTES: Final = 4 * 1024 * 1024
+# Deeper than any real configuration nests (an Apache <If> in a <Location> in a
+# <VirtualHost> is 3): refused early, before a parser's cost grows with the depth.
+MAX_NESTING: Final = 64
 
 _KINDS: Final = (
     (stat.S_ISDIR, "a folder"),
@@ -106,15 +109,28 @@ def bounded_nesting(where: object, expected: str) -> Iterator[None]:
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without aliases: `*name` can expand a few lines into gigabytes (billion laughs)."""
+    """YAML without aliases: `*name` can expand a few lines into gigabytes (billion laughs);
+    and no deeper than MAX_NESTING (PyYAML's scanner slows with the depth before the
+    interpreter's stack runs out)."""
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not read: expand them", event.start_mark
+                None, None, "YAML aliases (*name) are not read: expand them", mark
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def yaml_tree(text: str) -> tuple[yaml.Node | None, Any]:

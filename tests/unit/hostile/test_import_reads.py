@@ -242,7 +242,7 @@ def test_deep_nesting_is_one_line_not_a_recursion_traceback(kind: str, tmp_path:
         target = tmp_path / name
         target.write_text(text)
     outcome = run_bounded("import", str(target), "--dir", str(tmp_path / "stack"), "--email", EMAIL)
-    _refused(outcome, name)
+    _refused(outcome, name, "nested")
     _nothing_written(tmp_path / "stack")
 
 
