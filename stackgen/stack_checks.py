@@ -117,15 +117,18 @@ def _own_certificate(stack: Stack) -> list[Finding]:
     if tls.mode is not TlsMode.FILES or tls.cert_file is None or tls.key_file is None:
         return []
     cert, key = stack_path(stack.folder, tls.cert_file), stack_path(stack.folder, tls.key_file)
+    folder = stack.folder.resolve()
     for path in (cert, key):
-        if path.is_symlink():
+        # The stack's own copy is a file: a link there would send the mount elsewhere. A
+        # pair outside the folder (a certbot lineage, written by an older stackgen) is
+        # links by nature, and gets the warning below.
+        if path.is_symlink() and folder in path.absolute().parents:
             return [Finding("tls", Status.FAIL, f"{path} is a symbolic link: copy the file")]
     try:
         inputs.read_tls_pair(cert, key)
     except InvalidInputError as error:
         return [Finding("tls", Status.FAIL, str(error))]
     findings = [Finding("tls", Status.PASS, f"{key.name} is the key of {cert.name}")]
-    folder = stack.folder.resolve()
     outside = [p for p in (cert, key) if folder not in p.resolve().parents]
     if outside:
         findings.append(

@@ -223,3 +223,40 @@ def test_check_fails_a_bundle_replaced_by_something_else(tmp_path: Path) -> None
     result = stackgen("check", "--no-docker", "--dir", str(stack))
     assert result.returncode == ExitCode.PROBLEMS_FOUND, result.stderr
     assert "PEM certificate" in result.stderr
+
+
+def test_check_only_warns_about_a_lineage_mounted_from_outside(tmp_path: Path) -> None:
+    """A stack written before the copy (tls.cert_file naming a certbot lineage, whose files
+    are links) still passes check, with a warning that says how to move to the copy."""
+    cert, key = _pair(tmp_path / "archive")
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "fullchain.pem").symlink_to(cert)
+    (live / "privkey.pem").symlink_to(key)
+    stack = tmp_path / "stack"
+    assert (
+        stackgen(
+            "init",
+            "nginx",
+            "--domain",
+            "jellyfin.example.com",
+            "--email",
+            "admin@example.com",
+            "--dir",
+            str(stack),
+        ).returncode
+        == 0
+    )
+    config = stack / "stackgen.toml"
+    text = config.read_text().replace(
+        'mode = "acme"',
+        (
+            f'mode = "files"\ncert_file = "{live / "fullchain.pem"}"\n'
+            f'key_file = "{live / "privkey.pem"}"'
+        ),
+    )
+    config.write_text(text)
+    assert stackgen("render", "--dir", str(stack)).returncode == 0
+    result = stackgen("check", "--no-docker", "--dir", str(stack))
+    assert result.returncode == 0, result.stderr
+    assert "outside the stack folder" in result.stderr
