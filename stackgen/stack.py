@@ -156,7 +156,12 @@ def plan_render(
 
 
 def init_stack(
-    stack: Stack, *, force: bool, dry_run: bool, state: Sequence[PlannedFile] = ()
+    stack: Stack,
+    *,
+    force: bool,
+    dry_run: bool,
+    state: Sequence[PlannedFile] = (),
+    instead: str = "pass --force to replace it",
 ) -> RenderOutcome:
     ensure_writable_dir(stack.folder)
     if (stack.folder / CONFIG_NAME).exists() and not force:
@@ -170,8 +175,8 @@ def init_stack(
         # docker-compose.yml would be someone else's stack under the new stackgen.toml.
         foreign = plan.conflicts[0].file.path
         raise ConflictError(
-            f"{stack.folder / foreign} exists and is not stackgen's: init would leave it "
-            "under the new stackgen.toml; move it away, or pass --force to replace it"
+            f"{stack.folder / foreign} exists and is not stackgen's: it would stay "
+            f"under the new stackgen.toml; move it away, or {instead}"
         )
     if force:
         # --force on init replaces stackgen.toml too.

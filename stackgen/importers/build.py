@@ -128,7 +128,13 @@ def build_stack(
     # Certificate files written by this import do not exist yet: their presence is this
     # module's own doing, the paths the old proxy named were checked when they were read.
     config = build_config(data, stack_dir, check_paths=False)
-    outcome = init_stack(Stack(config, stack_dir), force=False, dry_run=True, state=state)
+    outcome = init_stack(
+        Stack(config, stack_dir),
+        force=False,
+        dry_run=True,
+        state=state,
+        instead="import into an empty folder",
+    )
     given = {f.path for f in state}
     kept = [
         v.file.path

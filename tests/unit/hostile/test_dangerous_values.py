@@ -237,7 +237,8 @@ def test_a_foreign_compose_file_is_not_silently_kept(command: str, tmp_path: Pat
         )
     assert result.returncode == ExitCode.CONFLICT, result.stderr
     assert "docker-compose.yml" in result.stderr.strip().splitlines()[-1]
-    assert "--force" in result.stderr.strip().splitlines()[-1]
+    hint = "--force" if command == "init" else "import into an empty folder"
+    assert hint in result.stderr.strip().splitlines()[-1]
     assert sorted(p.name for p in stack.iterdir()) == ["docker-compose.yml"]
     assert (stack / "docker-compose.yml").read_bytes() == foreign
     if command == "init":
