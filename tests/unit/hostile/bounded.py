@@ -1,14 +1,16 @@
-"""Running stackgen's CLI on hostile input inside limits: a forked child with an address-space
-cap and an alarm, so that a hang or a memory blow-up fails the test instead of the machine."""
+"""Running stackgen's CLI on hostile input inside limits: a child process with an
+address-space cap and an alarm, so that a hang or a memory blow-up fails the test instead of
+the machine."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import multiprocessing
 import os
 import resource
 import signal
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -31,34 +33,51 @@ class Outcome:
         return self.stderr.strip().splitlines()
 
 
+# Children are forked from a forkserver, a single-threaded process that has imported the CLI
+# once: forking pytest itself, where another test's threads may hold a lock, could deadlock
+# the child.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["stackgen.cli", "tests.unit.hostile.bounded"])
+
+
 def run_bounded(
     *args: str, cwd: Path | None = None, seconds: int = SECONDS, memory: int = MEMORY_BYTES
 ) -> Outcome:
     """`stackgen ARGS` as `main()` would run it, in a child limited to `seconds` of wall time
-    and `memory` more bytes of address space than the test process uses."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        os.close(read_end)
-        result: dict[str, object]
-        try:
-            used = _address_space()
-            resource.setrlimit(resource.RLIMIT_AS, (used + memory, used + memory))
-            signal.alarm(seconds)
-            result = _invoke(args, cwd)
-        except BaseException as error:
-            result = {"code": None, "stderr": "", "traceback": repr(error)}
-        with contextlib.suppress(BaseException), os.fdopen(write_end, "w") as pipe:
-            pipe.write(json.dumps(result))
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        raw = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if not raw:
-        return Outcome(None, "", f"child died: wait status {status}")
-    data = json.loads(raw)
+    and `memory` more bytes of address space than it uses at its start."""
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    child = _CONTEXT.Process(target=_child, args=(args, cwd, seconds, memory, sender))
+    child.start()
+    sender.close()
+    try:
+        data = receiver.recv() if receiver.poll(seconds + 30) else None
+    except EOFError:  # killed by its alarm or its memory limit before it could answer
+        data = None
+    finally:
+        receiver.close()
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    if data is None:
+        return Outcome(None, "", f"child died: exit code {child.exitcode}")
     return Outcome(data["code"], data["stderr"], data.get("traceback", ""))
+
+
+def _child(
+    args: tuple[str, ...], cwd: Path | None, seconds: int, memory: int, sender: Connection
+) -> None:
+    result: dict[str, object]
+    try:
+        used = _address_space()
+        resource.setrlimit(resource.RLIMIT_AS, (used + memory, used + memory))
+        signal.alarm(seconds)
+        result = _invoke(args, cwd)
+    except BaseException as error:
+        result = {"code": None, "stderr": "", "traceback": repr(error)}
+    with contextlib.suppress(BaseException):
+        sender.send(result)
+    sender.close()
 
 
 def _invoke(args: tuple[str, ...], cwd: Path | None) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """Fuzzing `stackgen.toml` and every importer's input: whatever the bytes, stackgen answers
 with its output or one error line and a documented exit code, never a traceback, writes
 nothing outside the stack folder, and stays within a time and memory bound (each run is a
-forked child with an address-space limit and an alarm: `bounded.run_bounded`).
+child process with an address-space limit and an alarm: `bounded.run_bounded`).
 
 Derandomized, so CI runs the same examples every time: a failure is reproducible."""
 
