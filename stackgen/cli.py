@@ -40,10 +40,19 @@ from stackgen.models import (
     TlsMode,
     TlsSource,
 )
+from stackgen.output import PrintableStream
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
 from stackgen.render import secrets_file
-from stackgen.stack import RenderOutcome, Stack, init_stack, project_name, render_dir
+from stackgen.stack import (
+    RenderOutcome,
+    Stack,
+    check_bundles,
+    init_stack,
+    own_certificate,
+    project_name,
+    render_dir,
+)
 from stackgen.stack_checks import check_stack, summarize
 from stackgen.writer import Action
 
@@ -401,7 +410,8 @@ def init(
     data["deploy"] = deploy
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.
-    state = []
+    check_bundles(config, directory)
+    config, state = own_certificate(config, directory)
     if dns_credential:
         state.append(secrets_file(config, _parse_credentials(dns_credential)))
     with changing(directory, "init", writes=not dry_run):
@@ -885,6 +895,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def main() -> None:
+    # The one output boundary: nothing printed carries control characters (docs/security.md).
+    colour = _color()
+    sys.stdout = PrintableStream(sys.stdout, colour=colour)
+    sys.stderr = PrintableStream(sys.stderr, colour=colour)
     if len(sys.argv) == 1:
         sys.argv.append("--help")  # a bare `stackgen` shows the help, not an error
     try:

@@ -9,6 +9,7 @@ from typing import Any, Final
 import tomlkit
 from pydantic import ValidationError
 
+from stackgen import inputs
 from stackgen.errors import FilesystemError, InvalidInputError
 from stackgen.models import StackConfig, parse_config
 
@@ -46,13 +47,15 @@ def load_config(stack_dir: Path, *, check_paths: bool = True) -> StackConfig:
     path = stack_dir / CONFIG_NAME
     if stack_dir.exists() and not stack_dir.is_dir():
         raise FilesystemError(f"{stack_dir} is not a folder")
-    if not path.is_file():
+    if not path.exists():
         raise FilesystemError(f"no {CONFIG_NAME} in {stack_dir} (run `stackgen init` first)")
+    raw = inputs.read_bytes(path, unreadable=FilesystemError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with inputs.bounded_nesting(path, "stackgen's TOML configuration"):
+            data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise InvalidInputError(f"{path}: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise FilesystemError(f"cannot read {path}: {error}") from None
     try:
         return parse_config(data, stack_dir, check_paths=check_paths)

@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from stackgen import dns_providers
+from stackgen import dns_providers, validation
 from stackgen.proxies import registry
 
 SCHEMA_VERSION: Final = 1
@@ -118,7 +118,6 @@ _EMAIL_LOCAL = re.compile(
 )
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_RUN_AS = re.compile(r"^\d{1,10}:\d{1,10}$")
 
 
 def validate_domain(value: str) -> str:
@@ -200,7 +199,7 @@ def validate_env_name(value: str) -> str:
 def validate_image(value: str) -> str:
     if not _IMAGE.match(value) or value.endswith(":"):
         raise ValueError(f"{value!r} is not an image reference")
-    return value
+    return validation.validate_image_reference(value)
 
 
 def validate_proxy_kind(value: str) -> str:
@@ -344,15 +343,21 @@ LanSubnet = Annotated[
 Timezone = Annotated[str, AfterValidator(validate_timezone)]
 Url = Annotated[str, AfterValidator(validate_url)]
 EnvName = Annotated[str, AfterValidator(validate_env_name)]
+CredentialName = Annotated[EnvName, AfterValidator(validation.validate_credential_name)]
+PrivateSubnet = Annotated[IPv4Net, AfterValidator(validation.validate_private_subnet)]
 Image = Annotated[str, AfterValidator(validate_image)]
 HttpsUrl = Annotated[str, AfterValidator(validate_https_url)]
 # A proxy's name; the list is the registry's, so a new proxy package needs no edit here.
 ProxyKind = Annotated[str, AfterValidator(validate_proxy_kind)]
 
 
+def _base_dir(info: ValidationInfo) -> str:
+    return str((info.context or {}).get("base_dir", "."))
+
+
 def _resolve(info: ValidationInfo, raw: str) -> Path:
     """Paths in stackgen.toml are relative to the stack folder (given as validation context)."""
-    base = Path((info.context or {}).get("base_dir", "."))
+    base = Path(_base_dir(info))
     path = Path(raw).expanduser()
     return path if path.is_absolute() else base / path
 
@@ -379,7 +384,7 @@ class TlsConfig(Strict):
         "publicly trusted (a private ACME CA); up, status and verify check against it",
     )
     dns_provider: str | None = Field(default=None, description="DNS provider for acme-dns")
-    dns_env: list[EnvName] = Field(default_factory=list)
+    dns_env: list[CredentialName] = Field(default_factory=list)
     source: TlsSource | None = Field(
         default=None, description="who obtains the certificate (default: the proxy's usual)"
     )
@@ -432,6 +437,8 @@ class TlsConfig(Strict):
             host, _, port = entry.rpartition(":")
             try:
                 ipaddress.ip_address(host)
+                if not re.fullmatch(r"[0-9]{1,5}", port):  # int() also reads '٥٣' as 53
+                    raise ValueError(port)
                 validate_port(int(port))
             except ValueError:
                 raise ValueError(f"dns resolver {entry!r} is not IP:port") from None
@@ -509,7 +516,7 @@ Subnet6 = Annotated[IPv6Net, AfterValidator(validate_subnet6)]
 
 
 class NetworkConfig(Strict):
-    subnet: IPv4Net = ipaddress.IPv4Network("172.30.77.0/24")
+    subnet: PrivateSubnet = ipaddress.IPv4Network("172.30.77.0/24")
     proxy_address: IPv4 | None = None
     # With `ipv6 = true`: the proxy network's IPv6 subnet, pinned (default: derived from
     # `subnet`, written into stackgen.toml by the stack's validation).
@@ -574,7 +581,7 @@ class DeployConfig(Strict):
     # sees them: other nodes' own addresses (the overlay's gateway bridge masquerades to
     # them), and this bridge for a proxy on the media node itself.
     edge_addresses: list[IPv4] = Field(default_factory=list)
-    gateway_subnet: IPv4Net | None = Field(
+    gateway_subnet: PrivateSubnet | None = Field(
         default=None, description="swarm: docker_gwbridge's subnet (default 172.18.0.0/16)"
     )
 
@@ -616,6 +623,7 @@ class MediaMount(Strict):
             raise ValueError(
                 f"media source {value!r} contains '$', which Compose reads as a variable"
             )
+        validation.validate_mount_source(value, _base_dir(info))
         return _must_exist(info, value, "media path")
 
     @model_validator(mode="after")
@@ -689,13 +697,13 @@ class JellyfinConfig(Strict):
 
     @field_validator("config_dir", "cache_dir")
     @classmethod
-    def _relative_dir(cls, value: str) -> str:
+    def _relative_dir(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip() or "\n" in value:
             raise ValueError("folder must not be empty")
         validate_host_path(value)
         if PurePosixPath(value.strip()) == PurePosixPath("/"):
             raise ValueError("the root folder cannot be Jellyfin's folder")
-        return value
+        return validation.validate_mount_source(value, _base_dir(info))
 
 
 class ImagesConfig(BaseModel):
@@ -741,9 +749,7 @@ class HeadersConfig(Strict):
     @field_validator("content_security_policy", "referrer_policy", "permissions_policy")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        if any(c in value for c in '\r\n"`\\'):
-            raise ValueError("header values must be one line without quotes or backslashes")
-        return value
+        return validation.validate_header_value(value)
 
 
 class StackConfig(Strict):
@@ -836,9 +842,7 @@ class StackConfig(Strict):
     @field_validator("run_as")
     @classmethod
     def _run_as(cls, value: str) -> str:
-        if not _RUN_AS.match(value):
-            raise ValueError(f"run_as {value!r} must be 'uid:gid' (numbers)")
-        return value
+        return validation.validate_run_as(value)
 
     @field_validator("project")
     @classmethod

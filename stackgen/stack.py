@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from stackgen import engine, writer
+from stackgen import engine, inputs, writer
+from stackgen.certificates.source import OWN_CERT, OWN_KEY
 from stackgen.config_file import CONFIG_NAME, dump_config, load_config
 from stackgen.engine import DockerClient
 from stackgen.errors import ConflictError, FilesystemError, StackgenError
@@ -74,6 +75,43 @@ class RenderOutcome:
         }
 
 
+# Where a certificate and key the user brings (tls.mode `files`: `init --cert-file`, or an
+# import) live in the stack: copied, so the proxy never mounts a path outside the folder.
+
+
+def own_certificate(config: StackConfig, folder: Path) -> tuple[StackConfig, list[PlannedFile]]:
+    """For tls.mode `files`: the configuration that serves a copy of the user's pair, and the
+    copy (0600). The pair is read as untrusted input (regular files, bounded size) and the
+    key matched to the certificate, before anything is written."""
+    cert, key = config.tls.cert_file, config.tls.key_file
+    if config.tls.mode is not TlsMode.FILES or cert is None or key is None:
+        return config, []
+    if (cert, key) == (OWN_CERT, OWN_KEY):
+        return config, []
+    chain, key_pem = inputs.read_tls_pair(stack_path(folder, cert), stack_path(folder, key))
+    tls = config.tls.model_copy(update={"cert_file": OWN_CERT, "key_file": OWN_KEY})
+    # The chain is 0600 too: a copy nobody else needs to read, and one rule is simpler.
+    state = [
+        PlannedFile(OWN_CERT, chain, 0o600, state=True),
+        PlannedFile(OWN_KEY, key_pem, 0o600, state=True),
+    ]
+    return config.model_copy(update={"tls": tls}), state
+
+
+def check_bundles(config: StackConfig, folder: Path) -> None:
+    """tls.ca_bundle (mounted into the ACME client) and tls.trust_bundle (read by up, status
+    and verify) hold PEM certificates: never a FIFO, a device or a file of secrets."""
+    for raw in (config.tls.ca_bundle, config.tls.trust_bundle):
+        if raw is not None:
+            inputs.read_certificates(stack_path(folder, raw))
+
+
+def stack_path(folder: Path, raw: str) -> Path:
+    """A path of stackgen.toml: absolute, or relative to the stack folder (as the model)."""
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else folder / path
+
+
 def ensure_writable_dir(stack_dir: Path) -> None:
     """Fail before rendering when the folder cannot hold a stack."""
     if stack_dir.exists() and not stack_dir.is_dir():
@@ -116,7 +154,12 @@ def plan_render(
 
 
 def init_stack(
-    stack: Stack, *, force: bool, dry_run: bool, state: Sequence[PlannedFile] = ()
+    stack: Stack,
+    *,
+    force: bool,
+    dry_run: bool,
+    state: Sequence[PlannedFile] = (),
+    instead: str = "pass --force to replace it",
 ) -> RenderOutcome:
     ensure_writable_dir(stack.folder)
     if (stack.folder / CONFIG_NAME).exists() and not force:
@@ -125,6 +168,14 @@ def init_stack(
             "or re-run init with --force"
         )
     plan = plan_render(stack, force=force, with_config=True, state=state)
+    if plan.conflicts and not force:
+        # Without stackgen.toml nothing in the folder is proven stackgen's: a kept
+        # docker-compose.yml would be someone else's stack under the new stackgen.toml.
+        foreign = plan.conflicts[0].file.path
+        raise ConflictError(
+            f"{stack.folder / foreign} exists and is not stackgen's: it would stay "
+            f"under the new stackgen.toml; move it away, or {instead}"
+        )
     if force:
         # --force on init replaces stackgen.toml too.
         plan.verdicts = [

@@ -9,14 +9,22 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stackgen import inputs
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.engine import compose_config_problems, run_in_image
-from stackgen.errors import DockerError
+from stackgen.errors import DockerError, InvalidInputError
 from stackgen.integrity import broken_state_json, missing_services, unusable_by_run_as
-from stackgen.models import validate_tsig_secret
+from stackgen.models import TlsMode, validate_tsig_secret
 from stackgen.probe import Status
 from stackgen.render import ENV_FILE
-from stackgen.stack import Stack, plan_render
+from stackgen.stack import (
+    OWN_CERT,
+    OWN_KEY,
+    Stack,
+    check_bundles,
+    plan_render,
+    stack_path,
+)
 from stackgen.writer import Action
 
 
@@ -36,6 +44,7 @@ def check_stack(stack: Stack, *, use_docker: bool = True) -> list[Finding]:
         _well_formed,
         _network_xml,
         _modes,
+        _own_certificate,
         _dns_secrets,
         _proxy_rules,
     ]
@@ -80,14 +89,57 @@ def _well_formed(stack: Stack) -> list[Finding]:
         relative = path.relative_to(stack_dir)
         try:
             if path.suffix == ".toml":
-                tomllib.loads(path.read_text(encoding="utf-8"))
+                with inputs.bounded_nesting(relative, "TOML"):
+                    tomllib.loads(inputs.read_text(path))
             elif path.suffix == ".xml" and "config" in relative.parts[:-1]:
                 ET.parse(path)  # noqa: S314 - our own file, in the user's own folder
             else:
                 continue
-        except (tomllib.TOMLDecodeError, ET.ParseError, UnicodeDecodeError) as error:
+        except (
+            tomllib.TOMLDecodeError,
+            ET.ParseError,
+            UnicodeDecodeError,
+            InvalidInputError,
+        ) as error:
             findings.append(Finding("syntax", Status.FAIL, f"{relative}: {error}"))
     return findings or [Finding("syntax", Status.PASS, "TOML and XML files are well-formed")]
+
+
+def _own_certificate(stack: Stack) -> list[Finding]:
+    """The CA bundles hold certificates; with tls.mode `files`, the key loads and is the
+    certificate's, both are regular files and no link leads the proxy's mount elsewhere (a
+    link planted in place of the copy)."""
+    tls = stack.config.tls
+    try:
+        check_bundles(stack.config, stack.folder)
+    except InvalidInputError as error:
+        return [Finding("tls", Status.FAIL, str(error))]
+    if tls.mode is not TlsMode.FILES or tls.cert_file is None or tls.key_file is None:
+        return []
+    cert, key = stack_path(stack.folder, tls.cert_file), stack_path(stack.folder, tls.key_file)
+    folder = stack.folder.resolve()
+    for path in (cert, key):
+        # The stack's own copy is a file: a link there would send the mount elsewhere. A
+        # pair outside the folder (a certbot lineage, written by an older stackgen) is
+        # links by nature, and gets the warning below.
+        if path.is_symlink() and folder in path.absolute().parents:
+            return [Finding("tls", Status.FAIL, f"{path} is a symbolic link: copy the file")]
+    try:
+        inputs.read_tls_pair(cert, key)
+    except InvalidInputError as error:
+        return [Finding("tls", Status.FAIL, str(error))]
+    findings = [Finding("tls", Status.PASS, f"{key.name} is the key of {cert.name}")]
+    outside = [p for p in (cert, key) if folder not in p.resolve().parents]
+    if outside:
+        findings.append(
+            Finding(
+                "tls",
+                Status.WARN,
+                f"{outside[0]} is mounted from outside the stack folder: copy the pair into "
+                f"{OWN_CERT} and {OWN_KEY} (0600) and point tls.cert_file/key_file there",
+            )
+        )
+    return findings
 
 
 def _network_xml(stack: Stack) -> list[Finding]:

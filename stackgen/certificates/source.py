@@ -105,6 +105,12 @@ class UserFiles(MountedFiles):
     """The user's own certificate and key (tls.mode `files`)."""
 
 
+# Where the user's own pair is copied in the stack folder (`init --tls files`, import): the
+# stack never mounts a pair from its old place.
+OWN_CERT: Final = "tls/imported/fullchain.pem"
+OWN_KEY: Final = "tls/imported/privkey.pem"
+
+
 class InternalCa(MountedFiles):
     """A local CA stackgen creates once, for LAN-only servers (tls.mode `internal`): clients
     trust `tls/ca.pem`."""

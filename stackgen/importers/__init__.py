@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from stackgen import inputs
 from stackgen.errors import InvalidInputError
 from stackgen.importers.apache import ApacheImporter
 from stackgen.importers.base import Imported, Importer, ReportAction, ReportEntry, Upstream
@@ -41,6 +42,8 @@ def detect(paths: Sequence[Path]) -> Importer:
     for path in paths:
         if not path.exists():
             raise InvalidInputError(f"{path}: no such file or folder")
+        if not path.is_dir():
+            inputs.read_bytes(path)  # a FIFO, a device or a huge file: refused by name
     chosen: Importer | None = None
     for path in paths:
         scores = sorted(
@@ -71,7 +74,9 @@ def read(paths: Sequence[Path], *, jellyfin_url: str | None, root: Path) -> Impo
         wanted = Upstream.parse(jellyfin_url)
         if wanted is None:
             raise InvalidInputError(f"--jellyfin-url {jellyfin_url!r}: expected http://HOST:PORT")
-    return detect(paths).parse(paths, jellyfin_url=wanted, root=root)
+    importer = detect(paths)
+    with inputs.bounded_nesting(", ".join(map(str, paths)), f"a {importer.name} configuration"):
+        return importer.parse(paths, jellyfin_url=wanted, root=root.resolve())
 
 
 def run_import(
@@ -97,7 +102,8 @@ def run_import(
                 f"--dir {stack_dir}: the old configuration is there ({old}); "
                 "render the new stack in another folder"
             )
-    imported = read(paths, jellyfin_url=jellyfin_url, root=root)
+    # Absolute from here on: a relative --root would leave paths relative to the wrong folder.
+    imported = read(paths, jellyfin_url=jellyfin_url, root=root.resolve())
     extra = []
     old_report = None
     if old_url:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Final
 
+from stackgen import inputs
 from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
@@ -137,6 +138,10 @@ def parse_apache(text: str, file: Path) -> tuple[Node, list[CommentedBlock]]:
             )
             stack[-1].children.append(node)
             stack.append(node)
+            if len(stack) > inputs.MAX_NESTING:
+                raise InvalidInputError(
+                    f"{file}:{start}: sections nested deeper than {inputs.MAX_NESTING} levels"
+                )
             continue
         if not _DIRECTIVE.match(stripped):
             raise InvalidInputError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from stackgen import inputs
 from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.models import JellyfinNetwork, ProxyKind, TlsMode
@@ -110,6 +111,8 @@ class Imported:
     # A certificate and key on this machine that the old proxy served (mode `files`).
     cert_file: Path | None = None
     key_file: Path | None = None
+    # Their content, read once, the key matched to the certificate: the stack gets a copy.
+    kept_pair: tuple[bytes, bytes] | None = None
     # One PEM holding chain and key (HAProxy's `crt`): split when the stack is built.
     combined_pem: Path | None = None
     # Traefik v1's acme.json, parsed (account and certificates).
@@ -166,11 +169,8 @@ class TextFileImporter(Importer):
     def detect(self, path: Path) -> float:
         if path.is_dir():
             return max((self.detect(p) for p in self.files_to_detect(path)), default=0.0)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return 0.0
-        return self.score(path, text)
+        text = inputs.peek_text(path)
+        return 0.0 if text is None else self.score(path, text)
 
     def files_to_detect(self, folder: Path) -> list[Path]:
         return files_in(folder)
@@ -206,10 +206,10 @@ def expand_folders(
 def first_commented(files: Sequence[Path], pattern: str) -> str:
     """`file:line` of the first comment line matching `pattern` (a regex), or ''."""
     for file in files:
-        try:
-            lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
+        text = inputs.peek_text(file)
+        if text is None:
             continue
+        lines = text.splitlines()
         for number, line in enumerate(lines, 1):
             if re.match(rf"^\s*#+\s*(?:{pattern})", line):
                 return f"{file}:{number}"
@@ -217,21 +217,14 @@ def first_commented(files: Sequence[Path], pattern: str) -> str:
 
 
 def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise InvalidInputError(
-            f"{path}: not a text file (byte {error.start}): expected a proxy configuration"
-        ) from None
-    except OSError as error:
-        raise InvalidInputError(f"{path}: cannot read: {error.strerror or error}") from None
+    """An old configuration file: regular, bounded in size, UTF-8 (`inputs.read_text`)."""
+    return inputs.read_text(path)
 
 
 def under_root(root: Path, path: str) -> Path:
     """An absolute path of the old server, found under `root` (a copy of its filesystem, or
-    `/` when importing on the server itself)."""
-    raw = Path(path)
-    return root / raw.relative_to("/") if raw.is_absolute() else root / raw
+    `/` when importing on the server itself); never anywhere else (`inputs.confined`)."""
+    return inputs.confined(root, path)
 
 
 @dataclass

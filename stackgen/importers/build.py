@@ -128,7 +128,13 @@ def build_stack(
     # Certificate files written by this import do not exist yet: their presence is this
     # module's own doing, the paths the old proxy named were checked when they were read.
     config = build_config(data, stack_dir, check_paths=False)
-    outcome = init_stack(Stack(config, stack_dir), force=False, dry_run=True, state=state)
+    outcome = init_stack(
+        Stack(config, stack_dir),
+        force=False,
+        dry_run=True,
+        state=state,
+        instead="import into an empty folder",
+    )
     given = {f.path for f in state}
     kept = [
         v.file.path
@@ -230,9 +236,9 @@ def _certificates(
             "'acme' and `stackgen render`",
         )
         return TlsMode.FILES
-    if imp.cert_file is not None and imp.key_file is not None:
-        tls["cert_file"] = str(imp.cert_file)
-        tls["key_file"] = str(imp.key_file)
+    if imp.kept_pair is not None:
+        # Copied, never mounted from the old place: what the proxy reads is what was checked.
+        _extracted(tls, state, *imp.kept_pair)
         return TlsMode.FILES
     return mode
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Final
 
+from stackgen import inputs
 from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
@@ -131,16 +132,20 @@ def parse_caddyfile(text: str, file: Path) -> list[SiteBlock]:
 
 
 def _block(
-    lines: list[tuple[int, list[str]]], index: int, file: Path, opened: int
+    lines: list[tuple[int, list[str]]], index: int, file: Path, opened: int, depth: int = 1
 ) -> tuple[list[Entry], int]:
-    entries, end = _entries(lines, index, file, top=False)
+    if depth > inputs.MAX_NESTING:
+        raise InvalidInputError(
+            f"{file}:{opened}: blocks nested deeper than {inputs.MAX_NESTING} levels"
+        )
+    entries, end = _entries(lines, index, file, top=False, depth=depth)
     if end >= len(lines):
         raise InvalidInputError(f"{file}:{opened}: '{{' is never closed: expected '}}'")
     return entries, end + 1
 
 
 def _entries(
-    lines: list[tuple[int, list[str]]], index: int, file: Path, *, top: bool
+    lines: list[tuple[int, list[str]]], index: int, file: Path, *, top: bool, depth: int = 0
 ) -> tuple[list[Entry], int]:
     entries: list[Entry] = []
     while index < len(lines):
@@ -154,7 +159,7 @@ def _entries(
                 f"{file}:{number}: braces go at the end of a line: expected a directive"
             )
         if tokens[-1] == "{":
-            block, index = _block(lines, index + 1, file, number)
+            block, index = _block(lines, index + 1, file, number, depth + 1)
             entries.append(Entry(tokens[:-1], number, block))
             continue
         entries.append(Entry(tokens, number))

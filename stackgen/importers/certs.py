@@ -15,15 +15,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from stackgen import inputs
+from stackgen.certificates.source import OWN_CERT, OWN_KEY
 from stackgen.errors import InvalidInputError
 
 # The resolver stackgen's traefik.toml declares (`certificatesResolvers.acme`): Traefik v3
 # keeps each resolver's account and certificates under its name in acme.json.
 RESOLVER: Final = "acme"
 # Where extracted certificates go in the stack folder (mode `files`).
-IMPORTED_DIR: Final = "tls/imported"
-IMPORTED_CERT: Final = f"{IMPORTED_DIR}/fullchain.pem"
-IMPORTED_KEY: Final = f"{IMPORTED_DIR}/privkey.pem"
+IMPORTED_CERT: Final = OWN_CERT
+IMPORTED_KEY: Final = OWN_KEY
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,12 @@ class AcmeStore:
 def read_acme_json(path: Path) -> AcmeStore:
     """Traefik v1's layout (`Account`, `Certificates[{Domain{Main,SANs},Certificate,Key}]`) or
     v2/v3's (`{resolver: {Account, Certificates[{domain{main,sans},certificate,key}]}}`)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise InvalidInputError(f"{path}: cannot read: {error.strerror or error}") from None
+    raw = inputs.read_bytes(path)
     if not raw.strip():
         return AcmeStore(None, [])  # the docs' `touch acme.json`, never used
     try:
-        data = json.loads(raw)
+        with inputs.bounded_nesting(path, "Traefik's acme.json (JSON)"):
+            data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         line = getattr(error, "lineno", None)
         where = f"{path}:{line}" if line else str(path)
@@ -136,11 +135,7 @@ def _store(path: Path, data: dict[str, Any], *, v1: bool) -> AcmeStore:
             key = base64.b64decode(entry[key_key], validate=True)
         except (KeyError, TypeError, binascii.Error):
             raise InvalidInputError(f"{where}: expected base64 {cert_key} and {key_key}") from None
-        try:
-            x509.load_pem_x509_certificates(chain)
-            load_key(key)
-        except ValueError:
-            raise InvalidInputError(f"{where}: {cert_key}/{key_key} are not PEM") from None
+        inputs.tls_pair(chain, key, f"{where}.{cert_key}", f"{where}.{key_key}")
         certificates.append(
             StoredCertificate(
                 str(domain.get(main_key, "")),
@@ -158,11 +153,7 @@ def load_key(pem: bytes) -> PrivateKeyTypes:
 
 def split_combined_pem(path: Path) -> tuple[bytes, bytes]:
     """HAProxy's `crt` file: the chain and the key in one PEM, in either order."""
-    try:
-        text = path.read_bytes()
-    except OSError as error:
-        raise InvalidInputError(f"{path}: cannot read: {error.strerror or error}") from None
-    blocks = _pem_blocks(text)
+    blocks = _pem_blocks(inputs.read_bytes(path))
     certs = [b for label, b in blocks if label == "CERTIFICATE"]
     keys = [b for label, b in blocks if label.endswith("PRIVATE KEY")]
     if not certs or len(keys) != 1:
@@ -170,11 +161,7 @@ def split_combined_pem(path: Path) -> tuple[bytes, bytes]:
             f"{path}: expected one PEM with the certificate chain and one private key "
             f"(found {len(certs)} certificate(s), {len(keys)} key(s))"
         )
-    try:
-        x509.load_pem_x509_certificates(b"".join(certs))
-        load_key(keys[0])
-    except ValueError as error:
-        raise InvalidInputError(f"{path}: {error}: expected PEM") from None
+    inputs.tls_pair(b"".join(certs), keys[0], path, path)
     return b"".join(certs), keys[0]
 
 

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 from typing import Final
 
-from stackgen.errors import InvalidInputError
+from stackgen import inputs
 from stackgen.importers import reasons
 from stackgen.importers.base import Imported, ReportAction, Upstream, under_root
-from stackgen.importers.certs import certificate_summary
+from stackgen.importers.certs import IMPORTED_CERT, IMPORTED_KEY, certificate_summary
 from stackgen.models import TlsMode
 
 LETSENCRYPT_LIVE = re.compile(r"^/etc/letsencrypt/live/([^/]+)/")
@@ -42,7 +42,8 @@ def set_upstream(
     )
 
 
-_PORT = re.compile(r"(?:^|:)(\d{1,5})$")
+# ASCII digits only: `\d` also matches other scripts' digits, which int() reads as numbers.
+_PORT = re.compile(r"(?:^|:)([0-9]{1,5})$")
 
 
 def listen_port(
@@ -160,7 +161,8 @@ def use_certificate_files(
     """The old proxy's own certificate and key become TLS mode `files`, read where they are:
     a certbot lineage keeps being renewed by the host's certbot (see docs/import.md)."""
     cert_path, key_path = under_root(root, cert), under_root(root, key)
-    missing = [str(p) for p in (cert_path, key_path) if not p.is_file()]
+    # Only what is not there is missing: a FIFO or a device is refused when read.
+    missing = [str(p) for p in (cert_path, key_path) if not p.exists()]
     if missing:
         imp.tls_mode = TlsMode.ACME
         imp.add(
@@ -173,27 +175,25 @@ def use_certificate_files(
             "--root with a copy of its filesystem, to keep it",
         )
         return
-    try:
-        served = certificate_summary(cert_path.read_bytes())
-    except (OSError, ValueError, IndexError):
-        raise InvalidInputError(
-            f"{file}:{line}: {cert_path}: expected a PEM certificate chain"
-        ) from None
+    chain, key_pem = inputs.read_tls_pair(cert_path, key_path)
+    served = certificate_summary(chain)
     imp.tls_mode = TlsMode.FILES
     imp.cert_file, imp.key_file = cert_path, key_path
+    imp.kept_pair = (chain, key_pem)
     lineage = LETSENCRYPT_LIVE.match(cert)
     renewal = (
-        f"certbot lineage {lineage.group(1)!r}, read in place; its old renewal (certbot's nginx "
-        "or Apache plugin, or standalone) needs port 80, which the stack now holds: before it "
-        "expires, switch to tls.mode 'acme' and `stackgen render` (docs/import.md)"
+        f"certbot lineage {lineage.group(1)!r}; its old renewal (certbot's nginx or Apache "
+        "plugin, or standalone) needs port 80, which the stack now holds: before it expires, "
+        "switch to tls.mode 'acme' and `stackgen render` (docs/import.md)"
         if lineage
-        else "before it expires, renew it in place and restart the proxy container, or switch "
-        "to tls.mode 'acme'"
+        else "before it expires, switch to tls.mode 'acme', or copy the renewed pair over "
+        "the stack's and restart the proxy container"
     )
     imp.add(
         file,
         line,
         what,
         ReportAction.TRANSLATED,
-        f"kept, not re-issued ({served}): tls.mode 'files' reading {cert_path}; {renewal}",
+        f"kept, not re-issued ({served}): key matched to {cert_path}, the pair copied into "
+        f"{IMPORTED_CERT} and {IMPORTED_KEY} (0600), tls.mode 'files'; {renewal}",
     )

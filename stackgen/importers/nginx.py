@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Final
 
 import crossplane  # type: ignore[import-untyped]
 
+from stackgen import inputs
 from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
@@ -361,6 +362,7 @@ def _is_site_file(file: Path) -> bool:
 
 def _parse_file(file: Path) -> list[Directive]:
     read_text(file)  # a clear error for binary or unreadable files first
+    _bounded_depth(file)
     # single: an `include` of another file (certbot's options) is reported, not followed;
     # no context checks: a site file is parsed outside the `http {}` that includes it.
     payload = crossplane.parse(
@@ -373,6 +375,22 @@ def _parse_file(file: Path) -> list[Directive]:
         raise InvalidInputError(f"{file}:{line}: {message}: expected nginx syntax")
     config = payload["config"][0]
     return list(config.get("parsed", []))
+
+
+def _bounded_depth(file: Path) -> None:
+    """crossplane builds blocks recursively: refuse deep nesting by name, before it does."""
+    depth = 0
+    try:
+        for token, line, quoted in crossplane.lex(str(file)):
+            if quoted:
+                continue
+            depth += 1 if token == "{" else -1 if token == "}" else 0
+            if depth > inputs.MAX_NESTING:
+                raise InvalidInputError(
+                    f"{file}:{line}: blocks nested deeper than {inputs.MAX_NESTING} levels"
+                )
+    except crossplane.errors.NgxParserBaseException:
+        return  # a syntax error: crossplane.parse reports it with its line
 
 
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Final
 
 import yaml
 
+from stackgen import inputs
 from stackgen.errors import InvalidInputError
 from stackgen.importers import reasons
 from stackgen.importers.base import (
@@ -101,9 +102,8 @@ class TraefikV1Importer(Importer):
         name = path.name.lower()
         if name in ACME_NAMES:
             return 0.9
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        text = inputs.peek_text(path)
+        if text is None:
             return 0.0
         if name.endswith(".toml") and re.search(
             r"(?m)^\s*\[(entryPoints|frontends|backends|acme|docker)\b", text
@@ -446,7 +446,8 @@ def _read_toml(file: Path, what: str) -> tuple[dict[str, Any], str]:
     """The parsed TOML of `file` and its text (for `toml_lines`); `what` names it in the error."""
     text = read_text(file)
     try:
-        return tomllib.loads(text), text
+        with inputs.bounded_nesting(file, f"TOML (Traefik v1.7 {what})"):
+            return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as error:
         raise InvalidInputError(f"{file}: {error}: expected TOML (Traefik v1.7 {what})") from None
 
@@ -518,8 +519,8 @@ def _toml_frontends(
 def _compose_frontends(file: Path, imp: Imported) -> tuple[list[Frontend], set[str]]:
     text = read_text(file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        with inputs.bounded_nesting(file, "a docker-compose.yml"):
+            node, data = inputs.yaml_tree(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
@@ -567,11 +568,7 @@ def _compose_frontends(file: Path, imp: Imported) -> tuple[list[Frontend], set[s
             k.startswith("traefik.") for k in labels
         ):
             continue
-        port = (
-            int(labels.get("traefik.port", "80"))
-            if labels.get("traefik.port", "80").isdigit()
-            else 80
-        )
+        port = _label_port(file, lines, service, labels)
         host = "127.0.0.1" if service in host_network else service
         rule = labels.get("traefik.frontend.rule", "")
         settings = [
@@ -600,6 +597,19 @@ def _compose_frontends(file: Path, imp: Imported) -> tuple[list[Frontend], set[s
             )
         )
     return frontends, host_network
+
+
+def _label_port(
+    file: Path, lines: dict[tuple[Any, ...], int], service: str, labels: dict[str, str]
+) -> int:
+    raw = labels.get("traefik.port", "80").strip()
+    # ASCII digits only: str.isdigit() also takes '²', which int() then refuses.
+    if not re.fullmatch(r"[0-9]{1,5}", raw) or not 1 <= int(raw) <= 65535:
+        index = list(labels).index("traefik.port")
+        line = _label_line(lines, service, "traefik.port", index)
+        where = f"{file}:{line}" if line else str(file)
+        raise InvalidInputError(f"{where}: traefik.port {raw!r}: expected a port (1-65535)")
+    return int(raw)
 
 
 def _label_line(

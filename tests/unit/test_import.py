@@ -375,15 +375,19 @@ def test_acme_json_without_a_matching_certificate_is_said_so(tmp_path: Path) -> 
     assert "no certificate in it covers jellyfin.example.com" in entry.reason
 
 
-def test_certbot_lineage_is_read_in_place(tmp_path: Path) -> None:
+def test_certbot_lineage_is_copied_into_the_stack(tmp_path: Path) -> None:
+    """The pair is read once, matched, and copied: the proxy never mounts the old place."""
     case = next(c for c in CASES if c.fixture == "nginx/jellyfin.conf")
     _import(case, tmp_path)
     config = load_config(tmp_path / "stack")
     live = tmp_path / "root" / "etc" / "letsencrypt" / "live" / "jellyfin.example.com"
-    assert config.tls.cert_file == str(live / "fullchain.pem")
-    assert config.tls.key_file == str(live / "privkey.pem")
-    compose = (tmp_path / "stack" / "docker-compose.yml").read_text()
-    assert str(live / "fullchain.pem") in compose
+    assert config.tls.cert_file == "tls/imported/fullchain.pem"
+    assert config.tls.key_file == "tls/imported/privkey.pem"
+    stack = tmp_path / "stack"
+    assert (stack / config.tls.key_file).read_bytes() == (live / "privkey.pem").read_bytes()
+    compose = (stack / "docker-compose.yml").read_text()
+    assert str(live) not in compose
+    assert "./tls/imported/fullchain.pem" in compose
 
 
 def test_missing_certificate_falls_back_to_acme_and_says_so(tmp_path: Path) -> None:
@@ -525,7 +529,9 @@ def test_caddy_v1_store_certificate_is_kept(tmp_path: Path) -> None:
     )
     config = outcome.config
     assert config.tls.mode is TlsMode.FILES
-    assert config.tls.cert_file == str(site / "jellyfin.example.com.crt")
+    assert config.tls.cert_file == "tls/imported/fullchain.pem"
+    stack = tmp_path / "stack"
+    assert (stack / config.tls.cert_file).read_bytes() == pair.chain_pem
     (entry,) = [e for e in outcome.report if e.directive == "automatic HTTPS"]
     assert entry.action is ReportAction.TRANSLATED
     assert f"serial {pair.serial:x}" in entry.reason
