@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stackgen import inputs
+from stackgen.certificates.source import OWN_CERT, OWN_KEY
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.engine import compose_config_problems, run_in_image
 from stackgen.errors import DockerError, InvalidInputError
@@ -18,8 +19,6 @@ from stackgen.models import TlsMode, validate_tsig_secret
 from stackgen.probe import Status
 from stackgen.render import ENV_FILE
 from stackgen.stack import (
-    OWN_CERT,
-    OWN_KEY,
     Stack,
     check_bundles,
     plan_render,
