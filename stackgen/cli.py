@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from stackgen import __version__, lifecycle
+from stackgen import __version__, exposure, lifecycle
 from stackgen import verify as verifying
 from stackgen.config_file import build_config
 from stackgen.errors import (
@@ -39,6 +39,7 @@ from stackgen.models import (
     JellyfinNetwork,
     TlsMode,
     TlsSource,
+    default_run_as,
 )
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
@@ -371,7 +372,7 @@ def init(
         "proxy": proxy,
         "domain": domain,
         "subpath": subpath,
-        "run_as": run_as or f"{os.getuid()}:{os.getgid()}",
+        "run_as": run_as or default_run_as(),
         "tls": tls_table,
         "ports": {
             "http": _whole_number("--http-port", http_port),
@@ -407,6 +408,8 @@ def init(
     with changing(directory, "init", writes=not dry_run):
         outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run, state=state)
     report_render(outcome, as_json=as_json, verb="stack written to")
+    for warning in exposure.warnings(config):
+        say(f"warning: {warning}", fg="yellow")
     if not as_json and outcome.written:
         where = " on a swarm manager" if config.deploy.swarm else ""
         say(f"next: stackgen up --dir {directory}{where}  (then open {config.public_url})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import os
 import re
 import urllib.parse
 import zoneinfo
@@ -119,6 +120,16 @@ _EMAIL_LOCAL = re.compile(
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _RUN_AS = re.compile(r"^\d{1,10}:\d{1,10}$")
+# The containers' user when stackgen runs as root and none is given: 65532 is the
+# container world's usual "nonroot" (distroless images), in Debian's reserved range
+# 65000-65533 that no package or adduser hands out, so no account on the host is it.
+STACK_USER: Final = "65532:65532"
+
+
+def default_run_as() -> str:
+    """Whoever runs stackgen, unless that is root: then the dedicated STACK_USER."""
+    uid, gid = os.geteuid(), os.getegid()
+    return STACK_USER if uid == 0 else f"{uid}:{gid}"
 
 
 def validate_domain(value: str) -> str:
@@ -564,6 +575,61 @@ class NetworkConfig(Strict):
         return self.subnet6.network_address + offset
 
 
+_MEMORY = re.compile(r"^(\d{1,6})([kmg])$")
+_MIN_MEMORY: Final = 32 * 2**20  # below this no proxy, Jellyfin or certbot starts
+
+
+def validate_memory(value: str) -> str:
+    """A memory limit as Compose and the swarm read it: a whole number and k, m or g."""
+    match = _MEMORY.match(value)
+    if match is None:
+        raise ValueError(f"memory {value!r}: a whole number and k, m or g, e.g. '512m'")
+    size = int(match.group(1)) * {"k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)]
+    if size < _MIN_MEMORY:
+        raise ValueError(f"memory {value!r} is below 32m: the service would not start")
+    return value
+
+
+Memory = Annotated[str, AfterValidator(validate_memory)]
+Pids = Annotated[StrictInt, Field(ge=16, le=1_000_000)]
+
+
+class ServiceLimits(Strict):
+    memory: Memory
+    pids: Pids
+
+
+_DEFAULT_LIMITS: Final = {
+    "proxy": {"memory": "1g", "pids": 1024},
+    "jellyfin": {"memory": "4g", "pids": 2048},
+    "certbot": {"memory": "512m", "pids": 128},
+}
+
+
+class LimitsConfig(Strict):
+    """Per service, a memory limit (mem_limit) and a process/thread limit (pids_limit): a
+    leak or a fork bomb in one container stops there. Generous by default (a limit above
+    the machine's memory simply never binds): Jellyfin's transcodes need gigabytes and
+    hundreds of threads; Apache's event workers are about 400 threads."""
+
+    proxy: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["proxy"])
+    jellyfin: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["jellyfin"])
+    certbot: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["certbot"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial(cls, data: Any) -> Any:
+        """`[limits.jellyfin] memory = "8g"` keeps the default pids."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            name: {**_DEFAULT_LIMITS[name], **value}
+            if name in _DEFAULT_LIMITS and isinstance(value, dict)
+            else value
+            for name, value in data.items()
+        }
+
+
 class DeployConfig(Strict):
     target: DeployTarget = DeployTarget.COMPOSE
     # Swarm, Jellyfin on the media node's host network: where the proxy reaches it.
@@ -753,7 +819,7 @@ class StackConfig(Strict):
     email: Email | None = None
     subpath: Subpath = ""
     project: str = ""
-    run_as: str = Field(default="0:0", description="uid:gid the containers run as")
+    run_as: str = Field(default_factory=default_run_as, description="uid:gid the containers run as")
     tls: TlsConfig = Field(default_factory=TlsConfig)
     ports: PortsConfig = Field(default_factory=PortsConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
@@ -768,6 +834,7 @@ class StackConfig(Strict):
     # official image has it (Proxy.supports_http3), refused with the reason otherwise.
     http3: StrictBool = False
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _swarm_limits(self) -> StackConfig:

@@ -18,6 +18,7 @@ from stackgen.models import (
     TlsSource,
     validate_tsig_secret,
 )
+from stackgen.parts import Access
 from stackgen.proxies import get_proxy
 from stackgen.swarm_stack import SwarmFiles, content_hash
 from stackgen.templating import render
@@ -63,8 +64,11 @@ def render_stack(
         "TlsMode": TlsMode,
         "swarm": None,
     }
+    # In Jellyfin's own config folder, which Jellyfin writes.
     network_xml = PlannedFile(
-        network_xml_path(config), render("jellyfin/network.xml.j2", **context).encode()
+        network_xml_path(config),
+        render("jellyfin/network.xml.j2", **context).encode(),
+        access=Access.WRITTEN,
     )
     files = [
         PlannedFile(t.target, render(t.template, **context).encode(), t.mode)
@@ -72,7 +76,7 @@ def render_stack(
     ]
     templates = frozenset(f.path for f in files)
     files += [
-        PlannedFile(s.target, s.content, s.mode, state=True)
+        PlannedFile(s.target, s.content, s.mode, state=True, access=s.access)
         for s in proxy.state_files(config, stack_dir)
     ]
     files += _secret_files(config)
@@ -126,4 +130,6 @@ def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
             raise InvalidInputError(f"--dns-credential {TSIG_SECRET}: {error}") from None
     lines = ["# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."]
     lines += [f"{name}={values.get(name, '')}" for name in config.dns_secret_names]
-    return PlannedFile(ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True)
+    return PlannedFile(
+        ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True, access=Access.PRIVATE
+    )

@@ -9,10 +9,16 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stackgen import exposure
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.engine import compose_config_problems, run_in_image
 from stackgen.errors import DockerError
-from stackgen.integrity import broken_state_json, missing_services, unusable_by_run_as
+from stackgen.integrity import (
+    broken_state_json,
+    changeable_by_containers,
+    missing_services,
+    unusable_by_run_as,
+)
 from stackgen.models import validate_tsig_secret
 from stackgen.probe import Status
 from stackgen.render import ENV_FILE
@@ -50,6 +56,10 @@ def _rendered_files(stack: Stack) -> list[Finding]:
     findings += [Finding("compose", Status.FAIL, p) for p in missing_services(plan)]
     findings += [Finding("state", Status.FAIL, p) for p in broken_state_json(plan)]
     findings += [Finding("owner", Status.FAIL, p) for p in unusable_by_run_as(stack.config, plan)]
+    findings += [
+        Finding("owner", Status.FAIL, p) for p in changeable_by_containers(stack.config, plan)
+    ]
+    findings += [Finding("exposure", Status.WARN, w) for w in exposure.warnings(stack.config)]
     for verdict in plan.verdicts:
         path = verdict.file.path
         if verdict.action is Action.CREATE:
@@ -144,19 +154,21 @@ def _modes(stack: Stack) -> list[Finding]:
     """Secrets must not be readable by others; acme.json looser than 0600 breaks Traefik."""
     findings = []
     for verdict in plan_render(stack, force=False).verdicts:
-        if verdict.file.mode != 0o600:
+        planned = verdict.file.mode
+        if planned not in (0o600, 0o640):  # a secret: 0600, or 0640 for a key the proxy reads
             continue
         path = stack.folder / verdict.file.path
         if not path.exists():
             continue
         mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
+        if mode & ~planned & 0o077:
             level = Status.FAIL if path.name == "acme.json" else Status.WARN
             findings.append(
                 Finding(
                     "modes",
                     level,
-                    f"{verdict.file.path} is {oct(mode)}; run `chmod 600 {verdict.file.path}`",
+                    f"{verdict.file.path} is {oct(mode)}; run "
+                    f"`chmod {planned:o} {verdict.file.path}`",
                 )
             )
     return findings or [Finding("modes", Status.PASS, "secrets and acme.json are 0600")]

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Final
 
 from stackgen.errors import FilesystemError
+from stackgen.parts import Access
 
 MANIFEST: Final = ".stackgen/manifest.json"
 JOURNAL: Final = ".stackgen/journal.json"
@@ -63,6 +64,7 @@ class PlannedFile:
     content: bytes
     mode: int = 0o644
     state: bool = False  # created once, then owned by the stack or the user
+    access: Access = Access.CONTROL
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     # uid, gid: owner of every file and folder written, applied only when running as root.
     owner: tuple[int, int] | None = None
-    owned: list[str] = field(default_factory=list)  # more paths to give to owner
+    # Files not planned this time (kept state, such as the served key) whose owner still
+    # follows their access.
+    owned: list[tuple[str, Access]] = field(default_factory=list)
     # The Compose project, kept in the manifest so `down` and `status` find the containers
     # when stackgen.toml is gone or broken.
     project: str | None = None
@@ -258,6 +262,8 @@ def apply(plan: Plan) -> None:
         # Its temporaries are still needed: the plan was made on a half-written folder.
         raise FilesystemError(f"an interrupted write is pending in {stack_dir}: recover first")
     roots = plan.roots or (stack_dir,)
+    # Staged with their final owner: a key is never, even for a moment, someone else's.
+    staged_owner = owners(plan) if os.geteuid() == 0 else {}
     created_dirs: list[Path] = []
     entries: list[_Entry] = []
     committed = False
@@ -270,7 +276,8 @@ def apply(plan: Plan) -> None:
             with _folder(roots, folder, create=mode, created=created_dirs):
                 pass
         for verdict in plan.changes:
-            entries.append(_prepare(roots, stack_dir, verdict, plan.owner))
+            owner = staged_owner.get(stack_dir / verdict.file.path)
+            entries.append(_prepare(roots, stack_dir, verdict, owner))
         _fsync_dirs({e.target.parent for e in entries} | {p.parent for p in created_dirs})
         manifest = _next_manifest(stack_dir, plan)
         project = plan.project or manifest_project(stack_dir)
@@ -670,27 +677,72 @@ def _write_manifest(stack_dir: Path, manifest: dict[str, str], project: str | No
     write_atomic(target, content.encode(), 0o644, (stack_dir,))
 
 
+def owners(plan: Plan) -> dict[Path, tuple[int, int]]:
+    """Who owns what, when stackgen runs as root: run_as owns what the containers write (the
+    planned folders, everything in them, and state such as acme.json); a key a container
+    reads is the invoking user's with run_as's group; everything else (stackgen.toml, the
+    compose file, .env, .stackgen/, the CA key, the proxy's configuration) stays the
+    invoking user's, so no container user can change what root runs next."""
+    if plan.owner is None:
+        return {}
+    me = (os.geteuid(), os.getegid())
+    uid, gid = plan.owner
+    stack_dir = plan.stack_dir
+    written = [stack_dir / relative for relative, _ in plan.directories]
+
+    def is_written(path: Path) -> bool:
+        return any(path == folder or folder in path.parents for folder in written)
+
+    result: dict[Path, tuple[int, int]] = {}
+    files = [(stack_dir / v.file.path, v.file.access) for v in plan.verdicts]
+    files += [(stack_dir / relative, access) for relative, access in plan.owned]
+    for path, access in files:
+        if access is Access.WRITTEN or is_written(path):
+            result[path] = (uid, gid)
+        elif access is Access.SECRET:
+            result[path] = (me[0], gid)
+        else:
+            result[path] = me
+        # The folders between the stack folder and the file (traefik/, tls/, and inside a
+        # written folder jellyfin/config/config).
+        for parent in path.parents:
+            if stack_dir not in parent.parents or ".." in parent.relative_to(stack_dir).parts:
+                break
+            result.setdefault(parent, (uid, gid) if is_written(parent) else me)
+    for folder in written:
+        result[folder] = (uid, gid)
+    metadata = stack_dir / MANIFEST
+    result[metadata.parent] = me
+    result[metadata] = me
+    return result
+
+
+def _group_readable(parent: int, name: str) -> None:
+    """A key the proxy reads through its group: 0640 (a key kept from an earlier version,
+    or the user's own, may be 0600)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        os.fchmod(fd, 0o640)
+    finally:
+        os.close(fd)
+
+
 def _chown_all(plan: Plan) -> None:
-    """--run-as: the containers' user owns what they read or write (root can give it away;
-    anyone else already owns what they wrote)."""
+    """Give each path its owner (`owners`): root can give files away; anyone else already
+    owns what they wrote."""
     if plan.owner is None or os.geteuid() != 0:
         return
-    uid, gid = plan.owner
-    paths = [plan.stack_dir / relative for relative, _ in plan.directories]
-    paths += [plan.stack_dir / v.file.path for v in plan.verdicts]
-    paths += [plan.stack_dir / relative for relative in plan.owned]
-    # The folders stackgen made for its files (traefik/, tls/, ...), not the stack folder.
-    paths += {
-        parent
-        for v in plan.verdicts
-        for parent in (plan.stack_dir / v.file.path).parents
-        if plan.stack_dir in parent.parents and parent.name != ".stackgen"
-    }
     roots = plan.roots or (plan.stack_dir,)
-    for path in paths:
+    secrets = {
+        plan.stack_dir / v.file.path for v in plan.verdicts if v.file.access is Access.SECRET
+    }
+    secrets |= {plan.stack_dir / relative for relative, a in plan.owned if a is Access.SECRET}
+    for path, (uid, gid) in owners(plan).items():
         try:
             with _folder(roots, path.parent) as parent:
                 os.chown(path.name, uid, gid, dir_fd=parent, follow_symlinks=False)
+                if path in secrets:
+                    _group_readable(parent, path.name)
         except FileNotFoundError:
             continue
         except OSError as error:

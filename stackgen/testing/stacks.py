@@ -23,7 +23,7 @@ import requests
 from stackgen import lifecycle
 from stackgen.config_file import build_config, load_config
 from stackgen.errors import StackgenError
-from stackgen.models import ProxyKind, StackConfig, TlsMode
+from stackgen.models import ProxyKind, StackConfig, TlsMode, default_run_as
 from stackgen.probe import Report, run_checks
 from stackgen.proxies import available
 from stackgen.stack import Stack, init_stack
@@ -357,7 +357,7 @@ class StackFactory:
             "domain": domain,
             "subpath": subpath,
             "project": project,
-            "run_as": f"{os.getuid()}:{os.getgid()}",
+            "run_as": default_run_as(),
             "tls": tls,
             "ports": {"http": ports.http, "https": ports.https, "listen_address": "127.0.0.1"},
             "network": {"subnet": str(subnet)},

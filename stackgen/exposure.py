@@ -1,0 +1,36 @@
+"""What a valid configuration still exposes, said in one line each at `init` and by `check`
+every time (never silently): containers that run as root, and a Jellyfin that answers in
+plain HTTP beside the proxy."""
+
+from __future__ import annotations
+
+from stackgen.models import STACK_USER, JellyfinNetwork, StackConfig
+
+
+def root_user(config: StackConfig) -> str | None:
+    if config.uid != 0:
+        return None
+    return (
+        f"containers run as root (run_as {config.run_as}): a process that breaks out of the "
+        f"proxy or Jellyfin is root on the stack's files; remove run_as to use {STACK_USER} "
+        "(when stackgen runs as root), or name a user of your own"
+    )
+
+
+def plain_jellyfin(config: StackConfig) -> str | None:
+    """Host networking publishes nothing through Docker: Jellyfin binds its own port on
+    every interface of the machine, in plain HTTP, beside the proxy."""
+    if config.jellyfin.network_mode is not JellyfinNetwork.HOST or config.deploy.swarm:
+        return None
+    port = config.jellyfin.port
+    return (
+        f"Jellyfin uses the host's network: it serves plain HTTP on port {port} on every "
+        "interface of this machine, beside the proxy (no TLS, passwords in clear on the "
+        "LAN); use jellyfin.network_mode 'bridge' (`init --jellyfin-network bridge`, no "
+        f"DLNA or HDHomeRun discovery), or firewall port {port} to the LAN and "
+        f"{config.network.subnet} (the proxy's network)"
+    )
+
+
+def warnings(config: StackConfig) -> list[str]:
+    return [w for w in (root_user(config), plain_jellyfin(config)) if w is not None]
