@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from stackgen import __version__, exposure, lifecycle
+from stackgen import __version__, exposure, lifecycle, redaction
 from stackgen import verify as verifying
 from stackgen.config_file import build_config
 from stackgen.errors import (
@@ -894,4 +894,7 @@ def main() -> None:
         result = app(standalone_mode=False)
     except (StackgenError, TyperException, typer.Abort, KeyboardInterrupt) as error:
         _fail(*failure(error))
+    except Exception as error:  # a bug (in bench or anywhere): its traceback, without tokens
+        redaction.print_traceback(error)
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

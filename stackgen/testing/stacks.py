@@ -26,6 +26,7 @@ from stackgen.errors import StackgenError
 from stackgen.models import ProxyKind, StackConfig, TlsMode, default_run_as
 from stackgen.probe import Report, run_checks
 from stackgen.proxies import available
+from stackgen.redaction import redact
 from stackgen.stack import Stack, init_stack
 from stackgen.testing.allocate import Allocator
 from stackgen.testing.http import resolving_session
@@ -153,7 +154,8 @@ class StackHandle:
         result = self.compose(
             "logs", "--no-color", "--tail", str(tail), *([service] if service else [])
         )
-        return result.stdout + result.stderr
+        # A failing test's report may be published (CI artefacts): no token in it.
+        return redact(result.stdout + result.stderr)
 
     def config_files(self) -> dict[str, str]:
         """Every generated config, by stack-relative path; private keys and .env left out."""
@@ -182,7 +184,7 @@ class StackHandle:
         if self.pebble is not None:
             parts.append("=== pebble ===\n" + self.pebble.log_tail())
         parts += [f"=== {name} ===\n{text}" for name, text in self.config_files().items()]
-        return "\n".join(parts)
+        return redact("\n".join(parts))
 
 
 @dataclass

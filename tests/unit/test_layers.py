@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "stackgen"
 PURE = (
     "stackgen.errors",
     "stackgen.parts",
+    "stackgen.redaction",
     "stackgen.pki",
     "stackgen.dns_providers",
     "stackgen.models",
