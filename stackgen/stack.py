@@ -161,10 +161,12 @@ def init_stack(
         )
     plan = plan_render(stack, force=force, with_config=True, state=state)
     if force:
-        # --force on init replaces stackgen.toml too.
+        # --force on init replaces stackgen.toml too, and the state it was given anew
+        # (`--dns-credential` values in .env): the report says `overwrite` for each.
+        given = {CONFIG_NAME, *(f.path for f in state)}
         plan.verdicts = [
             writer.Verdict(v.file, Action.FORCE, v.current)
-            if v.file.path == CONFIG_NAME and v.action is Action.KEEP
+            if v.file.path in given and v.action is Action.KEEP and v.current != v.file.content
             else v
             for v in plan.verdicts
         ]

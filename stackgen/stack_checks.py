@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from stackgen import exposure
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.engine import compose_config_problems, run_in_image
+from stackgen.env_file import parse_env
 from stackgen.errors import DockerError
 from stackgen.integrity import (
     broken_state_json,
@@ -194,13 +195,32 @@ def _dns_secrets(stack: Stack) -> list[Finding]:
         ]
     except (OSError, UnicodeDecodeError) as error:
         return [Finding("dns", Status.FAIL, f"cannot read {path}: {error}")]
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, value = line.strip().partition("=")
-        if sep and not name.startswith("#"):
-            values[name.strip()] = value.strip()
+    # As the reader of the file will read it: Compose's dotenv rules, or the swarm's.
+    parsed = parse_env(text, swarm=config.deploy.swarm)
+    values = {name: entry.value for name, entry in parsed.items()}
+    findings = []
+    for name in names:
+        entry = parsed.get(name)
+        if entry is not None and entry.expands:
+            findings.append(
+                Finding(
+                    "dns",
+                    Status.FAIL,
+                    f"{name} in {path}: Compose replaces {', '.join(entry.expands)} in it; "
+                    f"write the value in single quotes ({name}='...')",
+                )
+            )
+        if entry is not None and entry.cut:
+            findings.append(
+                Finding(
+                    "dns",
+                    Status.FAIL,
+                    f"{name} in {path}: Compose cuts it at ' #' (a comment); write the value "
+                    f"in single quotes ({name}='...')",
+                )
+            )
     provider = config.tls.dns_provider
-    findings = [
+    findings += [
         Finding("dns", Status.FAIL, f"{name} is empty: fill it in {path} ({provider} reads it)")
         for name in names
         if not values.get(name)
