@@ -98,9 +98,7 @@ def test_init_force_with_a_new_credential_replaces_the_old(tmp_path: Path) -> No
     stack = tmp_path / "s"
     old = stackgen(*DNS, "--dns-credential", "CF_DNS_API_TOKEN=old", "--dir", str(stack))
     assert old.returncode == 0, old.stderr
-    new = stackgen(
-        *DNS, "--force", "--dns-credential", "CF_DNS_API_TOKEN=new", "--dir", str(stack)
-    )
+    new = stackgen(*DNS, "--force", "--dns-credential", "CF_DNS_API_TOKEN=new", "--dir", str(stack))
     assert new.returncode == 0, new.stderr
     assert parse_env((stack / ".env").read_text())["CF_DNS_API_TOKEN"].value == "new"
     assert "overwrite  .env" in new.stderr
