@@ -322,6 +322,13 @@ def init(
         str | None,
         typer.Option(help="Swarm, host network: docker_gwbridge's subnet (default 172.18.0.0/16)."),
     ] = None,
+    allow_plain_media_link: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plain-media-link",
+            help="Swarm, host network: accept plain HTTP from the proxy to the media node.",
+        ),
+    ] = False,
     directory: DirOption = Path(),
     force: Annotated[bool, typer.Option(help="Replace an existing stack's files.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would be written.")] = False,
@@ -399,6 +406,8 @@ def init(
         deploy["edge_addresses"] = list(edge_address)
     if gateway_subnet is not None:
         deploy["gateway_subnet"] = gateway_subnet
+    if allow_plain_media_link:
+        deploy["allow_plain_media_link"] = True
     data["deploy"] = deploy
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.

@@ -32,5 +32,18 @@ def plain_jellyfin(config: StackConfig) -> str | None:
     )
 
 
+def plain_media_link(config: StackConfig) -> str | None:
+    """Swarm, host-network Jellyfin: accepted only with deploy.allow_plain_media_link."""
+    if not config.deploy.allow_plain_media_link:
+        return None
+    return (
+        f"the proxy reaches Jellyfin in plain HTTP at {config.deploy.media_address} "
+        "(deploy.allow_plain_media_link): tokens and passwords cross the LAN in clear when "
+        "the proxy runs on another node; jellyfin.network_mode 'bridge' uses the encrypted "
+        "overlay instead"
+    )
+
+
 def warnings(config: StackConfig) -> list[str]:
-    return [w for w in (root_user(config), plain_jellyfin(config)) if w is not None]
+    found = (root_user(config), plain_jellyfin(config), plain_media_link(config))
+    return [w for w in found if w is not None]

@@ -643,6 +643,9 @@ class DeployConfig(Strict):
     gateway_subnet: IPv4Net | None = Field(
         default=None, description="swarm: docker_gwbridge's subnet (default 172.18.0.0/16)"
     )
+    # Swarm, host network: the proxy reaches Jellyfin in plain HTTP at the media node's
+    # address; only when the user says so (one node, or a LAN they trust).
+    allow_plain_media_link: StrictBool = False
 
     @model_validator(mode="after")
     def _swarm_only(self) -> DeployConfig:
@@ -652,6 +655,10 @@ class DeployConfig(Strict):
                     raise ValueError(f"deploy.{name} applies to deploy.target 'swarm' only")
             if self.edge_addresses:
                 raise ValueError("deploy.edge_addresses applies to deploy.target 'swarm' only")
+            if self.allow_plain_media_link:
+                raise ValueError(
+                    "deploy.allow_plain_media_link applies to deploy.target 'swarm' only"
+                )
         return self
 
     @property
@@ -863,6 +870,15 @@ class StackConfig(Strict):
             )
         if not host and self.deploy.media_address is not None:
             raise ValueError("deploy.media_address applies to jellyfin.network_mode 'host' only")
+        if host and not self.deploy.allow_plain_media_link:
+            raise ValueError(
+                f"jellyfin.network_mode 'host' on a swarm: the proxy would reach Jellyfin in "
+                f"plain HTTP at {self.deploy.media_address}, across the LAN when that is "
+                "another machine (tokens and passwords in clear); use jellyfin.network_mode "
+                "'bridge' (the encrypted overlay), or set deploy.allow_plain_media_link = true "
+                "(`init --allow-plain-media-link`) when the proxy runs on the media node or "
+                "the LAN between them is trusted"
+            )
         return self
 
     # Dual-stack: the proxy network gets a pinned IPv6 subnet (network.subnet6), the ports

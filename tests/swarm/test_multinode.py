@@ -81,6 +81,8 @@ def _config_data(proxy: str, network: str, project: str, cluster: SwarmCluster) 
         # proxy's connections arrive from the edge node's own address.
         deploy |= {
             "media_address": cluster.node("media").address,
+            # The test's own nodes on one machine; a real LAN would want bridge mode.
+            "allow_plain_media_link": True,
             "edge_addresses": [cluster.node("edge").address],
         }
     return {

@@ -171,6 +171,7 @@ def test_golden_swarm(proxy: str, network: str, option: str, tmp_path: Path) -> 
     if network == "host":
         deploy["media_address"] = "192.0.2.10"
         deploy["edge_addresses"] = ["192.0.2.20"]
+        deploy["allow_plain_media_link"] = True
     options: dict[str, Any] = {"deploy": deploy}
     if option == "http3":
         options["http3"] = True
