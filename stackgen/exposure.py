@@ -44,6 +44,21 @@ def plain_media_link(config: StackConfig) -> str | None:
     )
 
 
+def clear_overlay(config: StackConfig) -> str | None:
+    if not config.deploy.swarm or config.deploy.encrypt_overlay:
+        return None
+    return (
+        "the swarm overlay is not encrypted (deploy.encrypt_overlay = false): traffic between "
+        "the proxy and Jellyfin on different nodes crosses the LAN in clear; encrypt it "
+        "once the nodes' kernel has ESP (CONFIG_INET_ESP)"
+    )
+
+
 def warnings(config: StackConfig) -> list[str]:
-    found = (root_user(config), plain_jellyfin(config), plain_media_link(config))
+    found = (
+        root_user(config),
+        plain_jellyfin(config),
+        plain_media_link(config),
+        clear_overlay(config),
+    )
     return [w for w in found if w is not None]

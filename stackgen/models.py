@@ -646,6 +646,9 @@ class DeployConfig(Strict):
     # Swarm, host network: the proxy reaches Jellyfin in plain HTTP at the media node's
     # address; only when the user says so (one node, or a LAN they trust).
     allow_plain_media_link: StrictBool = False
+    # Swarm: the overlay's traffic between nodes in IPsec (ESP). false only where the
+    # nodes' kernel has no ESP (CONFIG_INET_ESP): Docker then cannot program the tunnels.
+    encrypt_overlay: StrictBool = True
 
     @model_validator(mode="after")
     def _swarm_only(self) -> DeployConfig:
@@ -659,6 +662,8 @@ class DeployConfig(Strict):
                 raise ValueError(
                     "deploy.allow_plain_media_link applies to deploy.target 'swarm' only"
                 )
+            if not self.encrypt_overlay:
+                raise ValueError("deploy.encrypt_overlay applies to deploy.target 'swarm' only")
         return self
 
     @property

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from stackgen import exposure
 from stackgen.stack import Stack
 from stackgen.stack_checks import check_stack
 from tests.unit.rendering import config_for, rendered
@@ -87,3 +88,17 @@ def test_the_default_host_network_jellyfin_is_named_with_the_fix(tmp_path: Path)
         *("--jellyfin-network", "bridge", "--dir", str(bridged)),
     )
     assert "plain HTTP" not in quiet.stderr
+
+
+def test_an_overlay_in_clear_only_when_asked_and_then_said(tmp_path: Path) -> None:
+    config = config_for(
+        "nginx",
+        tmp_path,
+        deploy={"target": "swarm", "encrypt_overlay": False},
+        jellyfin={"network_mode": "bridge"},
+    )
+    stack = yaml.safe_load(rendered(config, tmp_path)["docker-compose.yml"])
+    assert "driver_opts" not in stack["networks"]["proxy"]
+    assert any("not encrypted" in w for w in exposure.warnings(config))
+    with pytest.raises(ValidationError, match="swarm' only"):
+        config_for("nginx", tmp_path, deploy={"encrypt_overlay": False})
