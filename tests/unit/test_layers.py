@@ -15,6 +15,8 @@ PURE = (
     "stackgen.errors",
     "stackgen.parts",
     "stackgen.redaction",
+    "stackgen.env_file",
+    "stackgen.exposure",
     "stackgen.pki",
     "stackgen.dns_providers",
     "stackgen.models",
