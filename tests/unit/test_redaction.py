@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from stackgen import lifecycle
+from stackgen.bench import measure
 from stackgen.redaction import redact
 from stackgen.testing.stacks import StackHandle
 from tests.unit.rendering import config_for
@@ -101,3 +102,17 @@ def test_a_bench_traceback_is_redacted() -> None:
     assert result.returncode == 1, result.stderr
     assert "RuntimeError: GET /socket?api_key=REDACTED&deviceId=1 failed" in result.stderr
     assert SECRET not in result.stderr + result.stdout
+
+
+def test_a_failed_bench_phase_is_reported_redacted() -> None:
+    """A phase's error (printed, and kept in the report) may quote the URL it failed on."""
+    said: list[str] = []
+    got = measure._Collected()
+
+    def fails() -> str:
+        raise OSError(f"GET /socket?api_key={SECRET}&deviceId=1: connection reset")
+
+    measure._phase(got, "proxied", "ws", fails, said.append)
+    assert said and got.errors
+    assert SECRET not in " ".join(said + got.errors)
+    assert "api_key=REDACTED" in said[0]
