@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from stackgen import __version__, lifecycle
+from stackgen import __version__, exposure, lifecycle, redaction
 from stackgen import verify as verifying
 from stackgen.config_file import build_config
 from stackgen.errors import (
@@ -39,6 +39,7 @@ from stackgen.models import (
     JellyfinNetwork,
     TlsMode,
     TlsSource,
+    default_run_as,
 )
 from stackgen.output import PrintableStream
 from stackgen.probe import Status, run_checks
@@ -330,6 +331,13 @@ def init(
         str | None,
         typer.Option(help="Swarm, host network: docker_gwbridge's subnet (default 172.18.0.0/16)."),
     ] = None,
+    allow_plain_media_link: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plain-media-link",
+            help="Swarm, host network: accept plain HTTP from the proxy to the media node.",
+        ),
+    ] = False,
     directory: DirOption = Path(),
     force: Annotated[bool, typer.Option(help="Replace an existing stack's files.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would be written.")] = False,
@@ -380,7 +388,7 @@ def init(
         "proxy": proxy,
         "domain": domain,
         "subpath": subpath,
-        "run_as": run_as or f"{os.getuid()}:{os.getgid()}",
+        "run_as": run_as or default_run_as(),
         "tls": tls_table,
         "ports": {
             "http": _whole_number("--http-port", http_port),
@@ -407,6 +415,8 @@ def init(
         deploy["edge_addresses"] = list(edge_address)
     if gateway_subnet is not None:
         deploy["gateway_subnet"] = gateway_subnet
+    if allow_plain_media_link:
+        deploy["allow_plain_media_link"] = True
     data["deploy"] = deploy
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.
@@ -417,6 +427,8 @@ def init(
     with changing(directory, "init", writes=not dry_run):
         outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run, state=state)
     report_render(outcome, as_json=as_json, verb="stack written to")
+    for warning in exposure.warnings(config):
+        say(f"warning: {warning}", fg="yellow")
     if not as_json and outcome.written:
         where = " on a swarm manager" if config.deploy.swarm else ""
         say(f"next: stackgen up --dir {directory}{where}  (then open {config.public_url})")
@@ -905,4 +917,7 @@ def main() -> None:
         result = app(standalone_mode=False)
     except (StackgenError, TyperException, typer.Abort, KeyboardInterrupt) as error:
         _fail(*failure(error))
+    except Exception as error:  # a bug (in bench or anywhere): its traceback, without tokens
+        redaction.print_traceback(error)
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

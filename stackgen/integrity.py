@@ -12,8 +12,9 @@ import stat
 from pathlib import Path
 
 from stackgen.models import StackConfig
-from stackgen.render import COMPOSE_FILE, ENV_FILE
-from stackgen.writer import Plan
+from stackgen.parts import Access
+from stackgen.render import COMPOSE_FILE
+from stackgen.writer import Plan, owners
 
 
 def compose_services(text: str) -> set[str]:
@@ -87,10 +88,12 @@ def unusable_by_run_as(config: StackConfig, plan: Plan) -> list[str]:
     """Files the containers read and folders they write, as they are on disk, checked against
     run_as (the user every container runs as)."""
     uid, gid = config.uid, config.gid
+    expected = owners(plan)
     wanted: list[tuple[Path, int, str]] = [
         (plan.stack_dir / v.file.path, 4, "read")
         for v in plan.verdicts
-        if v.current is not None and v.file.path != ENV_FILE  # .env is read by Compose
+        # .env is read by Compose, the CA key by stackgen alone.
+        if v.current is not None and v.file.access is not Access.PRIVATE
     ]
     wanted += [(plan.stack_dir / d, 7, "write in") for d, _ in plan.directories]
     # The served chain and key: planned only when first made (internal) or the user's own.
@@ -103,11 +106,55 @@ def unusable_by_run_as(config: StackConfig, plan: Plan) -> list[str]:
             continue  # missing: the files check says so
         if not _can(st, uid, gid, need):
             shown = _shown(plan.stack_dir, path)
+            owner, group = expected.get(path, (uid, gid))
+            fix = f"`chown {owner}:{group} {shown}`"
+            if (owner, group) != (uid, gid):  # a key the proxy reads through its group
+                fix += f" and `chmod 640 {shown}`"
             problems.append(
                 f"{shown} is {st.st_uid}:{st.st_gid} {oct(stat.S_IMODE(st.st_mode))}: the "
-                f"containers run as {config.run_as} and cannot {verb} it; run "
-                f"`chown {config.run_as} {shown}` (or `stackgen render` as root, which does)"
+                f"containers run as {config.run_as} and cannot {verb} it; run {fix} (or "
+                "`stackgen render` as root, which does)"
             )
+    return problems
+
+
+def changeable_by_containers(config: StackConfig, plan: Plan) -> list[str]:
+    """Control files, keys and their folders that the containers' user could change (or, for
+    the CA key and .env, read): it could then edit what root's next `up` starts. Nothing to
+    say when the containers run as the user running stackgen: they are the same principal."""
+    uid, gid = config.uid, config.gid
+    me = os.geteuid()
+    if uid == me:
+        return []
+    stack_dir = plan.stack_dir
+    private = {stack_dir / v.file.path for v in plan.verdicts if v.file.access is Access.PRIVATE}
+    private |= {stack_dir / p for p, access in plan.owned if access is Access.PRIVATE}
+    paths = [stack_dir, *(path for path, owner in owners(plan).items() if owner[0] != uid)]
+    if config.tls_files:
+        paths.append(_resolve(stack_dir, config.tls_files[1]))  # a key outside the stack too
+    problems = []
+    for path in dict.fromkeys(paths):
+        try:
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                # A link's own mode means nothing (Linux ignores it): judge what it names,
+                # e.g. a certbot lineage's live/privkey.pem outside the stack.
+                st = path.stat()
+        except OSError:
+            continue  # missing: the files check says so
+        if st.st_uid == uid or _can(st, uid, gid, 2):
+            verb = "change it"
+        elif path in private and _can(st, uid, gid, 4):
+            verb = "read it"
+        else:
+            continue
+        shown = _shown(stack_dir, path)
+        problems.append(
+            f"{shown} is {st.st_uid}:{st.st_gid} {oct(stat.S_IMODE(st.st_mode))}: the "
+            f"containers' user {config.run_as} can {verb}, and it is stackgen's or yours "
+            f"(root runs what it says); run `stackgen render` as root, which gives it back, or "
+            f"`chown {me} {shown}` and `chmod go-w{'r' if path in private else ''} {shown}`"
+        )
     return problems
 
 

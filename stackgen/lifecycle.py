@@ -46,6 +46,7 @@ from stackgen.probe import (
     verifying_context,
 )
 from stackgen.process import run
+from stackgen.redaction import redact
 from stackgen.reloading import ProxyAction, plan_reload
 from stackgen.render import COMPOSE_FILE
 from stackgen.stack import Stack, render_dir
@@ -262,9 +263,10 @@ def _is_well(state: ServiceState) -> bool:
 
 def recent_logs(stack: Stack, service: str, lines: int) -> str:
     try:
-        return str(stack.compose.compose.logs([service], tail=str(lines), no_log_prefix=True))
+        text = str(stack.compose.compose.logs([service], tail=str(lines), no_log_prefix=True))
     except DockerException as error:
-        return f"(no logs: {error})"
+        return f"(no logs: {redact(str(error))})"
+    return redact(text)  # a proxy's or Jellyfin's log may quote a token
 
 
 def _explain_failure(stack: Stack, progress: Progress) -> str:
@@ -358,7 +360,9 @@ def _up_swarm(stack: Stack, *, timeout: int, progress: Progress) -> None:
             wait_reachable(stack, remaining, progress)
         except UnhealthyError:
             progress(f"--- {stack.proxy.service}: last log lines:")
-            progress(swarm_ops.recent_logs(project, stack.proxy.service, LOG_LINES_ON_FAILURE))
+            progress(
+                redact(swarm_ops.recent_logs(project, stack.proxy.service, LOG_LINES_ON_FAILURE))
+            )
             raise
         engine_prune(project)
     except KeyboardInterrupt:
@@ -527,7 +531,8 @@ def logs(stack: Stack, service: str | None, follow: bool) -> Iterator[str]:
             [service] if service else sorted(swarm_ops.expected_services(stack.folder))
         )
         try:
-            yield from swarm_ops.logs(stack.config.project, chosen_services, follow)
+            for line in swarm_ops.logs(stack.config.project, chosen_services, follow):
+                yield redact(line)
         except DockerException as error:
             raise DockerError(f"docker service logs failed: {error.stderr or error}") from None
         return
@@ -535,7 +540,7 @@ def logs(stack: Stack, service: str | None, follow: bool) -> Iterator[str]:
     chosen = [service] if service else []
     try:
         for _source, line in client.compose.logs(chosen, follow=follow, stream=True):
-            yield line.decode("utf-8", "replace")
+            yield redact(line.decode("utf-8", "replace"))
     except DockerException as error:
         raise DockerError(f"docker compose logs failed: {error.stderr or error}") from None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import os
 import re
 import urllib.parse
 import zoneinfo
@@ -118,6 +119,16 @@ _EMAIL_LOCAL = re.compile(
 )
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# The containers' user when stackgen runs as root and none is given: 65532 is the
+# container world's usual "nonroot" (distroless images), in Debian's reserved range
+# 65000-65533 that no package or adduser hands out, so no account on the host is it.
+STACK_USER: Final = "65532:65532"
+
+
+def default_run_as() -> str:
+    """Whoever runs stackgen, unless that is root: then the dedicated STACK_USER."""
+    uid, gid = os.geteuid(), os.getegid()
+    return STACK_USER if uid == 0 else f"{uid}:{gid}"
 
 
 def validate_domain(value: str) -> str:
@@ -571,6 +582,61 @@ class NetworkConfig(Strict):
         return self.subnet6.network_address + offset
 
 
+_MEMORY = re.compile(r"^(\d{1,6})([kmg])$")
+_MIN_MEMORY: Final = 32 * 2**20  # below this no proxy, Jellyfin or certbot starts
+
+
+def validate_memory(value: str) -> str:
+    """A memory limit as Compose and the swarm read it: a whole number and k, m or g."""
+    match = _MEMORY.match(value)
+    if match is None:
+        raise ValueError(f"memory {value!r}: a whole number and k, m or g, e.g. '512m'")
+    size = int(match.group(1)) * {"k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)]
+    if size < _MIN_MEMORY:
+        raise ValueError(f"memory {value!r} is below 32m: the service would not start")
+    return value
+
+
+Memory = Annotated[str, AfterValidator(validate_memory)]
+Pids = Annotated[StrictInt, Field(ge=16, le=1_000_000)]
+
+
+class ServiceLimits(Strict):
+    memory: Memory
+    pids: Pids
+
+
+_DEFAULT_LIMITS: Final = {
+    "proxy": {"memory": "1g", "pids": 1024},
+    "jellyfin": {"memory": "4g", "pids": 2048},
+    "certbot": {"memory": "512m", "pids": 128},
+}
+
+
+class LimitsConfig(Strict):
+    """Per service, a memory limit (mem_limit) and a process/thread limit (pids_limit): a
+    leak or a fork bomb in one container stops there. Generous by default (a limit above
+    the machine's memory simply never binds): Jellyfin's transcodes need gigabytes and
+    hundreds of threads; Apache's event workers are about 400 threads."""
+
+    proxy: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["proxy"])
+    jellyfin: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["jellyfin"])
+    certbot: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["certbot"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial(cls, data: Any) -> Any:
+        """`[limits.jellyfin] memory = "8g"` keeps the default pids."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            name: {**_DEFAULT_LIMITS[name], **value}
+            if name in _DEFAULT_LIMITS and isinstance(value, dict)
+            else value
+            for name, value in data.items()
+        }
+
+
 class DeployConfig(Strict):
     target: DeployTarget = DeployTarget.COMPOSE
     # Swarm, Jellyfin on the media node's host network: where the proxy reaches it.
@@ -584,6 +650,12 @@ class DeployConfig(Strict):
     gateway_subnet: PrivateSubnet | None = Field(
         default=None, description="swarm: docker_gwbridge's subnet (default 172.18.0.0/16)"
     )
+    # Swarm, host network: the proxy reaches Jellyfin in plain HTTP at the media node's
+    # address; only when the user says so (one node, or a LAN they trust).
+    allow_plain_media_link: StrictBool = False
+    # Swarm: the overlay's traffic between nodes in IPsec (ESP). false only where the
+    # nodes' kernel has no ESP (CONFIG_INET_ESP): Docker then cannot program the tunnels.
+    encrypt_overlay: StrictBool = True
 
     @model_validator(mode="after")
     def _swarm_only(self) -> DeployConfig:
@@ -593,6 +665,12 @@ class DeployConfig(Strict):
                     raise ValueError(f"deploy.{name} applies to deploy.target 'swarm' only")
             if self.edge_addresses:
                 raise ValueError("deploy.edge_addresses applies to deploy.target 'swarm' only")
+            if self.allow_plain_media_link:
+                raise ValueError(
+                    "deploy.allow_plain_media_link applies to deploy.target 'swarm' only"
+                )
+            if not self.encrypt_overlay:
+                raise ValueError("deploy.encrypt_overlay applies to deploy.target 'swarm' only")
         return self
 
     @property
@@ -759,7 +837,7 @@ class StackConfig(Strict):
     email: Email | None = None
     subpath: Subpath = ""
     project: str = ""
-    run_as: str = Field(default="0:0", description="uid:gid the containers run as")
+    run_as: str = Field(default_factory=default_run_as, description="uid:gid the containers run as")
     tls: TlsConfig = Field(default_factory=TlsConfig)
     ports: PortsConfig = Field(default_factory=PortsConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
@@ -774,6 +852,7 @@ class StackConfig(Strict):
     # official image has it (Proxy.supports_http3), refused with the reason otherwise.
     http3: StrictBool = False
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _swarm_limits(self) -> StackConfig:
@@ -802,6 +881,15 @@ class StackConfig(Strict):
             )
         if not host and self.deploy.media_address is not None:
             raise ValueError("deploy.media_address applies to jellyfin.network_mode 'host' only")
+        if host and not self.deploy.allow_plain_media_link:
+            raise ValueError(
+                f"jellyfin.network_mode 'host' on a swarm: the proxy would reach Jellyfin in "
+                f"plain HTTP at {self.deploy.media_address}, across the LAN when that is "
+                "another machine (tokens and passwords in clear); use jellyfin.network_mode "
+                "'bridge' (the encrypted overlay), or set deploy.allow_plain_media_link = true "
+                "(`init --allow-plain-media-link`) when the proxy runs on the media node or "
+                "the LAN between them is trusted"
+            )
         return self
 
     # Dual-stack: the proxy network gets a pinned IPv6 subnet (network.subnet6), the ports

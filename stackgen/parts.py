@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Access(StrEnum):
+    """Who may change a file of the stack, which decides its owner (when stackgen runs as
+    root) and what `check` accepts. Containers run as `run_as`; the invoking user is the one
+    running stackgen."""
+
+    CONTROL = "control"  # stackgen's or the user's; containers read it at most
+    SECRET = "secret"  # a key a container reads: the user's, group run_as, 0640
+    PRIVATE = "private"  # never mounted into a container: the CA key, .env
+    WRITTEN = "written"  # the containers write it: run_as owns it
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,7 @@ class StateFile:
     target: str
     content: bytes = b""
     mode: int = 0o600
+    access: Access = Access.WRITTEN
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Final
 
 from stackgen.certificates import Certbot
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
+from stackgen.env_file import literal_line
 from stackgen.errors import InvalidInputError
 from stackgen.models import (
     EDGE_LABEL,
@@ -18,6 +19,7 @@ from stackgen.models import (
     TlsSource,
     validate_tsig_secret,
 )
+from stackgen.parts import Access
 from stackgen.proxies import get_proxy
 from stackgen.swarm_stack import SwarmFiles, content_hash
 from stackgen.templating import render
@@ -63,8 +65,11 @@ def render_stack(
         "TlsMode": TlsMode,
         "swarm": None,
     }
+    # In Jellyfin's own config folder, which Jellyfin writes.
     network_xml = PlannedFile(
-        network_xml_path(config), render("jellyfin/network.xml.j2", **context).encode()
+        network_xml_path(config),
+        render("jellyfin/network.xml.j2", **context).encode(),
+        access=Access.WRITTEN,
     )
     files = [
         PlannedFile(t.target, render(t.template, **context).encode(), t.mode)
@@ -72,7 +77,7 @@ def render_stack(
     ]
     templates = frozenset(f.path for f in files)
     files += [
-        PlannedFile(s.target, s.content, s.mode, state=True)
+        PlannedFile(s.target, s.content, s.mode, state=True, access=s.access)
         for s in proxy.state_files(config, stack_dir)
     ]
     files += _secret_files(config)
@@ -107,7 +112,8 @@ def _secret_files(config: StackConfig) -> list[PlannedFile]:
 
 def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
     """The DNS provider's credentials, `.env` (0600): names only in stackgen.toml, the values
-    here (empty until the user, or `init --dns-credential`, fills them)."""
+    here (empty until the user, or `init --dns-credential`, fills them), each in single
+    quotes so that Compose passes it as written (env_file.py)."""
     unknown = [name for name in values if name not in config.dns_secret_names]
     if unknown:
         known = ", ".join(config.dns_secret_names) or "none"
@@ -115,15 +121,26 @@ def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
             f"--dns-credential {unknown[0]}: not a variable of this DNS provider ({known}); "
             "add it to tls.dns_env"
         )
-    for name, value in values.items():
-        if any(c in value for c in "\r\n\0"):
-            raise InvalidInputError(f"--dns-credential {name}: the value must be one line")
+    if config.deploy.swarm:
+        header = "# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."
+    else:
+        header = (
+            "# Secrets for the DNS-01 challenge, each between single quotes (NAME='value'): "
+            "Compose takes it as is. This file stays 0600."
+        )
+    lines = [header]
+    for name in config.dns_secret_names:
+        value = values.get(name, "")
+        try:
+            lines.append(literal_line(name, value, swarm=config.deploy.swarm))
+        except ValueError as error:
+            raise InvalidInputError(f"--dns-credential {name}: the value {error}") from None
     secret = values.get(TSIG_SECRET)
     if config.dns_provider is RFC2136 and secret:
         try:
             validate_tsig_secret(secret)
         except ValueError as error:
             raise InvalidInputError(f"--dns-credential {TSIG_SECRET}: {error}") from None
-    lines = ["# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."]
-    lines += [f"{name}={values.get(name, '')}" for name in config.dns_secret_names]
-    return PlannedFile(ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True)
+    return PlannedFile(
+        ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True, access=Access.PRIVATE
+    )

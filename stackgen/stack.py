@@ -8,14 +8,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from stackgen import engine, inputs, writer
-from stackgen.certificates.source import OWN_CERT, OWN_KEY
+from stackgen.certificates.source import CA_CERT, CA_KEY, OWN_CERT, OWN_KEY
 from stackgen.config_file import CONFIG_NAME, dump_config, load_config
 from stackgen.engine import DockerClient
 from stackgen.errors import ConflictError, FilesystemError, StackgenError
 from stackgen.models import StackConfig, TlsMode
+from stackgen.parts import Access
 from stackgen.proxies import get_proxy
 from stackgen.proxies.base import Proxy
 from stackgen.render import COMPOSE_FILE, network_xml_path, render_stack
@@ -136,8 +137,15 @@ def plan_render(
         # extracted certificates): they take the place of the rendered, empty ones.
         given = {f.path for f in state}
         files = [f for f in files if f.path not in given] + [
-            PlannedFile(f.path, f.content, f.mode, state=True) for f in state
+            PlannedFile(f.path, f.content, f.mode, state=True, access=f.access) for f in state
         ]
+    tls_access = _tls_access(stack)
+    files = [
+        PlannedFile(f.path, f.content, tls_access[f.path][0], f.state, tls_access[f.path][1])
+        if f.path in tls_access
+        else f
+        for f in files
+    ]
     if with_config:
         # The user's file from then on: init creates it, render never rewrites it.
         config_file = PlannedFile(
@@ -148,9 +156,35 @@ def plan_render(
     owner = (config.uid, config.gid)  # given to them when stackgen runs as root
     plan = writer.plan(stack.folder, files, force=force, directories=directories, owner=owner)
     plan.project = config.project
-    if config.tls.mode is TlsMode.INTERNAL and config.tls_files:
-        plan.owned = list(config.tls_files)  # kept, not re-planned, after the first render
+    # Kept, not re-planned, after the first render: their owners still follow their access.
+    plan.owned = [(path, access) for path, (_, access) in tls_access.items()]
+    plan.owned.append((CONFIG_NAME, Access.CONTROL))  # planned by init only
+    if config.tls.mode is TlsMode.INTERNAL:
+        plan.owned += [(CA_KEY, Access.PRIVATE), (CA_CERT, Access.CONTROL)]
     return plan
+
+
+def _tls_access(stack: Stack) -> dict[str, tuple[int, Access]]:
+    """The served chain and key when they are files in the stack folder (modes internal and
+    files): the chain anyone may read, the key the proxy reads through its group only."""
+    pair = stack.config.tls_files
+    if pair is None:
+        return {}
+    result = {}
+    kinds = ((0o644, Access.CONTROL), (0o640, Access.SECRET))
+    for path, (mode, access) in zip(pair, kinds, strict=True):
+        relative = _inside(stack.folder, path)
+        if relative is not None:
+            result[relative] = (mode, access)
+    return result
+
+
+def _inside(folder: Path, path: str) -> str | None:
+    """path (as stackgen.toml gives it) relative to the stack folder, None when outside."""
+    candidate = PurePosixPath(path)
+    if candidate.is_absolute() or ".." in candidate.parts or path.startswith("~"):
+        return None
+    return candidate.as_posix()
 
 
 def init_stack(
@@ -177,10 +211,12 @@ def init_stack(
             f"under the new stackgen.toml; move it away, or {instead}"
         )
     if force:
-        # --force on init replaces stackgen.toml too.
+        # --force on init replaces stackgen.toml too, and the state it was given anew
+        # (`--dns-credential` values in .env): the report says `overwrite` for each.
+        given = {CONFIG_NAME, *(f.path for f in state)}
         plan.verdicts = [
             writer.Verdict(v.file, Action.FORCE, v.current)
-            if v.file.path == CONFIG_NAME and v.action is Action.KEEP
+            if v.file.path in given and v.action is Action.KEEP and v.current != v.file.content
             else v
             for v in plan.verdicts
         ]

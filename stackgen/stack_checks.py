@@ -9,12 +9,18 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stackgen import inputs
+from stackgen import exposure, inputs
 from stackgen.certificates.source import OWN_CERT, OWN_KEY
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.engine import compose_config_problems, run_in_image
+from stackgen.env_file import parse_env
 from stackgen.errors import DockerError, InvalidInputError
-from stackgen.integrity import broken_state_json, missing_services, unusable_by_run_as
+from stackgen.integrity import (
+    broken_state_json,
+    changeable_by_containers,
+    missing_services,
+    unusable_by_run_as,
+)
 from stackgen.models import TlsMode, validate_tsig_secret
 from stackgen.probe import Status
 from stackgen.render import ENV_FILE
@@ -58,6 +64,10 @@ def _rendered_files(stack: Stack) -> list[Finding]:
     findings += [Finding("compose", Status.FAIL, p) for p in missing_services(plan)]
     findings += [Finding("state", Status.FAIL, p) for p in broken_state_json(plan)]
     findings += [Finding("owner", Status.FAIL, p) for p in unusable_by_run_as(stack.config, plan)]
+    findings += [
+        Finding("owner", Status.FAIL, p) for p in changeable_by_containers(stack.config, plan)
+    ]
+    findings += [Finding("exposure", Status.WARN, w) for w in exposure.warnings(stack.config)]
     for verdict in plan.verdicts:
         path = verdict.file.path
         if verdict.action is Action.CREATE:
@@ -195,19 +205,21 @@ def _modes(stack: Stack) -> list[Finding]:
     """Secrets must not be readable by others; acme.json looser than 0600 breaks Traefik."""
     findings = []
     for verdict in plan_render(stack, force=False).verdicts:
-        if verdict.file.mode != 0o600:
+        planned = verdict.file.mode
+        if planned not in (0o600, 0o640):  # a secret: 0600, or 0640 for a key the proxy reads
             continue
         path = stack.folder / verdict.file.path
         if not path.exists():
             continue
         mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
+        if mode & ~planned & 0o077:
             level = Status.FAIL if path.name == "acme.json" else Status.WARN
             findings.append(
                 Finding(
                     "modes",
                     level,
-                    f"{verdict.file.path} is {oct(mode)}; run `chmod 600 {verdict.file.path}`",
+                    f"{verdict.file.path} is {oct(mode)}; run "
+                    f"`chmod {planned:o} {verdict.file.path}`",
                 )
             )
     return findings or [Finding("modes", Status.PASS, "secrets and acme.json are 0600")]
@@ -233,13 +245,32 @@ def _dns_secrets(stack: Stack) -> list[Finding]:
         ]
     except (OSError, UnicodeDecodeError) as error:
         return [Finding("dns", Status.FAIL, f"cannot read {path}: {error}")]
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, value = line.strip().partition("=")
-        if sep and not name.startswith("#"):
-            values[name.strip()] = value.strip()
+    # As the reader of the file will read it: Compose's dotenv rules, or the swarm's.
+    parsed = parse_env(text, swarm=config.deploy.swarm)
+    values = {name: entry.value for name, entry in parsed.items()}
+    findings = []
+    for name in names:
+        entry = parsed.get(name)
+        if entry is not None and entry.expands:
+            findings.append(
+                Finding(
+                    "dns",
+                    Status.FAIL,
+                    f"{name} in {path}: Compose replaces {', '.join(entry.expands)} in it; "
+                    f"write the value in single quotes ({name}='...')",
+                )
+            )
+        if entry is not None and entry.cut:
+            findings.append(
+                Finding(
+                    "dns",
+                    Status.FAIL,
+                    f"{name} in {path}: Compose cuts it at ' #' (a comment); write the value "
+                    f"in single quotes ({name}='...')",
+                )
+            )
     provider = config.tls.dns_provider
-    findings = [
+    findings += [
         Finding("dns", Status.FAIL, f"{name} is empty: fill it in {path} ({provider} reads it)")
         for name in names
         if not values.get(name)

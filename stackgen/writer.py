@@ -27,14 +27,15 @@ import errno
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
 from stackgen.errors import FilesystemError
+from stackgen.parts import Access
 
 MANIFEST: Final = ".stackgen/manifest.json"
 JOURNAL: Final = ".stackgen/journal.json"
@@ -63,6 +64,7 @@ class PlannedFile:
     content: bytes
     mode: int = 0o644
     state: bool = False  # created once, then owned by the stack or the user
+    access: Access = Access.CONTROL
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,15 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     # uid, gid: owner of every file and folder written, applied only when running as root.
     owner: tuple[int, int] | None = None
-    owned: list[str] = field(default_factory=list)  # more paths to give to owner
+    # Files not planned this time (kept state, such as the served key) whose owner still
+    # follows their access.
+    owned: list[tuple[str, Access]] = field(default_factory=list)
     # The Compose project, kept in the manifest so `down` and `status` find the containers
     # when stackgen.toml is gone or broken.
     project: str | None = None
+    # Folders below which no link is followed: the stack folder, then folders configured
+    # outside it (an absolute jellyfin.config_dir).
+    roots: tuple[Path, ...] = ()
 
     @property
     def conflicts(self) -> list[Verdict]:
@@ -174,21 +181,28 @@ def plan(
             "`stackgen render` finishes it (or rolls it back)"
         )
     manifest = _manifest_or_empty(stack_dir, warnings)
-    verdicts = [_classify(stack_dir, f, manifest, force) for f in files]
-    return Plan(stack_dir, verdicts, list(directories), warnings, owner)
+    roots = (stack_dir, *(stack_dir / d for d, _ in directories if Path(d).is_absolute()))
+    verdicts = [_classify(stack_dir, roots, f, manifest, force) for f in files]
+    plan = Plan(stack_dir, verdicts, list(directories), warnings, owner)
+    plan.roots = roots
+    return plan
 
 
-def _classify(stack_dir: Path, file: PlannedFile, manifest: dict[str, str], force: bool) -> Verdict:
+def _classify(
+    stack_dir: Path,
+    roots: Sequence[Path],
+    file: PlannedFile,
+    manifest: dict[str, str],
+    force: bool,
+) -> Verdict:
     target = stack_dir / file.path
-    if target.is_dir():
-        raise FilesystemError(f"{target} is a folder where stackgen writes a file")
     try:
-        current = target.read_bytes()
-        current_mode = target.stat().st_mode & 0o777
-    except FileNotFoundError:
-        return Verdict(file, Action.CREATE)
+        found = _read_file(roots, target)
     except OSError as error:
         raise FilesystemError(f"cannot read {target}: {error}") from None
+    if found is None:
+        return Verdict(file, Action.CREATE)
+    current, current_mode = found
     if file.state:
         return Verdict(file, Action.KEEP, current, current_mode=current_mode)
     drift = current_mode != file.mode
@@ -247,32 +261,37 @@ def apply(plan: Plan) -> None:
     if (stack_dir / JOURNAL).exists():
         # Its temporaries are still needed: the plan was made on a half-written folder.
         raise FilesystemError(f"an interrupted write is pending in {stack_dir}: recover first")
+    roots = plan.roots or (stack_dir,)
+    # Staged with their final owner: a key is never, even for a moment, someone else's.
+    staged_owner = owners(plan) if os.geteuid() == 0 else {}
     created_dirs: list[Path] = []
     entries: list[_Entry] = []
     committed = False
     try:
         created_dirs += _make_dir(stack_dir, 0o755)
-        for relative, mode in plan.directories:
-            created_dirs += _make_dir(stack_dir / relative, mode)
+        folders = [(stack_dir / relative, mode) for relative, mode in plan.directories]
+        folders += [((stack_dir / v.file.path).parent, 0o755) for v in plan.changes]
+        folders.append(((stack_dir / JOURNAL).parent, 0o755))
+        for folder, mode in folders:
+            with _folder(roots, folder, create=mode, created=created_dirs):
+                pass
         for verdict in plan.changes:
-            created_dirs += _make_dir((stack_dir / verdict.file.path).parent, 0o755)
-        created_dirs += _make_dir((stack_dir / JOURNAL).parent, 0o755)
-        for verdict in plan.changes:
-            entries.append(_prepare(stack_dir, verdict, plan.owner))
+            owner = staged_owner.get(stack_dir / verdict.file.path)
+            entries.append(_prepare(roots, stack_dir, verdict, owner))
         _fsync_dirs({e.target.parent for e in entries} | {p.parent for p in created_dirs})
         manifest = _next_manifest(stack_dir, plan)
         project = plan.project or manifest_project(stack_dir)
         _write_journal(stack_dir, entries, manifest, project)
         committed = True  # from here on a killed run is finished by the next one
         for entry in entries:
-            os.replace(entry.temp, entry.target)
+            _replace(roots, entry.temp, entry.target)
         _fsync_dirs({e.target.parent for e in entries})
         _write_manifest(stack_dir, manifest, project)
-        _finish(stack_dir, entries)
+        _finish(stack_dir, entries, roots)
     except BaseException as error:
         if committed:
             try:
-                _roll_back(stack_dir, entries)
+                _roll_back(stack_dir, entries, roots)
             except OSError as second:
                 # The journal and the backups stay: the next command puts things right.
                 raise FilesystemError(
@@ -282,8 +301,8 @@ def apply(plan: Plan) -> None:
         for entry in entries:
             for aux in (entry.temp, entry.backup):
                 if aux is not None:
-                    with contextlib.suppress(OSError):
-                        aux.unlink()
+                    with contextlib.suppress(OSError, FilesystemError):
+                        _unlink(roots, aux)
         for directory in reversed(created_dirs):
             with contextlib.suppress(OSError):
                 directory.rmdir()
@@ -294,23 +313,28 @@ def apply(plan: Plan) -> None:
         _chown_all(plan)
 
 
-def _prepare(stack_dir: Path, verdict: Verdict, owner: tuple[int, int] | None) -> _Entry:
+def _prepare(
+    roots: Sequence[Path], stack_dir: Path, verdict: Verdict, owner: tuple[int, int] | None
+) -> _Entry:
     target = stack_dir / verdict.file.path
-    temp = _stage(target, verdict.file.content, verdict.file.mode, owner)
+    temp = _stage(target, verdict.file.content, verdict.file.mode, owner, roots)
     backup = None
     if verdict.current is not None:
-        backup = _backup(target, verdict.current, verdict.current_mode or 0o600)
+        backup = _backup(roots, target, verdict.current, verdict.current_mode or 0o600)
     return _Entry(target, temp, backup, sha256(verdict.file.content))
 
 
-def _backup(target: Path, current: bytes, mode: int) -> Path:
+def _backup(roots: Sequence[Path], target: Path, current: bytes, mode: int) -> Path:
     """A second name for the file about to be replaced: free, and restorable by a rename."""
     name = target.with_name(f".{target.name}.{os.urandom(4).hex()}.old{TEMP_SUFFIX}")
     try:
-        os.link(target, name)
+        with _folder(roots, target.parent) as parent:
+            os.link(
+                target.name, name.name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False
+            )
     except OSError:  # a filesystem without hard links: a copy does the same job
-        staged = _stage(target, current, mode, None)
-        os.replace(staged, name)
+        staged = _stage(target, current, mode, None, roots)
+        _replace(roots, staged, name)
     return name
 
 
@@ -333,35 +357,32 @@ def _write_journal(
         "manifest": manifest,
         "project": project,
     }
-    write_atomic(stack_dir / JOURNAL, (json.dumps(data, indent=2) + "\n").encode(), 0o644)
+    write_atomic(
+        stack_dir / JOURNAL, (json.dumps(data, indent=2) + "\n").encode(), 0o644, (stack_dir,)
+    )
 
 
-def _finish(stack_dir: Path, entries: Iterable[_Entry]) -> None:
+def _finish(stack_dir: Path, entries: Iterable[_Entry], roots: Sequence[Path]) -> None:
     """The transaction is complete: drop the journal first, then the now useless backups."""
     journal = stack_dir / JOURNAL
-    with contextlib.suppress(FileNotFoundError):
-        journal.unlink()
+    _unlink((stack_dir,), journal)
     _fsync_dirs({journal.parent})
     for entry in entries:
         if entry.backup is not None:
-            with contextlib.suppress(FileNotFoundError):
-                entry.backup.unlink()
+            _unlink(roots, entry.backup)
 
 
-def _roll_back(stack_dir: Path, entries: list[_Entry]) -> None:
+def _roll_back(stack_dir: Path, entries: list[_Entry], roots: Sequence[Path]) -> None:
     """Put back every replaced file from its backup, remove created ones, then the journal."""
     for entry in reversed(entries):
         if entry.backup is not None and entry.backup.exists():
-            os.replace(entry.backup, entry.target)
+            _replace(roots, entry.backup, entry.target)
         elif entry.backup is None and not entry.temp.exists():
-            with contextlib.suppress(FileNotFoundError):
-                entry.target.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            entry.temp.unlink()
+            _unlink(roots, entry.target)
+        _unlink(roots, entry.temp)
     _fsync_dirs({e.target.parent for e in entries})
     journal = stack_dir / JOURNAL
-    with contextlib.suppress(FileNotFoundError):
-        journal.unlink()
+    _unlink((stack_dir,), journal)
     _fsync_dirs({journal.parent})
 
 
@@ -391,12 +412,13 @@ def recover(stack_dir: Path) -> str | None:
             f"{journal} (an interrupted write) is unreadable ({error}): delete it, then run "
             "`stackgen render --force` to rewrite the stack from stackgen.toml"
         ) from None
-    finishable = all(e.temp.exists() or _digest(e.target) == e.digest for e in entries)
+    roots = (stack_dir,)
+    finishable = all(e.temp.exists() or _digest(roots, e.target) == e.digest for e in entries)
     try:
         if finishable:
             for entry in entries:
                 if entry.temp.exists():
-                    os.replace(entry.temp, entry.target)
+                    _replace(roots, entry.temp, entry.target)
             _fsync_dirs({e.target.parent for e in entries})
             project = data.get("project")
             _write_manifest(
@@ -404,9 +426,9 @@ def recover(stack_dir: Path) -> str | None:
                 {str(k): str(v) for k, v in manifest.items()},
                 project if isinstance(project, str) else manifest_project(stack_dir),
             )
-            _finish(stack_dir, entries)
+            _finish(stack_dir, entries, roots)
         else:
-            _roll_back(stack_dir, entries)
+            _roll_back(stack_dir, entries, roots)
         _sweep(stack_dir)
     except OSError as error:
         raise FilesystemError(
@@ -420,18 +442,23 @@ def _sweep(stack_dir: Path) -> int:
     return sum(remove_stale_temporaries(folder) for folder in _folders(stack_dir))
 
 
-def _digest(path: Path) -> str | None:
+def _digest(roots: Sequence[Path], path: Path) -> str | None:
     try:
-        return sha256(path.read_bytes())
-    except OSError:
+        found = _read_file(roots, path)
+    except (OSError, FilesystemError):
         return None
+    return sha256(found[0]) if found is not None else None
 
 
 def _folders(stack_dir: Path) -> list[Path]:
+    """The stack's folders, none reached through a link."""
     folders = [stack_dir]
     for depth in range(1, _SWEEP_DEPTH + 1):
         folders += [
-            p for p in stack_dir.glob("/".join(["*"] * depth)) if p.is_dir() and not p.is_symlink()
+            p
+            for p in stack_dir.glob("/".join(["*"] * depth))
+            if p.is_dir()
+            and not any(q.is_symlink() for q in (p, *p.parents) if stack_dir in q.parents)
         ]
     return folders
 
@@ -461,6 +488,115 @@ def remove_stale_temporaries(folder: Path) -> int:
     return removed
 
 
+# --- links ------------------------------------------------------------------------------------
+# A container owns the folders it writes (Jellyfin's /config) and can plant a symbolic link
+# in them; stackgen, often root, must never write, read, chmod or chown through one. Below
+# the stack folder (or a folder configured outside it) every component is opened with
+# O_NOFOLLOW and every operation is made relative to the folder's descriptor, so a link
+# swapped in between a check and a write is still never followed.
+
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _base(roots: Sequence[Path], path: Path) -> Path:
+    """The trusted folder path lies in: the stack folder, or a folder configured outside it
+    (the user's own path, links included); else path's own folder."""
+    for root in roots:
+        if path == root or root in path.parents:
+            return root
+    return path.parent
+
+
+def _link_error(path: Path, parent_fd: int, name: str) -> FilesystemError:
+    try:
+        pointed = os.readlink(name, dir_fd=parent_fd)
+    except OSError:
+        pointed = "?"
+    return FilesystemError(
+        f"{path} is a symbolic link (to {pointed}): stackgen never writes through a link, "
+        "which a container can plant in a folder it writes; remove it and run again"
+    )
+
+
+def _is_link(parent_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=parent_fd).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def _folder(
+    roots: Sequence[Path],
+    folder: Path,
+    *,
+    create: int | None = None,
+    created: list[Path] | None = None,
+) -> Iterator[int]:
+    """A descriptor of folder, reached from its base without following any link; missing
+    folders are made with mode `create` (and listed in `created`) when it is given."""
+    base = _base(roots, folder) if folder not in roots else folder
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    path = base
+    try:
+        for part in folder.relative_to(base).parts:
+            path = path / part
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if create is None:
+                    raise
+                os.mkdir(part, create, dir_fd=fd)
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.fchmod(child, create)  # mkdir's mode is filtered by the umask
+                if created is not None:
+                    created.append(path)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(fd, part):
+                    raise _link_error(path, fd, part) from None
+                if error.errno == errno.ENOTDIR:
+                    raise FilesystemError(f"{path} exists and is not a folder") from None
+                raise
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _read_file(roots: Sequence[Path], target: Path) -> tuple[bytes, int] | None:
+    """Content and mode of a regular file, None when missing; a link or a folder is refused."""
+    try:
+        with _folder(roots, target.parent) as parent:
+            try:
+                fd = os.open(target.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            except OSError as error:
+                if error.errno == errno.ELOOP and _is_link(parent, target.name):
+                    raise _link_error(target, parent, target.name) from None
+                raise
+            with os.fdopen(fd, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                if stat.S_ISDIR(st.st_mode):
+                    raise FilesystemError(f"{target} is a folder where stackgen writes a file")
+                return handle.read(), stat.S_IMODE(st.st_mode)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise FilesystemError(f"{target} is a folder where stackgen writes a file") from None
+
+
+def _replace(roots: Sequence[Path], source: Path, target: Path) -> None:
+    """os.replace of two names in one folder, relative to that folder's safe descriptor
+    (a rename replaces a link in target's place itself, never what it points to)."""
+    with _folder(roots, target.parent) as parent:
+        os.replace(source.name, target.name, src_dir_fd=parent, dst_dir_fd=parent)
+
+
+def _unlink(roots: Sequence[Path], path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError), _folder(roots, path.parent) as parent:
+        os.unlink(path.name, dir_fd=parent)
+
+
 def _make_dir(path: Path, mode: int) -> list[Path]:
     """Create path and missing parents; return what was created (for rollback)."""
     if path.is_dir():
@@ -476,21 +612,31 @@ def _make_dir(path: Path, mode: int) -> list[Path]:
     return created
 
 
-def _stage(target: Path, content: bytes, mode: int, owner: tuple[int, int] | None) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
-    try:
-        os.fchmod(fd, mode)  # before any byte lands: a secret is never world-readable
-        if owner is not None and os.geteuid() == 0:
-            os.fchown(fd, *owner)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-    return Path(name)
+def _stage(
+    target: Path,
+    content: bytes,
+    mode: int,
+    owner: tuple[int, int] | None,
+    roots: Sequence[Path] = (),
+) -> Path:
+    """A complete, synced temporary beside target (a new name: O_EXCL, never a link)."""
+    name = f".{target.name}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
+    with _folder(roots or (target.parent,), target.parent) as parent:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(name, flags, 0o600, dir_fd=parent)
+        try:
+            os.fchmod(fd, mode)  # before any byte lands: a secret is never world-readable
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(fd, *owner)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=parent)
+            raise
+    return target.with_name(name)
 
 
 def _fsync_dirs(folders: Iterable[Path]) -> None:
@@ -512,9 +658,11 @@ def _fsync_dirs(folders: Iterable[Path]) -> None:
             os.close(fd)
 
 
-def write_atomic(target: Path, content: bytes, mode: int) -> None:
-    """One file replaced by a single rename of a complete, synced temporary."""
-    os.replace(_stage(target, content, mode, None), target)
+def write_atomic(target: Path, content: bytes, mode: int, roots: Sequence[Path] = ()) -> None:
+    """One file replaced by a single rename of a complete, synced temporary; no link below
+    roots (default: target's folder) is followed."""
+    roots = roots or (target.parent,)
+    _replace(roots, _stage(target, content, mode, None, roots), target)
     _fsync_dirs({target.parent})
 
 
@@ -524,29 +672,77 @@ def _write_manifest(stack_dir: Path, manifest: dict[str, str], project: str | No
         data["project"] = project
     content = json.dumps(data, indent=2) + "\n"
     target = stack_dir / MANIFEST
-    _make_dir(target.parent, 0o755)
-    write_atomic(target, content.encode(), 0o644)
+    with _folder((stack_dir,), target.parent, create=0o755):
+        pass
+    write_atomic(target, content.encode(), 0o644, (stack_dir,))
+
+
+def owners(plan: Plan) -> dict[Path, tuple[int, int]]:
+    """Who owns what, when stackgen runs as root: run_as owns what the containers write (the
+    planned folders, everything in them, and state such as acme.json); a key a container
+    reads is the invoking user's with run_as's group; everything else (stackgen.toml, the
+    compose file, .env, .stackgen/, the CA key, the proxy's configuration) stays the
+    invoking user's, so no container user can change what root runs next."""
+    if plan.owner is None:
+        return {}
+    me = (os.geteuid(), os.getegid())
+    uid, gid = plan.owner
+    stack_dir = plan.stack_dir
+    written = [stack_dir / relative for relative, _ in plan.directories]
+
+    def is_written(path: Path) -> bool:
+        return any(path == folder or folder in path.parents for folder in written)
+
+    result: dict[Path, tuple[int, int]] = {}
+    files = [(stack_dir / v.file.path, v.file.access) for v in plan.verdicts]
+    files += [(stack_dir / relative, access) for relative, access in plan.owned]
+    for path, access in files:
+        if access is Access.WRITTEN or is_written(path):
+            result[path] = (uid, gid)
+        elif access is Access.SECRET:
+            result[path] = (me[0], gid)
+        else:
+            result[path] = me
+        # The folders between the stack folder and the file (traefik/, tls/, and inside a
+        # written folder jellyfin/config/config).
+        for parent in path.parents:
+            if stack_dir not in parent.parents or ".." in parent.relative_to(stack_dir).parts:
+                break
+            result.setdefault(parent, (uid, gid) if is_written(parent) else me)
+    for folder in written:
+        result[folder] = (uid, gid)
+    metadata = stack_dir / MANIFEST
+    result[metadata.parent] = me
+    result[metadata] = me
+    return result
+
+
+def _group_readable(parent: int, name: str) -> None:
+    """A key the proxy reads through its group: 0640 (a key kept from an earlier version,
+    or the user's own, may be 0600)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        os.fchmod(fd, 0o640)
+    finally:
+        os.close(fd)
 
 
 def _chown_all(plan: Plan) -> None:
-    """--run-as: the containers' user owns what they read or write (root can give it away;
-    anyone else already owns what they wrote)."""
+    """Give each path its owner (`owners`): root can give files away; anyone else already
+    owns what they wrote."""
     if plan.owner is None or os.geteuid() != 0:
         return
-    uid, gid = plan.owner
-    paths = [plan.stack_dir / relative for relative, _ in plan.directories]
-    paths += [plan.stack_dir / v.file.path for v in plan.verdicts]
-    paths += [plan.stack_dir / relative for relative in plan.owned]
-    # The folders stackgen made for its files (traefik/, tls/, ...), not the stack folder.
-    paths += {
-        parent
-        for v in plan.verdicts
-        for parent in (plan.stack_dir / v.file.path).parents
-        if plan.stack_dir in parent.parents and parent.name != ".stackgen"
+    roots = plan.roots or (plan.stack_dir,)
+    secrets = {
+        plan.stack_dir / v.file.path for v in plan.verdicts if v.file.access is Access.SECRET
     }
-    for path in paths:
+    secrets |= {plan.stack_dir / relative for relative, a in plan.owned if a is Access.SECRET}
+    for path, (uid, gid) in owners(plan).items():
         try:
-            os.lchown(path, uid, gid)
+            with _folder(roots, path.parent) as parent:
+                os.chown(path.name, uid, gid, dir_fd=parent, follow_symlinks=False)
+                if path in secrets:
+                    _group_readable(parent, path.name)
         except FileNotFoundError:
             continue
         except OSError as error:

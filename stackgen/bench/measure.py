@@ -27,6 +27,7 @@ from stackgen.bench.endpoint import Endpoint
 from stackgen.bench.schedule import run_open_loop
 from stackgen.bench.schema import METRICS, SCHEMA_VERSION
 from stackgen.bench.stats import abba_order, compare_pairs, percentile
+from stackgen.redaction import redact
 
 PHASES = ("stream", "seek", "api", "ws", "streams")
 MiB = 1 << 20
@@ -169,7 +170,7 @@ def run_bench(
         )
         streams = paced_streams(proxied, size, settings)
         if streams["errors"]:
-            got.errors += [f"streams: {e}" for e in streams["error_samples"]]
+            got.errors += [redact(f"streams: {e}") for e in streams["error_samples"]]
     metrics: dict[str, Any] = {}
     for name, by_side in got.runs.items():
         unit, kind, better = METRICS[name]
@@ -228,7 +229,8 @@ def _phase(
     try:
         progress(f"{tag}: {phase} {run()}")
     except (OSError, curl.CurlError, h1.HttpError, ValueError, TimeoutError) as exc:
-        message = f"{tag}: {phase} failed: {type(exc).__name__}: {exc}"
+        # The error may quote the URL it failed on, token included.
+        message = redact(f"{tag}: {phase} failed: {type(exc).__name__}: {exc}")
         got.errors.append(message[:300])
         progress(message)
 
@@ -287,7 +289,7 @@ def _api(ep: Endpoint, settings: BenchSettings, got: _Collected) -> str:
     got.api_max_send_lag_ms = max(got.api_max_send_lag_ms, result.max_send_lag_ms)
     got.api_connections += pool.opened
     got.api_stale_retries += pool.stale_retries
-    got.errors += [f"api {ep.name}: {e}" for e in result.error_samples]
+    got.errors += [redact(f"api {ep.name}: {e}") for e in result.error_samples]
     p50 = percentile(result.latencies_ms, 50)
     p99 = percentile(result.latencies_ms, 99)
     got.add("api_p50_ms", ep.name, p50)

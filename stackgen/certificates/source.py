@@ -17,10 +17,12 @@ from typing import ClassVar, Final
 
 from stackgen import pki
 from stackgen.models import StackConfig, TlsMode
-from stackgen.parts import StateFile, TemplateFile
+from stackgen.parts import Access, StateFile, TemplateFile
 
 # Where the internal CA's files live in the stack folder.
 INTERNAL_CA_DIR: Final = "tls"
+CA_CERT: Final = f"{INTERNAL_CA_DIR}/ca.pem"
+CA_KEY: Final = f"{INTERNAL_CA_DIR}/ca-key.pem"
 
 
 @dataclass(frozen=True)
@@ -122,10 +124,14 @@ class InternalCa(MountedFiles):
             return []
         pair = pki.issue_internal(config.domain)
         return [
-            StateFile(f"{INTERNAL_CA_DIR}/ca.pem", pair.ca_cert_pem, 0o644),
-            StateFile(f"{INTERNAL_CA_DIR}/ca-key.pem", pair.ca_key_pem, 0o600),
-            StateFile(f"{INTERNAL_CA_DIR}/fullchain.pem", pair.fullchain_pem, 0o644),
-            StateFile(f"{INTERNAL_CA_DIR}/privkey.pem", pair.key_pem, 0o600),
+            StateFile(CA_CERT, pair.ca_cert_pem, 0o644, Access.CONTROL),
+            # No container ever reads the CA's key.
+            StateFile(CA_KEY, pair.ca_key_pem, 0o600, Access.PRIVATE),
+            StateFile(
+                f"{INTERNAL_CA_DIR}/fullchain.pem", pair.fullchain_pem, 0o644, Access.CONTROL
+            ),
+            # The proxy reads it through its group, and cannot change it.
+            StateFile(f"{INTERNAL_CA_DIR}/privkey.pem", pair.key_pem, 0o640, Access.SECRET),
         ]
 
 

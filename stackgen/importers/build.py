@@ -4,7 +4,6 @@ files of the new stack."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from stackgen.importers.certs import (
     split_combined_pem,
 )
 from stackgen.importers.common import jellyfin_port
-from stackgen.models import ProxyKind, StackConfig, TlsMode, validate_domain
+from stackgen.models import ProxyKind, StackConfig, TlsMode, default_run_as, validate_domain
+from stackgen.parts import Access
 from stackgen.probe import Report
 from stackgen.proxies import get_proxy
 from stackgen.stack import RenderOutcome, Stack, init_stack
@@ -106,7 +106,7 @@ def build_stack(
         "proxy": proxy,
         "domain": domain,
         "subpath": imp.subpath,
-        "run_as": f"{os.getuid()}:{os.getgid()}",
+        "run_as": default_run_as(),
         "tls": tls,
         "jellyfin": _jellyfin(imp),
     }
@@ -188,7 +188,10 @@ def _certificates(
             return mode
         current = store.for_domain(domain)
         if proxy == "traefik":
-            state.append(PlannedFile(TRAEFIK_ACME, store.to_v3(), 0o600, state=True))
+            # Traefik writes it: the containers' user owns it.
+            state.append(
+                PlannedFile(TRAEFIK_ACME, store.to_v3(), 0o600, state=True, access=Access.WRITTEN)
+            )
             detail = (
                 f"; serves {certificate_summary(current.chain_pem)}"
                 if current

@@ -25,9 +25,10 @@ import requests
 from stackgen import engine, lifecycle
 from stackgen.config_file import build_config, load_config
 from stackgen.errors import StackgenError
-from stackgen.models import ProxyKind, StackConfig, TlsMode
+from stackgen.models import ProxyKind, StackConfig, TlsMode, default_run_as
 from stackgen.probe import Report, run_checks
 from stackgen.proxies import available
+from stackgen.redaction import redact
 from stackgen.stack import Stack, init_stack
 from stackgen.testing.allocate import Allocator
 from stackgen.testing.http import resolving_session
@@ -149,7 +150,8 @@ class StackHandle:
             lines = "".join(lifecycle.logs(Stack(self.config, self.dir), service, False))
         except StackgenError as error:
             return f"(no logs: {error})"
-        return "\n".join(lines.splitlines()[-tail * 3 :])
+        # A failing test's report may be published (CI artefacts): no token in it.
+        return redact("\n".join(lines.splitlines()[-tail * 3 :]))
 
     def config_files(self) -> dict[str, str]:
         """Every generated config, by stack-relative path; private keys and .env left out."""
@@ -178,7 +180,7 @@ class StackHandle:
         if self.pebble is not None:
             parts.append("=== pebble ===\n" + self.pebble.log_tail())
         parts += [f"=== {name} ===\n{text}" for name, text in self.config_files().items()]
-        return "\n".join(parts)
+        return redact("\n".join(parts))
 
 
 @dataclass
@@ -353,7 +355,7 @@ class StackFactory:
             "domain": domain,
             "subpath": subpath,
             "project": project,
-            "run_as": f"{os.getuid()}:{os.getgid()}",
+            "run_as": default_run_as(),
             "tls": tls,
             "ports": {"http": ports.http, "https": ports.https, "listen_address": "127.0.0.1"},
             "network": {"subnet": str(subnet)},

@@ -86,7 +86,7 @@ if [ "$TARGET" = swarm ]; then
       --opt com.docker.network.bridge.enable_ip_masquerade=true docker_gwbridge >/dev/null
   fi
   gateway=$(docker network inspect docker_gwbridge --format '{{(index .IPAM.Config 0).Subnet}}')
-  args+=(--target swarm --media-address "$(docker node inspect "$node" --format '{{.Status.Addr}}')"
+  args+=(--target swarm --allow-plain-media-link --media-address "$(docker node inspect "$node" --format '{{.Status.Addr}}')"
          --gateway-subnet "$gateway")
 fi
 [ "$HTTP2" = 0 ] && args+=(--no-http2)

@@ -4,6 +4,7 @@ file lacking stackgen's services makes `up` refuse to start."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -90,3 +91,25 @@ def test_up_refuses_a_compose_file_without_stackgens_services(engine: None, tmp_
         check=True,
     )
     assert listing.stdout.strip() == ""  # nothing started
+
+
+def test_a_credential_reaches_the_containers_as_written(engine: None, tmp_path: Path) -> None:
+    """Before: .env was unquoted, and Compose expanded `$` and cut ` #...` out of a token."""
+    token = "ab$cd${HOME} #ef\\g"
+    stack = tmp_path / "stack"
+    result = stackgen(
+        *("init", "traefik", "--domain", "jf.example.com", "--email", "a@example.com"),
+        *("--tls", "acme-dns", "--dns-provider", "cloudflare"),
+        *("--dns-credential", f"CF_DNS_API_TOKEN={token}", "--dir", str(stack)),
+    )
+    assert result.returncode == 0, result.stderr
+    config = subprocess.run(
+        ["docker", "compose", "--project-directory", str(stack), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    environment = json.loads(config.stdout)["services"]["traefik"]["environment"]
+    # Compose's own output doubles a literal `$` (its escape for "no variable here").
+    assert environment["CF_DNS_API_TOKEN"].replace("$$", "$") == token

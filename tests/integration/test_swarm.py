@@ -119,6 +119,7 @@ def _swarm_config(network: str, node: SwarmNode) -> dict[str, Any]:
     deploy: dict[str, Any] = {"target": "swarm"}
     if network == "host":
         deploy["media_address"] = node.address
+        deploy["allow_plain_media_link"] = True  # one node: the link never leaves it
         deploy["gateway_subnet"] = node.gateway_subnet
     # Mode host has no host IP: the ports are published on every address of the node.
     return {"deploy": deploy, "ports": {"listen_address": "0.0.0.0"}}

@@ -75,12 +75,17 @@ class SwarmStack:
 
 
 def _config_data(proxy: str, network: str, project: str, cluster: SwarmCluster) -> dict[str, Any]:
-    deploy: dict[str, Any] = {"target": "swarm"}
+    # This machine's kernel has no ESP (CONFIG_INET_ESP unset: `ip xfrm state add ... proto
+    # esp` answers "Requested AEAD algorithm not found"), so Docker cannot program the
+    # encrypted overlay's tunnels between these nodes (docs/security.md).
+    deploy: dict[str, Any] = {"target": "swarm", "encrypt_overlay": False}
     if network == "host":
         # Jellyfin on the media node's host network, reached at the node's address; the
         # proxy's connections arrive from the edge node's own address.
         deploy |= {
             "media_address": cluster.node("media").address,
+            # The test's own nodes on one machine; a real LAN would want bridge mode.
+            "allow_plain_media_link": True,
             "edge_addresses": [cluster.node("edge").address],
         }
     return {

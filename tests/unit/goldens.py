@@ -144,6 +144,7 @@ def cases() -> list[Case]:
         if network == "host":
             deploy["media_address"] = "192.0.2.10"
             deploy["edge_addresses"] = ["192.0.2.20"]
+            deploy["allow_plain_media_link"] = True
         settings: dict[str, Any] = {"deploy": deploy}
         if option == "http3":
             settings["http3"] = True

@@ -16,6 +16,7 @@ import pytest
 from bench import report
 from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
 from stackgen.proxies import available
+from tests.unit.import_support import make_cert
 from tests.unit.test_cli import stackgen
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,8 +47,10 @@ def test_each_proxy_has_a_test_image_and_a_docs_config(proxy: str) -> None:
 def test_the_docs_config_goes_where_the_proxy_reads_its_files(proxy: str, tmp_path: Path) -> None:
     """The docs fixtures replace the files the proxy renders, and name the certificate the
     stack's proxy serves (the stack the bench makes: certificates from files)."""
-    for name in ("fullchain.pem", "privkey.pem"):
-        (tmp_path / name).write_text("placeholder")
+    # A real matched pair: init reads the user's files as untrusted input.
+    pair = make_cert("jellyfin.bench.test")
+    (tmp_path / "fullchain.pem").write_bytes(pair.chain_pem)
+    (tmp_path / "privkey.pem").write_bytes(pair.key_pem)
     stack = _init(
         tmp_path, proxy, "--tls", "files", "--cert-file", str(tmp_path / "fullchain.pem"),
         "--key-file", str(tmp_path / "privkey.pem"),

@@ -135,7 +135,7 @@ def test_secrets_never_reach_stackgen_toml_or_compose(tmp_path: Path) -> None:
     folder = tmp_path / "s"
     env = folder / ".env"
     assert env.stat().st_mode & 0o777 == 0o600
-    assert f"RFC2136_TSIG_SECRET={TSIG}" in env.read_text()
+    assert f"RFC2136_TSIG_SECRET='{TSIG}'" in env.read_text()  # read literally by Compose
     for name in ("stackgen.toml", "docker-compose.yml", "certbot/run.sh"):
         assert TSIG not in (folder / name).read_text()
     # check names the variable and the file still to fill.

@@ -360,7 +360,9 @@ def test_acme_json_certificate_becomes_pem_files_for_another_proxy(tmp_path: Pat
     key = tmp_path / "stack" / "tls" / "imported" / "privkey.pem"
     assert served_serial(chain.read_bytes()) == pair.serial
     assert key.read_bytes() == pair.key_pem
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    # The proxy reads it through its group (run_as's gid); only its owner may change it.
+    assert stat.S_IMODE(key.stat().st_mode) == 0o640
+    assert key.stat().st_gid == config.gid
     assert not (tmp_path / "stack" / "traefik").exists()
 
 

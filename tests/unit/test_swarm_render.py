@@ -58,7 +58,11 @@ def test_known_proxies_host_network(tmp_path: Path) -> None:
     config = _config(
         tmp_path,
         jellyfin={"network_mode": "host"},
-        deploy={"media_address": "192.0.2.10", "edge_addresses": ["192.0.2.20"]},
+        deploy={
+            "media_address": "192.0.2.10",
+            "edge_addresses": ["192.0.2.20"],
+            "allow_plain_media_link": True,
+        },
     )
     # The gateway bridge (proxy on the media node) and the edge node (proxy elsewhere).
     assert config.known_proxies == ["172.18.0.0/16", "192.0.2.20"]
@@ -79,7 +83,7 @@ def test_stack_file_services_and_placement(tmp_path: Path) -> None:
     ports = services["nginx"]["ports"]
     assert {(p["published"], p["mode"]) for p in ports} == {(80, "host"), (443, "host")}
     assert stack["networks"]["proxy"]["driver"] == "overlay"
-    assert stack["networks"]["proxy"]["attachable"] is True
+    assert stack["networks"]["proxy"]["attachable"] is False
     # Every config a service names is declared, with a hashed name; no read-only bind of
     # a rendered file remains.
     declared = stack["configs"]
@@ -131,7 +135,9 @@ def test_owned_tmpfs_is_a_tmpfs_volume(tmp_path: Path) -> None:
 
 def test_host_network_jellyfin(tmp_path: Path) -> None:
     stack = _stack_file(
-        tmp_path, jellyfin={"network_mode": "host"}, deploy={"media_address": "192.0.2.10"}
+        tmp_path,
+        jellyfin={"network_mode": "host"},
+        deploy={"media_address": "192.0.2.10", "allow_plain_media_link": True},
     )
     assert stack["services"]["jellyfin"]["networks"] == ["host"]
     assert stack["networks"]["host"] == {"external": True, "name": "host"}
@@ -175,7 +181,9 @@ def test_proxy_address_cannot_be_pinned_on_a_swarm(tmp_path: Path) -> None:
 def test_init_writes_the_deploy_table(tmp_path: Path) -> None:
     folder = tmp_path / "stack"
     result = stackgen(
-        *BASE, "--target", "swarm", "--media-address", "192.0.2.10", "--dir", str(folder)
+        *BASE,
+        *("--target", "swarm", "--media-address", "192.0.2.10", "--allow-plain-media-link"),
+        *("--dir", str(folder)),
     )
     assert result.returncode == 0, result.stderr
     text = (folder / "stackgen.toml").read_text()
@@ -248,7 +256,9 @@ def test_up_refuses_a_gateway_bridge_known_proxies_does_not_name(
 
     folder = tmp_path / "stack"
     init = stackgen(
-        *BASE, "--target", "swarm", "--media-address", "192.0.2.10", "--dir", str(folder)
+        *BASE,
+        *("--target", "swarm", "--media-address", "192.0.2.10", "--allow-plain-media-link"),
+        *("--dir", str(folder)),
     )
     assert init.returncode == 0, init.stderr
     monkeypatch.setattr("stackgen.lifecycle.require_engine", lambda: None)

@@ -48,7 +48,8 @@ def test_registered_proxy_renders_a_stack(tmp_path: Path) -> None:
     compose = files["docker-compose.yml"]
     assert '  toy:\n    image: "toyproxy:1.0"' in compose
     # The shared hardening of every proxy service comes from the base compose template.
-    assert "    read_only: true\n    cap_drop:\n      - ALL\n" in compose
+    assert "    read_only: true\n" in compose and "    cap_drop:\n      - ALL\n" in compose
+    assert "    mem_limit: " in compose and "    pids_limit: " in compose
     assert '"toyd", "--health", "127.0.0.1:8082"' in compose
     # The certbot source composes with it like with a built-in proxy: its service, its
     # scripts, and the proxy's command wrapped by the watcher.

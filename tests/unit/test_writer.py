@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,11 +88,11 @@ def test_failure_mid_apply_leaves_the_folder_as_it_was(
     real_replace = os.replace
     calls = {"n": 0}
 
-    def failing_replace(src: str | Path, dst: str | Path) -> None:
+    def failing_replace(src: str | Path, dst: str | Path, **fds: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 4:  # after a.txt was swapped in, while b.txt is being replaced
             raise OSError(28, "No space left on device")
-        real_replace(src, dst)
+        real_replace(src, dst, **fds)
 
     monkeypatch.setattr(writer.os, "replace", failing_replace)
     plan = writer.plan(
@@ -151,8 +152,8 @@ def test_a_replaced_file_never_stops_existing(
     real_replace = os.replace
     missing: list[str] = []
 
-    def watching_replace(src: str | Path, dst: str | Path) -> None:
-        real_replace(src, dst)
+    def watching_replace(src: str | Path, dst: str | Path, **fds: Any) -> None:
+        real_replace(src, dst, **fds)
         missing.extend(f.path for f in OLD if not (tmp_path / f.path).exists())
 
     monkeypatch.setattr(writer.os, "replace", watching_replace)
@@ -174,9 +175,9 @@ def _killed_apply(root: Path, files: tuple[PlannedFile, ...], kill_at: int) -> b
             if calls["n"] == kill_at:
                 os._exit(9)
 
-        def replace(src: str | Path, dst: str | Path) -> None:
+        def replace(src: str | Path, dst: str | Path, **fds: Any) -> None:
             die_at_n()
-            real_replace(src, dst)
+            real_replace(src, dst, **fds)
 
         def fsync(fd: int) -> None:
             die_at_n()
@@ -261,10 +262,10 @@ def test_disk_full_during_the_manifest_rolls_back_from_the_backups(
     before = _files(tmp_path)
     real_stage = writer._stage
 
-    def stage(target: Path, content: bytes, mode: int, owner: tuple[int, int] | None) -> Path:
+    def stage(target: Path, content: bytes, *rest: Any) -> Path:
         if target.name == "manifest.json":
             raise OSError(28, "No space left on device")
-        return real_stage(target, content, mode, owner)
+        return real_stage(target, content, *rest)
 
     monkeypatch.setattr(writer, "_stage", stage)
     with pytest.raises(FilesystemError, match="No space left"):
@@ -280,15 +281,15 @@ def test_when_even_the_undo_fails_the_journal_lets_the_next_run_end_it(
     _apply(tmp_path, *OLD)
     real_stage, real_replace = writer._stage, os.replace
 
-    def stage(target: Path, content: bytes, mode: int, owner: tuple[int, int] | None) -> Path:
+    def stage(target: Path, content: bytes, *rest: Any) -> Path:
         if target.name == "manifest.json":
             raise OSError(28, "No space left on device")
-        return real_stage(target, content, mode, owner)
+        return real_stage(target, content, *rest)
 
-    def replace(src: str | Path, dst: str | Path) -> None:
+    def replace(src: str | Path, dst: str | Path, **fds: Any) -> None:
         if ".old" in Path(src).name:  # putting a backup back
             raise OSError(5, "Input/output error")
-        real_replace(src, dst)
+        real_replace(src, dst, **fds)
 
     monkeypatch.setattr(writer, "_stage", stage)
     monkeypatch.setattr(writer.os, "replace", replace)

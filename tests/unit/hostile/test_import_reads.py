@@ -176,8 +176,12 @@ def test_the_kept_pair_is_copied_into_the_stack_not_mounted(tmp_path: Path) -> N
     )
     assert (stack / tls["key_file"]).read_bytes() == pair.key_pem
     assert (stack / tls["cert_file"]).read_bytes() == pair.chain_pem
+    # The invoking user's; the proxy (run_as) may read the key through its group only, and
+    # no container's user can change either file.
     for name in (tls["cert_file"], tls["key_file"]):
-        assert stat.S_IMODE((stack / name).stat().st_mode) == 0o600
+        assert (stack / name).stat().st_uid == os.geteuid()
+        assert stat.S_IMODE((stack / name).stat().st_mode) & 0o022 == 0
+    assert stat.S_IMODE((stack / tls["key_file"]).stat().st_mode) & 0o007 == 0
     assert str(root) not in (stack / "docker-compose.yml").read_text()
 
 

@@ -44,7 +44,10 @@ def test_init_copies_the_matched_pair_into_the_stack(tmp_path: Path) -> None:
     tls = tomllib.loads((stack / "stackgen.toml").read_text())["tls"]
     assert (stack / tls["cert_file"]).read_bytes() == cert.read_bytes()
     assert (stack / tls["key_file"]).read_bytes() == key.read_bytes()
-    assert stat.S_IMODE((stack / tls["key_file"]).stat().st_mode) == 0o600
+    # The invoking user's, readable by the proxy (run_as) through its group only.
+    key_stat = (stack / tls["key_file"]).stat()
+    assert key_stat.st_uid == os.geteuid()
+    assert stat.S_IMODE(key_stat.st_mode) & 0o027 == 0
     assert str(tmp_path / "own") not in (stack / "docker-compose.yml").read_text()
     assert stackgen("check", "--no-docker", "--dir", str(stack)).returncode == 0
 
