@@ -16,11 +16,8 @@ set -u
 domain=jellyfin.example.com
 email=admin@example.com
 server=https://acme-v02.api.letsencrypt.org/directory
-webroot=/var/www/acme
 live=/etc/letsencrypt/live/jellyfin.example.com
 hook='sh /stackgen/deploy-hook.sh'
-# The proxy's pinned address on the stack network: the self-check asks it directly.
-challenge_url=http://172.30.77.2/.well-known/acme-challenge
 retry_max=3600  # seconds: the back-off never waits longer than an hour
 renew_every=43200  # seconds (12 h)
 
