@@ -60,8 +60,11 @@ golden: venv
 engine:
 	bash tests/infra/engine.sh
 
+# Built, then checked against the official images' contract: each image's own smoke
+# commands (`build.py --check`) and the running checks of tests/infra/smoke-images.sh.
 images: venv engine
-	$(PY) tests/images/build.py
+	$(PY) tests/images/build.py --check
+	bash tests/infra/smoke-images.sh
 
 # Integration tests on two workers: each takes its own slot (ports, Pebble, subnet).
 JOBS ?= 2

@@ -302,7 +302,7 @@ def init(
         bool, typer.Option(help="Offer HTTP/2 (off for clients that stall or cannot seek on h2).")
     ] = True,
     http3: Annotated[
-        bool, typer.Option("--http3", help="Offer HTTP/3 over UDP (Caddy and Traefik only).")
+        bool, typer.Option("--http3", help="Offer HTTP/3 over UDP (not Apache).")
     ] = False,
     lan_url: Annotated[
         str | None, typer.Option(help="URL Jellyfin gives LAN clients (needs --lan-subnet).")

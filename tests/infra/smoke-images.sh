@@ -8,11 +8,13 @@
 # graceful reload; caddy refusing to start with all capabilities dropped, as the
 # official image does; traefik's `healthcheck --ping`; certbot's shell and openssl.
 #
-# Usage: bash tests/infra/smoke-images.sh      (after tests/images/build.py)
+# Usage: bash tests/infra/smoke-images.sh      (after tests/images/build.py; `make images`
+# runs both). STACKGEN_TEST_IMAGE_TAG picks the tag checked, as for build.py.
 # Requests go only to 127.0.0.1 (random published ports) and to these containers.
 set -euo pipefail
 
 readonly PREFIX="stackgen-smoke-$$"
+readonly TAG="${STACKGEN_TEST_IMAGE_TAG:-local}"
 WORK="$(mktemp -d)"
 readonly WORK
 FAILURES=0
@@ -53,7 +55,7 @@ fetch() {
 logs() { docker logs "$PREFIX-$1" 2>&1 | tail -n 15 >&2; }
 
 smoke_nginx() {
-    start nginx stackgen-test/nginx:local --read-only --tmpfs /var/cache/nginx --tmpfs /run
+    start nginx "stackgen-test/nginx:$TAG" --read-only --tmpfs /var/cache/nginx --tmpfs /run
     if fetch nginx "" | grep -q "Welcome to nginx"; then pass "nginx: default page, read-only root"
     else fail "nginx: default page"; logs nginx; fi
     if docker exec "$PREFIX-nginx" nginx -s reload 2>/dev/null; then pass "nginx: reload"
@@ -72,7 +74,7 @@ frontend web
     bind :80
     http-request return status 200 content-type text/plain string "haproxy-ok"
 EOF
-    start haproxy stackgen-test/haproxy:local --read-only --cap-drop ALL \
+    start haproxy "stackgen-test/haproxy:$TAG" --read-only --cap-drop ALL \
         --security-opt no-new-privileges --sysctl net.ipv4.ip_unprivileged_port_start=0 \
         -v "$WORK/haproxy:/usr/local/etc/haproxy:ro"
     if fetch haproxy "" | grep -q haproxy-ok; then pass "haproxy: serves :80 as non-root"
@@ -88,11 +90,11 @@ EOF
 smoke_httpd() {
     mkdir -p "$WORK/httpd"
     # The default config with the modules a proxy config loads, official style.
-    docker run --rm stackgen-test/httpd:local cat conf/httpd.conf \
+    docker run --rm "stackgen-test/httpd:$TAG" cat conf/httpd.conf \
         | sed -E 's/^#(LoadModule (proxy|proxy_http|proxy_wstunnel|ssl|http2|rewrite|socache_shmcb|logio)_module )/\1/' \
             >"$WORK/httpd/httpd.conf"
     printf 'ServerName localhost\nProxyPass /proxied/ http://127.0.0.1:80/\n' >>"$WORK/httpd/httpd.conf"
-    start httpd stackgen-test/httpd:local --read-only --tmpfs /usr/local/apache2/logs \
+    start httpd "stackgen-test/httpd:$TAG" --read-only --tmpfs /usr/local/apache2/logs \
         -v "$WORK/httpd/httpd.conf:/usr/local/apache2/conf/httpd.conf:ro"
     if fetch httpd "proxied/" | grep -q "It works"; then pass "httpd: proxy modules, read-only root"
     else fail "httpd: serve through mod_proxy"; logs httpd; fi
@@ -102,10 +104,10 @@ smoke_httpd() {
 }
 
 smoke_caddy() {
-    start caddy stackgen-test/caddy:local
+    start caddy "stackgen-test/caddy:$TAG"
     if fetch caddy "" | grep -q "Caddy works"; then pass "caddy: default Caddyfile"
     else fail "caddy: default Caddyfile"; logs caddy; fi
-    if docker run --rm --cap-drop ALL stackgen-test/caddy:local caddy version >/dev/null 2>&1; then
+    if docker run --rm --cap-drop ALL "stackgen-test/caddy:$TAG" caddy version >/dev/null 2>&1; then
         fail "caddy: started with all capabilities dropped (the official image cannot)"
     else pass "caddy: needs NET_BIND_SERVICE like the official image"; fi
 }
@@ -113,7 +115,7 @@ smoke_caddy() {
 smoke_traefik() {
     mkdir -p "$WORK/traefik"
     printf '[entryPoints.web]\n  address = ":80"\n[ping]\n' >"$WORK/traefik/traefik.toml"
-    start traefik stackgen-test/traefik:local -v "$WORK/traefik:/etc/traefik:ro"
+    start traefik "stackgen-test/traefik:$TAG" -v "$WORK/traefik:/etc/traefik:ro"
     local tries=0
     until docker exec "$PREFIX-traefik" traefik healthcheck --ping >/dev/null 2>&1; do
         tries=$((tries + 1))
@@ -125,10 +127,24 @@ smoke_traefik() {
 }
 
 smoke_certbot() {
-    if docker run --rm --entrypoint sh stackgen-test/certbot:local -c \
+    if docker run --rm --entrypoint sh "stackgen-test/certbot:$TAG" -c \
         'command -v openssl >/dev/null && certbot --version' >/dev/null 2>&1; then
         pass "certbot: sh, openssl, certbot"
     else fail "certbot: sh/openssl/certbot"; fi
+    if docker run --rm "stackgen-test/certbot-dns:$TAG" plugins --text 2>/dev/null \
+        | grep -q '^\* dns-rfc2136$'; then pass "certbot-dns: the dns-rfc2136 plugin"
+    else fail "certbot-dns: no dns-rfc2136 plugin"; fi
+}
+
+# HTTP/3 is rendered for nginx and HAProxy because their official builds have QUIC: the
+# substitutes must have it too, or the matrix proves nothing about it.
+smoke_quic() {
+    if docker run --rm "stackgen-test/nginx:$TAG" nginx -V 2>&1 | grep -q -- --with-http_v3_module
+    then pass "nginx: built with http_v3_module"
+    else fail "nginx: no http_v3_module"; fi
+    if docker run --rm "stackgen-test/haproxy:$TAG" haproxy -vv 2>&1 | grep -q -- "+QUIC "
+    then pass "haproxy: built with QUIC"
+    else fail "haproxy: no QUIC"; fi
 }
 
 main() {
@@ -138,6 +154,7 @@ main() {
     smoke_caddy
     smoke_traefik
     smoke_certbot
+    smoke_quic
     if ((FAILURES)); then
         say "$FAILURES check(s) failed"
         exit 1

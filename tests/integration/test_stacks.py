@@ -3,7 +3,7 @@ HTTPS with Pebble-issued certificates, then down leaves nothing behind.
 
 The subpath-bridge stack of each proxy has `http2 = false` (a stack fewer than testing it
 apart): it must select http/1.1 for a client that offers h2; the others are verified over
-both HTTP/1.1 and h2. The root-host stack of each proxy with HTTP/3 (Caddy, Traefik) has
+both HTTP/1.1 and h2. The root-host stack of each proxy with HTTP/3 (all but Apache) has
 `http3 = true` and must answer verify's QUIC request."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """HTTP/3: who may enable it, what it renders, and verify's judgement of Alt-Svc (the QUIC
-round trip itself is proven against real Caddy and Traefik in tests/integration)."""
+round trip itself is proven against real Caddy, Traefik, nginx and HAProxy in
+tests/integration)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,35 @@ def test_caddy_names_the_published_port_in_alt_svc(tmp_path: Path) -> None:
     caddyfile = next(f for f in files if f.path.endswith("Caddyfile")).content.decode()
     assert 'Alt-Svc "h3=\\":8443\\"; ma=2592000"' in caddyfile
     assert "protocols h1 h2 h3" in caddyfile
+
+
+def test_nginx_listens_on_quic_and_names_the_published_port(tmp_path: Path) -> None:
+    config = _config("nginx", tmp_path, http3=True, ipv6=True, ports={"https": 8443, "http": 8080})
+    files, _ = render_stack(config, tmp_path)  # type: ignore[arg-type]
+    conf = next(f for f in files if f.path == "nginx/conf.d/jellyfin.conf").content.decode()
+    assert "listen 443 quic reuseport default_server;" in conf
+    assert "listen [::]:443 quic reuseport default_server;" in conf
+    assert """add_header Alt-Svc 'h3=":8443"; ma=86400' always;""" in conf
+    # Beside the TCP listener, never instead of it.
+    assert "listen 443 ssl default_server;" in conf
+
+
+def test_haproxy_binds_quic_and_names_the_published_port(tmp_path: Path) -> None:
+    config = _config(
+        "haproxy", tmp_path, http3=True, ipv6=True, ports={"https": 8443, "http": 8080}
+    )
+    files, _ = render_stack(config, tmp_path)  # type: ignore[arg-type]
+    cfg = next(f for f in files if f.path == "haproxy/haproxy.cfg").content.decode()
+    assert "bind quic4@:443 ssl crt " in cfg and "alpn h3\n" in cfg
+    assert "bind quic6@:::443 v6only ssl crt " in cfg
+    assert 'http-after-response set-header Alt-Svc "h3=\\":8443\\"; ma=86400"' in cfg
+
+
+@pytest.mark.parametrize("proxy", ["nginx", "haproxy"])
+def test_no_quic_unless_asked(proxy: str, tmp_path: Path) -> None:
+    files, _ = render_stack(_config(proxy, tmp_path), tmp_path)  # type: ignore[arg-type]
+    text = "".join(f.content.decode() for f in files if f.path.startswith(proxy))
+    assert "quic" not in text and "Alt-Svc" not in text
 
 
 def test_alt_svc_parsing() -> None:

@@ -132,7 +132,7 @@ def test_nginx_and_haproxy_listen_on_ipv6_only_with_it(tmp_path: Path) -> None:
     on = rendered(config_for("nginx", tmp_path, ipv6=True), tmp_path)
     off = rendered(config_for("nginx", tmp_path), tmp_path)
     conf = "nginx/conf.d/jellyfin.conf"
-    assert "listen [::]:443 ssl http2 default_server;" in on[conf]
+    assert "listen [::]:443 ssl default_server;" in on[conf]
     assert "listen [::]:80 default_server;" in on[conf]
     assert "[::]" not in off[conf]
     on = rendered(config_for("haproxy", tmp_path, ipv6=True), tmp_path)

@@ -10,7 +10,8 @@ from stackgen.probe.context import ProbeContext
 
 HINT_HTTP3 = (
     "HTTP/3 needs UDP published on the HTTPS port (`443:443/udp`), the proxy's QUIC listener "
-    "(Caddy `servers { protocols h1 h2 h3 }`, Traefik `[entryPoints.websecure.http3]`) and "
+    "(Caddy `servers { protocols h1 h2 h3 }`, Traefik `[entryPoints.websecure.http3]`, nginx "
+    "`listen 443 quic reuseport`, HAProxy `bind quic4@:443 ... alpn h3`) and "
     'an Alt-Svc header naming the public port (`h3=":443"`; Traefik advertisedPort)'
 )
 # The h3 alternative of an Alt-Svc value: h3=":443" (same host) or h3="host:443".

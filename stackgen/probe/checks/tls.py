@@ -521,7 +521,7 @@ def tls_renegotiation(ctx: ProbeContext) -> Outcome:
 
 
 HINT_ALPN = (
-    "HTTP/2 follows stackgen.toml's `http2`: nginx `listen 443 ssl http2`, Caddy "
+    "HTTP/2 follows stackgen.toml's `http2`: nginx `http2 on;`, Caddy "
     "`servers { protocols h1 h2 }`, HAProxy `alpn h2,http/1.1`, Apache `Protocols h2 "
     'http/1.1`, Traefik tls.options alpnProtocols (without "h2" to turn it off)'
 )

@@ -4,7 +4,7 @@ from stackgen.proxies.spec import ProxySpec
 
 SPEC = ProxySpec(
     name="apache",
-    default_image="httpd:2.4.65",
+    default_image="httpd:2.4.71",
     factory="stackgen.proxies.apache.proxy:Apache",
     rank=50,
 )

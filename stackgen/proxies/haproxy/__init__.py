@@ -4,7 +4,7 @@ from stackgen.proxies.spec import ProxySpec
 
 SPEC = ProxySpec(
     name="haproxy",
-    default_image="haproxy:3.2.4",
+    default_image="haproxy:3.4.7",
     factory="stackgen.proxies.haproxy.proxy:HAProxy",
     rank=40,
 )

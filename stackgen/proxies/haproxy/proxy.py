@@ -32,10 +32,9 @@ FOREGROUND: Final = ("haproxy", "-W", "-db", "-f", CONF_FILE)
 class HAProxy(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
     tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
-    http3_refusal: ClassVar[str] = (
-        "HAProxy's HTTP/3 needs a QUIC-enabled build (a QUIC TLS library); "
-        "the haproxy 2.6 stackgen is tested with has none"
-    )
+    # USE_QUIC on OpenSSL 3.5+'s QUIC API: the official image's build since 3.2 (and the
+    # test image's).
+    supports_http3: ClassVar[bool] = True
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = CONF_PATH
 

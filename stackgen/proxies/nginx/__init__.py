@@ -4,7 +4,7 @@ from stackgen.proxies.spec import ProxySpec
 
 SPEC = ProxySpec(
     name="nginx",
-    default_image="nginx:1.28.0",
+    default_image="nginx:1.30.6",
     factory="stackgen.proxies.nginx.proxy:Nginx",
     rank=30,
 )

@@ -23,10 +23,8 @@ FOREGROUND: Final = ("nginx", "-g", "daemon off;")
 class Nginx(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
     tls_modes: ClassVar[frozenset[TlsMode]] = TLS_MODES
-    http3_refusal: ClassVar[str] = (
-        "nginx's HTTP/3 needs 1.25+ built with QUIC; stackgen's tests run nginx 1.22, "
-        "which has none, so it is not offered untested"
-    )
+    # http_v3_module: in the official image's build since 1.25 (and in the test image's).
+    supports_http3: ClassVar[bool] = True
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = "/etc/nginx/conf.d"
 

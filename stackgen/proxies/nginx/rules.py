@@ -60,9 +60,10 @@ def conf_problems(text: str) -> list[str]:
                 f"{where}: add_header inside a location drops every add_header of the server "
                 "(HSTS and the security headers vanish there)"
             )
-        elif d.name == "http2" and d.args[:1] == ("on",):
+        elif d.name == "listen" and "http2" in d.args[1:]:
             problems.append(
-                f"{where}: `http2 on;` is unknown before nginx 1.25.1; use `listen 443 ssl http2;`"
+                f"{where}: `listen ... http2` is deprecated since nginx 1.25.1 (a warning at "
+                "every start); use `http2 on;` in the server"
             )
         elif d.name == "ssl_stapling" and d.args[:1] == ("on",):
             problems.append(f"{where}: ssl_stapling: Let's Encrypt ended OCSP in 2025")

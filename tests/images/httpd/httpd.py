@@ -29,7 +29,8 @@ DEFAULT_CONFIG = "conf/httpd.conf"
 # The official build's default pid file; Debian's is /run/apache2.pid. Given with -C,
 # a PidFile in the config still wins, as with the official binary.
 DEFAULT_PIDFILE = "PidFile logs/httpd.pid"
-# `apache2 -l` on Debian 12: compiled in, never loadable.
+# `apache2 -l` of Debian's build: compiled in, never loadable (mod_systemd too, which no
+# official config loads).
 BUILT_IN = (
     "log_config_module",
     "logio_module",
