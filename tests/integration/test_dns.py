@@ -274,12 +274,17 @@ def test_forced_dns01_renewal_under_load_loses_no_request(
         max_seconds=MAX_SECONDS,
     ) as loops:
         time.sleep(1)
-        started = time.monotonic()
+        renew_started = time.monotonic()
         renewal = stack.compose(
             "exec", "-T", "certbot", "sh", "/stackgen/run.sh", "renew", "--force-renewal"
         )
-        stack.notes.append(f"renewal exit {renewal.returncode}:\n{renewal.stdout}{renewal.stderr}")
+        stack.notes.append(
+            f"renewal exit {renewal.returncode} after {time.monotonic() - renew_started:.1f} s:"
+            f"\n{renewal.stdout}{renewal.stderr}"
+        )
         assert renewal.returncode == 0
+        # From the deploy on: how long the renewal itself took is the CA's and the DNS's.
+        started = time.monotonic()
         served = before
         while time.monotonic() - started < SERVED_WITHIN_S:
             served = served_certificate(root)
