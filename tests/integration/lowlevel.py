@@ -42,13 +42,18 @@ def tls_context(root: Path) -> ssl.SSLContext:
 
 
 class _Conn(http.client.HTTPSConnection):
-    def __init__(self, name: str, port: int, context: ssl.SSLContext) -> None:
+    def __init__(self, name: str, port: int, context: ssl.SSLContext, pause: float = 0.0) -> None:
         super().__init__(name, port, context=context, timeout=30)
         self._name = name
+        self._pause = pause
 
     def connect(self) -> None:
+        # `pause`: a slow client (a phone, a browser's preconnect) waits after connecting
+        # and again after the handshake, half of it each time, before it sends its request.
         raw = socket.create_connection((LOOPBACK, self.port), timeout=self.timeout)
+        time.sleep(self._pause / 2)
         self.sock = self._context.wrap_socket(raw, server_hostname=self._name)  # type: ignore[attr-defined]
+        time.sleep(self._pause / 2)
 
 
 def https(
@@ -60,8 +65,9 @@ def https(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
+    pause: float = 0.0,
 ) -> Reply:
-    conn = _Conn(name, port, tls_context(root))
+    conn = _Conn(name, port, tls_context(root), pause)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -120,7 +126,9 @@ def websocket_keepalive(name: str, port: int, root: Path, path: str) -> list[dic
 
 class RequestLoop(threading.Thread):
     """Requests `path` over verified HTTPS, a new connection (and handshake) each time, and
-    counts what failed. Bounded in count and in time: it stops by itself."""
+    counts what failed. Nothing is retried: a connection closed without an answer is a
+    failure. With `pause`, each connection stays open that long before its request (a slow
+    client). Bounded in count and in time: it stops by itself."""
 
     def __init__(
         self,
@@ -131,27 +139,15 @@ class RequestLoop(threading.Thread):
         *,
         max_requests: int,
         max_seconds: float,
-        retry_unanswered: bool = False,
+        pause: float = 0.0,
     ) -> None:
         super().__init__(daemon=True)
         self.host, self.port, self.root, self.path = host, port, root, path
         self.max_requests, self.max_seconds = max_requests, max_seconds
-        self.retry_unanswered = retry_unanswered
+        self.pause = pause
         self.stop = threading.Event()
         self.ok = 0
-        self.retried = 0
         self.failures: list[str] = []
-
-    def _get(self) -> Reply:
-        try:
-            return https(self.host, self.port, self.root, self.path)
-        except http.client.RemoteDisconnected:
-            if not self.retry_unanswered:
-                raise
-            # A fresh connection closed before any response byte: HTTP lets a client retry
-            # an idempotent request (RFC 9110, 9.2.2) and browsers do.
-            self.retried += 1
-            return https(self.host, self.port, self.root, self.path)
 
     def run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
@@ -161,11 +157,65 @@ class RequestLoop(threading.Thread):
             and self.ok + len(self.failures) < self.max_requests
         ):
             try:
-                reply = self._get()
+                reply = https(self.host, self.port, self.root, self.path, pause=self.pause)
             except OSError as error:  # ssl.SSLError and RemoteDisconnected included
-                self.failures.append(repr(error))
+                self.failures.append(f"{time.time():.3f} {error!r}")
                 continue
             if reply.status == 200 and reply.body == b"Healthy":
                 self.ok += 1
             else:
-                self.failures.append(f"HTTP {reply.status}")
+                self.failures.append(f"{time.time():.3f} HTTP {reply.status}")
+
+
+class RequestLoops:
+    """What a reload meets on a busy server: `clients` loops opening connections as fast as
+    they can, plus `slow_clients` whose connections wait SLOW_PAUSE before their request.
+    Whenever the proxy switches, some connection is mid-handshake and some is open but has
+    not sent its request yet, so a proxy that drops either kind shows it on every reload."""
+
+    SLOW_PAUSE = 1.0
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        root: Path,
+        *,
+        clients: int,
+        slow_clients: int,
+        max_requests: int,
+        max_seconds: float,
+    ) -> None:
+        self.loops = [
+            RequestLoop(
+                host,
+                port,
+                root,
+                max_requests=max_requests,
+                max_seconds=max_seconds,
+                pause=self.SLOW_PAUSE if n < slow_clients else 0.0,
+            )
+            for n in range(slow_clients + clients)
+        ]
+
+    def __enter__(self) -> RequestLoops:
+        slow = [loop for loop in self.loops if loop.pause]
+        for loop in self.loops:
+            loop.start()
+            if loop.pause:  # staggered: one of them is always waiting
+                time.sleep(self.SLOW_PAUSE / len(slow))
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for loop in self.loops:
+            loop.stop.set()
+        for loop in self.loops:
+            loop.join(timeout=60)
+
+    @property
+    def ok(self) -> int:
+        return sum(loop.ok for loop in self.loops)
+
+    @property
+    def failures(self) -> list[str]:
+        return sorted(failure for loop in self.loops for failure in loop.failures)

@@ -238,13 +238,24 @@ def test_tls_alpn01(make_dns_stack: DnsStackFactory, dns_pebble: PebbleCA, proxy
 MAX_REQUESTS = 3000
 MAX_SECONDS = 120.0
 SERVED_WITHIN_S = 30.0
+CLIENTS = 3
+SLOW_CLIENTS = 2
+
+# Caddy under certbot: the watcher's `caddy reload --force` closes the connections waiting
+# for their request and resets those in the old socket's queue (docs/flakes.md, "Caddy:
+# connections lost at a reload"); a slow client is always waiting, so every run loses some.
+CADDY_RELOAD_DROPS = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="Caddy's reload drops new connections that arrive while it switches servers",
+)
 
 
-# The certbot path (the same service and hook for nginx, HAProxy, Apache and Caddy under
-# certbot). Caddy is not in this list: its forced reload under this load closed one new
-# connection in ~150 without an answer (a race in its listener handoff, under
-# investigation), so its renewal is not yet proven loss-free.
-@pytest.mark.parametrize("proxy", ["nginx", "haproxy"])
+# The certbot path: the same service and hook for nginx, HAProxy, Apache and Caddy (whose
+# official image has no DNS module: certbot obtains its certificate).
+@pytest.mark.parametrize(
+    "proxy", ["nginx", "haproxy", "apache", pytest.param("caddy", marks=CADDY_RELOAD_DROPS)]
+)
 def test_forced_dns01_renewal_under_load_loses_no_request(
     make_dns_stack: DnsStackFactory, dns_pebble: PebbleCA, proxy: str
 ) -> None:
@@ -253,30 +264,41 @@ def test_forced_dns01_renewal_under_load_loses_no_request(
     stack = make_dns_stack(proxy)
     root = dns_pebble.issuer_root_file
     before = served_certificate(root)
-    loop = lowlevel.RequestLoop(
-        DOMAIN, HTTPS_PORT, root, max_requests=MAX_REQUESTS, max_seconds=MAX_SECONDS
-    )
-    loop.start()
-    time.sleep(1)
-    started = time.monotonic()
-    renewal = stack.compose(
-        "exec", "-T", "certbot", "sh", "/stackgen/run.sh", "renew", "--force-renewal"
-    )
-    stack.notes.append(f"renewal exit {renewal.returncode}:\n{renewal.stdout}{renewal.stderr}")
-    assert renewal.returncode == 0
-    served = before
-    while time.monotonic() - started < SERVED_WITHIN_S:
-        served = served_certificate(root)
-        if served.serial_number != before.serial_number:
-            break
-        time.sleep(0.5)
-    time.sleep(2)  # requests across the reload's aftermath
-    loop.stop.set()
-    loop.join(timeout=60)
+    with lowlevel.RequestLoops(
+        DOMAIN,
+        HTTPS_PORT,
+        root,
+        clients=CLIENTS,
+        slow_clients=SLOW_CLIENTS,
+        max_requests=MAX_REQUESTS,
+        max_seconds=MAX_SECONDS,
+    ) as loops:
+        time.sleep(1)
+        renew_started = time.monotonic()
+        renewal = stack.compose(
+            "exec", "-T", "certbot", "sh", "/stackgen/run.sh", "renew", "--force-renewal"
+        )
+        stack.notes.append(
+            f"renewal exit {renewal.returncode} after {time.monotonic() - renew_started:.1f} s:"
+            f"\n{renewal.stdout}{renewal.stderr}"
+        )
+        assert renewal.returncode == 0
+        # From the deploy on: how long the renewal itself took is the CA's and the DNS's.
+        started = time.monotonic()
+        served = before
+        while time.monotonic() - started < SERVED_WITHIN_S:
+            served = served_certificate(root)
+            if served.serial_number != before.serial_number:
+                break
+            time.sleep(0.5)
+        time.sleep(2)  # requests across the reload's aftermath
     assert served.serial_number != before.serial_number, "the renewed certificate is not served"
     assert names(served) == WILDCARD_NAMES
-    assert loop.ok > 20
-    assert loop.failures == [], f"{len(loop.failures)} failed of {loop.ok + len(loop.failures)}"
+    assert loops.ok > 20
+    assert loops.failures == [], (
+        f"{len(loops.failures)} failed of {loops.ok + len(loops.failures)}:\n"
+        + "\n".join(loops.failures[:20])
+    )
 
 
 def test_traefik_renews_through_dns01_under_load_and_loses_no_request(
