@@ -25,6 +25,7 @@ PURE = (
     "stackgen.swarm_stack",
     "stackgen.writer",
     "stackgen.reloading",
+    "stackgen.tunnel",
 )
 ABOVE_PURE = (
     "stackgen.engine",
