@@ -23,6 +23,7 @@ import pytest
 from tests.edge.conftest import TIMINGS
 from tests.edge.topology import (
     EDGE_TUNNEL,
+    HEARTBEAT_SECONDS,
     HOME_TUNNEL,
     HOME_WG_PORT,
     KEEPALIVE_SECONDS,
@@ -113,6 +114,16 @@ def seconds_until_edge_reaches_home(topology: EdgeHome, limit: float) -> float:
             return time.monotonic() - started
         time.sleep(0.5)
     raise AssertionError(f"edge did not reach home within {limit:.0f} s\n{topology.logs()}")
+
+
+def home_health(topology: EdgeHome) -> str:
+    """Home endpoint's health (its heartbeat healthcheck), after its first check ran."""
+    deadline = time.monotonic() + 30
+    while True:
+        state = inspect(topology.home)["State"].get("Health", {}).get("Status", "none")
+        if state != "starting" or time.monotonic() > deadline:
+            return str(state)
+        time.sleep(1)
 
 
 def inspect(container: str) -> dict[str, Any]:
@@ -226,6 +237,49 @@ def test_the_clients_own_address_arrives_through_the_edge_proxy(topology: EdgeHo
         topology, topology.outsider, edge, 80, "/__standin/echo", {"X-Forwarded-For": "192.0.2.9"}
     )
     assert json.loads(spoofed["body"])["client_address"] == topology.outsider_address
+
+
+# Through the edge proxy and the tunnel: a Range request, a 20 MiB upload and a WebSocket.
+MEDIA_CHECKS = r"""
+import hashlib, http.client, json, os, socket, sys
+host = sys.argv[1]
+out = {}
+conn = http.client.HTTPConnection(host, 80, timeout=60)
+conn.request("GET", "/Videos/x/stream", headers={"Range": "bytes=1000000-1000099"})
+reply = conn.getresponse()
+body = reply.read()
+out["range"] = [reply.status, body == bytes(i % 251 for i in range(1000000, 1000100))]
+payload = os.urandom(20 * 1024 * 1024)
+conn.request("POST", "/__standin/upload", body=payload,
+             headers={"Content-Type": "application/octet-stream"})
+reply = conn.getresponse()
+out["upload"] = [reply.status, json.loads(reply.read()),
+                 {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}]
+sock = socket.create_connection((host, 80), timeout=30)
+sock.sendall(
+    b"GET /socket?api_key=token&deviceId=edge-test HTTP/1.1\r\nHost: jellyfin\r\n"
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+)
+data = b""
+while b"ForceKeepAlive" not in data and len(data) < 65536:
+    chunk = sock.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+out["websocket"] = [data.split(b"\r\n", 1)[0].decode(), b"ForceKeepAlive" in data]
+print(json.dumps(out))
+"""
+
+
+def test_range_upload_and_websocket_cross_the_edge_and_the_tunnel(topology: EdgeHome) -> None:
+    result = topology.python(topology.outsider, MEDIA_CHECKS, topology.edge_address, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["range"] == [206, True]
+    status, answer, sent = out["upload"]
+    assert status == 200 and answer == sent
+    assert out["websocket"] == ["HTTP/1.1 101 Switching Protocols", True]
 
 
 # --------------------------------------------------------------------------- isolation
@@ -357,27 +411,17 @@ def test_tunnel_recovers_after_the_home_public_address_changes(topology: EdgeHom
 
 
 def test_tunnel_recovers_after_the_edge_restarts(topology: EdgeHome) -> None:
-    # The heartbeat a home stack runs (its healthcheck): one datagram to the edge's tunnel
-    # address every 5 s. It is data, so a silent edge triggers a new handshake at once.
-    heartbeat = f"for i in $(seq 1 60); do echo beat > /dev/udp/{EDGE_TUNNEL}/9; sleep 5; done"
-    beating = subprocess.Popen(
-        ["docker", "exec", topology.home, "bash", "-c", heartbeat],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(1)
-        started = time.monotonic()
-        run(["docker", "restart", "--time=5", topology.edge])
-        restarted = time.monotonic() - started
-        run(["docker", "restart", "--time=5", topology.edge_proxy])  # it shares edge's network
-        seconds = seconds_until_edge_reaches_home(topology, limit=180)
-    finally:
-        beating.kill()
-        beating.wait(timeout=30)
+    # Home's healthcheck is the heartbeat (topology.HEARTBEAT): data to the edge's tunnel
+    # address every 5 s, so a silent edge makes home start a new handshake after 15 s.
+    assert home_health(topology) == "healthy"
+    started = time.monotonic()
+    run(["docker", "restart", "--time=5", topology.edge])
+    restarted = time.monotonic() - started
+    run(["docker", "restart", "--time=5", topology.edge_proxy])  # it shares edge's network
+    seconds = seconds_until_edge_reaches_home(topology, limit=180)
     TIMINGS["edge restart -> edge reaches home"] = (
         f"{seconds:.1f} s after the edge was back ({restarted:.1f} s restart; "
-        f"heartbeat every 5 s, bound {RECOVERY_BOUND_RESTART} s)"
+        f"heartbeat every {HEARTBEAT_SECONDS} s, bound {RECOVERY_BOUND_RESTART} s)"
     )
     assert seconds <= RECOVERY_BOUND_RESTART
     echo = get(topology, topology.outsider, topology.edge_address, 80, "/__standin/echo")

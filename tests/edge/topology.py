@@ -58,6 +58,13 @@ WG_PORT = 51820
 HOME_WG_PORT = 51821  # fixed so a test can aim at it; the home side never needs one
 KEEPALIVE_SECONDS = 5
 HOME_IP_FORWARD = 0
+HEARTBEAT_SECONDS = 5
+# Healthy while the last handshake is younger than REJECT_AFTER_TIME (180 s).
+HEARTBEAT = (
+    f"bash -c 'echo beat > /dev/udp/{EDGE_TUNNEL}/9; "
+    "last=$(wg show wg0 latest-handshakes | cut -f2); "
+    "[ $(( $(date +%s) - ${last:-0} )) -lt 180 ]'"
+)
 STANDIN_PORT = 8096
 EDGE_HTTP_PORT = 80
 COMMAND_TIMEOUT = 120.0
@@ -80,12 +87,20 @@ iptables -t nat -A POSTROUTING -s "$lan" ! -d "$lan" -j MASQUERADE
 """
 
 NGINX_CONF = """
+map $http_upgrade $connection_upgrade {{
+    default upgrade;
+    ''      '';
+}}
 server {{
     listen {port};
+    client_max_body_size 0;
     location / {{
         proxy_pass http://{home}:{standin};
         proxy_http_version 1.1;
         proxy_set_header Host $host;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_request_buffering off;
         # The client's own address, never one it claims: KnownProxies trusts only the edge.
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-Proto $scheme;
@@ -390,6 +405,13 @@ class EdgeHome:
             ip=self.home_lan_address,
             options=(
                 *WG_RUN_OPTIONS,
+                # The heartbeat a home stack runs as its healthcheck: one datagram to the
+                # edge's tunnel address is data, so a silent (restarted) edge makes home
+                # start a new handshake after 15 s instead of when its session is 120 s old.
+                f"--health-cmd={HEARTBEAT}",
+                f"--health-interval={HEARTBEAT_SECONDS}s",
+                "--health-timeout=5s",
+                "--health-retries=3",
                 # A container's namespace forwards by default here: home must not, or a
                 # compromised edge could send into the LAN through it.
                 f"--sysctl=net.ipv4.ip_forward={HOME_IP_FORWARD}",
