@@ -144,6 +144,7 @@ def test_wireguard_runs_in_userspace_with_net_admin_and_the_tun_device_only(
         assert host["Privileged"] is False
         assert [d["PathOnHost"] for d in host["Devices"]] == ["/dev/net/tun"]
         assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["ReadonlyRootfs"] is True and list(host["Tmpfs"]) == ["/run"]
         log = run(["docker", "logs", container]).stderr
         # The kernel has no WireGuard: wg-quick falls back to wireguard-go.
         assert "Error: Unknown device type." in log

@@ -74,6 +74,9 @@ WG_RUN_OPTIONS: tuple[str, ...] = (
     "--cap-add=NET_ADMIN",
     "--device=/dev/net/tun",
     "--security-opt=no-new-privileges",
+    # wireguard-go's control socket is /var/run/wireguard/wg0.sock: the only write it needs.
+    "--read-only",
+    "--tmpfs=/run",
 )
 
 ROUTER_SCRIPT = """
@@ -189,6 +192,7 @@ class EdgeHome:
     edge_public_key: str = ""
     home_public_key: str = ""
     router_wan_host: int = 20
+    heartbeat: bool = True  # home's healthcheck heartbeat (off: keepalives only)
 
     # ---- names and addresses -----------------------------------------------------------
 
@@ -408,10 +412,16 @@ class EdgeHome:
                 # The heartbeat a home stack runs as its healthcheck: one datagram to the
                 # edge's tunnel address is data, so a silent (restarted) edge makes home
                 # start a new handshake after 15 s instead of when its session is 120 s old.
-                f"--health-cmd={HEARTBEAT}",
-                f"--health-interval={HEARTBEAT_SECONDS}s",
-                "--health-timeout=5s",
-                "--health-retries=3",
+                *(
+                    (
+                        f"--health-cmd={HEARTBEAT}",
+                        f"--health-interval={HEARTBEAT_SECONDS}s",
+                        "--health-timeout=5s",
+                        "--health-retries=3",
+                    )
+                    if self.heartbeat
+                    else ("--no-healthcheck",)
+                ),
                 # A container's namespace forwards by default here: home must not, or a
                 # compromised edge could send into the LAN through it.
                 f"--sysctl=net.ipv4.ip_forward={HOME_IP_FORWARD}",
