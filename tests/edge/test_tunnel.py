@@ -4,10 +4,10 @@ What an edge/home deployment rests on, shown with real containers on this engine
 (tests/edge/topology.py): the tunnel runs on wireguard-go with NET_ADMIN and /dev/net/tun
 only; keys made in Python are the keys `wg` derives; the edge reaches the home service and
 the home service sees the edge's tunnel address, so KnownProxies is exactly that /32 and the
-client's own address arrives through the edge's proxy; nothing outside reaches home; the
-tunnel carries nothing but edge<->home; and it comes back after the home's public address
-changes and after the edge restarts, within measured bounds. Tests run in file order: the
-recovery tests move the topology last.
+client's own address arrives through the edge's proxy (Range, uploads and WebSockets too);
+nothing outside reaches home; the tunnel carries nothing but edge<->home; and it comes back
+after the home's public address changes and after the edge restarts, within measured
+bounds. Tests run in file order: the recovery tests move the topology last.
 """
 
 from __future__ import annotations
@@ -73,8 +73,10 @@ except OSError as error:
 LAN_LISTENER_PORT = 8080
 RECOVERY_BOUND_ADDRESS = KEEPALIVE_SECONDS + 10
 # Without data, the home side rekeys only when its session is 120 s old (REKEY_AFTER_TIME);
-# the heartbeat below is data, so a silent edge triggers a handshake after 15 s.
-RECOVERY_BOUND_RESTART = 30
+# home's healthcheck heartbeat is data, so a silent edge makes home start a handshake after
+# 15 s (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT). Bound: heartbeat interval + 15 s + one lost
+# initiation (REKEY_TIMEOUT, 5 s) + 5 s.
+RECOVERY_BOUND_RESTART = HEARTBEAT_SECONDS + 15 + 5 + 5
 
 
 def get(
