@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Paced players straight at Jellyfin's own http:// address (no proxy, no TLS): the origin's
-share of a paced-stream gap. Run inside the bench's client namespace by bench/run.py; prints
+share of a paced-stream gap. Run inside the bench's client namespace by `bench.run`; prints
 the same `streams` object as `stackgen bench` (whose --url is a stack's public https URL).
 
-Usage: origin_players.py --url http://HOST:PORT --streams N --bitrate MBPS --seconds S
+Usage: python -m bench.origin_players --url http://HOST:PORT --streams N --bitrate MBPS --seconds S
 """
 
 from __future__ import annotations
@@ -11,13 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from stackgen.bench.endpoint import url_endpoint  # noqa: E402
-from stackgen.bench.measure import BenchSettings, media_size, paced_streams  # noqa: E402
+from stackgen.bench.endpoint import url_endpoint
+from stackgen.bench.measure import BenchSettings, media_size, paced_streams
 
 
 def main() -> int:

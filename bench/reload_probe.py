@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Load held during `make bench`'s reloads: run in the client namespace, prints JSON.
 
 For `--seconds`: API calls at `--rate` per second (open loop), one paced stream checked
@@ -20,13 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from stackgen.bench import h1  # noqa: E402
-from stackgen.bench.endpoint import url_endpoint  # noqa: E402
-from stackgen.bench.schedule import run_open_loop  # noqa: E402
-from stackgen.bench.stats import percentile  # noqa: E402
+from stackgen.bench import h1
+from stackgen.bench.endpoint import Endpoint, url_endpoint
+from stackgen.bench.schedule import run_open_loop
+from stackgen.bench.stats import percentile
 
 KEEPALIVE = json.dumps({"MessageType": "KeepAlive"}).encode()
 
@@ -38,7 +34,7 @@ def _frame(payload: bytes) -> bytes:
     return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked
 
 
-async def hold_websocket(ep: h1.Endpoint, path: str, seconds: float) -> dict[str, Any]:
+async def hold_websocket(ep: Endpoint, path: str, seconds: float) -> dict[str, Any]:
     conn = await h1.AsyncConnection.open(ep)
     result: dict[str, Any] = {"opened": False, "kept": False, "closed_after_s": None}
     started = time.monotonic()

@@ -1,24 +1,19 @@
-#!/usr/bin/env python3
-"""Write bench/REPORT.md and its plots from a `make bench` results folder.
+"""Write REPORT.md and its plots into a `make bench` results folder.
 
-Usage: python bench/report.py RESULTS_DIR  (reads summary.json and the per-run JSONs
-that `stackgen bench` wrote there; plots go to RESULTS_DIR/plots/).
+Usage: python -m bench.report RESULTS_DIR  (reads summary.json and the per-run JSONs
+that `stackgen bench` wrote there; writes RESULTS_DIR/REPORT.md and RESULTS_DIR/plots/).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from stackgen.bench.report import bar_chart_svg, cdf_svg
 
-from stackgen.bench.report import bar_chart_svg, cdf_svg  # noqa: E402
-
-REPORT = REPO / "bench" / "REPORT.md"
+REPORT_NAME = "REPORT.md"
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -49,7 +44,8 @@ def main(results: Path) -> int:
     summary = json.loads((results / "summary.json").read_text())
     plots = results / "plots"
     plots.mkdir(exist_ok=True)
-    rel = os.path.relpath(plots, REPORT.parent)
+    report = results / REPORT_NAME
+    rel = plots.name
     proxies: dict[str, dict[str, Any]] = summary["proxies"]
     baselines = summary.get("baselines") or {}
     knobs = summary["knobs"]
@@ -249,7 +245,7 @@ def main(results: Path) -> int:
         "",
         f"![seek TTFB]({rel}/seek-ttfb.svg)",
         "",
-        "## Goals (issue 9)",
+        "## Goals",
         "",
         "| proxy | goal | measured | target | |",
         "|---|---|---|---|---|",
@@ -278,10 +274,12 @@ def main(results: Path) -> int:
         lines += ["", "## Runs that broke", ""]
         lines += [f"- {p}: `{e.splitlines()[0][:300]}`" for p, e in errors.items()]
     lines.append("")
-    REPORT.write_text("\n".join(lines))
-    print(f"wrote {REPORT}", file=sys.stderr)
+    report.write_text("\n".join(lines))
+    print(f"wrote {report}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "bench" / "results"))
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m bench.report RESULTS_DIR")
+    sys.exit(main(Path(sys.argv[1])))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make bench`: every proxy, stackgen's config and the Jellyfin-docs config, HTTP/1.1 and
 h2, against Jellyfin direct, a bare TLS file server (the ceiling) and plain HTTP.
 
@@ -9,9 +8,10 @@ packets go through iptables DNAT like a remote client's, never through docker-pr
 
 Knobs (environment): BENCH_PROXIES, BENCH_CONFIGS ("stackgen docs"), BENCH_HTTP
 ("1.1 2"), BENCH_SIZE (MiB), BENCH_PAIRS, BENCH_API_SECONDS, BENCH_STREAMS,
-BENCH_STREAM_SECONDS, BENCH_BITRATE (Mbit/s), BENCH_OUT (results folder).
+BENCH_STREAM_SECONDS, BENCH_BITRATE (Mbit/s), BENCH_OUT (results folder, default
+`.cache/bench/results`: results never go into the tracked tree).
 
-`python bench/run.py --report [RESULTS]` (`make bench-report`) judges an earlier run again
+`python -m bench.run --report [RESULTS]` (`make bench-report`) judges an earlier run again
 with the current goals and explanations, from its summary.json, and rewrites the report.
 
 Everything made here (stacks, the baseline container, the namespace) is removed at the
@@ -32,21 +32,20 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+from bench import report
+from bench.limits import explain
+from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
+from stackgen.bench.goals import Verdict, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
-from limits import explain  # noqa: E402
-
-from stackgen.bench.goals import Verdict, evaluate  # noqa: E402
-
 PY = REPO / ".venv" / "bin" / "python"
 STACKGEN = REPO / ".venv" / "bin" / "stackgen"
-WORK = REPO / "bench" / ".work"
-FIXTURES = REPO / "bench" / "fixtures" / "docs-configs"
-OUT = Path(os.environ.get("BENCH_OUT", REPO / "bench" / "results"))
+CACHE = REPO / ".cache" / "bench"
+WORK = CACHE / "work"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "docs-configs"
+OUT = Path(os.environ.get("BENCH_OUT") or CACHE / "results")
 
 NETNS = "sgbench"
 HOST_IF, NS_IF = "sgb-host", "sgb-ns"
@@ -55,15 +54,24 @@ DOMAIN = "jellyfin.bench.test"
 PROJECT_PREFIX = "sgbench-"
 BASELINE = "sgbench-baseline"
 PIN = "sgbench-pin"
+
+
+class Layout(TypedDict):
+    http: int
+    https: int
+    jellyfin: int
+    subnet: str
+
+
 # stackgen's config / the docs config / the baseline server: ports and subnets nobody
 # else here uses (integration tests take 18xxx and 172.30.x).
-LAYOUT = {
+LAYOUT: dict[str, Layout] = {
     "stackgen": {"http": 28080, "https": 28443, "jellyfin": 28096, "subnet": "172.31.200.0/24"},
     "docs": {"http": 28180, "https": 28543, "jellyfin": 28196, "subnet": "172.31.201.0/24"},
 }
 CEILING_PORT, PLAIN_PORT = 28444, 28081
 
-ALL_PROXIES = ("nginx", "traefik", "caddy", "haproxy", "apache")
+ALL_PROXIES = proxy_names()
 PROXIES = os.environ.get("BENCH_PROXIES", " ".join(ALL_PROXIES)).split()
 CONFIGS = os.environ.get("BENCH_CONFIGS", "stackgen docs").split()
 HTTP = os.environ.get("BENCH_HTTP", "1.1 2").split()
@@ -85,7 +93,10 @@ def say(message: str) -> None:
 def run(
     cmd: Sequence[str], *, check: bool = True, timeout: float = 600, quiet: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(cmd), capture_output=True, text=True, check=False, timeout=timeout)
+    # From the repository root: the namespace's helpers run as `python -m bench.<module>`.
+    result = subprocess.run(
+        list(cmd), capture_output=True, text=True, check=False, timeout=timeout, cwd=REPO
+    )
     if check and result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-8:]
         raise RuntimeError(f"`{' '.join(cmd)}` exited {result.returncode}:\n" + "\n".join(tail))
@@ -129,11 +140,11 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 
 def build_images_pinned() -> dict[str, str]:
-    from images.build import build_images  # tests/images/build.py
-
-    images: dict[str, str] = build_images()
-    # Our own tag: other worktrees' builds move `stackgen-test/...:local` to their own
-    # version of the stand-in while a run is going on.
+    # The test images' own build command (cached by content: instant when `make images` ran).
+    built = run([str(PY), str(REPO / "tests" / "images" / "build.py"), "--json"], timeout=3600)
+    images: dict[str, str] = json.loads(built.stdout)
+    # Our own tag: a build from another checkout on this engine may move
+    # `stackgen-test/...:local` to its own version of the stand-in while a run is going on.
     pinned = "stackgen-bench/jellyfin-standin:run"
     run(["docker", "tag", images["jellyfin-standin"], pinned])
     images["jellyfin-standin"] = pinned
@@ -262,7 +273,7 @@ def wait_https(port: int, path: str, ca: Path, *, expect: int, timeout: float = 
 
 
 def image_for(images: dict[str, str], proxy: str) -> str:
-    return images["httpd" if proxy == "apache" else proxy]
+    return images[local_image_name(proxy)]
 
 
 def init_stack(proxy: str, config: str, images: dict[str, str], tls: Path) -> Path:
@@ -292,29 +303,12 @@ def init_stack(proxy: str, config: str, images: dict[str, str], tls: Path) -> Pa
     return folder
 
 
-# Where each proxy's docs fixture goes in a rendered stack, and what fills its placeholders.
-DOCS_FILES = {
-    "nginx": {"jellyfin.conf": "nginx/conf.d/jellyfin.conf"},
-    "caddy": {"Caddyfile": "caddy/etc/Caddyfile"},
-    "haproxy": {"haproxy.cfg": "haproxy/haproxy.cfg"},
-    "apache": {"httpd.conf": "apache/httpd.conf"},
-    "traefik": {"traefik.toml": "traefik/traefik.toml", "dynamic.toml": "traefik/dynamic.toml"},
-}
-CERT_PATHS = {
-    "nginx": ("/etc/stackgen/certs/fullchain.pem", "/etc/stackgen/certs/privkey.pem"),
-    "caddy": ("/etc/stackgen/tls/fullchain.pem", "/etc/stackgen/tls/privkey.pem"),
-    "haproxy": ("/etc/stackgen/certs/haproxy.pem", "/etc/stackgen/certs/haproxy.pem.key"),
-    "apache": ("/etc/stackgen/certs/fullchain.pem", "/etc/stackgen/certs/privkey.pem"),
-    "traefik": ("/etc/stackgen/tls/fullchain.pem", "/etc/stackgen/tls/privkey.pem"),
-}
-
-
 def apply_docs_config(proxy: str, folder: Path) -> None:
     layout = LAYOUT["docs"]
     # The docs point at Jellyfin by address; from a bridge container that is the host's
     # docker0 address (host-gateway), where the host-network stand-in listens.
     upstream_host = "172.17.0.1"
-    cert, key = CERT_PATHS[proxy]
+    cert, key = certificate_paths(proxy, folder)
     values = {
         "@DOMAIN@": DOMAIN,
         "@UPSTREAM@": f"{upstream_host}:{layout['jellyfin']}",
@@ -324,7 +318,8 @@ def apply_docs_config(proxy: str, folder: Path) -> None:
         "@KEY@": key,
         "@HTTPS_PORT@": str(layout["https"]),
     }
-    for fixture, target in DOCS_FILES[proxy].items():
+    fixtures = sorted(path.name for path in (FIXTURES / proxy).iterdir() if path.is_file())
+    for fixture, target in config_targets(proxy, folder, fixtures).items():
         text = (FIXTURES / proxy / fixture).read_text()
         for placeholder, value in values.items():
             text = text.replace(placeholder, value)
@@ -491,10 +486,10 @@ def measure_baselines(ca: Path) -> dict[str, Any]:
 
 
 def origin_players(name: str, url: str) -> dict[str, Any]:
-    """The same paced players at Jellyfin's own http:// address (bench/origin_players.py)."""
+    """The same paced players at Jellyfin's own http:// address (`bench.origin_players`)."""
     say(f"{name}: {STREAMS} paced players at {url}")
     result = run(
-        ["ip", "netns", "exec", NETNS, str(PY), str(REPO / "bench" / "origin_players.py"),
+        ["ip", "netns", "exec", NETNS, str(PY), "-m", "bench.origin_players",
          "--url", url, "--streams", str(STREAMS), "--bitrate", str(BITRATE),
          "--seconds", str(STREAM_SECONDS)],
         timeout=STREAM_SECONDS + 300,
@@ -741,13 +736,14 @@ def measure_reloads(proxy: str, folder: Path, tls: Path) -> dict[str, Any]:
     seconds = RELOADS * 8 + 20
     probe = subprocess.Popen(
         [
-            "ip", "netns", "exec", NETNS, str(PY), str(REPO / "bench" / "reload_probe.py"),
+            "ip", "netns", "exec", NETNS, str(PY), "-m", "bench.reload_probe",
             "--url", f"https://{DOMAIN}:{port}", "--address", HOST_IP,
             "--ca-file", str(tls / "ca.pem"), "--seconds", str(seconds), "--size", str(SIZE),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=REPO,
     )  # fmt: skip
     reload_seconds: list[float] = []
     result: dict[str, Any] = {}
@@ -809,7 +805,7 @@ def reload_pass(proxy: str, images: dict[str, str], tls: Path) -> dict[str, Any]
 def judge(
     summaries: dict[str, dict[str, Any]], baselines: dict[str, Any]
 ) -> tuple[list[Verdict], list[dict[str, Any]]]:
-    """Issue 9's goals over the run's figures, each missed one with what limits it."""
+    """The goals over the run's figures, each missed one with what limits it."""
     verdicts = evaluate(summaries)
     ratios = [s.get("stream_vs_ceiling") for s in summaries.values()]
     known = [r for r in ratios if isinstance(r, int | float)]
@@ -831,7 +827,7 @@ def report_only(results: Path) -> int:
     doc = json.loads(path.read_text())
     verdicts, doc["goals"] = judge(doc["proxies"], doc.get("baselines") or {})
     path.write_text(json.dumps(doc, indent=2) + "\n")
-    run([str(PY), str(REPO / "bench" / "report.py"), str(results)], check=False)
+    report.main(results)
     print("\n".join(v.line() for v in verdicts))
     return 1 if any(not v.ok for v in verdicts) else 0
 
@@ -909,7 +905,7 @@ def main() -> int:
         "goals": goals,
     }  # fmt: skip
     (OUT / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
-    run([str(PY), str(REPO / "bench" / "report.py"), str(OUT)], check=False)
+    report.main(OUT)
     missed = [v for v in verdicts if not v.ok]
     print("\n".join(v.line() for v in verdicts))
     if missed:

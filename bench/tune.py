@@ -1,26 +1,24 @@
-#!/usr/bin/env python3
 """Try one tuning by hand on a rendered stack and measure it against the untouched one.
 
 Usage (root, not while `make bench` runs: both use the `sgbench` namespace and ports):
 
-    python bench/tune.py PROXY VARIANT
+    python -m bench.tune PROXY VARIANT
 
 Two copies of stackgen's stack for PROXY run side by side: A as rendered, B with the
-variant's edits applied to its rendered files (scratch folders under bench/.work; the
+variant's edits applied to its rendered files (scratch folders under .cache/bench/work; the
 templates are not touched). `stackgen bench --url B --direct A` then compares them
 interleaved, so `compare` is tuned/untouched (ratios) or tuned - untouched (ms). The
 `healthcheck` variant times `stackgen up` instead, alternating A and B.
-Results: bench/results/tuning/PROXY-VARIANT.json.
+Results: RESULTS/tuning/PROXY-VARIANT.json (RESULTS: BENCH_OUT, default .cache/bench/results).
 
-    python bench/tune.py PROXY paced-control     (or `baseline paced-control`)
+    python -m bench.tune PROXY paced-control     (or `baseline paced-control`)
 
 runs the paced players against the bare TLS server, Jellyfin direct and PROXY in one run
-(bench/results/tuning/control-paced-streams-*.json).
+(RESULTS/tuning/control-paced-streams-*.json).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -28,11 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("bench_run", HERE / "run.py")
-assert spec is not None and spec.loader is not None
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)
+from bench import run as runner
 
 # (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
 # files name B's own ports, so the edits below avoid port numbers.

@@ -23,7 +23,7 @@ HEALTHCHECK_INTERVAL: Final = "2s"
 
 def templates_dir() -> Path:
     """Inside the wheel the templates ship as stackgen/compose-templates; in a checkout they
-    stay at the top level (design card)."""
+    stay at the top level of the repository."""
     packaged = Path(__file__).parent / "compose-templates"
     if packaged.is_dir():
         return packaged

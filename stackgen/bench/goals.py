@@ -1,4 +1,4 @@
-"""Issue 9's goals, evaluated over one `make bench` run (never over unit-test numbers).
+"""The benchmark's goals, evaluated over one `make bench` run (never over unit-test numbers).
 
 Each goal reads one figure from the per-proxy summary that `bench/run.py` assembles; a
 figure that was not measured is a missed goal ("not measured"), so a partial run can

@@ -15,8 +15,8 @@ import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -41,39 +41,18 @@ def default_state_dir() -> Path:
 
 def docker_subnets() -> list[ipaddress.IPv4Network]:
     """IPv4 subnets of every Docker network on this engine (empty when Docker is absent)."""
-    try:
-        ids = subprocess.run(
-            ["docker", "network", "ls", "-q", "--no-trunc"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.split()
-        if not ids:
-            return []
-        inspected = subprocess.run(
-            ["docker", "network", "inspect", "--format", "{{json .IPAM.Config}}", *ids],
-            capture_output=True,
-            text=True,
-            check=False,  # a network removed between ls and inspect is fine
-            timeout=60,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    if shutil.which("docker") is None:
         return []
-    subnets: list[ipaddress.IPv4Network] = []
-    for line in inspected.splitlines():
-        try:
-            configs = json.loads(line) or []
-        except ValueError:
-            continue
-        for config in configs:
-            try:
-                network = ipaddress.ip_network(str(config.get("Subnet", "")), strict=False)
-            except ValueError:
-                continue
-            if isinstance(network, ipaddress.IPv4Network):
-                subnets.append(network)
-    return subnets
+    # Imported on use: the engine boundary loads python-on-whales, which a run that asks for
+    # no stack never needs.
+    from stackgen.engine import network_subnets
+
+    return [
+        subnet
+        for network in network_subnets()
+        for subnet in network.subnets
+        if isinstance(subnet, ipaddress.IPv4Network)
+    ]
 
 
 def bind_free_port() -> int:

@@ -203,7 +203,7 @@ class PebbleCA(Service):
         self.management_port = management_port
         self.default_ipv4 = default_ipv4
         self.start_timeout = start_timeout
-        # host:port of a real DNS server (stackgen.testing.bind9) Pebble resolves through,
+        # host:port of a real DNS server (tests/bind9.py) Pebble resolves through,
         # instead of pebble-challtestsrv: then DNS-01 is validated against the TXT record
         # the client really published, and every name resolves as that server says.
         self.dns_server = dns_server

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import signal
-import subprocess
 import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -148,16 +146,15 @@ def _interrupt_on_sigterm() -> None:
 
 
 def _engine_problem() -> str:
-    if shutil.which("docker") is None:
-        return "docker is not installed"
-    result = subprocess.run(
-        ["docker", "info", "--format", "{{.ServerVersion}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    return "" if result.returncode == 0 else "no Docker engine answers (`docker info` fails)"
+    """Why no stack can start here (empty: the engine and Compose answer)."""
+    from stackgen.engine import require_engine
+    from stackgen.errors import DockerError
+
+    try:
+        require_engine()
+    except DockerError as error:
+        return str(error)
+    return ""
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,12 @@ containers, network, volumes and, for ACME stacks, its Pebble.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any
 
 import requests
 
-from stackgen import lifecycle
+from stackgen import engine, lifecycle
 from stackgen.config_file import build_config, load_config
 from stackgen.errors import StackgenError
 from stackgen.models import ProxyKind, StackConfig, TlsMode
@@ -143,17 +145,11 @@ class StackHandle:
 
     def logs(self, service: str | None = None, *, tail: int = LOG_TAIL_LINES) -> str:
         """The containers' recent logs (all services, or one), prefixed by service."""
-        if self.config.deploy.swarm:
-            # `docker service logs` of each service (the swarm target has no compose project).
-            try:
-                lines = "".join(lifecycle.logs(Stack(self.config, self.dir), service, False))
-            except StackgenError as error:
-                return f"(no logs: {error})"
-            return "\n".join(lines.splitlines()[-tail * 3 :])
-        result = self.compose(
-            "logs", "--no-color", "--tail", str(tail), *([service] if service else [])
-        )
-        return result.stdout + result.stderr
+        try:
+            lines = "".join(lifecycle.logs(Stack(self.config, self.dir), service, False))
+        except StackgenError as error:
+            return f"(no logs: {error})"
+        return "\n".join(lines.splitlines()[-tail * 3 :])
 
     def config_files(self) -> dict[str, str]:
         """Every generated config, by stack-relative path; private keys and .env left out."""
@@ -379,26 +375,20 @@ def remove_stack(handle: StackHandle) -> None:
 
 def remove_project(project: str) -> None:
     """Remove a Compose project's containers, networks and volumes by its labels."""
-    subprocess.run(
-        ["docker", "compose", "-p", project, "down", "--volumes", "--remove-orphans", "-t", "2"],
-        capture_output=True,
-        check=False,
-        timeout=180,
-    )
+    # An empty project folder: Compose must find the project by its labels alone, never a
+    # compose file that happens to lie in the working directory.
+    with tempfile.TemporaryDirectory() as empty:
+        client = engine.project_client(project, Path(empty))
+        with contextlib.suppress(engine.DockerException):
+            client.compose.down(remove_orphans=True, volumes=True, timeout=2)
 
 
 def leftover_projects(prefix: str = PROJECT_PREFIX, kept: Collection[str] = ()) -> list[str]:
     """Projects this module made in a process that no longer runs (a killed test run),
-    except those left running on purpose (`kept`)."""
-    listing = subprocess.run(
-        ["docker", "ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}'],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    except those left running on purpose (`kept`). Every stack the factory makes has a
+    network of its own, labelled with its project: the engine's networks name them all."""
     dead = []
-    for project in sorted(set(listing.stdout.split())):
+    for project in sorted({network.project for network in engine.network_subnets()}):
         pid = project.removeprefix(prefix).partition("-")[0]
         if project in kept:
             continue

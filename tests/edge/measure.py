@@ -26,12 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.run import Cgroup  # make bench's reader of a container's CPU time
 from stackgen.bench.stats import abba_order, compare_pairs, summarize
 from tests.edge.topology import HOME_TUNNEL, STANDIN_PORT, EdgeHome, run
-
-# make bench's container CPU reader (bench/run.py runs as a script: its folder is its path).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from run import Cgroup
 
 FORWARDED_PORT = 18096
 MEDIA_BYTES = 64 * 1024 * 1024

@@ -83,7 +83,8 @@ class ImageSpec:
     wheels: tuple[WheelBinary, ...] = ()
     # Commands run by --check, each as `docker run --rm TAG *args` (through the entrypoint).
     checks: tuple[tuple[str, ...], ...] = ()
-    # Owned by another engineer: absent until written, then built like the others.
+    # May be absent from a checkout (an image still being written): skipped until its folder
+    # exists, then built like the others.
     optional: bool = False
     # Built only when named (`build.py swarm-node`): what `make test`/CI never run.
     on_demand: bool = False
@@ -150,7 +151,7 @@ SPECS: dict[str, ImageSpec] = {
         # image though no stack names it.
         ImageSpec("bind9", "internetsystemsconsortium/bind9", checks=(("-V",),)),
         # Test infrastructure: a Docker-in-Docker Swarm node for the multi-node tests
-        # (stackgen.testing.swarm_cluster); named after Docker's own dind image.
+        # (tests.swarm.cluster); named after Docker's own dind image.
         ImageSpec("swarm-node", "docker:dind", checks=(("--version",),), on_demand=True),
         # A userspace WireGuard endpoint (wireguard-go, wg-quick) for the edge/home tunnel
         # tests (`make test-edge`, docs/edge-home.md); built only when named.

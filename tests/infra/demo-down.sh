@@ -10,7 +10,7 @@ if [ -d .cache/demo-pebble ]; then
   .venv/bin/python -m stackgen.testing.pebble stop --state "$PWD/.cache/demo-pebble" || true
 fi
 if [ -d .cache/demo-bind9 ]; then
-  .venv/bin/python -m stackgen.testing.bind9 stop --state "$PWD/.cache/demo-bind9" || true
+  .venv/bin/python -m tests.bind9 stop --state "$PWD/.cache/demo-bind9" || true
 fi
 rm -rf "$DEMO_DIR"
 echo "demo removed" >&2

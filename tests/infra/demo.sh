@@ -45,7 +45,7 @@ pebble_args=(start --state "$STATE" --http-port 80 --tls-port 443)
 if [ "$TLS" = dns ]; then
   zone=${DOMAIN#*.}
   echo "demo: starting bind9 (authoritative for $zone, TSIG-signed updates)" >&2
-  BIND=$($PY -m stackgen.testing.bind9 start --state "$DNS_STATE" --zone "$zone")
+  BIND=$($PY -m tests.bind9 start --state "$DNS_STATE" --zone "$zone")
   bind() { $PY -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" <<<"$BIND"; }
   pebble_args+=(--dns-server "$(bind host_address)")
 fi

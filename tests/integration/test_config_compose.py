@@ -1,4 +1,4 @@
-"""Values at the edges, judged by Docker Compose itself (issue 10): any stackgen.toml value
+"""Values at the edges, judged by Docker Compose itself: any stackgen.toml value
 is refused in one line or renders a compose file `docker compose config` accepts; a compose
 file lacking stackgen's services makes `up` refuse to start."""
 

@@ -32,11 +32,11 @@ from integration.conftest import (
 
 from stackgen.probe import Status
 from stackgen.proxies import available
-from stackgen.testing.bind9 import Bind9
 from stackgen.testing.pebble import PebbleCA
 from stackgen.testing.plugin import record_stack
 from stackgen.testing.stacks import Ports
 from stackgen.testing.stacks import StackFactory as PluginFactory
+from tests.bind9 import Bind9
 
 ZONE = "stackgen.test"
 DOMAIN = f"jellyfin.{ZONE}"

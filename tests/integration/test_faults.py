@@ -1,6 +1,6 @@
 """Fault injection: SIGKILL at random moments of `init --force` and `render` on a slowed
 filesystem, concurrent `init --force`, and a full disk. Whatever happens, the folder is the
-old stack or the new one, complete (issue 10). No Docker needed: these run the CLI as
+old stack or the new one, complete. No Docker needed: these run the CLI as
 subprocesses, the way a user or a supervisor kills it.
 """
 

@@ -1,4 +1,4 @@
-"""The lifecycle on a real engine, as issue 10 found it wanting: `up` re-run on a running
+"""The lifecycle on a real engine where it is easy to get wrong: `up` re-run on a running
 stack (Jellyfin on the host network: its port is held by the stack's own process), `status`
 and `down` with the stack's files gone, `status`'s exit code on a degraded stack, a missing
 image, SIGTERM during `up`, and `verify` of a healthy stack that uses no HTTP-01."""

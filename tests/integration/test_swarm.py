@@ -1,4 +1,4 @@
-"""The swarm target on a real single-node swarm on this machine (issue 13): `up` through
+"""The swarm target on a real single-node swarm on this machine: `up` through
 `docker stack deploy`, certificates from Pebble for real, `verify` with 0 failed and 0
 warned, `status` with the tasks' node, and `reload` replacing only the service whose
 configuration changed.

@@ -1,4 +1,4 @@
-"""A real multi-node swarm on this machine: Docker-in-Docker nodes (stackgen.testing.swarm_cluster).
+"""A real multi-node swarm on this machine: Docker-in-Docker nodes (tests/swarm/cluster.py).
 
 Run by `make test-swarm` (too slow for `make test`). One cluster per session: a manager and
 two workers labelled `stackgen.role.edge=true` and `stackgen.role.media=true`, on an internal bridge
@@ -25,7 +25,7 @@ from types import FrameType
 
 import pytest
 
-from stackgen.testing.swarm_cluster import NAME_PREFIX, SwarmCluster, remove_leftovers
+from tests.swarm.cluster import NAME_PREFIX, SwarmCluster, remove_leftovers
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))

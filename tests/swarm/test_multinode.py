@@ -2,8 +2,8 @@
 
 For each proxy: stackgen renders the stack (`[deploy] target = "swarm"`, the internal CA),
 the stack is deployed on the Docker-in-Docker cluster, and a client that is not on any
-node reaches the edge node's published HTTPS port. The tests prove what issue 13 asks:
-cross-node routing, WebSocket, Range, the client's real address at Jellyfin with
+node reaches the edge node's published HTTPS port. The tests prove what a two-node
+deployment needs: cross-node routing, WebSocket, Range, the client's real address at Jellyfin with
 KnownProxies covering the proxy's real source, and recovery after the media node is
 drained and made active again.
 
@@ -29,7 +29,7 @@ from stackgen import lifecycle, swarm_ops
 from stackgen.config_file import build_config, load_config
 from stackgen.models import StackConfig
 from stackgen.stack import Stack, init_stack
-from stackgen.testing.swarm_cluster import SwarmCluster
+from tests.swarm.cluster import SwarmCluster
 
 from .client import Endpoint
 from .conftest import CLIENT, PROXIES, STANDIN, image_name, record_setup_failure, stacks_dir

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from stackgen.testing.swarm_cluster import SwarmCluster
+from tests.swarm.cluster import SwarmCluster
 
 from .conftest import CLIENT, STANDIN
 

@@ -1,179 +1,106 @@
-"""Golden files of the rendered output for the matrix of options.
+"""Golden files of the rendered output for the matrix of options (layout: `goldens.py`).
 
-Update them after an intended change with `make golden` (STACKGEN_UPDATE_GOLDEN=1) and
-review the diff like any other code change.
+Update them after an intended change with `make golden` (STACKGEN_UPDATE_GOLDEN=1, refused
+under CI=true) and review the diff like any other code change: each distinct output of a
+template is one file, so a template edit shows each of its outputs changing once.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from stackgen.models import TlsMode, parse_config
-from stackgen.proxies import available, get_proxy
-from stackgen.render import render_stack
-
-GOLDEN = Path(__file__).parent.parent / "golden"
-UPDATE = os.environ.get("STACKGEN_UPDATE_GOLDEN") == "1"
-
-TLS_CASES: dict[str, dict[str, Any]] = {
-    "acme": {"mode": "acme"},
-    "acme-tls-alpn": {"mode": "acme-tls-alpn"},
-    "acme-dns": {"mode": "acme-dns", "dns_provider": "cloudflare", "dns_env": ["CF_DNS_API_TOKEN"]},
-    # The old docs' Traefik example, on any proxy: one certificate for the zone, DNS-01
-    # through RFC 2136 (bind9), no port 80.
-    "acme-dns-wildcard": {
-        "mode": "acme-dns",
-        "dns_provider": "rfc2136",
-        "wildcard": True,
-        "dns_resolvers": ["192.0.2.53:53"],
-        "dns_propagation_seconds": 10,
-    },
-    "internal": {"mode": "internal"},
-    "files": {
-        "mode": "files",
-        "cert_file": "/etc/ssl/jf/fullchain.pem",
-        "key_file": "/etc/ssl/jf/privkey.pem",
-    },
-    "private-ca": {
-        "mode": "acme",
-        "ca_url": "https://acme.internal.example:14000/dir",
-        "ca_bundle": "pebble.minica.pem",
-    },
-}
-CASES = [
-    (proxy, subpath, tls, network)
-    for proxy, subpath, tls, network in itertools.product(
-        available(), ["", "/jellyfin"], TLS_CASES, ["host", "bridge"]
-    )
-    # A mode the proxy does not implement is refused (asserted in the proxies' own tests).
-    if TlsMode(TLS_CASES[tls]["mode"]) in get_proxy(proxy).tls_modes
-]
-
-
-def _supports(proxy: str, option: str) -> bool:
-    return not OPTION_CASES[option].get("http3") or get_proxy(proxy).supports_http3
-
-
-def _case_id(proxy: str, subpath: str, tls: str, network: str) -> str:
-    return f"{proxy}-{'subpath' if subpath else 'root'}-{tls}-{network}"
-
-
-# The client-facing options (issue 14), each on top of the root/acme/host case; a proxy that
-# refuses an option (HTTP/3 without QUIC) is asserted in the proxies' own tests.
-OPTION_CASES: dict[str, dict[str, Any]] = {
-    "no-http2": {"http2": False},
-    "http3": {"http3": True},
-    "lan-url": {
-        "jellyfin": {
-            "lan_url": "http://192.168.1.10:8096",
-            "lan_subnets": ["192.168.1.0/24", "fd12:3456:789a::/64"],
-        }
-    },
-    "ipv6": {"ipv6": True},
-}
-
-
-def _render(
-    proxy: str,
-    subpath: str,
-    tls: str,
-    network: str,
-    tmp: Path,
-    options: dict[str, Any] | None = None,
-) -> dict[str, bytes]:
-    jellyfin: dict[str, Any] = {
-        "network_mode": network,
-        "media": [{"source": "/srv/media/movies"}],
-    }
-    extra = dict(options or {})
-    jellyfin.update(extra.pop("jellyfin", {}))
-    config = parse_config(
-        {
-            "proxy": proxy,
-            "domain": "jellyfin.example.com",
-            "email": "admin@example.com",
-            "subpath": subpath,
-            "run_as": "1000:1000",
-            "tls": TLS_CASES[tls],
-            "jellyfin": jellyfin,
-            **extra,
-        },
-        tmp,
-        check_paths=False,
-    )
-    files, _ = render_stack(config, tmp)
-    # State files (keys, acme.json) are random or empty: their presence is asserted elsewhere.
-    return {f.path: f.content for f in files if not f.state}
-
-
-@pytest.mark.parametrize(
-    ("proxy", "subpath", "tls", "network"), CASES, ids=[_case_id(*c) for c in CASES]
+from tests.unit.goldens import (
+    GOLDEN,
+    GoldenUpdateRefused,
+    cases,
+    environment_update,
+    golden_tree,
+    on_disk,
+    render_matrix,
+    update_requested,
+    write_tree,
 )
-def test_golden(proxy: str, subpath: str, tls: str, network: str, tmp_path: Path) -> None:
-    rendered = _render(proxy, subpath, tls, network, tmp_path)
-    _compare(GOLDEN / _case_id(proxy, subpath, tls, network), rendered)
+
+UPDATE = environment_update()
+CASE_NAMES = [case.name for case in cases()]
 
 
-OPTION_MATRIX = [
-    (proxy, option)
-    for proxy, option in itertools.product(available(), OPTION_CASES)
-    if _supports(proxy, option)
-]
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    return render_matrix(tmp_path_factory.mktemp("golden"))
 
 
-@pytest.mark.parametrize(
-    ("proxy", "option"), OPTION_MATRIX, ids=[f"{p}-{o}" for p, o in OPTION_MATRIX]
-)
-def test_golden_options(proxy: str, option: str, tmp_path: Path) -> None:
-    rendered = _render(proxy, "", "acme", "host", tmp_path, OPTION_CASES[option])
-    _compare(GOLDEN / "options" / f"{proxy}-{option}", rendered)
-
-
-def _compare(folder: Path, rendered: dict[str, bytes]) -> None:
+@pytest.fixture(scope="module")
+def tree(rendered: dict[str, dict[str, bytes]]) -> dict[str, bytes]:
+    built = golden_tree(rendered)
     if UPDATE:
-        for path, content in rendered.items():
-            (folder / path).parent.mkdir(parents=True, exist_ok=True)
-            (folder / path).write_bytes(content)
-    expected = {
-        str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
-    }
-    assert expected, f"no golden files in {folder}: run `make golden`"
-    assert sorted(rendered) == sorted(expected)
-    for path, content in rendered.items():
-        assert content.decode() == expected[path].decode(), f"{folder.name}/{path} differs"
+        write_tree(built)
+    return built
 
 
-# The swarm target (docs/swarm.md): every proxy, both Jellyfin networks, ACME (HTTP-01);
-# plus a subpath and HTTP/3 (a UDP port in mode host) where a proxy offers it.
-SWARM_CASES = [
-    (proxy, network, option)
-    for proxy, network, option in itertools.product(
-        available(), ["host", "bridge"], ["", "subpath", "http3"]
-    )
-    if (not option or network == "bridge") and (option != "http3" or _supports(proxy, "http3"))
-]
+def test_golden_tree_is_the_rendered_matrix(tree: dict[str, bytes]) -> None:
+    """Every golden file is what the matrix renders, and no stale file is left."""
+    found = on_disk()
+    assert found, "no golden files: run `make golden`"
+    assert sorted(found) == sorted(tree), "golden files differ in name: run `make golden`"
+    changed = [path for path, content in tree.items() if found[path] != content]
+    assert not changed, f"golden files differ: {changed[:10]}"
 
 
-def _swarm_id(proxy: str, network: str, option: str) -> str:
-    return "-".join(part for part in (proxy, network, option) if part)
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_golden(case: str, tree: dict[str, bytes], rendered: dict[str, dict[str, bytes]]) -> None:
+    """Each file a case renders equals the snapshot its index entry names."""
+    index = tomllib.loads((GOLDEN / "index.toml").read_text())["cases"]
+    assert case in index, f"{case}: not in tests/golden/index.toml: run `make golden`"
+    files = rendered[case]
+    assert sorted(files) == sorted(index[case])
+    for path, content in files.items():
+        snapshot = GOLDEN / "files" / path / index[case][path]
+        assert content.decode() == snapshot.read_text(), f"{case}: {path} differs from {snapshot}"
 
 
-@pytest.mark.parametrize(
-    ("proxy", "network", "option"), SWARM_CASES, ids=[_swarm_id(*c) for c in SWARM_CASES]
-)
-def test_golden_swarm(proxy: str, network: str, option: str, tmp_path: Path) -> None:
-    deploy: dict[str, Any] = {"target": "swarm"}
-    if network == "host":
-        deploy["media_address"] = "192.0.2.10"
-        deploy["edge_addresses"] = ["192.0.2.20"]
-    options: dict[str, Any] = {"deploy": deploy}
-    if option == "http3":
-        options["http3"] = True
-    subpath = "/jellyfin" if option == "subpath" else ""
-    rendered = _render(proxy, subpath, "acme", network, tmp_path, options)
-    _compare(GOLDEN / "swarm" / _swarm_id(proxy, network, option), rendered)
+def test_no_two_golden_files_are_identical() -> None:
+    by_digest: dict[str, list[str]] = {}
+    for path, content in on_disk().items():
+        by_digest.setdefault(hashlib.sha256(content).hexdigest(), []).append(path)
+    duplicates = [paths for paths in by_digest.values() if len(paths) > 1]
+    assert not duplicates, duplicates
+
+
+def test_every_case_and_file_is_indexed(rendered: dict[str, dict[str, bytes]]) -> None:
+    """The index covers the whole matrix: each case, each file it renders, and each snapshot
+    it names exists (so no case is checked against nothing)."""
+    index = tomllib.loads((GOLDEN / "index.toml").read_text())
+    assert sorted(index["cases"]) == sorted(CASE_NAMES)
+    for case, files in index["cases"].items():
+        for path, variant in files.items():
+            assert (GOLDEN / "files" / path / variant).is_file(), (case, path, variant)
+    assert set(index["reads"]) == {p for files in rendered.values() for p in files}
+
+
+@pytest.mark.parametrize("ci", ["true", "TRUE", "1"])
+def test_update_is_refused_under_ci(ci: str) -> None:
+    with pytest.raises(GoldenUpdateRefused, match="refused under CI=true"):
+        update_requested({"CI": ci, "STACKGEN_UPDATE_GOLDEN": "1"})
+    assert update_requested({"STACKGEN_UPDATE_GOLDEN": "1"}) is True
+    assert update_requested({"CI": ci}) is False
+
+
+def test_make_golden_under_ci_fails_and_writes_nothing(tmp_path: Path) -> None:
+    before = on_disk()
+    env = {**os.environ, "CI": "true", "STACKGEN_UPDATE_GOLDEN": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+         str(Path(__file__))],
+        capture_output=True, text=True, env=env, cwd=GOLDEN.parent.parent, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "refused under CI=true" in result.stdout + result.stderr
+    assert on_disk() == before

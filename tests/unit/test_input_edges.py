@@ -1,4 +1,4 @@
-"""Every value refused where it enters, strictly; broken files fail `check` (issue 10)."""
+"""Every value refused where it enters, strictly; broken files fail `check`."""
 
 from __future__ import annotations
 

@@ -598,7 +598,7 @@ def test_h2_stack_passes_every_check_over_both_protocols(h2_report: Report) -> N
 
 
 def test_h2_only_failure_is_caught(pki: PKI) -> None:
-    """An h2 bug the HTTP/1.1 run cannot see (the issue's Traefik seek regression)."""
+    """An h2 bug the HTTP/1.1 run cannot see (a Traefik seek regression over h2 once did this)."""
     with fake_stack(pki, http2=True, h2_strips_range=True) as stack:
         report = run_checks(stack.target(), only={"stream.range"})
     assert [(r.protocol, r.status) for r in report.results if r.id == "stream.range"] == [

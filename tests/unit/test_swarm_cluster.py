@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from stackgen.testing.swarm_cluster import (
+from tests.swarm.cluster import (
     CLUSTER_LABEL,
     NODE_RUN_OPTIONS,
     PID_LABEL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import ipaddress
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -17,9 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from stackgen import engine
+from stackgen.errors import DockerError
 from stackgen.models import ImagesConfig
-from stackgen.testing import allocate
+from stackgen.testing import allocate, plugin
 from stackgen.testing import pebble as pebble_module
+from stackgen.testing import stacks as stacks_module
 from stackgen.testing.allocate import AllocationError, Allocator
 from stackgen.testing.http import resolving_session
 from stackgen.testing.options import image_services, parse_images
@@ -292,3 +296,70 @@ def test_options_are_registered_and_validated(tmp_path: Path) -> None:
     good = _pytest(tmp_path, "--stackgen-image", "jellyfin=x", "test_x.py")
     assert good.returncode == 0, good.stdout + good.stderr  # fixture requested, no stack made
     assert time.monotonic() - started < 60
+
+
+# --- the engine, through stackgen.engine only -------------------------------------------------
+
+
+def _networks(*entries: tuple[str, str, tuple[str, ...]]) -> list[engine.NetworkSubnets]:
+    return [
+        engine.NetworkSubnets(name, project, tuple(ipaddress.ip_network(s) for s in subnets))
+        for name, project, subnets in entries
+    ]
+
+
+def test_docker_subnets_are_the_engines_ipv4_subnets(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = _networks(
+        ("bridge", "", ("172.17.0.0/16",)),
+        ("sgt1_proxy", "sgt1", ("172.29.3.0/24", "fd00:1::/64")),
+        ("none", "", ()),
+    )
+    monkeypatch.setattr(allocate.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(engine, "network_subnets", lambda: found)
+    assert allocate.docker_subnets() == [
+        ipaddress.IPv4Network("172.17.0.0/16"),
+        ipaddress.IPv4Network("172.29.3.0/24"),
+    ]
+    monkeypatch.setattr(allocate.shutil, "which", lambda name: None)
+    assert allocate.docker_subnets() == []
+
+
+def test_leftover_projects_are_dead_runs_from_the_engines_networks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dead_pid = 2**22 + 12345  # above pid_max's default: no such process
+    alive = os.getpid()
+    found = _networks(
+        (f"sgt{dead_pid}-a_proxy", f"sgt{dead_pid}-a", ("172.29.1.0/24",)),
+        (f"sgt{dead_pid}-b_proxy", f"sgt{dead_pid}-b", ("172.29.2.0/24",)),
+        (f"sgt{alive}-c_proxy", f"sgt{alive}-c", ("172.29.3.0/24",)),
+        ("someone_default", "someone", ("172.18.0.0/16",)),
+        ("bridge", "", ("172.17.0.0/16",)),
+    )
+    monkeypatch.setattr(engine, "network_subnets", lambda: found)
+    assert stacks_module.leftover_projects(kept={f"sgt{dead_pid}-b"}) == [f"sgt{dead_pid}-a"]
+
+
+def test_the_plugin_asks_the_engine_boundary_whether_stacks_can_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse() -> None:
+        raise DockerError("the Docker engine does not answer (is dockerd running?)")
+
+    monkeypatch.setattr(engine, "require_engine", refuse)
+    assert plugin._engine_problem() == "the Docker engine does not answer (is dockerd running?)"
+    monkeypatch.setattr(engine, "require_engine", lambda: None)
+    assert plugin._engine_problem() == ""
+
+
+def test_the_shipped_harness_runs_no_docker_command_of_its_own() -> None:
+    """stackgen.testing reaches the engine through stackgen.engine; the one `docker` command
+    line left is StackHandle.compose, the pass-through a test author calls."""
+    package = Path(stacks_module.__file__).parent
+    commands = {
+        (path.name, line.strip())
+        for path in package.glob("*.py")
+        for line in path.read_text().splitlines()
+        if '["docker"' in line
+    }
+    assert commands == {("stacks.py", '["docker", "compose", *project, *args],')}

@@ -8,10 +8,10 @@ from typing import Self
 
 import pytest
 
-from stackgen.testing import bind9
-from stackgen.testing.bind9 import Bind9
 from stackgen.testing.pebble import PebbleCA
 from stackgen.testing.service import Service, start_stop_parser, state_folder
+from tests import bind9
+from tests.bind9 import Bind9
 
 
 class _Recorder(Service):

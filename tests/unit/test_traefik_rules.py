@@ -1,4 +1,5 @@
-"""Traefik v3 rules: the seed's v1 syntax and options removed in v3 are caught."""
+"""Traefik v3 rules: the v1 syntax of Jellyfin's old reverse-proxy page, and options removed
+in v3, are caught."""
 
 from __future__ import annotations
 

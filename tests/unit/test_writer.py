@@ -124,7 +124,7 @@ def test_diff_is_unified(tmp_path: Path) -> None:
     assert "--- a/f" in diff and "+++ b/f" in diff and "-b" in diff and "+c" in diff
 
 
-# --- crash safety (issue 10) ----------------------------------------------------------------
+# --- crash safety ----------------------------------------------------------------------------
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-# Traefik v1 top-level sections, long gone (the seed document still uses them).
+# Traefik v1 top-level sections, long gone (Jellyfin's old reverse-proxy page still uses them).
 V1_SECTIONS: Final[Mapping[str, str]] = {
     "frontends": "Traefik v1 [frontends] is gone: use http.routers",
     "backends": "Traefik v1 [backends] is gone: use http.services",

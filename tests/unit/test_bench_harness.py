@@ -1,0 +1,147 @@
+"""`make bench`'s harness (`bench/`): an importable package that takes its proxy facts from
+stackgen's registry and writes its results outside the tracked tree."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
+from stackgen.proxies import available
+from tests.unit.test_cli import stackgen
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "bench" / "fixtures" / "docs-configs"
+
+
+def _init(tmp_path: Path, proxy: str, *args: str) -> Path:
+    """A stack as `bench.run` makes one (`stackgen init`)."""
+    stack = tmp_path / "stack"
+    result = stackgen(
+        "init", proxy, "--domain", "jellyfin.bench.test", "--dir", str(stack), *args
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return stack
+
+
+def test_the_harness_proxies_are_the_registrys() -> None:
+    assert proxy_names() == tuple(available())
+
+
+@pytest.mark.parametrize("proxy", available())
+def test_each_proxy_has_a_test_image_and_a_docs_config(proxy: str) -> None:
+    assert (REPO / "tests" / "images" / local_image_name(proxy) / "Dockerfile").is_file()
+    assert any((FIXTURES / proxy).iterdir()), f"no Jellyfin-docs config for {proxy}"
+
+
+@pytest.mark.parametrize("proxy", available())
+def test_the_docs_config_goes_where_the_proxy_reads_its_files(proxy: str, tmp_path: Path) -> None:
+    """The docs fixtures replace the files the proxy renders, and name the certificate the
+    stack's proxy serves (the stack the bench makes: certificates from files)."""
+    for name in ("fullchain.pem", "privkey.pem"):
+        (tmp_path / name).write_text("placeholder")
+    stack = _init(
+        tmp_path, proxy, "--tls", "files", "--cert-file", str(tmp_path / "fullchain.pem"),
+        "--key-file", str(tmp_path / "privkey.pem"),
+    )  # fmt: skip
+    names = sorted(path.name for path in (FIXTURES / proxy).iterdir())
+    targets = config_targets(proxy, stack, names)
+    assert sorted(targets) == names
+    assert all((stack / target).is_file() for target in targets.values()), targets
+    cert, key = certificate_paths(proxy, stack)
+    compose = (stack / "docker-compose.yml").read_text()
+    assert cert.rsplit("/", 1)[0] in compose  # the folder the stack mounts into the proxy
+    assert cert != key
+
+
+def test_an_unknown_config_file_is_named(tmp_path: Path) -> None:
+    stack = _init(tmp_path, "nginx", "--tls", "internal")
+    with pytest.raises(RuntimeError, match=r"nginx renders no \['nginx.conf'\]"):
+        config_targets("nginx", stack, ["nginx.conf"])
+
+
+def test_results_go_outside_the_tracked_tree() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_OUT"}
+    found = subprocess.run(
+        [sys.executable, "-c", "from bench import run; print(run.OUT); print(run.WORK)"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    assert [Path(p) for p in found] == [
+        REPO / ".cache" / "bench" / "results",
+        REPO / ".cache" / "bench" / "work",
+    ]
+    assert ".cache/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_the_report_is_written_into_the_results_folder(tmp_path: Path) -> None:
+    summary = {
+        "started": "2026-01-01T00:00:00Z",
+        "finished": "2026-01-01T00:30:00Z",
+        "machine": {"nproc": 2, "loadavg_before": [0, 0, 0], "loadavg_after": [1, 1, 1]},
+        "knobs": {"proxies": ["nginx"], "configs": ["stackgen"], "http": ["1.1"],
+                  "size_bytes": 1, "pairs": 1, "api_seconds": 1, "streams": 0,
+                  "stream_seconds": 1, "bitrate_mbps": 1},
+        "baselines": {},
+        "proxies": {"nginx": {"proxy": "nginx", "error": "the stack did not start"}},
+        "goals": [],
+    }  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert report.main(tmp_path) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "![throughput](plots/throughput.svg)" in text
+    assert (tmp_path / "plots" / "throughput.svg").is_file()
+    assert "issue" not in text.lower()  # the report stands on its own
+
+
+def test_the_harness_changes_no_import_path() -> None:
+    for path in sorted((REPO / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "path":
+                assert not (isinstance(node.value, ast.Name) and node.value.id == "sys"), path
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("tests", "images", "limits")), path
+
+
+@pytest.mark.parametrize("proxy", available())
+def test_a_docs_stack_is_made_as_make_bench_makes_it(
+    proxy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bench.run`'s own steps, without the engine: the run's CA, a stack with certificates
+    from files, and the docs config in place of the rendered one, every placeholder filled."""
+    from bench import run
+
+    def in_process(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        assert cmd[0] == str(run.STACKGEN), cmd  # only `stackgen` runs here: no engine
+        result = stackgen(*cmd[1:])
+        assert result.returncode == 0, result.stderr
+        return subprocess.CompletedProcess(cmd, 0, result.stdout, result.stderr)
+
+    monkeypatch.setattr(run, "run", in_process)
+    monkeypatch.setattr(run, "WORK", tmp_path / "work")
+    tls = run.make_certificate()
+    images = {name: f"stackgen-test/{name}:local" for name in ("jellyfin-standin", "httpd")}
+    images |= {p: f"stackgen-test/{p}:local" for p in available()}
+    folder = run.init_stack(proxy, "docs", images, tls)
+    assert "STANDIN_MEDIA_BYTES" in (folder / "docker-compose.yml").read_text()
+    run.apply_docs_config(proxy, folder)
+    names = sorted(p.name for p in (FIXTURES / proxy).iterdir())
+    written = {
+        name: (folder / target).read_text()
+        for name, target in config_targets(proxy, folder, names).items()
+    }
+    for name, text in written.items():
+        assert re.findall(r"@[A-Z_]+@", text) == [], name
+        fixture = (FIXTURES / proxy / name).read_text()
+        lines = [line for line in fixture.splitlines() if "@" not in line]
+        assert all(line in text.splitlines() for line in lines), name  # the docs' own text
+    together = "".join(written.values())
+    assert run.DOMAIN in together
+    assert certificate_paths(proxy, folder)[0] in together
