@@ -159,6 +159,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.errors",
             "stackgen.parts",
             "stackgen.pki",
+            "stackgen.tunnel",
             "stackgen.dns_providers",
             "stackgen.proxies.spec",
             "stackgen.certificates.profile",
