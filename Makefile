@@ -16,7 +16,7 @@ TLS ?= http
 # TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy).
 TARGET ?= compose
 
-.PHONY: help venv tools lint unit engine images test test-swarm golden demo demo-down wheel clean bench bench-report
+.PHONY: help venv tools lint unit engine images test test-swarm test-edge golden demo demo-down wheel clean bench bench-report
 
 help:
 	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm optional)"
@@ -24,6 +24,7 @@ help:
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
 	@echo "make test-swarm multi-node swarm of Docker-in-Docker nodes (~2 min; SWARM_PROXIES=nginx)"
+	@echo "make test-edge edge/home hosts joined by userspace WireGuard behind an outbound-only NAT (~1 min)"
 	@echo "make golden    rewrite golden files after an intended change"
 	@echo "make bench     every proxy vs Jellyfin direct, the TLS ceiling and the docs configs"
 	@echo "               (~30 min; BENCH_PROXIES=nginx BENCH_SIZE=64 BENCH_PAIRS=2 for a short run)"
@@ -77,6 +78,11 @@ test: venv tools lint engine images
 SWARM_PROXIES ?= traefik,nginx,caddy
 test-swarm: venv engine
 	STACKGEN_SWARM_PROXIES=$(SWARM_PROXIES) $(VENV)/bin/pytest -q -p no:cacheprovider tests/swarm
+
+# An edge and a home host joined by userspace WireGuard, the home behind an outbound-only
+# NAT (docs/edge-home.md). Root only (/dev/net/tun, NET_ADMIN); not in `make test`.
+test-edge: venv engine
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/edge
 
 demo: venv
 	PROXY=$(PROXY) SUBPATH=$(SUBPATH) TLS=$(TLS) HTTP2=$(HTTP2) HTTP3=$(HTTP3) IPV6=$(IPV6) \

@@ -229,6 +229,14 @@ SPECS: dict[str, ImageSpec] = {
         # Test infrastructure: a Docker-in-Docker Swarm node for the multi-node tests
         # (tests.swarm.cluster); named after Docker's own dind image.
         ImageSpec("swarm-node", "docker:dind", checks=(("--version",),), on_demand=True),
+        # A userspace WireGuard endpoint (wireguard-go, wg-quick) for the edge/home tunnel
+        # tests (`make test-edge`, docs/edge-home.md); built only when named.
+        ImageSpec(
+            "wireguard",
+            "masipcat/wireguard-go",
+            checks=(("wg", "--version"), ("wireguard-go", "--version")),
+            on_demand=True,
+        ),
     )
 }
 

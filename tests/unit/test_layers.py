@@ -48,6 +48,7 @@ PURE = (
             "traefik_v1",
         )
     ),
+    "stackgen.tunnel",
 )
 ABOVE_PURE = (
     "stackgen.engine",
@@ -164,6 +165,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.errors",
             "stackgen.parts",
             "stackgen.pki",
+            "stackgen.tunnel",
             "stackgen.dns_providers",
             "stackgen.proxies.spec",
             "stackgen.certificates.profile",
