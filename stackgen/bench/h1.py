@@ -67,7 +67,7 @@ class AsyncConnection:
     async def open(cls, ep: Endpoint) -> AsyncConnection:
         reader, writer = await asyncio.open_connection(
             ep.address,
-            ep.port,
+            ep.socket_port,
             ssl=ep.context if ep.scheme == "https" else None,
             server_hostname=ep.host if ep.scheme == "https" else None,
             limit=MAX_HEAD,
@@ -242,7 +242,7 @@ class PacedStream:
 
 
 def _blocking_socket(ep: Endpoint, timeout: float) -> socket.socket:
-    sock = socket.create_connection((ep.address, ep.port), timeout=timeout)
+    sock = socket.create_connection((ep.address, ep.socket_port), timeout=timeout)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     if ep.scheme == "https" and ep.context is not None:
         return ep.context.wrap_socket(sock, server_hostname=ep.host)

@@ -1,7 +1,8 @@
 """One bench run: every phase, proxied and direct interleaved A-B-B-A, into a document.
 
 Phases (each bounded in count and time):
-- stream: one full GET of the media file (curl) -> MB/s
+- stream: one full GET of the media file (curl) -> MB/s, and when the side's container
+  is known, its CPU-seconds per GB served (cgroup counters around that transfer)
 - seek: `seeks` Range requests of `seek_bytes` at random offsets on one connection
   (curl) -> MB/s of the pattern and time to first byte per request
 - api: GET /System/Info/Public at `rate` per second for `duration`, open loop -> latency
@@ -18,11 +19,12 @@ import functools
 import os
 import platform
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackgen.bench import curl, h1, players
+from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import Endpoint
 from stackgen.bench.schedule import run_open_loop
 from stackgen.bench.schema import METRICS, SCHEMA_VERSION
@@ -87,7 +89,10 @@ Progress = Callable[[str], None]
 
 @dataclass
 class _Collected:
-    runs: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # metric->side->runs
+    # metric -> side -> pair index -> value: keyed by pair, so a failed run leaves a hole
+    # instead of shifting every later run into the wrong pair.
+    runs: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    pair: int = 0  # the pair being measured
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     api_sent: int = 0
@@ -98,7 +103,12 @@ class _Collected:
     api_stale_retries: int = 0
 
     def add(self, metric: str, side: str, value: float) -> None:
-        self.runs.setdefault(metric, {}).setdefault(side, []).append(value)
+        self.runs.setdefault(metric, {}).setdefault(side, {})[self.pair] = value
+
+    def series(self, metric: str, side: str, pairs: int) -> list[float | None]:
+        """One entry per pair, None where that side's run failed or did not run."""
+        by_pair = self.runs.get(metric, {}).get(side, {})
+        return [by_pair.get(i) for i in range(pairs)]
 
     def sample(self, name: str, side: str, values: Sequence[float]) -> None:
         self.samples.setdefault(name, {}).setdefault(side, []).extend(values)
@@ -132,7 +142,10 @@ def run_bench(
     direct: Endpoint | None,
     settings: BenchSettings,
     progress: Progress,
+    cpu: Mapping[str, Cgroup] | None = None,
 ) -> dict[str, Any]:
+    """`cpu` maps a side's name to its server's container cgroup (CPU per GB is measured
+    for those sides only)."""
     started = _now()
     load_before = list(os.getloadavg())
     size = media_size(proxied, settings)
@@ -146,14 +159,21 @@ def run_bench(
         else [(i, "A") for i in range(settings.pairs)]
     )
     got = _Collected()
+    described: dict[str, dict[str, Any]] = {}
+    for ep in sides.values():
+        described[ep.name] = {**ep.describe(), **_negotiated(ep, settings, got)}
     for pair, side in order:
         ep = sides[side]
+        got.pair = pair
         tag = f"pair {pair + 1}/{settings.pairs} {ep.name}"
         # The same seek offsets for both sides of a pair: a pair differs only by the path.
         seek_rng = random.Random(settings.seed * 1000 + pair)  # noqa: S311 - not secrets
         offsets = seek_rng.sample(range(max(1, size - settings.seek_bytes)), k=settings.seeks)
         steps: list[tuple[str, Callable[[], str]]] = [
-            ("stream", functools.partial(_stream, ep, size, settings, got)),
+            (
+                "stream",
+                functools.partial(_stream, ep, size, settings, got, (cpu or {}).get(ep.name)),
+            ),
             ("seek", functools.partial(_seek, ep, offsets, settings, got)),
             ("api", functools.partial(_api, ep, settings, got)),
             ("ws", functools.partial(_ws, ep, settings, got)),
@@ -171,15 +191,16 @@ def run_bench(
         if streams["errors"]:
             got.errors += [f"streams: {e}" for e in streams["error_samples"]]
     metrics: dict[str, Any] = {}
-    for name, by_side in got.runs.items():
+    for name in got.runs:
         unit, kind, better = METRICS[name]
-        a, b = by_side.get("proxied", []), by_side.get("direct", [])
+        a = got.series(name, "proxied", settings.pairs)
+        b = got.series(name, "direct", settings.pairs) if direct is not None else []
         spread = compare_pairs(a, b, "ratio" if kind == "ratio" else "added") if b else None
         metrics[name] = {
             "unit": unit,
             "better": better,
-            "proxied": [round(v, 4) for v in a],
-            "direct": [round(v, 4) for v in b],
+            "proxied": _rounded(a),
+            "direct": _rounded(b),
             "compare": spread.to_json() if spread else None,
         }
     distributions = {
@@ -200,8 +221,8 @@ def run_bench(
         },
         "settings": settings.to_json(),
         "targets": {
-            "proxied": proxied.describe(),
-            "direct": direct.describe() if direct else None,
+            "proxied": described["proxied"],
+            "direct": described.get(direct.name) if direct else None,
         },
         "media_bytes": size,
         "metrics": metrics,
@@ -222,6 +243,15 @@ def run_bench(
     }
 
 
+def _negotiated(ep: Endpoint, settings: BenchSettings, got: _Collected) -> dict[str, Any]:
+    """The TLS version, cipher and ALPN the streaming client gets from `ep`."""
+    try:
+        return curl.negotiated(ep, settings.media_path, max_time=settings.timeout)
+    except (OSError, curl.CurlError) as exc:
+        got.errors.append(f"{ep.name}: {exc}"[:300])
+        return {"tls": None, "cipher": None, "alpn": None}
+
+
 def _phase(
     got: _Collected, tag: str, phase: str, run: Callable[[], str], progress: Progress
 ) -> None:
@@ -233,15 +263,32 @@ def _phase(
         progress(message)
 
 
-def _stream(ep: Endpoint, size: int, settings: BenchSettings, got: _Collected) -> str:
+def _stream(
+    ep: Endpoint, size: int, settings: BenchSettings, got: _Collected, group: Cgroup | None
+) -> str:
+    cpu0 = _cpu(group)
     (transfer,), _wall = curl.run_transfers(
         ep, settings.media_path, [None], max_time=settings.stream_max_time
     )
+    cpu1 = _cpu(group)
     if transfer.status != 200 or transfer.size != size:
         raise curl.CurlError(f"full GET gave {transfer.status}, {transfer.size} of {size} bytes")
     mbps = transfer.size / transfer.total_s / 1e6
     got.add("stream_mbps", ep.name, mbps)
-    return f"{mbps:.0f} MB/s"
+    if cpu0 is None or cpu1 is None:
+        return f"{mbps:.0f} MB/s"
+    per_gb = (cpu1 - cpu0) / (transfer.size / 1e9)
+    got.add("cpu_s_per_gb", ep.name, per_gb)
+    return f"{mbps:.0f} MB/s, {per_gb:.2f} CPU-s/GB"
+
+
+def _cpu(group: Cgroup | None) -> float | None:
+    if group is None:
+        return None
+    try:
+        return group.cpu_seconds()
+    except (OSError, CgroupError, ValueError):
+        return None
 
 
 def _seek(ep: Endpoint, offsets: Sequence[int], settings: BenchSettings, got: _Collected) -> str:
@@ -346,6 +393,10 @@ def paced_streams(ep: Endpoint, size: int, settings: BenchSettings) -> dict[str,
         "error_samples": errors[:5],
         "byte_mismatches": sum(r.mismatches for r in results) if settings.check_bytes else None,
     }
+
+
+def _rounded(values: Sequence[float | None]) -> list[float | None]:
+    return [None if v is None else round(v, 4) for v in values]
 
 
 def _thin(values: Sequence[float]) -> list[float]:
