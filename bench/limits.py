@@ -114,6 +114,18 @@ def _stream_vs_docs(v: Verdict, s: Summary, b: Summary) -> str:
     )
 
 
+def _capacity(v: Verdict, s: Summary, b: Summary) -> str:
+    own = (s.get("capacity") or {}).get("100")
+    ceiling = (b.get("ceiling_capacity") or {}).get("100")
+    return (
+        f"the relay's cost per stream: {_num(own, 0)} buffered 100 Mbit/s players played "
+        f"without a stall through the proxy against {_num(ceiling, 0)} from the bare TLS "
+        f"server in the same run; the proxy spent {_num(s.get('cpu_s_per_gb'))} CPU-s per "
+        f"GB against the server's {_num(s.get('ceiling_cpu_s_per_gb'))}, on the 2 cores "
+        f"the players share. {RELAY_SETTINGS.get(v.proxy, '')}."
+    )
+
+
 def _seek(v: Verdict, s: Summary, b: Summary) -> str:
     return (
         "one extra hop per Range request: the proxy's TLS record and its request to "
@@ -168,6 +180,7 @@ EXPLAINERS: dict[str, Explainer] = {
     "relay_cpu_vs_ceiling": _relay_cpu,
     "h2_vs_h1": _h2_vs_h1,
     "stream_vs_docs": _stream_vs_docs,
+    "capacity_100_vs_ceiling": _capacity,
     "seek_ttfb_added_ms": _seek,
     "api_p50_added_ms": _api,
     "api_p99_added_ms": _api,

@@ -200,6 +200,13 @@ def main(results: Path) -> int:
         "WebSocket connect p50, ms added",
         [_ratio_cell(main_docs[p], "ws_connect_p50_ms") for p in proxies],
     )
+    for bitrate in summary.get("knobs", {}).get("ramp_mbps") or []:
+        key = f"{bitrate:g}"
+        ceiling = (baselines.get("ceiling_capacity") or {}).get(key)
+        row(
+            f"stall-free players at {key} Mbit/s (bare TLS server: {_fmt(ceiling, 0)})",
+            [_fmt((proxies[p].get("capacity") or {}).get(key), 0) for p in proxies],
+        )
     row(
         "paced streams: max gap ms",
         [_fmt(proxies[p].get("streams_max_gap_ms"), 0) for p in proxies],

@@ -86,6 +86,10 @@ API_SECONDS = float(os.environ.get("BENCH_API_SECONDS", "8"))
 STREAMS = int(os.environ.get("BENCH_STREAMS", "20"))
 STREAM_SECONDS = float(os.environ.get("BENCH_STREAM_SECONDS", "60"))
 BITRATE = float(os.environ.get("BENCH_BITRATE", "100"))
+# Buffered players ramped until one stalls, per bitrate (Mbit/s); "" turns the ramp off.
+RAMP = [float(b) for b in os.environ.get("BENCH_RAMP", "8 20 40 100").split()]
+RAMP_SECONDS = float(os.environ.get("BENCH_RAMP_SECONDS", "30"))
+RAMP_MAX = int(os.environ.get("BENCH_RAMP_MAX", "128"))
 RELOADS = int(os.environ.get("BENCH_RELOADS", "20"))
 # Only the reloads (a separate pass): writes OUT/reloads.json instead of summary.json.
 RELOAD_ONLY = os.environ.get("BENCH_RELOAD_ONLY", "") == "1"
@@ -463,6 +467,8 @@ def measure_baselines(ca: Path) -> dict[str, Any]:
         "ceiling_vs_plain": compare(plain, "stream_mbps"),
         "ceiling_cpu_s_per_gb": round(cpu / (served / 1e9), 3),
     }
+    if RAMP:
+        baselines["ceiling_capacity"] = ramp_capacity("baseline-ceiling-ramp", CEILING_PORT, ca)
     if STREAMS > 0:
         streams = paced_players("baseline-ceiling-paced-streams", CEILING_PORT, ca)
         baselines.update({f"ceiling_streams_{key}": streams.get(key) for key in PACED_FIGURES})
@@ -490,6 +496,16 @@ def origin_players(name: str, url: str) -> dict[str, Any]:
 
 # The paced-stream figures copied into summaries (as streams_* and ceiling_streams_*).
 PACED_FIGURES = ("max_gap_ms", "max_gap_at_s", "max_head_gap_ms", "first_byte_ms_max")
+
+
+def ramp_capacity(name: str, port: int, ca: Path) -> dict[str, int | None]:
+    """The largest stall-free count of buffered players per RAMP bitrate (`--ramp`)."""
+    args = ["--only", "streams", "--streams", "0", "--check-bytes",
+            "--ramp-seconds", str(RAMP_SECONDS), "--ramp-max", str(RAMP_MAX)]  # fmt: skip
+    for bitrate in RAMP:
+        args += ["--ramp", f"{bitrate:g}"]
+    found = (bench(name, port, args, ca).get("ramp") or {}).get("per_bitrate") or {}
+    return {f"{b:g}": (found.get(f"{b:g}") or {}).get("stall_free") for b in RAMP}
 
 
 def paced_players(name: str, port: int, ca: Path, *, check_bytes: bool = False) -> dict[str, Any]:
@@ -637,6 +653,16 @@ def measure_proxy(
             )  # fmt: skip
             summary["stream_vs_docs_h2"] = compare(docs2, "stream_mbps")
         compose(docs_folder, "down", "-t", "2")
+
+    # Capacity: buffered players ramped until one stalls, per bitrate, byte-checked; at
+    # 100 Mbit/s judged against the bare TLS server's own capacity.
+    if RAMP:
+        capacity = ramp_capacity(f"{proxy}-ramp", port, ca)
+        summary["capacity"] = capacity
+        own_100 = capacity.get("100")
+        ceiling_100 = (baselines.get("ceiling_capacity") or {}).get("100")
+        if isinstance(own_100, int) and isinstance(ceiling_100, int) and ceiling_100:
+            summary["capacity_100_vs_ceiling"] = round(own_100 / ceiling_100, 3)
 
     # Paced streams, byte-exact; proxy RSS growth meanwhile.
     if STREAMS > 0:
@@ -920,6 +946,7 @@ def main() -> int:
             "proxies": PROXIES, "configs": CONFIGS, "http": HTTP, "size_bytes": SIZE,
             "pairs": PAIRS, "api_seconds": API_SECONDS, "streams": STREAMS,
             "stream_seconds": STREAM_SECONDS, "bitrate_mbps": BITRATE,
+            "ramp_mbps": RAMP, "ramp_seconds": RAMP_SECONDS, "ramp_max": RAMP_MAX,
         },
         "baselines": baselines,
         "proxies": summaries,

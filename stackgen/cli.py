@@ -828,6 +828,15 @@ def bench(
         bool, typer.Option(help="Check paced streams against the stand-in's byte pattern.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per connection step.")] = 10.0,
+    ramp: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Ramp buffered players at this Mbit/s until one stalls (e.g. 8 20 40 100); "
+            "repeatable."
+        ),
+    ] = None,
+    ramp_seconds: Annotated[float, typer.Option(help="Seconds per ramp trial.")] = 20.0,
+    ramp_max: Annotated[int, typer.Option(help="Most players a ramp tries.")] = 64,
     via: Annotated[
         str,
         typer.Option(
@@ -869,6 +878,9 @@ def bench(
         check_bytes=check_bytes,
         only=frozenset(only or PHASES),
         timeout=timeout,
+        ramp_bitrates=tuple(ramp or ()),
+        ramp_seconds=ramp_seconds,
+        ramp_max=ramp_max,
     )
     if via not in ("container", "published"):
         raise InvalidInputError(f"--via {via!r}: expected container or published")

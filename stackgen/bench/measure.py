@@ -9,6 +9,9 @@ Phases (each bounded in count and time):
 - ws: `ws_connects` WebSocket handshakes on new connections -> connect time
 - streams: `streams` paced streams at `bitrate_mbps` for `duration`, proxied only ->
   longest gap between chunks (not paired: it is a pass/fail property of the proxy)
+- ramp (with `ramp_bitrates`): buffered players (start-up buffer, read-ahead, seeks,
+  staggered starts) at each bitrate, proxied only, their number ramped until one stalls
+  -> the largest stall-free count per bitrate (`capacity.largest_passing`)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackgen.bench import curl, h1, players
+from stackgen.bench.capacity import largest_passing
 from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import Endpoint
 from stackgen.bench.schedule import run_open_loop
@@ -31,6 +35,7 @@ from stackgen.bench.schema import METRICS, SCHEMA_VERSION
 from stackgen.bench.stats import abba_order, compare_pairs, percentile
 
 PHASES = ("stream", "seek", "api", "ws", "streams")
+RAMP_STAGGER_S = 0.25  # between two players' starts: viewers do not press play together
 MiB = 1 << 20
 MAX_DISTRIBUTION_SAMPLES = 2000  # per side: enough for a plot, small enough for a file
 
@@ -53,6 +58,10 @@ class BenchSettings:
     only: frozenset[str] = frozenset(PHASES)
     seed: int = 9
     timeout: float = 10.0
+    ramp_bitrates: tuple[float, ...] = ()  # Mbit/s; empty: no ramp
+    ramp_seconds: float = 20.0  # each trial, per player
+    ramp_max: int = 64  # players at most, per bitrate
+    habits: h1.PlayerHabits = field(default_factory=h1.PlayerHabits)
 
     def __post_init__(self) -> None:
         if self.pairs < 1 or self.pairs > 50:
@@ -63,6 +72,10 @@ class BenchSettings:
             raise ValueError("rate must be in (0, 5000] requests per second")
         if not 0 <= self.streams <= 200:
             raise ValueError("streams must be 0..200")
+        if any(not 0 < b <= 1000 for b in self.ramp_bitrates) or len(self.ramp_bitrates) > 8:
+            raise ValueError("ramp bitrates must be in (0, 1000] Mbit/s, 8 at most")
+        if not 1 <= self.ramp_max <= 200 or not 0 < self.ramp_seconds <= 600:
+            raise ValueError("ramp-max must be 1..200 and ramp-seconds in (0, 600]")
         unknown = set(self.only) - set(PHASES)
         if unknown:
             raise ValueError(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}")
@@ -81,6 +94,15 @@ class BenchSettings:
             "api_path": self.api_path,
             "phases": [p for p in PHASES if p in self.only],
             "seed": self.seed,
+            "ramp_bitrates_mbps": list(self.ramp_bitrates),
+            "ramp_seconds": self.ramp_seconds,
+            "ramp_max": self.ramp_max,
+            "player": {
+                "start_s": self.habits.start_s,
+                "buffer_s": self.habits.buffer_s,
+                "seek_every_s": self.habits.seek_every_s,
+                "stagger_s": RAMP_STAGGER_S,
+            },
         }
 
 
@@ -190,6 +212,10 @@ def run_bench(
         streams = paced_streams(proxied, size, settings)
         if streams["errors"]:
             got.errors += [f"streams: {e}" for e in streams["error_samples"]]
+    ramp = None
+    if settings.ramp_bitrates:
+        ramp = ramp_players(proxied, size, settings, progress)
+        got.errors += ramp.pop("errors")
     metrics: dict[str, Any] = {}
     for name in got.runs:
         unit, kind, better = METRICS[name]
@@ -239,6 +265,7 @@ def run_bench(
         if "api" in settings.only
         else None,
         "streams": streams,
+        "ramp": ramp,
         "errors": got.errors,
     }
 
@@ -397,6 +424,43 @@ def paced_streams(ep: Endpoint, size: int, settings: BenchSettings) -> dict[str,
 
 def _rounded(values: Sequence[float | None]) -> list[float | None]:
     return [None if v is None else round(v, 4) for v in values]
+
+
+def ramp_players(
+    ep: Endpoint, size: int, settings: BenchSettings, progress: Progress
+) -> dict[str, Any]:
+    """Per bitrate, the largest number of buffered players that all played without a
+    stall or an error (each trial `ramp_seconds` per player)."""
+    per_bitrate: dict[str, Any] = {}
+    errors: list[str] = []
+    for bitrate in settings.ramp_bitrates:
+
+        def passes(count: int, bitrate: float = bitrate) -> bool:
+            results = players.run_buffered_players(
+                ep, settings.media_path, count=count, size=size,
+                bitrate_bps=bitrate * 1e6, duration=settings.ramp_seconds,
+                habits=settings.habits, stagger_s=RAMP_STAGGER_S,
+                check_bytes=settings.check_bytes, timeout=settings.timeout,
+            )  # fmt: skip
+            stalls = sum(r.stalls for r in results)
+            failed = [e for r in results for e in r.errors]
+            mismatches = sum(r.mismatches for r in results)
+            errors.extend(f"ramp {bitrate:g} Mbit/s x {count}: {e}" for e in failed[:2])
+            ok = stalls == 0 and not failed and mismatches == 0
+            progress(
+                f"ramp: {count} x {bitrate:g} Mbit/s: {stalls} stall(s), {len(failed)} "
+                f"error(s){', byte mismatches' if mismatches else ''} -> "
+                f"{'stall-free' if ok else 'stalled'}"
+            )
+            return ok
+
+        found, trials = largest_passing(passes, start=1, limit=settings.ramp_max)
+        per_bitrate[f"{bitrate:g}"] = {
+            "stall_free": found,
+            "limit": "players" if found < settings.ramp_max else "ramp-max",
+            "trials": [{"players": t.count, "stall_free": t.passed} for t in trials],
+        }
+    return {"per_bitrate": per_bitrate, "errors": errors[:10]}
 
 
 def _thin(values: Sequence[float]) -> list[float]:

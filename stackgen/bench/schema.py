@@ -130,5 +130,16 @@ def validate(doc: Mapping[str, Any]) -> list[str]:
     if streams is not None:
         for key in ("count", "bitrate_mbps", "duration_s", "bytes", "max_gap_ms", "errors"):
             need(streams, key, (int, float), "streams")
+    ramp = doc.get("ramp")
+    if ramp is not None:
+        per_bitrate = need(ramp, "per_bitrate", dict, "ramp") or {}
+        for bitrate, found in per_bitrate.items():
+            where = f"ramp.per_bitrate.{bitrate}"
+            if not isinstance(found, dict):
+                problems.append(f"{where} is not an object")
+                continue
+            need(found, "stall_free", int, where)
+            need(found, "limit", str, where)
+            need(found, "trials", list, where)
     need(doc, "errors", list, "$")
     return problems

@@ -107,7 +107,8 @@ def verdict_lines(doc: Mapping[str, Any]) -> list[str]:
     limit = {
         "proxy CPU": f"the proxy's CPU ({nproc} cores on this machine, shared with the client)",
         "throughput": "one connection's throughput from this client (TLS and relay on one core)",
-        "players": "the measured players: one more stalled",
+        "players": "where one more player stalled (buffer empty), measured",
+        "ramp-max": "not reached: every ramp trial played without a stall (raise --ramp-max)",
     }.get(first.limit, first.limit)
     lines.append(f"  your limit is {limit}")
     if path.startswith("loopback"):

@@ -26,7 +26,8 @@ def test_bench_measures_a_stack_against_jellyfin_direct(
     result = stackgen(
         "bench", "--dir", str(stack.directory), "--pairs", "1", "--duration", "1",
         "--rate", "50", "--streams", "2", "--bitrate", "10", "--check-bytes",
-        "--expect", "streams=1@8", "--plot", str(plot), "--json",
+        "--expect", "streams=1@8", "--ramp", "20", "--ramp-seconds", "3", "--ramp-max", "4",
+        "--plot", str(plot), "--json",
     )  # fmt: skip
     doc = json.loads(result.stdout)
     assert doc["schema"] == SCHEMA_VERSION
@@ -60,7 +61,12 @@ def test_bench_measures_a_stack_against_jellyfin_direct(
     assert doc["verdict"][0].startswith("verdict: this stack carries ~ "), doc["verdict"]
     assert "(measured via the container address)" in doc["verdict"][0]
     assert "% of a core per 20 Mbit/s stream" in doc["verdict"][1]
-    assert doc["capacity"]["20"]["streams"] >= 1
+    # The capacity at 20 Mbit/s is the ramp's: buffered players, 1, 2, 4 at most.
+    ramp = doc["ramp"]["per_bitrate"]["20"]
+    assert [t["players"] for t in ramp["trials"]][:1] == [1] and len(ramp["trials"]) <= 5
+    assert ramp["stall_free"] >= 1, ramp  # one 20 Mbit/s player on loopback never stalls
+    assert doc["capacity"]["20"]["streams"] == ramp["stall_free"]
+    assert doc["capacity"]["20"]["limit"] == ramp["limit"] in ("players", "ramp-max")
     assert doc["expectations"] == [
         {"expect": "streams=1@8", "measured": doc["expectations"][0]["measured"],
          "passed": True, "line": doc["expectations"][0]["line"]}

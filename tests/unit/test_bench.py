@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import math
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -376,7 +378,7 @@ class _PatternRanges(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         first, _, last = self.headers["Range"].removeprefix("bytes=").partition("-")
-        start, end = int(first), min(int(last), self.size - 1)
+        start, end = int(first), min(int(last or self.size - 1), self.size - 1)
         body = self.pattern[start % 251 : start % 251 + end - start + 1]
         self.send_response(206)
         self.send_header("Content-Range", f"bytes {start}-{end}/{self.size}")
@@ -498,3 +500,133 @@ def test_cgroup_counters_are_read_from_v2_and_v1(tmp_path: Path) -> None:
     assert Cgroup(cid, root=v1).cpu_seconds() == 1.5
     with pytest.raises(CgroupError, match="no cgroup found"):
         Cgroup("cd" * 32, root=v1)
+
+
+def test_a_player_buffer_stalls_only_when_it_runs_dry() -> None:
+    from stackgen.bench.capacity import PlayerBuffer
+
+    # 1 MB/s of media, starts after 2 MB, holds at most 4 MB.
+    player = PlayerBuffer(rate=1e6, start_bytes=2e6, capacity=4e6)
+    assert player.want(0.0) == 4_000_000
+    player.feed(1_000_000, 0.5)
+    assert player.playing_since is None  # still filling the start-up buffer
+    player.feed(3_000_000, 1.0)  # 4 MB buffered: plays from t=1, full
+    assert player.playing_since == 1.0 and player.want(1.0) == 0
+    assert player.want(2.0) == 1_000_000  # one second played: room for one more
+    player.feed(1_000_000, 2.0)
+    # Nothing more until t=7.5: the 4 MB held ran out at t=6, a stall from then.
+    player.feed(500_000, 7.5)
+    assert player.stalls == 1 and player.events == [("stall", 6.0)]
+    assert player.playing_since is None  # re-buffering: needs 2 MB again
+    player.feed(1_500_000, 8.0)
+    assert player.playing_since == 8.0 and player.stalled_s == pytest.approx(2.0)
+    # A seek drops the buffer; refilling after it is not a stall.
+    player.seek(9.0)
+    player.feed(2_000_000, 10.5)
+    assert player.stalls == 1 and player.playing_since == 10.5
+    # ... unless the refill takes longer than the start-up timeout (5 s by default).
+    player.seek(11.0)
+    player.feed(100_000, 16.5)
+    assert player.stalls == 2 and player.events[-1] == ("slow start", 16.0)
+    player.feed(100_000, 30.0)
+    assert player.stalls == 2  # counted once per start-up
+
+
+def test_a_steady_player_never_stalls() -> None:
+    from stackgen.bench.capacity import PlayerBuffer
+
+    player = PlayerBuffer(rate=1e6, start_bytes=1e6, capacity=3e6)
+    now = 0.0
+    for _ in range(200):  # 100 KB every 0.1 s: exactly the bitrate
+        player.feed(100_000, now)
+        now += 0.1
+    assert player.stalls == 0 and player.level(now) >= 0
+
+
+@pytest.mark.parametrize(("breaking_point", "start", "limit"), [(37, 1, 200), (1, 1, 64),
+                         (0, 1, 64), (200, 1, 200), (5, 8, 64), (64, 4, 64)])  # fmt: skip
+def test_the_capacity_search_finds_the_largest_stall_free_count(
+    breaking_point: int, start: int, limit: int
+) -> None:
+    from stackgen.bench.capacity import largest_passing
+
+    found, trials = largest_passing(lambda n: n <= breaking_point, start=start, limit=limit)
+    assert found == min(breaking_point, limit)
+    assert len(trials) <= 2 * limit.bit_length() + 1  # bounded
+    assert all(t.passed == (t.count <= breaking_point) for t in trials)
+    with pytest.raises(ValueError):
+        largest_passing(lambda n: True, start=0, limit=10)
+
+
+class _HangUpRanges(_PatternRanges):
+    """Open-ended Range responses a player abandons (a seek closes the connection)."""
+
+    def handle(self) -> None:
+        with contextlib.suppress(OSError):
+            super().handle()
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+
+
+class _SlowRanges(_HangUpRanges):
+    """The same media, sent at about 1.3 MB/s (64 KiB every 50 ms)."""
+
+    def do_GET(self) -> None:
+        first = int(self.headers["Range"].removeprefix("bytes=").partition("-")[0])
+        body = self.pattern[first % 251 : first % 251 + self.size - first]
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the player hangs up when it is done
+            for i in range(0, len(body), 64 << 10):
+                self.wfile.write(body[i : i + (64 << 10)])
+                time.sleep(0.05)
+
+    def handle_error(self, *args: object) -> None:
+        pass
+
+
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize(("handler", "mbit", "stalls"), [(_HangUpRanges, 8.0, False),
+                                                         (_SlowRanges, 40.0, True)])  # fmt: skip
+def test_buffered_players_read_ahead_seek_and_report_stalls(
+    handler: type[http.server.BaseHTTPRequestHandler], mbit: float, stalls: bool
+) -> None:
+    """Against a fast server, staggered players with seeks never stall and read every
+    byte right; against one slower than the bitrate, each stalls."""
+    from stackgen.bench.h1 import PlayerHabits
+
+    server = _serve(handler)
+    try:
+        ep = url_endpoint(
+            "proxied", f"http://127.0.0.1:{server.server_address[1]}",
+            resolve={}, ca_file=None, http2=False,
+        )  # fmt: skip
+        results = players.run_buffered_players(
+            ep, "/media", count=2, size=_PatternRanges.size, bitrate_bps=mbit * 1e6,
+            duration=2.0, habits=PlayerHabits(start_s=0.2, buffer_s=1.0, seek_every_s=0.7),
+            stagger_s=0.2, check_bytes=True, timeout=5.0,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(results) == 2
+    for result in results:
+        assert result.errors == [] and result.mismatches == 0, result
+        assert result.bytes > 0 and result.first_byte_ms is not None
+        # One request at the start, one per seek, and one when the media ended and
+        # started over.
+        assert result.requests >= result.seeks + 1
+        if stalls:
+            assert result.stalls >= 1 and result.first_stall_at_s is not None
+        else:
+            assert result.seeks >= 1
+            assert result.stalls == 0 and result.stalled_s == 0
