@@ -14,6 +14,10 @@ from typing import Any
 
 from stackgen.bench.goals import Verdict
 
+# The explanations' version, recorded in summary.json beside the goals' (a changed
+# explanation of the same figures is a new version).
+LIMITS_VERSION = "limits/2"
+
 Summary = Mapping[str, Any]
 Explainer = Callable[[Verdict, Summary, Summary], str]
 

@@ -260,7 +260,8 @@ def main(results: Path) -> int:
         "",
         "## Goals",
         "",
-        f"Judged with {summary.get('goals_version', 'goals/1')}. A paired figure is its "
+        f"Judged with {summary.get('goals_version', 'goals/1')} (explanations "
+        f"{summary.get('limits_version', 'limits/1')}). A paired figure is its "
         "median over the pairs with the interval that covers the true median at 90 % or "
         "more; a goal whose interval straddles its target is **inconclusive**, not met.",
         "",

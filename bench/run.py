@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from bench import report
-from bench.limits import explain
+from bench.limits import LIMITS_VERSION, explain
 from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
 from bench.summary_schema import SUMMARY_SCHEMA, validate_summary
 from stackgen.bench.cgroup import Cgroup, CgroupError
@@ -867,6 +867,7 @@ def report_only(results: Path) -> int:
     doc = json.loads(path.read_text())
     verdicts, doc["goals"] = judge(doc["proxies"], doc.get("baselines") or {})
     doc["goals_version"] = GOALS_VERSION
+    doc["limits_version"] = LIMITS_VERSION
     problems = validate_summary(doc)
     if problems:
         say(f"{path}: does not follow {SUMMARY_SCHEMA}: {problems[0]}")
@@ -934,6 +935,7 @@ def main() -> int:
     doc = {
         "schema": SUMMARY_SCHEMA,
         "goals_version": GOALS_VERSION,
+        "limits_version": LIMITS_VERSION,
         "client_cipher": TLS13_CIPHER,
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -150,6 +150,7 @@ def test_a_docs_stack_is_made_as_make_bench_makes_it(
 def _judged_summary() -> dict[str, object]:
     """A summary as `bench.run` assembles it, with figures made up here (one proxy)."""
     from bench import run
+    from bench.limits import LIMITS_VERSION
     from stackgen.bench.endpoint import TLS13_CIPHER
     from stackgen.bench.goals import GOALS_VERSION
 
@@ -172,6 +173,7 @@ def _judged_summary() -> dict[str, object]:
     _verdicts, goals = run.judge({"nginx": nginx}, {})
     return {
         "schema": "stackgen-make-bench/2", "goals_version": GOALS_VERSION,
+        "limits_version": LIMITS_VERSION,
         "client_cipher": TLS13_CIPHER,
         "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:30:00Z",
         "machine": {"nproc": 2, "loadavg_before": [0, 0, 0], "loadavg_after": [1, 1, 1]},
@@ -205,12 +207,14 @@ def test_the_summary_schema_refuses_a_verdict_without_its_version_or_interval() 
 
     summary = _judged_summary()
     del summary["goals_version"]
+    del summary["limits_version"]
     goals = summary["goals"]
     assert isinstance(goals, list)
     del goals[0]["low"]
     goals[1]["ok"] = True  # an inconclusive goal reported as met
     problems = validate_summary(summary)
     assert any("'goals_version' is a required property" in p for p in problems)
+    assert any("'limits_version' is a required property" in p for p in problems)
     assert any(p.startswith("goals/0") and "'low'" in p for p in problems)
     assert any(p.startswith("goals/1/ok") for p in problems)
     old = _judged_summary()
