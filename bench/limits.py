@@ -14,6 +14,10 @@ from typing import Any
 
 from stackgen.bench.goals import Verdict
 
+# The explanations' version, recorded in summary.json beside the goals' (a changed
+# explanation of the same figures is a new version).
+LIMITS_VERSION = "limits/2"
+
 Summary = Mapping[str, Any]
 Explainer = Callable[[Verdict, Summary, Summary], str]
 
@@ -41,10 +45,11 @@ def _num(value: Any, digits: int = 2, *, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _stream_vs_ceiling(v: Verdict, s: Summary, b: Summary) -> str:
+def _relay_cpu(v: Verdict, s: Summary, b: Summary) -> str:
     return (
         f"CPU: the proxy spent {_num(s.get('cpu_s_per_gb'))} CPU-s per GB against the bare "
-        f"TLS server's {_num(b.get('ceiling_cpu_s_per_gb'))} for the same TLS. The difference "
+        f"TLS server's {_num(s.get('ceiling_cpu_s_per_gb'))} in the same interleaved run, "
+        "with the same cipher. The difference "
         "is reading every byte from Jellyfin over the Docker bridge and copying it through "
         "the proxy, on the same 2 cores as the client and the origin, so each extra "
         "CPU-second per GB is taken from the client (a separate machine in real use). "
@@ -113,40 +118,15 @@ def _stream_vs_docs(v: Verdict, s: Summary, b: Summary) -> str:
     )
 
 
-def _streams_gap(v: Verdict, s: Summary, b: Summary) -> str:
-    origin_gap = b.get("direct_streams_max_gap_ms")
-    head_gap = s.get("streams_max_head_gap_ms")
-    if (
-        isinstance(origin_gap, int | float)
-        and origin_gap > v.goal.target
-        and isinstance(head_gap, int | float)
-        and head_gap >= (v.measured or 0)
-    ):
-        return (
-            f"the origin: the longest gap through the proxy was a wait for the next Range "
-            f"response's head ({head_gap:.0f} ms), and the same 20 players straight at the "
-            f"Jellyfin stand-in, no proxy and no TLS, waited up to {origin_gap:.0f} ms in the "
-            "same run. The stand-in starting a response while it serves 20 others is the "
-            "bound; the proxy passes the wait on."
-        )
-    ceiling_gap = b.get("ceiling_streams_max_gap_ms")
-    if isinstance(ceiling_gap, int | float) and ceiling_gap > v.goal.target:
-        return (
-            f"the machine: 20 players against the bare TLS server, no proxy at all, saw a "
-            f"longest gap of {ceiling_gap:.0f} ms in the same run, so a gap of this size is "
-            "this machine's (its client, network path and 2 shared cores), not the proxy's; "
-            f"through the proxy it was {_num((v.measured or 0) - ceiling_gap, 0, signed=True)} "
-            "ms different. Waits of 200 ms and more match TCP's minimum retransmission "
-            "timeout (docs/performance.md)."
-        )
-    if not isinstance(ceiling_gap, int | float):
-        return (
-            "unknown: the paced players were not run against the bare TLS server in this "
-            "run, so the machine's share of the gap is not known."
-        )
+def _capacity(v: Verdict, s: Summary, b: Summary) -> str:
+    own = (s.get("capacity") or {}).get("100")
+    ceiling = (b.get("ceiling_capacity") or {}).get("100")
     return (
-        f"the proxy: the bare TLS server stayed at {_num(ceiling_gap, 0)} ms with the same "
-        f"20 players, so the rest is the proxy's. {RELAY_SETTINGS.get(v.proxy, '')}."
+        f"the relay's cost per stream: {_num(own, 0)} buffered 100 Mbit/s players played "
+        f"without a stall through the proxy against {_num(ceiling, 0)} from the bare TLS "
+        f"server in the same run; the proxy spent {_num(s.get('cpu_s_per_gb'))} CPU-s per "
+        f"GB against the server's {_num(s.get('ceiling_cpu_s_per_gb'))}, on the 2 cores "
+        f"the players share. {RELAY_SETTINGS.get(v.proxy, '')}."
     )
 
 
@@ -201,10 +181,10 @@ def _generic(v: Verdict, s: Summary, b: Summary) -> str:
 
 
 EXPLAINERS: dict[str, Explainer] = {
-    "stream_vs_ceiling": _stream_vs_ceiling,
+    "relay_cpu_vs_ceiling": _relay_cpu,
     "h2_vs_h1": _h2_vs_h1,
     "stream_vs_docs": _stream_vs_docs,
-    "streams_max_gap_ms": _streams_gap,
+    "capacity_100_vs_ceiling": _capacity,
     "seek_ttfb_added_ms": _seek,
     "api_p50_added_ms": _api,
     "api_p99_added_ms": _api,
@@ -220,5 +200,12 @@ def explain(verdict: Verdict, summary: Summary, baselines: Summary) -> str:
         error = str(summary.get("error") or "").splitlines()
         why = error[0][:200] if error else "the phase did not run (a knob turned it off?)"
         return f"not measured: {why}"
+    if verdict.state == "inconclusive" and verdict.figure is not None:
+        figure = verdict.figure
+        return (
+            f"inconclusive: the median's interval [{figure.low:.3g}, {figure.high:.3g}] over "
+            f"{figure.n} pairs ({figure.coverage:.0%} coverage) does not settle the target "
+            f"{verdict.goal.target:g}; more pairs, on a quieter machine, would."
+        )
     explainer = EXPLAINERS.get(verdict.goal.key, _generic)
     return explainer(verdict, summary, baselines)

@@ -30,9 +30,11 @@ def _ratio_cell(doc: dict[str, Any] | None, metric: str) -> str:
     found = doc.get("metrics", {}).get(metric, {}).get("compare")
     if not found:
         return "-"
+    # The median and its interval (what a verdict is judged on), not the min-max range.
+    low, high = found.get("low", found["min"]), found.get("high", found["max"])
     if found["kind"] == "ratio":
-        return f"{found['median']:.2f} ({found['min']:.2f}-{found['max']:.2f})"
-    return f"{found['median']:+.2f} ({found['min']:+.2f}..{found['max']:+.2f})"
+        return f"{found['median']:.2f} [{low:.2f}, {high:.2f}]"
+    return f"{found['median']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def load(results: Path, name: str) -> dict[str, Any] | None:
@@ -75,16 +77,16 @@ def main(results: Path) -> int:
     ratio_bars: list[tuple[str, float | None, float | None, float | None]] = []
     for proxy in proxies:
         doc = load(results, f"{proxy}-h1-vs-ceiling")
-        found = (doc or {}).get("metrics", {}).get("stream_mbps", {}).get("compare")
+        found = (doc or {}).get("metrics", {}).get("cpu_s_per_gb", {}).get("compare")
         if found:
-            ratio_bars.append((proxy, found["median"], found["min"], found["max"]))
+            ratio_bars.append((proxy, found["median"], found["low"], found["high"]))
     (plots / "vs-ceiling.svg").write_text(
         bar_chart_svg(
-            "Proxied HTTPS stream / TLS ceiling, per interleaved pair (median, min-max)",
+            "Proxy CPU-s per GB / bare TLS server's, same run (median, 90 % interval)",
             ratio_bars,
             unit="x",
-            reference=0.75,
-            reference_label="goal 0.75",
+            reference=1.5,
+            reference_label="goal 1.5",
         )
     )
     api_series: dict[str, list[float]] = {}
@@ -165,10 +167,14 @@ def main(results: Path) -> int:
     docs = {p: load(results, f"{p}-h1-vs-docs") for p in proxies}
     main_docs = {p: load(results, f"{p}-h1-vs-direct") for p in proxies}
     api_docs = {p: load(results, f"{p}-api-vs-direct") for p in proxies}
+    # These four rows are one run per proxy (`PROXY-h1-vs-ceiling`), interleaved pairs.
+    ceilings = {p: load(results, f"{p}-h1-vs-ceiling") for p in proxies}
     row("stream MB/s, HTTP/1.1 (median)", [_fmt(proxies[p].get("stream_mbps"), 0) for p in proxies])
+    row(".. bare TLS server, same run", [_fmt(proxies[p].get("ceiling_mbps"), 0) for p in proxies])
+    row(".. / TLS ceiling", [_ratio_cell(ceilings[p], "stream_mbps") for p in proxies])
     row(
-        ".. / TLS ceiling",
-        [_ratio_cell(load(results, f"{p}-h1-vs-ceiling"), "stream_mbps") for p in proxies],
+        "proxy CPU-s per GB / bare TLS server's, same run",
+        [_ratio_cell(ceilings[p], "cpu_s_per_gb") for p in proxies],
     )
     row(".. / Jellyfin direct", [_ratio_cell(main_docs[p], "stream_mbps") for p in proxies])
     row(
@@ -194,6 +200,13 @@ def main(results: Path) -> int:
         "WebSocket connect p50, ms added",
         [_ratio_cell(main_docs[p], "ws_connect_p50_ms") for p in proxies],
     )
+    for bitrate in summary.get("knobs", {}).get("ramp_mbps") or []:
+        key = f"{bitrate:g}"
+        ceiling = (baselines.get("ceiling_capacity") or {}).get(key)
+        row(
+            f"stall-free players at {key} Mbit/s (bare TLS server: {_fmt(ceiling, 0)})",
+            [_fmt((proxies[p].get("capacity") or {}).get(key), 0) for p in proxies],
+        )
     row(
         "paced streams: max gap ms",
         [_fmt(proxies[p].get("streams_max_gap_ms"), 0) for p in proxies],
@@ -247,21 +260,29 @@ def main(results: Path) -> int:
         "",
         "## Goals",
         "",
-        "| proxy | goal | measured | target | |",
+        f"Judged with {summary.get('goals_version', 'goals/1')} (explanations "
+        f"{summary.get('limits_version', 'limits/1')}). A paired figure is its "
+        "median over the pairs with the interval that covers the true median at 90 % or "
+        "more; a goal whose interval straddles its target is **inconclusive**, not met.",
+        "",
+        "| proxy | goal | measured [interval] | target | |",
         "|---|---|---|---|---|",
     ]
     for goal in summary["goals"]:
         sign = {"ge": "≥", "le": "≤", "eq": "="}[goal["op"]]
         measured = "not measured" if goal["measured"] is None else f"{goal['measured']:.3g}"
+        if goal.get("low") is not None and goal.get("low") != goal.get("high"):
+            measured += f" [{goal['low']:.3g}, {goal['high']:.3g}], {goal.get('pairs')} pairs"
+        state = goal.get("state") or ("met" if goal["ok"] else "missed")
         lines.append(
             f"| {goal['proxy']} | {goal['goal']} | {measured} | {sign} {goal['target']:g} | "
-            f"{'ok' if goal['ok'] else '**missed**'} |"
+            f"{'ok' if state == 'met' else f'**{state}**'} |"
         )
     missed = [goal for goal in summary["goals"] if not goal["ok"]]
     if missed:
         lines += [
             "",
-            "## Missed goals: by how much, and what limits them",
+            "## Goals missed or inconclusive: by how much, and what limits them",
             "",
             "| proxy | goal | short by | what limits it (figures from this run) |",
             "|---|---|---|---|",

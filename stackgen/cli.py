@@ -833,7 +833,9 @@ def bench(
         bool, typer.Option("--direct-http2", help="h2 to an https --direct too.")
     ] = False,
     duration: Annotated[float, typer.Option(help="Seconds per API run and paced streams.")] = 5.0,
-    pairs: Annotated[int, typer.Option(help="Interleaved proxied/direct pairs (A-B-B-A).")] = 3,
+    pairs: Annotated[
+        int, typer.Option(help="Interleaved proxied/direct pairs (A-B-B-A); 8+ for a verdict.")
+    ] = 3,
     rate: Annotated[float, typer.Option(help="API requests per second (open loop).")] = 200.0,
     streams: Annotated[int, typer.Option(help="Concurrent paced streams (0: none).")] = 4,
     bitrate: Annotated[float, typer.Option(help="Mbit/s of each paced stream.")] = 20.0,
@@ -848,6 +850,33 @@ def bench(
         bool, typer.Option(help="Check paced streams against the stand-in's byte pattern.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per connection step.")] = 10.0,
+    ramp: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Ramp buffered players at this Mbit/s until one stalls (e.g. 8 20 40 100); "
+            "repeatable."
+        ),
+    ] = None,
+    ramp_seconds: Annotated[float, typer.Option(help="Seconds per ramp trial.")] = 20.0,
+    ramp_max: Annotated[int, typer.Option(help="Most players a ramp tries.")] = 64,
+    via: Annotated[
+        str,
+        typer.Option(
+            help="Stack folder: connect to the proxy 'container' (a LAN client's path) or "
+            "its 'published' port (through docker-proxy on 127.0.0.1)."
+        ),
+    ] = "container",
+    expect: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A threshold: streams=N@MBIT, api_p50_ms=MS, api_p99_ms=MS, seek_ttfb_ms=MS; "
+            "repeatable. Exit 1 when one is not met."
+        ),
+    ] = None,
+    cpu_container: Annotated[
+        list[str] | None,
+        typer.Option(help="SIDE=CONTAINER_ID: charge that side's CPU per GB to this container."),
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="Write an SVG plot here.")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
     as_json: JsonOption = False,
@@ -871,8 +900,14 @@ def bench(
         check_bytes=check_bytes,
         only=frozenset(only or PHASES),
         timeout=timeout,
+        ramp_bitrates=tuple(ramp or ()),
+        ramp_seconds=ramp_seconds,
+        ramp_max=ramp_max,
     )
-    proxied, direct_ep = command.targets(
+    if via not in ("container", "published"):
+        raise InvalidInputError(f"--via {via!r}: expected container or published")
+    expectations = command.expectations(expect or [])
+    chosen = command.targets(
         directory=directory,
         url=url,
         resolve=resolve or [],
@@ -881,8 +916,10 @@ def bench(
         http2=http2,
         direct_http2=direct_http2,
         timeout=timeout,
+        via=via,
     )
-    command.run(proxied, direct_ep, settings, as_json=as_json, plot=plot, output=output)
+    chosen.cpu.update(command.cpu_containers(cpu_container or []))
+    command.run(chosen, settings, as_json=as_json, plot=plot, output=output, expect=expectations)
 
 
 # --- entry point -------------------------------------------------------------------------

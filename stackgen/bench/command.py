@@ -1,22 +1,38 @@
 """`stackgen bench` behind the CLI: targets from a stack folder or a URL, then the run.
 
-The proxied side reuses verify's Target (and so its --resolve/--ca-file handling); the
-direct side is `--direct`, or for a stack stackgen made with a host-network Jellyfin,
-Jellyfin's own port on the address the stack publishes on, when it answers.
+The proxied side reuses verify's Target (and so its --resolve/--ca-file handling). For a
+stack folder it connects where a LAN client's packets arrive, the proxy container's own
+address and port 443, never the published port on 127.0.0.1, which the engine relays
+through its userland docker-proxy (a hop no LAN client crosses); `--via published`
+measures the published port instead, and the result always says which path it took.
+The proxy container's cgroup gives its CPU per GB, so the verdict can say what one stream
+costs. The direct side is `--direct`, or for a stack stackgen made with a host-network
+Jellyfin, Jellyfin's own port on the address the stack publishes on, when it answers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackgen.bench.endpoint import Endpoint, proxied_endpoint, url_endpoint
+from stackgen.bench import verdict
+from stackgen.bench.cgroup import Cgroup, CgroupError
+from stackgen.bench.endpoint import (
+    PATH_CONTAINER,
+    Endpoint,
+    path_for,
+    proxied_endpoint,
+    url_endpoint,
+)
 from stackgen.bench.measure import BenchSettings, run_bench
 from stackgen.bench.report import bench_plot, render_table
+from stackgen.engine import DockerException
 from stackgen.errors import InvalidInputError, ProblemsFoundError
 from stackgen.models import JellyfinNetwork
 from stackgen.probe import Target
@@ -31,6 +47,32 @@ def _reachable(address: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+@dataclass
+class Targets:
+    proxied: Endpoint
+    direct: Endpoint | None
+    cpu: dict[str, Cgroup] = field(default_factory=dict)  # side -> its server's cgroup
+    notes: list[str] = field(default_factory=list)  # how the path was chosen
+
+
+def _proxy_container(stack: Stack) -> tuple[str | None, list[str]]:
+    """The running proxy container's id and its IPv4 addresses (none for a swarm stack)."""
+    if stack.config.deploy.swarm:
+        return None, []
+    try:
+        containers = stack.compose.compose.ps([stack.proxy.service])
+    except DockerException:
+        return None, []
+    for container in containers:
+        addresses = [
+            str(network.ip_address)
+            for network in (container.network_settings.networks or {}).values()
+            if network.ip_address
+        ]
+        return str(container.id), addresses
+    return None, []
+
+
 def targets(
     *,
     directory: Path,
@@ -41,11 +83,14 @@ def targets(
     http2: bool,
     timeout: float,
     direct_http2: bool = False,
-) -> tuple[Endpoint, Endpoint | None]:
+    via: str = "container",
+) -> Targets:
     from stackgen import verify as verifying
 
     target: Target
     auto_direct: str | None = None
+    container_id: str | None = None
+    container_addresses: list[str] = []
     if url:
         target = verifying.target_for_url(
             url,
@@ -62,13 +107,27 @@ def targets(
         stack = Stack.load(directory)
         target = verifying.stack_target(stack, timeout=timeout, observed=True, ca_file=ca_file)
         config = stack.config
+        container_id, container_addresses = _proxy_container(stack)
         if config.jellyfin.network_mode is JellyfinNetwork.HOST:
             address = config.connect_address
             if _reachable(address, config.jellyfin.port):
                 base = target.base_url.base
                 auto_direct = f"http://{address}:{config.jellyfin.port}{base}"
+    notes: list[str] = []
     try:
         proxied = proxied_endpoint(target, http2=http2)
+        proxied = dataclasses.replace(proxied, path_kind=path_for(proxied.address))
+        if not url and via == "container":
+            reachable = [a for a in container_addresses if _reachable(a, 443, timeout)]
+            if reachable:
+                proxied = dataclasses.replace(
+                    proxied, address=reachable[0], connect_port=443, path_kind=PATH_CONTAINER
+                )
+            else:
+                notes.append(
+                    "the proxy container's address does not answer from here: measuring "
+                    f"the published port at {proxied.address} ({proxied.path_kind})"
+                )
         direct_ep = None
         chosen = direct or auto_direct
         if chosen:
@@ -82,25 +141,68 @@ def targets(
             )
     except ValueError as error:
         raise InvalidInputError(str(error)) from None
-    return proxied, direct_ep
+    cpu: dict[str, Cgroup] = {}
+    if container_id:
+        try:
+            cpu["proxied"] = Cgroup(container_id)
+        except (OSError, CgroupError) as error:
+            notes.append(f"no CPU figures: {error}")
+    return Targets(proxied, direct_ep, cpu, notes)
+
+
+def cpu_containers(specs: Sequence[str]) -> dict[str, Cgroup]:
+    """`--cpu-container SIDE=CONTAINER_ID` (the harness names each side's server)."""
+    found: dict[str, Cgroup] = {}
+    for spec in specs:
+        side, _, cid = spec.partition("=")
+        if side not in ("proxied", "direct") or not cid:
+            raise InvalidInputError(f"--cpu-container {spec!r}: expected proxied=ID or direct=ID")
+        try:
+            found[side] = Cgroup(cid)
+        except (OSError, CgroupError) as error:
+            raise InvalidInputError(f"--cpu-container {spec!r}: {error}") from None
+    return found
+
+
+def expectations(texts: Sequence[str]) -> list[verdict.Expectation]:
+    try:
+        return [verdict.parse_expectation(text) for text in texts]
+    except ValueError as error:
+        raise InvalidInputError(str(error)) from None
 
 
 def run(
-    proxied: Endpoint,
-    direct: Endpoint | None,
+    chosen: Targets,
     settings: BenchSettings,
     *,
     as_json: bool,
     plot: Path | None,
     output: Path | None,
+    expect: Sequence[verdict.Expectation] = (),
 ) -> dict[str, Any]:
     def progress(message: str) -> None:
         sys.stderr.write(f"bench: {message}\n")
         sys.stderr.flush()
 
-    if direct is None:
+    for note in chosen.notes:
+        progress(note)
+    progress(f"proxied side: {chosen.proxied.address}:{chosen.proxied.socket_port} "
+             f"({chosen.proxied.path_kind})")  # fmt: skip
+    if chosen.direct is None:
         progress("no direct Jellyfin endpoint: measuring the proxied side only")
-    doc = run_bench(proxied, direct, settings, progress)
+    doc = run_bench(chosen.proxied, chosen.direct, settings, progress, chosen.cpu)
+    checks = verdict.check(doc, expect)
+    doc["capacity"] = verdict.capacity_json(doc)
+    doc["verdict"] = verdict.verdict_lines(doc)
+    doc["expectations"] = [
+        {
+            "expect": c.expectation.text,
+            "measured": c.measured,
+            "passed": c.passed,
+            "line": c.line(),
+        }
+        for c in checks
+    ]
     text = json.dumps(doc, indent=2) + "\n"
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -111,6 +213,10 @@ def run(
     else:
         sys.stderr.write(render_table(doc) + "\n")
     failures = _failures(doc)
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        failures.append(f"{len(failed)} of {len(checks)} expectation(s) not met: "
+                        + ", ".join(c.expectation.text for c in failed))  # fmt: skip
     if failures:
         raise ProblemsFoundError("bench: " + "; ".join(failures))
     return doc

@@ -8,6 +8,7 @@ Every transfer is bounded by `--max-time`.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -95,3 +96,36 @@ def run_transfers(
         reason = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
         raise CurlError(f"curl {url}: {reason[0]}")
     return transfers, wall
+
+
+_CIPHER_LINE = re.compile(r"SSL connection using (\S+) / (\S+)")
+_ALPN_LINE = re.compile(r"ALPN[:,] server accepted (?:to use )?(\S+)")
+
+
+def parse_tls(verbose: str) -> dict[str, str | None]:
+    """Protocol, cipher and ALPN from curl's verbose output (None when not shown)."""
+    cipher = _CIPHER_LINE.search(verbose)
+    alpn = _ALPN_LINE.search(verbose)
+    return {
+        "tls": cipher.group(1) if cipher else None,
+        "cipher": cipher.group(2) if cipher else None,
+        "alpn": alpn.group(1) if alpn else None,
+    }
+
+
+def negotiated(ep: Endpoint, rel_path: str, *, max_time: float) -> dict[str, str | None]:
+    """What the streaming client negotiates with `ep`: one 1-byte request, verbose."""
+    if ep.scheme != "https":
+        return {"tls": None, "cipher": None, "alpn": None}
+    args = [curl_path(), "-sSv", "--noproxy", "*", "-o", "/dev/null", "-r", "0-0"]
+    args += ["--max-time", f"{max_time:.1f}", *ep.curl_args(), ep.url(rel_path)]
+    try:
+        proc = subprocess.run(
+            args, capture_output=True, text=True, check=False, timeout=max_time + 5
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CurlError(f"curl did not finish within {max_time:.0f}s") from exc
+    if proc.returncode != 0:
+        reason = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        raise CurlError(f"TLS handshake with {ep.origin}: {reason[0]}")
+    return parse_tls(proc.stderr)

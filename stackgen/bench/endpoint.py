@@ -8,12 +8,33 @@ the same way by both commands.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from stackgen.probe import Target, verifying_context
+
+# The one TLS 1.3 cipher the client offers on every side (proxies and the bare TLS
+# server alike): servers pick different suites on their own (Go prefers AES-128, OpenSSL
+# builds AES-256), and a comparison must differ by the relay, not by the cipher.
+TLS13_CIPHER = "TLS_AES_128_GCM_SHA256"
+
+# How the client's packets reach the server (recorded with every result).
+PATH_CONTAINER = "container address"  # the proxy container's own address: a LAN client's path
+PATH_PUBLISHED = "published port"  # a host address, through the engine's DNAT rules
+PATH_LOOPBACK = "loopback (docker-proxy)"  # 127.0.0.1: the engine's userland relay
+PATH_URL = "as given"  # a URL bench was pointed at, not a published port it knows
+
+
+def path_for(address: str) -> str:
+    """The path to a stack's published port at `address` (loopback means docker-proxy)."""
+    try:
+        loopback = ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        loopback = address == "localhost"
+    return PATH_LOOPBACK if loopback else PATH_PUBLISHED
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,14 @@ class Endpoint:
     ca_file: Path | None = None
     http2: bool = False  # for the C client's streaming phases; API/WS stay HTTP/1.1
     context: ssl.SSLContext | None = None
+    path_kind: str = PATH_URL  # one of the PATH_* values
+    # The port the socket goes to when it is not the URL's (the proxy container's own
+    # 443 behind a published port): the Host header keeps the URL's port.
+    connect_port: int | None = None
+
+    @property
+    def socket_port(self) -> int:
+        return self.port if self.connect_port is None else self.connect_port
 
     @property
     def netloc(self) -> str:
@@ -51,7 +80,12 @@ class Endpoint:
     def curl_args(self) -> list[str]:
         """Per-transfer curl options (repeated after every --next)."""
         args = ["--http2" if self.protocol == "h2" else "--http1.1"]
-        if self.address != self.host:
+        if self.scheme == "https":
+            args += ["--tlsv1.3", "--tls13-ciphers", TLS13_CIPHER]
+        if self.connect_port is not None:
+            address = f"[{self.address}]" if ":" in self.address else self.address
+            args += ["--connect-to", f"{self.host}:{self.port}:{address}:{self.connect_port}"]
+        elif self.address != self.host:
             args += ["--resolve", f"{self.host}:{self.port}:{self.address}"]
         if self.ca_file is not None:
             args += ["--cacert", str(self.ca_file)]
@@ -61,8 +95,9 @@ class Endpoint:
         return {
             "url": self.url("") or self.origin,
             "address": self.address,
-            "port": self.port,
+            "port": self.socket_port,
             "protocol": self.protocol,
+            "path": self.path_kind,
         }
 
 

@@ -67,7 +67,7 @@ class AsyncConnection:
     async def open(cls, ep: Endpoint) -> AsyncConnection:
         reader, writer = await asyncio.open_connection(
             ep.address,
-            ep.port,
+            ep.socket_port,
             ssl=ep.context if ep.scheme == "https" else None,
             server_hostname=ep.host if ep.scheme == "https" else None,
             limit=MAX_HEAD,
@@ -242,7 +242,7 @@ class PacedStream:
 
 
 def _blocking_socket(ep: Endpoint, timeout: float) -> socket.socket:
-    sock = socket.create_connection((ep.address, ep.port), timeout=timeout)
+    sock = socket.create_connection((ep.address, ep.socket_port), timeout=timeout)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     if ep.scheme == "https" and ep.context is not None:
         return ep.context.wrap_socket(sock, server_hostname=ep.host)
@@ -355,3 +355,164 @@ def paced_stream(
 def _expected(pattern: bytes, position: int, n: int) -> memoryview:
     phase = position % MEDIA_MODULUS
     return memoryview(pattern)[phase : phase + n]
+
+
+@dataclass
+class BufferedPlay:
+    """What one buffered player saw (see `capacity.PlayerBuffer`)."""
+
+    bytes: int = 0
+    requests: int = 0
+    seeks: int = 0
+    stalls: int = 0
+    stalled_s: float = 0.0
+    first_stall_at_s: float | None = None
+    first_byte_ms: float | None = None
+    errors: list[str] = field(default_factory=list)
+    mismatches: int = 0
+
+
+@dataclass(frozen=True)
+class PlayerHabits:
+    """How a player reads: start-up buffer, read-ahead, seeks, and when it starts."""
+
+    start_s: float = 2.0  # seconds of media buffered before playback starts
+    buffer_s: float = 8.0  # read-ahead: at most this many seconds held unplayed
+    seek_every_s: float = 30.0  # a jump to a random position this often (0: never)
+    start_delay_s: float = 0.0  # staggered starts: this player begins this much later
+    seed: int = 0
+
+
+def _open_range(ep: Endpoint, rel_path: str, offset: int, timeout: float) -> tuple[
+    socket.socket, bytes, int
+]:  # fmt: skip
+    """An open-ended Range request from `offset`, as a video element makes one: the
+    socket, the body bytes already read with the head, and the body's length."""
+    sock = _blocking_socket(ep, timeout)
+    try:
+        sock.sendall(_request_head(ep, "GET", ep.path(rel_path), {"Range": f"bytes={offset}-"}))
+        head = bytearray()
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(16 * 1024)
+            if not chunk:
+                raise HttpError("connection closed before the response head")
+            head += chunk
+            if len(head) > MAX_HEAD:
+                raise HttpError("response head too large")
+        raw_head, _, rest = bytes(head).partition(b"\r\n\r\n")
+        status, headers = _parse_head(raw_head)
+        if status != 206:
+            raise HttpError(f"Range request answered {status}")
+        return sock, rest, int(headers.get("content-length", "0"))
+    except BaseException:
+        sock.close()
+        raise
+
+
+def buffered_player(
+    ep: Endpoint,
+    rel_path: str,
+    *,
+    size: int,
+    bitrate_bps: float,
+    duration: float,
+    habits: PlayerHabits,
+    check_bytes: bool,
+    stop: Stop,
+    timeout: float = 10.0,
+    tick: float = 0.05,
+) -> BufferedPlay:
+    """Play like a player for `duration` seconds after `habits.start_delay_s`: fill the
+    start-up buffer, read ahead up to `buffer_s` while playing at `bitrate_bps`, seek now
+    and then; count every time the buffer ran dry while playing (a stall)."""
+    import random
+
+    from stackgen.bench.capacity import PlayerBuffer
+
+    out = BufferedPlay()
+    rate = bitrate_bps / 8
+    rng = random.Random(habits.seed)  # noqa: S311 - seek positions, not secrets
+    pattern = bytes(range(MEDIA_MODULUS)) * ((1 << 20) // MEDIA_MODULUS + 2)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    if habits.start_delay_s > 0 and stop_wait(stop, habits.start_delay_s):
+        return out
+    player = PlayerBuffer(
+        rate, rate * habits.start_s, rate * habits.buffer_s,
+        start_timeout=max(2.0, 2 * habits.start_s),
+    )  # fmt: skip
+    started = time.perf_counter()
+    player.begin(started)
+    deadline = started + duration
+    next_seek: float | None = None  # set once playback (re)starts
+    offset = 0
+    sock: socket.socket | None = None
+    try:
+        while time.perf_counter() < deadline and not stop.is_set():
+            sent = time.perf_counter()
+            sock, rest, remaining = _open_range(ep, rel_path, offset, timeout)
+            out.requests += 1
+            if out.first_byte_ms is None:
+                out.first_byte_ms = (time.perf_counter() - sent) * 1000
+            position = offset
+            chunks = [rest] if rest else []
+            while True:
+                now = time.perf_counter()
+                if now >= deadline or stop.is_set():
+                    return out
+                # A viewer seeks after watching a while, not while the spinner turns.
+                if next_seek is None and player.playing_since is not None:
+                    next_seek = now + habits.seek_every_s if habits.seek_every_s > 0 else None
+                if next_seek is not None and now >= next_seek:
+                    next_seek = None
+                    offset = rng.randrange(0, max(1, size - int(rate * habits.buffer_s)))
+                    player.seek(now)
+                    out.seeks += 1
+                    break
+                data: bytes | memoryview
+                if chunks:
+                    data = chunks.pop()
+                    n = len(data)
+                else:
+                    if remaining <= 0:
+                        offset = 0  # the end of the media: start over, like a playlist
+                        break
+                    want = min(len(buf), remaining, player.want(now))
+                    if want <= 0:
+                        time.sleep(tick)
+                        continue
+                    n = sock.recv_into(view[:want])
+                    if n == 0:
+                        raise HttpError("connection closed mid-body")
+                    data = view[:n]
+                if check_bytes and data != _expected(pattern, position, n):
+                    out.mismatches += 1
+                position += n
+                remaining -= n
+                out.bytes += n
+                player.feed(n, time.perf_counter(), ended=remaining <= 0)
+            sock.close()
+            sock = None
+    except (OSError, HttpError, ValueError) as exc:
+        out.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+    finally:
+        if sock is not None:
+            sock.close()
+        end = min(time.perf_counter(), deadline)
+        player.update(end)
+        out.stalls = player.stalls
+        out.stalled_s = round(player.stalled_s, 3)
+        stall_times = [when for kind, when in player.events if kind != "seek"]
+        if stall_times:
+            out.first_stall_at_s = round(stall_times[0] - started, 3)
+    return out
+
+
+def stop_wait(stop: Stop, seconds: float) -> bool:
+    """Sleep `seconds` in short steps; True when `stop` was set meanwhile."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        if stop.is_set():
+            return True
+        time.sleep(min(0.05, max(0.0, end - time.perf_counter())))
+    return stop.is_set()

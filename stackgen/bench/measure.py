@@ -1,13 +1,17 @@
 """One bench run: every phase, proxied and direct interleaved A-B-B-A, into a document.
 
 Phases (each bounded in count and time):
-- stream: one full GET of the media file (curl) -> MB/s
+- stream: one full GET of the media file (curl) -> MB/s, and when the side's container
+  is known, its CPU-seconds per GB served (cgroup counters around that transfer)
 - seek: `seeks` Range requests of `seek_bytes` at random offsets on one connection
   (curl) -> MB/s of the pattern and time to first byte per request
 - api: GET /System/Info/Public at `rate` per second for `duration`, open loop -> latency
 - ws: `ws_connects` WebSocket handshakes on new connections -> connect time
 - streams: `streams` paced streams at `bitrate_mbps` for `duration`, proxied only ->
   longest gap between chunks (not paired: it is a pass/fail property of the proxy)
+- ramp (with `ramp_bitrates`): buffered players (start-up buffer, read-ahead, seeks,
+  staggered starts) at each bitrate, proxied only, their number ramped until one stalls
+  -> the largest stall-free count per bitrate (`capacity.largest_passing`)
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import functools
 import os
 import platform
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackgen.bench import curl, h1, players
+from stackgen.bench.capacity import largest_passing
+from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import Endpoint
 from stackgen.bench.schedule import run_open_loop
 from stackgen.bench.schema import METRICS, SCHEMA_VERSION
@@ -30,6 +36,7 @@ from stackgen.bench.stats import abba_order, compare_pairs, percentile
 from stackgen.redaction import redact
 
 PHASES = ("stream", "seek", "api", "ws", "streams")
+RAMP_STAGGER_S = 0.25  # between two players' starts: viewers do not press play together
 MiB = 1 << 20
 MAX_DISTRIBUTION_SAMPLES = 2000  # per side: enough for a plot, small enough for a file
 
@@ -52,6 +59,10 @@ class BenchSettings:
     only: frozenset[str] = frozenset(PHASES)
     seed: int = 9
     timeout: float = 10.0
+    ramp_bitrates: tuple[float, ...] = ()  # Mbit/s; empty: no ramp
+    ramp_seconds: float = 20.0  # each trial, per player
+    ramp_max: int = 64  # players at most, per bitrate
+    habits: h1.PlayerHabits = field(default_factory=h1.PlayerHabits)
 
     def __post_init__(self) -> None:
         if self.pairs < 1 or self.pairs > 50:
@@ -62,6 +73,10 @@ class BenchSettings:
             raise ValueError("rate must be in (0, 5000] requests per second")
         if not 0 <= self.streams <= 200:
             raise ValueError("streams must be 0..200")
+        if any(not 0 < b <= 1000 for b in self.ramp_bitrates) or len(self.ramp_bitrates) > 8:
+            raise ValueError("ramp bitrates must be in (0, 1000] Mbit/s, 8 at most")
+        if not 1 <= self.ramp_max <= 200 or not 0 < self.ramp_seconds <= 600:
+            raise ValueError("ramp-max must be 1..200 and ramp-seconds in (0, 600]")
         unknown = set(self.only) - set(PHASES)
         if unknown:
             raise ValueError(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}")
@@ -80,6 +95,15 @@ class BenchSettings:
             "api_path": self.api_path,
             "phases": [p for p in PHASES if p in self.only],
             "seed": self.seed,
+            "ramp_bitrates_mbps": list(self.ramp_bitrates),
+            "ramp_seconds": self.ramp_seconds,
+            "ramp_max": self.ramp_max,
+            "player": {
+                "start_s": self.habits.start_s,
+                "buffer_s": self.habits.buffer_s,
+                "seek_every_s": self.habits.seek_every_s,
+                "stagger_s": RAMP_STAGGER_S,
+            },
         }
 
 
@@ -88,7 +112,10 @@ Progress = Callable[[str], None]
 
 @dataclass
 class _Collected:
-    runs: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # metric->side->runs
+    # metric -> side -> pair index -> value: keyed by pair, so a failed run leaves a hole
+    # instead of shifting every later run into the wrong pair.
+    runs: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    pair: int = 0  # the pair being measured
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     api_sent: int = 0
@@ -99,7 +126,12 @@ class _Collected:
     api_stale_retries: int = 0
 
     def add(self, metric: str, side: str, value: float) -> None:
-        self.runs.setdefault(metric, {}).setdefault(side, []).append(value)
+        self.runs.setdefault(metric, {}).setdefault(side, {})[self.pair] = value
+
+    def series(self, metric: str, side: str, pairs: int) -> list[float | None]:
+        """One entry per pair, None where that side's run failed or did not run."""
+        by_pair = self.runs.get(metric, {}).get(side, {})
+        return [by_pair.get(i) for i in range(pairs)]
 
     def sample(self, name: str, side: str, values: Sequence[float]) -> None:
         self.samples.setdefault(name, {}).setdefault(side, []).extend(values)
@@ -133,7 +165,10 @@ def run_bench(
     direct: Endpoint | None,
     settings: BenchSettings,
     progress: Progress,
+    cpu: Mapping[str, Cgroup] | None = None,
 ) -> dict[str, Any]:
+    """`cpu` maps a side's name to its server's container cgroup (CPU per GB is measured
+    for those sides only)."""
     started = _now()
     load_before = list(os.getloadavg())
     size = media_size(proxied, settings)
@@ -147,14 +182,21 @@ def run_bench(
         else [(i, "A") for i in range(settings.pairs)]
     )
     got = _Collected()
+    described: dict[str, dict[str, Any]] = {}
+    for ep in sides.values():
+        described[ep.name] = {**ep.describe(), **_negotiated(ep, settings, got)}
     for pair, side in order:
         ep = sides[side]
+        got.pair = pair
         tag = f"pair {pair + 1}/{settings.pairs} {ep.name}"
         # The same seek offsets for both sides of a pair: a pair differs only by the path.
         seek_rng = random.Random(settings.seed * 1000 + pair)  # noqa: S311 - not secrets
         offsets = seek_rng.sample(range(max(1, size - settings.seek_bytes)), k=settings.seeks)
         steps: list[tuple[str, Callable[[], str]]] = [
-            ("stream", functools.partial(_stream, ep, size, settings, got)),
+            (
+                "stream",
+                functools.partial(_stream, ep, size, settings, got, (cpu or {}).get(ep.name)),
+            ),
             ("seek", functools.partial(_seek, ep, offsets, settings, got)),
             ("api", functools.partial(_api, ep, settings, got)),
             ("ws", functools.partial(_ws, ep, settings, got)),
@@ -171,16 +213,21 @@ def run_bench(
         streams = paced_streams(proxied, size, settings)
         if streams["errors"]:
             got.errors += [redact(f"streams: {e}") for e in streams["error_samples"]]
+    ramp = None
+    if settings.ramp_bitrates:
+        ramp = ramp_players(proxied, size, settings, progress)
+        got.errors += [redact(str(e)) for e in ramp.pop("errors")]
     metrics: dict[str, Any] = {}
-    for name, by_side in got.runs.items():
+    for name in got.runs:
         unit, kind, better = METRICS[name]
-        a, b = by_side.get("proxied", []), by_side.get("direct", [])
+        a = got.series(name, "proxied", settings.pairs)
+        b = got.series(name, "direct", settings.pairs) if direct is not None else []
         spread = compare_pairs(a, b, "ratio" if kind == "ratio" else "added") if b else None
         metrics[name] = {
             "unit": unit,
             "better": better,
-            "proxied": [round(v, 4) for v in a],
-            "direct": [round(v, 4) for v in b],
+            "proxied": _rounded(a),
+            "direct": _rounded(b),
             "compare": spread.to_json() if spread else None,
         }
     distributions = {
@@ -201,8 +248,8 @@ def run_bench(
         },
         "settings": settings.to_json(),
         "targets": {
-            "proxied": proxied.describe(),
-            "direct": direct.describe() if direct else None,
+            "proxied": described["proxied"],
+            "direct": described.get(direct.name) if direct else None,
         },
         "media_bytes": size,
         "metrics": metrics,
@@ -219,8 +266,18 @@ def run_bench(
         if "api" in settings.only
         else None,
         "streams": streams,
+        "ramp": ramp,
         "errors": got.errors,
     }
+
+
+def _negotiated(ep: Endpoint, settings: BenchSettings, got: _Collected) -> dict[str, Any]:
+    """The TLS version, cipher and ALPN the streaming client gets from `ep`."""
+    try:
+        return curl.negotiated(ep, settings.media_path, max_time=settings.timeout)
+    except (OSError, curl.CurlError) as exc:
+        got.errors.append(f"{ep.name}: {exc}"[:300])
+        return {"tls": None, "cipher": None, "alpn": None}
 
 
 def _phase(
@@ -235,15 +292,32 @@ def _phase(
         progress(message)
 
 
-def _stream(ep: Endpoint, size: int, settings: BenchSettings, got: _Collected) -> str:
+def _stream(
+    ep: Endpoint, size: int, settings: BenchSettings, got: _Collected, group: Cgroup | None
+) -> str:
+    cpu0 = _cpu(group)
     (transfer,), _wall = curl.run_transfers(
         ep, settings.media_path, [None], max_time=settings.stream_max_time
     )
+    cpu1 = _cpu(group)
     if transfer.status != 200 or transfer.size != size:
         raise curl.CurlError(f"full GET gave {transfer.status}, {transfer.size} of {size} bytes")
     mbps = transfer.size / transfer.total_s / 1e6
     got.add("stream_mbps", ep.name, mbps)
-    return f"{mbps:.0f} MB/s"
+    if cpu0 is None or cpu1 is None:
+        return f"{mbps:.0f} MB/s"
+    per_gb = (cpu1 - cpu0) / (transfer.size / 1e9)
+    got.add("cpu_s_per_gb", ep.name, per_gb)
+    return f"{mbps:.0f} MB/s, {per_gb:.2f} CPU-s/GB"
+
+
+def _cpu(group: Cgroup | None) -> float | None:
+    if group is None:
+        return None
+    try:
+        return group.cpu_seconds()
+    except (OSError, CgroupError, ValueError):
+        return None
 
 
 def _seek(ep: Endpoint, offsets: Sequence[int], settings: BenchSettings, got: _Collected) -> str:
@@ -348,6 +422,47 @@ def paced_streams(ep: Endpoint, size: int, settings: BenchSettings) -> dict[str,
         "error_samples": errors[:5],
         "byte_mismatches": sum(r.mismatches for r in results) if settings.check_bytes else None,
     }
+
+
+def _rounded(values: Sequence[float | None]) -> list[float | None]:
+    return [None if v is None else round(v, 4) for v in values]
+
+
+def ramp_players(
+    ep: Endpoint, size: int, settings: BenchSettings, progress: Progress
+) -> dict[str, Any]:
+    """Per bitrate, the largest number of buffered players that all played without a
+    stall or an error (each trial `ramp_seconds` per player)."""
+    per_bitrate: dict[str, Any] = {}
+    errors: list[str] = []
+    for bitrate in settings.ramp_bitrates:
+
+        def passes(count: int, bitrate: float = bitrate) -> bool:
+            results = players.run_buffered_players(
+                ep, settings.media_path, count=count, size=size,
+                bitrate_bps=bitrate * 1e6, duration=settings.ramp_seconds,
+                habits=settings.habits, stagger_s=RAMP_STAGGER_S,
+                check_bytes=settings.check_bytes, timeout=settings.timeout,
+            )  # fmt: skip
+            stalls = sum(r.stalls for r in results)
+            failed = [e for r in results for e in r.errors]
+            mismatches = sum(r.mismatches for r in results)
+            errors.extend(f"ramp {bitrate:g} Mbit/s x {count}: {e}" for e in failed[:2])
+            ok = stalls == 0 and not failed and mismatches == 0
+            progress(
+                f"ramp: {count} x {bitrate:g} Mbit/s: {stalls} stall(s), {len(failed)} "
+                f"error(s){', byte mismatches' if mismatches else ''} -> "
+                f"{'stall-free' if ok else 'stalled'}"
+            )
+            return ok
+
+        found, trials = largest_passing(passes, start=1, limit=settings.ramp_max)
+        per_bitrate[f"{bitrate:g}"] = {
+            "stall_free": found,
+            "limit": "players" if found < settings.ramp_max else "ramp-max",
+            "trials": [{"players": t.count, "stall_free": t.passed} for t in trials],
+        }
+    return {"per_bitrate": per_bitrate, "errors": errors[:10]}
 
 
 def _thin(values: Sequence[float]) -> list[float]:

@@ -128,3 +128,98 @@ def _player(
     if not waited:
         start.abort()  # never connected: let the others start instead of waiting it out
     results.put(result)
+
+
+@dataclasses.dataclass(frozen=True)
+class BufferedPlan:
+    endpoint: Endpoint  # without an SSL context: contexts do not cross processes
+    rel_path: str
+    size: int
+    bitrate_bps: float
+    duration: float
+    habits: h1.PlayerHabits
+    check_bytes: bool
+    timeout: float
+
+
+def run_buffered_players(
+    ep: Endpoint,
+    rel_path: str,
+    *,
+    count: int,
+    size: int,
+    bitrate_bps: float,
+    duration: float,
+    habits: h1.PlayerHabits,
+    stagger_s: float,
+    check_bytes: bool,
+    timeout: float,
+) -> list[h1.BufferedPlay]:
+    """`count` buffered players in processes of their own, player i starting
+    `i * stagger_s` after the first (as viewers do), each with its own seek positions."""
+    plain = dataclasses.replace(ep, context=None)
+    plans = [
+        BufferedPlan(
+            plain,
+            rel_path,
+            size,
+            bitrate_bps,
+            duration,
+            dataclasses.replace(habits, start_delay_s=i * stagger_s, seed=habits.seed + i),
+            check_bytes,
+            timeout,
+        )
+        for i in range(count)
+    ]
+    stop = _CONTEXT.Event()
+    results: Queue[h1.BufferedPlay] = _CONTEXT.Queue()
+    workers = [
+        _CONTEXT.Process(
+            target=_buffered, args=(plan, stop, results), name=f"player-{n}", daemon=True
+        )
+        for n, plan in enumerate(plans)
+    ]
+    for worker in workers:
+        worker.start()
+    collected: list[h1.BufferedPlay] = []
+    try:
+        deadline = duration + stagger_s * count + START_TIMEOUT_SECONDS + 4 * timeout
+        for _ in workers:
+            try:
+                collected.append(results.get(timeout=deadline))
+            except queue.Empty:
+                collected.append(h1.BufferedPlay(errors=["player gave no result in time"]))
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        results.close()
+    return collected
+
+
+def _buffered(
+    plan: BufferedPlan,
+    stop: multiprocessing.synchronize.Event,
+    results: Queue[h1.BufferedPlay],
+) -> None:
+    ep = plan.endpoint
+    if ep.scheme == "https":
+        ep = dataclasses.replace(ep, context=http1_context(ep.ca_file))
+    try:
+        result = h1.buffered_player(
+            ep,
+            plan.rel_path,
+            size=plan.size,
+            bitrate_bps=plan.bitrate_bps,
+            duration=plan.duration,
+            habits=plan.habits,
+            check_bytes=plan.check_bytes,
+            stop=stop,
+            timeout=plan.timeout,
+        )
+    except Exception as exc:  # a player's failure is a result, not a crash
+        result = h1.BufferedPlay(errors=[f"{type(exc).__name__}: {exc}"[:200]])
+    results.put(result)

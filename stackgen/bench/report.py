@@ -15,6 +15,7 @@ from stackgen.bench.stats import percentile
 
 _LABELS = {
     "stream_mbps": "stream, full GET",
+    "cpu_s_per_gb": "server CPU per GB streamed",
     "seek_mbps": "stream, seek-heavy (1 MiB ranges)",
     "seek_ttfb_p50_ms": "seek TTFB p50",
     "seek_ttfb_p99_ms": "seek TTFB p99",
@@ -38,15 +39,14 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def _compare(compare: Mapping[str, Any] | None) -> str:
     if not compare:
         return "-"
+    # The interval of the median (see stats.median_interval), not min-max: it is what a
+    # verdict is judged on.
+    low, high = compare.get("low", compare["min"]), compare.get("high", compare["max"])
+    cover = compare.get("coverage")
+    tail = f"n={compare['n']}" + (f", {cover:.0%}" if isinstance(cover, float) else "")
     if compare["kind"] == "ratio":
-        return (
-            f"x{compare['median']:.2f} (min {compare['min']:.2f}, max {compare['max']:.2f}, "
-            f"n={compare['n']})"
-        )
-    return (
-        f"{compare['median']:+.2f} ms (min {compare['min']:+.2f}, max {compare['max']:+.2f}, "
-        f"n={compare['n']})"
-    )
+        return f"x{compare['median']:.2f} [{low:.2f}, {high:.2f}] ({tail})"
+    return f"{compare['median']:+.2f} ms [{low:+.2f}, {high:+.2f}] ({tail})"
 
 
 def render_table(doc: Mapping[str, Any]) -> str:
@@ -61,8 +61,13 @@ def render_table(doc: Mapping[str, Any]) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    table = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    table.insert(1, "  ".join("-" * w for w in widths))
+    # The answer first, then the user's own thresholds, then the details.
+    lines = list(doc.get("verdict") or [])
+    for expectation in doc.get("expectations") or []:
+        lines.append(expectation.get("line") or "")
+    lines += ["", *_connection_lines(doc), *table]
     api = doc.get("api")
     if api:
         lines.append(
@@ -96,6 +101,23 @@ def render_table(doc: Mapping[str, Any]) -> str:
     for error in doc.get("errors", []):
         lines.append(f"error: {error}")
     return "\n".join(lines)
+
+
+def _connection_lines(doc: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for side, target in (doc.get("targets") or {}).items():
+        if not target:
+            continue
+        tls = (
+            f"{target.get('tls')} {target.get('cipher')}, ALPN {target.get('alpn')}"
+            if target.get("tls")
+            else "no TLS"
+        )
+        lines.append(
+            f"{side}: {target.get('address')}:{target.get('port')} via the "
+            f"{target.get('path')}, {tls}"
+        )
+    return lines
 
 
 # --- SVG -----------------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from stackgen.bench.endpoint import PATH_CONTAINER, PATH_LOOPBACK, PATH_PUBLISHED, PATH_URL
+
 SCHEMA_VERSION = "stackgen-bench/1"
 
 # name -> (unit, comparison kind, which way is better)
 METRICS: dict[str, tuple[str, str, str]] = {
     "stream_mbps": ("MB/s", "ratio", "higher"),
+    "cpu_s_per_gb": ("CPU-s/GB", "ratio", "lower"),
     "seek_mbps": ("MB/s", "ratio", "higher"),
     "seek_ttfb_p50_ms": ("ms", "added", "lower"),
     "seek_ttfb_p99_ms": ("ms", "added", "lower"),
@@ -23,6 +26,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "ws_connect_p50_ms": ("ms", "added", "lower"),
 }
 SIDES = ("proxied", "direct")
+PATHS = (PATH_CONTAINER, PATH_PUBLISHED, PATH_LOOPBACK, PATH_URL)
 DISTRIBUTIONS = ("seek_ttfb_ms", "api_latency_ms", "ws_connect_ms")
 
 
@@ -57,6 +61,39 @@ def validate(doc: Mapping[str, Any]) -> list[str]:
     need(targets, "proxied", dict, "targets")
     if "direct" not in targets:
         problems.append("targets.direct missing (null when not measured)")
+    for side in SIDES:
+        target = targets.get(side)
+        if not isinstance(target, dict):
+            continue
+        where = f"targets.{side}"
+        for key in ("url", "address", "protocol", "path"):
+            need(target, key, str, where)
+        need(target, "port", int, where)
+        if target.get("path") not in PATHS:
+            problems.append(f"{where}.path must be one of {', '.join(PATHS)}")
+        # The negotiated TLS: null for plain http, or when the handshake failed (an error).
+        for key in ("tls", "cipher", "alpn"):
+            need(target, key, str, where)
+    capacity = need(doc, "capacity", dict, "$") or {}
+    for bitrate, cap in capacity.items():
+        where = f"capacity.{bitrate}"
+        if cap is None:
+            continue
+        if not isinstance(cap, dict):
+            problems.append(f"{where} is not an object")
+            continue
+        need(cap, "streams", int, where)
+        need(cap, "limit", str, where)
+        need(cap, "core_share_per_stream", (int, float), where)
+    verdict = need(doc, "verdict", list, "$") or []
+    if not verdict or not all(isinstance(line, str) for line in verdict):
+        problems.append("verdict must be a non-empty list of lines")
+    for i, item in enumerate(need(doc, "expectations", list, "$") or []):
+        if not isinstance(item, dict):
+            problems.append(f"expectations[{i}] is not an object")
+            continue
+        need(item, "expect", str, f"expectations[{i}]")
+        need(item, "passed", bool, f"expectations[{i}]")
     metrics = need(doc, "metrics", dict, "$") or {}
     for name, metric in metrics.items():
         where = f"metrics.{name}"
@@ -79,7 +116,7 @@ def validate(doc: Mapping[str, Any]) -> list[str]:
             if not isinstance(compare, dict) or compare.get("kind") != kind:
                 problems.append(f"{where}.compare.kind must be {kind!r}")
             else:
-                for key in ("n", "median", "q1", "q3", "min", "max"):
+                for key in ("n", "median", "q1", "q3", "min", "max", "low", "high", "coverage"):
                     need(compare, key, (int, float), f"{where}.compare")
     distributions = need(doc, "distributions", dict, "$") or {}
     for name, sides in distributions.items():
@@ -93,5 +130,16 @@ def validate(doc: Mapping[str, Any]) -> list[str]:
     if streams is not None:
         for key in ("count", "bitrate_mbps", "duration_s", "bytes", "max_gap_ms", "errors"):
             need(streams, key, (int, float), "streams")
+    ramp = doc.get("ramp")
+    if ramp is not None:
+        per_bitrate = need(ramp, "per_bitrate", dict, "ramp") or {}
+        for bitrate, found in per_bitrate.items():
+            where = f"ramp.per_bitrate.{bitrate}"
+            if not isinstance(found, dict):
+                problems.append(f"{where} is not an object")
+                continue
+            need(found, "stall_free", int, where)
+            need(found, "limit", str, where)
+            need(found, "trials", list, where)
     need(doc, "errors", list, "$")
     return problems

@@ -52,10 +52,42 @@ def summarize(values: Sequence[float]) -> Summary:
 
 Kind = Literal["ratio", "added"]
 
+# Two-sided confidence for a verdict: the interval of the median of the pairs.
+CONFIDENCE = 0.90
+
+
+def median_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """A distribution-free interval for the median: (low, high, its coverage).
+
+    Order statistics x(k) and x(n-k+1) bracket the true median with probability
+    1 - 2 * P(Binomial(n, 1/2) < k), whatever the distribution of one pair; the
+    narrowest such interval whose coverage reaches `confidence` is returned. Too few
+    values for that give (min, max) and the lower coverage they have: the caller
+    must treat such an interval as not conclusive.
+    """
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def coverage(k: int) -> float:
+        below = sum(math.comb(n, i) for i in range(k)) / float(2**n)
+        return 1 - 2 * below
+
+    best = 1
+    for k in range(1, (n + 1) // 2 + 1):
+        if coverage(k) >= confidence:
+            best = k
+    return ordered[best - 1], ordered[n - best], coverage(best)
+
 
 @dataclass(frozen=True)
 class Spread:
-    """A per-pair comparison: `ratio` = proxied / baseline, `added` = proxied - baseline."""
+    """A per-pair comparison: `ratio` = proxied / baseline, `added` = proxied - baseline.
+
+    `low`..`high` is the interval of the median at `coverage` (see `median_interval`)."""
 
     kind: Kind
     n: int
@@ -64,23 +96,34 @@ class Spread:
     q3: float
     min: float
     max: float
+    low: float
+    high: float
+    coverage: float
 
     def to_json(self) -> dict[str, str | float | int | None]:
         data: dict[str, str | float | int | None] = {"kind": self.kind, "n": self.n}
-        for key in ("median", "q1", "q3", "min", "max"):
+        for key in ("median", "q1", "q3", "min", "max", "low", "high", "coverage"):
             data[key] = _finite(getattr(self, key))
         return data
 
 
-def compare_pairs(subject: Sequence[float], baseline: Sequence[float], kind: Kind) -> Spread | None:
-    """Compare pair by pair (index i of both lists is one pair); None without a pair.
+def compare_pairs(
+    subject: Sequence[float | None], baseline: Sequence[float | None], kind: Kind
+) -> Spread | None:
+    """Compare pair by pair (index i of both lists is pair i); None without a pair.
 
-    A pair with a missing or non-finite side, or a zero baseline for a ratio, is left
-    out rather than guessed.
+    Both lists hold one entry per pair, None where that run failed: a missing run must
+    leave a hole, never shift the later runs into the wrong pair, so lists of different
+    lengths are refused. A pair with a missing or non-finite side, or a zero baseline
+    for a ratio, is left out rather than guessed.
     """
+    if len(subject) != len(baseline):
+        raise ValueError(
+            f"pairs misaligned: {len(subject)} subject runs, {len(baseline)} baseline runs"
+        )
     values: list[float] = []
-    for a, b in zip(subject, baseline, strict=False):
-        if not (math.isfinite(a) and math.isfinite(b)):
+    for a, b in zip(subject, baseline, strict=True):
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
             continue
         if kind == "ratio":
             if b == 0:
@@ -90,6 +133,7 @@ def compare_pairs(subject: Sequence[float], baseline: Sequence[float], kind: Kin
             values.append(a - b)
     if not values:
         return None
+    low, high, cover = median_interval(values)
     return Spread(
         kind=kind,
         n=len(values),
@@ -98,6 +142,9 @@ def compare_pairs(subject: Sequence[float], baseline: Sequence[float], kind: Kin
         q3=percentile(values, 75),
         min=min(values),
         max=max(values),
+        low=low,
+        high=high,
+        coverage=round(cover, 4),
     )
 
 

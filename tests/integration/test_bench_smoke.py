@@ -1,7 +1,8 @@
 """`stackgen bench` keeps working on a real stack: a seconds-long run, one proxy.
 
-Asserts the JSON schema and that every number is a sane measurement; never a
-performance goal (those are `make bench`'s, on a quiet machine).
+Asserts the JSON schema, the path and TLS the client took, the verdict and the user's
+thresholds, and that every number is a sane measurement; never a performance goal (those
+are `make bench`'s, on a quiet machine).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from integration.conftest import StackFactory, stackgen
 
+from stackgen.bench.endpoint import PATH_CONTAINER, PATH_LOOPBACK, TLS13_CIPHER
 from stackgen.bench.schema import SCHEMA_VERSION, validate
 
 
@@ -24,23 +26,67 @@ def test_bench_measures_a_stack_against_jellyfin_direct(
     result = stackgen(
         "bench", "--dir", str(stack.directory), "--pairs", "1", "--duration", "1",
         "--rate", "50", "--streams", "2", "--bitrate", "10", "--check-bytes",
+        "--expect", "streams=1@8", "--ramp", "20", "--ramp-seconds", "3", "--ramp-max", "4",
         "--plot", str(plot), "--json",
     )  # fmt: skip
     doc = json.loads(result.stdout)
     assert doc["schema"] == SCHEMA_VERSION
     assert validate(doc) == [], validate(doc)
     assert doc["errors"] == []
+    # A LAN client's path: the proxy container's own address, not docker-proxy.
+    proxied = doc["targets"]["proxied"]
+    assert proxied["path"] == PATH_CONTAINER and proxied["port"] == 443, proxied
+    assert not proxied["address"].startswith("127."), proxied
+    assert (proxied["tls"], proxied["cipher"], proxied["alpn"]) == (
+        "TLSv1.3",
+        TLS13_CIPHER,
+        "http/1.1",
+    )
     # Jellyfin's own port answers on a host-network stack: the direct side was measured.
     assert doc["targets"]["direct"] is not None
     for name, metric in doc["metrics"].items():
-        for side in ("proxied", "direct"):
-            values = metric[side]
-            assert len(values) == 1, (name, side)
-            assert all(v is not None and math.isfinite(v) and v > 0 for v in values), name
+        values = metric["proxied"]
+        assert len(values) == 1, name
+        assert all(v is not None and math.isfinite(v) and v > 0 for v in values), name
+        if name == "cpu_s_per_gb":  # charged to the proxy's container only
+            assert metric["direct"] == [None] and metric["compare"] is None
+            continue
+        assert len(metric["direct"]) == 1 and all(v > 0 for v in metric["direct"]), name
         assert metric["compare"]["n"] == 1
     assert doc["api"]["errors"] == 0 and doc["api"]["sent"] == 2 * 50
     streams = doc["streams"]
     assert streams["errors"] == 0 and streams["byte_mismatches"] == 0
     assert streams["bytes"] > 0 and 0 <= streams["max_gap_ms"] < 10_000
+    # The verdict: capacity in streams, the proxy's share of a core, the path taken.
+    assert doc["verdict"][0].startswith("verdict: this stack carries ~ "), doc["verdict"]
+    assert "(measured via the container address)" in doc["verdict"][0]
+    assert "% of a core per 20 Mbit/s stream" in doc["verdict"][1]
+    # The capacity at 20 Mbit/s is the ramp's: buffered players, 1, 2, 4 at most.
+    ramp = doc["ramp"]["per_bitrate"]["20"]
+    assert [t["players"] for t in ramp["trials"]][:1] == [1] and len(ramp["trials"]) <= 5
+    assert ramp["stall_free"] >= 1, ramp  # one 20 Mbit/s player on loopback never stalls
+    assert doc["capacity"]["20"]["streams"] == ramp["stall_free"]
+    assert doc["capacity"]["20"]["limit"] == ramp["limit"] in ("players", "ramp-max")
+    assert doc["expectations"] == [
+        {"expect": "streams=1@8", "measured": doc["expectations"][0]["measured"],
+         "passed": True, "line": doc["expectations"][0]["line"]}
+    ]  # fmt: skip
     assert "bench: pair 1/1 proxied" in result.stderr  # progress on stderr, JSON on stdout
     ET.parse(plot)
+
+
+def test_bench_says_so_when_it_measures_through_docker_proxy(make_stack: StackFactory) -> None:
+    stack = make_stack("nginx")
+    result = stackgen(
+        "bench", "--dir", str(stack.directory), "--via", "published", "--pairs", "1",
+        "--only", "stream", "--expect", "streams=100000@100",
+        check=False,
+    )  # fmt: skip
+    # The threshold is out of reach: exit 1, a k6-style line, the verdict first.
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("bench: ")]
+    assert lines[0].startswith("verdict: this stack carries ~ "), result.stderr
+    assert f"(measured via the {PATH_LOOPBACK})" in lines[0]
+    assert any("docker-proxy on 127.0.0.1" in line for line in lines), result.stderr
+    assert any(line.startswith("✗ streams=100000@100: ") for line in lines), result.stderr
+    assert "1 of 1 expectation(s) not met: streams=100000@100" in result.stderr

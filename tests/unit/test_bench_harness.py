@@ -148,3 +148,78 @@ def test_a_docs_stack_is_made_as_make_bench_makes_it(
     together = "".join(written.values())
     assert run.DOMAIN in together
     assert certificate_paths(proxy, folder)[0] in together
+
+
+def _judged_summary() -> dict[str, object]:
+    """A summary as `bench.run` assembles it, with figures made up here (one proxy)."""
+    from bench import run
+    from bench.limits import LIMITS_VERSION
+    from stackgen.bench.endpoint import TLS13_CIPHER
+    from stackgen.bench.goals import GOALS_VERSION
+
+    def interval(median: float, low: float, high: float) -> dict[str, float]:
+        return {"median": median, "low": low, "high": high, "n": 8, "coverage": 0.93}
+
+    tls = {"tls": "TLSv1.3", "cipher": TLS13_CIPHER, "alpn": "http/1.1",
+           "protocol": "http/1.1", "path": "published port"}  # fmt: skip
+    nginx = {
+        "proxy": "nginx", "stream_mbps": 300.0, "ceiling_mbps": 360.0, "cpu_s_per_gb": 2.4,
+        "ceiling_cpu_s_per_gb": 2.0, "tls": {"proxied": tls, "direct": tls},
+        "intervals": {
+            "relay_cpu_vs_ceiling": interval(1.2, 1.1, 1.3),  # met
+            "h2_vs_h1": interval(0.91, 0.85, 0.97),  # straddles 0.90: inconclusive
+            "stream_vs_docs": interval(1.1, 1.0, 1.2),  # missed
+        },
+        "relay_cpu_vs_ceiling": 1.2, "h2_vs_h1": 0.91, "stream_vs_docs": 1.1,
+        "api_errors": 0,
+    }  # fmt: skip
+    _verdicts, goals = run.judge({"nginx": nginx}, {})
+    return {
+        "schema": "stackgen-make-bench/2", "goals_version": GOALS_VERSION,
+        "limits_version": LIMITS_VERSION,
+        "client_cipher": TLS13_CIPHER,
+        "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:30:00Z",
+        "machine": {"nproc": 2, "loadavg_before": [0, 0, 0], "loadavg_after": [1, 1, 1]},
+        "knobs": {"proxies": ["nginx"], "pairs": 8},
+        "baselines": {}, "proxies": {"nginx": nginx}, "goals": goals,
+    }  # fmt: skip
+
+
+def test_a_judged_summary_follows_its_schema_and_says_inconclusive(tmp_path: Path) -> None:
+    from bench.summary_schema import validate_summary
+
+    summary = _judged_summary()
+    assert validate_summary(summary) == []
+    goals = {g["key"]: g for g in summary["goals"]}  # type: ignore[attr-defined]
+    assert goals["relay_cpu_vs_ceiling"]["state"] == "met"
+    assert goals["relay_cpu_vs_ceiling"]["limit"] is None
+    assert goals["h2_vs_h1"]["state"] == "inconclusive"
+    assert goals["h2_vs_h1"]["limit"].startswith("inconclusive: the median's interval [0.85")
+    assert goals["stream_vs_docs"]["state"] == "missed"
+    assert goals["rss_growth_mib"]["state"] == "not measured"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert report.main(tmp_path) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "Judged with goals/2" in text
+    assert "| nginx | h2 stream >= 90 % of HTTP/1.1 on the same proxy | 0.91 [0.85, 0.97]" in text
+    assert "**inconclusive** |" in text
+
+
+def test_the_summary_schema_refuses_a_verdict_without_its_version_or_interval() -> None:
+    from bench.summary_schema import validate_summary
+
+    summary = _judged_summary()
+    del summary["goals_version"]
+    del summary["limits_version"]
+    goals = summary["goals"]
+    assert isinstance(goals, list)
+    del goals[0]["low"]
+    goals[1]["ok"] = True  # an inconclusive goal reported as met
+    problems = validate_summary(summary)
+    assert any("'goals_version' is a required property" in p for p in problems)
+    assert any("'limits_version' is a required property" in p for p in problems)
+    assert any(p.startswith("goals/0") and "'low'" in p for p in problems)
+    assert any(p.startswith("goals/1/ok") for p in problems)
+    old = _judged_summary()
+    old["schema"] = "stackgen-make-bench/1"
+    assert any(p.startswith("schema") for p in validate_summary(old))
