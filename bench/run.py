@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from limits import explain  # noqa: E402
 
 from stackgen.bench.goals import Verdict, evaluate  # noqa: E402
+from stackgen.bench.measure import BenchSettings  # noqa: E402
 
 PY = REPO / ".venv" / "bin" / "python"
 STACKGEN = REPO / ".venv" / "bin" / "stackgen"
@@ -287,8 +288,16 @@ def init_stack(proxy: str, config: str, images: dict[str, str], tls: Path) -> Pa
     anchor = '      TZ: "Etc/UTC"\n'
     if anchor not in text:
         raise RuntimeError(f"{compose}: Jellyfin's environment block not found")
-    # The media size is the bench's, not the stand-in's default (a hand edit: scratch stack).
-    compose.write_text(text.replace(anchor, anchor + f'      STANDIN_MEDIA_BYTES: "{SIZE}"\n'))
+    # The media size is the bench's, not the stand-in's default, and the WebSocket phase's
+    # token is an API key the stand-in accepts (hand edits: a scratch stack).
+    compose.write_text(
+        text.replace(
+            anchor,
+            anchor
+            + f'      STANDIN_MEDIA_BYTES: "{SIZE}"\n'
+            + f'      STANDIN_API_KEYS: "{BenchSettings().token}"\n',
+        )
+    )
     return folder
 
 

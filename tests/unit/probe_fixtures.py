@@ -193,9 +193,12 @@ class FakeConfig:
     health_status: int = 200
     health_body: str = "Healthy"
     upstream_down: bool = False  # every HTTPS request gets the proxy's own 502 (nginx-like)
+    # Jellyfin's main app still loading: 503 "loading" to all but /System/Ping
+    loading: bool = False
     upload_status: int | None = None  # the answer to an upload, read whole (None: 401)
     local_address: str | None = None  # None: https://{Host}{base}, as honoured XF headers give
-    websocket: str = "keepalive"  # keepalive / none / refuse-403 / auth-close
+    # keepalive / none / refuse-403 (Jellyfin's) / proxy-403 / refuse-401 / auth-close
+    websocket: str = "keepalive"
     upload_limit: int | None = None  # bytes; larger bodies get 413 (nginx-like)
     range_support: bool = True
     http2: bool = False  # offer h2 in ALPN (served through _serve_http2)
@@ -406,11 +409,22 @@ class _Handler(BaseHTTPRequestHandler):
         if upgrade and rel is not None and cfg.websocket != "none":
             if cfg.websocket == "refuse-403":
                 self._send(403, b"Error processing request.")  # Jellyfin: SecurityException
+            elif cfg.websocket == "proxy-403":
+                self._send(403, b"<html><title>403 Forbidden</title></html>", "text/html")
+            elif cfg.websocket == "refuse-401":
+                self._send(401, b"Unauthorized")
             else:
                 self._websocket()
             return
+        if cfg.loading and rel is not None and rel != "/system/ping":
+            if self.command == "POST":
+                self._drain()
+            self._send(503, b"Jellyfin Server is loading. Please try again shortly.", "text/html")
+            return
         if rel is None or rel in ("", "/"):
             self._send(302, headers={"Location": f"{base}/web/" if base else "web/"})
+        elif rel == "/system/ping":
+            self._send(200, b'"Jellyfin Server"', "application/json")
         elif rel == "/health":
             self._send(cfg.health_status, cfg.health_body.encode())
         elif rel == "/system/info/public":
