@@ -62,6 +62,10 @@ PACKAGE_BIN_DIR = Path("/usr/bin")
 
 
 CERT_VALIDITY_SECONDS = 90 * 24 * 3600
+# Pebble's own default share of good nonces it rejects with badNonce (per cent): it is there
+# to prove that ACME clients retry. Every client in the stacks does (lego, Caddy's acmez,
+# certbot's acme library; docs/testing.md says how often), so tests keep Pebble's default.
+NONCE_REJECT_PERCENT = 5
 
 
 class PebbleError(Exception):
@@ -193,6 +197,7 @@ class PebbleCA(Service):
         start_timeout: float = 30.0,
         dns_server: str | None = None,
         cert_validity_seconds: int = CERT_VALIDITY_SECONDS,
+        nonce_reject_percent: int = NONCE_REJECT_PERCENT,
     ) -> None:
         self.state_dir = state_folder(state_dir, "stackgen-pebble-")
         self.http_port = http_port
@@ -209,6 +214,9 @@ class PebbleCA(Service):
         self.dns_server = dns_server
         # Short-lived certificates make a client's own renewal happen within a test.
         self.cert_validity_seconds = cert_validity_seconds
+        if not 0 <= nonce_reject_percent <= 100:
+            raise PebbleError(f"nonce_reject_percent must be 0..100, not {nonce_reject_percent}")
+        self.nonce_reject_percent = nonce_reject_percent
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # ----------------------------------------------------------------- paths and URLs
@@ -408,7 +416,11 @@ class PebbleCA(Service):
         self.config_file.write_text(json.dumps(config, indent=2) + "\n")
 
     def _spawn(self, process: Process, *, detach: bool) -> None:
-        env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
+        env = {
+            **os.environ,
+            "PEBBLE_VA_NOSLEEP": "1",
+            "PEBBLE_WFE_NONCEREJECT": str(self.nonce_reject_percent),
+        }
         with process.log_file.open("wb") as log:  # fresh per start: logs tell this run
             child = subprocess.Popen(
                 process.argv,

@@ -367,8 +367,14 @@ def upload_20mb(ctx: ProbeContext) -> Outcome:
             HINT_UPLOAD,
             **details,
         )
+    early = (
+        f" after {outcome.sent_bytes} of {UPLOAD_SIZE} bytes"
+        if outcome.sent_bytes < UPLOAD_SIZE
+        else ""
+    )
     return passed(
-        f"20 MiB body accepted by the proxy (Jellyfin answered {outcome.status})", **details
+        f"20 MiB body accepted by the proxy (Jellyfin answered {outcome.status}{early})",
+        **details,
     )
 
 
