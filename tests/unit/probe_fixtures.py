@@ -193,6 +193,8 @@ class FakeConfig:
     health_status: int = 200
     health_body: str = "Healthy"
     upstream_down: bool = False  # every HTTPS request gets the proxy's own 502 (nginx-like)
+    # Where {base}/web redirects (None: {base}/web/); Jellyfin builds an absolute URL
+    web_redirect: str | None = None
     # Jellyfin's main app still loading: 503 "loading" to all but /System/Ping
     loading: bool = False
     upload_status: int | None = None  # the answer to an upload, read whole (None: 401)
@@ -440,7 +442,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
             self._send(200, json.dumps(info).encode(), "application/json")
         elif rel == "/web":
-            self._send(301, headers={"Location": f"{base}/web/"})
+            self._send(301, headers={"Location": cfg.web_redirect or f"{base}/web/"})
         elif rel in ("/web/", "/web/index.html"):
             self._ranged(INDEX_HTML, "text/html; charset=utf-8")
         elif rel.startswith("/videos/"):

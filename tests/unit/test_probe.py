@@ -197,6 +197,13 @@ BROKEN: list[tuple[str, dict[str, Any], dict[str, Any], str, Status]] = [
     ("no WebSocket upgrade", {"websocket": "none"}, {}, "websocket.keepalive", Status.FAIL),
     ("413 on upload", {"upload_limit": 1 << 20}, {}, "upload.20mb", Status.FAIL),
     ("Range ignored", {"range_support": False}, {}, "stream.range", Status.FAIL),
+    (
+        "web redirect to the internal host",
+        {"web_redirect": "http://jellyfin:8096/web/"},
+        {},
+        "jellyfin.web",
+        Status.FAIL,
+    ),
     ("KnownProxies empty", {}, {"known_proxies": []}, "proxy.known-proxies", Status.FAIL),
     (
         "proxy not covered",
