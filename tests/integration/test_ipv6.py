@@ -61,8 +61,10 @@ def test_ipv6_client_address_reaches_jellyfin(
     assert echo["client_address"] == ipv6_client.client_address, echo
     assert echo["forwarded_headers_honoured"] is True, echo
     # The proxy's source as Jellyfin saw it is covered by KnownProxies (host-network
-    # Jellyfin: the proxy connects from its IPv4 address), and the IPv6 entry was kept.
-    assert echo["peer_address"] in stack.config.known_proxies, echo
+    # Jellyfin: the proxy connects from its IPv4 address, which Jellyfin's dual-mode socket
+    # reports IPv4-mapped), and the IPv6 entry was kept.
+    assert echo["peer_address"] == f"::ffff:{proxy4}", echo
+    assert _unmapped(echo["peer_address"]) in stack.config.known_proxies, echo
     assert echo["peer_trusted"] is True, echo
     assert proxy6 in echo["trusted_proxies"], echo
 
