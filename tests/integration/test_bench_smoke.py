@@ -11,7 +11,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from integration.conftest import StackFactory, stackgen
+from integration.conftest import STANDIN_API_KEY, StackFactory, stackgen
 
 from stackgen.bench.schema import SCHEMA_VERSION, validate
 
@@ -25,6 +25,8 @@ def test_bench_measures_a_stack_against_jellyfin_direct(
         "bench", "--dir", str(stack.directory), "--pairs", "1", "--duration", "1",
         "--rate", "50", "--streams", "2", "--bitrate", "10", "--check-bytes",
         "--plot", str(plot), "--json",
+        # Jellyfin refuses a WebSocket without a valid API key (403): the stand-in's key.
+        "--token", STANDIN_API_KEY,
     )  # fmt: skip
     doc = json.loads(result.stdout)
     assert doc["schema"] == SCHEMA_VERSION
