@@ -41,6 +41,7 @@ from bench.summary_schema import SUMMARY_SCHEMA, validate_summary
 from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import TLS13_CIPHER
 from stackgen.bench.goals import GOALS_VERSION, Verdict, evaluate, interval
+from stackgen.bench.measure import BenchSettings
 
 REPO = Path(__file__).resolve().parents[1]
 PY = REPO / ".venv" / "bin" / "python"
@@ -307,8 +308,16 @@ def init_stack(proxy: str, config: str, images: dict[str, str], tls: Path) -> Pa
     anchor = '      TZ: "Etc/UTC"\n'
     if anchor not in text:
         raise RuntimeError(f"{compose}: Jellyfin's environment block not found")
-    # The media size is the bench's, not the stand-in's default (a hand edit: scratch stack).
-    compose.write_text(text.replace(anchor, anchor + f'      STANDIN_MEDIA_BYTES: "{SIZE}"\n'))
+    # The media size is the bench's, not the stand-in's default, and the WebSocket phase's
+    # token is an API key the stand-in accepts (hand edits: a scratch stack).
+    compose.write_text(
+        text.replace(
+            anchor,
+            anchor
+            + f'      STANDIN_MEDIA_BYTES: "{SIZE}"\n'
+            + f'      STANDIN_API_KEYS: "{BenchSettings().token}"\n',
+        )
+    )
     return folder
 
 

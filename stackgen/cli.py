@@ -842,7 +842,10 @@ def bench(
     media_path: Annotated[
         str, typer.Option(help="Direct-play stream path under the base URL.")
     ] = "/Videos/stackgen-bench/stream?static=true",
-    token: Annotated[str, typer.Option(help="api_key for the WebSocket.")] = "stackgen-bench",  # noqa: S107
+    token: Annotated[
+        str,
+        typer.Option(help="A Jellyfin API key for the WebSocket (Jellyfin refuses others, 403)."),
+    ] = "stackgen-bench",  # noqa: S107
     only: Annotated[
         list[str] | None, typer.Option(help="Phases: stream seek api ws streams; repeatable.")
     ] = None,

@@ -11,9 +11,10 @@ Check ids (stable; `only=` takes ids or their group, e.g. {"tls", "stream.range"
 
 reach.proxy               a TLS handshake with the public origin succeeds (asked first)
 reach.upstream            {base}/health through the proxy is not the proxy's own 502/503/504
-                          (a 503 with Retry-After is Jellyfin starting). When a reach check
-                          fails, that is the root cause: the checks that depend on it are
-                          reported as not run (Report.not_run), not as failures
+                          (a 503 with Retry-After, or one while /System/Ping answers 200,
+                          is Jellyfin starting). When a reach check fails, that is the root
+                          cause: the checks that depend on it are reported as not run
+                          (Report.not_run), not as failures
 redirect.https            port 80 answers 301/308 to https://name[:port] with path and query
                           kept (302/307 = warn)
 redirect.acme-path        /.well-known/acme-challenge/... on port 80 is NOT redirected to https
@@ -45,7 +46,8 @@ jellyfin.forwarded        its LocalAddress is https://name[:port]{base} (forward
                           honoured); not from the LAN
 jellyfin.lan-url          with a LAN URL: LocalAddress is the LAN URL from the LAN (`from_lan`),
                           the public URL from anywhere else
-jellyfin.web              {base}/web/ serves HTML (<= 3 redirects within the base)
+jellyfin.web              {base}/web leads to HTML (<= 3 redirects, all on the public origin
+                          and within the base)
 jellyfin.subpath-redirect {base} redirects into {base}/ (only with a subpath)
 jellyfin.redirect-loop    {base}/ settles within 10 redirects without leaving the base
 websocket.keepalive       wss {base}/socket upgrades (KeepAlive answered, or refused by

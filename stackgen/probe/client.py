@@ -11,6 +11,8 @@ Nothing here talks to any address but the target's.
 from __future__ import annotations
 
 import http.client
+import io
+import select
 import socket
 import ssl
 import time
@@ -360,8 +362,11 @@ def upload(
     protocol: str = HTTP1,
 ) -> UploadOutcome:
     """POST a streamed body of `size` bytes. A proxy that refuses large bodies answers
-    413 early and/or resets the connection, so a send failure is not the end: we still try
-    to read whatever response is already waiting."""
+    413 early and/or resets the connection, and Jellyfin answers an upload without a token
+    401 before reading it; the proxy may then close the connection while we still send. So,
+    as RFC 9112 (9.5) asks of a client, we watch for an answer while sending and stop
+    sending when one comes; and a send failure is not the end: we still try to read
+    whatever response is already waiting."""
     if protocol == HTTP2:
         return _upload_http2(target, path, body, size, headers)
     conn = _connection(target, "https", None)
@@ -376,9 +381,13 @@ def upload(
             conn.putheader(name, value)
         conn.endheaders()
         try:
-            for chunk in body:
-                conn.send(chunk)
-                sent += len(chunk)
+            for piece in _pieces(body, SEND_PIECE):
+                early = _writable_or_answer(conn.sock, target.timeout)
+                if early is not None:
+                    conn.sock = _Replayed(conn.sock, early)  # getresponse() reads it first
+                    break
+                conn.send(piece)
+                sent += len(piece)
         except OSError as exc:
             send_error = f"{type(exc).__name__}: {exc}"
         try:
@@ -390,6 +399,71 @@ def upload(
         return UploadOutcome(status, sent, send_error, None)
     finally:
         conn.close()
+
+
+# Small pieces, each sent only when the socket takes it: a server that answers early and
+# stops reading must never leave us blocked in a send while its answer waits (a server
+# that then closes for good makes the kernel drop an answer nobody read).
+SEND_PIECE = 16 * 1024
+
+
+def _pieces(body: Iterable[bytes], size: int) -> Iterator[bytes]:
+    for chunk in body:
+        for start in range(0, len(chunk), size):
+            yield chunk[start : start + size]
+
+
+def _writable_or_answer(sock: socket.socket | None, timeout: float) -> bytes | None:
+    """Wait until the socket can take more body (None) or the server answered (what it
+    sent; b"" when it closed). A TLS 1.3 session ticket makes the socket readable but
+    carries no answer: that is read and waited past."""
+    if sock is None:
+        return None
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
+        wait = 0 if pending else max(0.0, deadline - time.monotonic())
+        readable, writable, _ = select.select([sock], [sock], [], wait)
+        if pending or readable:
+            previous = sock.gettimeout()
+            sock.settimeout(0)
+            try:
+                return sock.recv(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                pass
+            finally:
+                sock.settimeout(previous)
+        if writable or time.monotonic() >= deadline:
+            return None  # a send that cannot go out times out by itself
+
+
+class _Replayed:
+    """A socket whose first bytes were read already: http.client reads them again."""
+
+    def __init__(self, sock: socket.socket, first: bytes) -> None:
+        self._sock, self._first = sock, first
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_PrefixedReader(self._first, self._sock))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+class _PrefixedReader(io.RawIOBase):
+    def __init__(self, first: bytes, sock: socket.socket) -> None:
+        self._first, self._sock = first, sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._first:
+            n = min(len(buffer), len(self._first))
+            buffer[:n] = self._first[:n]
+            self._first = self._first[n:]
+            return n
+        return self._sock.recv_into(buffer)
 
 
 def _upload_http2(

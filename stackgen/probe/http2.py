@@ -52,6 +52,7 @@ class Http2Exchange:
         self.headers: list[tuple[str, str]] = []
         self._buffer = bytearray()
         self.ended = False
+        self.complete = False  # the response ended (END_STREAM)
         self.problem: str | None = None
         request = [
             (":method", method),
@@ -94,9 +95,13 @@ class Http2Exchange:
             self._buffer += event.data or b""
             self.conn.acknowledge_received_data(event.flow_controlled_length or 0, self.stream_id)
         elif isinstance(event, events.StreamEnded) and event.stream_id == self.stream_id:
-            self.ended = True
+            self.ended = self.complete = True
         elif isinstance(event, events.StreamReset) and event.stream_id == self.stream_id:
             self.ended = True
+            if self.complete and event.error_code == 0:
+                # RFC 9113, 8.1: after a complete response, RST_STREAM(NO_ERROR) asks the
+                # client to stop sending its body; the response stands.
+                return
             self.problem = f"the server reset the stream (HTTP/2 error {event.error_code})"
         elif isinstance(event, events.ConnectionTerminated):
             self.ended = True

@@ -62,6 +62,8 @@ PORT_BASES = {
 assert len({base % 100 for base in PORT_BASES.values()}) == len(PORT_BASES), PORT_BASES
 SUBNET = f"172.30.{99 + SLOT}.0/24"
 DOMAIN = "jellyfin.stackgen.test"
+# The API key the Jellyfin stand-in accepts unless told otherwise (its DEFAULT_API_KEY).
+STANDIN_API_KEY = "stackgen-standin-api-key"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -237,6 +239,16 @@ def make_stack(
         yield make
     finally:
         factory.close_all()
+
+
+def add_standin_environment(stack: Stack, variables: dict[str, str]) -> None:
+    """Hand-edit the generated compose file: give the Jellyfin stand-in these variables."""
+    compose = stack.directory / "docker-compose.yml"
+    text = compose.read_text()
+    anchor = "    environment:\n      TZ:"
+    assert text.count(anchor) == 1, text
+    lines = "".join(f'      {name}: "{value}"\n' for name, value in variables.items())
+    compose.write_text(text.replace(anchor, "    environment:\n" + lines + "      TZ:"))
 
 
 def _image_name(proxy: str) -> str:

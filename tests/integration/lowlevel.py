@@ -8,16 +8,21 @@ proxy serves the full chain (leaf + intermediate).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import io
 import json
+import select
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 LOOPBACK = "127.0.0.1"
@@ -76,6 +81,69 @@ def https(
         conn.close()
 
 
+def post_watching(
+    name: str, port: int, root: Path, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[Reply, int]:
+    """POST `body` over HTTP/1.1 as a careful client does (RFC 9112, 9.5): watch for an
+    answer while sending and stop sending when one comes. Returns the reply and how many
+    body bytes were sent before it."""
+    raw = socket.create_connection((LOOPBACK, port), timeout=30)
+    tls = tls_context(root).wrap_socket(raw, server_hostname=name)
+    try:
+        authority = name if port == 443 else f"{name}:{port}"
+        head = [f"POST {path} HTTP/1.1", f"Host: {authority}", f"Content-Length: {len(body)}"]
+        head += ["Connection: close", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+        tls.sendall("\r\n".join(head).encode("latin-1"))
+        sent, piece, first = 0, 16 * 1024, b""
+        with contextlib.suppress(OSError):
+            while sent < len(body):
+                # Send only what the socket takes at once, and look for an answer first:
+                # blocked in a send, we could miss an answer the server then drops.
+                readable, writable, _ = select.select([tls], [tls], [], 30)
+                if tls.pending() or readable:
+                    tls.settimeout(0)
+                    try:
+                        first = tls.recv(65536)
+                        break  # an answer (or the end) came
+                    except ssl.SSLWantReadError:
+                        pass  # a TLS 1.3 session ticket, no answer yet
+                    finally:
+                        tls.settimeout(30)
+                if writable:
+                    tls.sendall(body[sent : sent + piece])
+                    sent = min(len(body), sent + piece)
+        stream = io.BufferedReader(_Prefixed(first, tls))
+        response = http.client.HTTPResponse(_FileSocket(stream), method="POST")  # type: ignore[arg-type]
+        response.begin()
+        return Reply(response.status, response.headers, response.read()), sent
+    finally:
+        tls.close()
+
+
+class _Prefixed(io.RawIOBase):
+    def __init__(self, first: bytes, sock: ssl.SSLSocket) -> None:
+        self.first, self.sock = first, sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.first:
+            n = min(len(buffer), len(self.first))
+            buffer[:n] = self.first[:n]
+            self.first = self.first[n:]
+            return n
+        return self.sock.recv_into(buffer)
+
+
+@dataclass(frozen=True)
+class _FileSocket:
+    stream: io.BufferedReader
+
+    def makefile(self, _mode: str) -> io.BufferedReader:
+        return self.stream
+
+
 def plain_http(name: str, port: int, path: str) -> Reply:
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
     try:
@@ -102,7 +170,9 @@ def negotiated_alpn(name: str, port: int, root: Path) -> str | None:
         return tls.selected_alpn_protocol()
 
 
-def websocket_keepalive(name: str, port: int, root: Path, path: str) -> list[dict[str, Any]]:
+def websocket_keepalive(
+    name: str, port: int, root: Path, path: str, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Open wss://name{path} and exchange a KeepAlive; return the frames received."""
     raw = socket.create_connection((LOOPBACK, port), timeout=30)
     authority = name if port == 443 else f"{name}:{port}"
@@ -112,6 +182,7 @@ def websocket_keepalive(name: str, port: int, root: Path, path: str) -> list[dic
         sock=raw,
         ssl=tls_context(root),
         server_hostname=name,
+        additional_headers=headers,
         open_timeout=30,
         close_timeout=5,
     ) as ws:
@@ -122,6 +193,37 @@ def websocket_keepalive(name: str, port: int, root: Path, path: str) -> list[dic
             if frame.get("MessageType") == "KeepAlive":
                 break
     return frames
+
+
+def websocket_refusal(
+    name: str, port: int, root: Path, path: str, headers: dict[str, str] | None = None
+) -> Reply:
+    """Ask for an upgrade at wss://name{path} that must be refused: the refusal's answer.
+    An upgrade that succeeds is an assertion error."""
+    raw = socket.create_connection((LOOPBACK, port), timeout=30)
+    authority = name if port == 443 else f"{name}:{port}"
+    try:
+        with ws_connect(
+            f"wss://{authority}{path}",
+            sock=raw,
+            ssl=tls_context(root),
+            server_hostname=name,
+            additional_headers=headers,
+            open_timeout=30,
+            close_timeout=5,
+        ):
+            pass
+    except InvalidStatus as refused:
+        response = refused.response
+        return Reply(response.status_code, _message(response.headers.raw_items()), response.body)
+    raise AssertionError(f"{path} with {headers}: upgraded (101) where a refusal was due")
+
+
+def _message(items: Iterable[tuple[str, str]]) -> http.client.HTTPMessage:
+    message = http.client.HTTPMessage()
+    for header, value in items:
+        message[header] = value
+    return message
 
 
 class RequestLoop(threading.Thread):

@@ -12,7 +12,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from integration.conftest import StackFactory, stackgen
+from integration.conftest import STANDIN_API_KEY, StackFactory, stackgen
 
 from stackgen.bench.endpoint import PATH_CONTAINER, PATH_LOOPBACK, TLS13_CIPHER
 from stackgen.bench.schema import SCHEMA_VERSION, validate
@@ -28,6 +28,8 @@ def test_bench_measures_a_stack_against_jellyfin_direct(
         "--rate", "50", "--streams", "2", "--bitrate", "10", "--check-bytes",
         "--expect", "streams=1@8", "--ramp", "20", "--ramp-seconds", "3", "--ramp-max", "4",
         "--plot", str(plot), "--json",
+        # Jellyfin refuses a WebSocket without a valid API key (403): the stand-in's key.
+        "--token", STANDIN_API_KEY,
     )  # fmt: skip
     doc = json.loads(result.stdout)
     assert doc["schema"] == SCHEMA_VERSION

@@ -13,11 +13,18 @@ import json
 import stat
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from integration import lowlevel
-from integration.conftest import DOMAIN, HTTP_PORT, HTTPS_PORT, Stack, StackFactory
+from integration.conftest import (
+    DOMAIN,
+    HTTP_PORT,
+    HTTPS_PORT,
+    STANDIN_API_KEY,
+    Stack,
+    StackFactory,
+)
 
 from stackgen.proxies import available, get_proxy
 
@@ -107,7 +114,7 @@ def test_stack_end_to_end(
 
     # WebSocket at {base}/socket exchanges KeepAlive.
     frames = lowlevel.websocket_keepalive(
-        DOMAIN, HTTPS_PORT, root, f"{base}/socket?api_key=test-token&deviceId=pytest"
+        DOMAIN, HTTPS_PORT, root, f"{base}/socket?api_key={STANDIN_API_KEY}&deviceId=pytest"
     )
     assert frames[-1]["MessageType"] == "KeepAlive"
 
@@ -141,7 +148,9 @@ def test_stack_end_to_end(
     if subpath:
         bare = lowlevel.https(DOMAIN, HTTPS_PORT, root, subpath)
         assert bare.status in (301, 302, 307, 308)
-        assert urlsplit(bare.headers["Location"]).path.startswith(f"{subpath}/")
+        # Jellyfin's Location is relative to the requested path (jellyfin/web/).
+        location = urljoin(f"https://{DOMAIN}:{HTTPS_PORT}{subpath}", bare.headers["Location"])
+        assert urlsplit(location).path.startswith(f"{subpath}/")
 
     _assert_verify_is_clean(stack, http2, http3)
     _assert_mozilla_intermediate_by_sslyze(sslyze, root)

@@ -130,7 +130,9 @@ FAULTS = [
     Fault(
         "known-proxies-empty",
         _known_proxies_empty,
-        frozenset({"proxy.known-proxies", "jellyfin.forwarded"}),
+        # Jellyfin then ignores X-Forwarded-Proto: its absolute {base}/web redirect says
+        # http://, the classic "redirected to http://internal-host" (jellyfin.web).
+        frozenset({"proxy.known-proxies", "jellyfin.forwarded", "jellyfin.web"}),
     ),
     Fault(
         "buffering-tiny-buffers",

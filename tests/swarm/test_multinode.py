@@ -270,7 +270,9 @@ def test_client_container_at_a_pinned_address_is_seen_as_itself(stack: SwarmStac
 
 
 def test_websocket_crosses_nodes(stack: SwarmStack) -> None:
-    frames = stack.endpoint.websocket_keepalive("/socket?api_key=test-token&deviceId=pytest")
+    frames = stack.endpoint.websocket_keepalive(
+        "/socket?api_key=stackgen-standin-api-key&deviceId=pytest"
+    )
     assert frames[-1]["MessageType"] == "KeepAlive"
 
 

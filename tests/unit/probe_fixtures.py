@@ -193,9 +193,14 @@ class FakeConfig:
     health_status: int = 200
     health_body: str = "Healthy"
     upstream_down: bool = False  # every HTTPS request gets the proxy's own 502 (nginx-like)
+    # Where {base}/web redirects (None: {base}/web/); Jellyfin builds an absolute URL
+    web_redirect: str | None = None
+    # Jellyfin's main app still loading: 503 "loading" to all but /System/Ping
+    loading: bool = False
     upload_status: int | None = None  # the answer to an upload, read whole (None: 401)
     local_address: str | None = None  # None: https://{Host}{base}, as honoured XF headers give
-    websocket: str = "keepalive"  # keepalive / none / refuse-403 / auth-close
+    # keepalive / none / refuse-403 (Jellyfin's) / proxy-403 / refuse-401 / auth-close
+    websocket: str = "keepalive"
     upload_limit: int | None = None  # bytes; larger bodies get 413 (nginx-like)
     range_support: bool = True
     http2: bool = False  # offer h2 in ALPN (served through _serve_http2)
@@ -406,11 +411,22 @@ class _Handler(BaseHTTPRequestHandler):
         if upgrade and rel is not None and cfg.websocket != "none":
             if cfg.websocket == "refuse-403":
                 self._send(403, b"Error processing request.")  # Jellyfin: SecurityException
+            elif cfg.websocket == "proxy-403":
+                self._send(403, b"<html><title>403 Forbidden</title></html>", "text/html")
+            elif cfg.websocket == "refuse-401":
+                self._send(401, b"Unauthorized")
             else:
                 self._websocket()
             return
+        if cfg.loading and rel is not None and rel != "/system/ping":
+            if self.command == "POST":
+                self._drain()
+            self._send(503, b"Jellyfin Server is loading. Please try again shortly.", "text/html")
+            return
         if rel is None or rel in ("", "/"):
             self._send(302, headers={"Location": f"{base}/web/" if base else "web/"})
+        elif rel == "/system/ping":
+            self._send(200, b'"Jellyfin Server"', "application/json")
         elif rel == "/health":
             self._send(cfg.health_status, cfg.health_body.encode())
         elif rel == "/system/info/public":
@@ -426,7 +442,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
             self._send(200, json.dumps(info).encode(), "application/json")
         elif rel == "/web":
-            self._send(301, headers={"Location": f"{base}/web/"})
+            self._send(301, headers={"Location": cfg.web_redirect or f"{base}/web/"})
         elif rel in ("/web/", "/web/index.html"):
             self._ranged(INDEX_HTML, "text/html; charset=utf-8")
         elif rel.startswith("/videos/"):

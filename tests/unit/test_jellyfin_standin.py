@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,12 +30,19 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 APP = Path(__file__).resolve().parents[1] / "images" / "jellyfin-standin" / "jellyfin_standin.py"
 PYTHON = os.environ.get("STANDIN_TEST_PYTHON", sys.executable)
 MEDIA_BYTES = 3_000_000
+KEY = "key-under-test"
+UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
 FORWARDED = {
     "X-Forwarded-For": "203.0.113.7",
     "X-Forwarded-Proto": "https",
@@ -100,6 +108,7 @@ class StandinProcess:
             "STANDIN_PORT": "0",
             "STANDIN_MEDIA_BYTES": str(MEDIA_BYTES),
             "STANDIN_SERVER_NAME": "standin-under-test",
+            "STANDIN_API_KEYS": f"{KEY},second-key",
             **(env or {}),
         }
         self.proc = subprocess.Popen(
@@ -403,9 +412,11 @@ def test_health_body_is_exactly_healthy(plain: StandinProcess) -> None:
 
 def test_root_redirects_to_web_and_web_serves_html(plain: StandinProcess) -> None:
     root = plain.get("/")
-    assert (root.status, root.headers["Location"]) == (302, "./web/")
-    bare = plain.get("/web?x=1")
-    assert (bare.status, bare.headers["Location"]) == (301, "/web/?x=1")
+    assert (root.status, root.headers["Location"]) == (302, "web/")
+    # Absolute, from the connection's scheme and Host: no KnownProxies, so the forwarded
+    # headers are ignored and the client would be sent to the internal address.
+    bare = plain.get("/web?x=1", {**FORWARDED, "Host": "jellyfin:8096"})
+    assert (bare.status, bare.headers["Location"]) == (301, "http://jellyfin:8096/web/?x=1")
     for path in ("/web/", "/web/index.html", "/WEB/"):
         page = plain.get(path)
         assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
@@ -430,6 +441,7 @@ def test_paths_are_case_insensitive(plain: StandinProcess) -> None:
 
 def test_public_info_fields(plain: StandinProcess) -> None:
     info = plain.get("/System/Info/Public", FORWARDED).json()
+    assert info["OperatingSystem"] == ""  # obsolete in Jellyfin, never set
     assert set(info) == {
         "LocalAddress", "ServerName", "Version", "ProductName",
         "OperatingSystem", "Id", "StartupWizardCompleted",
@@ -526,25 +538,106 @@ def test_upload_of_20_mb(plain: StandinProcess) -> None:
     reply = plain.request("POST", "/__standin/upload", {"Content-Type": "image/jpeg"}, body)
     assert reply.status == 200
     assert reply.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-    image = plain.request("POST", "/Items/abc/Images/Primary", {"X-Emby-Token": "t"}, body)
+    image = plain.request("POST", "/Items/abc/Images/Primary", {"X-Emby-Token": KEY}, body)
     assert image.status == 204
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/Items/abc/Images/Primary",
+        "/Items/abc/Images/Backdrop/1",
+        "/Users/u1/Images/Primary",
+        "/UserImage",
+        "/Videos/abc/Subtitles",
+    ],
+)
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_uploads_are_refused_before_the_body_is_read(
+    plain: StandinProcess, path: str, token: str | None
+) -> None:
+    """[Authorize] answers 401 before the controller reads the body: the stand-in answers
+    while the client has sent only the headers of a 20 MiB upload."""
+    headers = {"Content-Type": "image/jpeg", "Content-Length": str(20 * 1024 * 1024)}
+    if token:
+        headers["X-Emby-Token"] = token
+    conn = http.client.HTTPConnection("127.0.0.1", plain.port, timeout=5)
+    try:
+        conn.putrequest("POST", path)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()  # no body sent: only an early answer gets here
+        assert response.status == 401
+    finally:
+        conn.close()
+
+
 def test_websocket_keepalive_round_trip(plain: StandinProcess) -> None:
-    with connect(plain.ws_url("/socket?api_key=tok&deviceId=dev"), open_timeout=5) as ws:
+    with connect(plain.ws_url(f"/socket?api_key={KEY}&deviceId=dev"), open_timeout=5) as ws:
         hello = json.loads(ws.recv(timeout=5))
         assert (hello["MessageType"], hello["Data"]) == ("ForceKeepAlive", 60)
         ws.send(json.dumps({"MessageType": "KeepAlive"}))
         assert json.loads(ws.recv(timeout=5))["MessageType"] == "KeepAlive"
 
 
-def test_websocket_needs_a_token(plain: StandinProcess) -> None:
-    with pytest.raises(InvalidStatus) as refused:
-        connect(plain.ws_url("/socket?deviceId=dev"), open_timeout=5)
-    assert refused.value.response.status_code == 401
-    headers = {"Authorization": 'MediaBrowser Client="t", DeviceId="d", Token="abc"'}
-    with connect(plain.ws_url("/any/path"), additional_headers=headers, open_timeout=5) as ws:
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("?deviceId=dev", {}),
+        ("?api_key=wrong", {}),
+        ("?ApiKey=wrong", {}),
+        ("", {"X-Emby-Token": "wrong"}),
+        ("", {"X-MediaBrowser-Token": "wrong"}),
+        ("", {"Authorization": 'MediaBrowser Client="t", Token="wrong"'}),
+        ("", {"X-Emby-Authorization": 'Emby Client="t", Token="wrong"'}),
+        ("", {"Authorization": f"Bearer {KEY}"}),  # not a scheme Jellyfin reads
+        # The header's token comes first: a valid query key does not rescue a bad one.
+        (f"?api_key={KEY}", {"X-Emby-Token": "wrong"}),
+    ],
+)
+def test_websocket_refuses_a_missing_or_bad_token_with_403(
+    plain: StandinProcess, query: str, headers: dict[str, str]
+) -> None:
+    """WebSocketManager throws SecurityException; ExceptionMiddleware answers 403
+    "Error processing request." - never 401, never 101."""
+    reply = plain.get(f"/socket{query}", {**UPGRADE, **headers})
+    assert (reply.status, reply.body) == (403, b"Error processing request.")
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    assert plain.get(f"/socket{query}", headers).status == 404  # without Upgrade: no route
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        (f"?api_key={KEY}", {}),
+        (f"?APIKEY={KEY}", {}),  # query names in any case
+        ("", {"X-Emby-Token": "second-key"}),
+        ("", {"X-MediaBrowser-Token": KEY}),
+        ("", {"Authorization": f'MediaBrowser Client="t", DeviceId="d", Token="{KEY}"'}),
+        ("", {"X-Emby-Authorization": f'Emby Token="{KEY}", Client="t"'}),
+    ],
+)
+def test_websocket_accepts_a_valid_key_in_every_form(
+    plain: StandinProcess, query: str, headers: dict[str, str]
+) -> None:
+    with connect(
+        plain.ws_url(f"/any/path{query}"), additional_headers=headers, open_timeout=5
+    ) as ws:
         assert json.loads(ws.recv(timeout=5))["MessageType"] == "ForceKeepAlive"
+
+
+def test_authorization_header_parts_like_jellyfin() -> None:
+    parts = standin.authorization_parts('MediaBrowser Client="a, b", Token="x%2By", Version=1')
+    assert parts == {"Client": "a, b", "Token": "x+y", "Version": "1"}
+    assert standin.authorization_parts("Basic abc") is None
+    assert standin.authorization_parts("MediaBrowser") is None
+
+
+def test_unset_keys_mean_the_documented_default() -> None:
+    settings = standin.Settings.from_env({})
+    assert settings.api_keys == {standin.DEFAULT_API_KEY}
+    assert standin.Settings.from_env({"STANDIN_API_KEYS": ""}).api_keys == frozenset()
 
 
 def test_access_log_scrubs_tokens(plain: StandinProcess) -> None:
@@ -561,16 +654,33 @@ def test_access_log_scrubs_tokens(plain: StandinProcess) -> None:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/", "/health", "/jellyfin", "/jellyfin/", "/other?x=1"])
-def test_outside_the_base_url_redirects_to_web(proxied: StandinProcess, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/", "jellyfin/web/"),
+        ("/jellyfin", "jellyfin/web/"),
+        ("/JELLYFIN", "jellyfin/web/"),
+        ("/jellyfin/", "web/"),
+        ("/other?x=1", "jellyfin/web/"),
+        ("/a/b", "../jellyfin/web/"),
+        ("/health", "/jellyfin/health"),
+    ],
+)
+def test_outside_the_base_url_redirects_to_web(
+    proxied: StandinProcess, path: str, location: str
+) -> None:
+    """BaseUrlRedirectionMiddleware: relative to the requested path (Uri.MakeRelativeUri),
+    except /health."""
     reply = proxied.get(path)
-    assert (reply.status, reply.headers["Location"]) == (302, "/jellyfin/web/")
+    assert (reply.status, reply.headers["Location"]) == (302, location)
 
 
 def test_routes_live_under_the_base_url(proxied: StandinProcess) -> None:
     assert proxied.get("/jellyfin/health").body == b"Healthy"
     assert proxied.get("/JellyFin/Health").body == b"Healthy"
-    assert proxied.get("/jellyfin/web").headers["Location"] == "/jellyfin/web/"
+    # Trusted proxy: scheme and host from X-Forwarded-Proto/-Host.
+    web_redirect = proxied.get("/jellyfin/web", FORWARDED).headers["Location"]
+    assert web_redirect == "https://media.example.com/jellyfin/web/"
     assert "stand-in" in proxied.get("/jellyfin/web/").text
     assert proxied.get("/jellyfinx/health").status == 404  # prefix matches whole segments
     part = proxied.get("/jellyfin/Videos/1/stream", {"Range": "bytes=5-9"})
@@ -605,18 +715,13 @@ def test_local_address_from_the_request(proxied: StandinProcess) -> None:
 
 
 def test_websocket_under_the_base_url(proxied: StandinProcess) -> None:
-    with connect(proxied.ws_url("/jellyfin/socket?api_key=t&deviceId=d"), open_timeout=5) as ws:
+    url = proxied.ws_url(f"/jellyfin/socket?api_key={KEY}&deviceId=d")
+    with connect(url, open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["Data"] == 60
         ws.send(json.dumps({"MessageType": "KeepAlive"}))
         assert json.loads(ws.recv(timeout=5))["MessageType"] == "KeepAlive"
-    upgrade = {
-        "Connection": "Upgrade",
-        "Upgrade": "websocket",
-        "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-    }
-    outside = proxied.get("/socket?api_key=t", upgrade)
-    assert (outside.status, outside.headers["Location"]) == (302, "/jellyfin/web/")
+    outside = proxied.get(f"/socket?api_key={KEY}", UPGRADE)
+    assert (outside.status, outside.headers["Location"]) == (302, "jellyfin/web/")
 
 
 # --------------------------------------------------------------------------------------
@@ -624,32 +729,101 @@ def test_websocket_under_the_base_url(proxied: StandinProcess) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_startup_window(tmp_path: Path) -> None:
+def _poll(server: StandinProcess, path: str, body: bytes, timeout: float = 10) -> Reply:
+    """GET `path` until it answers `body` (the port may be closed in between)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = server.get(path)
+        except OSError:
+            reply = None
+        if reply is not None and reply.body == body:
+            return reply
+        assert time.monotonic() < deadline, f"{path} never answered {body!r}"
+        time.sleep(0.05)
+
+
+def test_startup_phases(tmp_path: Path) -> None:
+    """Jellyfin 10.11: port closed; SetupServer (no BaseUrl; /health 200 Degraded, public
+    info, everything else 503 Retry-After); port closed again; the main app answering 503
+    "loading" to all but /System/Ping (and WebSockets, /web); then ready."""
     (tmp_path / "network.xml").write_text(network_xml("/jellyfin"))
-    server = StandinProcess(tmp_path, {"STANDIN_STARTUP_SECONDS": "1"}).ready()
+    server = StandinProcess(
+        tmp_path,
+        {
+            "STANDIN_CLOSED_SECONDS": "1",
+            "STANDIN_STARTUP_SECONDS": "1.5",
+            "STANDIN_SWITCH_SECONDS": "0.5",
+            "STANDIN_LOADING_SECONDS": "1.5",
+        },
+    )
     try:
-        # Jellyfin's SetupServer ignores BaseUrl and maps Degraded to 200: body only.
+        server.wait_for_line(lambda text: "port closed for 1.0s" in text)
+        assert "listening on" not in server.output
+        server.ready()
+        assert "phase=setup" in server.wait_for_line(lambda text: "listening on" in text)
         degraded = server.get("/health")
         assert (degraded.status, degraded.body) == (200, b"Degraded")
-        busy = server.get("/jellyfin/health")
-        assert (busy.status, busy.headers["Retry-After"]) == (503, "005")
-        assert server.get("/jellyfin/System/Ping").json() == "Jellyfin Server"
+        for path in ("/jellyfin/health", "/System/Ping", "/jellyfin/System/Ping", "/"):
+            busy = server.get(path)
+            assert (busy.status, busy.headers["Retry-After"]) == (503, "005"), path
+            assert busy.headers["Content-Type"].startswith("text/html")
         assert server.get("/System/Info/Public").json()["StartupWizardCompleted"] is False
 
-        deadline = time.monotonic() + 5
-        while server.get("/jellyfin/health").body != b"Healthy":
-            assert time.monotonic() < deadline, "never became healthy"
-            time.sleep(0.1)
-        assert server.get("/health").status == 302
+        server.wait_for_line(lambda text: "phase=loading" in text)
+        loading = server.get("/jellyfin/health")
+        assert (loading.status, loading.text) == (503, standin.LOADING_MESSAGE)
+        assert "Retry-After" not in loading.headers
+        assert server.get("/jellyfin/System/Ping").json() == "Jellyfin Server"
+        assert server.get("/jellyfin/web/").status == 200
+        assert server.get("/health").headers["Location"] == "/jellyfin/health"
+        ws_url = server.ws_url(f"/jellyfin/socket?api_key={KEY}")
+        with connect(ws_url, open_timeout=5) as ws:
+            assert json.loads(ws.recv(timeout=5))["MessageType"] == "ForceKeepAlive"
+
+        _poll(server, "/jellyfin/health", b"Healthy")
+        assert server.get("/jellyfin/System/Info/Public").json()["StartupWizardCompleted"]
     finally:
         server.stop()
+    # The order of the phases, as the log tells it.
+    events = ("port closed", "phase=setup", "start-up server stopped", "phase=loading",
+              "start-up complete", "stopped")  # fmt: skip
+    seen = [next(e for e in events if e in line) for line in server.lines
+            if any(e in line for e in events)]  # fmt: skip
+    assert seen == list(events)
+
+
+def test_listens_where_jellyfin_would(tmp_path: Path) -> None:
+    """EnableIPv6 with EnableIPv4: one dual-mode socket on [::], like Kestrel's; IPv4 only
+    (the default): 0.0.0.0."""
+    dual = tmp_path / "dual"
+    dual.mkdir()
+    (dual / "network.xml").write_text(
+        "<NetworkConfiguration><EnableIPv6>true</EnableIPv6></NetworkConfiguration>"
+    )
+    server = StandinProcess(dual, {"STANDIN_BIND": ""})
+    try:
+        line = server.wait_for_line(lambda text: "listening on" in text)
+        port = int(re.search(r"listening on http://\[::\]:(\d+)", line).group(1))  # type: ignore[union-attr]
+        for host in ("127.0.0.1", "::1"):
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+            conn.request("GET", "/health")
+            assert conn.getresponse().read() == b"Healthy", host
+            conn.close()
+    finally:
+        server.stop()
+    single = standin.listen_socket(None, standin.NetworkConfig(), 0)
+    try:
+        assert single.family == socket.AF_INET and single.getsockname()[0] == "0.0.0.0"
+    finally:
+        single.close()
 
 
 def test_published_server_url_and_graceful_sigterm(fleet: dict[str, StandinProcess]) -> None:
     server = fleet["published"]
     info = server.get("/System/Info/Public").json()
     assert info["LocalAddress"] == "https://tv.example.org/jf"
-    with connect(server.ws_url("/socket?api_key=t"), open_timeout=5) as ws:
+    with connect(server.ws_url(f"/socket?api_key={KEY}"), open_timeout=5) as ws:
         ws.recv(timeout=5)
         started = time.monotonic()
         server.terminate()

@@ -197,6 +197,13 @@ BROKEN: list[tuple[str, dict[str, Any], dict[str, Any], str, Status]] = [
     ("no WebSocket upgrade", {"websocket": "none"}, {}, "websocket.keepalive", Status.FAIL),
     ("413 on upload", {"upload_limit": 1 << 20}, {}, "upload.20mb", Status.FAIL),
     ("Range ignored", {"range_support": False}, {}, "stream.range", Status.FAIL),
+    (
+        "web redirect to the internal host",
+        {"web_redirect": "http://jellyfin:8096/web/"},
+        {},
+        "jellyfin.web",
+        Status.FAIL,
+    ),
     ("KnownProxies empty", {}, {"known_proxies": []}, "proxy.known-proxies", Status.FAIL),
     (
         "proxy not covered",
@@ -244,6 +251,18 @@ def test_websocket_auth_refusals_still_prove_the_upgrade(pki: PKI, mode: str) ->
     result = report.get("websocket.keepalive")
     assert result is not None
     assert result.status is Status.PASS, result.reason
+
+
+@pytest.mark.parametrize("mode", ["proxy-403", "refuse-401"])
+def test_a_refusal_that_is_not_jellyfins_is_not_proof(pki: PKI, mode: str) -> None:
+    """Jellyfin refuses a bad token with 403 "Error processing request." and never with
+    401: any other refusal came from something in front of it, so nothing is proven."""
+    with fake_stack(pki, websocket=mode) as stack:
+        report = run_checks(stack.target(), only=["websocket"])
+    result = report.get("websocket.keepalive")
+    assert result is not None
+    assert result.status is Status.WARN, result.reason
+    assert "not Jellyfin's refusal" in result.reason
 
 
 def test_frames_allowed_opt_in(pki: PKI) -> None:
@@ -371,6 +390,19 @@ def test_dead_jellyfin_is_one_root_cause_and_no_check_passes_on_the_502(pki: PKI
     assert {"jellyfin.forwarded", "headers.security", "websocket.keepalive"} <= set(report.not_run)
     # The proxy's own checks still run: they do not depend on Jellyfin.
     assert {"redirect.https", "tls.name", "tls.protocols"} <= {r.id for r in report.results}
+
+
+def test_a_loading_jellyfin_is_reached_but_not_healthy(pki: PKI) -> None:
+    """Jellyfin's 503 "loading" is Jellyfin's answer, not the proxy's gateway error: the
+    proxy reaches it (its /System/Ping answers), and jellyfin.health says it is starting."""
+    with fake_stack(pki, loading=True) as stack:
+        report = run_checks(stack.target(), only=["reach", "jellyfin.health"])
+    reach = report.get("reach.upstream")
+    assert reach is not None and reach.status is Status.PASS, report.render_table()
+    assert "still loading" in reach.reason
+    health = report.get("jellyfin.health")
+    assert health is not None and health.status is Status.FAIL
+    assert "still starting" in health.reason
 
 
 def test_upload_does_not_pass_on_the_proxys_gateway_error(pki: PKI) -> None:

@@ -167,10 +167,18 @@ def _is_ip(host: str) -> bool:
     needs=UPSTREAM,
 )
 def jellyfin_web(ctx: ProbeContext) -> Outcome:
-    trail = ctx.follow(f"{ctx.url.base}/web/", 3)
+    # From {base}/web, as users type it: Jellyfin redirects it to {base}/web/ with an
+    # absolute URL built from the scheme and host it believes (forwarded headers), so a
+    # proxy Jellyfin does not trust sends the browser to http://internal-host/web/.
+    trail = ctx.follow(f"{ctx.url.base}/web", 3)
     details: dict[str, object] = {"urls": trail.urls}
     if trail.final is None:
-        return failed(f"{ctx.url.base}/web/ did not load: {trail.problem}", HINT_LOOP, **details)
+        leaves = (trail.problem or "").startswith("redirect leaves https://")
+        return failed(
+            f"{ctx.url.base}/web did not load: {trail.problem}",
+            HINT_FORWARDED if leaves else HINT_LOOP,
+            **details,
+        )
     resp = trail.final
     details["status"] = resp.status
     content_type = resp.header("Content-Type") or ""

@@ -20,7 +20,11 @@ from stackgen.probe.checks.reach import GATEWAY_ERRORS
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import Status, redact
 
-WS_QUERY = "api_key=stackgen-probe&deviceId=stackgen-verify"
+# A token no Jellyfin has issued: without a key of its own, verify proves the upgrade by
+# Jellyfin's refusal of this one (see _judge_refused_upgrade).
+WS_QUERY = "api_key=stackgen-verify-not-a-key&deviceId=stackgen-verify"
+# What Jellyfin's ExceptionMiddleware writes for the SecurityException of a refused socket.
+JELLYFIN_ERROR_BODY = "Error processing request."
 TTFB_WARN_S = 2.0
 TTFB_FAIL_S = 10.0
 TTFB_READ = 64 * 1024
@@ -147,8 +151,9 @@ def _websocket_attempt(ctx: ProbeContext) -> Outcome:
                 **details,
             )
     except InvalidStatus as exc:
-        status = exc.response.status_code
-        return _judge_refused_upgrade(ctx, path, status, details)
+        response = exc.response
+        body = bytes(response.body or b"").decode("utf-8", "replace")
+        return _judge_refused_upgrade(ctx, path, response.status_code, body, details)
     except ConnectionClosed as exc:
         code = exc.rcvd.code if exc.rcvd is not None else None
         details["close_code"] = code
@@ -174,23 +179,35 @@ def _websocket_attempt(ctx: ProbeContext) -> Outcome:
 
 
 def _judge_refused_upgrade(
-    ctx: ProbeContext, path: str, status: int, details: dict[str, object]
+    ctx: ProbeContext, path: str, status: int, body: str, details: dict[str, object]
 ) -> Outcome:
-    """Real Jellyfin refuses an unauthenticated upgrade *before* the 101 (WebSocketManager
-    throws SecurityException -> 403; a bad token can give 401). So a 401/403 alone does
-    not show whether Upgrade reached it. The tell: without Upgrade headers the same URL is
-    an ordinary request (404 — /socket is no route), so compare with a plain GET."""
+    """Jellyfin refuses an upgrade with no token or an invalid one *before* the 101:
+    WebSocketManager throws SecurityException, which ExceptionMiddleware answers with 403
+    `text/plain` "Error processing request." - never 401, never 101. Only the WebSocket
+    handler answers so: without the Upgrade headers (a proxy that drops them) the same URL
+    is an ordinary request, and /socket is no route (404). So Jellyfin's 403 for the
+    probe's made-up token, where a plain GET gets something else, proves the upgrade
+    request reached Jellyfin intact."""
     plain = ctx.https(path)
-    details.update(upgrade_status=status, plain_status=plain.status)
-    if status in (401, 403) and plain.status != status:
+    details.update(upgrade_status=status, upgrade_body=body[:80], plain_status=plain.status)
+    jellyfins = status == 403 and body.strip() == JELLYFIN_ERROR_BODY
+    if jellyfins and plain.status != 403:
         return passed(
-            f"upgrade request reached Jellyfin's WebSocket handler ({status} for the probe's dummy "
-            f"token; a plain GET gets {plain.status})",
+            "the upgrade reached Jellyfin's WebSocket handler: 403 for the probe's made-up "
+            f"token, as Jellyfin refuses it (a plain GET gets {plain.status})",
             **details,
         )
-    if status == plain.status and status in (401, 403):
+    if status in (401, 403) and plain.status == status:
         return warned(
             f"could not judge: every request to /socket gets {status} (authentication in front?)",
+            HINT_WEBSOCKET,
+            **details,
+        )
+    if status in (401, 403):
+        return warned(
+            f"could not judge: {status} {body.strip()[:40]!r} is not Jellyfin's refusal of a "
+            "token (403 'Error processing request.'): something in front of Jellyfin "
+            "answered the upgrade",
             HINT_WEBSOCKET,
             **details,
         )
@@ -350,8 +367,14 @@ def upload_20mb(ctx: ProbeContext) -> Outcome:
             HINT_UPLOAD,
             **details,
         )
+    early = (
+        f" after {outcome.sent_bytes} of {UPLOAD_SIZE} bytes"
+        if outcome.sent_bytes < UPLOAD_SIZE
+        else ""
+    )
     return passed(
-        f"20 MiB body accepted by the proxy (Jellyfin answered {outcome.status})", **details
+        f"20 MiB body accepted by the proxy (Jellyfin answered {outcome.status}{early})",
+        **details,
     )
 
 

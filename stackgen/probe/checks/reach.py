@@ -60,7 +60,22 @@ def reach_upstream(ctx: ProbeContext) -> Outcome:
             f"no HTTPS answer from the proxy: {exc}",
             "see the tls.* checks for the handshake, and the proxy's log (`stackgen logs <proxy>`)",
         )
-    details = {"url": resp.url, "status": resp.status, "server": resp.header("Server")}
+    details: dict[str, object] = {
+        "url": resp.url,
+        "status": resp.status,
+        "server": resp.header("Server"),
+    }
+    if gateway_error(resp) and resp.status == 503:
+        # Jellyfin's main app answers 503 "loading" (in the server's language) to every
+        # route but /System/Ping while its start-up tasks run: the ping tells it apart.
+        ping = ctx.https(f"{ctx.url.base}/System/Ping")
+        details["ping_status"] = ping.status
+        if ping.status == 200 and ping.text().strip().strip('"') == "Jellyfin Server":
+            return passed(
+                f"Jellyfin answers through the proxy, still loading ({ctx.url.base}/health "
+                "503, /System/Ping 200)",
+                **details,
+            )
     if gateway_error(resp):
         return failed(
             f"the proxy answers {resp.status} {resp.reason} for {ctx.url.base}/health: "

@@ -33,10 +33,17 @@ Environment
     ``JELLYFIN_CONFIG_DIR``        config dir (default ``/config/config``; else
                                    ``$JELLYFIN_DATA_DIR/config``)
     ``JELLYFIN_PublishedServerUrl`` URL advertised as ``LocalAddress`` (as in Jellyfin)
-    ``STANDIN_BIND``               listen address (default ``0.0.0.0``)
+    ``STANDIN_BIND``               listen address (default: where Jellyfin listens, from
+                                   ``EnableIPv4``/``EnableIPv6``, see "Listening")
     ``STANDIN_PORT``               listen port, overrides ``InternalHttpPort``; ``0`` picks
                                    a free port (the "listening on" log line names it)
-    ``STANDIN_STARTUP_SECONDS``    length of the emulated start-up phase (default 0)
+    ``STANDIN_API_KEYS``           comma-separated API keys that authenticate (default:
+                                   ``stackgen-standin-api-key``, ``DEFAULT_API_KEY``;
+                                   empty: none)
+    ``STANDIN_CLOSED_SECONDS``     start-up phase 0: nothing listens (default 0)
+    ``STANDIN_STARTUP_SECONDS``    start-up phase 1: the start-up server (default 0)
+    ``STANDIN_SWITCH_SECONDS``     after phase 1: port closed again (default 0.2)
+    ``STANDIN_LOADING_SECONDS``    start-up phase 2: main app, still loading (default 0)
     ``STANDIN_MEDIA_BYTES``        size of the generated media file (default 64 MiB)
     ``STANDIN_MEDIA_FILE``         where that file is written (default
                                    ``$JELLYFIN_CACHE_DIR/standin-media-<size>.bin``, else
@@ -61,15 +68,35 @@ Forwarded headers (Jellyfin 10.11 + ASP.NET Core ForwardedHeadersMiddleware)
   right-most address that is not itself a trusted proxy. ``X-Forwarded-Proto`` and
   ``-Host`` entries are aligned from the right with XFF entries.
 
+Listening
+---------
+Like Kestrel under Jellyfin's NetworkManager.GetAllBindInterfaces (no
+``LocalNetworkAddresses``): ``EnableIPv4`` and ``EnableIPv6`` -> one dual-mode socket on
+``[::]`` (IPv4 clients appear as ``::ffff:a.b.c.d``, mapped back wherever Jellyfin maps);
+IPv4 only (the default) -> ``0.0.0.0``; IPv6 only -> ``[::]`` with ``IPV6_V6ONLY`` (Jellyfin
+binds each IPv6 interface address instead). Without IPv6 in the kernel: IPv4, logged.
+
+Authentication
+--------------
+Tokens are read as AuthorizationContext does with legacy authorization on (the 10.11
+default), first non-empty wins: ``Authorization: MediaBrowser ... Token="..."`` (or the
+``Emby`` scheme; ``X-Emby-Authorization`` only without ``Authorization``), ``X-Emby-Token``,
+``X-MediaBrowser-Token``, query ``ApiKey``, query ``api_key`` (query names in any case). A
+token authenticates when it is one of the configured API keys; there are no users or
+sessions, so every valid key acts like an administrator's API key.
+
 Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
 -----------------------------------------------------------------------------
-* Outside the prefix, ``/``, ``{base}`` and ``{base}/``: ``302`` to ``{base}/web/``
-  (``./web/`` when there is no base URL), exactly Jellyfin's BaseUrlRedirectionMiddleware.
+* Outside the prefix, ``/``, ``{base}`` and ``{base}/``: ``302`` to ``{base}/web/`` with a
+  **relative** ``Location`` (Uri.MakeRelativeUri: ``/`` -> ``web/``, ``/jellyfin`` ->
+  ``jellyfin/web/``, ``/a/b`` -> ``../jellyfin/web/``); ``/health`` -> ``{base}/health``.
+  Exactly Jellyfin's BaseUrlRedirectionMiddleware, which runs before forwarded headers.
 * ``{base}/health`` (any method): 200 ``text/plain`` ``Healthy``.
 * ``GET|POST {base}/System/Ping``: 200 ``"Jellyfin Server"`` (JSON string).
 * ``GET {base}/System/Info/Public``: JSON ``LocalAddress, ServerName, Version
   ("10.11.0-standin"), ProductName ("Jellyfin Server"), OperatingSystem, Id,
-  StartupWizardCompleted``. ``LocalAddress`` follows Jellyfin's ``GetSmartApiUrl``:
+  StartupWizardCompleted``; ``OperatingSystem`` is ``""`` (obsolete, never set by Jellyfin).
+  ``LocalAddress`` follows Jellyfin's ``GetSmartApiUrl``:
   with ``EnablePublishedServerUriByRequest`` true it is ``scheme://host[:port]{base}``
   from the request *after* forwarded-header processing; otherwise
   ``JELLYFIN_PublishedServerUrl`` if set (it then applies to every client and the subnet
@@ -81,12 +108,16 @@ Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
   ``http://<local address the request arrived on>:<port>{base}``. So it reflects forwarded
   headers only when ``EnablePublishedServerUriByRequest`` is true (Jellyfin's default is
   false), or through the client address a subnet entry is chosen by.
-* ``{base}/web`` -> 301 ``{base}/web/``; ``GET|HEAD {base}/web/`` and
+* ``{base}/web`` -> 301 with an **absolute** ``Location``
+  ``{scheme}://{host}{base}/web/[?query]`` (ASP.NET DefaultFiles' RedirectToPathWithSlash),
+  scheme and host as forwarded-header processing left them: behind a proxy that is not in
+  ``KnownProxies`` it names the internal ``http://`` host. ``GET|HEAD {base}/web/`` and
   ``{base}/web/index.html``: an HTML page titled "Jellyfin stand-in".
 * WebSocket upgrade on any path under the base (clients use
-  ``{base}/socket?api_key=TOKEN&deviceId=ID``). A token is required, as in Jellyfin:
-  ``api_key``/``ApiKey`` in the query or ``X-Emby-Token``/``X-MediaBrowser-Token``/
-  ``Authorization: MediaBrowser Token="..."`` (any value) -> else 401. On connect the
+  ``{base}/socket?api_key=TOKEN&deviceId=ID``). As WebSocketManager: no token or a token
+  that is not a configured key -> **403** ``text/plain`` ``Error processing request.``
+  (ExceptionMiddleware's answer to SecurityException; never 401, never 101); a valid key
+  -> 101. Without the Upgrade headers ``/socket`` is no route: 404. On connect the
   server sends ``{"MessageType": "ForceKeepAlive", "Data": 60, "MessageId": ...}``;
   every client ``{"MessageType": "KeepAlive"}`` is answered with
   ``{"MessageType": "KeepAlive", "MessageId": ...}``.
@@ -104,8 +135,12 @@ Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
   older than ``Last-Modified`` -> full 200; a date at or after it -> 206; an entity-tag
   ``If-Range`` is honoured (206), because the resource has no ETag to contradict it.
   ``If-Modified-Since`` at/after ``Last-Modified`` -> 304.
-* ``POST {base}/Items/{id}/Images/{type}[/{index}]``: body consumed streaming, no size
-  limit, 204 (no authentication check).
+* Uploads behind ``[Authorize]``: ``POST {base}/Items/{id}/Images/{type}[/{index}]``,
+  ``{base}/Users/{id}/Images/{type}[/{index}]``, ``{base}/UserImage``,
+  ``{base}/Videos/{id}/Subtitles``. Without a valid key: **401**, empty, answered before
+  any of the body is read (aiohttp then discards the rest for up to 10 s, as Kestrel
+  drains it, and closes the connection if it cannot). With one: the body is consumed
+  streaming, no size limit, 204 (Jellyfin would decode and store the image).
 * CORS as Jellyfin's default policy: ``Access-Control-Allow-Origin: *`` when a request
   carries ``Origin``; preflights answered 204. Every response says ``Server: Kestrel``.
 
@@ -126,12 +161,39 @@ Test-only endpoints (under the base too)
 
     ``POST|PUT {base}/__standin/upload`` -> ``{"bytes": N, "sha256": "<hex>"}``.
 
-Start-up emulation (``STANDIN_STARTUP_SECONDS`` > 0), like Jellyfin 10.11's SetupServer,
-which knows nothing of ``BaseUrl``: ``/health`` at the root answers **200** ``Degraded``
-(ASP.NET maps Degraded to 200 - only the body tells; ``curl -f`` passes),
-``/System/Info/Public`` at the root answers JSON with ``StartupWizardCompleted`` false,
-``{base}/System/Ping`` answers as usual, and everything else gets 503 ``text/html`` with
-``Retry-After: 005``.
+Start-up, in Jellyfin 10.11's order (Program.StartServer), each phase switched on by its
+variable (all 0 by default: ready at once):
+
+0. ``STANDIN_CLOSED_SECONDS``: the process runs, the port is closed.
+1. ``STANDIN_STARTUP_SECONDS``: the start-up server (SetupServer), a separate app that
+   knows nothing of ``BaseUrl``: ``/health`` at the root answers **200** ``Degraded``
+   (ASP.NET maps Degraded to 200 - only the body tells; ``curl -f`` passes),
+   ``/System/Info/Public`` at the root answers JSON with ``StartupWizardCompleted`` false,
+   and everything else - ``/System/Ping`` and ``{base}/...`` included - gets 503
+   ``text/html`` with ``Retry-After: 005``. Then it stops: the port is closed for
+   ``STANDIN_SWITCH_SECONDS`` (its connections are closed too).
+2. ``STANDIN_LOADING_SECONDS``: the main app with start-up tasks still running
+   (ServerStartupMessageMiddleware): the BaseUrl redirects, CORS preflights, ``/web``,
+   the 401 of unauthenticated uploads and WebSockets answer as usual; ``{base}/System/Ping``
+   answers 200; everything else, ``{base}/health`` included, 503 ``text/html``
+   "Jellyfin Server is loading. Please try again shortly." (no ``Retry-After``).
+3. Ready. Each transition is logged (``listening on ... phase=...``, ``start-up server
+   stopped``, ``start-up complete``).
+
+Departures from Jellyfin (what the stand-in does not do, on purpose)
+-------------------------------------------------------------------
+* No users, sessions, library or database: authentication knows only the configured API
+  keys (every key acts as an administrator's); logins, Quick Connect and every route not
+  listed above answer 404; ``/health`` never reports ``Unhealthy``, and a failed start-up
+  (SetupServer's 10-minute ``Unhealthy``) is not emulated.
+* Remote-access rules (IpBasedAccessValidationMiddleware, ``EnableRemoteAccess``,
+  ``RemoteIPFilter``) are not applied; ``LocalNetworkAddresses`` and per-interface binding
+  are not read.
+* The web client is one HTML page; ``Version`` is ``10.11.0-standin``; ``Server: Kestrel``.
+* ``Items/.../Images`` with a valid key stores nothing; ``/Videos/{id}/stream`` serves the
+  same generated file for every id.
+* The start-up server serves neither ``/startup/logger`` nor a real log page.
+* Test-only endpoints exist (``/__standin/echo``, ``/__standin/upload``, anonymous).
 
 Access log: one line per request on stdout; ``api_key``/``ApiKey`` query values (any
 case, also percent-encoded names) are replaced by ``***``. SIGTERM/SIGINT: stop
@@ -152,7 +214,6 @@ import ipaddress
 import json
 import logging
 import os
-import platform
 import re
 import signal
 import socket
@@ -188,6 +249,15 @@ WEBSOCKET_KEEPALIVE_SECONDS: Final = 60
 # SetupServer formats its 5 s retry interval with "000".
 STARTUP_RETRY_AFTER: Final = "005"
 TOKEN_QUERY_NAMES: Final = frozenset({"api_key", "apikey"})
+# The API key the stand-in accepts when STANDIN_API_KEYS is unset, so every test knows one.
+DEFAULT_API_KEY: Final = "stackgen-standin-api-key"
+# ExceptionMiddleware's body outside Development, for the SecurityException of a refused
+# WebSocket (403).
+ERROR_BODY: Final = "Error processing request."
+# ServerStartupMessageMiddleware's text ("StartupEmbyServerIsLoading", en-US).
+LOADING_MESSAGE: Final = "Jellyfin Server is loading. Please try again shortly."
+# SetupServer stops before the main host starts: a short moment with nothing listening.
+DEFAULT_SWITCH_SECONDS: Final = 0.2
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -808,15 +878,58 @@ def scrub_tokens(target: str) -> str:
     return f"{path}?{'&'.join(parts)}"
 
 
-def _has_token(request: web.BaseRequest) -> bool:
-    if any(k.lower() in TOKEN_QUERY_NAMES and v for k, v in request.query.items()):
-        return True
-    if request.headers.get("X-Emby-Token") or request.headers.get("X-MediaBrowser-Token"):
-        return True
-    auth = request.headers.get("Authorization", "") or request.headers.get(
-        "X-Emby-Authorization", ""
-    )
-    return bool(re.search(r"\bToken=\"?[^\",\s]", auth, re.IGNORECASE))
+def authorization_parts(value: str) -> dict[str, str] | None:
+    """AuthorizationContext.GetAuthorization + GetParts: ``MediaBrowser k="v", ...`` (or
+    the legacy ``Emby`` scheme) as a dictionary; None for any other scheme."""
+    scheme, space, rest = value.partition(" ")
+    if not space or scheme.lower() not in ("mediabrowser", "emby"):
+        return None
+    parts: dict[str, str] = {}
+    escaped, start, key = False, 0, ""
+    for index, char in enumerate(rest):
+        if char in '",':
+            # Jellyfin's XOR: a quote toggles, a comma keeps the state.
+            escaped = (not escaped) == (char == '"')
+            if char == "," and not escaped:
+                if start < index:
+                    parts[key] = unquote_plus(rest[start:index].strip('"'))
+                    key = ""
+                start = index + 1
+        elif not escaped and char == "=":
+            key = rest[start:index].strip()
+            start = index + 1
+    if start < len(rest):
+        parts[key] = unquote_plus(rest[start:].strip('"'))
+    return parts
+
+
+def request_token(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) -> str | None:
+    """The token Jellyfin 10.11 reads (AuthorizationContext.GetAuthorizationInfoFromDictionary,
+    legacy authorization on, its default): the first non-empty of ``Authorization``'s
+    ``Token`` (``X-Emby-Authorization`` only when ``Authorization`` is absent),
+    ``X-Emby-Token``, ``X-MediaBrowser-Token``, query ``ApiKey``, query ``api_key`` (query
+    names in any case)."""
+    header = headers.get("Authorization") or headers.get("X-Emby-Authorization") or ""
+    parts = authorization_parts(header) if header else None
+    candidates = [
+        (parts or {}).get("Token"),
+        headers.get("X-Emby-Token"),
+        headers.get("X-MediaBrowser-Token"),
+    ]
+    pairs = list(query)
+    for name in ("apikey", "api_key"):
+        candidates.append(next((v for k, v in pairs if k.lower() == name and v), None))
+    return next((token for token in candidates if token), None)
+
+
+AuthState = Literal["none", "invalid", "valid"]
+
+
+def authenticate(token: str | None, api_keys: frozenset[str]) -> AuthState:
+    """AuthService.Authenticate: no token, a token no key matches, or a valid key."""
+    if not token:
+        return "none"
+    return "valid" if token in api_keys else "invalid"
 
 
 # --------------------------------------------------------------------------------------
@@ -826,10 +939,11 @@ def _has_token(request: web.BaseRequest) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    bind: str
+    bind: str | None  # None: what Jellyfin binds for EnableIPv4/EnableIPv6 (listen_socket)
     port: int | None  # None: use InternalHttpPort from network.xml
     config_dir: Path
-    startup_seconds: float
+    phases: StartupPhases
+    api_keys: frozenset[str]
     media_bytes: int
     media_file: Path | None  # None: serve the pattern from memory
     server_name: str
@@ -852,11 +966,16 @@ class Settings:
         port_text = env.get("STANDIN_PORT", "").strip()
         media_size = int(env.get("STANDIN_MEDIA_BYTES", str(DEFAULT_MEDIA_BYTES)))
         return cls(
-            # Like Jellyfin, listen on every IPv4 interface; containers need it.
-            bind=env.get("STANDIN_BIND", "0.0.0.0"),
+            bind=env.get("STANDIN_BIND", "").strip() or None,
             port=int(port_text) if port_text else None,
             config_dir=Path(config_dir),
-            startup_seconds=float(env.get("STANDIN_STARTUP_SECONDS", "0") or 0),
+            phases=StartupPhases(
+                closed=_seconds(env, "STANDIN_CLOSED_SECONDS"),
+                setup=_seconds(env, "STANDIN_STARTUP_SECONDS"),
+                switch=_seconds(env, "STANDIN_SWITCH_SECONDS", DEFAULT_SWITCH_SECONDS),
+                loading=_seconds(env, "STANDIN_LOADING_SECONDS"),
+            ),
+            api_keys=_api_keys(env.get("STANDIN_API_KEYS")),
             media_bytes=media_size,
             media_file=_media_file(env, media_size),
             server_name=env.get("STANDIN_SERVER_NAME") or socket.gethostname(),
@@ -865,6 +984,32 @@ class Settings:
             ),
             shutdown_seconds=float(env.get("STANDIN_SHUTDOWN_SECONDS", "5")),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class StartupPhases:
+    """How long each of Jellyfin 10.11's start-up phases lasts (seconds, 0: skipped)."""
+
+    closed: float = 0.0  # the process runs, nothing listens yet
+    setup: float = 0.0  # SetupServer: /health "Degraded", everything else 503
+    switch: float = DEFAULT_SWITCH_SECONDS  # port closed between the two servers (after setup)
+    loading: float = 0.0  # main app, start-up tasks running: 503 "loading" but /System/Ping
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float = 0.0) -> float:
+    text = env.get(name, "").strip()
+    value = float(text) if text else default
+    if value < 0:
+        raise ValueError(f"{name} must not be negative: {text!r}")
+    return value
+
+
+def _api_keys(text: str | None) -> frozenset[str]:
+    """STANDIN_API_KEYS: comma-separated keys; unset means the one documented test key
+    (Jellyfin keeps keys in its database; an empty value means no key at all)."""
+    if text is None:
+        return frozenset({DEFAULT_API_KEY})
+    return frozenset(key.strip() for key in text.split(",") if key.strip())
 
 
 def _media_file(env: Mapping[str, str], size: int) -> Path | None:
@@ -888,6 +1033,7 @@ class Exchange:
 
 
 Handler = Callable[[Exchange, "re.Match[str]"], Awaitable[web.StreamResponse]]
+Phase = Literal["setup", "loading", "ready"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -919,7 +1065,8 @@ class StandinServer:
         self.server_id = hashlib.sha256(
             f"jellyfin-standin:{settings.server_name}".encode()
         ).hexdigest()[:32]
-        self.ready_at = time.monotonic() + settings.startup_seconds
+        # serve() moves it: "setup" (SetupServer), "loading" (start-up tasks), "ready".
+        self.phase: Phase = "ready"
         self.websockets: set[web.WebSocketResponse] = set()
         self.shutting_down = False
         # Set once the media file exists; until then (or if it never can) media comes
@@ -934,10 +1081,23 @@ class StandinServer:
                 frozenset({"GET", "HEAD"}),
                 self.video_stream,
             ),
+            # Uploads behind [Authorize]: ImageController (item and user images) and
+            # SubtitleController.UploadSubtitle.
             Route(
                 self._re(r"/items/(?P<item>[^/]+)/images/(?P<type>[^/]+)(?:/(?P<index>\d+))?"),
                 frozenset({"POST"}),
-                self.item_image_upload,
+                self.authorized_upload,
+            ),
+            Route(
+                self._re(r"/users/(?P<user>[^/]+)/images/(?P<type>[^/]+)(?:/(?P<index>\d+))?"),
+                frozenset({"POST"}),
+                self.authorized_upload,
+            ),
+            Route(self._re("/userimage"), frozenset({"POST"}), self.authorized_upload),
+            Route(
+                self._re(r"/videos/(?P<item>[^/]+)/subtitles"),
+                frozenset({"POST"}),
+                self.authorized_upload,
             ),
             Route(self._re("/__standin/echo"), None, self.echo),
             Route(self._re("/__standin/upload"), frozenset({"POST", "PUT"}), self.upload),
@@ -954,11 +1114,19 @@ class StandinServer:
         app.on_shutdown.append(self._close_websockets)
         return app
 
-    # ---- plumbing -----------------------------------------------------------------
+    def make_setup_app(self) -> web.Application:
+        """Jellyfin 10.11's SetupServer: a host of its own on the same port, stopped before
+        the main one starts."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.dispatch_setup)
+        app.on_response_prepare.append(self._common_headers)
+        return app
 
-    @property
-    def starting(self) -> bool:
-        return time.monotonic() < self.ready_at
+    def auth_state(self, request: web.BaseRequest) -> AuthState:
+        token = request_token(request.headers, request.query.items())
+        return authenticate(token, self.settings.api_keys)
+
+    # ---- plumbing -----------------------------------------------------------------
 
     def _view(self, request: web.BaseRequest) -> RequestView:
         transport = request.transport
@@ -988,11 +1156,19 @@ class StandinServer:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"stand-in shutting down")
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        return await self._dispatch(request, self._route)
+
+    async def dispatch_setup(self, request: web.Request) -> web.StreamResponse:
+        return await self._dispatch(request, self._route_setup)
+
+    async def _dispatch(
+        self, request: web.Request, route: Callable[[Exchange], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         exchange = Exchange(request, self._view(request))
         started = time.monotonic()
         response: web.StreamResponse | None = None
         try:
-            response = await self._route(exchange)
+            response = await route(exchange)
             if not response.prepared:
                 # Prepare here so the access log below knows the real status and size.
                 await response.prepare(request)
@@ -1025,29 +1201,34 @@ class StandinServer:
         )
 
     async def _route(self, exchange: Exchange) -> web.StreamResponse:
-        if self.starting:
-            return await self._route_startup(exchange)
+        """Jellyfin's main pipeline (Startup.Configure), in its order."""
         request = exchange.request
         path = request.path
         lower, base = path.lower(), self.base.lower()
 
-        # BaseUrlRedirectionMiddleware: plain, case-insensitive string prefix test.
-        if lower in (base + "/", base, "/") or not path or not lower.startswith(base):
-            return _empty(302, {"Location": (self.base or ".") + "/web/"})
+        # BaseUrlRedirectionMiddleware: plain, case-insensitive string prefix test, before
+        # the forwarded headers; a relative Location, except for /health.
+        if lower in (base + "/", base) or not path or not lower.startswith(base):
+            if lower in ("/health", "/health/"):
+                return _empty(302, {"Location": f"{self.base}/health"})
+            return _empty(302, {"Location": relative_reference(path, f"{self.base}/web/")})
         rel = path[len(self.base) :]
         if rel and not rel.startswith("/"):
             return _empty(404)  # app.Map(BaseUrl) matches whole segments only
 
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return self._cors_preflight(request)
-        if "Upgrade" in request.headers and web.WebSocketResponse().can_prepare(request).ok:
-            return await self.websocket(exchange)
 
         rel_lower = rel.lower()
+        trimmed = rel.rstrip("/")  # Jellyfin's PathTrimMiddleware
         if rel_lower == "/web":
+            # DefaultFiles' RedirectToPathWithSlash: absolute, from the request's scheme and
+            # host as the forwarded headers left them.
             raw_query = request.rel_url.raw_query_string
             query = f"?{raw_query}" if raw_query else ""
-            return _empty(301, {"Location": f"{self.base}/web/{query}"})
+            view = exchange.view
+            location = f"{view.scheme}://{view.host}{self.base}/web/{query}"
+            return _empty(301, {"Location": location})
         if rel_lower in ("/web/", "/web/index.html"):
             if request.method not in ("GET", "HEAD"):
                 return _empty(405, {"Allow": "GET, HEAD"})
@@ -1055,27 +1236,43 @@ class StandinServer:
         if rel_lower.startswith("/web/"):
             return _empty(404)
 
-        trimmed = rel.rstrip("/")  # Jellyfin's PathTrimMiddleware
-        for route in self.routes:
-            match = route.pattern.fullmatch(trimmed)
-            if match is None:
-                continue
-            if route.methods is not None and request.method not in route.methods:
-                return _empty(405, {"Allow": ", ".join(sorted(route.methods))})
-            return await route.handler(exchange, match)
-        return _empty(404)
+        matched = self._match(trimmed)
+        if (
+            matched is not None
+            and matched[0].handler == self.authorized_upload
+            and request.method == "POST"
+            and self.auth_state(request) != "valid"
+        ):
+            # UseAuthorization challenges before the controller reads the body.
+            return _empty(401)
+        if "Upgrade" in request.headers and web.WebSocketResponse().can_prepare(request).ok:
+            return await self.websocket(exchange)
+        if self.phase == "loading" and rel_lower != "/system/ping":
+            # ServerStartupMessageMiddleware, after the WebSocket handler.
+            return web.Response(status=503, text=LOADING_MESSAGE, content_type="text/html")
 
-    async def _route_startup(self, exchange: Exchange) -> web.StreamResponse:
+        if matched is None:
+            return _empty(404)
+        route, match = matched
+        if route.methods is not None and request.method not in route.methods:
+            return _empty(405, {"Allow": ", ".join(sorted(route.methods))})
+        return await route.handler(exchange, match)
+
+    def _match(self, path: str) -> tuple[Route, re.Match[str]] | None:
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match is not None:
+                return route, match
+        return None
+
+    async def _route_setup(self, exchange: Exchange) -> web.StreamResponse:
         # Jellyfin 10.11's SetupServer: its own tiny app, unaware of BaseUrl.
         request = exchange.request
         lower = request.path.lower()
-        if lower == "/health":
+        if lower in ("/health", "/health/"):
             return self._health_response("Degraded")  # ASP.NET: Degraded -> 200
         if lower == "/system/info/public" or lower.startswith("/system/info/public/"):
             return self._public_info_response(exchange, wizard_completed=False)
-        rel = request.path[len(self.base) :] if lower.startswith(self.base.lower()) else ""
-        if rel.lower().rstrip("/") == "/system/ping" and request.method in ("GET", "POST"):
-            return self._ping_response()
         response = _html(
             "Jellyfin stand-in is starting",
             "This is a test stand-in emulating Jellyfin's start-up phase.",
@@ -1155,7 +1352,7 @@ class StandinServer:
                 "ServerName": self.settings.server_name,
                 "Version": VERSION,
                 "ProductName": PRODUCT_NAME,
-                "OperatingSystem": platform.system(),
+                "OperatingSystem": "",  # [Obsolete("This is no longer set")]
                 "Id": self.server_id,
                 "StartupWizardCompleted": wizard_completed,
             }
@@ -1271,16 +1468,19 @@ class StandinServer:
             total += len(chunk)
         return total, digest.hexdigest()
 
-    async def item_image_upload(
+    async def authorized_upload(
         self, exchange: Exchange, _match: re.Match[str]
     ) -> web.StreamResponse:
+        # Reached with a valid key only (_route answers 401 first).
         await self._consume_body(exchange.request)
         return _empty(204)
 
     async def websocket(self, exchange: Exchange) -> web.StreamResponse:
         request = exchange.request
-        if not _has_token(request):
-            return _empty(401)  # Jellyfin refuses unauthenticated sockets
+        if self.auth_state(request) != "valid":
+            # WebSocketManager throws SecurityException (no token, or an invalid one);
+            # ExceptionMiddleware makes it a 403 - never a 401, never a 101.
+            return web.Response(status=403, text=ERROR_BODY, content_type="text/plain")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.websockets.add(ws)
@@ -1350,6 +1550,22 @@ def _ws_message(message_type: str, data: Any = None) -> str:
     return json.dumps(message)
 
 
+def relative_reference(from_path: str, to_path: str) -> str:
+    """Uri.MakeRelativeUri between two paths of one origin, as BaseUrlRedirectionMiddleware
+    sends it: ``/`` -> ``web/``, ``/jellyfin`` -> ``jellyfin/web/``, ``/a/b`` ->
+    ``../jellyfin/web/`` (segments compared case-sensitively, as for http URIs)."""
+    from_dirs = from_path.split("/")[:-1]
+    to_parts = to_path.split("/")
+    common = 0
+    while (
+        common < len(from_dirs)
+        and common < len(to_parts) - 1
+        and from_dirs[common] == to_parts[common]
+    ):
+        common += 1
+    return "../" * (len(from_dirs) - common) + "/".join(to_parts[common:])
+
+
 def _split_host_port(host: str) -> tuple[str, int | None]:
     if host.startswith("["):
         end = host.find("]")
@@ -1366,43 +1582,103 @@ def _split_host_port(host: str) -> tuple[str, int | None]:
 # --------------------------------------------------------------------------------------
 
 
+def listen_socket(bind: str | None, network: NetworkConfig, port: int) -> socket.socket:
+    """A bound socket where Jellyfin listens (NetworkManager.GetAllBindInterfaces without
+    LocalNetworkAddresses): IPv4 and IPv6 -> ``[::]`` dual-mode; IPv4 only -> ``0.0.0.0``;
+    IPv6 only -> ``[::]`` with IPV6_V6ONLY. ``STANDIN_BIND`` overrides it."""
+    if bind is not None:
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        address, v6only = bind, None
+    elif network.enable_ipv6:
+        family, address, v6only = socket.AF_INET6, "::", not network.enable_ipv4
+    else:
+        family, address, v6only = socket.AF_INET, "0.0.0.0", None
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        if bind is not None or family != socket.AF_INET6:
+            raise
+        log.warning("no IPv6 here (%s); listening on IPv4 only", exc)
+        return listen_socket("0.0.0.0", network, port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6only is not None:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+    sock.bind((address, port))
+    return sock
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
 async def serve(settings: Settings) -> None:
     network = load_network_config(settings.config_dir)
     server = StandinServer(settings, network)
-    # access_log=None: our own access log (with token scrubbing) replaces aiohttp's.
-    runner = web.AppRunner(server.make_app(), access_log=None)
-    await runner.setup()
-    family = socket.AF_INET6 if ":" in settings.bind else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.bind, server.port))
-    server.port = sock.getsockname()[1]  # resolves STANDIN_PORT=0
+    phases = settings.phases
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    site = web.SockSite(runner, sock)
-    await site.start()
+
+    async def wait(seconds: float) -> bool:
+        """Sleep, unless a signal comes first; True when it did."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+        return stop.is_set()
+
+    async def listen(app: web.Application) -> web.AppRunner:
+        # access_log=None: our own access log (with token scrubbing) replaces aiohttp's.
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        sock = listen_socket(settings.bind, network, server.port)
+        server.port = sock.getsockname()[1]  # resolves STANDIN_PORT=0
+        await web.SockSite(runner, sock).start()
+        log.info(
+            "jellyfin stand-in %s listening on http://%s:%d phase=%s base_url=%r "
+            "known_proxies=%s trusted=%s",
+            VERSION,
+            _url_host(sock.getsockname()[0]),
+            server.port,
+            server.phase,
+            server.base,
+            list(network.known_proxies),
+            server.trust.describe() if server.trust else "forwarding disabled",
+        )
+        return runner
+
+    async def close(runner: web.AppRunner) -> None:
+        # A bounded wait instead of aiohttp's shutdown_timeout keyword, whose home moved
+        # between aiohttp 3.8 and 3.9.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), timeout=settings.shutdown_seconds)
+
+    if phases.closed > 0:
+        log.info("start-up: port closed for %ss", phases.closed)
+    if await wait(phases.closed):
+        return
     media = asyncio.create_task(asyncio.to_thread(server.prepare_media_file))
-    log.info(
-        "jellyfin stand-in %s listening on http://%s:%d base_url=%r known_proxies=%s "
-        "trusted=%s startup_seconds=%s",
-        VERSION,
-        settings.bind,
-        server.port,
-        server.base,
-        list(network.known_proxies),
-        server.trust.describe() if server.trust else "forwarding disabled",
-        settings.startup_seconds,
-    )
-    await stop.wait()
-    media.cancel()
-    log.info("shutting down (grace %ss)", settings.shutdown_seconds)
-    # A bounded wait instead of aiohttp's shutdown_timeout keyword, whose home moved
-    # between aiohttp 3.8 and 3.9.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(runner.cleanup(), timeout=settings.shutdown_seconds)
-    log.info("stopped")
+    try:
+        if phases.setup > 0:
+            server.phase = "setup"
+            setup = await listen(server.make_setup_app())
+            stopped = await wait(phases.setup)
+            await close(setup)
+            log.info("start-up server stopped")
+            if stopped or await wait(phases.switch):
+                return
+        server.phase = "loading" if phases.loading > 0 else "ready"
+        runner = await listen(server.make_app())
+        if not await wait(phases.loading):
+            server.phase = "ready"
+            if phases.loading > 0:
+                log.info("start-up complete")
+            await stop.wait()
+        log.info("shutting down (grace %ss)", settings.shutdown_seconds)
+        await close(runner)
+        log.info("stopped")
+    finally:
+        media.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
