@@ -35,7 +35,6 @@ from stackgen.errors import (
 from stackgen.lock import stack_lock
 from stackgen.models import (
     LETSENCRYPT_STAGING,
-    DeployTarget,
     JellyfinNetwork,
     TlsMode,
     TlsSource,
@@ -45,6 +44,7 @@ from stackgen.proxies import available
 from stackgen.render import secrets_file
 from stackgen.stack import RenderOutcome, Stack, init_stack, project_name, render_dir
 from stackgen.stack_checks import check_stack, summarize
+from stackgen.targets import registry as targets
 from stackgen.writer import Action
 
 app = typer.Typer(
@@ -205,6 +205,14 @@ def _parse_credentials(values: list[str]) -> dict[str, str]:
     return credentials
 
 
+def _choice(value: str, choices: list[str]) -> str:
+    """A value of a list known only at run time (a registry's): a usage error otherwise."""
+    if value not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        raise typer.BadParameter(f"{value!r} is not one of {listed}")
+    return value
+
+
 @app.command()
 def init(
     proxy: Annotated[str, typer.Argument(help=f"One of: {', '.join(available())}.")],
@@ -305,8 +313,14 @@ def init(
         str | None, typer.Option(help="uid:gid the containers run as (default: yours).")
     ] = None,
     target: Annotated[
-        DeployTarget, typer.Option(help="compose (this machine) or swarm (docker stack deploy).")
-    ] = DeployTarget.COMPOSE,
+        str,
+        typer.Option(
+            callback=lambda value: _choice(value, targets.available()),
+            help="Where the stack runs: "
+            + "; ".join(f"{s.name}: {s.summary}" for s in targets.specs())
+            + ".",
+        ),
+    ] = targets.default(),
     media_address: Annotated[
         str | None,
         typer.Option(help="Swarm, host-network Jellyfin: the media node's address."),
@@ -391,7 +405,7 @@ def init(
         data["network"] = {key: value for key, value in network.items() if value is not None}
     if project is not None:
         data["project"] = project
-    deploy: dict[str, Any] = {"target": target.value}
+    deploy: dict[str, Any] = {"target": target}
     if media_address is not None:
         deploy["media_address"] = media_address
     if edge_address:
@@ -408,7 +422,8 @@ def init(
         outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run, state=state)
     report_render(outcome, as_json=as_json, verb="stack written to")
     if not as_json and outcome.written:
-        where = " on a swarm manager" if config.deploy.swarm else ""
+        up_where = targets.spec(config.deploy.target).up_where
+        where = f" {up_where}" if up_where else ""
         say(f"next: stackgen up --dir {directory}{where}  (then open {config.public_url})")
 
 

@@ -16,7 +16,7 @@ import zoneinfo
 from enum import StrEnum
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    SerializeAsAny,
     StrictBool,
     StrictInt,
     ValidationError,
@@ -36,6 +37,7 @@ from pydantic_core import InitErrorDetails
 
 from stackgen import dns_providers
 from stackgen.proxies import registry
+from stackgen.targets import registry as targets
 
 SCHEMA_VERSION: Final = 1
 
@@ -88,24 +90,6 @@ class TlsSource(StrEnum):
 class JellyfinNetwork(StrEnum):
     HOST = "host"
     BRIDGE = "bridge"
-
-
-class DeployTarget(StrEnum):
-    """What runs the stack: `docker compose` on this machine, or `docker stack deploy` on a
-    Docker Swarm (docs/swarm.md)."""
-
-    COMPOSE = "compose"
-    SWARM = "swarm"
-
-
-# Node labels that place the services on a swarm: the proxy on an edge node (the public
-# address), Jellyfin on a media node (disks, GPU). Two keys, not one key with two values, so
-# that one node can carry both roles.
-EDGE_LABEL: Final = "stackgen.role.edge"
-MEDIA_LABEL: Final = "stackgen.role.media"
-# docker_gwbridge's subnet when the engine picks it: a task on an overlay network reaches a
-# host address of its own node (a host-network Jellyfin) from this bridge.
-DEFAULT_GATEWAY_SUBNET: Final = ipaddress.IPv4Network("172.18.0.0/16")
 
 
 # --- validators (plain functions: reused by the CLI and property-tested) -------------------
@@ -565,32 +549,66 @@ class NetworkConfig(Strict):
 
 
 class DeployConfig(Strict):
-    target: DeployTarget = DeployTarget.COMPOSE
-    # Swarm, Jellyfin on the media node's host network: where the proxy reaches it.
-    media_address: IPv4 | None = Field(
-        default=None, description="swarm: the media node's address (Jellyfin on its host network)"
-    )
-    # Swarm, host network: the addresses the proxy's connections come from, as the media node
-    # sees them: other nodes' own addresses (the overlay's gateway bridge masquerades to
-    # them), and this bridge for a proxy on the media node itself.
-    edge_addresses: list[IPv4] = Field(default_factory=list)
-    gateway_subnet: IPv4Net | None = Field(
-        default=None, description="swarm: docker_gwbridge's subnet (default 172.18.0.0/16)"
-    )
+    """The `deploy` table: which target runs the stack (`target`), and that target's own
+    settings. Each target declares its table as a subclass (`stackgen/targets/<name>/
+    config.py`), which says what the stack's facts depend on it: where the proxy's
+    connections to Jellyfin come from, how the proxy reaches a host-network Jellyfin, the
+    target's limits. Validating this class picks the target's own class by `target`."""
 
-    @model_validator(mode="after")
-    def _swarm_only(self) -> DeployConfig:
-        if self.target is DeployTarget.COMPOSE:
-            for name in ("media_address", "gateway_subnet"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"deploy.{name} applies to deploy.target 'swarm' only")
-            if self.edge_addresses:
-                raise ValueError("deploy.edge_addresses applies to deploy.target 'swarm' only")
-        return self
+    target: str
+    # Whether the target moves services between addresses as it runs them (a bridged
+    # Jellyfin's address then changes on every replacement: the proxies resolve it again).
+    readdresses_services: ClassVar[bool] = False
 
-    @property
-    def swarm(self) -> bool:
-        return self.target is DeployTarget.SWARM
+    @model_validator(mode="wrap")
+    @classmethod
+    def _by_target(cls, data: Any, handler: ModelWrapValidatorHandler[DeployConfig]) -> Any:
+        if cls is not DeployConfig or not isinstance(data, dict):
+            return handler(data)
+        name = data.get("target", targets.default())
+        names = targets.available()
+        if name not in names:
+            choices = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type="enum", loc=("target",), input=name, ctx={"expected": choices}
+                    )
+                ],
+            )
+        own: type[DeployConfig] = targets.load(name, "config")
+        given = dict(data)
+        for key in [key for key in given if key not in own.model_fields]:
+            owners = [n for n in names if key in targets.load(n, "config").model_fields]
+            if not owners:
+                continue  # an unknown field: the target's own class names it
+            if given[key] in (None, [], {}):
+                # Empty, as `init` wrote every target's settings before each target had
+                # its own table: nothing is lost in leaving it out.
+                del given[key]
+                continue
+            raise ValueError(f"deploy.{key} applies to deploy.target {owners[0]!r} only")
+        return own.model_validate({**given, "target": name})
+
+    def known_proxies(self, config: StackConfig) -> list[str]:
+        """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them."""
+        raise NotImplementedError
+
+    def media_host(self, config: StackConfig) -> str:
+        """How the proxy reaches a Jellyfin on a host network."""
+        return "host.docker.internal"
+
+    def proxy_host(self, config: StackConfig) -> str:
+        """How a service beside the proxy (certbot) reaches it."""
+        return str(config.network.proxy_ip)
+
+    def check(self, config: StackConfig) -> None:
+        """The target's limits on the rest of the configuration (a ValueError each)."""
+
+
+def _default_deploy() -> DeployConfig:
+    return DeployConfig.model_validate({})
 
 
 # Jellyfin's own folders: a media mount on, above or inside one hides it from Jellyfin.
@@ -767,35 +785,12 @@ class StackConfig(Strict):
     # QUIC on the HTTPS port's UDP twin, advertised with Alt-Svc; only proxies whose
     # official image has it (Proxy.supports_http3), refused with the reason otherwise.
     http3: StrictBool = False
-    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    # The target's own class (SerializeAsAny: its fields are written too).
+    deploy: SerializeAsAny[DeployConfig] = Field(default_factory=_default_deploy)
 
     @model_validator(mode="after")
-    def _swarm_limits(self) -> StackConfig:
-        if not self.deploy.swarm:
-            return self
-        if self.network.proxy_address is not None:
-            raise ValueError(
-                "network.proxy_address: a swarm cannot pin a task's address (KnownProxies "
-                "names the overlay's subnet instead)"
-            )
-        if self.ipv6:
-            raise ValueError(
-                "ipv6: not on the swarm target yet (an IPv6 overlay and IPv6 ports in mode "
-                "host were not tried here); use deploy.target 'compose'"
-            )
-        if str(self.ports.listen_address) != "0.0.0.0":  # noqa: S104
-            raise ValueError(
-                "ports.listen_address: a swarm publishes on every address of the node "
-                "(mode host has no host IP)"
-            )
-        host = self.jellyfin.network_mode is JellyfinNetwork.HOST
-        if host and self.deploy.media_address is None:
-            raise ValueError(
-                "deploy.media_address is needed with jellyfin.network_mode 'host' on a swarm: "
-                "the proxy reaches Jellyfin at the media node's address"
-            )
-        if not host and self.deploy.media_address is not None:
-            raise ValueError("deploy.media_address applies to jellyfin.network_mode 'host' only")
+    def _target_limits(self) -> StackConfig:
+        self.deploy.check(self)
         return self
 
     # Dual-stack: the proxy network gets a pinned IPv6 subnet (network.subnet6), the ports
@@ -904,15 +899,6 @@ class StackConfig(Strict):
         return None if self.jellyfin.lan_url else self.published_server_url
 
     @property
-    def swarm_ports(self) -> list[tuple[int, int, str]]:
-        """(published, in the container, protocol) of the proxy on a swarm."""
-        ports = [(self.ports.http, 80, "tcp")] if self.publishes_http else []
-        ports.append((self.ports.https, 443, "tcp"))
-        if self.http3:
-            ports.append((self.ports.https, 443, "udp"))
-        return ports
-
-    @property
     def dns_zone(self) -> str:
         """The zone the DNS-01 record goes in: as configured, or the domain's parent."""
         return self.tls.dns_zone or self.domain.partition(".")[2]
@@ -964,12 +950,22 @@ class StackConfig(Strict):
 
     @property
     def jellyfin_host(self) -> str:
-        """How the proxy container reaches Jellyfin (host network: via the host gateway)."""
+        """How the proxy container reaches Jellyfin (host network: as the target says)."""
         if self.jellyfin.network_mode is JellyfinNetwork.HOST:
-            if self.deploy.media_address is not None:
-                return str(self.deploy.media_address)
-            return "host.docker.internal"
+            return self.deploy.media_host(self)
         return "jellyfin"
+
+    @property
+    def upstream_moves(self) -> bool:
+        """Jellyfin's address changes while the stack runs (a bridged Jellyfin on a target
+        that readdresses services): a proxy must resolve its name again, not once."""
+        bridged = self.jellyfin.network_mode is JellyfinNetwork.BRIDGE
+        return bridged and self.deploy.readdresses_services
+
+    @property
+    def proxy_host(self) -> str:
+        """How a service beside the proxy (certbot) reaches it."""
+        return self.deploy.proxy_host(self)
 
     @property
     def jellyfin_upstream(self) -> str:
@@ -977,19 +973,9 @@ class StackConfig(Strict):
 
     @property
     def known_proxies(self) -> list[str]:
-        """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them. On
-        Compose, the proxy's pinned addresses: IPv4, and IPv6 with `ipv6` (Jellyfin drops an
-        IPv6 entry unless EnableIPv6 is on, which `ipv6` also sets)."""
-        if not self.deploy.swarm:
-            addresses = [str(self.network.proxy_ip)]
-            if self.network.proxy_ip6 is not None:
-                addresses.append(str(self.network.proxy_ip6))
-            return addresses
-        if self.jellyfin.network_mode is JellyfinNetwork.BRIDGE:
-            # Swarm hands out task addresses itself: the overlay is stackgen's alone.
-            return [str(self.network.subnet)]
-        gateway = self.deploy.gateway_subnet or DEFAULT_GATEWAY_SUBNET
-        return [str(gateway), *(str(a) for a in self.deploy.edge_addresses)]
+        """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them (the
+        target says: docs/ARCHITECTURE.md, "A deploy target")."""
+        return self.deploy.known_proxies(self)
 
     @property
     def health_path(self) -> str:

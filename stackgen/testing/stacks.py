@@ -143,17 +143,8 @@ class StackHandle:
 
     def logs(self, service: str | None = None, *, tail: int = LOG_TAIL_LINES) -> str:
         """The containers' recent logs (all services, or one), prefixed by service."""
-        if self.config.deploy.swarm:
-            # `docker service logs` of each service (the swarm target has no compose project).
-            try:
-                lines = "".join(lifecycle.logs(Stack(self.config, self.dir), service, False))
-            except StackgenError as error:
-                return f"(no logs: {error})"
-            return "\n".join(lines.splitlines()[-tail * 3 :])
-        result = self.compose(
-            "logs", "--no-color", "--tail", str(tail), *([service] if service else [])
-        )
-        return result.stdout + result.stderr
+        stack = Stack(self.config, self.dir)
+        return stack.target.recent_logs(stack, service, tail)
 
     def config_files(self) -> dict[str, str]:
         """Every generated config, by stack-relative path; private keys and .env left out."""
@@ -177,7 +168,7 @@ class StackHandle:
         parts = [f"stack folder: {self.dir}", f"compose project: {self.compose_project}"]
         parts += self.notes
         if self.started:
-            kind = "docker service" if self.config.deploy.swarm else "docker compose"
+            kind = Stack(self.config, self.dir).target.logs_source
             parts.append(f"=== {kind} logs ===\n" + self.logs())
         if self.pebble is not None:
             parts.append("=== pebble ===\n" + self.pebble.log_tail())

@@ -25,6 +25,9 @@ from typing import Final
 import yaml
 
 from stackgen.errors import InvalidInputError
+from stackgen.models import StackConfig
+from stackgen.targets.stack_file import Rendered, StackFile
+from stackgen.targets.swarm.config import EDGE_LABEL, MEDIA_LABEL
 
 # Docker refuses config and secret names longer than 64 characters.
 NAME_LIMIT: Final = 64
@@ -245,3 +248,23 @@ def objects_yaml(kind: str, objects: Mapping[str, SwarmObject]) -> str:
 
 def content_hash(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()[:HASH_CHARS]
+
+
+class SwarmStackFile(StackFile):
+    """Rendered last: the stack file names every file it mounts by a hash of its content."""
+
+    def __init__(self) -> None:
+        super().__init__("swarm")
+
+    def context(self, config: StackConfig, rendered: Rendered) -> dict[str, object]:
+        return {
+            "swarm": SwarmFiles(
+                config.project,
+                rendered.templates,
+                rendered.contents,
+                rendered.stack_dir,
+                (config.uid, config.gid),
+            ),
+            "network_xml_hash": content_hash(rendered.network_xml),
+            "labels": {"edge": EDGE_LABEL, "media": MEDIA_LABEL},
+        }
