@@ -150,7 +150,12 @@ def reload(stack: Stack, *, force: bool, progress: Progress) -> None:
 
 def down(stack: Stack, *, volumes: bool) -> None:
     require_engine()
-    down_project(stack.config.project, stack.folder, volumes=volumes)
+    project, folder = stack.config.project, stack.folder
+    if stack.target.holds(project, folder):
+        stack.target.remove(project, folder, volumes=volumes)
+        return
+    # Deployed before deploy.target changed: wherever it runs.
+    down_project(project, folder, volumes=volumes)
 
 
 def down_project(project: str, folder: Path, *, volumes: bool) -> None:
