@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import os
 import re
 import urllib.parse
 import zoneinfo
@@ -36,6 +37,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from stackgen import dns_providers
+from stackgen.options import Setting
 from stackgen.proxies import registry
 from stackgen.targets import registry as targets
 
@@ -352,46 +354,102 @@ class Strict(BaseModel):
 
 
 class TlsConfig(Strict):
-    mode: TlsMode = TlsMode.ACME
-    ca_url: HttpsUrl = LETSENCRYPT_PRODUCTION
-    ca_bundle: str | None = Field(
-        default=None, description="PEM that signs a private ACME server's own TLS certificate"
-    )
-    trust_bundle: str | None = Field(
-        default=None,
-        description="PEM of the root that issued the served certificate, when it is not "
-        "publicly trusted (a private ACME CA); up, status and verify check against it",
-    )
-    dns_provider: str | None = Field(default=None, description="DNS provider for acme-dns")
-    dns_env: list[EnvName] = Field(default_factory=list)
-    source: TlsSource | None = Field(
-        default=None, description="who obtains the certificate (default: the proxy's usual)"
-    )
-    wildcard: StrictBool | None = Field(
-        default=None, description="one certificate for *.ZONE and ZONE (acme-dns only)"
-    )
-    dns_zone: Domain | None = Field(
-        default=None, description="the DNS zone holding the domain (default: its parent)"
-    )
-    dns_resolvers: list[str] | None = Field(
-        default=None,
-        description="host:port of the DNS servers the ACME client asks (default: the system's)",
-    )
-    dns_propagation_seconds: Annotated[StrictInt, Field(ge=0, le=3600)] | None = Field(
-        default=None, description="wait after publishing the TXT record before validation"
-    )
-    certificate_hours: Annotated[StrictInt, Field(ge=1)] | None = Field(
-        default=None,
-        description="how long the CA's certificates last, in hours, when not 90 days (e.g. "
-        "Let's Encrypt's short-lived ones); Traefik plans its renewals from it",
-    )
-    redirect_http: StrictBool | None = Field(
-        default=None,
-        description="publish port 80 with a redirect to HTTPS (default: only where HTTP-01 "
-        "or a LAN mode needs it)",
-    )
-    cert_file: str | None = None
-    key_file: str | None = None
+    mode: Annotated[
+        TlsMode,
+        Setting(
+            "where the certificate comes from: `acme` (HTTP-01), `acme-tls-alpn` (port 443 "
+            "only), `acme-dns` (DNS-01, no port 80), `internal` (a local CA stackgen creates, "
+            "name-constrained to the domain), `files` (your own pair)",
+            flag="tls",
+        ),
+    ] = TlsMode.ACME
+    ca_url: Annotated[
+        HttpsUrl,
+        Setting(
+            "ACME directory URL: any RFC 8555 CA",
+            readme="`init --staging` for Let's Encrypt staging",
+            default="Let's Encrypt production",
+        ),
+    ] = LETSENCRYPT_PRODUCTION
+    ca_bundle: Annotated[
+        str | None, Setting("PEM to trust a private ACME server's own TLS certificate")
+    ] = None
+    trust_bundle: Annotated[
+        str | None,
+        Setting(
+            "PEM of the root that issues the served certificate when it is not publicly "
+            "trusted (a private ACME CA)",
+            readme="`up`, `status` and `verify` verify against it",
+        ),
+    ] = None
+    dns_provider: Annotated[
+        str | None,
+        Setting(
+            "DNS-01 provider (acme-dns)",
+            readme="`rfc2136`, `cloudflare`, `route53`, `ovh`, `digitalocean`, `linode`, "
+            "`dnsimple`; see [docs/certificates.md](docs/certificates.md). Its credentials go "
+            "in `.env` (0600; `init --dns-credential NAME=VALUE`), which `check` and `up` read",
+        ),
+    ] = None
+    dns_env: Annotated[
+        list[EnvName],
+        Setting(
+            "the name of an extra credential variable (acme-dns); repeatable",
+            readme="its value goes in `.env`, never in stackgen.toml",
+        ),
+    ] = Field(default_factory=list)
+    source: Annotated[
+        TlsSource | None,
+        Setting(
+            "who obtains the certificate: the proxy's own client or certbot",
+            flag="tls-source",
+            default="the proxy's usual",
+            readme="`certbot`: the certbot service (any proxy with a graceful reload: all but "
+            "Traefik); `proxy`: its own client",
+        ),
+    ] = None
+    wildcard: Annotated[
+        StrictBool | None,
+        Setting("one certificate for *.ZONE and ZONE (acme-dns only)"),
+    ] = None
+    dns_zone: Annotated[
+        Domain | None,
+        Setting("DNS zone of the domain", flag="zone", default="the domain's parent"),
+    ] = None
+    dns_resolvers: Annotated[
+        list[str] | None,
+        Setting(
+            "IP:PORT of a DNS server the ACME client asks (acme-dns); repeatable",
+            flag="dns-resolver",
+            default="the system's",
+        ),
+    ] = None
+    dns_propagation_seconds: Annotated[
+        Annotated[StrictInt, Field(ge=0, le=3600)] | None,
+        Setting(
+            "wait after publishing the TXT record before validation (acme-dns)",
+            default="the client's",
+        ),
+    ] = None
+    certificate_hours: Annotated[
+        Annotated[StrictInt, Field(ge=1)] | None,
+        Setting(
+            "how long the CA's certificates last, in hours, when not 90 days (e.g. "
+            "short-lived ones)",
+            readme="Traefik plans its renewals from it (`certificatesDuration`)",
+        ),
+    ] = None
+    redirect_http: Annotated[
+        StrictBool | None,
+        Setting(
+            "publish port 80 with a redirect to HTTPS",
+            default="as the mode needs",
+            readme="`acme-dns` and `acme-tls-alpn` publish no port 80 unless `true`; `acme` "
+            "needs it",
+        ),
+    ] = None
+    cert_file: Annotated[str | None, Setting("your certificate chain (tls files)")] = None
+    key_file: Annotated[str | None, Setting("your private key (tls files)")] = None
 
     @field_validator("ca_bundle", "trust_bundle", "cert_file", "key_file")
     @classmethod
@@ -451,11 +509,16 @@ def validate_tsig_secret(value: str) -> str:
 
 
 class PortsConfig(Strict):
-    http: Port = 80
-    https: Port = 443
-    listen_address: IPv4 = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104
-    # Where the ports are published on IPv6, with `ipv6 = true` only.
-    listen_address6: IPv6 = ipaddress.IPv6Address("::")
+    http: Annotated[Port, Setting("published HTTP port", flag="http-port", port=True)] = 80
+    https: Annotated[
+        Port, Setting("published HTTPS port (not ports.http)", flag="https-port", port=True)
+    ] = 443
+    listen_address: Annotated[IPv4, Setting("host address the ports are published on")] = (
+        ipaddress.IPv4Address("0.0.0.0")  # noqa: S104
+    )
+    listen_address6: Annotated[
+        IPv6, Setting("host IPv6 address the ports are published on (with `ipv6`)", flag="")
+    ] = ipaddress.IPv6Address("::")
 
     @model_validator(mode="after")
     def _distinct(self) -> PortsConfig:
@@ -493,11 +556,41 @@ Subnet6 = Annotated[IPv6Net, AfterValidator(validate_subnet6)]
 
 
 class NetworkConfig(Strict):
-    subnet: IPv4Net = ipaddress.IPv4Network("172.30.77.0/24")
-    proxy_address: IPv4 | None = None
+    subnet: Annotated[
+        IPv4Net,
+        Setting(
+            "pinned subnet of the proxy network",
+            readme="other containers get addresses from its upper half only",
+        ),
+    ] = ipaddress.IPv4Network("172.30.77.0/24")
+    proxy_address: Annotated[
+        IPv4 | None,
+        Setting(
+            "the proxy's pinned address = Jellyfin's `KnownProxies`",
+            flag="",
+            default="2nd host of the subnet",
+            readme="Compose target only: a swarm cannot pin a task's address",
+        ),
+    ] = None
     # With `ipv6 = true`: the proxy network's IPv6 subnet, pinned (default: derived from
     # `subnet`, written into stackgen.toml by the stack's validation).
-    subnet6: Subnet6 | None = None
+    subnet6: Annotated[
+        Subnet6 | None,
+        Setting(
+            "with `ipv6`: the proxy network's IPv6 subnet, a unique local range (`fc00::/7`)",
+            default="derived from `network.subnet`",
+            readme="at least 8 addresses; by default `fd6a:6600:XXXX:XXXX::/64`, whose "
+            "`XXXX:XXXX` is the IPv4 subnet's network address (`172.30.77.0/24` → "
+            "`fd6a:6600:ac1e:4d00::/64`), written into `stackgen.toml` by `init` so it stays "
+            "pinned. The proxy's IPv6 address has the host number of its IPv4 one (`.2` → "
+            "`::2`); other containers take the subnet's third quarter. Refused in one line "
+            "(exit 3): a range outside `fc00::/7`, a subnet too small for the proxy's host "
+            "number in its lower half, one overlapping an IPv6 `jellyfin.lan_subnets` entry, "
+            "or `subnet6` without `ipv6 = true`. `up` refuses (exit 6), before starting "
+            "anything, a `network.subnet` or `network.subnet6` that overlaps another Docker "
+            "network, and names that network",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _address_in_subnet(self) -> NetworkConfig:
@@ -555,7 +648,15 @@ class DeployConfig(Strict):
     connections to Jellyfin come from, how the proxy reaches a host-network Jellyfin, the
     target's limits. Validating this class picks the target's own class by `target`."""
 
-    target: str
+    target: Annotated[
+        str,
+        Setting(
+            "where the stack runs: `compose` (docker compose on this machine) or `swarm` "
+            "(docker stack deploy)",
+            default="`compose`",
+            readme="[docs/swarm.md](docs/swarm.md); `ipv6` is Compose only for now",
+        ),
+    ]
     # Whether the target moves services between addresses as it runs them (a bridged
     # Jellyfin's address then changes on every replacement: the proxies resolve it again).
     readdresses_services: ClassVar[bool] = False
@@ -590,6 +691,11 @@ class DeployConfig(Strict):
                 continue
             raise ValueError(f"deploy.{key} applies to deploy.target {owners[0]!r} only")
         return own.model_validate({**given, "target": name})
+
+    @classmethod
+    def variants(cls) -> list[type[DeployConfig]]:
+        """Each target's own table (their settings are the `deploy` table's)."""
+        return [targets.load(name, "config") for name in targets.available()]
 
     def known_proxies(self, config: StackConfig) -> list[str]:
         """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them."""
@@ -659,18 +765,65 @@ class MediaMount(Strict):
 
 
 class JellyfinConfig(Strict):
-    image: Image = "jellyfin/jellyfin:10.11.11"
-    network_mode: JellyfinNetwork = JellyfinNetwork.HOST
-    port: Port = 8096
-    config_dir: str = "jellyfin/config"
-    cache_dir: str = "jellyfin/cache"
-    media: list[MediaMount] = Field(default_factory=list)
-    published_url: Url | None = None
+    image: Annotated[
+        Image, Setting("Jellyfin's image (`init --image jellyfin=IMAGE`)", flag="")
+    ] = "jellyfin/jellyfin:10.11.11"
+    network_mode: Annotated[
+        JellyfinNetwork,
+        Setting(
+            "`host` (DLNA, HDHomeRun) or `bridge`",
+            flag="jellyfin-network",
+            readme="host: multicast works; the proxy reaches Jellyfin via "
+            "`host.docker.internal` (the host gateway). bridge: on the proxy network, no "
+            "published port",
+        ),
+    ] = JellyfinNetwork.HOST
+    port: Annotated[Port, Setting("Jellyfin's HTTP port", flag="jellyfin-port", port=True)] = 8096
+    config_dir: Annotated[str, Setting("Jellyfin's configuration folder", flag="")] = (
+        "jellyfin/config"
+    )
+    cache_dir: Annotated[str, Setting("Jellyfin's cache folder", flag="")] = "jellyfin/cache"
+    media: Annotated[
+        list[MediaMount],
+        Setting(
+            "a media folder SOURCE[:TARGET][:rw], read-only by default; repeatable",
+            readme='in stackgen.toml `[[jellyfin.media]] source = "/srv/movies"`, optional '
+            "`target` (default `/media/NAME`), `read_only = true`. Targets are distinct and "
+            "never on, above or inside `/config` or `/cache`. A source containing `:` is "
+            "written in Compose's long volume syntax",
+        ),
+    ] = Field(default_factory=list)
+    published_url: Annotated[
+        Url | None,
+        Setting(
+            "the URL Jellyfin advertises",
+            default="the public URL",
+            readme="an `http://` or `https://` URL with a host",
+        ),
+    ] = None
     # The URL LAN clients (and cast devices) are sent to instead of the public one,
     # through network.xml's PublishedServerUriBySubnet; lan_subnets say who is LAN.
-    lan_url: Url | None = None
-    lan_subnets: list[LanSubnet] = Field(default_factory=list)
-    timezone: Timezone = "Etc/UTC"
+    lan_url: Annotated[
+        Url | None,
+        Setting(
+            "the URL Jellyfin gives LAN clients (needs `jellyfin.lan_subnets`)",
+            readme="LAN clients (and cast devices) are sent to it, everyone else to the public "
+            'URL (`PublishedServerUriBySubnet`). Needs `network_mode = "host"` and, on the '
+            "host, an address in each subnet: Jellyfin skips a subnet's entry otherwise",
+        ),
+    ] = None
+    lan_subnets: Annotated[
+        list[LanSubnet],
+        Setting(
+            "a private subnet whose clients get `jellyfin.lan_url`; repeatable",
+            flag="lan-subnet",
+            readme="RFC 1918 or `fc00::/7`, not overlapping each other or the proxy network; "
+            "they become Jellyfin's `LocalNetworkSubnets`",
+        ),
+    ] = Field(default_factory=list)
+    timezone: Annotated[
+        Timezone, Setting("Jellyfin's timezone, a tz database name such as `Europe/Paris`")
+    ] = "Etc/UTC"
 
     @field_validator("media")
     @classmethod
@@ -750,11 +903,31 @@ class ImagesConfig(BaseModel):
 
 
 class HeadersConfig(Strict):
-    content_security_policy: str = DEFAULT_CSP
-    referrer_policy: str = DEFAULT_REFERRER_POLICY
-    permissions_policy: str = DEFAULT_PERMISSIONS_POLICY
+    content_security_policy: Annotated[
+        str,
+        Setting(
+            "Content-Security-Policy",
+            flag="",
+            default="Jellyfin-safe CSP",
+            readme="allows what jellyfin-web (10.9+) and Chromecast need",
+        ),
+    ] = DEFAULT_CSP
+    referrer_policy: Annotated[
+        str, Setting("Referrer-Policy", flag="", default=f"`{DEFAULT_REFERRER_POLICY}`")
+    ] = DEFAULT_REFERRER_POLICY
+    permissions_policy: Annotated[
+        str,
+        Setting("Permissions-Policy", flag="", default="every device feature off"),
+    ] = DEFAULT_PERMISSIONS_POLICY
     # Off by default: X-Frame-Options breaks the LG webOS app.
-    frame_options: Literal["", "SAMEORIGIN", "DENY"] = ""
+    frame_options: Annotated[
+        Literal["", "SAMEORIGIN", "DENY"],
+        Setting(
+            "X-Frame-Options: `SAMEORIGIN` or `DENY`",
+            flag="",
+            readme="off by default: it breaks the LG webOS app",
+        ),
+    ] = ""
 
     @field_validator("content_security_policy", "referrer_policy", "permissions_policy")
     @classmethod
@@ -765,13 +938,45 @@ class HeadersConfig(Strict):
 
 
 class StackConfig(Strict):
-    schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)] = SCHEMA_VERSION
-    proxy: ProxyKind
-    domain: Domain
-    email: Email | None = None
-    subpath: Subpath = ""
-    project: str = ""
-    run_as: str = Field(default="0:0", description="uid:gid the containers run as")
+    schema_version: Annotated[
+        Literal[1],
+        BeforeValidator(_exact_int),
+        Setting("the version of this file's format", flag=""),
+    ] = SCHEMA_VERSION
+    proxy: Annotated[
+        ProxyKind,
+        Setting(
+            "the reverse proxy",
+            argument=True,
+            readme="`traefik`, `caddy`, `nginx`, `haproxy` or `apache` (or one a plugin registers)",
+        ),
+    ]
+    domain: Annotated[
+        Domain, Setting("public DNS name, e.g. jellyfin.example.com (no IP, no underscores)")
+    ]
+    email: Annotated[Email | None, Setting("ACME account email (required for ACME modes)")] = None
+    subpath: Annotated[
+        Subpath,
+        Setting(
+            "serve under a path, e.g. /jellyfin",
+            readme="the prefix is kept end to end; `BaseUrl` set; `/jellyfin` → `/jellyfin/`",
+        ),
+    ] = ""
+    project: Annotated[
+        str,
+        Setting("the stack's name: its Compose project or swarm stack", default="domain with `-`"),
+    ] = ""
+    run_as: Annotated[
+        str,
+        Setting(
+            "uid:gid every container runs as",
+            default="your `uid:gid`",
+            init_default=lambda: f"{os.getuid()}:{os.getgid()}",
+            readme="it owns every file and folder the containers read or write: stackgen gives "
+            "them to it when run as root, and `check` fails when ownership or modes would stop "
+            "a service from reading its keys or writing its folders",
+        ),
+    ] = "0:0"
     tls: TlsConfig = Field(default_factory=TlsConfig)
     ports: PortsConfig = Field(default_factory=PortsConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
@@ -781,10 +986,25 @@ class StackConfig(Strict):
     headers: HeadersConfig = Field(default_factory=HeadersConfig)
     # Off for clients that stall or cannot seek over h2 (Kodi, some TV apps): ALPN then
     # offers http/1.1 only, on every proxy.
-    http2: StrictBool = True
+    http2: Annotated[
+        StrictBool,
+        Setting(
+            "offer HTTP/2",
+            readme="`false` (`--no-http2`) makes every proxy's ALPN offer `http/1.1` only, for "
+            "Kodi and TV apps that stall or cannot seek over h2",
+        ),
+    ] = True
     # QUIC on the HTTPS port's UDP twin, advertised with Alt-Svc; only proxies whose
     # official image has it (Proxy.supports_http3), refused with the reason otherwise.
-    http3: StrictBool = False
+    http3: Annotated[
+        StrictBool,
+        Setting(
+            "offer HTTP/3 (QUIC) over UDP on the HTTPS port (Caddy and Traefik only)",
+            readme="advertised with `Alt-Svc` naming the public port. nginx needs 1.25+ built "
+            "with QUIC (stackgen's tests run 1.22), HAProxy a QUIC-enabled build (Debian's 2.6 "
+            "is not), Apache has none; they refuse it in one line",
+        ),
+    ] = False
     # The target's own class (SerializeAsAny: its fields are written too).
     deploy: SerializeAsAny[DeployConfig] = Field(default_factory=_default_deploy)
 
@@ -796,7 +1016,18 @@ class StackConfig(Strict):
     # Dual-stack: the proxy network gets a pinned IPv6 subnet (network.subnet6), the ports
     # are published on IPv6 too (ports.listen_address6), every proxy listens on IPv6, and
     # Jellyfin's EnableIPv6 and KnownProxies follow.
-    ipv6: StrictBool = False
+    ipv6: Annotated[
+        StrictBool,
+        Setting(
+            "dual-stack: IPv6 subnet, ports and Jellyfin's EnableIPv6",
+            readme="the proxy network gets a pinned IPv6 subnet (`network.subnet6`) and the "
+            "proxy a pinned IPv6 address, the ports are published on IPv6 too "
+            "(`ports.listen_address6`), every proxy listens on IPv6, and Jellyfin gets "
+            "`EnableIPv6 = true` with the proxy's IPv6 address in `KnownProxies`. IPv6 clients "
+            'keep their address only when the engine has `"ip6tables": true` '
+            "([docs/jellyfin.md](docs/jellyfin.md#ipv6-clients))",
+        ),
+    ] = False
 
     @model_validator(mode="after")
     def _ipv6_network(self) -> StackConfig:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import ClassVar, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field
 
 from stackgen.models import DeployConfig, IPv4, IPv4Net, JellyfinNetwork, StackConfig
+from stackgen.options import Setting
 
 # Node labels that place the services on a swarm: the proxy on an edge node (the public
 # address), Jellyfin on a media node (disks, GPU). Two keys, not one key with two values, so
@@ -22,16 +23,33 @@ DEFAULT_GATEWAY_SUBNET: Final = ipaddress.IPv4Network("172.18.0.0/16")
 class SwarmDeploy(DeployConfig):
     target: Literal["swarm"] = "swarm"
     # Jellyfin on the media node's host network: where the proxy reaches it.
-    media_address: IPv4 | None = Field(
-        default=None, description="swarm: the media node's address (Jellyfin on its host network)"
-    )
+    media_address: Annotated[
+        IPv4 | None,
+        Setting(
+            "swarm, host-network Jellyfin (then required): the media node's address",
+            readme="where the proxy reaches Jellyfin",
+        ),
+    ] = None
     # Host network: the addresses the proxy's connections come from, as the media node
     # sees them: other nodes' own addresses (the overlay's gateway bridge masquerades to
     # them), and this bridge for a proxy on the media node itself.
-    edge_addresses: list[IPv4] = Field(default_factory=list)
-    gateway_subnet: IPv4Net | None = Field(
-        default=None, description="swarm: docker_gwbridge's subnet (default 172.18.0.0/16)"
-    )
+    edge_addresses: Annotated[
+        list[IPv4],
+        Setting(
+            "swarm, host network: an edge node's address as the media node sees it; repeatable",
+            flag="edge-address",
+            readme="added to `KnownProxies`",
+        ),
+    ] = Field(default_factory=list)
+    gateway_subnet: Annotated[
+        IPv4Net | None,
+        Setting(
+            "swarm, host network: docker_gwbridge's subnet",
+            default=f"`{DEFAULT_GATEWAY_SUBNET}`",
+            readme="a proxy on the media node connects from it; `up` refuses a mismatch with "
+            "the real one and names the value",
+        ),
+    ] = None
 
     # A replaced task gets a new address.
     readdresses_services: ClassVar[bool] = True
