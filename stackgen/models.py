@@ -824,6 +824,16 @@ class JellyfinConfig(Strict):
     timezone: Annotated[
         Timezone, Setting("Jellyfin's timezone, a tz database name such as `Europe/Paris`")
     ] = "Etc/UTC"
+    start_seconds: Annotated[
+        Annotated[StrictInt, Field(ge=10, le=3600)],
+        Setting(
+            "how long Jellyfin may take to start before its healthcheck counts (10-3600 s)",
+            flag="jellyfin-start-seconds",
+            readme="a large library or a database migration after an upgrade can take longer "
+            "than the default; `up` then waits for it instead of failing on an unhealthy "
+            "Jellyfin",
+        ),
+    ] = 60
 
     @field_validator("media")
     @classmethod

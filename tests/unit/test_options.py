@@ -35,3 +35,19 @@ def test_every_setting_with_a_flag_is_an_init_option() -> None:
     assert flags <= offered, flags - offered
     assert "--media-address" in flags  # the swarm target's own setting
     assert [o.key for o in INIT_OPTIONS if o.setting.argument] == ["proxy"]
+
+
+def test_a_setting_declared_on_the_model_is_an_init_option_end_to_end(tmp_path: Path) -> None:
+    """jellyfin.start_seconds: declared once, in the model; init, validation, stackgen.toml
+    and the compose file follow."""
+    from tests.unit.test_cli import BASE, stackgen
+
+    folder = tmp_path / "stack"
+    result = stackgen(*BASE, "--jellyfin-start-seconds", "300", "--dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "start_seconds = 300" in (folder / "stackgen.toml").read_text()
+    assert "      start_period: 300s\n" in (folder / "docker-compose.yml").read_text()
+    refused = stackgen(*BASE, "--jellyfin-start-seconds", "5", "--dir", str(tmp_path / "no"))
+    assert refused.returncode == 3
+    assert "jellyfin.start_seconds: Input should be greater than or equal to 10" in refused.stderr
+    assert not (tmp_path / "no").exists()
