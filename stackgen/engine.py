@@ -382,7 +382,8 @@ def stack_tasks(project: str) -> list[SwarmTask]:
         return []
     hostnames = {n.id: n.hostname for n in swarm_nodes()}
     tasks = []
-    for task in docker.task.list():
+    # This stack's services only: every task of a shared swarm is one inspect each.
+    for task in docker.service.ps(list(services)):
         if task.service_id not in services:
             continue
         status = task.status
