@@ -7,6 +7,8 @@ becomes one line on stderr and its documented exit code (README "Exit codes").
 from __future__ import annotations
 
 import contextlib
+import enum
+import inspect
 import json
 import os
 import re
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic_core import PydanticUndefined
 from typer.exceptions import TyperException
 
 from stackgen import __version__, exposure, lifecycle, redaction
@@ -33,14 +36,8 @@ from stackgen.errors import (
     StackInterrupted,
 )
 from stackgen.lock import stack_lock
-from stackgen.models import (
-    LETSENCRYPT_STAGING,
-    DeployTarget,
-    JellyfinNetwork,
-    TlsMode,
-    TlsSource,
-    default_run_as,
-)
+from stackgen.models import LETSENCRYPT_STAGING, StackConfig
+from stackgen.options import Option, options
 from stackgen.output import PrintableStream
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
@@ -55,6 +52,7 @@ from stackgen.stack import (
     render_dir,
 )
 from stackgen.stack_checks import check_stack, summarize
+from stackgen.targets import registry as targets
 from stackgen.writer import Action
 
 app = typer.Typer(
@@ -215,223 +213,174 @@ def _parse_credentials(values: list[str]) -> dict[str, str]:
     return credentials
 
 
-@app.command()
-def init(
-    proxy: Annotated[str, typer.Argument(help=f"One of: {', '.join(available())}.")],
-    domain: Annotated[str, typer.Option(help="Public name, e.g. jellyfin.example.com.")],
-    email: Annotated[
-        str | None, typer.Option(help="ACME account email (required for ACME modes).")
-    ] = None,
-    subpath: Annotated[str, typer.Option(help="Serve under a path, e.g. /jellyfin.")] = "",
-    tls: Annotated[TlsMode, typer.Option(help="Certificate source.")] = TlsMode.ACME,
-    ca_url: Annotated[
-        str | None, typer.Option(help="ACME directory URL (any RFC 8555 CA).")
-    ] = None,
-    staging: Annotated[bool, typer.Option(help="Use Let's Encrypt's staging CA.")] = False,
-    ca_bundle: Annotated[
-        str | None, typer.Option(help="PEM to trust a private ACME server's TLS certificate.")
-    ] = None,
-    trust_bundle: Annotated[
-        str | None,
-        typer.Option(help="PEM of the root that issues the served certificate (private CA)."),
-    ] = None,
-    dns_provider: Annotated[str | None, typer.Option(help="DNS provider (acme-dns).")] = None,
-    dns_env: Annotated[
-        list[str] | None, typer.Option(help="Credential variable name (acme-dns); repeatable.")
-    ] = None,
-    dns_credential: Annotated[
-        list[str] | None,
-        typer.Option(help="NAME=VALUE written to .env (0600), never stackgen.toml; repeatable."),
-    ] = None,
-    wildcard: Annotated[
-        bool, typer.Option(help="One certificate for *.ZONE and ZONE (acme-dns only).")
-    ] = False,
-    zone: Annotated[
-        str | None, typer.Option(help="DNS zone of the domain (default: its parent).")
-    ] = None,
-    dns_resolver: Annotated[
-        list[str] | None,
-        typer.Option(help="IP:PORT of a DNS server the ACME client asks (acme-dns); repeatable."),
-    ] = None,
-    dns_propagation_seconds: Annotated[
-        int | None, typer.Option(help="Wait after publishing the TXT record (acme-dns).")
-    ] = None,
-    tls_source: Annotated[
-        TlsSource | None,
-        typer.Option(help="Who obtains the certificate: the proxy's own client or certbot."),
-    ] = None,
-    redirect_http: Annotated[
-        bool | None,
-        typer.Option(
-            help="Publish port 80 with a redirect to HTTPS (default: only where HTTP-01 or a "
-            "LAN mode needs it)."
+def _choice(value: str, choices: list[str]) -> str:
+    """A value of a list known only at run time (a registry's): a usage error otherwise."""
+    if value not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        raise typer.BadParameter(f"{value!r} is not one of {listed}")
+    return value
+
+
+def _init_parameter(option: Option) -> inspect.Parameter:
+    """An option of `init` from a setting's declaration (options.py)."""
+    setting = option.setting
+    help_text = setting.help[0].upper() + setting.help[1:] + "."
+    if setting.argument:
+        if option.key == "proxy":
+            help_text = f"One of: {', '.join(available())}."
+        kind: Any = Annotated[str, typer.Argument(help=help_text)]
+        return inspect.Parameter(option.param, inspect.Parameter.KEYWORD_ONLY, annotation=kind)
+    flag = f"--{option.flag}"
+    default: Any = None if option.default is PydanticUndefined else option.default
+    if option.key == "deploy.target":
+        # The targets registered now (a plugin's too): a usage error for any other.
+        kind = Annotated[
+            str,
+            typer.Option(
+                flag,
+                callback=lambda value: _choice(value, targets.available()),
+                help="Where the stack runs: "
+                + "; ".join(f"{s.name}: {s.summary}" for s in targets.specs())
+                + ".",
+            ),
+        ]
+        default = targets.default()
+    elif option.is_bool:
+        # Off by default: a flag that turns it on; otherwise --x/--no-x.
+        names = (flag,) if default is False else ()
+        kind = Annotated[
+            bool | None if default is None else bool, typer.Option(*names, help=help_text)
+        ]
+    elif option.choices is not None:
+        choices = option.choices
+        kind = Annotated[
+            choices if default is not None else choices | None, typer.Option(flag, help=help_text)
+        ]
+    elif option.is_list:
+        kind = Annotated[list[str] | None, typer.Option(flag, help=help_text)]
+        default = None
+    elif setting.port:
+        kind = Annotated[str, typer.Option(flag, help=help_text)]
+        default = str(default)
+    else:
+        # Left out unless given: the model's default applies (shown, when it has one).
+        shown: bool | str = False if default in (None, "") else str(default)
+        if setting.init_default is not None:
+            shown = setting.default or True
+        text = int | None if option.is_int else str | None
+        kind = Annotated[text, typer.Option(flag, help=help_text, show_default=shown)]
+        default = None
+    if option.required and default is None:
+        return inspect.Parameter(option.param, inspect.Parameter.KEYWORD_ONLY, annotation=kind)
+    return inspect.Parameter(
+        option.param, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default
+    )
+
+
+def _init_value(option: Option, value: Any) -> Any:
+    """A value given to init as the model reads it (None: leave the setting out)."""
+    if value is None or (option.is_list and not value):
+        return None
+    if option.setting.port:
+        return _whole_number(f"--{option.flag}", value)
+    if option.key == "jellyfin.media":
+        return _parse_media(value)
+    if option.is_list:
+        return list(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        data = data.setdefault(key, {})
+    data[path[-1]] = value
+
+
+# The settings `init` offers: every one with a flag (the rest are edited in stackgen.toml).
+INIT_OPTIONS = [o for o in options(StackConfig) if o.flag]
+_OWN = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+    for name, kind, default in (
+        ("staging", Annotated[bool, typer.Option(help="Use Let's Encrypt's staging CA.")], False),
+        (
+            "dns_credential",
+            Annotated[
+                list[str] | None,
+                typer.Option(
+                    help="NAME=VALUE written to .env (0600), never stackgen.toml; repeatable."
+                ),
+            ],
+            None,
         ),
-    ] = None,
-    cert_file: Annotated[str | None, typer.Option(help="Certificate chain (tls files).")] = None,
-    key_file: Annotated[str | None, typer.Option(help="Private key (tls files).")] = None,
-    http_port: Annotated[str, typer.Option(help="Published HTTP port.")] = "80",
-    https_port: Annotated[str, typer.Option(help="Published HTTPS port.")] = "443",
-    listen_address: Annotated[str, typer.Option(help="Host address to publish on.")] = "0.0.0.0",  # noqa: S104
-    subnet: Annotated[str | None, typer.Option(help="Proxy network subnet (pinned).")] = None,
-    ipv6: Annotated[
-        bool,
-        typer.Option("--ipv6", help="Dual-stack: IPv6 subnet, ports and Jellyfin's EnableIPv6."),
-    ] = False,
-    subnet6: Annotated[
-        str | None,
-        typer.Option(help="IPv6 subnet of the proxy network, ULA (default: from --subnet)."),
-    ] = None,
-    jellyfin_network: Annotated[
-        JellyfinNetwork, typer.Option(help="host (DLNA, HDHomeRun) or bridge.")
-    ] = JellyfinNetwork.HOST,
-    jellyfin_port: Annotated[str, typer.Option(help="Jellyfin's HTTP port.")] = "8096",
-    media: Annotated[
-        list[str] | None,
-        typer.Option(help="Media folder SOURCE[:TARGET][:rw], read-only by default; repeatable."),
-    ] = None,
-    published_url: Annotated[
-        str | None, typer.Option(help="URL Jellyfin advertises (default: the public URL).")
-    ] = None,
-    timezone: Annotated[str, typer.Option(help="Jellyfin's timezone.")] = "Etc/UTC",
-    image: Annotated[
-        list[str] | None,
-        typer.Option(help="Override an image, SERVICE=IMAGE (jellyfin, traefik, ...); repeatable."),
-    ] = None,
-    project: Annotated[str | None, typer.Option(help="Compose project name.")] = None,
-    http2: Annotated[
-        bool, typer.Option(help="Offer HTTP/2 (off for clients that stall or cannot seek on h2).")
-    ] = True,
-    http3: Annotated[
-        bool, typer.Option("--http3", help="Offer HTTP/3 over UDP (not Apache).")
-    ] = False,
-    lan_url: Annotated[
-        str | None, typer.Option(help="URL Jellyfin gives LAN clients (needs --lan-subnet).")
-    ] = None,
-    lan_subnet: Annotated[
-        list[str] | None,
-        typer.Option(help="A private subnet whose clients get --lan-url; repeatable."),
-    ] = None,
-    run_as: Annotated[
-        str | None, typer.Option(help="uid:gid the containers run as (default: yours).")
-    ] = None,
-    target: Annotated[
-        DeployTarget, typer.Option(help="compose (this machine) or swarm (docker stack deploy).")
-    ] = DeployTarget.COMPOSE,
-    media_address: Annotated[
-        str | None,
-        typer.Option(help="Swarm, host-network Jellyfin: the media node's address."),
-    ] = None,
-    edge_address: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Swarm, host network: an edge node's address (KnownProxies); repeatable."
+        (
+            "image",
+            Annotated[
+                list[str] | None,
+                typer.Option(
+                    help="Override an image, SERVICE=IMAGE (jellyfin, traefik, ...); repeatable."
+                ),
+            ],
+            None,
         ),
-    ] = None,
-    gateway_subnet: Annotated[
-        str | None,
-        typer.Option(help="Swarm, host network: docker_gwbridge's subnet (default 172.18.0.0/16)."),
-    ] = None,
-    allow_plain_media_link: Annotated[
-        bool,
-        typer.Option(
-            "--allow-plain-media-link",
-            help="Swarm, host network: accept plain HTTP from the proxy to the media node.",
-        ),
-    ] = False,
-    directory: DirOption = Path(),
-    force: Annotated[bool, typer.Option(help="Replace an existing stack's files.")] = False,
-    dry_run: Annotated[bool, typer.Option(help="Show what would be written.")] = False,
-    as_json: JsonOption = False,
-) -> None:
+        ("directory", DirOption, Path()),
+        ("force", Annotated[bool, typer.Option(help="Replace an existing stack's files.")], False),
+        ("dry_run", Annotated[bool, typer.Option(help="Show what would be written.")], False),
+        ("as_json", JsonOption, False),
+    )
+]
+
+
+def init(**given: Any) -> None:
     """Create stackgen.toml and render a complete stack in a folder.
 
     Example: stackgen init traefik --domain jellyfin.example.com --email me@example.com
     """
+    proxy = given["proxy"]
     if proxy not in available():
         raise InvalidInputError(f"unknown proxy {proxy!r} (available: {', '.join(available())})")
-    images = _parse_images(image or [])
-    jellyfin: dict[str, Any] = {
-        "network_mode": jellyfin_network.value,
-        "port": _whole_number("--jellyfin-port", jellyfin_port),
-        "media": _parse_media(media or []),
-        "timezone": timezone,
-    }
-    if "jellyfin" in images:
-        jellyfin["image"] = images.pop("jellyfin")
-    if published_url:
-        jellyfin["published_url"] = published_url
-    if lan_url is not None:
-        jellyfin["lan_url"] = lan_url
-    if lan_subnet:
-        jellyfin["lan_subnets"] = list(lan_subnet)
-    tls_table: dict[str, Any] = {"mode": tls.value, "dns_env": dns_env or []}
-    if staging and ca_url:
-        raise InvalidInputError("--staging and --ca-url exclude each other")
-    if staging or ca_url:
-        tls_table["ca_url"] = LETSENCRYPT_STAGING if staging else ca_url
-    for key, value in (
-        ("ca_bundle", ca_bundle),
-        ("trust_bundle", trust_bundle),
-        ("dns_provider", dns_provider),
-        ("cert_file", cert_file),
-        ("key_file", key_file),
-        ("dns_zone", zone),
-        ("dns_resolvers", dns_resolver or None),
-        ("dns_propagation_seconds", dns_propagation_seconds),
-        ("source", tls_source.value if tls_source else None),
-        ("redirect_http", redirect_http),
-        ("wildcard", True if wildcard else None),
-    ):
+    data: dict[str, Any] = {}
+    for option in INIT_OPTIONS:
+        value = _init_value(option, given[option.param])
+        if value is None and option.setting.init_default is not None:
+            value = option.setting.init_default()
         if value is not None:
-            tls_table[key] = value
-    data: dict[str, Any] = {
-        "proxy": proxy,
-        "domain": domain,
-        "subpath": subpath,
-        "run_as": run_as or default_run_as(),
-        "tls": tls_table,
-        "ports": {
-            "http": _whole_number("--http-port", http_port),
-            "https": _whole_number("--https-port", https_port),
-            "listen_address": listen_address,
-        },
-        "jellyfin": jellyfin,
-        "images": images,
-        "http2": http2,
-        "http3": http3,
-        "ipv6": ipv6,
-    }
-    if email is not None:
-        data["email"] = email
-    network = {"subnet": subnet, "subnet6": subnet6}
-    if any(value is not None for value in network.values()):
-        data["network"] = {key: value for key, value in network.items() if value is not None}
-    if project is not None:
-        data["project"] = project
-    deploy: dict[str, Any] = {"target": target.value}
-    if media_address is not None:
-        deploy["media_address"] = media_address
-    if edge_address:
-        deploy["edge_addresses"] = list(edge_address)
-    if gateway_subnet is not None:
-        deploy["gateway_subnet"] = gateway_subnet
-    if allow_plain_media_link:
-        deploy["allow_plain_media_link"] = True
-    data["deploy"] = deploy
+            _put(data, option.path, value)
+    images = _parse_images(given["image"] or [])
+    if "jellyfin" in images:
+        data.setdefault("jellyfin", {})["image"] = images.pop("jellyfin")
+    data["images"] = images
+    if given["staging"] and given["ca_url"]:
+        raise InvalidInputError("--staging and --ca-url exclude each other")
+    if given["staging"]:
+        data.setdefault("tls", {})["ca_url"] = LETSENCRYPT_STAGING
+    directory: Path = given["directory"]
     config = build_config(data, directory)
     # Checked, like the configuration, before anything is written.
     check_bundles(config, directory)
     config, state = own_certificate(config, directory)
-    if dns_credential:
-        state.append(secrets_file(config, _parse_credentials(dns_credential)))
+    if given["dns_credential"]:
+        state.append(secrets_file(config, _parse_credentials(given["dns_credential"])))
+    dry_run, as_json = given["dry_run"], given["as_json"]
     with changing(directory, "init", writes=not dry_run):
-        outcome = init_stack(Stack(config, directory), force=force, dry_run=dry_run, state=state)
+        stack = Stack(config, directory)
+        outcome = init_stack(stack, force=given["force"], dry_run=dry_run, state=state)
     report_render(outcome, as_json=as_json, verb="stack written to")
     for warning in exposure.warnings(config):
         say(f"warning: {warning}", fg="yellow")
     if not as_json and outcome.written:
-        where = " on a swarm manager" if config.deploy.swarm else ""
+        up_where = targets.spec(config.deploy.target).up_where
+        where = f" {up_where}" if up_where else ""
         say(f"next: stackgen up --dir {directory}{where}  (then open {config.public_url})")
+
+
+init.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [_init_parameter(option) for option in INIT_OPTIONS if option.setting.argument]
+    + [_init_parameter(option) for option in INIT_OPTIONS if not option.setting.argument]
+    + _OWN
+)
+app.command()(init)
 
 
 # --- render ------------------------------------------------------------------------------

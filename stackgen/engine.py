@@ -175,6 +175,89 @@ def run_in_image(image: str, command: InImageCommand, folder: Path) -> tuple[boo
         docker.container.remove(container, force=True)
 
 
+# --- Docker Compose (the compose deploy target) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComposeContainer:
+    """One container of a Compose project, as the engine reports it."""
+
+    name: str
+    id: str  # the engine's id (its cgroup is named after it)
+    service: str  # its Compose service (the container's name when it has no label)
+    state: str  # "running", "exited", ...
+    health: str  # "healthy", "unhealthy", "starting", or "none" without a healthcheck
+    pid: int  # its main process on this machine (0 when it does not run)
+    ports: tuple[str, ...]  # "HOST_IP:HOST_PORT->PORT/PROTO" of each published port
+    addresses: tuple[str, ...]  # on every network: IPv4, and IPv6 where it has one
+
+
+def compose_containers(
+    client: DockerClient, services: list[str] | None = None
+) -> list[ComposeContainer]:
+    """The project's containers (all, or those of `services`), stopped ones included."""
+    found = []
+    for container in client.compose.ps(services or [], all=True):
+        labels = container.config.labels or {}
+        health = container.state.health.status if container.state.health else "none"
+        ports = [
+            f"{binding.get('HostIp', '')}:{binding.get('HostPort', '')}->{inner}"
+            for inner, bindings in (container.network_settings.ports or {}).items()
+            for binding in (bindings or [])
+        ]
+        addresses = [
+            str(address)
+            for network in (container.network_settings.networks or {}).values()
+            for address in (network.ip_address, network.global_ipv6_address)
+            if address
+        ]
+        found.append(
+            ComposeContainer(
+                name=str(container.name),
+                id=str(container.id),
+                service=labels.get("com.docker.compose.service", str(container.name)),
+                state=str(container.state.status),
+                health=str(health),
+                pid=int(container.state.pid or 0),
+                ports=tuple(ports),
+                addresses=tuple(addresses),
+            )
+        )
+    return found
+
+
+def compose_up(client: DockerClient, *, timeout: int) -> None:
+    """`docker compose up --wait`: until every service is healthy or `timeout` passed. An
+    interrupt kills `docker compose up` (subprocess.run does on any exception), so no orphan
+    keeps starting the stack after stackgen is gone."""
+    client.compose.up(detach=True, wait=True, wait_timeout=timeout, remove_orphans=True)
+
+
+def compose_down(client: DockerClient, *, volumes: bool = False, timeout: int = 20) -> None:
+    client.compose.down(remove_orphans=True, volumes=volumes, timeout=timeout)
+
+
+def compose_restart(client: DockerClient, services: list[str]) -> None:
+    client.compose.restart(services)
+
+
+def compose_exec(client: DockerClient, service: str, argv: list[str]) -> None:
+    client.compose.execute(service, argv, tty=False)
+
+
+def compose_logs(client: DockerClient, services: list[str], *, follow: bool) -> Iterator[str]:
+    """The services' logs (all with an empty list), prefixed by service, as they come."""
+    for _source, line in client.compose.logs(services, follow=follow, stream=True):
+        yield line.decode("utf-8", "replace")
+
+
+def compose_recent_logs(client: DockerClient, services: list[str], *, lines: int) -> str:
+    """The last lines of each service's log (all with an empty list; prefixed by service
+    unless there is one)."""
+    one = len(services) == 1
+    return str(client.compose.logs(services, tail=str(lines), no_log_prefix=one))
+
+
 # --- Docker Swarm (the swarm deploy target) ----------------------------------------------
 
 STACK_LABEL = "com.docker.stack.namespace"
@@ -301,7 +384,8 @@ def stack_tasks(project: str) -> list[SwarmTask]:
         return []
     hostnames = {n.id: n.hostname for n in swarm_nodes()}
     tasks = []
-    for task in docker.task.list():
+    # This stack's services only: every task of a shared swarm is one inspect each.
+    for task in docker.service.ps(list(services)):
         if task.service_id not in services:
             continue
         status = task.status
@@ -398,6 +482,7 @@ def gateway_bridge_addresses(container_id: str) -> list[str]:
 
 
 __all__ = [
+    "ComposeContainer",
     "DockerClient",
     "DockerException",
     "SwarmMembership",
@@ -406,7 +491,14 @@ __all__ = [
     "SwarmTask",
     "compose_client",
     "compose_config_problems",
+    "compose_containers",
+    "compose_down",
+    "compose_exec",
     "compose_images",
+    "compose_logs",
+    "compose_recent_logs",
+    "compose_restart",
+    "compose_up",
     "container_addresses",
     "containers_publishing",
     "gateway_bridge_addresses",

@@ -1,6 +1,6 @@
 """What a valid configuration still exposes, said in one line each at `init` and by `check`
-every time (never silently): containers that run as root, and a Jellyfin that answers in
-plain HTTP beside the proxy."""
+every time (never silently): containers that run as root, a Jellyfin that answers in
+plain HTTP beside the proxy, and what the deploy target's own settings expose."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def root_user(config: StackConfig) -> str | None:
 def plain_jellyfin(config: StackConfig) -> str | None:
     """Host networking publishes nothing through Docker: Jellyfin binds its own port on
     every interface of the machine, in plain HTTP, beside the proxy."""
-    if config.jellyfin.network_mode is not JellyfinNetwork.HOST or config.deploy.swarm:
+    host = config.jellyfin.network_mode is JellyfinNetwork.HOST
+    if not host or not config.deploy.jellyfin_beside_proxy:
         return None
     port = config.jellyfin.port
     return (
@@ -32,33 +33,6 @@ def plain_jellyfin(config: StackConfig) -> str | None:
     )
 
 
-def plain_media_link(config: StackConfig) -> str | None:
-    """Swarm, host-network Jellyfin: accepted only with deploy.allow_plain_media_link."""
-    if not config.deploy.allow_plain_media_link:
-        return None
-    return (
-        f"the proxy reaches Jellyfin in plain HTTP at {config.deploy.media_address} "
-        "(deploy.allow_plain_media_link): tokens and passwords cross the LAN in clear when "
-        "the proxy runs on another node; jellyfin.network_mode 'bridge' uses the encrypted "
-        "overlay instead"
-    )
-
-
-def clear_overlay(config: StackConfig) -> str | None:
-    if not config.deploy.swarm or config.deploy.encrypt_overlay:
-        return None
-    return (
-        "the swarm overlay is not encrypted (deploy.encrypt_overlay = false): traffic between "
-        "the proxy and Jellyfin on different nodes crosses the LAN in clear; encrypt it "
-        "once the nodes' kernel has ESP (CONFIG_INET_ESP)"
-    )
-
-
 def warnings(config: StackConfig) -> list[str]:
-    found = (
-        root_user(config),
-        plain_jellyfin(config),
-        plain_media_link(config),
-        clear_overlay(config),
-    )
-    return [w for w in found if w is not None]
+    found = (root_user(config), plain_jellyfin(config))
+    return [w for w in found if w is not None] + config.deploy.exposure(config)

@@ -37,6 +37,45 @@ class StateFile:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host path mounted into a service's container. Each target writes it its own way
+    (Compose: a bind mount; Swarm: a config per rendered file, a secret for a key, a bind
+    mount for what a container writes), so nothing is guessed from its name."""
+
+    source: str  # stack-relative ("./nginx/conf.d") or absolute
+    target: str  # in the container
+    read_only: bool = True
+    # One file the service reads (a certificate, a CA bundle): a Swarm config of its own.
+    file: bool = False
+    # A private key: on a Swarm, a secret only the service's user may read.
+    secret: bool = False
+    comment: tuple[str, ...] = ()  # why, written above it in the stack file
+
+    @property
+    def short(self) -> str:
+        """Compose's short syntax, `SOURCE:TARGET[:ro]`."""
+        return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
+
+
+@dataclass(frozen=True)
+class Tmpfs:
+    """A tmpfs in a service's container, optionally owned (`options`: mount options)."""
+
+    target: str
+    options: str = ""  # e.g. "uid=1000,gid=1000,mode=0755"
+    comment: tuple[str, ...] = ()
+
+    @property
+    def short(self) -> str:
+        return f"{self.target}:{self.options}" if self.options else self.target
+
+
+def owned_tmpfs(target: str, uid: int, gid: int, *comment: str) -> Tmpfs:
+    """A tmpfs owned by the user the service runs as."""
+    return Tmpfs(target, f"uid={uid},gid={gid},mode=0755", comment)
+
+
+@dataclass(frozen=True)
 class InImageCommand:
     """A command run in the proxy's own image with stack files mounted (validate, test)."""
 

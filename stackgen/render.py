@@ -11,8 +11,6 @@ from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.env_file import literal_line
 from stackgen.errors import InvalidInputError
 from stackgen.models import (
-    EDGE_LABEL,
-    MEDIA_LABEL,
     JellyfinNetwork,
     StackConfig,
     TlsMode,
@@ -21,7 +19,8 @@ from stackgen.models import (
 )
 from stackgen.parts import Access
 from stackgen.proxies import get_proxy
-from stackgen.swarm_stack import SwarmFiles, content_hash
+from stackgen.targets import registry as targets
+from stackgen.targets.stack_file import Rendered, StackFile
 from stackgen.templating import render
 from stackgen.writer import PlannedFile
 
@@ -56,6 +55,7 @@ def render_stack(
             f"proxy {config.proxy!r} has no ACME client of its own for tls.mode "
             f"{config.tls.mode.value!r}: use tls.source 'certbot'"
         )
+    stack_file: StackFile = targets.load(config.deploy.target, "stack_file")
     context: dict[str, object] = {
         "c": config,
         "proxy": proxy,
@@ -63,7 +63,7 @@ def render_stack(
         "tls_profile": proxy.tls_profile,
         "JellyfinNetwork": JellyfinNetwork,
         "TlsMode": TlsMode,
-        "swarm": None,
+        "target": stack_file,
     }
     # In Jellyfin's own config folder, which Jellyfin writes.
     network_xml = PlannedFile(
@@ -81,21 +81,13 @@ def render_stack(
         for s in proxy.state_files(config, stack_dir)
     ]
     files += _secret_files(config)
-    if config.deploy.swarm:
-        # The stack file names every file it mounts by a hash of its content: rendered last.
-        context["swarm"] = SwarmFiles(
-            config.project,
-            templates,
-            {f.path: f.content for f in files},
-            stack_dir,
-            (config.uid, config.gid),
-        )
-        context["network_xml_hash"] = content_hash(network_xml.content)
-        context["labels"] = {"edge": EDGE_LABEL, "media": MEDIA_LABEL}
-        template = "docker-stack.yml.j2"
-    else:
-        template = "docker-compose.yml.j2"
-    files = [PlannedFile(COMPOSE_FILE, render(template, **context).encode()), network_xml, *files]
+    # Rendered last: a target's stack file may name the files it mounts by their content.
+    rendered = Rendered(
+        templates, {f.path: f.content for f in files}, network_xml.content, stack_dir
+    )
+    context |= stack_file.context(config, rendered)
+    stack = render(stack_file.template, **context).encode()
+    files = [PlannedFile(COMPOSE_FILE, stack), network_xml, *files]
     directories = [
         (config.jellyfin.config_dir, 0o755),
         (config.jellyfin.cache_dir, 0o755),
@@ -121,7 +113,7 @@ def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
             f"--dns-credential {unknown[0]}: not a variable of this DNS provider ({known}); "
             "add it to tls.dns_env"
         )
-    if config.deploy.swarm:
+    if config.deploy.env_file_literal:
         header = "# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."
     else:
         header = (
@@ -132,7 +124,7 @@ def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
     for name in config.dns_secret_names:
         value = values.get(name, "")
         try:
-            lines.append(literal_line(name, value, swarm=config.deploy.swarm))
+            lines.append(literal_line(name, value, swarm=config.deploy.env_file_literal))
         except ValueError as error:
             raise InvalidInputError(f"--dns-credential {name}: the value {error}") from None
     secret = values.get(TSIG_SECRET)

@@ -1,5 +1,5 @@
-"""A stack on this machine as one value (`Stack`: configuration, folder, proxy, compose
-client) that render, check, lifecycle and verify share; and init and render (plan, report,
+"""A stack on this machine as one value (`Stack`: configuration, folder, proxy, target,
+compose client) that render, check, lifecycle and verify share; and init and render (plan, report,
 apply)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from stackgen import engine, inputs, writer
 from stackgen.certificates.source import CA_CERT, CA_KEY, OWN_CERT, OWN_KEY
@@ -20,7 +21,11 @@ from stackgen.parts import Access
 from stackgen.proxies import get_proxy
 from stackgen.proxies.base import Proxy
 from stackgen.render import COMPOSE_FILE, network_xml_path, render_stack
+from stackgen.targets import registry as targets
 from stackgen.writer import Action, Plan, PlannedFile
+
+if TYPE_CHECKING:
+    from stackgen.targets.base import Target
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,12 @@ class Stack:
     def compose(self) -> DockerClient:
         """The stack's compose project (no engine call until it is used)."""
         return engine.compose_client(self.config.project, self.folder / COMPOSE_FILE, self.folder)
+
+    @cached_property
+    def target(self) -> Target:
+        """What runs the stack (`deploy.target`): its operations on the engine."""
+        target: Target = targets.load(self.config.deploy.target, "operations")
+        return target
 
     @property
     def network_xml(self) -> Path:

@@ -246,7 +246,7 @@ def _dns_secrets(stack: Stack) -> list[Finding]:
     except (OSError, UnicodeDecodeError) as error:
         return [Finding("dns", Status.FAIL, f"cannot read {path}: {error}")]
     # As the reader of the file will read it: Compose's dotenv rules, or the swarm's.
-    parsed = parse_env(text, swarm=config.deploy.swarm)
+    parsed = parse_env(text, swarm=config.deploy.env_file_literal)
     values = {name: entry.value for name, entry in parsed.items()}
     findings = []
     for name in names:

@@ -17,6 +17,7 @@ from stackgen import __version__
 from stackgen.models import bind_source
 from stackgen.parts import Duration
 from stackgen.proxies import registry
+from stackgen.targets import registry as targets
 
 HEALTHCHECK_INTERVAL: Final = "2s"
 
@@ -31,8 +32,9 @@ def templates_dir() -> Path:
 
 
 class _Loader(jinja2.BaseLoader):
-    """compose-templates/, except `proxies/<name>/...` of a proxy that brings its own
-    template folder (one registered from outside stackgen/proxies/)."""
+    """compose-templates/, except `proxies/<name>/...` of a proxy and `targets/<name>/...` of
+    a deploy target that brings its own template folder (one registered from outside
+    stackgen)."""
 
     def __init__(self, root: Path) -> None:
         self._root = jinja2.FileSystemLoader(str(root))
@@ -41,7 +43,11 @@ class _Loader(jinja2.BaseLoader):
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
         top, name, rest = [*template.split("/", 2), "", ""][:3]
-        folder = registry.template_dir(name) if top == "proxies" and rest else None
+        folder = None
+        if top == "proxies" and rest:
+            folder = registry.template_dir(name)
+        elif top == "targets" and rest:
+            folder = targets.template_dir(name)
         if folder is not None:
             return jinja2.FileSystemLoader(str(folder)).get_source(environment, rest)
         return self._root.get_source(environment, template)

@@ -12,8 +12,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stackgen import swarm_ops
-from stackgen.engine import DockerException
 from stackgen.errors import InvalidInputError
 from stackgen.models import TlsMode
 from stackgen.probe import Target
@@ -30,22 +28,8 @@ def known_proxies_on_disk(stack: Stack) -> list[str]:
 
 
 def proxy_addresses(stack: Stack) -> list[str]:
-    """The proxy container's addresses on the stack's networks (empty when not running)."""
-    if stack.config.deploy.swarm:
-        return swarm_ops.proxy_addresses(stack)
-    try:
-        containers = stack.compose.compose.ps([stack.proxy.service])
-    except DockerException:
-        return []
-    addresses = []
-    for container in containers:
-        for network in (container.network_settings.networks or {}).values():
-            # Both families: over IPv6 (ipv6 = true, bridged Jellyfin) the proxy connects
-            # from its IPv6 address, which KnownProxies must then cover too.
-            for address in (network.ip_address, network.global_ipv6_address):
-                if address:
-                    addresses.append(str(address))
-    return addresses
+    """Where the proxy connects from, as the engine reports it (empty when not running)."""
+    return stack.target.proxy_addresses(stack)
 
 
 def stack_target(
@@ -62,10 +46,7 @@ def stack_target(
     the engine reports it (verify), instead of what the configuration says (up, status)."""
     config = stack.config
     trust = config.client_trust_file
-    address = config.connect_address
-    if config.deploy.swarm:
-        # The proxy publishes on its own node's ports (mode host), wherever that node is.
-        address = swarm_ops.proxy_node_address(stack) or address
+    address = stack.target.connect_address(stack)
     if observed:
         known: Sequence[str] = known_proxies_on_disk(stack)
         addresses = proxy_addresses(stack) or None

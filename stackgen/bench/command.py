@@ -32,7 +32,6 @@ from stackgen.bench.endpoint import (
 )
 from stackgen.bench.measure import BenchSettings, run_bench
 from stackgen.bench.report import bench_plot, render_table
-from stackgen.engine import DockerException
 from stackgen.errors import InvalidInputError, ProblemsFoundError
 from stackgen.models import JellyfinNetwork
 from stackgen.probe import Target
@@ -56,21 +55,10 @@ class Targets:
 
 
 def _proxy_container(stack: Stack) -> tuple[str | None, list[str]]:
-    """The running proxy container's id and its IPv4 addresses (none for a swarm stack)."""
-    if stack.config.deploy.swarm:
-        return None, []
-    try:
-        containers = stack.compose.compose.ps([stack.proxy.service])
-    except DockerException:
-        return None, []
-    for container in containers:
-        addresses = [
-            str(network.ip_address)
-            for network in (container.network_settings.networks or {}).values()
-            if network.ip_address
-        ]
-        return str(container.id), addresses
-    return None, []
+    """The running proxy container's id and its IPv4 addresses (none when the target does
+    not run it as one container on this machine)."""
+    found = stack.target.proxy_container(stack)
+    return found if found is not None else (None, [])
 
 
 def targets(

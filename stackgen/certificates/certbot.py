@@ -35,7 +35,7 @@ from typing import ClassVar, Final
 
 from stackgen.certificates.source import CertificateSource, ServedPair, mounted_files
 from stackgen.models import StackConfig, TlsMode, TlsSource, bind_source
-from stackgen.parts import StateFile, TemplateFile
+from stackgen.parts import Mount, StateFile, TemplateFile, Tmpfs, owned_tmpfs
 from stackgen.pki import placeholder_pair
 
 # HTTP-01 through the proxy's webroot, DNS-01 through one of certbot's DNS plugins (the
@@ -135,13 +135,48 @@ class Certbot(CertificateSource):
             (self.layout.certs_dir, 0o755),
         ]
 
-    def proxy_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
+    def proxy_mounts(self, config: StackConfig) -> list[Mount]:
         layout = self.layout
         return [
-            (bind_source(layout.certs_dir), layout.certs_path),
-            (bind_source(layout.webroot_dir), layout.webroot_path),
-            (bind_source(layout.scripts_dir), layout.scripts_path),
+            Mount(bind_source(layout.certs_dir), layout.certs_path),
+            Mount(bind_source(layout.webroot_dir), layout.webroot_path),
+            Mount(bind_source(layout.scripts_dir), layout.scripts_path),
         ]
+
+    def service_mounts(self, config: StackConfig) -> list[Mount]:
+        """The certbot service's own mounts."""
+        layout = self.layout
+        mounts = [
+            Mount(bind_source(layout.scripts_dir), layout.scripts_path),
+            Mount(
+                bind_source(layout.state_dir),
+                layout.state_path,
+                read_only=False,
+                comment=("Account, keys and certificates: must persist.",),
+            ),
+            Mount(
+                bind_source(layout.webroot_dir),
+                layout.webroot_path,
+                read_only=False,
+                comment=("Challenge tokens, served by the proxy (read-only there).",),
+            ),
+            Mount(
+                bind_source(layout.certs_dir),
+                layout.certs_path,
+                read_only=False,
+                comment=("The files the proxy reads; the deploy hook replaces them.",),
+            ),
+        ]
+        if config.acme_ca_bundle:
+            mounts.append(Mount(config.acme_ca_bundle, layout.ca_bundle_path, file=True))
+        return mounts
+
+    def service_tmpfs(self, config: StackConfig) -> list[Tmpfs]:
+        """Owned by the user certbot runs as: its lock, work and log folders."""
+        folders = ("/tmp", "/var/lib/letsencrypt", "/var/log/letsencrypt")
+        tmpfs = [owned_tmpfs(folder, config.uid, config.gid) for folder in folders]
+        comment = ("Owned by the user certbot runs as: its lock, work and log folders.",)
+        return [Tmpfs(tmpfs[0].target, tmpfs[0].options, comment), *tmpfs[1:]]
 
     def restart_files(self) -> frozenset[str]:
         # The watcher is the proxy container's PID 1 wrapper: read once, at start.

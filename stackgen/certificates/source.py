@@ -17,7 +17,7 @@ from typing import ClassVar, Final
 
 from stackgen import pki
 from stackgen.models import StackConfig, TlsMode
-from stackgen.parts import Access, StateFile, TemplateFile
+from stackgen.parts import Access, Mount, StateFile, TemplateFile
 
 # Where the internal CA's files live in the stack folder.
 INTERNAL_CA_DIR: Final = "tls"
@@ -59,8 +59,8 @@ class CertificateSource:
     def directories(self, config: StackConfig) -> list[tuple[str, int]]:
         return []
 
-    def proxy_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
-        """Read-only mounts (stack path, container path) into the proxy's container."""
+    def proxy_mounts(self, config: StackConfig) -> list[Mount]:
+        """Read-only mounts into the proxy's container."""
         return []
 
     def restart_files(self) -> frozenset[str]:
@@ -92,15 +92,21 @@ class MountedFiles(CertificateSource):
 
     proxy_reads_files: ClassVar[bool] = True
 
-    def proxy_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
+    def proxy_mounts(self, config: StackConfig) -> list[Mount]:
         if not config.tls_files:
             return []
         chain, key = config.tls_files
         if self.served.combined:
             # HAProxy loads `<crt>.key` by itself (ssl-load-extra-files, 2.2+): no combined
             # copy of the user's key is made.
-            return [(chain, self.served.combined), (key, f"{self.served.combined}.key")]
-        return [(chain, self.served.fullchain), (key, self.served.privkey)]
+            return [
+                Mount(chain, self.served.combined, file=True),
+                Mount(key, f"{self.served.combined}.key", secret=True),
+            ]
+        return [
+            Mount(chain, self.served.fullchain, file=True),
+            Mount(key, self.served.privkey, secret=True),
+        ]
 
 
 class UserFiles(MountedFiles):

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import ClassVar, Final
 
 from stackgen.certificates import INTERMEDIATE, CertificateSource, TlsProfile
-from stackgen.models import StackConfig, TlsMode
-from stackgen.parts import Duration, InImageCommand, StateFile, TemplateFile
+from stackgen.models import StackConfig, TlsMode, bind_source
+from stackgen.parts import Duration, InImageCommand, Mount, StateFile, TemplateFile, Tmpfs
 from stackgen.proxies.spec import ProxySpec
 
 # Jellyfin's documented minimum for uploads (docs/jellyfin.md).
@@ -122,13 +122,35 @@ class Proxy(ABC):
     def directories(self, config: StackConfig) -> list[tuple[str, int]]:
         return [*self.own_directories(config), *self.certificates(config).directories(config)]
 
-    def tls_mounts(self, config: StackConfig) -> list[tuple[str, str]]:
-        """Read-only mounts (stack path, container path) the proxy needs for TLS: the
-        certificate source's, and the private ACME server's root where the proxy reads it."""
+    def tls_mounts(self, config: StackConfig) -> list[Mount]:
+        """Read-only mounts the proxy needs for TLS: the certificate source's, and the
+        private ACME server's root where the proxy reads it."""
         mounts = self.certificates(config).proxy_mounts(config)
         if config.acme_ca_bundle and self.acme_ca_path is not None:
-            mounts.append((config.acme_ca_bundle, self.acme_ca_path))
+            mounts.append(Mount(config.acme_ca_bundle, self.acme_ca_path, file=True))
         return mounts
+
+    def own_mounts(self, config: StackConfig) -> list[Mount]:
+        """Its configuration folder, read-only: the folder, not the file (an atomic replace
+        of a file would be missed by a single-file bind mount)."""
+        why = "The folder, not the file: an atomic replace of the file would be missed."
+        return [Mount(bind_source(self.conf_dir), self.conf_path, comment=(why,))]
+
+    def own_tmpfs(self, config: StackConfig) -> list[Tmpfs]:
+        return [Tmpfs("/tmp")]
+
+    def mounts(self, config: StackConfig) -> list[Mount]:
+        """Everything mounted into the proxy's container: its own, then for TLS."""
+        return [*self.own_mounts(config), *self.tls_mounts(config)]
+
+    def tmpfs(self, config: StackConfig) -> list[Tmpfs]:
+        return self.own_tmpfs(config)
+
+    def conf_mounts(self, config: StackConfig) -> tuple[tuple[str, str], ...]:
+        """(stack path, container path) of its configuration and TLS files: what its own
+        config test in its image reads."""
+        mounts = [Mount(self.conf_dir, self.conf_path), *self.tls_mounts(config)]
+        return tuple((m.source, m.target) for m in mounts)
 
     def command(self, config: StackConfig) -> list[str] | None:
         foreground = self.foreground(config)

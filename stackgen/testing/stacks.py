@@ -175,7 +175,7 @@ class StackHandle:
         parts = [f"stack folder: {self.dir}", f"compose project: {self.compose_project}"]
         parts += self.notes
         if self.started:
-            kind = "docker service" if self.config.deploy.swarm else "docker compose"
+            kind = Stack(self.config, self.dir).target.logs_source
             parts.append(f"=== {kind} logs ===\n" + self.logs())
         if self.pebble is not None:
             parts.append("=== pebble ===\n" + self.pebble.log_tail())

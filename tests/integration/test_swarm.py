@@ -25,8 +25,8 @@ import pytest
 from filelock import FileLock
 from integration.conftest import SLOT, Stack, StackFactory, stackgen
 
-from stackgen import swarm_ops
-from stackgen.models import EDGE_LABEL, MEDIA_LABEL
+from stackgen.targets.swarm import target as swarm_ops
+from stackgen.targets.swarm.config import EDGE_LABEL, MEDIA_LABEL
 
 LOCK = Path(tempfile.gettempdir()) / "stackgen-test-swarm-init.lock"
 

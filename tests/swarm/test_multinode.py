@@ -25,10 +25,11 @@ from typing import Any
 
 import pytest
 
-from stackgen import lifecycle, swarm_ops
+from stackgen import lifecycle
 from stackgen.config_file import build_config, load_config
 from stackgen.models import StackConfig
 from stackgen.stack import Stack, init_stack
+from stackgen.targets.swarm import target as swarm_ops
 from tests.swarm.cluster import SwarmCluster
 
 from .client import Endpoint

@@ -217,8 +217,10 @@ def test_short_lived_certificates_plan_traefiks_renewals(tmp_path: Path) -> None
 def test_up_refuses_before_starting_anything_when_a_credential_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stackgen import lifecycle
+    from stackgen import engine, lifecycle
     from stackgen.errors import ProblemsFoundError
+    from stackgen.targets.compose.target import Compose
+    from stackgen.targets.ports import Own
     from stackgen.testing.allocate import bind_free_port
 
     folder = tmp_path / "s"
@@ -228,8 +230,8 @@ def test_up_refuses_before_starting_anything_when_a_credential_is_missing(
     # No engine here: everything before `docker compose up` runs as in `stackgen up`.
     monkeypatch.setattr(lifecycle, "require_engine", lambda: None)
     monkeypatch.setattr(lifecycle, "network_subnets", lambda: [])
-    monkeypatch.setattr(lifecycle, "_own_containers", lambda stack: [])
-    monkeypatch.setattr(lifecycle, "image_present", lambda image: True)
+    monkeypatch.setattr(Compose, "_own", lambda self, stack: Own())
+    monkeypatch.setattr(engine, "image_present", lambda image: True)
     monkeypatch.setattr(
         lifecycle, "check_stack", lambda stack: check_stack(stack, use_docker=False)
     )

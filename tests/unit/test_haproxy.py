@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from stackgen.errors import InvalidInputError
+from stackgen.parts import Mount
 from stackgen.proxies.haproxy.proxy import CONF_FILE, FOREGROUND, HAProxy
 from stackgen.render import render_stack
 from tests.unit.rendering import config_for, rendered
@@ -33,18 +34,19 @@ def test_crt_is_one_path_in_every_mode(tmp_path: Path) -> None:
         assert f"bind :443 ssl crt {crt} alpn h2,http/1.1" in cfg
     # acme: certbot's deploy hook builds the combined file; a placeholder exists first.
     acme = _config(tmp_path)
-    assert ("./certs", "/etc/stackgen/certs") in PROXY.tls_mounts(acme)
+    assert Mount("./certs", "/etc/stackgen/certs") in PROXY.tls_mounts(acme)
     placeholder = {s.target: s for s in PROXY.state_files(acme, tmp_path)}["certs/haproxy.pem"]
     assert b"CERTIFICATE" in placeholder.content and b"PRIVATE KEY" in placeholder.content
     assert placeholder.mode == 0o600
-    # files/internal: the key is mounted beside the chain, where HAProxy looks for it.
+    # files/internal: the key is mounted beside the chain, where HAProxy looks for it, and
+    # says it is the key (a secret on a swarm).
     assert PROXY.tls_mounts(_config(tmp_path, tls=FILES)) == [
-        ("/srv/tls/chain.pem", crt),
-        ("/srv/tls/key.pem", f"{crt}.key"),
+        Mount("/srv/tls/chain.pem", crt, file=True),
+        Mount("/srv/tls/key.pem", f"{crt}.key", secret=True),
     ]
     assert PROXY.tls_mounts(_config(tmp_path, tls={"mode": "internal"})) == [
-        ("./tls/fullchain.pem", crt),
-        ("./tls/privkey.pem", f"{crt}.key"),
+        Mount("./tls/fullchain.pem", crt, file=True),
+        Mount("./tls/privkey.pem", f"{crt}.key", secret=True),
     ]
 
 

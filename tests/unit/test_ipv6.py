@@ -294,9 +294,13 @@ def test_verify_observes_both_addresses_of_the_proxy(
     endpoint = SimpleNamespace(ip_address="172.30.77.2", global_ipv6_address="fd6a:6600::2")
     ipv4_only = SimpleNamespace(ip_address="172.30.78.2", global_ipv6_address="")
     container = SimpleNamespace(
-        network_settings=SimpleNamespace(networks={"a": endpoint, "b": ipv4_only})
+        id="0123abcd",
+        name="mine-nginx-1",
+        config=SimpleNamespace(labels={"com.docker.compose.service": "nginx"}),
+        state=SimpleNamespace(status="running", health=None, pid=4321),
+        network_settings=SimpleNamespace(networks={"a": endpoint, "b": ipv4_only}, ports={}),
     )
-    compose = SimpleNamespace(compose=SimpleNamespace(ps=lambda services: [container]))
+    compose = SimpleNamespace(compose=SimpleNamespace(ps=lambda services, all=False: [container]))
     monkeypatch.setattr(Stack, "compose", property(lambda self: compose))
     stack = Stack(_config(tmp_path, ipv6=True), tmp_path)
     assert verify.proxy_addresses(stack) == ["172.30.77.2", "fd6a:6600::2", "172.30.78.2"]

@@ -28,7 +28,13 @@ PURE = (
     "stackgen.certificates",
     "stackgen.templating",
     "stackgen.render",
-    "stackgen.swarm_stack",
+    "stackgen.targets.registry",
+    "stackgen.targets.spec",
+    "stackgen.targets.stack_file",
+    "stackgen.targets.compose.config",
+    "stackgen.targets.compose.stack_file",
+    "stackgen.targets.swarm.config",
+    "stackgen.targets.swarm.stack_file",
     "stackgen.writer",
     "stackgen.reloading",
     "stackgen.integrity",
@@ -57,7 +63,10 @@ ABOVE_PURE = (
     "stackgen.stack_checks",
     "stackgen.lifecycle",
     "stackgen.verify",
-    "stackgen.swarm_ops",
+    "stackgen.targets.base",
+    "stackgen.targets.ports",
+    "stackgen.targets.compose.target",
+    "stackgen.targets.swarm.target",
     "stackgen.cli",
     "stackgen.probe",
     "stackgen.importers.build",
@@ -101,7 +110,9 @@ def test_pure_layers_reach_no_engine_and_no_operation(module: str) -> None:
 
 
 def test_the_model_and_the_registry_import_no_proxy_class() -> None:
-    for module in ("stackgen.models", "stackgen.proxies.registry", "stackgen.proxies"):
+    models = [m for m in MODULES if _within(m, ("stackgen.models",))]
+    assert len(models) > 1  # the package and its modules, one per concern
+    for module in (*models, "stackgen.proxies.registry", "stackgen.proxies"):
         proxies = {n for n in MODULES[module] if _within(n, ("stackgen.proxies",))}
         assert proxies <= {
             "stackgen.proxies",
@@ -168,6 +179,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.tunnel",
             "stackgen.dns_providers",
             "stackgen.proxies.spec",
+            "stackgen.targets.spec",
             "stackgen.certificates.profile",
             "stackgen.inputs",
             "stackgen.validation",
@@ -176,8 +188,19 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.env_file",
         ),
     ),
-    ("registry", ("stackgen.proxies", "stackgen.proxies.registry")),
-    ("model", ("stackgen.models", "stackgen.config_file", "stackgen.exposure")),
+    (
+        "registry",
+        (
+            "stackgen.proxies",
+            "stackgen.proxies.registry",
+            "stackgen.targets",
+            "stackgen.targets.registry",
+        ),
+    ),
+    (
+        "model",
+        ("stackgen.models", "stackgen.options", "stackgen.config_file", "stackgen.exposure"),
+    ),
     (
         "components",
         ("stackgen.proxies.base", "stackgen.certificates", *IMPORTER_PARSERS),
@@ -187,7 +210,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "stackgen.templating",
             "stackgen.render",
-            "stackgen.swarm_stack",
+            "stackgen.targets.stack_file",
             "stackgen.writer",
             "stackgen.integrity",
         ),
@@ -201,7 +224,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.reloading",
             "stackgen.verify",
             "stackgen.lifecycle",
-            "stackgen.swarm_ops",
+            "stackgen.targets.base",
+            "stackgen.targets.ports",
             "stackgen.importers",
             "stackgen.importers.build",
             "stackgen.importers.before_after",
@@ -231,14 +255,32 @@ def _proxy_package_layer(module: str) -> str | None:
     return None
 
 
+# A deploy target's package: its `__init__` (the SPEC) is the registry's, and each of its
+# three parts is in the layer of what it does.
+_TARGET_PARTS = {"config": "model", "stack_file": "rendering", "target": "operations"}
+_TARGET_SHARED = {"base", "ports", "registry", "spec", "stack_file"}
+
+
+def _target_package_layer(module: str) -> str | None:
+    parts = module.split(".")
+    if len(parts) >= 3 and parts[:2] == ["stackgen", "targets"] and parts[2] not in _TARGET_SHARED:
+        return "registry" if len(parts) == 3 else _TARGET_PARTS.get(parts[3])
+    return None
+
+
 def layer_of(module: str) -> str | None:
-    found = _proxy_package_layer(module)
+    found = _proxy_package_layer(module) or _target_package_layer(module)
     if found:
         return found
     best: tuple[int, str] | None = None
     for layer, prefixes in LAYERS:
         for prefix in prefixes:
-            exact = prefix in {"stackgen", "stackgen.proxies", "stackgen.importers"}
+            exact = prefix in {
+                "stackgen",
+                "stackgen.proxies",
+                "stackgen.targets",
+                "stackgen.importers",
+            }
             hit = module == prefix if exact else _within(module, (prefix,))
             if hit and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), layer)
@@ -359,6 +401,8 @@ def test_every_module_is_named_in_the_map() -> None:
         ):
             spellings |= {"`proxies/<name>/proxy.py`", "`proxies/<name>/rules.py`",
                           "`proxies/<name>/__init__.py`"}  # fmt: skip
+        if len(parts) >= 2 and parts[0] == "targets" and parts[1] not in _TARGET_SHARED:
+            spellings |= {f"`targets/<name>/{p}.py`" for p in (*_TARGET_PARTS, "__init__")}
         if not any(s in text for s in spellings):
             missing.append(module)
     assert missing == [], missing

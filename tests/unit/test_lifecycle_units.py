@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from stackgen.errors import ExitCode, FilesystemError, InvalidInputError, StackInterrupted
-from stackgen.lifecycle import _held_by_us, _Holder, _Own, runs_in
 from stackgen.stack import project_name
+from stackgen.targets.ports import Holder as _Holder
+from stackgen.targets.ports import Own as _Own
+from stackgen.targets.ports import held_by_us as _held_by_us
+from stackgen.targets.ports import runs_in
 from stackgen.writer import MANIFEST, manifest_project
 from tests.unit.test_cli import BASE, stackgen
 

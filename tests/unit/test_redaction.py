@@ -15,6 +15,7 @@ import pytest
 from stackgen import lifecycle
 from stackgen.bench import measure
 from stackgen.redaction import redact
+from stackgen.targets import registry as targets
 from stackgen.testing import stacks
 from stackgen.testing.stacks import StackHandle
 from tests.unit.rendering import config_for
@@ -51,8 +52,14 @@ class _FakeCompose:
 
 
 def _stack(tmp_path: Path) -> Any:
+    """A Compose stack whose engine answers with LOG."""
     config = config_for("nginx", tmp_path)
-    return SimpleNamespace(config=config, compose=SimpleNamespace(compose=_FakeCompose()))
+    return SimpleNamespace(
+        config=config,
+        folder=tmp_path,
+        compose=SimpleNamespace(compose=_FakeCompose()),
+        target=targets.load("compose", "operations"),
+    )
 
 
 def test_stackgen_logs_redacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +72,8 @@ def test_stackgen_logs_redacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_up_failure_dump_redacts(tmp_path: Path) -> None:
     """`up` shows these lines when a service fails."""
-    out = lifecycle.recent_logs(_stack(tmp_path), "nginx", 50)
+    stack = _stack(tmp_path)
+    out = stack.target.recent_logs(stack, "nginx", 50)
     assert "nginx-1" in out
     assert SECRET not in out
 

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from stackgen.errors import ExitCode
-from stackgen.models import EDGE_LABEL, MEDIA_LABEL, parse_config
+from stackgen.models import parse_config
 from stackgen.render import COMPOSE_FILE, render_stack
-from stackgen.swarm_stack import NAME_LIMIT
+from stackgen.targets.swarm.config import EDGE_LABEL, MEDIA_LABEL
+from stackgen.targets.swarm.stack_file import NAME_LIMIT
 from tests.unit.test_cli import BASE, stackgen
 
 
@@ -44,7 +45,7 @@ def test_default_target_is_compose(tmp_path: Path) -> None:
         tmp_path,
         check_paths=False,
     )
-    assert not config.deploy.swarm
+    assert config.deploy.target == "compose"
     assert config.known_proxies == ["172.30.77.2"]
 
 
@@ -291,7 +292,7 @@ def test_certbot_script_change_leaves_the_proxy_alone(tmp_path: Path) -> None:
 def test_a_service_that_keeps_failing_is_named_with_its_reason() -> None:
     from stackgen.engine import SwarmTask
     from stackgen.errors import UnhealthyError
-    from stackgen.swarm_ops import GIVE_UP_AFTER_FAILURES, _keeps_failing
+    from stackgen.targets.swarm.target import GIVE_UP_AFTER_FAILURES, _keeps_failing
 
     def task(n: int, state: str = "rejected") -> SwarmTask:
         error = "invalid mount config: bind source path does not exist: /srv/x"

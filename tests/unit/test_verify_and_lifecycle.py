@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from stackgen.errors import InvalidInputError
-from stackgen.lifecycle import _port_free
 from stackgen.models import StackConfig, parse_config
 from stackgen.proxies import available, get_proxy
 from stackgen.reloading import ProxyAction, plan_reload
 from stackgen.stack import Stack
+from stackgen.targets.ports import port_free as _port_free
 from stackgen.verify import known_proxies_on_disk, parse_resolve, stack_target, target_for_url
 
 

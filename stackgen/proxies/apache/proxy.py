@@ -6,8 +6,8 @@ from typing import ClassVar, Final
 
 from stackgen.certificates import CertificateSource, certbot_or_files
 from stackgen.certificates.certbot import SERVED, TLS_MODES
-from stackgen.models import StackConfig, TlsMode
-from stackgen.parts import InImageCommand, TemplateFile
+from stackgen.models import StackConfig, TlsMode, bind_source
+from stackgen.parts import InImageCommand, Mount, TemplateFile, Tmpfs, owned_tmpfs
 from stackgen.proxies.apache import SPEC
 from stackgen.proxies.apache.rules import conf_problems
 from stackgen.proxies.base import Proxy
@@ -36,6 +36,14 @@ class Apache(Proxy):
             TemplateFile("proxies/apache/healthcheck.pl.j2", f"{CONF_DIR}/healthcheck.pl"),
         ]
 
+    def own_mounts(self, config: StackConfig) -> list[Mount]:
+        why = "The folder, not the file: an atomic replace of httpd.conf would be missed."
+        return [Mount(bind_source(self.conf_dir), self.conf_path, comment=(why,))]
+
+    def own_tmpfs(self, config: StackConfig) -> list[Tmpfs]:
+        why = "Pid file, mutexes and the TLS session cache, owned by the user Apache runs as."
+        return [owned_tmpfs("/usr/local/apache2/logs", config.uid, config.gid, why)]
+
     def foreground(self, config: StackConfig) -> tuple[str, ...]:
         # The image's httpd-foreground removes a stale pid file, then execs httpd -DFOREGROUND.
         return ("httpd-foreground", "-f", CONF_FILE)
@@ -43,7 +51,7 @@ class Apache(Proxy):
     def validate_command(self, config: StackConfig) -> InImageCommand | None:
         return InImageCommand(
             argv=("httpd", "-t", "-f", CONF_FILE),
-            mounts=((CONF_DIR, CONF_PATH), *self.tls_mounts(config)),
+            mounts=self.conf_mounts(config),
         )
 
     def reload_command(self, config: StackConfig) -> list[str]:

@@ -13,8 +13,8 @@ from stackgen.certificates import (
     uses_certbot,
 )
 from stackgen.certificates import certbot as certbot_source
-from stackgen.models import StackConfig, TlsMode
-from stackgen.parts import InImageCommand, TemplateFile
+from stackgen.models import StackConfig, TlsMode, bind_source
+from stackgen.parts import InImageCommand, Mount, TemplateFile
 from stackgen.proxies.base import Proxy
 from stackgen.proxies.caddy import SPEC
 from stackgen.proxies.spec import ProxySpec
@@ -59,6 +59,15 @@ class Caddy(Proxy):
     def own_templates(self, config: StackConfig) -> list[TemplateFile]:
         return [TemplateFile("proxies/caddy/Caddyfile.j2", f"{CONF_DIR}/Caddyfile")]
 
+    def own_mounts(self, config: StackConfig) -> list[Mount]:
+        why = "The folder, not the file: an atomic replace of the Caddyfile would be missed."
+        keep = "Certificates, keys and the ACME account: must persist."
+        return [
+            Mount(bind_source(self.conf_dir), self.conf_path, comment=(why,)),
+            Mount(bind_source(self.data_dir), "/data", read_only=False, comment=(keep,)),
+            Mount(bind_source(self.config_dir), "/config", read_only=False),
+        ]
+
     def own_directories(self, config: StackConfig) -> list[tuple[str, int]]:
         # Private keys live in /data: nobody else reads them.
         return [(DATA_DIR, 0o700), (CONFIG_DIR, 0o700)]
@@ -68,7 +77,7 @@ class Caddy(Proxy):
         # private CA's root too: they are mounted as in the stack.
         return InImageCommand(
             argv=("caddy", "validate", "--config", CADDYFILE, "--adapter", "caddyfile"),
-            mounts=((CONF_DIR, self.conf_path), *self.tls_mounts(config)),
+            mounts=self.conf_mounts(config),
         )
 
     def reload_command(self, config: StackConfig) -> list[str]:

@@ -59,7 +59,7 @@ class HAProxy(Proxy):
         # As the stack's user: the key files are readable by it alone.
         return InImageCommand(
             argv=("haproxy", "-c", "-f", CONF_FILE),
-            mounts=((CONF_DIR, CONF_PATH), *self.tls_mounts(config)),
+            mounts=self.conf_mounts(config),
             user=config.run_as,
         )
 

@@ -7,7 +7,7 @@ from typing import ClassVar, Final
 from stackgen.certificates import CertificateSource, certbot_or_files
 from stackgen.certificates.certbot import SERVED, TLS_MODES
 from stackgen.models import StackConfig, TlsMode
-from stackgen.parts import InImageCommand, TemplateFile
+from stackgen.parts import InImageCommand, TemplateFile, Tmpfs, owned_tmpfs
 from stackgen.proxies.base import Proxy
 from stackgen.proxies.nginx import SPEC
 from stackgen.proxies.nginx.rules import conf_problems
@@ -34,6 +34,13 @@ class Nginx(Proxy):
     def own_templates(self, config: StackConfig) -> list[TemplateFile]:
         return [TemplateFile("proxies/nginx/jellyfin.conf.j2", CONF_FILE)]
 
+    def own_tmpfs(self, config: StackConfig) -> list[Tmpfs]:
+        why = "Owned by the user nginx runs as (temp files, pid file)."
+        return [
+            owned_tmpfs("/var/cache/nginx", config.uid, config.gid, why),
+            owned_tmpfs("/run", config.uid, config.gid),
+        ]
+
     def foreground(self, config: StackConfig) -> tuple[str, ...]:
         return FOREGROUND
 
@@ -43,7 +50,7 @@ class Nginx(Proxy):
         script = f"echo '127.0.0.1 {config.jellyfin_host}' >>/etc/hosts && exec nginx -t"
         return InImageCommand(
             argv=("-c", script),
-            mounts=((CONF_DIR, self.conf_path), *self.tls_mounts(config)),
+            mounts=self.conf_mounts(config),
             entrypoint="sh",
         )
 

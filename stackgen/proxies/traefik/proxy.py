@@ -6,8 +6,8 @@ import tomllib
 from typing import ClassVar, Final
 
 from stackgen.certificates import CertificateSource, ProxyAcme, ServedPair, mounted_files
-from stackgen.models import StackConfig
-from stackgen.parts import InImageCommand, StateFile, TemplateFile
+from stackgen.models import StackConfig, bind_source
+from stackgen.parts import InImageCommand, Mount, StateFile, TemplateFile
 from stackgen.proxies.base import Proxy
 from stackgen.proxies.spec import ProxySpec
 from stackgen.proxies.traefik import SPEC
@@ -30,6 +30,13 @@ class Traefik(Proxy):
         if config.tls.mode.is_acme:
             return ProxyAcme(SERVED, storage=[ACME_STORAGE])
         return mounted_files(config, SERVED)
+
+    def own_mounts(self, config: StackConfig) -> list[Mount]:
+        why = "The folder, not single files: an editor's atomic replace would be missed."
+        mounts = [Mount(bind_source(self.conf_dir), self.conf_path, comment=(why,))]
+        if config.tls.mode.is_acme:
+            mounts.append(Mount("./traefik/acme.json", "/etc/traefik/acme.json", read_only=False))
+        return mounts
 
     def own_templates(self, config: StackConfig) -> list[TemplateFile]:
         return [

@@ -1,8 +1,6 @@
 """The swarm target's operations on the engine: the swarm's own preflight (membership,
-node labels), deploy and wait until the stack converged, remove, state and logs.
-
-`lifecycle` keeps what both targets share (the checks, the images, the wait through the
-proxy over HTTPS) and calls these for a stack whose `deploy.target` is `swarm`.
+node labels), deploy and wait until the stack converged, remove, state and logs; `Swarm`
+puts them behind the `Target` contract.
 
 A task reaches the state `running` only once its healthcheck passed (the engine's executor
 waits for it), so "every service has one running task and no update in progress" is the
@@ -15,19 +13,33 @@ import ipaddress
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from stackgen import engine
 from stackgen.engine import DockerException, SwarmTask
-from stackgen.errors import DockerError, InvalidInputError, UnhealthyError
-from stackgen.integrity import compose_services
-from stackgen.models import EDGE_LABEL, MEDIA_LABEL, JellyfinNetwork
+from stackgen.errors import (
+    DockerError,
+    InvalidInputError,
+    ProblemsFoundError,
+    StackInterrupted,
+    UnhealthyError,
+)
+from stackgen.models import JellyfinNetwork
+from stackgen.redaction import redact
 from stackgen.render import COMPOSE_FILE
 from stackgen.stack import Stack
+from stackgen.targets.base import (
+    LOG_LINES_ON_FAILURE,
+    Progress,
+    ServiceState,
+    Target,
+    expected_services,
+)
+from stackgen.targets.ports import Own, require_free_ports
+from stackgen.targets.swarm.config import EDGE_LABEL, MEDIA_LABEL, SwarmDeploy
 
-Progress = Callable[[str], None]
 POLL_S = 1.0
 # After `docker stack deploy` returns, the orchestrator starts updates asynchronously: the
 # state must hold for this long before it counts as converged.
@@ -108,13 +120,6 @@ def is_deployed(project: str) -> bool:
         return bool(engine.stack_services(project))
     except DockerException:
         return False
-
-
-def expected_services(folder: Path) -> set[str]:
-    try:
-        return compose_services((folder / COMPOSE_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return set()
 
 
 def running_tasks(project: str) -> dict[str, str]:
@@ -236,9 +241,10 @@ def remove(project: str) -> None:
 
 def recent_logs(project: str, service: str, lines: int) -> str:
     try:
-        return "".join(engine.service_logs(project, service, tail=lines, follow=False))
+        text = "".join(engine.service_logs(project, service, tail=lines, follow=False))
     except DockerException as error:
-        return f"(no logs: {_one_line(error)})"
+        return f"(no logs: {redact(_one_line(error))})"
+    return redact(text)  # a proxy's or Jellyfin's log may quote a token
 
 
 def logs(project: str, services: list[str], follow: bool) -> Iterator[str]:
@@ -270,19 +276,32 @@ def logs(project: str, services: list[str], follow: bool) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class TaskState:
-    service: str
-    container: str  # the task's name, as `docker service ps` spells it
-    state: str
-    health: str
-    ports: list[str]
+class TaskState(ServiceState):
+    """A service's current task (`container`: the task's name, as `docker service ps`
+    spells it): healthy once running, since a task runs only once its healthcheck passed."""
+
     node: str
     error: str
+
+    @property
+    def well(self) -> bool:
+        return self.state == "running"
+
+    def problem(self) -> str:
+        return f"{self.service} ({self.state}{': ' + self.error if self.error else ''})"
+
+
+def _deploy(stack: Stack) -> SwarmDeploy:
+    deploy = stack.config.deploy
+    assert isinstance(deploy, SwarmDeploy)
+    return deploy
 
 
 def states(stack: Stack) -> list[TaskState]:
     """The current task of each service, with its node: healthy once running."""
-    ports = [f"*:{out}->{inner}/{proto}" for out, inner, proto in stack.config.swarm_ports]
+    ports = [
+        f"*:{out}->{inner}/{proto}" for out, inner, proto in _deploy(stack).ports(stack.config)
+    ]
     return project_states(stack.config.project, {stack.proxy.service: ports})
 
 
@@ -301,10 +320,6 @@ def project_states(project: str, ports: dict[str, list[str]] | None = None) -> l
         )
         for name, task in sorted(current.items())
     ]
-
-
-def state_dicts(stack: Stack) -> list[dict[str, object]]:
-    return [asdict(s) for s in states(stack)]
 
 
 def proxy_node_address(stack: Stack) -> str | None:
@@ -339,3 +354,112 @@ def proxy_addresses(stack: Stack) -> list[str]:
         else:
             addresses += engine.container_addresses(container, f"{stack.config.project}_proxy")
     return addresses
+
+
+class Swarm(Target):
+    """`docker stack deploy` from a manager node; the same wait as Compose's: healthy tasks,
+    then Jellyfin through the proxy over verified HTTPS (lifecycle's)."""
+
+    name = "swarm"
+    unit = "service"
+    logs_source = "docker service"
+
+    def preflight(self, stack: Stack, progress: Progress) -> None:
+        require_manager()
+        require_labelled_nodes()
+        if local_node_is_edge():
+            require_known_gateway(stack)
+            if not is_deployed(stack.config.project):
+                # The proxy may land here: its mode-host ports must be free on this machine.
+                require_free_ports(stack.config, Own())
+
+    def ensure_images(self, stack: Stack, progress: Progress) -> None:
+        # The nodes that run the services need the images, not this manager: a missing one
+        # is only named here, and a node that cannot get it fails its task with the reason.
+        for image in engine.compose_images(stack.compose):
+            if not engine.image_present(image):
+                progress(f"image {image} is not on this node: the nodes that run it need it")
+
+    def is_running(self, stack: Stack) -> bool:
+        return is_deployed(stack.config.project)
+
+    def apply(self, stack: Stack, *, timeout: int, progress: Progress) -> None:
+        project = stack.config.project
+        progress(f"deploying {project} to the swarm (waiting up to {timeout} s for healthchecks)")
+        earlier = task_ids(project)
+        deploy(stack)
+        wait_converged(stack, timeout, progress, earlier)
+        if local_node_is_edge():
+            # The first task on this node may have just made docker_gwbridge.
+            require_known_gateway(stack)
+
+    def explain(self, stack: Stack, progress: Progress) -> None:
+        progress(f"--- {stack.proxy.service}: last log lines:")
+        progress(self.recent_logs(stack, stack.proxy.service, LOG_LINES_ON_FAILURE))
+
+    def settle(self, stack: Stack) -> None:
+        engine.prune_stack_objects(stack.config.project)
+
+    def interrupted(self, stack: Stack, *, was_running: bool) -> StackInterrupted:
+        project = stack.config.project
+        if was_running:
+            return StackInterrupted(
+                f"interrupted: {project} was already deployed and is left running; "
+                "re-run `stackgen up` to finish the update"
+            )
+        remove(project)
+        return StackInterrupted(f"interrupted: removed what `up` had deployed of {project}")
+
+    def require_deployed(self, stack: Stack) -> None:
+        require_manager()
+        if not is_deployed(stack.config.project):
+            raise ProblemsFoundError(f"{stack.config.project} is not deployed: use `stackgen up`")
+
+    def reload(self, stack: Stack, changed: set[str], progress: Progress) -> None:
+        """Deploy again: a changed file has a new config name, so the swarm replaces exactly
+        the services that mount it (and Jellyfin when network.xml changed)."""
+        project = stack.config.project
+        before = running_tasks(project)
+        progress("deploying the re-rendered stack: the swarm replaces what changed")
+        earlier = task_ids(project)
+        deploy(stack)
+        wait_converged(stack, 180, progress, earlier)
+        after = running_tasks(project)
+        rolled = sorted(name for name, task in after.items() if before.get(name) != task)
+        progress(
+            f"replaced: {', '.join(rolled)}" if rolled else "nothing changed: no task replaced"
+        )
+        self.settle(stack)
+
+    def holds(self, project: str, folder: Path) -> bool:
+        return is_deployed(project)
+
+    def remove(self, project: str, folder: Path, *, volumes: bool) -> None:
+        remove(project)
+
+    def states(self, stack: Stack) -> list[ServiceState]:
+        try:
+            return list(states(stack))
+        except DockerException as error:
+            raise DockerError(f"cannot read the swarm's tasks: {error.stderr or error}") from None
+
+    def project_states(self, project: str, folder: Path) -> list[ServiceState]:
+        return list(project_states(project))
+
+    def logs(self, stack: Stack, service: str | None, follow: bool) -> Iterator[str]:
+        chosen = [service] if service else sorted(expected_services(stack.folder))
+        try:
+            yield from logs(stack.config.project, chosen, follow)
+        except DockerException as error:
+            raise DockerError(f"docker service logs failed: {error.stderr or error}") from None
+
+    def recent_logs(self, stack: Stack, service: str | None, lines: int) -> str:
+        chosen = [service] if service else sorted(expected_services(stack.folder))
+        return "\n".join(recent_logs(stack.config.project, name, lines) for name in chosen)
+
+    def proxy_addresses(self, stack: Stack) -> list[str]:
+        return proxy_addresses(stack)
+
+    def connect_address(self, stack: Stack) -> str:
+        # The proxy publishes on its own node's ports (mode host), wherever that node is.
+        return proxy_node_address(stack) or stack.config.connect_address

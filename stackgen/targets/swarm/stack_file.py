@@ -7,9 +7,11 @@ name: a changed file is a new name, and `docker stack deploy` rolls exactly the 
 that mount it. What a container writes (ACME state, certbot's folders, Jellyfin's
 folders) stays a bind mount of the node the service is placed on.
 
-The proxies declare their mounts once, in Compose's short syntax (`SOURCE:TARGET[:ro]`, in
-their `volumes` block); `SwarmFiles.mounts` turns that list into the three lists of a swarm
-service, so no proxy template has a swarm variant.
+The proxies and certificate sources declare their mounts once, as typed values
+(`parts.Mount`: a private key says it is one, a single file says it is one);
+`SwarmFiles.mounts` turns them into the three lists of a swarm service: a read-only folder of
+rendered files becomes a config per file, a key a secret, what a container writes a bind
+mount. No proxy template has a swarm variant.
 """
 
 from __future__ import annotations
@@ -22,16 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-import yaml
-
 from stackgen.errors import InvalidInputError
+from stackgen.models import StackConfig
+from stackgen.parts import Mount, Tmpfs
+from stackgen.targets.stack_file import Rendered, StackFile
+from stackgen.targets.swarm.config import EDGE_LABEL, MEDIA_LABEL
 
 # Docker refuses config and secret names longer than 64 characters.
 NAME_LIMIT: Final = 64
 HASH_CHARS: Final = 12
-# A read-only file mount with one of these suffixes is a certificate or key (internal CA,
-# the user's pair, a private ACME server's bundle): a config, or a secret for a key.
-CERTIFICATE_SUFFIXES: Final = (".pem", ".crt", ".key")
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,6 @@ def _slug(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", path.strip("/")).strip("-.") or "file"
 
 
-def _is_key(*paths: str) -> bool:
-    names = [PurePosixPath(path).name for path in paths]
-    return any(n.endswith(".key") or ("key" in n and n.endswith(".pem")) for n in names)
-
-
 @dataclass
 class SwarmFiles:
     """The rendered files (stack path -> bytes) a stack file may mount as configs/secrets."""
@@ -106,63 +102,51 @@ class SwarmFiles:
         try:
             return on_disk.read_bytes()
         except OSError as error:
-            kind = "secret" if _is_key(path) else "config"
             raise InvalidInputError(
-                f"{path}: cannot read it to make a swarm {kind} ({error.strerror})"
+                f"{path}: cannot read it to make a swarm config or secret ({error.strerror})"
             ) from None
 
-    def _classify(
-        self, source: str, target: str, read_only: bool, unread: Set[str]
-    ) -> list[_Mount]:
+    def _classify(self, mount: Mount, unread: Set[str]) -> list[_Mount]:
+        source = mount.source
         path = source if source.startswith("/") else _normal(source)
-        if read_only:
+        if mount.read_only:
             inside = sorted(
                 f for f in self.templates if f.startswith(f"{path}/") and f not in unread
             )
             if inside:
                 # A folder of rendered files: each file on its own (a config is one file).
-                base = target.rstrip("/")
+                base = mount.target.rstrip("/")
                 return [self._file_mount(f, f"{base}/{f[len(path) + 1 :]}") for f in inside]
-            if path in self.templates or PurePosixPath(path).suffix in CERTIFICATE_SUFFIXES:
-                return [self._file_mount(path, target)]
+            if path in self.templates or mount.file or mount.secret:
+                return [self._file_mount(path, mount.target, secret=mount.secret)]
         # Written by a container, or a folder it shares with another: the node's own.
-        return [_Mount("bind", source, target, read_only)]
+        return [_Mount("bind", source, mount.target, mount.read_only)]
 
-    def _file_mount(self, path: str, target: str) -> _Mount:
-        secret = _is_key(path, target)
+    def _file_mount(self, path: str, target: str, *, secret: bool = False) -> _Mount:
         obj = self._object(path, self._content(path), secret=secret)
         return _Mount("secret" if secret else "config", obj.key, target)
 
     def mounts(
         self,
         service: str,
-        volumes_yaml: str,
-        extra: Sequence[tuple[str, str]] = (),
-        tmpfs_yaml: str = "",
+        mounts: Sequence[Mount],
+        tmpfs: Sequence[Tmpfs] = (),
         unread: Collection[str] = (),
     ) -> str:
         """A service's `configs`, `secrets` and `volumes` (indented for a service), from its
-        Compose volume list (`extra`: read-only pairs, the certificate mounts) and tmpfs list.
-        `unread`: rendered files of a mounted folder the service never reads (left out, so
-        that a change to them does not replace its task)."""
-        entries: list[str] = [str(v) for v in (yaml.safe_load(volumes_yaml) or [])]
-        entries += [f"{source}:{target}:ro" for source, target in extra]
-        mounts: list[_Mount] = []
-        for entry in entries:
-            parts = entry.split(":")
-            read_only = parts[-1] == "ro"
-            if parts[-1] in ("ro", "rw"):
-                parts = parts[:-1]
-            mounts += self._classify(":".join(parts[:-1]), parts[-1], read_only, set(unread))
-        for entry in yaml.safe_load(tmpfs_yaml) or []:
-            target, _, options = str(entry).partition(":")
-            if not options:
-                mounts.append(_Mount("tmpfs", "", target, read_only=False))
+        mounts and tmpfs. `unread`: rendered files of a mounted folder the service never
+        reads (left out, so that a change to them does not replace its task)."""
+        found: list[_Mount] = []
+        for mount in mounts:
+            found += self._classify(mount, set(unread))
+        for fs in tmpfs:
+            if not fs.options:
+                found.append(_Mount("tmpfs", "", fs.target, read_only=False))
                 continue
-            key = f"{service}-tmpfs-{_slug(target)}"
-            self.volumes[key] = TmpfsVolume(key, options)
-            mounts.append(_Mount("volume", key, target, read_only=False))
-        return _service_yaml(mounts, self.owner)
+            key = f"{service}-tmpfs-{_slug(fs.target)}"
+            self.volumes[key] = TmpfsVolume(key, fs.options)
+            found.append(_Mount("volume", key, fs.target, read_only=False))
+        return _service_yaml(found, self.owner)
 
     def configs_yaml(self) -> str:
         return objects_yaml("configs", self.configs)
@@ -245,3 +229,23 @@ def objects_yaml(kind: str, objects: Mapping[str, SwarmObject]) -> str:
 
 def content_hash(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()[:HASH_CHARS]
+
+
+class SwarmStackFile(StackFile):
+    """Rendered last: the stack file names every file it mounts by a hash of its content."""
+
+    def __init__(self) -> None:
+        super().__init__("swarm")
+
+    def context(self, config: StackConfig, rendered: Rendered) -> dict[str, object]:
+        return {
+            "swarm": SwarmFiles(
+                config.project,
+                rendered.templates,
+                rendered.contents,
+                rendered.stack_dir,
+                (config.uid, config.gid),
+            ),
+            "network_xml_hash": content_hash(rendered.network_xml),
+            "labels": {"edge": EDGE_LABEL, "media": MEDIA_LABEL},
+        }

@@ -1,0 +1,114 @@
+"""The `deploy` table: which target runs the stack; each target declares its own table
+(`stackgen/targets/<name>/config.py`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import (
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
+
+from stackgen.models.fields import Strict
+from stackgen.options import Setting
+from stackgen.targets import registry as targets
+
+if TYPE_CHECKING:
+    from stackgen.models.stack import StackConfig
+
+
+class DeployConfig(Strict):
+    """The `deploy` table: which target runs the stack (`target`), and that target's own
+    settings. Each target declares its table as a subclass (`stackgen/targets/<name>/
+    config.py`), which says what the stack's facts depend on it: where the proxy's
+    connections to Jellyfin come from, how the proxy reaches a host-network Jellyfin, the
+    target's limits. Validating this class picks the target's own class by `target`."""
+
+    target: Annotated[
+        str,
+        Setting(
+            "where the stack runs: `compose` (docker compose on this machine) or `swarm` "
+            "(docker stack deploy)",
+            default="`compose`",
+            readme="[docs/swarm.md](docs/swarm.md); `ipv6` is Compose only for now",
+        ),
+    ]
+    # Whether the target moves services between addresses as it runs them (a bridged
+    # Jellyfin's address then changes on every replacement: the proxies resolve it again).
+    readdresses_services: ClassVar[bool] = False
+    # Whether a host-network Jellyfin binds this machine's interfaces beside the proxy (a
+    # swarm runs it on the media node instead, reached over the target's own link).
+    jellyfin_beside_proxy: ClassVar[bool] = True
+    # How the target reads `.env`: Compose's dotenv rules (quotes, `$`), or every character
+    # after `=` as written (docker stack deploy).
+    env_file_literal: ClassVar[bool] = False
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _by_target(cls, data: Any, handler: ModelWrapValidatorHandler[DeployConfig]) -> Any:
+        if cls is not DeployConfig or not isinstance(data, dict):
+            return handler(data)
+        name = data.get("target", targets.default())
+        names = targets.available()
+        if name not in names:
+            choices = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type="enum", loc=("target",), input=name, ctx={"expected": choices}
+                    )
+                ],
+            )
+        own: type[DeployConfig] = targets.load(name, "config")
+        given = dict(data)
+        for key in [key for key in given if key not in own.model_fields]:
+            owners = [n for n in names if key in targets.load(n, "config").model_fields]
+            if not owners:
+                continue  # an unknown field: the target's own class names it
+            if given[key] in (None, [], {}) or _is_default(owners[0], key, given[key]):
+                # Empty, as `init` wrote every target's settings before each target had
+                # its own table, or the owner's default (`init`'s off switch): nothing is
+                # lost in leaving it out.
+                del given[key]
+                continue
+            raise ValueError(f"deploy.{key} applies to deploy.target {owners[0]!r} only")
+        return own.model_validate({**given, "target": name})
+
+    @classmethod
+    def variants(cls) -> list[type[DeployConfig]]:
+        """Each target's own table (their settings are the `deploy` table's)."""
+        return [targets.load(name, "config") for name in targets.available()]
+
+    def known_proxies(self, config: StackConfig) -> list[str]:
+        """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them."""
+        raise NotImplementedError
+
+    def media_host(self, config: StackConfig) -> str:
+        """How the proxy reaches a Jellyfin on a host network."""
+        return "host.docker.internal"
+
+    def proxy_host(self, config: StackConfig) -> str:
+        """How a service beside the proxy (certbot) reaches it."""
+        return str(config.network.proxy_ip)
+
+    def check(self, config: StackConfig) -> None:
+        """The target's limits on the rest of the configuration (a ValueError each)."""
+
+    def exposure(self, config: StackConfig) -> list[str]:
+        """What the target's own settings still expose, one line each (`init`, `check`)."""
+        return []
+
+
+def _is_default(target: str, key: str, value: Any) -> bool:
+    default = (
+        targets.load(target, "config").model_fields[key].get_default(call_default_factory=True)
+    )
+    return type(value) is type(default) and bool(value == default)
+
+
+def _default_deploy() -> DeployConfig:
+    return DeployConfig.model_validate({})
