@@ -12,6 +12,8 @@
 # runs both). STACKGEN_TEST_IMAGE_TAG picks the tag checked, as for build.py.
 # Requests go only to 127.0.0.1 (random published ports) and to these containers.
 set -euo pipefail
+# No `grep -q` in a pipe: it exits at the first match, the writer then dies of SIGPIPE and
+# pipefail turns a found match into a failure (seen with `haproxy -vv`). grep reads all.
 
 readonly PREFIX="stackgen-smoke-$$"
 readonly TAG="${STACKGEN_TEST_IMAGE_TAG:-local}"
@@ -56,7 +58,7 @@ logs() { docker logs "$PREFIX-$1" 2>&1 | tail -n 15 >&2; }
 
 smoke_nginx() {
     start nginx "stackgen-test/nginx:$TAG" --read-only --tmpfs /var/cache/nginx --tmpfs /run
-    if fetch nginx "" | grep -q "Welcome to nginx"; then pass "nginx: default page, read-only root"
+    if fetch nginx "" | grep "Welcome to nginx" >/dev/null; then pass "nginx: default page, read-only root"
     else fail "nginx: default page"; logs nginx; fi
     if docker exec "$PREFIX-nginx" nginx -s reload 2>/dev/null; then pass "nginx: reload"
     else fail "nginx: reload"; fi
@@ -77,13 +79,13 @@ EOF
     start haproxy "stackgen-test/haproxy:$TAG" --read-only --cap-drop ALL \
         --security-opt no-new-privileges --sysctl net.ipv4.ip_unprivileged_port_start=0 \
         -v "$WORK/haproxy:/usr/local/etc/haproxy:ro"
-    if fetch haproxy "" | grep -q haproxy-ok; then pass "haproxy: serves :80 as non-root"
+    if fetch haproxy "" | grep haproxy-ok >/dev/null; then pass "haproxy: serves :80 as non-root"
     else fail "haproxy: serve"; logs haproxy; fi
     if [[ "$(docker exec "$PREFIX-haproxy" id -u)" == 99 ]]; then pass "haproxy: uid 99"
     else fail "haproxy: uid is not 99"; fi
     docker kill -s USR2 "$PREFIX-haproxy" >/dev/null
     sleep 1
-    if fetch haproxy "" | grep -q haproxy-ok; then pass "haproxy: master-worker reload (SIGUSR2)"
+    if fetch haproxy "" | grep haproxy-ok >/dev/null; then pass "haproxy: master-worker reload (SIGUSR2)"
     else fail "haproxy: reload"; logs haproxy; fi
 }
 
@@ -96,7 +98,7 @@ smoke_httpd() {
     printf 'ServerName localhost\nProxyPass /proxied/ http://127.0.0.1:80/\n' >>"$WORK/httpd/httpd.conf"
     start httpd "stackgen-test/httpd:$TAG" --read-only --tmpfs /usr/local/apache2/logs \
         -v "$WORK/httpd/httpd.conf:/usr/local/apache2/conf/httpd.conf:ro"
-    if fetch httpd "proxied/" | grep -q "It works"; then pass "httpd: proxy modules, read-only root"
+    if fetch httpd "proxied/" | grep "It works" >/dev/null; then pass "httpd: proxy modules, read-only root"
     else fail "httpd: serve through mod_proxy"; logs httpd; fi
     if docker exec "$PREFIX-httpd" httpd -k graceful && sleep 1 && fetch httpd "" >/dev/null; then
         pass "httpd: graceful reload"
@@ -105,7 +107,7 @@ smoke_httpd() {
 
 smoke_caddy() {
     start caddy "stackgen-test/caddy:$TAG"
-    if fetch caddy "" | grep -q "Caddy works"; then pass "caddy: default Caddyfile"
+    if fetch caddy "" | grep "Caddy works" >/dev/null; then pass "caddy: default Caddyfile"
     else fail "caddy: default Caddyfile"; logs caddy; fi
     if docker run --rm --cap-drop ALL "stackgen-test/caddy:$TAG" caddy version >/dev/null 2>&1; then
         fail "caddy: started with all capabilities dropped (the official image cannot)"
@@ -132,17 +134,17 @@ smoke_certbot() {
         pass "certbot: sh, openssl, certbot"
     else fail "certbot: sh/openssl/certbot"; fi
     if docker run --rm "stackgen-test/certbot-dns:$TAG" plugins --text 2>/dev/null \
-        | grep -q '^\* dns-rfc2136$'; then pass "certbot-dns: the dns-rfc2136 plugin"
+        | grep '^\* dns-rfc2136$' >/dev/null; then pass "certbot-dns: the dns-rfc2136 plugin"
     else fail "certbot-dns: no dns-rfc2136 plugin"; fi
 }
 
 # HTTP/3 is rendered for nginx and HAProxy because their official builds have QUIC: the
 # substitutes must have it too, or the matrix proves nothing about it.
 smoke_quic() {
-    if docker run --rm "stackgen-test/nginx:$TAG" nginx -V 2>&1 | grep -q -- --with-http_v3_module
+    if docker run --rm "stackgen-test/nginx:$TAG" nginx -V 2>&1 | grep -- --with-http_v3_module >/dev/null
     then pass "nginx: built with http_v3_module"
     else fail "nginx: no http_v3_module"; fi
-    if docker run --rm "stackgen-test/haproxy:$TAG" haproxy -vv 2>&1 | grep -q -- "+QUIC "
+    if docker run --rm "stackgen-test/haproxy:$TAG" haproxy -vv 2>&1 | grep -- "+QUIC " >/dev/null
     then pass "haproxy: built with QUIC"
     else fail "haproxy: no QUIC"; fi
 }
