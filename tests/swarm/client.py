@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.sync.client import connect as ws_connect
+from stackgen.probe import open_websocket
 
 
 @dataclass(frozen=True)
@@ -71,17 +71,16 @@ class Endpoint:
     def websocket_keepalive(self, path: str) -> list[dict[str, Any]]:
         """Open wss://name{path}, send a KeepAlive, return the frames up to its answer."""
         frames: list[dict[str, Any]] = []
-        with ws_connect(
+        with open_websocket(
             f"wss://{self.authority}{path}",
             sock=self.connect(),
-            ssl=self.context(),
+            context=self.context(),
             server_hostname=self.name,
-            open_timeout=30,
-            close_timeout=5,
+            timeout=30,
         ) as ws:
-            ws.send(json.dumps({"MessageType": "KeepAlive"}))
+            ws.send_text(json.dumps({"MessageType": "KeepAlive"}))
             for _ in range(5):
-                frame = json.loads(ws.recv(timeout=10))
+                frame = json.loads(ws.recv_text(timeout=10))
                 frames.append(frame)
                 if frame.get("MessageType") == "KeepAlive":
                     break

@@ -30,8 +30,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+
+from stackgen.probe import WebSocketClosed, open_websocket
 
 APP = Path(__file__).resolve().parents[1] / "images" / "jellyfin-standin" / "jellyfin_standin.py"
 PYTHON = os.environ.get("STANDIN_TEST_PYTHON", sys.executable)
@@ -574,11 +574,11 @@ def test_uploads_are_refused_before_the_body_is_read(
 
 
 def test_websocket_keepalive_round_trip(plain: StandinProcess) -> None:
-    with connect(plain.ws_url(f"/socket?api_key={KEY}&deviceId=dev"), open_timeout=5) as ws:
-        hello = json.loads(ws.recv(timeout=5))
+    with open_websocket(plain.ws_url(f"/socket?api_key={KEY}&deviceId=dev"), timeout=5) as ws:
+        hello = json.loads(ws.recv_text(timeout=5))
         assert (hello["MessageType"], hello["Data"]) == ("ForceKeepAlive", 60)
-        ws.send(json.dumps({"MessageType": "KeepAlive"}))
-        assert json.loads(ws.recv(timeout=5))["MessageType"] == "KeepAlive"
+        ws.send_text(json.dumps({"MessageType": "KeepAlive"}))
+        assert json.loads(ws.recv_text(timeout=5))["MessageType"] == "KeepAlive"
 
 
 @pytest.mark.parametrize(
@@ -621,10 +621,8 @@ def test_websocket_refuses_a_missing_or_bad_token_with_403(
 def test_websocket_accepts_a_valid_key_in_every_form(
     plain: StandinProcess, query: str, headers: dict[str, str]
 ) -> None:
-    with connect(
-        plain.ws_url(f"/any/path{query}"), additional_headers=headers, open_timeout=5
-    ) as ws:
-        assert json.loads(ws.recv(timeout=5))["MessageType"] == "ForceKeepAlive"
+    with open_websocket(plain.ws_url(f"/any/path{query}"), headers=headers, timeout=5) as ws:
+        assert json.loads(ws.recv_text(timeout=5))["MessageType"] == "ForceKeepAlive"
 
 
 def test_authorization_header_parts_like_jellyfin() -> None:
@@ -716,10 +714,10 @@ def test_local_address_from_the_request(proxied: StandinProcess) -> None:
 
 def test_websocket_under_the_base_url(proxied: StandinProcess) -> None:
     url = proxied.ws_url(f"/jellyfin/socket?api_key={KEY}&deviceId=d")
-    with connect(url, open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5))["Data"] == 60
-        ws.send(json.dumps({"MessageType": "KeepAlive"}))
-        assert json.loads(ws.recv(timeout=5))["MessageType"] == "KeepAlive"
+    with open_websocket(url, timeout=5) as ws:
+        assert json.loads(ws.recv_text(timeout=5))["Data"] == 60
+        ws.send_text(json.dumps({"MessageType": "KeepAlive"}))
+        assert json.loads(ws.recv_text(timeout=5))["MessageType"] == "KeepAlive"
     outside = proxied.get(f"/socket?api_key={KEY}", UPGRADE)
     assert (outside.status, outside.headers["Location"]) == (302, "jellyfin/web/")
 
@@ -778,8 +776,8 @@ def test_startup_phases(tmp_path: Path) -> None:
         assert server.get("/jellyfin/web/").status == 200
         assert server.get("/health").headers["Location"] == "/jellyfin/health"
         ws_url = server.ws_url(f"/jellyfin/socket?api_key={KEY}")
-        with connect(ws_url, open_timeout=5) as ws:
-            assert json.loads(ws.recv(timeout=5))["MessageType"] == "ForceKeepAlive"
+        with open_websocket(ws_url, timeout=5) as ws:
+            assert json.loads(ws.recv_text(timeout=5))["MessageType"] == "ForceKeepAlive"
 
         _poll(server, "/jellyfin/health", b"Healthy")
         assert server.get("/jellyfin/System/Info/Public").json()["StartupWizardCompleted"]
@@ -823,13 +821,13 @@ def test_published_server_url_and_graceful_sigterm(fleet: dict[str, StandinProce
     server = fleet["published"]
     info = server.get("/System/Info/Public").json()
     assert info["LocalAddress"] == "https://tv.example.org/jf"
-    with connect(server.ws_url(f"/socket?api_key={KEY}"), open_timeout=5) as ws:
-        ws.recv(timeout=5)
+    with open_websocket(server.ws_url(f"/socket?api_key={KEY}"), timeout=5) as ws:
+        ws.recv_text(timeout=5)
         started = time.monotonic()
         server.terminate()
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=5)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        with pytest.raises(WebSocketClosed) as closed:
+            ws.recv_text(timeout=5)
+        assert closed.value.code == 1001
     assert server.stop() == 0
     assert time.monotonic() - started < 5
     assert "stopped" in server.output

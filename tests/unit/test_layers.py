@@ -422,3 +422,26 @@ def test_the_bench_harness_uses_stackgens_public_modules(path: Path) -> None:
 
 
 PROBE_INTERNALS = tuple(m for m in MODULES if m.startswith("stackgen.probe."))
+
+
+# --- one WebSocket client -------------------------------------------------------------------
+THREADED_WEBSOCKETS = ("websockets.sync",)
+
+
+def test_no_websocket_client_with_a_reader_thread() -> None:
+    """websockets' threaded client (`websockets.sync`) reads the TLS connection from a thread
+    of its own while the caller writes the upgrade request: two threads in one OpenSSL
+    session, which lost about one upgrade request in a hundred under load (docs/flakes.md).
+    Every WebSocket goes through the probe's one-thread client (`open_websocket`)."""
+    sources = [
+        path
+        for root in ("stackgen", "tests", "bench")
+        for path in (PACKAGE.parent / root).rglob("*.py")
+    ]
+    assert len(sources) > 100
+    users = {
+        str(path.relative_to(PACKAGE.parent))
+        for path in sources
+        if any(_within(name, THREADED_WEBSOCKETS) for name in _imports(path))
+    }
+    assert users == set()

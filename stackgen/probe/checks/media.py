@@ -11,14 +11,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.sync.client import connect
-
 from stackgen.probe import client
 from stackgen.probe.base import UPSTREAM, Outcome, check, failed, passed, warned
 from stackgen.probe.checks.reach import GATEWAY_ERRORS
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import Status, redact
+from stackgen.probe.websocket import (
+    WebSocketClosed,
+    WebSocketError,
+    WebSocketRefused,
+    open_websocket,
+)
 
 # A token no Jellyfin has issued: without a key of its own, verify proves the upgrade by
 # Jellyfin's refusal of this one (see _judge_refused_upgrade).
@@ -117,24 +120,20 @@ def _websocket_attempt(ctx: ProbeContext) -> Outcome:
     details: dict[str, object] = {"url": uri}
     upgraded = False
     try:
-        with connect(
+        with open_websocket(
             uri,
             sock=sock,
-            ssl=ctx.insecure_context(),
+            context=ctx.insecure_context(),
             server_hostname=ctx.url.host,
-            open_timeout=timeout,
-            close_timeout=1,
-            ping_interval=None,
-            compression=None,
-            proxy=None,
-            user_agent_header=client.USER_AGENT,
+            timeout=timeout,
+            user_agent=client.USER_AGENT,
         ) as ws:
             upgraded = True
-            ws.send(json.dumps({"MessageType": "KeepAlive"}))
+            ws.send_text(json.dumps({"MessageType": "KeepAlive"}))
             deadline = time.monotonic() + timeout
             seen: list[str] = []
             while (remaining := deadline - time.monotonic()) > 0:
-                raw = ws.recv(timeout=remaining)
+                raw = ws.recv_text(timeout=remaining)
                 try:
                     message = json.loads(raw)
                 except ValueError:
@@ -150,12 +149,11 @@ def _websocket_attempt(ctx: ProbeContext) -> Outcome:
                 "the proxy holds WebSocket frames back; " + HINT_WEBSOCKET,
                 **details,
             )
-    except InvalidStatus as exc:
-        response = exc.response
-        body = bytes(response.body or b"").decode("utf-8", "replace")
-        return _judge_refused_upgrade(ctx, path, response.status_code, body, details)
-    except ConnectionClosed as exc:
-        code = exc.rcvd.code if exc.rcvd is not None else None
+    except WebSocketRefused as refused:
+        body = refused.body.decode("utf-8", "replace")
+        return _judge_refused_upgrade(ctx, path, refused.status, body, details)
+    except WebSocketClosed as closed:
+        code = closed.code
         details["close_code"] = code
         if code in AUTH_CLOSE_CODES:
             return passed(
@@ -171,7 +169,7 @@ def _websocket_attempt(ctx: ProbeContext) -> Outcome:
     except TimeoutError:
         what = "no KeepAlive reply" if upgraded else NO_UPGRADE_ANSWER
         return failed(f"{what} within {timeout:g} s", HINT_WEBSOCKET, **details)
-    except InvalidHandshake as exc:
+    except WebSocketError as exc:
         return failed(f"the WebSocket handshake failed: {exc}", HINT_WEBSOCKET, **details)
     finally:
         with contextlib.suppress(OSError):
