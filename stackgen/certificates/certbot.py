@@ -169,7 +169,7 @@ class Certbot(CertificateSource):
         ]
         if config.acme_ca_bundle:
             mounts.append(Mount(config.acme_ca_bundle, layout.ca_bundle_path, file=True))
-        return mounts
+        return mounts + self.credential_mounts(config)
 
     def service_tmpfs(self, config: StackConfig) -> list[Tmpfs]:
         """Owned by the user certbot runs as: its lock, work and log folders."""
