@@ -78,7 +78,13 @@ def swarm_images() -> dict[str, str]:
     from images.build import build_images  # tests/images/build.py
 
     return build_images(
-        ["swarm-node", "jellyfin-standin", "debian-base", *(image_name(p) for p in PROXIES)]
+        [
+            "swarm-node",
+            "jellyfin-standin",
+            "debian-base",
+            "bind9",  # DNS-01 (test_dns01.py), on this host
+            *{image_name(p) for p in (*PROXIES, "traefik")},
+        ]
     )
 
 
