@@ -82,8 +82,10 @@ def swarm_images() -> dict[str, str]:
             "swarm-node",
             "jellyfin-standin",
             "debian-base",
-            "bind9",  # DNS-01 (test_dns01.py), on this host
-            *{image_name(p) for p in (*PROXIES, "traefik")},
+            # DNS-01 (test_dns01.py): bind9 on this host, Traefik and nginx with certbot.
+            "bind9",
+            "certbot-dns",
+            *{image_name(p) for p in (*PROXIES, "traefik", "nginx")},
         ]
     )
 

@@ -1,11 +1,12 @@
 """DNS-01 on the multi-node swarm, the provider's credentials only as Swarm secrets.
 
-Traefik (lego) on the edge node obtains its certificate from Pebble over DNS-01: it
-publishes the `_acme-challenge` TXT record in bind9 with a TSIG-signed RFC 2136 update, and
-Pebble validates it by asking bind9. The TSIG secret reaches lego only as a Swarm secret
-(`RFC2136_TSIG_SECRET_FILE=/run/secrets/...`): it is in no service spec, no task's
-container environment and no stack file, as `docker service inspect` and `docker inspect`
-on the nodes show.
+On the edge node, Traefik (lego) or the certbot service beside nginx obtains the
+certificate from Pebble over DNS-01: it publishes the `_acme-challenge` TXT record in bind9
+with a TSIG-signed RFC 2136 update, and Pebble validates it by asking bind9. The TSIG
+secret reaches the client only as a Swarm secret (lego: `RFC2136_TSIG_SECRET_FILE=
+/run/secrets/...`; certbot's run.sh reads the file and writes the plugin's INI in its
+tmpfs): it is in no service spec, no task's container environment and no stack file, as
+`docker service inspect` and `docker inspect` on the nodes show.
 
 Pebble and bind9 run on this machine; the nodes reach them at the cluster bridge's gateway
 (this host's address there): bind9 listens there too, and Pebble's listener certificate
@@ -91,9 +92,24 @@ def pebble(bind9: Bind9, cluster: SwarmCluster) -> Iterator[PebbleCA]:
         ca.stop()
 
 
-def _config_data(cluster: SwarmCluster, project: str, pebble: PebbleCA) -> dict[str, Any]:
+# The proxy, and the service whose ACME client takes the credentials: lego inside Traefik,
+# or certbot's RFC 2136 plugin beside nginx (as for HAProxy, Apache and Caddy).
+CLIENTS = {"traefik": "traefik", "nginx": "certbot"}
+CERTBOT_DNS = "stackgen-test/certbot-dns:local"
+
+
+def _images(proxy: str) -> dict[str, str]:
+    images = {proxy: f"stackgen-test/{image_name(proxy)}:local"}
+    if CLIENTS[proxy] == "certbot":
+        images["certbot"] = CERTBOT_DNS  # the per-plugin official images' stand-in
+    return images
+
+
+def _config_data(
+    proxy: str, cluster: SwarmCluster, project: str, pebble: PebbleCA
+) -> dict[str, Any]:
     return {
-        "proxy": "traefik",
+        "proxy": proxy,
         "domain": DOMAIN,
         "email": "admin@stackgen.test",
         "project": project,
@@ -109,19 +125,20 @@ def _config_data(cluster: SwarmCluster, project: str, pebble: PebbleCA) -> dict[
         "ports": {"http": HTTP_PORT, "https": HTTPS_PORT, "listen_address": "0.0.0.0"},
         "network": {"subnet": OVERLAY_SUBNET},
         "jellyfin": {"network_mode": "bridge", "port": 8096, "image": STANDIN},
-        "images": {"traefik": f"stackgen-test/{image_name('traefik')}:local"},
+        "images": _images(proxy),
         # No ESP in this kernel: see test_multinode.py.
         "deploy": {"target": "swarm", "encrypt_overlay": False},
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=sorted(CLIENTS))
 def dns_stack(
     request: pytest.FixtureRequest, cluster: SwarmCluster, bind9: Bind9, pebble: PebbleCA
 ) -> Iterator[SwarmStack]:
-    project = "sgmndns"
+    proxy = request.param
+    project = f"sgmndns{proxy}"
     directory = stacks_dir(cluster) / project
-    config = build_config(_config_data(cluster, project, pebble), directory)
+    config = build_config(_config_data(proxy, cluster, project, pebble), directory)
     init_stack(Stack(config, directory), force=False, dry_run=False)
     # The user fills the credentials' files, then renders (the stack file names each
     # secret by its content).
@@ -129,15 +146,15 @@ def dns_stack(
     for name, value in credentials(bind9).items():
         (secrets / name).write_text(value + "\n")
     render_dir(Stack.load(directory), force=False, dry_run=False)
-    made = SwarmStack("traefik", directory, load_config(directory), cluster)
+    made = SwarmStack(proxy, directory, load_config(directory), cluster)
     failing = [
         f.message
         for f in check_stack(Stack.load(directory), use_docker=False)
         if f.status.value == "fail"
     ]
     assert failing == [], failing
-    proxy_image = f"stackgen-test/{image_name('traefik')}:local"
-    cluster.load_images([proxy_image], role="edge")
+    images = list(_images(proxy).values())
+    cluster.load_images(images, role="edge")
     try:
         try:
             deploy(made)
@@ -152,7 +169,8 @@ def dns_stack(
         yield made
     finally:
         remove(made)
-        cluster.node("edge").docker("image", "rm", proxy_image, check=False)
+        # The node keeps its images in memory (vfs on a tmpfs).
+        cluster.node("edge").docker("image", "rm", *images, check=False)
 
 
 def credentials(bind9: Bind9) -> dict[str, str]:
@@ -222,18 +240,19 @@ def test_no_spec_or_container_carries_a_credential(dns_stack: SwarmStack, bind9:
     services = _inspect(
         cluster.manager.env(), "service", "ls", "--filter", f"name={dns_stack.name}_", "-q"
     ).split()
-    assert len(services) == 2, services
+    assert len(services) == len({dns_stack.proxy, CLIENTS[dns_stack.proxy], "jellyfin"}), services
     specs = _inspect(cluster.manager.env(), "service", "inspect", *services)
     for name, value in values.items():
         assert value not in specs, f"{name}'s value in `docker service inspect`"
-    traefik = json.loads(
-        _inspect(cluster.manager.env(), "service", "inspect", dns_stack.service("traefik"))
-    )[0]
-    container = traefik["Spec"]["TaskTemplate"]["ContainerSpec"]
+    client = dns_stack.service(CLIENTS[dns_stack.proxy])
+    spec = json.loads(_inspect(cluster.manager.env(), "service", "inspect", client))[0]
+    container = spec["Spec"]["TaskTemplate"]["ContainerSpec"]
     env = dict(item.partition("=")[::2] for item in container.get("Env", []))
     for name in values:
         assert name not in env, env
-        assert env[f"{name}_FILE"] == f"/run/secrets/{name}", env
+        if client.endswith("_traefik"):
+            # lego reads the variable from the file its `_FILE` twin names.
+            assert env[f"{name}_FILE"] == f"/run/secrets/{name}", env
     mounted = {s["File"]["Name"]: s for s in container["Secrets"]}
     for name in values:
         secret = mounted[f"/run/secrets/{name}"]
@@ -247,9 +266,9 @@ def test_no_spec_or_container_carries_a_credential(dns_stack: SwarmStack, bind9:
         "ps",
         "-q",
         "--filter",
-        f"label=com.docker.swarm.service.name={dns_stack.service('traefik')}",
+        f"label=com.docker.swarm.service.name={client}",
     ).split()
-    assert ids, "no Traefik container on the edge node"
+    assert ids, f"no {client} container on the edge node"
     containers = _inspect(edge.env(), "inspect", *ids)
     for name, value in values.items():
         assert value not in containers, f"{name}'s value in `docker inspect` on the edge node"
