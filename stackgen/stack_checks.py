@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from stackgen import exposure, inputs
 from stackgen.certificates.source import OWN_CERT, OWN_KEY
@@ -395,7 +396,7 @@ def _credentials_in_spec(stack: Stack) -> list[Finding]:
                 )
             )
         for key, text in _scalars(definition):
-            if any(value in text for value in values):
+            if any(_holds(text, value) for value in values):
                 findings.append(
                     Finding(
                         "secrets",
@@ -407,6 +408,15 @@ def _credentials_in_spec(stack: Stack) -> list[Finding]:
     return findings or [
         Finding("secrets", Status.PASS, f"{COMPOSE_FILE} carries no credential in clear")
     ]
+
+
+# Below this a value is a setting (lego's `RFC2136_POLLING_INTERVAL=1`), not a secret, and
+# it is in any stack file by chance (`replicas: 1`): looked for by its variable's name only.
+_SHORTEST_SECRET: Final = 8
+
+
+def _holds(text: str, value: str) -> bool:
+    return len(value) >= _SHORTEST_SECRET and value in text
 
 
 def _scalars(node: object, where: str = "") -> list[tuple[str, str]]:

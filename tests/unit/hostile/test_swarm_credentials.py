@@ -210,3 +210,18 @@ def test_check_names_an_empty_secret_file(tmp_path: Path) -> None:
     failures = _check_failures(folder)
     path = folder / "secrets" / "CF_DNS_API_TOKEN"
     assert any(m.startswith("CF_DNS_API_TOKEN is empty") and str(path) in m for m in failures)
+
+
+def test_a_short_setting_among_the_credentials_is_no_false_alarm(tmp_path: Path) -> None:
+    """lego's own settings (`RFC2136_POLLING_INTERVAL=1`, through tls.dns_env) are secrets
+    too; "1" is in every stack file (`replicas: 1`) without being a leak."""
+    folder = tmp_path / "stack"
+    _init(
+        folder,
+        "traefik",
+        "rfc2136",
+        *("--dns-env", "RFC2136_POLLING_INTERVAL"),
+        *("--dns-credential", "RFC2136_POLLING_INTERVAL=1"),
+    )
+    assert (folder / "secrets" / "RFC2136_POLLING_INTERVAL").read_text() == "1"
+    assert _check_failures(folder) == []
