@@ -238,6 +238,17 @@ def _dns_secrets(stack: Stack) -> list[Finding]:
     if config.dns_credential_files:
         values, where, findings = _credential_files(stack)
         given = f"{CREDENTIALS_DIR}/ gives"
+        if (stack.folder / ENV_FILE).exists():
+            # Left by an older stackgen, which gave it to the swarm as an env_file.
+            findings.append(
+                Finding(
+                    "dns",
+                    Status.WARN,
+                    f"{stack.folder / ENV_FILE} is not read on this target: move each "
+                    f"credential to {stack.folder / CREDENTIALS_DIR}/NAME, run `stackgen "
+                    "render`, and delete it",
+                )
+            )
     else:
         read = _env_values(stack)
         if isinstance(read, Finding):

@@ -225,3 +225,19 @@ def test_a_short_setting_among_the_credentials_is_no_false_alarm(tmp_path: Path)
     )
     assert (folder / "secrets" / "RFC2136_POLLING_INTERVAL").read_text() == "1"
     assert _check_failures(folder) == []
+
+
+def test_an_older_swarm_stacks_env_file_is_named_with_the_move(tmp_path: Path) -> None:
+    """An older stackgen kept a swarm's credentials in `.env`: nothing reads it now."""
+    folder = tmp_path / "stack"
+    _init(folder, "traefik", "cloudflare")
+    env = folder / ".env"
+    env.write_text("CF_DNS_API_TOKEN=cf-token-that-must-stay-secret-4242\n")
+    env.chmod(0o600)
+    warnings = [
+        f.message
+        for f in check_stack(Stack.load(folder), use_docker=False)
+        if f.check == "dns" and f.status.value == "warn"
+    ]
+    assert any(str(env) in w and "secrets/NAME" in w for w in warnings), warnings
+    assert not any("cf-token" in w for w in warnings)
