@@ -23,7 +23,7 @@ help:
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
-	@echo "make test-swarm multi-node swarm of Docker-in-Docker nodes (~2 min; SWARM_PROXIES=nginx)"
+	@echo "make test-swarm multi-node swarm of Docker-in-Docker nodes (~3-5 min; SWARM_PROXIES=nginx)"
 	@echo "make test-edge edge/home hosts joined by userspace WireGuard behind an outbound-only NAT (~1 min)"
 	@echo "make golden    rewrite golden files after an intended change"
 	@echo "make bench     every proxy vs Jellyfin direct, the TLS ceiling and the docs configs"

@@ -41,7 +41,7 @@ from stackgen.options import Option, options
 from stackgen.output import PrintableStream
 from stackgen.probe import Status, run_checks
 from stackgen.proxies import available
-from stackgen.render import secrets_file
+from stackgen.render import secrets_files
 from stackgen.stack import (
     RenderOutcome,
     Stack,
@@ -361,7 +361,7 @@ def init(**given: Any) -> None:
     check_bundles(config, directory)
     config, state = own_certificate(config, directory)
     if given["dns_credential"]:
-        state.append(secrets_file(config, _parse_credentials(given["dns_credential"])))
+        state += secrets_files(config, _parse_credentials(given["dns_credential"]))
     dry_run, as_json = given["dry_run"], given["as_json"]
     with changing(directory, "init", writes=not dry_run):
         stack = Stack(config, directory)

@@ -2,9 +2,11 @@
 
 Traefik asks lego (its built-in ACME library) and reads the provider's credentials from
 environment variables; the certbot service runs one of certbot's DNS plugins, which reads an
-INI credentials file (or, for Route 53, the AWS variables). A stack keeps one secrets file,
-`.env` (0600), with the variables named as lego names them; the certbot service writes the
-plugin's INI from them at start, in its tmpfs, so a value is never written twice on disk.
+INI credentials file (or, for Route 53, the AWS variables). A stack keeps the variables named
+as lego names them, in one secrets file, `.env` (0600), or, on a target that hands them over
+as secrets (the swarm), one file each (`secrets/NAME`, read through lego's `NAME_FILE`); the
+certbot service writes the plugin's INI from them at start, in its tmpfs, so a value is
+never written twice on disk.
 
 A provider is offered only when both clients have it (Debian's certbot carries the plugins
 listed here); the names are the clients' documented ones, held against their documentation by

@@ -5,10 +5,8 @@ Compose expands `$NAME` and `${NAME}` in an unquoted or double-quoted value, cut
 value at ` #` (a comment), and processes backslash escapes between double quotes; between
 single quotes it takes every character as it is. So stackgen writes `NAME='value'`, refuses a
 value holding a single quote or a line break (no quoting carries those literally), and
-`check` judges the value Compose will really pass, not the text of the line.
-
-`docker stack deploy` (the swarm target) reads the same file another way: every character
-after the first `=` as it is, quotes included. There stackgen writes `NAME=value`."""
+`check` judges the value Compose will really pass, not the text of the line. The swarm target has
+no `.env`: its credentials are Swarm secrets (render.py)."""
 
 from __future__ import annotations
 
@@ -27,19 +25,19 @@ class EnvValue:
     expands: list[str] = field(default_factory=list)  # `$X` Compose would replace
 
 
-def literal_line(name: str, value: str, *, swarm: bool = False) -> str:
-    """A line the reader (Compose, or the swarm's) reads back as exactly value; ValueError
+def literal_line(name: str, value: str) -> str:
+    """A line Compose reads back as exactly value; ValueError
     when there is none."""
     if any(c in value for c in "\r\n\0"):
         raise ValueError("must be one line")
-    if swarm or not value:
+    if not value:
         return f"{name}={value}"
     if "'" in value:
         raise ValueError("holds a single quote, which .env cannot carry literally")
     return f"{name}='{value}'"
 
 
-def parse_env(text: str, *, swarm: bool = False) -> dict[str, EnvValue]:
+def parse_env(text: str) -> dict[str, EnvValue]:
     values: dict[str, EnvValue] = {}
     for raw in text.splitlines():
         line = raw.strip()
@@ -49,7 +47,7 @@ def parse_env(text: str, *, swarm: bool = False) -> dict[str, EnvValue]:
         name, sep, rest = line.partition("=")
         if not sep:
             continue
-        values[name.strip()] = EnvValue(rest) if swarm else _value(rest.lstrip())
+        values[name.strip()] = _value(rest.lstrip())
     return values
 
 

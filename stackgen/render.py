@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -10,6 +10,7 @@ from stackgen.certificates import Certbot
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.env_file import literal_line
 from stackgen.errors import InvalidInputError
+from stackgen.inputs import read_bytes
 from stackgen.models import (
     JellyfinNetwork,
     StackConfig,
@@ -34,9 +35,11 @@ def network_xml_path(config: StackConfig) -> str:
 
 
 def render_stack(
-    config: StackConfig, stack_dir: Path
+    config: StackConfig, stack_dir: Path, state: Sequence[PlannedFile] = ()
 ) -> tuple[list[PlannedFile], list[tuple[str, int]]]:
-    """Every file of the stack plus the folders it needs. Raises before anything is written."""
+    """Every file of the stack plus the folders it needs. Raises before anything is written.
+    `state`: initial contents of state files given from outside (an import's, `init
+    --dns-credential`'s), in place of the rendered ones."""
     proxy = get_proxy(config.proxy)
     if config.tls.mode not in proxy.tls_modes:
         raise InvalidInputError(
@@ -80,7 +83,12 @@ def render_stack(
         PlannedFile(s.target, s.content, s.mode, state=True, access=s.access)
         for s in proxy.state_files(config, stack_dir)
     ]
-    files += _secret_files(config)
+    files += _secret_files(config, stack_dir)
+    if state:
+        given = {f.path for f in state}
+        files = [f for f in files if f.path not in given] + [
+            PlannedFile(f.path, f.content, f.mode, state=True, access=f.access) for f in state
+        ]
     # Rendered last: a target's stack file may name the files it mounts by their content.
     rendered = Rendered(
         templates, {f.path: f.content for f in files}, network_xml.content, stack_dir
@@ -96,16 +104,26 @@ def render_stack(
     return files, directories
 
 
-def _secret_files(config: StackConfig) -> list[PlannedFile]:
+def _secret_files(config: StackConfig, stack_dir: Path) -> list[PlannedFile]:
     if not config.dns_secret_names:
         return []
-    return [secrets_file(config, {})]
+    if not config.deploy.credentials_as_secrets:
+        return [_env_file(config, {})]
+    # Kept as the user filled them; planned with that content, so that a target naming a
+    # secret by its content names this one.
+    files = []
+    for path in config.dns_credential_files.values():
+        on_disk = stack_dir / path
+        content = read_bytes(on_disk) if on_disk.is_file() else b""
+        files.append(_credential_file(path, content))
+    return files
 
 
-def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
-    """The DNS provider's credentials, `.env` (0600): names only in stackgen.toml, the values
-    here (empty until the user, or `init --dns-credential`, fills them), each in single
-    quotes so that Compose passes it as written (env_file.py)."""
+def secrets_files(config: StackConfig, values: Mapping[str, str]) -> list[PlannedFile]:
+    """The DNS provider's credentials as `init --dns-credential` gives them: names only in
+    stackgen.toml, the values in `.env` (0600), each in single quotes so that Compose passes
+    it as written (env_file.py), or, where the target hands them over as secrets, each in
+    its own file (0600) under `secrets/`. Every variable gets its file, empty until filled."""
     unknown = [name for name in values if name not in config.dns_secret_names]
     if unknown:
         known = ", ".join(config.dns_secret_names) or "none"
@@ -113,26 +131,39 @@ def secrets_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
             f"--dns-credential {unknown[0]}: not a variable of this DNS provider ({known}); "
             "add it to tls.dns_env"
         )
-    if config.deploy.env_file_literal:
-        header = "# Secrets for the DNS-01 challenge. Fill the values; this file stays 0600."
-    else:
-        header = (
-            "# Secrets for the DNS-01 challenge, each between single quotes (NAME='value'): "
-            "Compose takes it as is. This file stays 0600."
-        )
-    lines = [header]
-    for name in config.dns_secret_names:
-        value = values.get(name, "")
-        try:
-            lines.append(literal_line(name, value, swarm=config.deploy.env_file_literal))
-        except ValueError as error:
-            raise InvalidInputError(f"--dns-credential {name}: the value {error}") from None
+    for name, value in values.items():
+        if any(c in value for c in "\r\n\0"):
+            raise InvalidInputError(f"--dns-credential {name}: the value must be one line")
     secret = values.get(TSIG_SECRET)
     if config.dns_provider is RFC2136 and secret:
         try:
             validate_tsig_secret(secret)
         except ValueError as error:
             raise InvalidInputError(f"--dns-credential {TSIG_SECRET}: {error}") from None
+    if not config.deploy.credentials_as_secrets:
+        return [_env_file(config, values)]
+    return [
+        _credential_file(path, values.get(name, "").encode())
+        for name, path in config.dns_credential_files.items()
+    ]
+
+
+def _credential_file(path: str, content: bytes) -> PlannedFile:
+    return PlannedFile(path, content, 0o600, state=True, access=Access.PRIVATE)
+
+
+def _env_file(config: StackConfig, values: Mapping[str, str]) -> PlannedFile:
+    header = (
+        "# Secrets for the DNS-01 challenge, each between single quotes (NAME='value'): "
+        "Compose takes it as is. This file stays 0600."
+    )
+    lines = [header]
+    for name in config.dns_secret_names:
+        value = values.get(name, "")
+        try:
+            lines.append(literal_line(name, value))
+        except ValueError as error:
+            raise InvalidInputError(f"--dns-credential {name}: the value {error}") from None
     return PlannedFile(
         ENV_FILE, ("\n".join(lines) + "\n").encode(), 0o600, state=True, access=Access.PRIVATE
     )

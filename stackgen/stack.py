@@ -142,14 +142,10 @@ def plan_render(
     with_config: bool = False,
     state: Sequence[PlannedFile] = (),
 ) -> Plan:
-    files, directories = render_stack(stack.config, stack.folder)
-    if state:
-        # Initial contents of state files that an import brings along (a kept acme.json,
-        # extracted certificates): they take the place of the rendered, empty ones.
-        given = {f.path for f in state}
-        files = [f for f in files if f.path not in given] + [
-            PlannedFile(f.path, f.content, f.mode, state=True, access=f.access) for f in state
-        ]
+    # Initial contents of state files that an import brings along (a kept acme.json,
+    # extracted certificates) or init is given (credentials) take the place of the rendered,
+    # empty ones, before the stack file names a secret by its content.
+    files, directories = render_stack(stack.config, stack.folder, state)
     tls_access = _tls_access(stack)
     files = [
         PlannedFile(f.path, f.content, tls_access[f.path][0], f.state, tls_access[f.path][1])

@@ -8,22 +8,24 @@ import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
 from stackgen import exposure, inputs
 from stackgen.certificates.source import OWN_CERT, OWN_KEY
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.engine import compose_config_problems, run_in_image
 from stackgen.env_file import parse_env
-from stackgen.errors import DockerError, InvalidInputError
+from stackgen.errors import DockerError, FilesystemError, InvalidInputError
 from stackgen.integrity import (
     broken_state_json,
     changeable_by_containers,
     missing_services,
     unusable_by_run_as,
 )
-from stackgen.models import TlsMode, validate_tsig_secret
+from stackgen.models import CREDENTIALS_DIR, TlsMode, validate_tsig_secret
 from stackgen.probe import Status
-from stackgen.render import ENV_FILE
+from stackgen.render import COMPOSE_FILE, ENV_FILE
 from stackgen.stack import (
     Stack,
     check_bundles,
@@ -51,6 +53,7 @@ def check_stack(stack: Stack, *, use_docker: bool = True) -> list[Finding]:
         _modes,
         _own_certificate,
         _dns_secrets,
+        _credentials_in_spec,
         _proxy_rules,
     ]
     if use_docker:
@@ -226,28 +229,67 @@ def _modes(stack: Stack) -> list[Finding]:
 
 
 def _dns_secrets(stack: Stack) -> list[Finding]:
-    """Every credential the DNS provider's plugin reads is in .env: found here, not after
-    the ACME client has failed in a container (`up` runs this before starting anything)."""
+    """Every credential the DNS provider's plugin reads is given: found here, not after the
+    ACME client has failed in a container (`up` runs this before starting anything)."""
     config = stack.config
     names = config.dns_secret_names
     if not names:
         return []
+    if config.dns_credential_files:
+        values, where, findings = _credential_files(stack)
+        given = f"{CREDENTIALS_DIR}/ gives"
+        if (stack.folder / ENV_FILE).exists():
+            # Left by an older stackgen, which gave it to the swarm as an env_file.
+            findings.append(
+                Finding(
+                    "dns",
+                    Status.WARN,
+                    f"{stack.folder / ENV_FILE} is not read on this target: move each "
+                    f"credential to {stack.folder / CREDENTIALS_DIR}/NAME, run `stackgen "
+                    "render`, and delete it",
+                )
+            )
+    else:
+        read = _env_values(stack)
+        if isinstance(read, Finding):
+            return [read]
+        values, findings = read
+        where = dict.fromkeys(names, stack.folder / ENV_FILE)
+        given = f"{ENV_FILE} gives"
+    provider = config.tls.dns_provider
+    findings += [
+        Finding(
+            "dns", Status.FAIL, f"{name} is empty: fill it in {where[name]} ({provider} reads it)"
+        )
+        for name in names
+        if name in values and not values[name]
+    ]
+    secret = values.get(TSIG_SECRET)
+    if config.dns_provider is RFC2136 and secret:
+        try:
+            validate_tsig_secret(secret)
+        except ValueError as error:
+            findings.append(
+                Finding("dns", Status.FAIL, f"{TSIG_SECRET} in {where[TSIG_SECRET]}: {error}")
+            )
+    return findings or [Finding("dns", Status.PASS, f"{given} {', '.join(names)} ({provider})")]
+
+
+def _env_values(stack: Stack) -> tuple[dict[str, str], list[Finding]] | Finding:
+    """The credentials in `.env`, read as Compose reads it, and what Compose would change."""
+    names = stack.config.dns_secret_names
     path = stack.folder / ENV_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return [
-            Finding(
-                "dns",
-                Status.FAIL,
-                f"{ENV_FILE} is missing: run `stackgen render`, then fill {names[0]} in {path}",
-            )
-        ]
+        return Finding(
+            "dns",
+            Status.FAIL,
+            f"{ENV_FILE} is missing: run `stackgen render`, then fill {names[0]} in {path}",
+        )
     except (OSError, UnicodeDecodeError) as error:
-        return [Finding("dns", Status.FAIL, f"cannot read {path}: {error}")]
-    # As the reader of the file will read it: Compose's dotenv rules, or the swarm's.
-    parsed = parse_env(text, swarm=config.deploy.env_file_literal)
-    values = {name: entry.value for name, entry in parsed.items()}
+        return Finding("dns", Status.FAIL, f"cannot read {path}: {error}")
+    parsed = parse_env(text)
     findings = []
     for name in names:
         entry = parsed.get(name)
@@ -269,21 +311,138 @@ def _dns_secrets(stack: Stack) -> list[Finding]:
                     f"in single quotes ({name}='...')",
                 )
             )
-    provider = config.tls.dns_provider
-    findings += [
-        Finding("dns", Status.FAIL, f"{name} is empty: fill it in {path} ({provider} reads it)")
-        for name in names
-        if not values.get(name)
-    ]
-    secret = values.get(TSIG_SECRET)
-    if config.dns_provider is RFC2136 and secret:
+    values = {name: parsed[name].value if name in parsed else "" for name in names}
+    return values, findings
+
+
+def _credential_files(stack: Stack) -> tuple[dict[str, str], dict[str, Path], list[Finding]]:
+    """The credentials in their own files (a target that hands them over as secrets): the
+    client reads each whole, less one final line break (lego; certbot's `$(cat)` takes
+    them all)."""
+    values: dict[str, str] = {}
+    where: dict[str, Path] = {}
+    findings = []
+    for name, relative in stack.config.dns_credential_files.items():
+        path = where[name] = stack.folder / relative
+        if not path.exists():
+            findings.append(
+                Finding(
+                    "dns",
+                    Status.FAIL,
+                    f"{path} is missing: run `stackgen render`, then fill {name} in it",
+                )
+            )
+            continue
         try:
-            validate_tsig_secret(secret)
-        except ValueError as error:
-            findings.append(Finding("dns", Status.FAIL, f"{TSIG_SECRET} in {path}: {error}"))
+            raw = inputs.read_bytes(path).decode("utf-8")
+        except (InvalidInputError, FilesystemError, UnicodeDecodeError) as error:
+            findings.append(Finding("dns", Status.FAIL, f"cannot read {path}: {error}"))
+            continue
+        value = raw.removesuffix("\n")
+        if "\n" in value or "\r" in value:
+            findings.append(Finding("dns", Status.FAIL, f"{name} in {path}: more than one line"))
+        values[name] = value
+    return values, where, findings
+
+
+def credential_values(stack: Stack) -> list[str]:
+    """The DNS-01 credentials' non-empty values, wherever the stack keeps them (never
+    printed: for finding them where they must not be)."""
+    config = stack.config
+    if not config.dns_secret_names:
+        return []
+    if config.dns_credential_files:
+        values = _credential_files(stack)[0]
+    else:
+        read = _env_values(stack)
+        values = {} if isinstance(read, Finding) else read[0]
+    return [value for value in values.values() if value]
+
+
+def _credentials_in_spec(stack: Stack) -> list[Finding]:
+    """On a target that hands credentials over as secrets, the stack file itself must carry
+    none: whatever a service's definition holds (an `env_file`, resolved by the CLI, an
+    environment, a label, a command) is stored in the service spec, which anyone with API
+    access to a manager reads with `docker service inspect`."""
+    config = stack.config
+    if not config.deploy.credentials_as_secrets:
+        return []
+    path = stack.folder / COMPOSE_FILE
+    try:
+        document = inputs.yaml_tree(inputs.read_text(path))[1]
+    except (InvalidInputError, FilesystemError):
+        return []  # missing or unreadable: the files check says so
+    services = document.get("services") if isinstance(document, dict) else None
+    if not isinstance(services, dict):
+        return []
+    names = set(config.dns_secret_names)
+    values = credential_values(stack)
+    inspect = (
+        "stored in the service spec: `docker service inspect` shows it to anyone with API access"
+    )
+    findings = []
+    for service, definition in services.items():
+        if not isinstance(definition, dict):
+            continue
+        if "env_file" in definition:
+            findings.append(
+                Finding(
+                    "secrets",
+                    Status.FAIL,
+                    f"{COMPOSE_FILE}: service {service} has an env_file: a swarm resolves it "
+                    f"into the service, each credential in clear, {inspect}; run `stackgen "
+                    "render` (credentials are secrets read from files)",
+                )
+            )
+        environment = definition.get("environment")
+        if isinstance(environment, list):
+            environment = dict(str(item).partition("=")[::2] for item in environment)
+        for name in sorted(names & set(environment or {})):
+            findings.append(
+                Finding(
+                    "secrets",
+                    Status.FAIL,
+                    f"{COMPOSE_FILE}: service {service} sets the credential {name} in its "
+                    f"environment, {inspect}; leave it to {name}_FILE and its secret",
+                )
+            )
+        for key, text in _scalars(definition):
+            if any(_holds(text, value) for value in values):
+                findings.append(
+                    Finding(
+                        "secrets",
+                        Status.FAIL,
+                        f"{COMPOSE_FILE}: service {service} carries a DNS credential's value "
+                        f"in clear at {key}, {inspect}; remove it (the secret file holds it)",
+                    )
+                )
     return findings or [
-        Finding("dns", Status.PASS, f"{ENV_FILE} gives {', '.join(names)} ({provider})")
+        Finding("secrets", Status.PASS, f"{COMPOSE_FILE} carries no credential in clear")
     ]
+
+
+# Below this a value is a setting (lego's `RFC2136_POLLING_INTERVAL=1`), not a secret, and
+# it is in any stack file by chance (`replicas: 1`): looked for by its variable's name only.
+_SHORTEST_SECRET: Final = 8
+
+
+def _holds(text: str, value: str) -> bool:
+    return len(value) >= _SHORTEST_SECRET and value in text
+
+
+def _scalars(node: object, where: str = "") -> list[tuple[str, str]]:
+    """Every key and scalar of a YAML node with its dotted place (keys count: an
+    environment's `NAME=value` list item, or a value pasted as a key)."""
+    if isinstance(node, dict):
+        found = []
+        for key, value in node.items():
+            place = f"{where}.{key}" if where else str(key)
+            found.append((place, str(key)))
+            found += _scalars(value, place)
+        return found
+    if isinstance(node, list):
+        return [pair for i, item in enumerate(node) for pair in _scalars(item, f"{where}[{i}]")]
+    return [(where, str(node))]
 
 
 def _proxy_rules(stack: Stack) -> list[Finding]:

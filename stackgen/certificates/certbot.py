@@ -39,8 +39,8 @@ from stackgen.parts import Mount, StateFile, TemplateFile, Tmpfs, owned_tmpfs
 from stackgen.pki import placeholder_pair
 
 # HTTP-01 through the proxy's webroot, DNS-01 through one of certbot's DNS plugins (the
-# provider's credentials come from the stack's .env). TLS-ALPN-01 would need the proxy to
-# serve the challenge certificate: not offered.
+# provider's credentials come from the stack's .env, or a swarm's secrets). TLS-ALPN-01
+# would need the proxy to serve the challenge certificate: not offered.
 TLS_MODES: Final = frozenset({TlsMode.ACME, TlsMode.ACME_DNS, TlsMode.INTERNAL, TlsMode.FILES})
 # Modes in which certbot obtains the certificate.
 CERTBOT_MODES: Final = frozenset({TlsMode.ACME, TlsMode.ACME_DNS})
@@ -82,7 +82,8 @@ class Layout:
 
     @property
     def dns_credentials_path(self) -> str:
-        """The DNS plugin's INI, written at start from the environment: tmpfs, 0600."""
+        """The DNS plugin's INI, written at start from the environment (or the secrets'
+        files): tmpfs, 0600."""
         return "/tmp/stackgen-dns.ini"
 
     @property
@@ -169,7 +170,7 @@ class Certbot(CertificateSource):
         ]
         if config.acme_ca_bundle:
             mounts.append(Mount(config.acme_ca_bundle, layout.ca_bundle_path, file=True))
-        return mounts
+        return mounts + self.credential_mounts(config)
 
     def service_tmpfs(self, config: StackConfig) -> list[Tmpfs]:
         """Owned by the user certbot runs as: its lock, work and log folders."""

@@ -23,6 +23,8 @@ from stackgen.parts import Access, Mount, StateFile, TemplateFile
 INTERNAL_CA_DIR: Final = "tls"
 CA_CERT: Final = f"{INTERNAL_CA_DIR}/ca.pem"
 CA_KEY: Final = f"{INTERNAL_CA_DIR}/ca-key.pem"
+# Where a container finds the secrets a target gives it (Docker's default for a secret).
+CREDENTIALS_PATH: Final = "/run/secrets"
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,19 @@ class CertificateSource:
         """Stack files the proxy reads only when its container starts."""
         return frozenset()
 
+    def credential_paths(self, config: StackConfig) -> dict[str, str]:
+        """Where the ACME client reads each DNS-01 credential, by variable, when the target
+        hands them over as secrets (Docker's own place for a secret); empty otherwise."""
+        return {name: f"{CREDENTIALS_PATH}/{name}" for name in config.dns_credential_files}
+
+    def credential_mounts(self, config: StackConfig) -> list[Mount]:
+        """The credentials' files as secrets of the service that runs the ACME client."""
+        paths = self.credential_paths(config)
+        return [
+            Mount(f"./{file}", paths[name], file=True, secret=True)
+            for name, file in config.dns_credential_files.items()
+        ]
+
     def wraps_command(self) -> bool:
         return False
 
@@ -85,6 +100,10 @@ class ProxyAcme(CertificateSource):
 
     def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
         return list(self.storage)
+
+    def proxy_mounts(self, config: StackConfig) -> list[Mount]:
+        # The proxy's own ACME client takes the DNS-01 credentials.
+        return self.credential_mounts(config)
 
 
 class MountedFiles(CertificateSource):

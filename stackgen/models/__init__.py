@@ -63,6 +63,7 @@ from stackgen.models.network import (
     validate_subnet6,
 )
 from stackgen.models.stack import (
+    CREDENTIALS_DIR,
     DEFAULT_CSP,
     DEFAULT_PERMISSIONS_POLICY,
     DEFAULT_REFERRER_POLICY,
@@ -87,6 +88,7 @@ from stackgen.models.tls import (
 )
 
 __all__ = [
+    "CREDENTIALS_DIR",
     "DEFAULT_CSP",
     "DEFAULT_PERMISSIONS_POLICY",
     "DEFAULT_REFERRER_POLICY",

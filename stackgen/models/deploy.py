@@ -42,9 +42,10 @@ class DeployConfig(Strict):
     # Whether a host-network Jellyfin binds this machine's interfaces beside the proxy (a
     # swarm runs it on the media node instead, reached over the target's own link).
     jellyfin_beside_proxy: ClassVar[bool] = True
-    # How the target reads `.env`: Compose's dotenv rules (quotes, `$`), or every character
-    # after `=` as written (docker stack deploy).
-    env_file_literal: ClassVar[bool] = False
+    # Whether the DNS-01 credentials reach the ACME client as the target's secrets, one file
+    # each (`secrets/NAME`, mounted at /run/secrets/NAME), instead of `.env`: a swarm
+    # resolves an `env_file` into the service spec, which `docker service inspect` shows.
+    credentials_as_secrets: ClassVar[bool] = False
 
     @model_validator(mode="wrap")
     @classmethod

@@ -73,6 +73,9 @@ DEFAULT_REFERRER_POLICY: Final = "strict-origin-when-cross-origin"
 # container world's usual "nonroot" (distroless images), in Debian's reserved range
 # 65000-65533 that no package or adduser hands out, so no account on the host is it.
 STACK_USER: Final = "65532:65532"
+# Where a target that hands DNS-01 credentials over as secrets keeps them: one file per
+# variable, 0600, the invoking user's (stack-relative).
+CREDENTIALS_DIR: Final = "secrets"
 
 
 def default_run_as() -> str:
@@ -466,6 +469,19 @@ class StackConfig(Strict):
         provider = self.dns_provider
         names = list(provider.variables) if provider else []
         return names + [name for name in self.tls.dns_env if name not in names]
+
+    @property
+    def dns_credential_files(self) -> dict[str, str]:
+        """Each DNS-01 credential's own file in the stack (0600), by variable, where the
+        target hands credentials over as secrets; empty where `.env` holds them."""
+        if not self.deploy.credentials_as_secrets:
+            return {}
+        return {name: f"{CREDENTIALS_DIR}/{name}" for name in self.dns_secret_names}
+
+    @property
+    def dns_env_file(self) -> bool:
+        """Whether the ACME client's container reads the credentials from `.env`."""
+        return bool(self.dns_secret_names) and not self.deploy.credentials_as_secrets
 
     @property
     def jellyfin_host(self) -> str:

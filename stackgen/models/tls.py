@@ -88,7 +88,8 @@ class TlsConfig(Strict):
             "DNS-01 provider (acme-dns)",
             readme="`rfc2136`, `cloudflare`, `route53`, `ovh`, `digitalocean`, `linode`, "
             "`dnsimple`; see [docs/certificates.md](docs/certificates.md). Its credentials go "
-            "in `.env` (0600; `init --dns-credential NAME=VALUE`), which `check` and `up` read",
+            "in `.env` (0600; `init --dns-credential NAME=VALUE`), which `check` and `up` read; "
+            "on a swarm, one file each in `secrets/`, handed over as Swarm secrets",
         ),
     ] = None
     dns_env: Annotated[
@@ -96,8 +97,8 @@ class TlsConfig(Strict):
         Setting(
             "the name of an extra credential variable (acme-dns); repeatable",
             readme="never one that steers Compose or a program: `COMPOSE_*`, `DOCKER_*`, "
-            "`LD_*`, `PATH`, `HOME`, proxies' variables, ...; its value goes in `.env`, never "
-            "in stackgen.toml",
+            "`LD_*`, `PATH`, `HOME`, proxies' variables, ...; its value goes in `.env` (a "
+            "swarm: `secrets/NAME`), never in stackgen.toml",
         ),
     ] = Field(default_factory=list)
     source: Annotated[

@@ -25,7 +25,7 @@ import requests
 from stackgen import engine, lifecycle
 from stackgen.config_file import build_config, load_config
 from stackgen.errors import StackgenError
-from stackgen.models import ProxyKind, StackConfig, TlsMode, default_run_as
+from stackgen.models import CREDENTIALS_DIR, ProxyKind, StackConfig, TlsMode, default_run_as
 from stackgen.probe import Report, run_checks
 from stackgen.proxies import available
 from stackgen.redaction import redact
@@ -154,7 +154,8 @@ class StackHandle:
         return redact("\n".join(lines.splitlines()[-tail * 3 :]))
 
     def config_files(self) -> dict[str, str]:
-        """Every generated config, by stack-relative path; private keys and .env left out."""
+        """Every generated config, by stack-relative path; private keys, .env and a swarm's
+        credential files (`secrets/`) left out."""
         files: dict[str, str] = {}
         for path in sorted(self.dir.rglob("*")):
             relative = path.relative_to(self.dir)
@@ -163,6 +164,7 @@ class StackHandle:
                 and path.suffix in CONFIG_SUFFIXES
                 and "key" not in path.name
                 and path.name != ".env"
+                and relative.parts[0] != CREDENTIALS_DIR
                 and not any(part.startswith(".") for part in relative.parts)
                 and "cache" not in relative.parts
                 and path.stat().st_size < 200_000

@@ -60,7 +60,8 @@ args=(init "$PROXY" --domain "$DOMAIN" --email "admin@$DOMAIN" --dir "$DEMO_DIR"
       --image "certbot=$(image "$([ "$TLS" = dns ] && echo certbot-dns || echo certbot)")")
 [ -n "$SUBPATH" ] && args+=(--subpath "$SUBPATH")
 if [ "$TLS" = dns ]; then
-  # The TSIG key goes to .env (0600) through --dns-credential, never to stackgen.toml.
+  # The TSIG key goes to .env (0600; on a swarm, secrets/NAME, handed over as Swarm
+  # secrets) through --dns-credential, never to stackgen.toml.
   args+=(--tls acme-dns --dns-provider rfc2136 --wildcard
          --dns-resolver "$(bind container_address)" --dns-propagation-seconds 0
          --dns-credential "RFC2136_NAMESERVER=$(bind container_address)"

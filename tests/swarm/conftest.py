@@ -78,7 +78,15 @@ def swarm_images() -> dict[str, str]:
     from images.build import build_images  # tests/images/build.py
 
     return build_images(
-        ["swarm-node", "jellyfin-standin", "debian-base", *(image_name(p) for p in PROXIES)]
+        [
+            "swarm-node",
+            "jellyfin-standin",
+            "debian-base",
+            # DNS-01 (test_dns01.py): bind9 on this host, Traefik and nginx with certbot.
+            "bind9",
+            "certbot-dns",
+            *{image_name(p) for p in (*PROXIES, "traefik", "nginx")},
+        ]
     )
 
 

@@ -133,13 +133,15 @@ def remove(stack: SwarmStack) -> None:
         swarm_ops.remove(stack.name)
 
 
-def wait_healthy(stack: SwarmStack, seconds: float) -> str:
-    """Poll /health through the proxy until it says Healthy; the last answer otherwise."""
+def wait_healthy(stack: SwarmStack, seconds: float, endpoint: Endpoint | None = None) -> str:
+    """Poll /health through the proxy until it says Healthy; the last answer otherwise.
+    `endpoint`: reached with another trust than the stack's own CA (an ACME CA's root)."""
+    endpoint = endpoint or stack.endpoint
     deadline = time.monotonic() + seconds
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            reply = stack.endpoint.get("/health")
+            reply = endpoint.get("/health")
             last = f"{reply.status} {reply.body[:80]!r}"
             if reply.status == 200 and reply.body.strip() == b"Healthy":
                 return "Healthy"

@@ -122,7 +122,7 @@ def cases() -> list[Case]:
     """The matrix: proxies x subpath x TLS mode x Jellyfin network (modes a proxy implements:
     the others are refused, asserted in the proxies' own tests); each client option on the
     root/acme/host stack (where the proxy offers it); and the swarm target (both networks,
-    a subpath and HTTP/3 on bridge)."""
+    a subpath and HTTP/3 on bridge; DNS-01 for lego and for certbot)."""
     found = []
     for proxy, subpath, tls, network in itertools.product(
         available(), ["root", "subpath"], TLS_CASES, ["host", "bridge"]
@@ -153,6 +153,10 @@ def cases() -> list[Case]:
         inputs = _inputs(proxy, "swarm", network, subpath, "acme", client)
         name = "-".join(part for part in ("swarm", proxy, network, option) if part)
         found.append(Case(name, inputs, settings))
+    # DNS-01 on a swarm: the credentials as secrets, for lego (Traefik) and for certbot.
+    for proxy in ("traefik", "nginx"):
+        inputs = _inputs(proxy, "swarm", "bridge", "root", "acme-dns", "none")
+        found.append(Case(f"swarm-{proxy}-bridge-dns", inputs, {"deploy": {"target": "swarm"}}))
     return found
 
 

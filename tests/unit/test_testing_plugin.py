@@ -363,3 +363,17 @@ def test_the_shipped_harness_runs_no_docker_command_of_its_own() -> None:
         if '["docker"' in line
     }
     assert commands == {("stacks.py", '["docker", "compose", *project, *args],')}
+
+
+def test_failure_reports_leave_out_a_swarms_secret_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A swarm keeps each DNS-01 credential in `secrets/NAME`, a file without a suffix like
+    a Caddyfile: a failing test's report (CI artefacts) must not carry it."""
+    stack = _factory(tmp_path, monkeypatch).create("nginx", start=False)
+    secret = stack.dir / "secrets" / "CF_DNS_API_TOKEN"
+    secret.parent.mkdir()
+    secret.write_text("cf-token-for-no-report\n")
+    files = stack.config_files()
+    assert "docker-compose.yml" in files
+    assert not any("cf-token-for-no-report" in text for text in files.values()), list(files)

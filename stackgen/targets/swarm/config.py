@@ -76,7 +76,7 @@ class SwarmDeploy(DeployConfig):
     # A replaced task gets a new address.
     readdresses_services: ClassVar[bool] = True
     jellyfin_beside_proxy: ClassVar[bool] = False
-    env_file_literal: ClassVar[bool] = True
+    credentials_as_secrets: ClassVar[bool] = True
 
     def known_proxies(self, config: StackConfig) -> list[str]:
         if config.jellyfin.network_mode is JellyfinNetwork.BRIDGE:
