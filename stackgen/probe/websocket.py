@@ -27,7 +27,8 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 RECV_SIZE = 65536
-CLOSE_TIMEOUT = 2.0
+SEND_TIMEOUT = 10.0  # a frame the server does not take within this is a dead connection
+CLOSE_TIMEOUT = 2.0  # the closing handshake is a courtesy: never wait long for it
 
 
 class WebSocketError(Exception):
@@ -74,7 +75,7 @@ class WebSocket:
             raise self._closed()
         self._protocol.send_text(text.encode())
         try:
-            _flush(self._sock, self._protocol, time.monotonic() + CLOSE_TIMEOUT)
+            _flush(self._sock, self._protocol, time.monotonic() + SEND_TIMEOUT)
         except OSError as error:
             raise self._closed() from error
 

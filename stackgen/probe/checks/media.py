@@ -9,13 +9,12 @@ import re
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 from stackgen.probe import client
 from stackgen.probe.base import UPSTREAM, Outcome, check, failed, passed, warned
 from stackgen.probe.checks.reach import GATEWAY_ERRORS
 from stackgen.probe.context import ProbeContext
-from stackgen.probe.result import Status, redact
+from stackgen.probe.result import redact
 from stackgen.probe.websocket import (
     WebSocketClosed,
     WebSocketError,
@@ -99,17 +98,8 @@ NO_UPGRADE_ANSWER = "no answer to the upgrade request"
     needs=UPSTREAM,
 )
 def websocket_keepalive(ctx: ProbeContext) -> Outcome:
-    """One retry, only for a fresh connection that got no answer at all to its upgrade: a
-    single stalled connection is a network event, not a WebSocket configuration (a proxy that
-    mishandles upgrades answers wrongly, fast, every time)."""
-    verdict = _websocket_attempt(ctx)
-    if verdict.status is Status.FAIL and verdict.reason.startswith(NO_UPGRADE_ANSWER):
-        retry = _websocket_attempt(ctx)
-        details = {**retry.details, "attempts": 2, "first_attempt": verdict.reason}
-        if retry.status is Status.PASS:
-            return passed(f"{retry.reason} (a first connection stalled; retried once)", **details)
-        return replace(retry, details=details)
-    return verdict
+    """One attempt: an upgrade request without an answer is a failure, never retried."""
+    return _websocket_attempt(ctx)
 
 
 def _websocket_attempt(ctx: ProbeContext) -> Outcome:

@@ -1,4 +1,8 @@
-"""websocket.keepalive retries once, and only when a fresh connection got no answer at all."""
+"""websocket.keepalive makes one attempt: an upgrade without an answer is a failure.
+
+A retry here once hid websockets' threaded client losing about one upgrade request in a
+hundred over TLS (docs/flakes.md); with the one-thread client nothing is lost, and a
+connection that gets no answer is the stack's problem to report, not to paper over."""
 
 from __future__ import annotations
 
@@ -28,22 +32,14 @@ STALL = failed(f"{media.NO_UPGRADE_ANSWER} within 10 s", "hint")
 OK = passed("101 upgrade, KeepAlive answered")
 
 
-def test_one_stalled_connection_is_retried_and_said(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stalled_upgrade_fails_without_a_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _sequence(monkeypatch, STALL, OK)
     verdict = media.websocket_keepalive.fn(None)  # type: ignore[arg-type]
-    assert verdict.status is Status.PASS
-    assert "retried once" in verdict.reason
-    assert verdict.details["attempts"] == 2 and len(calls) == 2
+    assert verdict.status is Status.FAIL and verdict.reason == STALL.reason
+    assert len(calls) == 1
 
 
-def test_two_stalls_fail(monkeypatch: pytest.MonkeyPatch) -> None:
-    _sequence(monkeypatch, STALL, STALL)
-    verdict = media.websocket_keepalive.fn(None)  # type: ignore[arg-type]
-    assert verdict.status is Status.FAIL
-    assert verdict.details["attempts"] == 2
-
-
-def test_a_wrong_answer_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_answer_fails_without_a_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     refused = failed("the upgrade was answered 200, not 101", "hint")
     calls = _sequence(monkeypatch, refused, OK)
     verdict = media.websocket_keepalive.fn(None)  # type: ignore[arg-type]
