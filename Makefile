@@ -97,7 +97,8 @@ wheel: venv
 # Root only (network namespace, cgroup statistics). Knobs, read by bench/run.py:
 # BENCH_PROXIES BENCH_CONFIGS BENCH_HTTP BENCH_SIZE (MiB) BENCH_PAIRS BENCH_API_SECONDS
 # BENCH_STREAMS BENCH_STREAM_SECONDS BENCH_BITRATE (Mbit/s) BENCH_OUT (results folder,
-# default .cache/bench/results: never the tracked tree). Writes the run's JSON, REPORT.md
+# default .cache/bench/results: never the tracked tree) BENCH_SLOT (0..9: two runs on one
+# engine take different slots; see bench/README.md). Writes the run's JSON, REPORT.md
 # and plots there; exit 1 lists the goals missed. bench-report judges that folder again.
 bench: venv engine images
 	$(PY) -m bench.run

@@ -1,6 +1,7 @@
 """Try one tuning by hand on a rendered stack and measure it against the untouched one.
 
-Usage (root, not while `make bench` runs: both use the `sgbench` namespace and ports):
+Usage (root; it takes the `BENCH_SLOT` of `make bench`, and waits for no one: a run
+already holding that slot makes it stop at once):
 
     python -m bench.tune PROXY VARIANT
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import run as runner
+from bench import slot
 
 # (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
 # files name B's own ports, so the edits below avoid port numbers.
@@ -207,4 +209,9 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    try:
+        with slot.holding(runner.SLOT):
+            sys.exit(main(sys.argv[1], sys.argv[2]))
+    except slot.SlotError as error:
+        print(f"bench.tune: {error}", file=sys.stderr)
+        sys.exit(2)
