@@ -814,10 +814,22 @@ def bench(
     via: Annotated[
         str,
         typer.Option(
-            help="Stack folder: connect to the proxy 'container' (a LAN client's path) or "
-            "its 'published' port (through docker-proxy on 127.0.0.1)."
+            help="Stack folder: connect to the proxy 'container' (a LAN client's path), "
+            "its 'published' port (through docker-proxy on 127.0.0.1), or 'both' (the "
+            "container, and full GETs at the published port to price docker-proxy)."
         ),
     ] = "container",
+    with_ceiling: Annotated[
+        bool,
+        typer.Option(
+            "--ceiling",
+            help="Also stream from a throwaway bare TLS server with the stack's own "
+            "certificate and bytes, on the same path: the gap split into TLS / relay.",
+        ),
+    ] = False,
+    ceiling_image: Annotated[
+        str | None, typer.Option(help="The nginx image of the --ceiling server.")
+    ] = None,
     expect: Annotated[
         list[str] | None,
         typer.Option(
@@ -856,8 +868,8 @@ def bench(
         ramp_seconds=ramp_seconds,
         ramp_max=ramp_max,
     )
-    if via not in ("container", "published"):
-        raise InvalidInputError(f"--via {via!r}: expected container or published")
+    if via not in ("container", "published", "both"):
+        raise InvalidInputError(f"--via {via!r}: expected container, published or both")
     expectations = command.expectations(expect or [])
     chosen = command.targets(
         directory=directory,
@@ -871,7 +883,10 @@ def bench(
         via=via,
     )
     chosen.cpu.update(command.cpu_containers(cpu_container or []))
-    command.run(chosen, settings, as_json=as_json, plot=plot, output=output, expect=expectations)
+    command.run(
+        chosen, settings, as_json=as_json, plot=plot, output=output, expect=expectations,
+        with_ceiling=with_ceiling, ceiling_image=ceiling_image,
+    )  # fmt: skip
 
 
 # --- entry point -------------------------------------------------------------------------
