@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackgen.bench import ceiling, gap, h1, verdict
+from stackgen.bench import ceiling, every_proxy, gap, h1, verdict
 from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import (
     PATH_CONTAINER,
@@ -258,6 +258,43 @@ def _start_ceiling(
     progress(f"ceiling: {server.tls.address}:{server.tls.socket_port} (plain HTTP on "
              f"{server.plain.socket_port}), the stack's certificate and bytes")  # fmt: skip
     return {gap.CEILING: server.tls, gap.PLAIN: server.plain}
+
+
+def run_every_proxy(
+    directory: Path,
+    settings: BenchSettings,
+    *,
+    http2: bool,
+    timeout: float,
+    as_json: bool,
+    output: Path | None,
+) -> dict[str, Any]:
+    """`--proxies all`: the user's configuration with each proxy, in scratch stacks."""
+
+    def progress(message: str) -> None:
+        sys.stderr.write(f"bench: {message}\n")
+        sys.stderr.flush()
+
+    def measure(stack: Stack) -> tuple[Endpoint, dict[str, Cgroup]]:
+        chosen = targets(
+            directory=stack.folder, url=None, resolve=[], ca_file=None, direct=None,
+            http2=http2, timeout=timeout, via="container",
+        )  # fmt: skip
+        for note in chosen.notes:
+            progress(f"{stack.config.proxy}: {note}")
+        return chosen.proxied, chosen.cpu
+
+    doc = every_proxy.measure_every_proxy(directory, settings, measure=measure, progress=progress)
+    text = json.dumps(doc, indent=2) + "\n"
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    if as_json:
+        sys.stdout.write(text)
+    else:
+        sys.stderr.write("\n".join([*doc["recommendation"], "", *doc["table"]]) + "\n")
+    if not any(item["error"] is None for item in doc["proxies"]):
+        raise ProblemsFoundError("bench: no proxy could be measured")
+    return doc
 
 
 def _failures(doc: dict[str, Any]) -> list[str]:

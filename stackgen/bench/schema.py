@@ -14,6 +14,8 @@ from stackgen.bench.endpoint import PATH_CONTAINER, PATH_LOOPBACK, PATH_PUBLISHE
 from stackgen.bench.gap import EXTRA_SIDES, PARTS
 
 SCHEMA_VERSION = "stackgen-bench/1"
+# `stackgen bench --proxies all --json`: the ranking, and one bench document per proxy.
+COMPARISON_SCHEMA = "stackgen-bench-proxies/1"
 
 # name -> (unit, comparison kind, which way is better)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -188,3 +190,34 @@ def _validate_gap(found: Any, problems: list[str]) -> None:
         for key in ("url", "address", "protocol"):
             if not isinstance(target.get(key), str):
                 problems.append(f"gap.sides.{side}.{key} must be a string")
+
+
+def validate_comparison(doc: Mapping[str, Any]) -> list[str]:
+    """Problems with a `--proxies all` document (empty when it follows its schema)."""
+    problems: list[str] = []
+    if doc.get("schema") != COMPARISON_SCHEMA:
+        problems.append(f"schema is {doc.get('schema')!r}, expected {COMPARISON_SCHEMA!r}")
+    standings = doc.get("proxies")
+    if not isinstance(standings, list) or not standings:
+        problems.append("proxies must be a non-empty list")
+        standings = []
+    for i, item in enumerate(standings):
+        if not isinstance(item, dict) or not isinstance(item.get("proxy"), str):
+            problems.append(f"proxies[{i}] must name its proxy")
+            continue
+        for key in ("stream_mbps", "cpu_s_per_gb"):
+            if item.get(key) is not None and not isinstance(item[key], (int, float)):
+                problems.append(f"proxies[{i}].{key} must be a number or null")
+        if item.get("error") is not None and not isinstance(item["error"], str):
+            problems.append(f"proxies[{i}].error must be a string or null")
+    lines = doc.get("recommendation")
+    if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
+        problems.append("recommendation must be a non-empty list of lines")
+    runs = doc.get("runs")
+    if not isinstance(runs, dict):
+        problems.append("runs must map each proxy to its bench document (or null)")
+        runs = {}
+    for proxy, run in runs.items():
+        if run is not None:
+            problems += [f"runs.{proxy}: {p}" for p in validate(run)]
+    return problems

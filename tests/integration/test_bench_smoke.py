@@ -16,9 +16,11 @@ from pathlib import Path
 
 from integration.conftest import STANDIN_API_KEY, StackFactory, stackgen
 
+from stackgen.bench import every_proxy
 from stackgen.bench.ceiling import LABEL
 from stackgen.bench.endpoint import PATH_CONTAINER, PATH_LOOPBACK, TLS13_CIPHER
-from stackgen.bench.schema import SCHEMA_VERSION, validate
+from stackgen.bench.schema import SCHEMA_VERSION, validate, validate_comparison
+from stackgen.proxies import available
 
 
 def test_bench_measures_a_stack_against_jellyfin_direct(
@@ -135,3 +137,43 @@ def test_the_ceiling_splits_the_gap_and_leaves_nothing_behind(
     ).stdout.split()  # fmt: skip
     assert leftovers == []
     assert not list(Path(tempfile.gettempdir()).glob("stackgen-ceiling-*"))
+
+
+def test_every_proxy_is_measured_in_scratch_stacks_and_the_users_stack_is_untouched(
+    make_stack: StackFactory,
+) -> None:
+    """`--proxies all`: the user's stackgen.toml with each proxy, in scratch stacks beside
+    the user's running one; a ranking with its reason; nothing left behind; the user's
+    folder byte-identical and its stack still running."""
+    # ACME is refused (a scratch stack must not ask a CA for certificates): internal.
+    stack = make_stack("nginx", tls="internal")
+    before = {p: p.read_bytes() for p in sorted(stack.directory.rglob("*")) if p.is_file()}
+    running = _containers(f"label=com.docker.compose.project={stack.compose_project}")
+    result = stackgen(
+        "bench", "--dir", str(stack.directory), "--proxies", "all", "--pairs", "1",
+        "--only", "stream", "--streams", "0", "--json",
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert validate_comparison(doc) == [], validate_comparison(doc)
+    measured = {item["proxy"]: item for item in doc["proxies"]}
+    assert set(measured) == set(available())
+    for proxy, item in measured.items():
+        assert item["error"] is None, (proxy, item, result.stderr[-3000:])
+        assert item["stream_mbps"] > 0 and item["cpu_s_per_gb"] > 0, (proxy, item)
+        run = doc["runs"][proxy]
+        assert run["targets"]["proxied"]["path"] == PATH_CONTAINER, proxy
+        assert run["targets"]["proxied"]["cipher"] == TLS13_CIPHER, proxy
+    best = doc["proxies"][0]["proxy"]
+    assert doc["recommendation"][0].startswith(f"recommendation: {best}: the most throughput")
+    assert _containers(f"name={every_proxy.PROJECT_PREFIX}") == []
+    assert not list(Path(tempfile.gettempdir()).glob("stackgen-bench-proxies-*"))
+    after = {p: p.read_bytes() for p in sorted(stack.directory.rglob("*")) if p.is_file()}
+    assert after == before
+    assert _containers(f"label=com.docker.compose.project={stack.compose_project}") == running
+
+
+def _containers(filter_: str) -> list[str]:
+    return subprocess.run(
+        ["docker", "ps", "-q", "--filter", filter_],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.split()  # fmt: skip

@@ -73,6 +73,7 @@ ABOVE_PURE = (
     "stackgen.importers.before_after",
     "stackgen.bench.command",
     "stackgen.bench.ceiling",
+    "stackgen.bench.every_proxy",
     "stackgen.testing",
     "python_on_whales",
 )
@@ -232,6 +233,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.importers.before_after",
             "stackgen.bench.command",
             "stackgen.bench.ceiling",
+            "stackgen.bench.every_proxy",
         ),
     ),
     ("interface", ("stackgen.cli",)),
@@ -357,6 +359,7 @@ def test_a_module_imports_only_its_layer_and_below(module: str) -> None:
             if not _within(target, allowed) or target in (
                 "stackgen.bench.command",
                 "stackgen.bench.ceiling",
+                "stackgen.bench.every_proxy",
             ):
                 above.add(target)
         elif theirs != "libraries" and ORDER.index(theirs) > ORDER.index(mine):
@@ -372,6 +375,7 @@ def test_only_the_cli_reaches_the_importers_operations_and_the_bench_command() -
     } <= {"stackgen.cli"}
     assert _users("stackgen.bench.command") == {"stackgen.cli"}
     assert _users("stackgen.bench.ceiling") == {"stackgen.bench.command"}
+    assert _users("stackgen.bench.every_proxy") == {"stackgen.bench.command"}
 
 
 def test_nothing_in_the_product_imports_the_test_harness() -> None:
