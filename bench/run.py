@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import report, slot
+from bench import netem, report, slot
 from bench.limits import LIMITS_VERSION, explain
 from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
 from bench.slot import Layout
@@ -88,6 +88,8 @@ RAMP = [float(b) for b in os.environ.get("BENCH_RAMP", "8 20 40 100").split()]
 RAMP_SECONDS = float(os.environ.get("BENCH_RAMP_SECONDS", "30"))
 RAMP_MAX = int(os.environ.get("BENCH_RAMP_MAX", "128"))
 RELOADS = int(os.environ.get("BENCH_RELOADS", "20"))
+# A netem profile on the client's link (bench/netem.py): none, lan, wan or delay=,loss=,rate=.
+NETWORK_TEXT = os.environ.get("BENCH_NETWORK", "none")
 # Only the reloads (a separate pass): writes OUT/reloads.json instead of summary.json.
 RELOAD_ONLY = os.environ.get("BENCH_RELOAD_ONLY", "") == "1"
 
@@ -174,6 +176,13 @@ def make_netns() -> None:
     ]
     for step in steps:
         run(step)
+
+
+def shape_netns(profile: netem.Profile | None) -> None:
+    """The run's network profile on the client's veth pair (nothing for none)."""
+    if profile is not None:
+        for step in netem.apply(NETNS, NS_IF, HOST_IF, profile):
+            run(step)
 
 
 # --- media, certificates, baseline server ---------------------------------------------------
@@ -904,6 +913,14 @@ def measure_all() -> int:
     if unknown:
         say(f"unknown proxies in BENCH_PROXIES: {sorted(unknown)}")
         return 2
+    try:
+        profile = netem.parse(NETWORK_TEXT)
+    except netem.ProfileError as error:
+        say(f"BENCH_NETWORK: {error}")
+        return 2
+    if profile is not None and (failed := netem.check(profile)) is not None:
+        say(f"BENCH_NETWORK={NETWORK_TEXT}: this kernel cannot apply it: {failed}")
+        return 2
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "plots").mkdir(exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -916,6 +933,7 @@ def measure_all() -> int:
     try:
         images = build_images_pinned()
         make_netns()
+        shape_netns(profile)
         tls = make_certificate()
         media = WORK / "media" / "media.bin"
         write_media(media, SIZE)
@@ -963,6 +981,7 @@ def measure_all() -> int:
             "pairs": PAIRS, "api_seconds": API_SECONDS, "streams": STREAMS,
             "stream_seconds": STREAM_SECONDS, "bitrate_mbps": BITRATE,
             "ramp_mbps": RAMP, "ramp_seconds": RAMP_SECONDS, "ramp_max": RAMP_MAX,
+            "network": None if profile is None else profile.to_json(),
         },
         "baselines": baselines,
         "proxies": summaries,
