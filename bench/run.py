@@ -602,6 +602,12 @@ def measure_proxy(
     intervals["api_p50_added_ms"] = interval(api["metrics"]["api_p50_ms"]["compare"])
     intervals["api_p99_added_ms"] = interval(api["metrics"]["api_p99_ms"]["compare"])
     summary["api_errors"] = api["api"]["errors"] if api.get("api") else None
+    # New connections the client had to open for the same calls, per side: keep-alive
+    # closed by the proxy (not load) is what puts handshakes into the tail.
+    opened = (api.get("api") or {}).get("connections_by_side") or {}
+    summary["api_connections"] = opened.get("proxied")
+    summary["api_connections_direct"] = opened.get("direct")
+    summary["api_calls"] = calls
 
     # Against the TLS ceiling, HTTP/1.1 (and h2 if asked), interleaved: each side's CPU is
     # charged per transfer from its container's cgroup, so the relay goal (CPU per GB

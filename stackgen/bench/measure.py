@@ -126,6 +126,7 @@ class _Collected:
     api_late: int = 0
     api_max_send_lag_ms: float = 0.0
     api_connections: int = 0
+    api_connections_by_side: dict[str, int] = field(default_factory=dict)
     api_stale_retries: int = 0
 
     def add(self, metric: str, side: str, value: float) -> None:
@@ -286,6 +287,8 @@ def run_bench(
             "late_sends": got.api_late,
             "max_send_lag_ms": round(got.api_max_send_lag_ms, 3),
             "connections_opened": got.api_connections,
+            # Per side: a proxy that closes kept-alive connections shows here first.
+            "connections_by_side": dict(got.api_connections_by_side),
             "stale_retries": got.api_stale_retries,
         }
         if "api" in settings.only
@@ -388,6 +391,8 @@ def _api(ep: Endpoint, settings: BenchSettings, got: _Collected) -> str:
     got.api_late += result.late_sends
     got.api_max_send_lag_ms = max(got.api_max_send_lag_ms, result.max_send_lag_ms)
     got.api_connections += pool.opened
+    side_total = got.api_connections_by_side.get(ep.name, 0) + pool.opened
+    got.api_connections_by_side[ep.name] = side_total
     got.api_stale_retries += pool.stale_retries
     got.errors += [redact(f"api {ep.name}: {e}") for e in result.error_samples]
     p50 = percentile(result.latencies_ms, 50)
