@@ -90,6 +90,21 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
             "ProxyTimeout 3600\nMaxKeepAliveRequests 1000\nKeepAliveTimeout 15",
         )
     ],
+    # Last session's changes, undone one at a time: nginx's error log at its default
+    # level instead of `crit`, and the proxy without its memory and process limits.
+    ("nginx", "error-log-default"): [
+        (
+            "nginx/conf.d/jellyfin.conf",
+            "error_log /var/log/nginx/error.log crit;",
+            "error_log /var/log/nginx/error.log error;",
+        )
+    ],
+    **{
+        (proxy, "no-limits"): [
+            ("docker-compose.yml", '    mem_limit: "1g"\n    pids_limit: 1024\n', "")
+        ]
+        for proxy in runner.ALL_PROXIES
+    },
     **{(proxy, "healthcheck"): HEALTHCHECK for proxy in runner.ALL_PROXIES},
 }
 # TUNE_HTTP2=1: stream and seek over h2 (the API stays HTTP/1.1, as in `stackgen bench`).
