@@ -138,6 +138,24 @@ def _wait_ready(ep: Endpoint, media_path: str, container_id: str) -> None:
     )
 
 
+def _readable_by(scratch: Path, user: str) -> None:
+    """The scratch folder for the server's user only: the user's media is nobody else's
+    to read. As root it is handed to that user; as that user it is already theirs; as
+    another user it must be readable by all (the server cannot read it otherwise)."""
+    uid_text, _, gid_text = user.partition(":")
+    files = [scratch, *scratch.iterdir()]
+    if os.geteuid() == 0 and uid_text.isdigit():
+        uid, gid = int(uid_text), int(gid_text) if gid_text.isdigit() else int(uid_text)
+        for path in files:
+            os.chown(path, uid, gid)
+    elif not uid_text.isdigit() or int(uid_text) != os.geteuid():
+        for path in files:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        return
+    for path in files:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 @contextlib.contextmanager
 def ceiling_server(
     stack: Stack,
@@ -170,17 +188,14 @@ def ceiling_server(
     scratch = Path(tempfile.mkdtemp(prefix="stackgen-ceiling-"))
     container_id = ""
     try:
-        # Read by the server's user: the media bytes and a config, no secret.
-        scratch.chmod(0o755)
         media = scratch / "media.bin"
         curl.download(proxied, media_path, media, size=size, max_time=max(60.0, timeout * 30))
-        media.chmod(0o644)
         conf = scratch / "nginx.conf"
         conf.write_text(
             NGINX_CONF.format(tls_port=TLS_PORT, plain_port=PLAIN_PORT, cert=cert, key=key),
             encoding="utf-8",
         )
-        conf.chmod(0o644)
+        _readable_by(scratch, layout.user)
         container_id, address = engine.start_helper(
             f"stackgen-bench-ceiling-{os.getpid()}",
             image or default_image(stack),

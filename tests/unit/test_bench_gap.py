@@ -3,6 +3,7 @@ and docker-proxy, from pairs run side by side; the bare TLS server's locked-down
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,14 @@ def test_the_ceiling_refuses_a_proxy_running_as_root(
         ceiling.ceiling_server(stack, proxied, media_path="/v", size=big, image="x", timeout=1),
     ):
         pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing files to another user needs root")
+def test_the_scratch_copy_of_the_media_is_for_the_servers_user_only(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "media.bin").write_bytes(b"x")
+    ceiling._readable_by(scratch, "1000:1001")
+    for path, mode in ((scratch, 0o700), (scratch / "media.bin", 0o600)):
+        info = path.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (1000, 1001, mode), path
