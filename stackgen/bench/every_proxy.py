@@ -100,8 +100,6 @@ def _refusals(user: Stack) -> None:
             "--proxies all needs tls.mode internal or files: a scratch stack must not ask "
             "an ACME CA for certificates"
         )
-    if config.deploy.target != "compose":
-        raise InvalidInputError("--proxies all runs scratch stacks with the compose target only")
 
 
 @contextlib.contextmanager
