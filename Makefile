@@ -16,7 +16,7 @@ TLS ?= http
 # TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy).
 TARGET ?= compose
 
-.PHONY: help venv tools lint unit engine images test test-swarm test-edge golden demo demo-down wheel clean bench bench-report
+.PHONY: help venv tools lint unit engine images test test-swarm test-edge golden demo demo-down wheel clean bench bench-lan bench-wan bench-report
 
 help:
 	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm optional)"
@@ -27,6 +27,7 @@ help:
 	@echo "make test-edge edge/home hosts joined by userspace WireGuard behind an outbound-only NAT (~1 min)"
 	@echo "make golden    rewrite golden files after an intended change"
 	@echo "make bench     every proxy vs Jellyfin direct, the TLS ceiling and the docs configs"
+	@echo "make bench-lan, bench-wan   the same behind a LAN (1 GbE, 0.5 ms) or WAN (40 ms, 0.1 % loss, 100 Mbit) profile"
 	@echo "               (~30 min; BENCH_PROXIES=nginx BENCH_SIZE=64 BENCH_PAIRS=2 for a short run)"
 
 $(VENV)/.installed: pyproject.toml
@@ -97,10 +98,19 @@ wheel: venv
 # Root only (network namespace, cgroup statistics). Knobs, read by bench/run.py:
 # BENCH_PROXIES BENCH_CONFIGS BENCH_HTTP BENCH_SIZE (MiB) BENCH_PAIRS BENCH_API_SECONDS
 # BENCH_STREAMS BENCH_STREAM_SECONDS BENCH_BITRATE (Mbit/s) BENCH_OUT (results folder,
-# default .cache/bench/results: never the tracked tree). Writes the run's JSON, REPORT.md
+# default .cache/bench/results: never the tracked tree) BENCH_SLOT (0..9: two runs on one
+# engine take different slots; see bench/README.md). Writes the run's JSON, REPORT.md
 # and plots there; exit 1 lists the goals missed. bench-report judges that folder again.
 bench: venv engine images
 	$(PY) -m bench.run
+
+# The network profiles (bench/netem.py: a netem qdisc on the client's veth pair; the kernel
+# needs sch_netem), HTTP/1.1 and h2 each, into their own results folders.
+bench-lan: venv engine images
+	BENCH_NETWORK=lan BENCH_OUT=$(or $(BENCH_OUT),.cache/bench/results-lan) $(PY) -m bench.run
+
+bench-wan: venv engine images
+	BENCH_NETWORK=wan BENCH_OUT=$(or $(BENCH_OUT),.cache/bench/results-wan) $(PY) -m bench.run
 
 bench-report: venv
 	$(PY) -m bench.run --report $(BENCH_OUT)

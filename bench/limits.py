@@ -16,7 +16,7 @@ from stackgen.bench.goals import Verdict
 
 # The explanations' version, recorded in summary.json beside the goals' (a changed
 # explanation of the same figures is a new version).
-LIMITS_VERSION = "limits/2"
+LIMITS_VERSION = "limits/3"
 
 Summary = Mapping[str, Any]
 Explainer = Callable[[Verdict, Summary, Summary], str]
@@ -33,7 +33,8 @@ RELAY_SETTINGS = {
     "apache": "stackgen sets `ProxyIOBufferSize 65536`, the largest that measured faster; "
     "mod_proxy copies each buffer through its bucket brigade",
     "traefik": "Traefik exposes no buffer setting for its reverse proxy (Go's httputil "
-    "copy with 32 KiB buffers)",
+    'copy with 32 KiB buffers); stackgen sets `flushInterval = "100ms"`, not `-1s`, '
+    "which lost uploads' replies to a race (docs/flakes.md)",
     "caddy": "Caddy's reverse_proxy copies with fixed buffers; `flush_interval -1` is set "
     "so nothing waits for a buffer to fill",
 }
@@ -138,10 +139,26 @@ def _seek(v: Verdict, s: Summary, b: Summary) -> str:
 
 
 def _api(v: Verdict, s: Summary, b: Summary) -> str:
+    opened, direct = s.get("api_connections"), s.get("api_connections_direct")
+    cost = (
+        f"the proxy spent {_num(s.get('cpu_s_per_1000_api'), 3)} CPU-s per 1,000 calls on "
+        "the 2 cores the client and Jellyfin share"
+    )
+    if isinstance(opened, int) and isinstance(direct, int) and opened > 2 * max(direct, 1):
+        keepalive = (
+            " (httpd's default `MaxKeepAliveRequests 100` closes a connection after 100 requests)"
+            if v.proxy == "apache"
+            else ""
+        )
+        return (
+            f"closed keep-alive connections: the client had to open {opened} connections "
+            f"through the proxy against {direct} to Jellyfin direct for the same "
+            f"{_num(s.get('api_calls'), 0)} calls per side{keepalive}, and each new one "
+            f"costs a TCP and TLS handshake inside the measured latency; {cost}."
+        )
     return (
-        f"per-request cost: the proxy spent {_num(s.get('cpu_s_per_1000_api'), 3)} CPU-s per "
-        "1,000 calls on the 2 cores the client and Jellyfin share; the tail follows the "
-        "machine's load (see the load averages above)."
+        f"per-request cost: {cost}; the client opened {_num(opened, 0)} connections through "
+        f"the proxy against {_num(direct, 0)} direct, so the tail is not reconnections."
     )
 
 
@@ -166,13 +183,13 @@ def _websocket(v: Verdict, s: Summary, b: Summary) -> str:
 
 
 def _up(v: Verdict, s: Summary, b: Summary) -> str:
+    # Bench stacks take their certificate from files: no certbot runs, so it is no cause.
     return (
         f"the readiness wait: `up` took {_num(s.get('up_seconds_first'), 1)} s the first "
-        f"time and {_num(s.get('up_seconds'), 1)} s warm. It waits for Docker's healthchecks "
-        "(one every 2 s per service, so one missed check costs 2 s) and then a verified "
-        "HTTPS request through the proxy. The warm figure is taken right after the "
-        "certificate rotation; with certbot (nginx, HAProxy, Apache) the first `up` after a "
-        "certificate change also waits for certbot (docs/performance.md)."
+        f"time and {_num(s.get('up_seconds'), 1)} s warm (right after the certificate "
+        "rotation). It waits for Docker's healthchecks (one every 2 s per service, so one "
+        "missed check costs 2 s) and then a verified HTTPS request through the proxy; this "
+        "run does not time those steps apart, so which one holds it is not known from it."
     )
 
 

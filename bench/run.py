@@ -2,14 +2,16 @@
 h2, against Jellyfin direct, a bare TLS file server (the ceiling) and plain HTTP.
 
 Clients run in a network namespace of their own (`sgbench`, veth 10.203.0.1/30 on the
-host side, 10.203.0.2 inside) and connect to 10.203.0.1, where the stacks publish: the
+host side, 10.203.0.2 inside; other names and numbers in another `BENCH_SLOT`, see
+bench/slot.py) and connect to 10.203.0.1, where the stacks publish: the
 packets go through iptables DNAT like a remote client's, never through docker-proxy on
 127.0.0.1. Every measurement is `stackgen bench` run inside that namespace.
 
 Knobs (environment): BENCH_PROXIES, BENCH_CONFIGS ("stackgen docs"), BENCH_HTTP
 ("1.1 2"), BENCH_SIZE (MiB), BENCH_PAIRS, BENCH_API_SECONDS, BENCH_STREAMS,
 BENCH_STREAM_SECONDS, BENCH_BITRATE (Mbit/s), BENCH_OUT (results folder, default
-`.cache/bench/results`: results never go into the tracked tree).
+`.cache/bench/results`: results never go into the tracked tree), BENCH_SLOT (0..9: which
+names, ports and subnets the run owns; two runs on one engine take different slots).
 
 `python -m bench.run --report [RESULTS]` (`make bench-report`) judges an earlier run again
 with the current goals and explanations, from its summary.json, and rewrites the report.
@@ -32,11 +34,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
-from bench import report
+from bench import netem, report, slot
 from bench.limits import LIMITS_VERSION, explain
 from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
+from bench.slot import Layout
 from bench.summary_schema import SUMMARY_SCHEMA, validate_summary
 from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import TLS13_CIPHER
@@ -47,33 +50,26 @@ REPO = Path(__file__).resolve().parents[1]
 PY = REPO / ".venv" / "bin" / "python"
 STACKGEN = REPO / ".venv" / "bin" / "stackgen"
 CACHE = REPO / ".cache" / "bench"
-WORK = CACHE / "work"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "docs-configs"
-OUT = Path(os.environ.get("BENCH_OUT") or CACHE / "results")
 
-NETNS = "sgbench"
-HOST_IF, NS_IF = "sgb-host", "sgb-ns"
-HOST_IP, NS_IP = "10.203.0.1", "10.203.0.2"
+# Every machine-wide name, address and port of this run: its slot's (see bench/slot.py).
+try:
+    SLOT = slot.from_environment()
+except slot.SlotError as _error:
+    sys.exit(f"bench: {_error}")
+NETNS = SLOT.netns
+HOST_IF, NS_IF = SLOT.host_if, SLOT.ns_if
+HOST_IP, NS_IP = SLOT.host_ip, SLOT.ns_ip
 DOMAIN = "jellyfin.bench.test"
-PROJECT_PREFIX = "sgbench-"
-BASELINE = "sgbench-baseline"
-PIN = "sgbench-pin"
-
-
-class Layout(TypedDict):
-    http: int
-    https: int
-    jellyfin: int
-    subnet: str
-
-
-# stackgen's config / the docs config / the baseline server: ports and subnets nobody
-# else here uses (integration tests take 18xxx and 172.30.x).
-LAYOUT: dict[str, Layout] = {
-    "stackgen": {"http": 28080, "https": 28443, "jellyfin": 28096, "subnet": "172.31.200.0/24"},
-    "docs": {"http": 28180, "https": 28543, "jellyfin": 28196, "subnet": "172.31.201.0/24"},
-}
-CEILING_PORT, PLAIN_PORT = 28444, 28081
+PROJECT_PREFIX = SLOT.project_prefix
+BASELINE = SLOT.baseline
+PIN = SLOT.pin
+LAYOUT: dict[str, Layout] = SLOT.layout
+CEILING_PORT, PLAIN_PORT = SLOT.ceiling_port, SLOT.plain_port
+# Two slots may run from one checkout: each its own scratch and results folders.
+_SLOT_SUFFIX = "" if SLOT.number == 0 else f"-slot{SLOT.number}"
+WORK = CACHE / f"work{_SLOT_SUFFIX}"
+OUT = Path(os.environ.get("BENCH_OUT") or CACHE / f"results{_SLOT_SUFFIX}")
 
 ALL_PROXIES = proxy_names()
 PROXIES = os.environ.get("BENCH_PROXIES", " ".join(ALL_PROXIES)).split()
@@ -92,6 +88,8 @@ RAMP = [float(b) for b in os.environ.get("BENCH_RAMP", "8 20 40 100").split()]
 RAMP_SECONDS = float(os.environ.get("BENCH_RAMP_SECONDS", "30"))
 RAMP_MAX = int(os.environ.get("BENCH_RAMP_MAX", "128"))
 RELOADS = int(os.environ.get("BENCH_RELOADS", "20"))
+# A netem profile on the client's link (bench/netem.py): none, lan, wan or delay=,loss=,rate=.
+NETWORK_TEXT = os.environ.get("BENCH_NETWORK", "none")
 # Only the reloads (a separate pass): writes OUT/reloads.json instead of summary.json.
 RELOAD_ONLY = os.environ.get("BENCH_RELOAD_ONLY", "") == "1"
 
@@ -155,7 +153,7 @@ def build_images_pinned() -> dict[str, str]:
     images: dict[str, str] = json.loads(built.stdout)
     # Our own tag: a build from another checkout on this engine may move
     # `stackgen-test/...:local` to its own version of the stand-in while a run is going on.
-    pinned = "stackgen-bench/jellyfin-standin:run"
+    pinned = SLOT.pinned_standin
     run(["docker", "tag", images["jellyfin-standin"], pinned])
     images["jellyfin-standin"] = pinned
     # Their build also removes the image it replaced, by id: with only our tag left on it,
@@ -178,6 +176,13 @@ def make_netns() -> None:
     ]
     for step in steps:
         run(step)
+
+
+def shape_netns(profile: netem.Profile | None) -> None:
+    """The run's network profile on the client's veth pair (nothing for none)."""
+    if profile is not None:
+        for step in netem.apply(NETNS, NS_IF, HOST_IF, profile):
+            run(step)
 
 
 # --- media, certificates, baseline server ---------------------------------------------------
@@ -597,6 +602,12 @@ def measure_proxy(
     intervals["api_p50_added_ms"] = interval(api["metrics"]["api_p50_ms"]["compare"])
     intervals["api_p99_added_ms"] = interval(api["metrics"]["api_p99_ms"]["compare"])
     summary["api_errors"] = api["api"]["errors"] if api.get("api") else None
+    # New connections the client had to open for the same calls, per side: keep-alive
+    # closed by the proxy (not load) is what puts handshakes into the tail.
+    opened = (api.get("api") or {}).get("connections_by_side") or {}
+    summary["api_connections"] = opened.get("proxied")
+    summary["api_connections_direct"] = opened.get("direct")
+    summary["api_calls"] = calls
 
     # Against the TLS ceiling, HTTP/1.1 (and h2 if asked), interleaved: each side's CPU is
     # charged per transfer from its container's cgroup, so the relay goal (CPU per GB
@@ -890,6 +901,15 @@ def report_only(results: Path) -> int:
 def main() -> int:
     if sys.argv[1:2] == ["--report"]:
         return report_only(Path(sys.argv[2]) if len(sys.argv) > 2 else OUT)
+    try:
+        with slot.holding(SLOT):
+            return measure_all()
+    except slot.SlotError as error:
+        say(str(error))
+        return 2
+
+
+def measure_all() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     if os.geteuid() != 0:
@@ -898,6 +918,14 @@ def main() -> int:
     unknown = set(PROXIES) - set(ALL_PROXIES)
     if unknown:
         say(f"unknown proxies in BENCH_PROXIES: {sorted(unknown)}")
+        return 2
+    try:
+        profile = netem.parse(NETWORK_TEXT)
+    except netem.ProfileError as error:
+        say(f"BENCH_NETWORK: {error}")
+        return 2
+    if profile is not None and (failed := netem.check(profile)) is not None:
+        say(f"BENCH_NETWORK={NETWORK_TEXT}: this kernel cannot apply it: {failed}")
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "plots").mkdir(exist_ok=True)
@@ -911,6 +939,7 @@ def main() -> int:
     try:
         images = build_images_pinned()
         make_netns()
+        shape_netns(profile)
         tls = make_certificate()
         media = WORK / "media" / "media.bin"
         write_media(media, SIZE)
@@ -958,6 +987,7 @@ def main() -> int:
             "pairs": PAIRS, "api_seconds": API_SECONDS, "streams": STREAMS,
             "stream_seconds": STREAM_SECONDS, "bitrate_mbps": BITRATE,
             "ramp_mbps": RAMP, "ramp_seconds": RAMP_SECONDS, "ramp_max": RAMP_MAX,
+            "network": None if profile is None else profile.to_json(),
         },
         "baselines": baselines,
         "proxies": summaries,

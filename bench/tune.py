@@ -1,6 +1,7 @@
 """Try one tuning by hand on a rendered stack and measure it against the untouched one.
 
-Usage (root, not while `make bench` runs: both use the `sgbench` namespace and ports):
+Usage (root; it takes the `BENCH_SLOT` of `make bench`, and waits for no one: a run
+already holding that slot makes it stop at once):
 
     python -m bench.tune PROXY VARIANT
 
@@ -27,27 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import run as runner
+from bench import slot
 
 # (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
 # files name B's own ports, so the edits below avoid port numbers.
 Edit = tuple[str, str, str]
-UPSTREAM_KEEPALIVE_NGINX: list[Edit] = [
-    (
-        "nginx/conf.d/jellyfin.conf",
-        'map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ""      close;\n}',
-        'map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ""      "";\n}\n\n'
-        "upstream jellyfin_upstream {\n    server host.docker.internal:JF_PORT;\n"
-        "    keepalive 16;\n}",
-    ),
-    (
-        "nginx/conf.d/jellyfin.conf",
-        "        proxy_pass http://host.docker.internal:JF_PORT;",
-        "        proxy_pass http://jellyfin_upstream;",
-    ),
-]
 HEALTHCHECK: list[Edit] = [("docker-compose.yml", "interval: 10s", "interval: 1s")]
 VARIANTS: dict[tuple[str, str], list[Edit]] = {
-    ("nginx", "upstream-keepalive"): UPSTREAM_KEEPALIVE_NGINX,
     ("haproxy", "bufsize"): [
         (
             "haproxy/haproxy.cfg",
@@ -75,8 +62,53 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
             "    proxy_buffering on;\n    proxy_max_temp_file_size 0;\n",
         )
     ],
+    # Last session's change, undone: "-1s" flushes a response head at once (the lost
+    # upload race of docs/flakes.md comes back with it, so it can never be kept).
+    ("traefik", "flush-immediate"): [
+        ("traefik/dynamic.toml", 'flushInterval = "100ms"', 'flushInterval = "-1s"')
+    ],
+    # HAProxy's own buffer size (16 KiB) instead of stackgen's 64 KiB; run it over h2 too
+    # (TUNE_HTTP2=1): the size was chosen over HTTP/1.1 only.
+    ("haproxy", "bufsize-default"): [
+        ("haproxy/haproxy.cfg", "    tune.bufsize 65536", "    tune.bufsize 16384")
+    ],
+    # A larger h2 stream window than HAProxy's 64 KiB default (what a client may have in
+    # flight per stream before it waits for a WINDOW_UPDATE).
+    ("haproxy", "h2-window"): [
+        (
+            "haproxy/haproxy.cfg",
+            "    tune.bufsize 65536",
+            "    tune.bufsize 65536\n    tune.h2.initial-window-size 1048576",
+        )
+    ],
+    # httpd's defaults (100 requests per connection, 5 s idle) against a longer-lived
+    # connection: a player's API calls then reuse one connection instead of reconnecting.
+    ("apache", "keepalive"): [
+        (
+            "apache/httpd.conf",
+            "ProxyTimeout 3600",
+            "ProxyTimeout 3600\nMaxKeepAliveRequests 1000\nKeepAliveTimeout 15",
+        )
+    ],
+    # Last session's changes, undone one at a time: nginx's error log at its default
+    # level instead of `crit`, and the proxy without its memory and process limits.
+    ("nginx", "error-log-default"): [
+        (
+            "nginx/conf.d/jellyfin.conf",
+            "error_log /var/log/nginx/error.log crit;",
+            "error_log /var/log/nginx/error.log error;",
+        )
+    ],
+    **{
+        (proxy, "no-limits"): [
+            ("docker-compose.yml", '    mem_limit: "1g"\n    pids_limit: 1024\n', "")
+        ]
+        for proxy in runner.ALL_PROXIES
+    },
     **{(proxy, "healthcheck"): HEALTHCHECK for proxy in runner.ALL_PROXIES},
 }
+# TUNE_HTTP2=1: stream and seek over h2 (the API stays HTTP/1.1, as in `stackgen bench`).
+HTTP2 = os.environ.get("TUNE_HTTP2", "") == "1"
 
 
 def apply(folder: Path, edits: list[Edit], jellyfin_port: int) -> None:
@@ -150,6 +182,7 @@ def main(proxy: str, variant: str) -> int:
     result: dict[str, Any] = {
         "proxy": proxy,
         "variant": variant,
+        "http": "h2" if HTTP2 else "1.1",
         "edits": [{"file": f, "from": o, "to": n} for f, o, n in edits],
         "loadavg_before": list(os.getloadavg()),
     }
@@ -181,7 +214,8 @@ def main(proxy: str, variant: str) -> int:
                 f"tuning/{proxy}-{variant}",
                 port_b,
                 [*runner.common(runner.PAIRS), "--only", "stream", "--only", "seek",
-                 "--only", "api", "--direct", runner.https_url(port_a)],
+                 "--only", "api", "--direct", runner.https_url(port_a),
+                 *(["--http2", "--direct-http2"] if HTTP2 else [])],
                 tls / "ca.pem",
             )  # fmt: skip
             result["compare_tuned_vs_untouched"] = {
@@ -198,7 +232,9 @@ def main(proxy: str, variant: str) -> int:
     finally:
         runner.cleanup()
     result["loadavg_after"] = list(os.getloadavg())
-    (out_dir / f"{proxy}-{variant}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / f"{proxy}-{variant}{'-h2' if HTTP2 else ''}.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -207,4 +243,9 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    try:
+        with slot.holding(runner.SLOT):
+            sys.exit(main(sys.argv[1], sys.argv[2]))
+    except slot.SlotError as error:
+        print(f"bench.tune: {error}", file=sys.stderr)
+        sys.exit(2)

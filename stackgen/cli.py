@@ -814,10 +814,29 @@ def bench(
     via: Annotated[
         str,
         typer.Option(
-            help="Stack folder: connect to the proxy 'container' (a LAN client's path) or "
-            "its 'published' port (through docker-proxy on 127.0.0.1)."
+            help="Stack folder: connect to the proxy 'container' (a LAN client's path), "
+            "its 'published' port (through docker-proxy on 127.0.0.1), or 'both' (the "
+            "container, and full GETs at the published port to price docker-proxy)."
         ),
     ] = "container",
+    with_ceiling: Annotated[
+        bool,
+        typer.Option(
+            "--ceiling",
+            help="Also stream from a throwaway bare TLS server with the stack's own "
+            "certificate and bytes, on the same path: the gap split into TLS / relay.",
+        ),
+    ] = False,
+    ceiling_image: Annotated[
+        str | None, typer.Option(help="The nginx image of the --ceiling server.")
+    ] = None,
+    proxies: Annotated[
+        str | None,
+        typer.Option(
+            help="'all': your stackgen.toml with each proxy in turn, in scratch stacks "
+            "beside yours (never touching it), measured here; recommends one."
+        ),
+    ] = None,
     expect: Annotated[
         list[str] | None,
         typer.Option(
@@ -856,9 +875,21 @@ def bench(
         ramp_seconds=ramp_seconds,
         ramp_max=ramp_max,
     )
-    if via not in ("container", "published"):
-        raise InvalidInputError(f"--via {via!r}: expected container or published")
+    if via not in ("container", "published", "both"):
+        raise InvalidInputError(f"--via {via!r}: expected container, published or both")
     expectations = command.expectations(expect or [])
+    if proxies is not None:
+        if proxies != "all":
+            raise InvalidInputError(f"--proxies {proxies!r}: expected all")
+        if url or direct or with_ceiling or via != "container":
+            raise InvalidInputError(
+                "--proxies all measures scratch stacks: no --url, --direct, --ceiling or --via"
+            )
+        with sigterm_interrupts():
+            command.run_every_proxy(
+                directory, settings, http2=http2, timeout=timeout, as_json=as_json, output=output
+            )
+        return
     chosen = command.targets(
         directory=directory,
         url=url,
@@ -871,7 +902,11 @@ def bench(
         via=via,
     )
     chosen.cpu.update(command.cpu_containers(cpu_container or []))
-    command.run(chosen, settings, as_json=as_json, plot=plot, output=output, expect=expectations)
+    with sigterm_interrupts():  # the --ceiling server is removed on SIGTERM too
+        command.run(
+            chosen, settings, as_json=as_json, plot=plot, output=output, expect=expectations,
+            with_ceiling=with_ceiling, ceiling_image=ceiling_image,
+        )  # fmt: skip
 
 
 # --- entry point -------------------------------------------------------------------------

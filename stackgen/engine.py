@@ -455,6 +455,96 @@ def container_addresses(container_id: str, network: str) -> list[str]:
     return [str(settings.ip_address)] if settings and settings.ip_address else []
 
 
+@dataclass(frozen=True)
+class ContainerMount:
+    source: str  # a host path (bind) or a volume's name
+    destination: str
+
+
+@dataclass(frozen=True)
+class ContainerLayout:
+    """What a helper container needs to stand beside a running one: its user, its IPv4
+    address on each network, and its mounts."""
+
+    user: str
+    networks: dict[str, str]  # network name -> IPv4 address
+    mounts: tuple[ContainerMount, ...]
+
+
+def container_layout(container_id: str) -> ContainerLayout:
+    try:
+        container = docker.container.inspect(container_id)
+    except DockerException as error:
+        raise DockerError(f"cannot inspect container {container_id[:12]}: {error.stderr}") from None
+    networks = {
+        name: str(settings.ip_address)
+        for name, settings in (container.network_settings.networks or {}).items()
+        if settings.ip_address
+    }
+    mounts = tuple(
+        ContainerMount(str(m.name if m.type == "volume" else m.source), str(m.destination))
+        for m in container.mounts or []
+        if m.destination and (m.name if m.type == "volume" else m.source)
+    )
+    return ContainerLayout(str(container.config.user or ""), networks, mounts)
+
+
+def start_helper(
+    name: str,
+    image: str,
+    *,
+    argv: list[str],
+    network: str,
+    user: str,
+    mounts: list[tuple[str, str]],
+    label: str,
+) -> tuple[str, str]:
+    """Start a short-lived, locked-down helper container on a stack's network (read-only
+    root, no capability, no new privileges, a small tmpfs /tmp, the given user and
+    read-only mounts (source, destination)): (its id, its IPv4 address there)."""
+    if not image_present(image):
+        pull_image(image)
+    uid, _, gid = user.partition(":")
+    try:
+        container = docker.container.run(
+            image,
+            argv,
+            name=name,
+            detach=True,
+            entrypoint="",
+            user=user,
+            networks=[network],
+            read_only=True,
+            cap_drop=["ALL"],
+            security_options=["no-new-privileges:true"],
+            tmpfs=[f"/tmp:uid={uid},gid={gid or uid},mode=0700,size=16m"],
+            memory="256m",
+            pids_limit=64,
+            volumes=[(source, destination, "ro") for source, destination in mounts],
+            labels={label: "1"},
+        )
+    except DockerException as error:
+        raise DockerError(f"cannot start {name} from {image}: {error.stderr}") from None
+    address = container_addresses(container.id, network)
+    if not address:
+        remove_container(container.id)
+        raise DockerError(f"{name} has no address on {network}")
+    return container.id, address[0]
+
+
+def remove_container(container_id: str) -> None:
+    """Remove a container this process started (gone already is fine)."""
+    with contextlib.suppress(DockerException):
+        docker.container.remove(container_id, force=True)
+
+
+def container_logs(container_id: str, *, lines: int = 20) -> str:
+    try:
+        return str(docker.container.logs(container_id, tail=lines))
+    except DockerException as error:
+        return f"(no logs: {error.stderr})"
+
+
 def gateway_bridge_subnet() -> str | None:
     """docker_gwbridge's IPv4 subnet on this node (None before the first swarm task made it)."""
     try:
@@ -483,6 +573,8 @@ def gateway_bridge_addresses(container_id: str) -> list[str]:
 
 __all__ = [
     "ComposeContainer",
+    "ContainerLayout",
+    "ContainerMount",
     "DockerClient",
     "DockerException",
     "SwarmMembership",
@@ -500,6 +592,8 @@ __all__ = [
     "compose_restart",
     "compose_up",
     "container_addresses",
+    "container_layout",
+    "container_logs",
     "containers_publishing",
     "gateway_bridge_addresses",
     "gateway_bridge_subnet",
@@ -507,6 +601,7 @@ __all__ = [
     "project_client",
     "prune_stack_objects",
     "pull_image",
+    "remove_container",
     "remove_stack_volumes",
     "require_engine",
     "run_in_image",
@@ -516,6 +611,7 @@ __all__ = [
     "stack_remove",
     "stack_services",
     "stack_tasks",
+    "start_helper",
     "swarm_membership",
     "swarm_nodes",
 ]

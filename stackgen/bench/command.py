@@ -4,7 +4,10 @@ The proxied side reuses verify's Target (and so its --resolve/--ca-file handling
 stack folder it connects where a LAN client's packets arrive, the proxy container's own
 address and port 443, never the published port on 127.0.0.1, which the engine relays
 through its userland docker-proxy (a hop no LAN client crosses); `--via published`
-measures the published port instead, and the result always says which path it took.
+measures the published port instead, `--via both` the container and, for full GETs, the
+published port too (the docker-proxy part of the gap), and the result always says which
+path it took. `--ceiling` adds a throwaway bare TLS server beside the proxy (`ceiling.py`)
+so the gap splits into TLS, the proxy's relay and docker-proxy (`gap.py`).
 The proxy container's cgroup gives its CPU per GB, so the verdict can say what one stream
 costs. The direct side is `--direct`, or for a stack stackgen made with a host-network
 Jellyfin, Jellyfin's own port on the address the stack publishes on, when it answers.
@@ -12,16 +15,17 @@ Jellyfin, Jellyfin's own port on the address the stack publishes on, when it ans
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackgen.bench import verdict
+from stackgen.bench import ceiling, every_proxy, gap, h1, verdict
 from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import (
     PATH_CONTAINER,
@@ -30,11 +34,12 @@ from stackgen.bench.endpoint import (
     proxied_endpoint,
     url_endpoint,
 )
-from stackgen.bench.measure import BenchSettings, run_bench
+from stackgen.bench.measure import BenchSettings, media_size, run_bench
 from stackgen.bench.report import bench_plot, render_table
 from stackgen.errors import InvalidInputError, ProblemsFoundError
 from stackgen.models import JellyfinNetwork
 from stackgen.probe import Target
+from stackgen.redaction import redact
 from stackgen.stack import Stack
 
 
@@ -52,6 +57,9 @@ class Targets:
     direct: Endpoint | None
     cpu: dict[str, Cgroup] = field(default_factory=dict)  # side -> its server's cgroup
     notes: list[str] = field(default_factory=list)  # how the path was chosen
+    # `--via both`: the published port too, as the extra side "published" (gap.py).
+    published: Endpoint | None = None
+    stack: Stack | None = None  # the stack folder's, when one was given
 
 
 def _proxy_container(stack: Stack) -> tuple[str | None, list[str]]:
@@ -79,6 +87,7 @@ def targets(
     auto_direct: str | None = None
     container_id: str | None = None
     container_addresses: list[str] = []
+    stack: Stack | None = None
     if url:
         target = verifying.target_for_url(
             url,
@@ -105,8 +114,11 @@ def targets(
     try:
         proxied = proxied_endpoint(target, http2=http2)
         proxied = dataclasses.replace(proxied, path_kind=path_for(proxied.address))
-        if not url and via == "container":
+        published: Endpoint | None = None
+        if not url and via in ("container", "both"):
             reachable = [a for a in container_addresses if _reachable(a, 443, timeout)]
+            if reachable and via == "both":
+                published = dataclasses.replace(proxied, name="published")
             if reachable:
                 proxied = dataclasses.replace(
                     proxied, address=reachable[0], connect_port=443, path_kind=PATH_CONTAINER
@@ -135,7 +147,7 @@ def targets(
             cpu["proxied"] = Cgroup(container_id)
         except (OSError, CgroupError) as error:
             notes.append(f"no CPU figures: {error}")
-    return Targets(proxied, direct_ep, cpu, notes)
+    return Targets(proxied, direct_ep, cpu, notes, published, stack)
 
 
 def cpu_containers(specs: Sequence[str]) -> dict[str, Cgroup]:
@@ -167,6 +179,8 @@ def run(
     plot: Path | None,
     output: Path | None,
     expect: Sequence[verdict.Expectation] = (),
+    ceiling_image: str | None = None,
+    with_ceiling: bool = False,
 ) -> dict[str, Any]:
     def progress(message: str) -> None:
         sys.stderr.write(f"bench: {message}\n")
@@ -178,7 +192,13 @@ def run(
              f"({chosen.proxied.path_kind})")  # fmt: skip
     if chosen.direct is None:
         progress("no direct Jellyfin endpoint: measuring the proxied side only")
-    doc = run_bench(chosen.proxied, chosen.direct, settings, progress, chosen.cpu)
+    extras: dict[str, Endpoint] = {}
+    if chosen.published is not None:
+        extras[gap.PUBLISHED] = chosen.published
+    with contextlib.ExitStack() as cleanup:
+        if with_ceiling:
+            extras.update(_start_ceiling(chosen, settings, ceiling_image, cleanup, progress))
+        doc = run_bench(chosen.proxied, chosen.direct, settings, progress, chosen.cpu, extras)
     checks = verdict.check(doc, expect)
     doc["capacity"] = verdict.capacity_json(doc)
     doc["verdict"] = verdict.verdict_lines(doc)
@@ -207,6 +227,73 @@ def run(
                         + ", ".join(c.expectation.text for c in failed))  # fmt: skip
     if failures:
         raise ProblemsFoundError("bench: " + "; ".join(failures))
+    return doc
+
+
+def _start_ceiling(
+    chosen: Targets,
+    settings: BenchSettings,
+    image: str | None,
+    cleanup: contextlib.ExitStack,
+    progress: Callable[[str], None],
+) -> dict[str, Endpoint]:
+    """The bare TLS server and its plain-HTTP twin, removed when `cleanup` closes."""
+    if chosen.stack is None:
+        raise InvalidInputError("--ceiling needs a stack folder (--dir), not --url")
+    try:
+        size = media_size(chosen.proxied, settings)
+    except (OSError, h1.HttpError, TimeoutError) as error:
+        raise ProblemsFoundError(f"bench: --ceiling: {redact(str(error))}") from None
+    progress(f"ceiling: copying the {size / (1 << 20):.0f} MiB media file into a bare TLS server")
+    server = cleanup.enter_context(
+        ceiling.ceiling_server(
+            chosen.stack, chosen.proxied, media_path=settings.media_path, size=size,
+            image=image, timeout=settings.timeout,
+        )
+    )  # fmt: skip
+    try:
+        chosen.cpu[gap.CEILING] = Cgroup(server.container_id)
+    except (OSError, CgroupError) as error:
+        progress(f"no CPU figures for the ceiling: {error}")
+    progress(f"ceiling: {server.tls.address}:{server.tls.socket_port} (plain HTTP on "
+             f"{server.plain.socket_port}), the stack's certificate and bytes")  # fmt: skip
+    return {gap.CEILING: server.tls, gap.PLAIN: server.plain}
+
+
+def run_every_proxy(
+    directory: Path,
+    settings: BenchSettings,
+    *,
+    http2: bool,
+    timeout: float,
+    as_json: bool,
+    output: Path | None,
+) -> dict[str, Any]:
+    """`--proxies all`: the user's configuration with each proxy, in scratch stacks."""
+
+    def progress(message: str) -> None:
+        sys.stderr.write(f"bench: {message}\n")
+        sys.stderr.flush()
+
+    def measure(stack: Stack) -> tuple[Endpoint, dict[str, Cgroup]]:
+        chosen = targets(
+            directory=stack.folder, url=None, resolve=[], ca_file=None, direct=None,
+            http2=http2, timeout=timeout, via="container",
+        )  # fmt: skip
+        for note in chosen.notes:
+            progress(f"{stack.config.proxy}: {note}")
+        return chosen.proxied, chosen.cpu
+
+    doc = every_proxy.measure_every_proxy(directory, settings, measure=measure, progress=progress)
+    text = json.dumps(doc, indent=2) + "\n"
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    if as_json:
+        sys.stdout.write(text)
+    else:
+        sys.stderr.write("\n".join([*doc["recommendation"], "", *doc["table"]]) + "\n")
+    if not any(item["error"] is None for item in doc["proxies"]):
+        raise ProblemsFoundError("bench: no proxy could be measured")
     return doc
 
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from stackgen.bench.endpoint import Endpoint
 
@@ -56,6 +57,24 @@ def _transfer_args(ep: Endpoint, url: str, byte_range: tuple[int, int] | None) -
     if byte_range is not None:
         args += ["-r", f"{byte_range[0]}-{byte_range[1]}"]
     return [*args, url]
+
+
+def download(ep: Endpoint, rel_path: str, dest: Path, *, size: int, max_time: float) -> None:
+    """Save `rel_path`'s body to `dest`, refusing anything but exactly `size` bytes."""
+    args = [
+        curl_path(), "-sS", "--noproxy", "*", "--fail", "--max-time", f"{max_time:.1f}",
+        "--max-filesize", str(size), "-o", str(dest), *ep.curl_args(), ep.url(rel_path),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            args, capture_output=True, text=True, check=False, timeout=max_time + 10
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CurlError(f"curl did not finish within {max_time:.0f}s") from exc
+    got = dest.stat().st_size if dest.exists() else 0
+    if proc.returncode != 0 or got != size:
+        reason = proc.stderr.strip().splitlines()[-1:] or [f"{got} of {size} bytes"]
+        raise CurlError(f"curl {ep.url(rel_path)}: {reason[0]}")
 
 
 def run_transfers(

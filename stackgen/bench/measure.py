@@ -9,6 +9,9 @@ Phases (each bounded in count and time):
 - ws: `ws_connects` WebSocket handshakes on new connections -> connect time
 - streams: `streams` paced streams at `bitrate_mbps` for `duration`, proxied only ->
   longest gap between chunks (not paired: it is a pass/fail property of the proxy)
+- extra sides (`extras`: the bare TLS server, the same over plain HTTP, the published
+  port): one full GET each right after the proxied side's in every pair, in a rotating
+  order -> the gap split of `gap.py`
 - ramp (with `ramp_bitrates`): buffered players (start-up buffer, read-ahead, seeks,
   staggered starts) at each bitrate, proxied only, their number ramped until one stalls
   -> the largest stall-free count per bitrate (`capacity.largest_passing`)
@@ -26,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackgen.bench import curl, h1, players
+from stackgen.bench import curl, gap, h1, players
 from stackgen.bench.capacity import largest_passing
 from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import Endpoint
@@ -123,6 +126,7 @@ class _Collected:
     api_late: int = 0
     api_max_send_lag_ms: float = 0.0
     api_connections: int = 0
+    api_connections_by_side: dict[str, int] = field(default_factory=dict)
     api_stale_retries: int = 0
 
     def add(self, metric: str, side: str, value: float) -> None:
@@ -166,9 +170,14 @@ def run_bench(
     settings: BenchSettings,
     progress: Progress,
     cpu: Mapping[str, Cgroup] | None = None,
+    extras: Mapping[str, Endpoint] | None = None,
 ) -> dict[str, Any]:
     """`cpu` maps a side's name to its server's container cgroup (CPU per GB is measured
-    for those sides only)."""
+    for those sides only); `extras` maps a side of `gap.EXTRA_SIDES` to its endpoint."""
+    extras = dict(extras or {})
+    unknown = set(extras) - set(gap.EXTRA_SIDES)
+    if unknown:
+        raise ValueError(f"unknown extra side(s) {sorted(unknown)}")
     started = _now()
     load_before = list(os.getloadavg())
     size = media_size(proxied, settings)
@@ -183,7 +192,7 @@ def run_bench(
     )
     got = _Collected()
     described: dict[str, dict[str, Any]] = {}
-    for ep in sides.values():
+    for ep in [*sides.values(), *extras.values()]:
         described[ep.name] = {**ep.describe(), **_negotiated(ep, settings, got)}
     for pair, side in order:
         ep = sides[side]
@@ -204,6 +213,11 @@ def run_bench(
         for phase, step in steps:
             if phase in settings.only:
                 _phase(got, tag, phase, step, progress)
+        if side == "A" and "stream" in settings.only:
+            for name in gap.rotation([s for s in gap.EXTRA_SIDES if s in extras], pair):
+                extra = extras[name]
+                step = functools.partial(_stream, extra, size, settings, got, (cpu or {}).get(name))
+                _phase(got, f"pair {pair + 1}/{settings.pairs} {name}", "stream", step, progress)
     streams = None
     if "streams" in settings.only and settings.streams > 0:
         progress(
@@ -230,6 +244,18 @@ def run_bench(
             "direct": _rounded(b),
             "compare": spread.to_json() if spread else None,
         }
+    gap_doc = None
+    if extras:
+        named = ["proxied", *extras]
+        gap_doc = gap.split(
+            {n: _rounded(got.series("stream_mbps", n, settings.pairs)) for n in named},
+            {
+                n: _rounded(got.series("cpu_s_per_gb", n, settings.pairs))
+                for n in named
+                if n in (cpu or {})
+            },
+        )
+        gap_doc["sides"] = {n: described[n] for n in extras}
     distributions = {
         name: {side: _thin(values) for side, values in by_side.items()}
         for name, by_side in got.samples.items()
@@ -261,12 +287,15 @@ def run_bench(
             "late_sends": got.api_late,
             "max_send_lag_ms": round(got.api_max_send_lag_ms, 3),
             "connections_opened": got.api_connections,
+            # Per side: a proxy that closes kept-alive connections shows here first.
+            "connections_by_side": dict(got.api_connections_by_side),
             "stale_retries": got.api_stale_retries,
         }
         if "api" in settings.only
         else None,
         "streams": streams,
         "ramp": ramp,
+        "gap": gap_doc,
         "errors": got.errors,
     }
 
@@ -362,6 +391,8 @@ def _api(ep: Endpoint, settings: BenchSettings, got: _Collected) -> str:
     got.api_late += result.late_sends
     got.api_max_send_lag_ms = max(got.api_max_send_lag_ms, result.max_send_lag_ms)
     got.api_connections += pool.opened
+    side_total = got.api_connections_by_side.get(ep.name, 0) + pool.opened
+    got.api_connections_by_side[ep.name] = side_total
     got.api_stale_retries += pool.stale_retries
     got.errors += [redact(f"api {ep.name}: {e}") for e in result.error_samples]
     p50 = percentile(result.latencies_ms, 50)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stackgen.bench import gap
 from stackgen.bench.stats import percentile
 
 _LABELS = {
@@ -67,7 +68,7 @@ def render_table(doc: Mapping[str, Any]) -> str:
     lines = list(doc.get("verdict") or [])
     for expectation in doc.get("expectations") or []:
         lines.append(expectation.get("line") or "")
-    lines += ["", *_connection_lines(doc), *table]
+    lines += ["", *_connection_lines(doc), *table, *gap.lines(doc.get("gap"))]
     api = doc.get("api")
     if api:
         lines.append(

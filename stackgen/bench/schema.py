@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from stackgen.bench.endpoint import PATH_CONTAINER, PATH_LOOPBACK, PATH_PUBLISHED, PATH_URL
+from stackgen.bench.gap import EXTRA_SIDES, PARTS
 
 SCHEMA_VERSION = "stackgen-bench/1"
+# `stackgen bench --proxies all --json`: the ranking, and one bench document per proxy.
+COMPARISON_SCHEMA = "stackgen-bench-proxies/1"
 
 # name -> (unit, comparison kind, which way is better)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -141,5 +144,80 @@ def validate(doc: Mapping[str, Any]) -> list[str]:
             need(found, "stall_free", int, where)
             need(found, "limit", str, where)
             need(found, "trials", list, where)
+    _validate_gap(doc.get("gap"), problems)
     need(doc, "errors", list, "$")
+    return problems
+
+
+def _validate_gap(found: Any, problems: list[str]) -> None:
+    """`gap` (`--ceiling`): absent or null without a ceiling; otherwise each part of
+    `gap.PARTS` is null (a side it needs did not run) or a ratio with its interval."""
+    if found is None:
+        return
+    if not isinstance(found, dict):
+        problems.append("gap is not an object")
+        return
+    parts = found.get("parts")
+    if not isinstance(parts, dict) or set(parts) != set(PARTS):
+        problems.append(f"gap.parts must name exactly {', '.join(PARTS)}")
+    if not isinstance(parts, dict):
+        parts = {}
+    for part, spread in [*parts.items(), ("relay_cpu", found.get("relay_cpu"))]:
+        if spread is None:
+            continue
+        where = "gap.relay_cpu" if part == "relay_cpu" else f"gap.parts.{part}"
+        if not isinstance(spread, dict) or spread.get("kind") != "ratio":
+            problems.append(f"{where} must be a ratio")
+            continue
+        for key in ("n", "median", "low", "high", "coverage"):
+            if not isinstance(spread.get(key), (int, float)):
+                problems.append(f"{where}.{key} must be a number")
+    for key in ("stream_mbps", "cpu_s_per_gb"):
+        series = found.get(key)
+        if not isinstance(series, dict) or not all(
+            isinstance(v, list) and all(x is None or isinstance(x, (int, float)) for x in v)
+            for v in series.values()
+        ):
+            problems.append(f"gap.{key} must map each side to its runs")
+    sides = found.get("sides")
+    if not isinstance(sides, dict) or not sides or set(sides) - set(EXTRA_SIDES):
+        problems.append(f"gap.sides must name the extra sides measured ({', '.join(EXTRA_SIDES)})")
+        return
+    for side, target in sides.items():
+        if not isinstance(target, dict) or target.get("path") not in PATHS:
+            problems.append(f"gap.sides.{side}.path must be one of {', '.join(PATHS)}")
+            continue
+        for key in ("url", "address", "protocol"):
+            if not isinstance(target.get(key), str):
+                problems.append(f"gap.sides.{side}.{key} must be a string")
+
+
+def validate_comparison(doc: Mapping[str, Any]) -> list[str]:
+    """Problems with a `--proxies all` document (empty when it follows its schema)."""
+    problems: list[str] = []
+    if doc.get("schema") != COMPARISON_SCHEMA:
+        problems.append(f"schema is {doc.get('schema')!r}, expected {COMPARISON_SCHEMA!r}")
+    standings = doc.get("proxies")
+    if not isinstance(standings, list) or not standings:
+        problems.append("proxies must be a non-empty list")
+        standings = []
+    for i, item in enumerate(standings):
+        if not isinstance(item, dict) or not isinstance(item.get("proxy"), str):
+            problems.append(f"proxies[{i}] must name its proxy")
+            continue
+        for key in ("stream_mbps", "cpu_s_per_gb"):
+            if item.get(key) is not None and not isinstance(item[key], (int, float)):
+                problems.append(f"proxies[{i}].{key} must be a number or null")
+        if item.get("error") is not None and not isinstance(item["error"], str):
+            problems.append(f"proxies[{i}].error must be a string or null")
+    lines = doc.get("recommendation")
+    if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
+        problems.append("recommendation must be a non-empty list of lines")
+    runs = doc.get("runs")
+    if not isinstance(runs, dict):
+        problems.append("runs must map each proxy to its bench document (or null)")
+        runs = {}
+    for proxy, run in runs.items():
+        if run is not None:
+            problems += [f"runs.{proxy}: {p}" for p in validate(run)]
     return problems

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from integration.conftest import STANDIN_API_KEY, StackFactory, stackgen
 
+from stackgen.bench import every_proxy
+from stackgen.bench.ceiling import LABEL
 from stackgen.bench.endpoint import PATH_CONTAINER, PATH_LOOPBACK, TLS13_CIPHER
-from stackgen.bench.schema import SCHEMA_VERSION, validate
+from stackgen.bench.schema import SCHEMA_VERSION, validate, validate_comparison
+from stackgen.proxies import available
 
 
 def test_bench_measures_a_stack_against_jellyfin_direct(
@@ -92,3 +97,83 @@ def test_bench_says_so_when_it_measures_through_docker_proxy(make_stack: StackFa
     assert any("docker-proxy on 127.0.0.1" in line for line in lines), result.stderr
     assert any(line.startswith("✗ streams=100000@100: ") for line in lines), result.stderr
     assert "1 of 1 expectation(s) not met: streams=100000@100" in result.stderr
+
+
+def test_the_ceiling_splits_the_gap_and_leaves_nothing_behind(
+    make_stack: StackFactory, images: dict[str, str]
+) -> None:
+    """`--ceiling --via both`: a bare TLS server with the stack's own certificate and bytes
+    beside the proxy, plain HTTP from it, and the published port; each part of the gap is
+    a per-pair ratio; the server and its scratch folder are gone afterwards."""
+    stack = make_stack("nginx")
+    result = stackgen(
+        "bench", "--dir", str(stack.directory), "--pairs", "2", "--only", "stream",
+        "--streams", "0", "--ceiling", "--ceiling-image", images["nginx"], "--via", "both",
+        "--json",
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert validate(doc) == [], validate(doc)
+    assert doc["errors"] == []
+    found = doc["gap"]
+    sides = found["sides"]
+    assert set(sides) == {"ceiling", "plain", "published"}
+    # The same network path as the proxy, the same TLS: the stack's own certificate (curl
+    # verified it against the stack's CA) and the one pinned cipher.
+    assert sides["ceiling"]["path"] == PATH_CONTAINER and sides["ceiling"]["port"] == 8443
+    assert (sides["ceiling"]["tls"], sides["ceiling"]["cipher"]) == ("TLSv1.3", TLS13_CIPHER)
+    assert sides["plain"]["tls"] is None and sides["plain"]["protocol"] == "http/1.1"
+    assert sides["published"]["path"] != PATH_CONTAINER
+    for side in ("proxied", "ceiling", "plain", "published"):
+        runs = found["stream_mbps"][side]
+        assert len(runs) == 2 and all(v is not None and v > 0 for v in runs), (side, runs)
+    for part in ("tls", "relay", "docker_proxy"):
+        spread = found["parts"][part]
+        assert spread["n"] == 2 and spread["low"] <= spread["median"] <= spread["high"], part
+    assert found["relay_cpu"] is not None and found["relay_cpu"]["median"] > 0
+    leftovers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL}",
+         "--filter", "name=stackgen-bench-ceiling-"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.split()  # fmt: skip
+    assert leftovers == []
+    assert not list(Path(tempfile.gettempdir()).glob("stackgen-ceiling-*"))
+
+
+def test_every_proxy_is_measured_in_scratch_stacks_and_the_users_stack_is_untouched(
+    make_stack: StackFactory,
+) -> None:
+    """`--proxies all`: the user's stackgen.toml with each proxy, in scratch stacks beside
+    the user's running one; a ranking with its reason; nothing left behind; the user's
+    folder byte-identical and its stack still running."""
+    # ACME is refused (a scratch stack must not ask a CA for certificates): internal.
+    stack = make_stack("nginx", tls="internal")
+    before = {p: p.read_bytes() for p in sorted(stack.directory.rglob("*")) if p.is_file()}
+    running = _containers(f"label=com.docker.compose.project={stack.compose_project}")
+    result = stackgen(
+        "bench", "--dir", str(stack.directory), "--proxies", "all", "--pairs", "1",
+        "--only", "stream", "--streams", "0", "--json",
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert validate_comparison(doc) == [], validate_comparison(doc)
+    measured = {item["proxy"]: item for item in doc["proxies"]}
+    assert set(measured) == set(available())
+    for proxy, item in measured.items():
+        assert item["error"] is None, (proxy, item, result.stderr[-3000:])
+        assert item["stream_mbps"] > 0 and item["cpu_s_per_gb"] > 0, (proxy, item)
+        run = doc["runs"][proxy]
+        assert run["targets"]["proxied"]["path"] == PATH_CONTAINER, proxy
+        assert run["targets"]["proxied"]["cipher"] == TLS13_CIPHER, proxy
+    best = doc["proxies"][0]["proxy"]
+    assert doc["recommendation"][0].startswith(f"recommendation: {best}: the most throughput")
+    assert _containers(f"name={every_proxy.PROJECT_PREFIX}") == []
+    assert not list(Path(tempfile.gettempdir()).glob("stackgen-bench-proxies-*"))
+    after = {p: p.read_bytes() for p in sorted(stack.directory.rglob("*")) if p.is_file()}
+    assert after == before
+    assert _containers(f"label=com.docker.compose.project={stack.compose_project}") == running
+
+
+def _containers(filter_: str) -> list[str]:
+    return subprocess.run(
+        ["docker", "ps", "-q", "--filter", filter_],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.split()  # fmt: skip

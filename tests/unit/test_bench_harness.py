@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import report, tune
 from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
 from stackgen.proxies import available
 from tests.unit.import_support import make_cert
@@ -223,3 +223,20 @@ def test_the_summary_schema_refuses_a_verdict_without_its_version_or_interval() 
     old = _judged_summary()
     old["schema"] = "stackgen-make-bench/1"
     assert any(p.startswith("schema") for p in validate_summary(old))
+
+
+@pytest.mark.parametrize(
+    ("proxy", "variant"),
+    sorted(k for k in tune.VARIANTS if k[1] != "healthcheck"),
+)
+def test_every_tuning_variant_edits_text_the_stack_renders(
+    proxy: str, variant: str, tmp_path: Path
+) -> None:
+    """A variant whose text is no longer rendered would stop `bench.tune` mid-run (after
+    two stacks were made): each edit must find its text in a freshly rendered stack."""
+    stack = _init(tmp_path, proxy, "--tls", "internal")
+    tune.apply(stack, tune.VARIANTS[proxy, variant], 8096)
+    for rel, old, new in tune.VARIANTS[proxy, variant]:
+        text = (stack / rel).read_text()
+        assert new.replace("JF_PORT", "8096") in text
+        assert new or old not in text  # a removal removed it

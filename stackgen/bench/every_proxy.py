@@ -1,0 +1,162 @@
+"""`stackgen bench --proxies all`: the user's own configuration with each proxy, measured
+on this machine, one scratch stack at a time.
+
+Each scratch stack is rendered from the user's stackgen.toml with `proxy` changed, in a
+scratch folder; the user's folder and stack are never written to or stopped. So that it can
+run beside the user's stack, a scratch stack also gets its own name, free published ports
+on 127.0.0.1 (never exposed to the LAN), a free subnet, Jellyfin's port and folders of its
+own (a fresh configuration: the user's Jellyfin configuration is never shared with a
+second Jellyfin) and the media folders read-only: none of these is on the measured data
+path between the client and the proxy. It is brought up with `stackgen up`'s own steps,
+measured like `stackgen bench --dir`, then removed with its volumes; the scratch folder
+is deleted at the end, on failure and on Ctrl-C (or SIGTERM, which the CLI turns into one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from stackgen import engine, lifecycle
+from stackgen.bench import ranking, verdict
+from stackgen.bench.measure import BenchSettings, run_bench
+from stackgen.bench.schema import COMPARISON_SCHEMA
+from stackgen.config_file import build_config
+from stackgen.errors import InvalidInputError, StackgenError
+from stackgen.models import TlsMode
+from stackgen.proxies import available
+from stackgen.redaction import redact
+from stackgen.stack import Stack, init_stack, own_certificate
+
+# Scratch stacks' subnets: a range stackgen's own tests do not allocate from.
+SCRATCH_POOL = ipaddress.IPv4Network("172.28.0.0/16")
+PROJECT_PREFIX = "stackgen-bench-"
+UP_TIMEOUT_S = 300
+
+Progress = Callable[[str], None]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
+
+
+def _free_subnet() -> str:
+    used = [
+        net
+        for network in engine.network_subnets()
+        for net in network.subnets
+        if isinstance(net, ipaddress.IPv4Network)
+    ]
+    for candidate in SCRATCH_POOL.subnets(new_prefix=24):
+        if not any(candidate.overlaps(net) for net in used):
+            return str(candidate)
+    raise InvalidInputError(f"--proxies all: no free /24 left in {SCRATCH_POOL}")
+
+
+def _absolute(folder: Path, path: str | None) -> str | None:
+    if path is None or Path(path).is_absolute():
+        return path
+    return str((folder / path).resolve())
+
+
+def scratch_data(user: Stack, proxy: str, *, project: str, subnet: str) -> dict[str, Any]:
+    """The user's configuration with `proxy` changed, and what a stack beside the user's
+    needs of its own (name, ports, subnet, Jellyfin's port and folders)."""
+    data = user.config.model_dump(mode="json", exclude_none=True)
+    data["proxy"] = proxy
+    data["project"] = project
+    data["ports"].update(
+        {"http": _free_port(), "https": _free_port(), "listen_address": "127.0.0.1"}
+    )
+    data["network"]["subnet"] = subnet
+    for derived in ("proxy_address", "subnet6"):  # pinned inside the user's subnet
+        data["network"].pop(derived, None)
+    jellyfin = data["jellyfin"]
+    jellyfin["port"] = _free_port()
+    jellyfin["config_dir"], jellyfin["cache_dir"] = "jellyfin/config", "jellyfin/cache"
+    for media in jellyfin.get("media", []):
+        media["source"] = _absolute(user.folder, media["source"])
+        media["read_only"] = True
+    tls = data["tls"]
+    for key in ("cert_file", "key_file", "ca_bundle", "trust_bundle"):
+        if tls.get(key) is not None:
+            tls[key] = _absolute(user.folder, tls[key])
+    return data
+
+
+def _refusals(user: Stack) -> None:
+    config = user.config
+    if config.tls.mode.is_acme or config.tls.mode not in (TlsMode.INTERNAL, TlsMode.FILES):
+        raise InvalidInputError(
+            "--proxies all needs tls.mode internal or files: a scratch stack must not ask "
+            "an ACME CA for certificates"
+        )
+
+
+@contextlib.contextmanager
+def _scratch_stack(user: Stack, proxy: str, root: Path, progress: Progress) -> Iterator[Stack]:
+    folder = root / proxy
+    project = f"{PROJECT_PREFIX}{proxy}-{os.getpid()}"
+    config = build_config(scratch_data(user, proxy, project=project, subnet=_free_subnet()), folder)
+    config, state = own_certificate(config, folder)
+    stack = Stack(config, folder)
+    init_stack(stack, force=False, dry_run=False, state=state)
+    stack = Stack.load(folder)
+    try:
+        progress(f"{proxy}: stackgen up (scratch stack {project})")
+        lifecycle.up(stack, timeout=UP_TIMEOUT_S, progress=lambda m: progress(f"{proxy}: {m}"))
+        yield stack
+    finally:
+        progress(f"{proxy}: removing the scratch stack")
+        with contextlib.suppress(StackgenError, engine.DockerException):
+            lifecycle.down(stack, volumes=True)
+
+
+def measure_every_proxy(
+    user_folder: Path,
+    settings: BenchSettings,
+    *,
+    measure: Callable[[Stack], tuple[Any, Any]],
+    progress: Progress,
+    proxies: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Each proxy in turn; `measure(stack)` gives (proxied endpoint, its cgroups)."""
+    user = Stack.load(user_folder)
+    _refusals(user)
+    root = Path(tempfile.mkdtemp(prefix="stackgen-bench-proxies-"))
+    standings: list[ranking.Standing] = []
+    documents: dict[str, Any] = {}
+    try:
+        for proxy in proxies or tuple(available()):
+            try:
+                with _scratch_stack(user, proxy, root, progress) as stack:
+                    proxied, cpu = measure(stack)
+                    doc = run_bench(proxied, None, settings, progress, cpu)
+                doc["capacity"] = verdict.capacity_json(doc)
+                doc["verdict"] = verdict.verdict_lines(doc)
+                doc["expectations"] = []
+                documents[proxy] = doc
+                standings.append(ranking.standing(proxy, doc))
+            except StackgenError as error:
+                message = redact(str(error)).splitlines()[0][:300]
+                progress(f"{proxy}: not measured: {message}")
+                documents[proxy] = None
+                standings.append(ranking.standing(proxy, None, f"not measured: {message}"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "schema": COMPARISON_SCHEMA,
+        "proxies": ranking.to_json(standings),
+        "recommendation": ranking.recommendation(standings),
+        "table": ranking.table(standings),
+        "runs": documents,
+    }
