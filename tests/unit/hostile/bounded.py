@@ -1,6 +1,11 @@
 """Running stackgen's CLI on hostile input inside limits: a child process with an
-address-space cap and an alarm, so that a hang or a memory blow-up fails the test instead of
-the machine."""
+address-space cap, a CPU-time limit and a wall-clock alarm, so that a hang or a memory blow-up
+fails the test instead of the machine.
+
+The time bound is CPU time: a parser looping on crafted input burns CPU, and CPU time does not
+grow when a busy machine (two CI workers, other stacks starting) leaves the child waiting for a
+core, so the bound holds at any load. A hang that burns nothing (a read that blocks) is caught
+by the wall-clock alarm, set several times wider for the same reason."""
 
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from stackgen.cli import Failure, app, failure
 # Generous for a parser, tiny for a billion laughs (which takes gigabytes).
 MEMORY_BYTES = 768 * 1024 * 1024
 SECONDS = 20
+# The wall-clock alarm, as a multiple of the CPU budget: wide enough that a child starved of
+# CPU on a loaded machine is not mistaken for a hang.
+WALL_FACTOR = 6
 
 
 @dataclass(frozen=True)
@@ -43,15 +51,16 @@ _CONTEXT.set_forkserver_preload(["stackgen.cli", "tests.unit.hostile.bounded"])
 def run_bounded(
     *args: str, cwd: Path | None = None, seconds: int = SECONDS, memory: int = MEMORY_BYTES
 ) -> Outcome:
-    """`stackgen ARGS` as `main()` would run it, in a child limited to `seconds` of wall time
-    and `memory` more bytes of address space than it uses at its start."""
+    """`stackgen ARGS` as `main()` would run it, in a child limited to `seconds` of CPU time
+    (`seconds * WALL_FACTOR` of wall time) and `memory` more bytes of address space than it
+    uses at its start."""
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     child = _CONTEXT.Process(target=_child, args=(args, cwd, seconds, memory, sender))
     child.start()
     sender.close()
     try:
-        data = receiver.recv() if receiver.poll(seconds + 30) else None
-    except EOFError:  # killed by its alarm or its memory limit before it could answer
+        data = receiver.recv() if receiver.poll(seconds * WALL_FACTOR + 30) else None
+    except EOFError:  # killed by a limit or its alarm before it could answer
         data = None
     finally:
         receiver.close()
@@ -71,7 +80,12 @@ def _child(
     try:
         used = _address_space()
         resource.setrlimit(resource.RLIMIT_AS, (used + memory, used + memory))
-        signal.alarm(seconds)
+        # SIGXCPU at the soft limit (counted from the fork server's child start, which has
+        # spent almost none), SIGKILL a second later if it is caught or ignored.
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        spent = int(usage.ru_utime + usage.ru_stime)
+        resource.setrlimit(resource.RLIMIT_CPU, (spent + seconds, spent + seconds + 1))
+        signal.alarm(seconds * WALL_FACTOR)
         result = _invoke(args, cwd)
     except BaseException as error:
         result = {"code": None, "stderr": "", "traceback": repr(error)}

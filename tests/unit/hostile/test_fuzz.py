@@ -26,7 +26,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 DOCUMENTED = {int(code) for code in ExitCode}
-SECONDS = 15
+SECONDS = 15  # CPU seconds (bounded.py: CPU time holds at any load)
 MEMORY = 512 * 1024 * 1024
 
 
