@@ -46,10 +46,11 @@ from stackgen.stack import (
     RenderOutcome,
     Stack,
     check_bundles,
-    init_stack,
+    init_stacks,
     own_certificate,
     project_name,
     render_dir,
+    split_stacks,
 )
 from stackgen.stack_checks import check_stack, summarize
 from stackgen.targets import registry as targets
@@ -363,11 +364,19 @@ def init(**given: Any) -> None:
     if given["dns_credential"]:
         state.append(secrets_file(config, _parse_credentials(given["dns_credential"])))
     dry_run, as_json = given["dry_run"], given["as_json"]
-    with changing(directory, "init", writes=not dry_run):
-        stack = Stack(config, directory)
-        outcome = init_stack(stack, force=given["force"], dry_run=dry_run, state=state)
-    report_render(outcome, as_json=as_json, verb="stack written to")
-    for warning in exposure.warnings(config):
+    stacks = split_stacks(config, directory, state)
+    with contextlib.ExitStack() as held:
+        for stack, _ in stacks:
+            held.enter_context(changing(stack.folder, "init", writes=not dry_run))
+        outcomes = init_stacks(stacks, force=given["force"], dry_run=dry_run)
+    if as_json and len(outcomes) > 1:
+        emit_json({"stacks": [outcome.to_json() for outcome in outcomes]})
+    else:
+        for outcome in outcomes:
+            report_render(outcome, as_json=as_json, verb="stack written to")
+    outcome = outcomes[0]
+    warnings = [w for stack, _ in stacks for w in exposure.warnings(stack.config)]
+    for warning in dict.fromkeys(warnings):
         say(f"warning: {warning}", fg="yellow")
     if not as_json and outcome.written:
         up_where = targets.spec(config.deploy.target).up_where
