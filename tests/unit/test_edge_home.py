@@ -214,3 +214,25 @@ def test_the_side_files_read_back_as_written(tmp_path: Path) -> None:
     data = tomllib.loads((site / "home/stackgen.toml").read_text())
     assert data["deploy"]["side"] == "home"
     assert data["jellyfin"]["network_mode"] == "bridge"
+
+
+def test_the_tunnel_state_from_wg_show() -> None:
+    from stackgen.tunnel.state import parse
+
+    peer = "PEERPUBLICKEY="
+    state = parse(
+        f"{peer}\t1000\n",
+        f"{peer}\t852\t892\n",
+        f"{peer}\t192.0.2.7:51820\n",
+        f"{peer}\t10.203.0.2/32\n",
+        now=1042,
+    )
+    assert state.up and state.handshake_age == 42
+    assert (state.received, state.sent, state.endpoint) == (852, 892, "192.0.2.7:51820")
+    assert state.allowed_ips == ("10.203.0.2/32",)
+    assert state.line().startswith("up, last handshake 42 s ago")
+    stale = parse(f"{peer}\t1000\n", f"{peer}\t0\t0\n", f"{peer}\t(none)\n", "", now=1181)
+    assert not stale.up and stale.line() == "down: no handshake for 181 s"
+    never = parse(f"{peer}\t0\n", f"{peer}\t0\t148\n", f"{peer}\t(none)\n", "", now=5)
+    assert never.handshake_age is None and never.endpoint is None
+    assert never.line() == "down: no handshake yet"
