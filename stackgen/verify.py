@@ -75,6 +75,7 @@ def stack_target(
             lan_url=config.jellyfin.lan_url,
             from_lan=from_lan,
             timeout=timeout,
+            tunnel=stack.target.tunnel(stack) if observed else None,
         )
     )
 

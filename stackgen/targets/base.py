@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from stackgen.errors import StackInterrupted
 from stackgen.integrity import compose_services
+from stackgen.probe import Tunnel
 from stackgen.render import COMPOSE_FILE
 from stackgen.targets import registry
 
@@ -144,6 +145,11 @@ class Target(ABC):
         """The running proxy container's engine id and its IPv4 addresses, when it runs on
         this machine as one container (`stackgen bench` reads its cgroup and connects to it
         as a LAN client would); None otherwise."""
+        return None
+
+    def tunnel(self, stack: Stack) -> Tunnel | None:
+        """The link between the proxy and Jellyfin when the target runs one (a WireGuard
+        tunnel), as this side reports it: `verify`'s `tunnel.*` checks judge it."""
         return None
 
     def report(self, stack: Stack) -> dict[str, object]:

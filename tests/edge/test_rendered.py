@@ -162,7 +162,8 @@ def test_verify_passes_through_the_tunnel_websocket_range_and_upload(site: Path)
     statuses = {(r["id"], r.get("protocol")): r["status"] for r in report["checks"]}
     failed = [key for key, value in statuses.items() if value == "fail"]
     assert failed == [], failed
-    for check in ("websocket.keepalive", "stream.range", "upload.20mb", "proxy.known-proxies"):
+    passing = ("websocket.keepalive", "stream.range", "upload.20mb", "proxy.known-proxies")
+    for check in (*passing, "tunnel.handshake", "tunnel.allowed-ips"):
         assert any(key[0] == check and v == "pass" for key, v in statuses.items()), check
 
 

@@ -236,3 +236,27 @@ def test_the_tunnel_state_from_wg_show() -> None:
     never = parse(f"{peer}\t0\n", f"{peer}\t0\t148\n", f"{peer}\t(none)\n", "", now=5)
     assert never.handshake_age is None and never.endpoint is None
     assert never.line() == "down: no handshake yet"
+
+
+@pytest.mark.parametrize(
+    ("age", "allowed", "expected"),
+    [
+        (20, ["10.203.0.2/32"], {"tunnel.handshake": "pass", "tunnel.allowed-ips": "pass"}),
+        (150, ["10.203.0.2/32"], {"tunnel.handshake": "warn", "tunnel.allowed-ips": "pass"}),
+        (200, ["10.203.0.2/32"], {"tunnel.handshake": "fail", "tunnel.allowed-ips": "pass"}),
+        (None, [], {"tunnel.handshake": "fail", "tunnel.allowed-ips": "fail"}),
+        (5, ["10.203.0.2/32", "192.168.1.0/24"], {"tunnel.allowed-ips": "fail"}),
+    ],
+)
+def test_verify_judges_the_tunnel_from_what_the_side_reports(
+    age: int | None, allowed: list[str], expected: dict[str, str]
+) -> None:
+    from stackgen.probe import Target, Tunnel, run_checks
+
+    tunnel = Tunnel(handshake_age=age, allowed_ips=allowed, expected_peer="10.203.0.2/32")
+    # Nothing listens there: the tunnel.* checks judge the facts and open no connection.
+    report = run_checks(
+        Target(url="https://jellyfin.example.com:1", tunnel=tunnel), only=["tunnel"]
+    )
+    statuses = {r.id: str(r.status) for r in report.results}
+    assert {k: statuses[k] for k in expected} == expected

@@ -9,6 +9,7 @@ import time
 from stackgen import engine
 from stackgen.engine import DockerException
 from stackgen.errors import ProblemsFoundError
+from stackgen.probe import Tunnel
 from stackgen.stack import Stack
 from stackgen.targets.base import Progress
 from stackgen.targets.compose.target import Compose
@@ -100,6 +101,14 @@ class EdgeHome(Compose):
             return None
         addresses = [a for c in endpoints for a in c.addresses if ":" not in a]
         return found[0], addresses
+
+    def tunnel(self, stack: Stack) -> Tunnel | None:
+        deploy = _deploy(stack)
+        state = tunnel_state(stack)
+        peer = deploy.home_address if deploy.side == "edge" else deploy.edge_address
+        if state is None:
+            return Tunnel(handshake_age=None, allowed_ips=(), expected_peer=f"{peer}/32")
+        return Tunnel(state.handshake_age, state.allowed_ips, f"{peer}/32")
 
     def report(self, stack: Stack) -> dict[str, object]:
         state = tunnel_state(stack)
