@@ -13,13 +13,14 @@ HTTP3 ?= 0
 IPV6 ?= 0
 DEMO_DIR ?= demo
 TLS ?= http
-# TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy).
+# TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy);
+# TARGET=edge-home: an edge and a home stack joined by WireGuard (demo/edge, demo/home).
 TARGET ?= compose
 
 .PHONY: help venv tools lint unit engine images test test-swarm test-edge golden demo demo-down wheel clean bench bench-lan bench-wan bench-report
 
 help:
-	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm optional)"
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm|edge-home optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"

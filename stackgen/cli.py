@@ -46,10 +46,11 @@ from stackgen.stack import (
     RenderOutcome,
     Stack,
     check_bundles,
-    init_stack,
+    init_stacks,
     own_certificate,
     project_name,
     render_dir,
+    split_stacks,
 )
 from stackgen.stack_checks import check_stack, summarize
 from stackgen.targets import registry as targets
@@ -68,6 +69,24 @@ DirOption = Annotated[
     Path, typer.Option("--dir", "-C", help="Stack folder.", file_okay=True, resolve_path=True)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+SideOption = Annotated[
+    str | None,
+    typer.Option(
+        "--side",
+        help="One side of a stack split between machines (edge-home: `edge` or `home`): "
+        "its folder under --dir.",
+    ),
+]
+_SIDE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def on_side(directory: Path, side: str | None) -> Path:
+    """The folder of one side of a split stack (`init` writes each side into `--dir/SIDE`)."""
+    if side is None:
+        return directory
+    if not _SIDE.match(side):
+        raise InvalidInputError(f"--side {side!r}: a side's name (edge, home)")
+    return directory / side
 
 
 # --- output helpers ---------------------------------------------------------------------
@@ -363,11 +382,19 @@ def init(**given: Any) -> None:
     if given["dns_credential"]:
         state += secrets_files(config, _parse_credentials(given["dns_credential"]))
     dry_run, as_json = given["dry_run"], given["as_json"]
-    with changing(directory, "init", writes=not dry_run):
-        stack = Stack(config, directory)
-        outcome = init_stack(stack, force=given["force"], dry_run=dry_run, state=state)
-    report_render(outcome, as_json=as_json, verb="stack written to")
-    for warning in exposure.warnings(config):
+    stacks = split_stacks(config, directory, state)
+    with contextlib.ExitStack() as held:
+        for stack, _ in stacks:
+            held.enter_context(changing(stack.folder, "init", writes=not dry_run))
+        outcomes = init_stacks(stacks, force=given["force"], dry_run=dry_run)
+    if as_json and len(outcomes) > 1:
+        emit_json({"stacks": [outcome.to_json() for outcome in outcomes]})
+    else:
+        for outcome in outcomes:
+            report_render(outcome, as_json=as_json, verb="stack written to")
+    outcome = outcomes[0]
+    warnings = [w for stack, _ in stacks for w in exposure.warnings(stack.config)]
+    for warning in dict.fromkeys(warnings):
         say(f"warning: {warning}", fg="yellow")
     if not as_json and outcome.written:
         up_where = targets.spec(config.deploy.target).up_where
@@ -389,6 +416,7 @@ app.command()(init)
 @app.command()
 def render(
     directory: DirOption = Path(),
+    side: SideOption = None,
     dry_run: Annotated[bool, typer.Option(help="Show what would change; write nothing.")] = False,
     diff: Annotated[
         bool, typer.Option(help="Print unified diffs; exit 1 when anything would change.")
@@ -400,6 +428,7 @@ def render(
 
     Example: stackgen render --dir ./jellyfin-stack --diff
     """
+    directory = on_side(directory, side)
     with changing(directory, "render", writes=not (dry_run or diff)):
         outcome = render_dir(Stack.load(directory), force=force, dry_run=dry_run or diff)
     if diff:
@@ -419,6 +448,7 @@ def render(
 @app.command()
 def check(
     directory: DirOption = Path(),
+    side: SideOption = None,
     no_docker: Annotated[
         bool, typer.Option("--no-docker", help="Skip the checks that need Docker.")
     ] = False,
@@ -428,6 +458,7 @@ def check(
 
     Example: stackgen check --dir ./jellyfin-stack
     """
+    directory = on_side(directory, side)
     findings = check_stack(Stack.load(directory), use_docker=not no_docker)
     fails, warns = summarize(findings)
     if as_json:
@@ -457,6 +488,7 @@ def check(
 @app.command()
 def up(
     directory: DirOption = Path(),
+    side: SideOption = None,
     timeout: Annotated[int, typer.Option(help="Seconds to wait for a healthy stack.")] = 300,
     as_json: JsonOption = False,
 ) -> None:
@@ -464,6 +496,7 @@ def up(
 
     Example: stackgen up --dir ./jellyfin-stack
     """
+    directory = on_side(directory, side)
     with changing(directory, "up"), sigterm_interrupts():
         stack = Stack.load(directory)
         try:
@@ -474,19 +507,21 @@ def up(
             emit_json(lifecycle.status(stack))
     say(f"up: {url}", fg="green")
     trust = stack.config.client_trust_file
-    if trust:
+    if trust and stack.config.deploy.runs_proxy:
         say(f"clients must trust {(directory / trust).resolve()}")
 
 
 @app.command()
 def reload(
     directory: DirOption = Path(),
+    side: SideOption = None,
     force: Annotated[bool, typer.Option(help="Replace files edited by hand.")] = False,
 ) -> None:
     """Re-render and make the running stack pick the change up, without dropping requests.
 
     Example: stackgen reload --dir ./jellyfin-stack
     """
+    directory = on_side(directory, side)
     with changing(directory, "reload"):
         stack = Stack.load(directory)
         lifecycle.reload(stack, force=force, progress=say)
@@ -506,6 +541,7 @@ ProjectOption = Annotated[
 @app.command()
 def down(
     directory: DirOption = Path(),
+    side: SideOption = None,
     volumes: Annotated[bool, typer.Option(help="Also remove named volumes.")] = False,
     project: ProjectOption = None,
 ) -> None:
@@ -514,6 +550,7 @@ def down(
     Works from the project name even when stackgen.toml or docker-compose.yml is missing or
     broken. Example: stackgen down --dir ./jellyfin-stack
     """
+    directory = on_side(directory, side)
     with changing(directory, "down"):
         name = project_name(directory, project)
         lifecycle.down_project(name, directory, volumes=volumes)
@@ -522,13 +559,17 @@ def down(
 
 @app.command()
 def status(
-    directory: DirOption = Path(), as_json: JsonOption = False, project: ProjectOption = None
+    directory: DirOption = Path(),
+    side: SideOption = None,
+    as_json: JsonOption = False,
+    project: ProjectOption = None,
 ) -> None:
     """Services, health, ports, URL and the served certificate (issuer, expiry).
 
     Exit 9 when a service is missing, not running or not healthy. Example:
     stackgen status --dir ./jellyfin-stack --json
     """
+    directory = on_side(directory, side)
     try:
         stack: Stack | None = Stack.load(directory)
     except StackgenError as error:
@@ -566,18 +607,24 @@ def _print_status(report: dict[str, object]) -> None:
         )
     if report["trust_file"]:
         say(f"  trust: {report['trust_file']}")
+    extra = report.get("target_state") or {}
+    for name, value in extra.items():  # type: ignore[attr-defined]
+        shown = value.get("summary", value) if isinstance(value, dict) else value
+        say(f"  {name}: {shown}")
 
 
 @app.command()
 def logs(
     service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
     directory: DirOption = Path(),
+    side: SideOption = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
 ) -> None:
     """Show the stack's logs.
 
     Example: stackgen logs traefik --follow --dir ./jellyfin-stack
     """
+    directory = on_side(directory, side)
     for line in lifecycle.logs(Stack.load(directory), service, follow):
         sys.stdout.write(line)
         sys.stdout.flush()
@@ -589,6 +636,7 @@ def logs(
 @app.command()
 def verify(
     directory: DirOption = Path(),
+    side: SideOption = None,
     url: Annotated[
         str | None, typer.Option(help="Verify any stack by its public URL instead of --dir.")
     ] = None,
@@ -640,6 +688,7 @@ def verify(
     Exit 1 when any check fails. Example: stackgen verify --dir ./jellyfin-stack
     Any stack: stackgen verify --url https://jf.example.com --resolve jf.example.com:192.0.2.7
     """
+    directory = on_side(directory, side)
     if url:
         target = verifying.target_for_url(
             url,

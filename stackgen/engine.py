@@ -245,6 +245,11 @@ def compose_exec(client: DockerClient, service: str, argv: list[str]) -> None:
     client.compose.execute(service, argv, tty=False)
 
 
+def compose_exec_output(client: DockerClient, service: str, argv: list[str]) -> str:
+    """A command's standard output in a running service (a DockerException when it fails)."""
+    return str(client.compose.execute(service, argv, tty=False) or "")
+
+
 def compose_logs(client: DockerClient, services: list[str], *, follow: bool) -> Iterator[str]:
     """The services' logs (all with an empty list), prefixed by service, as they come."""
     for _source, line in client.compose.logs(services, follow=follow, stream=True):

@@ -94,7 +94,9 @@ def up(stack: Stack, *, timeout: int, progress: Progress) -> str:
         target.apply(stack, timeout=timeout, progress=progress)
         remaining = max(10.0, timeout - (time.monotonic() - started))
         try:
-            wait_reachable(stack, remaining, progress)
+            # A stack without the proxy (one side of a split stack) has no URL of its own.
+            if stack.config.deploy.runs_proxy and target.awaits_jellyfin(stack, progress):
+                wait_reachable(stack, remaining, progress)
         except UnhealthyError:
             target.explain(stack, progress)
             raise
@@ -228,6 +230,10 @@ def status(stack: Stack) -> dict[str, object]:
     # While the proxy serves, its certificate is worth showing, whatever Jellyfin's state.
     certificate = served_certificate(stack) if proxy_up else None
     trust = config.client_trust_file
+    extra = target.report(stack)
+    reported = extra.pop("problems", [])
+    if isinstance(reported, list):
+        problems += [str(p) for p in reported]
     return {
         "project": config.project,
         "stack_dir": str(stack_dir),
@@ -239,7 +245,10 @@ def status(stack: Stack) -> dict[str, object]:
         "problems": problems,
         "services": [asdict(s) for s in states],
         "certificate": asdict(certificate) if certificate else None,
-        "trust_file": str((stack_dir / trust).resolve()) if trust else None,
+        "trust_file": (
+            str((stack_dir / trust).resolve()) if trust and config.deploy.runs_proxy else None
+        ),
+        "target_state": extra,
     }
 
 

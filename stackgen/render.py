@@ -68,22 +68,27 @@ def render_stack(
         "TlsMode": TlsMode,
         "target": stack_file,
     }
-    # In Jellyfin's own config folder, which Jellyfin writes.
+    deploy = config.deploy
+    # In Jellyfin's own config folder, which Jellyfin writes (only where Jellyfin runs: a
+    # target that splits the stack renders it on Jellyfin's side).
     network_xml = PlannedFile(
         network_xml_path(config),
         render("jellyfin/network.xml.j2", **context).encode(),
         access=Access.WRITTEN,
     )
-    files = [
-        PlannedFile(t.target, render(t.template, **context).encode(), t.mode)
-        for t in proxy.templates(config)
-    ]
+    files: list[PlannedFile] = []
+    if deploy.runs_proxy:
+        files += [
+            PlannedFile(t.target, render(t.template, **context).encode(), t.mode)
+            for t in proxy.templates(config)
+        ]
     templates = frozenset(f.path for f in files)
-    files += [
-        PlannedFile(s.target, s.content, s.mode, state=True, access=s.access)
-        for s in proxy.state_files(config, stack_dir)
-    ]
-    files += _secret_files(config, stack_dir)
+    if deploy.runs_proxy:
+        files += [
+            PlannedFile(s.target, s.content, s.mode, state=True, access=s.access)
+            for s in proxy.state_files(config, stack_dir)
+        ]
+        files += _secret_files(config, stack_dir)
     if state:
         given = {f.path for f in state}
         files = [f for f in files if f.path not in given] + [
@@ -95,12 +100,13 @@ def render_stack(
     )
     context |= stack_file.context(config, rendered)
     stack = render(stack_file.template, **context).encode()
-    files = [PlannedFile(COMPOSE_FILE, stack), network_xml, *files]
-    directories = [
-        (config.jellyfin.config_dir, 0o755),
-        (config.jellyfin.cache_dir, 0o755),
-        *proxy.directories(config),
-    ]
+    files = [PlannedFile(COMPOSE_FILE, stack), *files]
+    directories: list[tuple[str, int]] = []
+    if deploy.runs_jellyfin:
+        files.insert(1, network_xml)
+        directories += [(config.jellyfin.config_dir, 0o755), (config.jellyfin.cache_dir, 0o755)]
+    if deploy.runs_proxy:
+        directories += proxy.directories(config)
     return files, directories
 
 

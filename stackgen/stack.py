@@ -5,6 +5,7 @@ apply)."""
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from stackgen import engine, inputs, writer
 from stackgen.certificates.source import CA_CERT, CA_KEY, OWN_CERT, OWN_KEY
-from stackgen.config_file import CONFIG_NAME, dump_config, load_config
+from stackgen.config_file import CONFIG_NAME, build_config, dump_config, load_config
 from stackgen.engine import DockerClient
 from stackgen.errors import ConflictError, FilesystemError, StackgenError
 from stackgen.models import StackConfig, TlsMode
@@ -230,6 +231,44 @@ def init_stack(
     if not dry_run:
         writer.apply(plan)
     return RenderOutcome(plan, written=not dry_run)
+
+
+def split_stacks(
+    config: StackConfig, folder: Path, state: Sequence[PlannedFile] = ()
+) -> list[tuple[Stack, list[PlannedFile]]]:
+    """The stacks `init` writes from one configuration, each with the state files it starts
+    with: the folder itself, or a sub-folder per side when the target splits the services
+    between machines (`DeployConfig.sides`). A side's configuration is validated again as
+    its own stackgen.toml will be read; the given state (an own certificate, DNS
+    credentials) goes where the proxy runs, and the target adds what the sides share."""
+    split = config.deploy.sides(config)
+    if list(split) == [""]:
+        return [(Stack(config, folder), list(state))]
+    made = targets.load(config.deploy.target, "stack_file").side_state(split)
+    stacks = []
+    for name, side in split.items():
+        sub = folder / name
+        checked = build_config(tomllib.loads(dump_config(side)), sub, check_paths=False)
+        given = list(state) if checked.deploy.runs_proxy else []
+        given += [
+            PlannedFile(f.target, f.content, f.mode, state=True, access=f.access)
+            for f in made.get(name, [])
+        ]
+        stacks.append((Stack(checked, sub), given))
+    return stacks
+
+
+def init_stacks(
+    stacks: Sequence[tuple[Stack, Sequence[PlannedFile]]], *, force: bool, dry_run: bool
+) -> list[RenderOutcome]:
+    """`init_stack` for each, every plan made (and refused) before any is written: nothing
+    half-written when one side cannot be."""
+    planned = [init_stack(stack, force=force, dry_run=True, state=state) for stack, state in stacks]
+    if dry_run:
+        return planned
+    for outcome in planned:
+        writer.apply(outcome.plan)
+    return [RenderOutcome(outcome.plan, written=True) for outcome in planned]
 
 
 def render_dir(stack: Stack, *, force: bool, dry_run: bool) -> RenderOutcome:

@@ -46,18 +46,18 @@ class Finding:
 
 
 def check_stack(stack: Stack, *, use_docker: bool = True) -> list[Finding]:
-    steps: list[Callable[[Stack], list[Finding]]] = [
-        _rendered_files,
-        _well_formed,
-        _network_xml,
-        _modes,
-        _own_certificate,
-        _dns_secrets,
-        _credentials_in_spec,
-        _proxy_rules,
-    ]
+    # A stack split between machines checks on each side what runs there.
+    deploy = stack.config.deploy
+    steps: list[Callable[[Stack], list[Finding]]] = [_rendered_files, _well_formed]
+    if deploy.runs_jellyfin:
+        steps.append(_network_xml)
+    steps += [_modes, _own_certificate]
+    if deploy.runs_proxy:
+        steps += [_dns_secrets, _credentials_in_spec, _proxy_rules]
     if use_docker:
-        steps += [_compose, _proxy_validator]
+        steps.append(_compose)
+        if deploy.runs_proxy:
+            steps.append(_proxy_validator)
     return [finding for step in steps for finding in step(stack)]
 
 

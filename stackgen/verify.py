@@ -47,8 +47,13 @@ def stack_target(
     config = stack.config
     trust = config.client_trust_file
     address = stack.target.connect_address(stack)
-    if observed:
+    if observed and config.deploy.runs_jellyfin:
         known: Sequence[str] = known_proxies_on_disk(stack)
+        addresses = proxy_addresses(stack) or None
+    elif observed:
+        # Jellyfin runs on another machine (one side of a split stack): its network.xml is
+        # rendered there from the same configuration; the proxy's address is observed here.
+        known = tuple(config.known_proxies)
         addresses = proxy_addresses(stack) or None
     else:
         known, addresses = tuple(config.known_proxies), None
@@ -70,6 +75,7 @@ def stack_target(
             lan_url=config.jellyfin.lan_url,
             from_lan=from_lan,
             timeout=timeout,
+            tunnel=stack.target.tunnel(stack) if observed else None,
         )
     )
 

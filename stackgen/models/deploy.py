@@ -13,6 +13,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from stackgen.models.fields import Strict
+from stackgen.models.jellyfin import JellyfinNetwork
 from stackgen.options import Setting
 from stackgen.targets import registry as targets
 
@@ -30,10 +31,12 @@ class DeployConfig(Strict):
     target: Annotated[
         str,
         Setting(
-            "where the stack runs: `compose` (docker compose on this machine) or `swarm` "
-            "(docker stack deploy)",
+            "where the stack runs: `compose` (docker compose on this machine), `swarm` "
+            "(docker stack deploy) or `edge-home` (the proxy on a public edge server, Jellyfin "
+            "at home behind NAT, joined by WireGuard)",
             default="`compose`",
-            readme="[docs/swarm.md](docs/swarm.md); `ipv6` is Compose only for now",
+            readme="[docs/swarm.md](docs/swarm.md), [docs/edge-home.md](docs/edge-home.md); "
+            "`ipv6` is Compose only for now",
         ),
     ]
     # Whether the target moves services between addresses as it runs them (a bridged
@@ -84,9 +87,32 @@ class DeployConfig(Strict):
         """Each target's own table (their settings are the `deploy` table's)."""
         return [targets.load(name, "config") for name in targets.available()]
 
+    # What a stack of this table runs: a target that splits one configuration into several
+    # stacks (`sides`) gives each stack part of the services.
+    @property
+    def runs_proxy(self) -> bool:
+        return True
+
+    @property
+    def runs_jellyfin(self) -> bool:
+        return True
+
+    def sides(self, config: StackConfig) -> dict[str, StackConfig]:
+        """The stacks `init` renders from this configuration, by sub-folder of the stack
+        folder ("" for the folder itself): one, unless the target splits the services
+        between machines (each side then gets a configuration of its own)."""
+        return {"": config}
+
     def known_proxies(self, config: StackConfig) -> list[str]:
         """Where the proxy's connections to Jellyfin come from, as Jellyfin sees them."""
         raise NotImplementedError
+
+    def jellyfin_address(self, config: StackConfig) -> str:
+        """How the proxy container reaches Jellyfin: its service name on the stack's network,
+        or, on a host network, as the target says (`media_host`)."""
+        if config.jellyfin.network_mode is JellyfinNetwork.HOST:
+            return self.media_host(config)
+        return "jellyfin"
 
     def media_host(self, config: StackConfig) -> str:
         """How the proxy reaches a Jellyfin on a host network."""

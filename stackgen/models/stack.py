@@ -485,10 +485,8 @@ class StackConfig(Strict):
 
     @property
     def jellyfin_host(self) -> str:
-        """How the proxy container reaches Jellyfin (host network: as the target says)."""
-        if self.jellyfin.network_mode is JellyfinNetwork.HOST:
-            return self.deploy.media_host(self)
-        return "jellyfin"
+        """How the proxy container reaches Jellyfin (as the target says)."""
+        return self.deploy.jellyfin_address(self)
 
     @property
     def upstream_moves(self) -> bool:

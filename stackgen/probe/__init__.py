@@ -60,6 +60,9 @@ http3.get                 Alt-Svc names h3 on the public port and {base}/health 
 upload.20mb               a 20 MiB POST is not refused with 413 or a reset, nor answered by the
                           proxy's gateway error (the body must reach Jellyfin)
 proxy.known-proxies       KnownProxies covers proxy_addresses (only when known_proxies given)
+tunnel.handshake          the tunnel's last handshake is younger than 135 s (warn) / 180 s
+                          (fail); only with Target.tunnel (the edge-home target)
+tunnel.allowed-ips        the tunnel's AllowedIPs on this side is exactly the other side's /32
 
 Request-level checks (hsts.https, headers.*, jellyfin.health/web/subpath-redirect/
 redirect-loop, stream.*, upload.20mb) run over HTTP/1.1 and, when the server selects h2
@@ -84,7 +87,7 @@ from stackgen.probe.client import (
 )
 from stackgen.probe.result import SCHEMA, CheckResult, Report, Status
 from stackgen.probe.runner import run_checks
-from stackgen.probe.target import Target
+from stackgen.probe.target import Target, Tunnel
 from stackgen.probe.websocket import (
     WebSocket,
     WebSocketClosed,
@@ -101,6 +104,7 @@ __all__ = [
     "Report",
     "Status",
     "Target",
+    "Tunnel",
     "WebSocket",
     "WebSocketClosed",
     "WebSocketError",

@@ -86,6 +86,16 @@ def _check_ip(value: str, what: str) -> str:
 
 
 @dataclass(frozen=True)
+class Tunnel:
+    """The tunnel between the proxy and Jellyfin, as the stack's side reports it (`wg show`
+    in its endpoint): the checks judge these facts, the probe never reads them itself."""
+
+    handshake_age: int | None  # seconds since the last handshake; None: never
+    allowed_ips: Sequence[str]  # the peer's AllowedIPs on this side
+    expected_peer: str  # the other side's tunnel address, as a /32
+
+
+@dataclass(frozen=True)
 class Target:
     """A live Jellyfin-behind-proxy stack, as the user describes it."""
 
@@ -108,6 +118,7 @@ class Target:
     lan_url: str | None = None  # where Jellyfin sends LAN clients (PublishedServerUriBySubnet)
     from_lan: bool = False  # the probe runs where LAN clients are (expects lan_url)
     timeout: float = 10.0  # seconds, per connect / per socket operation
+    tunnel: Tunnel | None = None  # a WireGuard link between proxy and Jellyfin (edge-home)
     base_url: BaseURL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -19,8 +19,13 @@ from stackgen.proxies.spec import ProxySpec
 if TYPE_CHECKING:
     from stackgen.proxies.base import Proxy
 
-# Images of services that are not proxies but that a certificate source runs beside one.
-SERVICE_IMAGES: Final = {"certbot": "certbot/certbot:v5.8.0"}
+# Images of services that are not proxies but that run beside one: certbot (a certificate
+# source), and the WireGuard endpoint of the edge-home target (a maintained userspace image
+# whose wireguard-go has packet batching, 0.0.20230223: docs/edge-home.md).
+SERVICE_IMAGES: Final = {
+    "certbot": "certbot/certbot:v5.8.0",
+    "wireguard": "masipcat/wireguard-go:0.0.20230223",
+}
 
 _registered: dict[str, ProxySpec] = {}
 _loaded: dict[str, Proxy] = {}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from stackgen.errors import StackInterrupted
 from stackgen.integrity import compose_services
+from stackgen.probe import Tunnel
 from stackgen.render import COMPOSE_FILE
 from stackgen.targets import registry
 
@@ -83,6 +84,11 @@ class Target(ABC):
     def explain(self, stack: Stack, progress: Progress) -> None:
         """After a failed wait through the proxy: what the services say (last log lines)."""
 
+    def awaits_jellyfin(self, stack: Stack, progress: Progress) -> bool:
+        """Whether `up` can wait for Jellyfin through the proxy now: False when Jellyfin
+        runs elsewhere and is not connected yet (say why through `progress`)."""
+        return True
+
     def settle(self, stack: Stack) -> None:  # noqa: B027 - optional: most leave nothing
         """After `up` or `reload` reached Jellyfin: tidy what the change left behind."""
 
@@ -140,6 +146,16 @@ class Target(ABC):
         this machine as one container (`stackgen bench` reads its cgroup and connects to it
         as a LAN client would); None otherwise."""
         return None
+
+    def tunnel(self, stack: Stack) -> Tunnel | None:
+        """The link between the proxy and Jellyfin when the target runs one (a WireGuard
+        tunnel), as this side reports it: `verify`'s `tunnel.*` checks judge it."""
+        return None
+
+    def report(self, stack: Stack) -> dict[str, object]:
+        """What `status` shows beyond the services and the certificate, by name (e.g. a
+        tunnel's state); never an exception."""
+        return {}
 
     def connect_address(self, stack: Stack) -> str:
         """Where this machine reaches the proxy's published ports."""

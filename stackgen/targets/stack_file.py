@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackgen.models import StackConfig
+from stackgen.parts import StateFile
 
 
 @dataclass(frozen=True)
@@ -44,4 +45,10 @@ class StackFile:
         return f"{self.templates}/stack.yml.j2"
 
     def context(self, config: StackConfig, rendered: Rendered) -> dict[str, object]:
+        return {}
+
+    def side_state(self, sides: Mapping[str, StackConfig]) -> dict[str, list[StateFile]]:
+        """Files created once for each side of a configuration that `init` splits into
+        several stacks (`DeployConfig.sides`), made together because each side holds what
+        the others need (the tunnel's keys); by side, empty for a target of one stack."""
         return {}

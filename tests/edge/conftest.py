@@ -27,6 +27,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _TOPOLOGY: list[EdgeHome] = []
+# The stacks `stackgen init --target edge-home` rendered (test_rendered.py): their site
+# folder, whose logs and generated files a failing test's report carries.
+RENDERED: list[Path] = []
 # Measured recovery times and the like, printed at the end of the session.
 TIMINGS: dict[str, str] = {}
 
@@ -94,6 +97,30 @@ def pytest_runtest_makereport(
     report = outcome.get_result()
     if report.failed and _TOPOLOGY:
         report.sections.append(("edge/home topology", _TOPOLOGY[0].logs()))
+    if report.failed and RENDERED:
+        report.sections.append(("rendered edge-home stacks", rendered_report(RENDERED[0])))
+
+
+def rendered_report(site: Path) -> str:
+    """Each side's containers' logs and its generated files (never wg0.conf: it holds the
+    side's private key)."""
+    parts = []
+    for side in ("edge", "home"):
+        folder = site / side
+        logs = subprocess.run(
+            ["docker", "compose", "logs", "--no-color", "--tail", "60"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        parts.append(f"--- {side}: docker compose logs\n{logs.stdout}{logs.stderr}")
+        for path in sorted(folder.rglob("*")):
+            shown = path.suffix in (".yml", ".toml", ".conf", ".xml") and path.name != "wg0.conf"
+            if path.is_file() and shown and ".stackgen" not in path.parts:
+                parts.append(f"--- {side}/{path.relative_to(folder)}\n{path.read_text()}")
+    return "\n".join(parts)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -235,6 +235,7 @@ SPECS: dict[str, ImageSpec] = {
             "wireguard",
             "masipcat/wireguard-go",
             checks=(("wg", "--version"), ("wireguard-go", "--version")),
+            version_from="apt:wireguard-go",
             on_demand=True,
         ),
     )
@@ -416,6 +417,12 @@ def tested_version(spec: ImageSpec) -> str:
             name, _, version = pin.partition("==")
             if name.lower() == key:
                 return version
+    if kind == "apt":
+        # A Debian package pinned in the Dockerfile (`name=version`).
+        text = (spec.folder / "Dockerfile").read_text()
+        match = re.search(rf"\b{re.escape(key)}=(\S+)", text)
+        if match:
+            return match.group(1)
     if kind == "env":
         text = (spec.folder / "Dockerfile").read_text()
         match = re.search(rf"^ENV {re.escape(key)}=(\S+)$", text, flags=re.MULTILINE)

@@ -6,6 +6,11 @@ DEMO_DIR="${DEMO_DIR:-demo}"
 if [ -f "$DEMO_DIR/stackgen.toml" ] && docker info >/dev/null 2>&1; then
   .venv/bin/stackgen down --dir "$DEMO_DIR"
 fi
+for side in edge home; do  # TARGET=edge-home: one stack per side
+  if [ -f "$DEMO_DIR/$side/stackgen.toml" ] && docker info >/dev/null 2>&1; then
+    .venv/bin/stackgen down --dir "$DEMO_DIR" --side "$side"
+  fi
+done
 if [ -d .cache/demo-pebble ]; then
   .venv/bin/python -m stackgen.testing.pebble stop --state "$PWD/.cache/demo-pebble" || true
 fi

@@ -7,6 +7,9 @@
 # TARGET=swarm: the same stack deployed with `docker stack deploy` on this engine as a
 # single-node swarm (initialised on the default route's address when it is in none),
 # labelled as both the edge and the media node.
+# TARGET=edge-home: both sides of an edge-home pair on this engine (`demo/edge`, `demo/home`):
+# the proxy at the edge, the stand-in at home behind the engine's outbound-only NAT, joined
+# by userspace WireGuard that home dials; home publishes no port.
 # The stack is left running; `make demo-down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +30,7 @@ STACKGEN=.venv/bin/stackgen
 STATE="$PWD/.cache/demo-pebble"
 DNS_STATE="$PWD/.cache/demo-bind9"
 case "$TLS" in http | dns) ;; *) echo "demo: TLS=$TLS: use http or dns" >&2; exit 2 ;; esac
-case "$TARGET" in compose | swarm) ;; *) echo "demo: TARGET=$TARGET: use compose or swarm" >&2; exit 2 ;; esac
+case "$TARGET" in compose | swarm | edge-home) ;; *) echo "demo: TARGET=$TARGET: use compose, swarm or edge-home" >&2; exit 2 ;; esac
 
 bash tests/infra/engine.sh
 echo "demo: building local images (cached by content)" >&2
@@ -40,6 +43,12 @@ if [ -f "$DEMO_DIR/stackgen.toml" ]; then
   $STACKGEN down --dir "$DEMO_DIR" >&2 || true
   rm -rf "$DEMO_DIR"
 fi
+for side in edge home; do
+  if [ -f "$DEMO_DIR/$side/stackgen.toml" ]; then
+    $STACKGEN down --dir "$DEMO_DIR" --side "$side" >&2 || true
+  fi
+done
+rm -rf "$DEMO_DIR"
 
 pebble_args=(start --state "$STATE" --http-port 80 --tls-port 443)
 if [ "$TLS" = dns ]; then
@@ -90,21 +99,41 @@ if [ "$TARGET" = swarm ]; then
   args+=(--target swarm --allow-plain-media-link --media-address "$(docker node inspect "$node" --format '{{.Status.Addr}}')"
          --gateway-subnet "$gateway")
 fi
+if [ "$TARGET" = edge-home ]; then
+  # The userspace WireGuard image is built on demand (cached by content).
+  wireguard=$($PY tests/images/build.py --json wireguard | $PY -c 'import json,sys; print(json.load(sys.stdin)["wireguard"])')
+  # Home dials the edge's published WireGuard port at the host's address on home's own
+  # network (its pinned gateway), as it would dial the edge server's public address.
+  home_gateway=$($PY -c 'import ipaddress
+from stackgen.models import NetworkConfig
+n = NetworkConfig().subnet
+print(ipaddress.IPv4Network((int(n.network_address) + n.num_addresses, n.prefixlen)).network_address + 1)')
+  args+=(--target edge-home --edge-host "$home_gateway" --image "wireguard=$wireguard")
+fi
 [ "$HTTP2" = 0 ] && args+=(--no-http2)
 [ "$HTTP3" = 1 ] && args+=(--http3)
 [ "$IPV6" = 1 ] && args+=(--ipv6)
 $STACKGEN "${args[@]}"
-$STACKGEN up --dir "$DEMO_DIR"
+if [ "$TARGET" = edge-home ]; then
+  $STACKGEN up --dir "$DEMO_DIR" --side edge
+  $STACKGEN up --dir "$DEMO_DIR" --side home
+  # The edge's own wait for Jellyfin, now that home has dialled in.
+  $STACKGEN up --dir "$DEMO_DIR" --side edge
+  describe="$STACKGEN status --dir $DEMO_DIR --side edge (or --side home)"
+else
+  $STACKGEN up --dir "$DEMO_DIR"
+  describe="$STACKGEN status --dir $DEMO_DIR --json"
+fi
 
 ca=$(field issuer_root_file)
 cat <<MSG
 
-Demo stack is up$([ "$TARGET" = swarm ] && echo " on a swarm"): $PROXY in front of the Jellyfin stand-in, certificate issued by Pebble$([ "$TLS" = dns ] && echo " by DNS-01 for *.${DOMAIN#*.} (no port 80)").
+Demo stack is up$([ "$TARGET" = swarm ] && echo " on a swarm")$([ "$TARGET" = edge-home ] && echo " as an edge-home pair (Jellyfin reached over WireGuard)"): $PROXY in front of the Jellyfin stand-in, certificate issued by Pebble$([ "$TLS" = dns ] && echo " by DNS-01 for *.${DOMAIN#*.} (no port 80)").
   URL:       https://$DOMAIN$SUBPATH/
   trust:     $ca   (Pebble's issuing root)
   try:       curl -sS --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health
 $([ "$IPV6" = 1 ] && echo "  IPv6:      published on [::]:443 too; a client on another machine keeps its IPv6 address
              (from this machine, [::1] goes through docker-proxy and shows the gateway's)")
-  describe:  $STACKGEN status --dir $DEMO_DIR --json
+  describe:  $describe
   remove:    make demo-down
 MSG

@@ -10,7 +10,7 @@ rendered: `certbot/watch-certs.sh/any` is the same for all 74 stacks that render
 and `traefik/traefik.toml/internal,files+none` says the static file does not change between
 those two certificate sources. `index.toml` says, for every case and every file it renders,
 which variant holds its bytes: a case whose output moves to another variant is a diff of one
-line. `stacks/` holds ten whole stacks, one file each, to read a complete stack at a glance.
+line. `stacks/` holds twelve whole stacks, one file each, to read a complete stack at a glance.
 
 Building the tree is pure (`golden_tree`): the test compares it with the files on disk, and
 `make golden` writes it.
@@ -74,8 +74,9 @@ OPTION_CASES: dict[str, dict[str, Any]] = {
     "ipv6": {"ipv6": True},
 }
 
-# Whole stacks kept in one file each (`stacks/<case>.txt`): every proxy, both targets, both
-# Jellyfin networks, a subpath, each certificate source, and the client options.
+# Whole stacks kept in one file each (`stacks/<case>.txt`): every proxy, every target (both
+# sides of edge-home), both Jellyfin networks, a subpath, each certificate source, and the
+# client options.
 WHOLE_STACKS = (
     "traefik-root-acme-host",
     "caddy-subpath-acme-bridge",
@@ -87,6 +88,8 @@ WHOLE_STACKS = (
     "swarm-traefik-host",
     "swarm-nginx-bridge-subpath",
     "swarm-caddy-bridge-http3",
+    "edge-nginx",
+    "home-nginx-root",
 )
 
 
@@ -157,7 +160,28 @@ def cases() -> list[Case]:
     for proxy in ("traefik", "nginx"):
         inputs = _inputs(proxy, "swarm", "bridge", "root", "acme-dns", "none")
         found.append(Case(f"swarm-{proxy}-bridge-dns", inputs, {"deploy": {"target": "swarm"}}))
+    for proxy, option in itertools.product(available(), ["", "subpath", "http3"]):
+        if option == "http3" and not _supports(proxy, option):
+            continue
+        edge: dict[str, Any] = {"deploy": {**EDGE_HOME, "side": "edge"}}
+        if option == "http3":
+            edge["http3"] = True
+        subpath = "subpath" if option == "subpath" else "root"
+        client = "http3" if option == "http3" else "none"
+        inputs = _inputs(proxy, "edge", "bridge", subpath, "acme", client)
+        name = "-".join(part for part in ("edge", proxy, option) if part)
+        found.append(Case(name, inputs, edge))
+    # Home runs no proxy: its files are the same whatever the proxy (the matrix shows it).
+    for proxy, subpath in itertools.product(available(), ["root", "subpath"]):
+        inputs = _inputs(proxy, "home", "bridge", subpath, "acme", "none")
+        found.append(
+            Case(f"home-{proxy}-{subpath}", inputs, {"deploy": {**EDGE_HOME, "side": "home"}})
+        )
     return found
+
+
+# Each side of an edge-home pair, as `init --target edge-home` writes its stackgen.toml.
+EDGE_HOME: dict[str, Any] = {"target": "edge-home", "edge_host": "edge.example.com"}
 
 
 def _inputs(*values: str) -> dict[str, str]:

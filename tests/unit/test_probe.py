@@ -55,6 +55,13 @@ def not_passing(report: Report) -> dict[str, str]:
 # --- the good stack ----------------------------------------------------------------------
 
 
+# A stack without a tunnel (every target but edge-home): the tunnel.* checks do not apply.
+NO_TUNNEL = {
+    "tunnel.handshake": "the stack has no tunnel",
+    "tunnel.allowed-ips": "the stack has no tunnel",
+}
+
+
 def test_good_stack_passes_every_check(good_report: Report) -> None:
     assert not_passing(good_report) == {}
     assert good_report.ok
@@ -64,11 +71,13 @@ def test_good_stack_passes_every_check(good_report: Report) -> None:
         "jellyfin.subpath-redirect",
         "jellyfin.lan-url",
         "http3.get",
+        *NO_TUNNEL,
     }
     assert good_report.skipped == {
         "jellyfin.lan-url": "no LAN URL is configured",
         "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
         "jellyfin.subpath-redirect": "the URL has no subpath",
+        **NO_TUNNEL,
     }
     assert all(r.hint == "" for r in good_report.results)
 
@@ -94,6 +103,7 @@ def test_good_stack_under_a_subpath(pki: PKI) -> None:
     assert report.skipped == {
         "jellyfin.lan-url": "no LAN URL is configured",
         "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
+        **NO_TUNNEL,
     }
     sub = report.get("jellyfin.subpath-redirect")
     assert sub is not None and "/jellyfin/web/" in sub.reason
@@ -364,7 +374,10 @@ def test_unreachable_proxy_is_one_root_cause_not_a_cascade() -> None:
     root = report.get("reach.proxy")
     assert root is not None and "could not connect" in root.reason
     assert "stackgen up" in root.hint
-    assert set(report.not_run) == set(CHECK_IDS) - {"reach.proxy", "proxy.known-proxies"}
+    # Judged from what the target says (the tunnel.* checks: not applicable without one).
+    assert set(report.not_run) == set(CHECK_IDS) - {"reach.proxy", "proxy.known-proxies"} - set(
+        NO_TUNNEL
+    )
     assert set(report.not_run.values()) == {"not run: reach.proxy failed"}
     table = report.render_table()
     assert "NOTRUN  tls.name" in table
@@ -456,7 +469,7 @@ def test_json_shape(good_report: Report) -> None:
         "passed": len(good_report.results),
         "warned": 0,
         "failed": 0,
-        "skipped": 3,
+        "skipped": 5,
         "not_run": 0,
         "duration_ms": good_report.duration_ms,
     }
@@ -478,6 +491,7 @@ def test_json_shape(good_report: Report) -> None:
         {"id": "jellyfin.lan-url", "reason": "no LAN URL is configured"},
         {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"},
         {"id": "http3.get", "reason": "the server advertises no HTTP/3 (Alt-Svc)"},
+        *({"id": check, "reason": reason} for check, reason in NO_TUNNEL.items()),
     ]
     json.dumps(data)  # every value is JSON
 
@@ -494,7 +508,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
     assert int(suite.get("failures", "-1")) == report.failed == 1
     failures = [c for c in cases if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["hsts.https"]
-    assert sum(c.find("skipped") is not None for c in cases) == 3
+    assert sum(c.find("skipped") is not None for c in cases) == 3 + len(NO_TUNNEL)
     warn_case = next(c for c in cases if c.get("name") == "redirect.https")
     out = warn_case.find("system-out")
     assert out is not None and (out.text or "").startswith("warn:")

@@ -36,7 +36,7 @@ def toy() -> Iterator[None]:
 
 def test_unknown_until_registered(tmp_path: Path) -> None:
     assert "toy" not in registry.available()
-    with pytest.raises(ValueError, match="Input should be 'compose' or 'swarm'"):
+    with pytest.raises(ValueError, match="Input should be 'compose', 'swarm' or 'edge-home'"):
         config_for("nginx", tmp_path, deploy={"target": "toy"})
     result = stackgen(*INIT, "--target", "toy", "--dir", str(tmp_path / "s"))
     assert result.returncode == ExitCode.USAGE
