@@ -60,6 +60,16 @@ http3.get                 Alt-Svc names h3 on the public port and {base}/health 
 upload.20mb               a 20 MiB POST is not refused with 413 or a reset, nor answered by the
                           proxy's gateway error (the body must reach Jellyfin)
 proxy.known-proxies       KnownProxies covers proxy_addresses (only when known_proxies given)
+exposure.metrics          {base}/metrics is not 200 from here (not judged from the LAN)
+exposure.wizard           the start-up wizard is finished, or /Startup refused from here
+exposure.public-users     /Users/Public names no user (warn when it does)
+exposure.anonymous-media  a stream, an image and a subtitle of a made-up item id ask for a
+                          token (warn when any answers without one: Jellyfin's default)
+exposure.login-rate-limit login requests without a body (no account is tried) until a 429
+                          with Retry-After, at most 30 (warn when none comes)
+exposure.forwarded-for    once refused, a login request claiming another address in
+                          X-Forwarded-For / X-Real-IP / Forwarded is refused too (not judged
+                          without a rate limit)
 
 Request-level checks (hsts.https, headers.*, jellyfin.health/web/subpath-redirect/
 redirect-loop, stream.*, upload.20mb) run over HTTP/1.1 and, when the server selects h2

@@ -198,3 +198,45 @@ def test_metrics_and_the_wizard_are_refused_outside_the_lan(
     # Other routes answer the outsider as usual.
     fine = _requests(attacker, stack, address, [{"method": "GET", "path": "/System/Info/Public"}])
     assert fine[0][0] == 200, fine
+
+
+@pytest.mark.parametrize("proxy", ["nginx", "caddy"])
+def test_verify_lists_the_exposure_of_a_default_stack(
+    make_stack: StackFactory,
+    sides: tuple[ClientNamespace, ClientNamespace],
+    proxy: str,
+) -> None:
+    """`verify` from outside the LAN, on a default stack: what answers without a token, and
+    whether logins are limited, each with the setting that closes it."""
+    attacker, _ = sides
+    address = attacker.host_address
+    stack = _stack(make_stack, proxy, address, "")
+    run = attacker.run(
+        sys.executable,
+        "-c",
+        "from stackgen.cli import main; main()",
+        "verify",
+        "--dir",
+        str(stack.directory),
+        "--json",
+        "--only",
+        "exposure",
+    )
+    report = json.loads(run.stdout)
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    hints = {c["id"]: c.get("hint", "") for c in report["checks"]}
+    limited = proxy in LIMITED
+    assert statuses == {
+        "exposure.metrics": "pass",  # refused by access.lan_only (403)
+        "exposure.wizard": "pass",
+        "exposure.public-users": "warn",  # the stand-in lists alice, as Jellyfin would
+        "exposure.anonymous-media": "warn",  # Jellyfin's default, no gate in front
+        "exposure.login-rate-limit": "pass" if limited else "warn",
+        **({"exposure.forwarded-for": "pass"} if limited else {}),
+    }, report["checks"]
+    assert "access.allow" in hints["exposure.anonymous-media"]
+    if not limited:
+        assert "access.rate_limit" in hints["exposure.login-rate-limit"]
+        assert "exposure.forwarded-for" in {s["id"] for s in report["skipped"]}
+    metrics = next(c for c in report["checks"] if c["id"] == "exposure.metrics")
+    assert metrics["details"]["status"] == 403

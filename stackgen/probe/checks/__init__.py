@@ -5,7 +5,17 @@ stackgen/probe/__init__.py and must stay stable)."""
 from __future__ import annotations
 
 from stackgen.probe.base import Check
-from stackgen.probe.checks import headers, http3, jellyfin, media, proxy, reach, redirect, tls
+from stackgen.probe.checks import (
+    exposure,
+    headers,
+    http3,
+    jellyfin,
+    media,
+    proxy,
+    reach,
+    redirect,
+    tls,
+)
 
 ALL_CHECKS: tuple[Check, ...] = (
     *reach.CHECKS,  # first: the runner gates the others on them
@@ -16,5 +26,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     *media.CHECKS,
     *http3.CHECKS,
     *proxy.CHECKS,
+    # Last: its rate-limit probe uses up this address's login allowance.
+    *exposure.CHECKS,
 )
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in ALL_CHECKS)
