@@ -988,3 +988,53 @@ def test_login_by_id_and_the_public_user_list(accounts: StandinProcess) -> None:
     assert accounts.request("POST", f"/Users/{alice}/Authenticate?pw=no").status == 401
     assert accounts.request("POST", "/Users/0000/Authenticate?pw=no").status == 404
     assert _login(accounts, "alice", "wonder land", "/USERS/AUTHENTICATEBYNAME/").status == 200
+
+
+def _post_json(server: StandinProcess, path: str, body: object, **headers: str) -> Reply:
+    data = json.dumps(body).encode()
+    return server.request("POST", path, {"Content-Type": "application/json", **headers}, data)
+
+
+CLIENT = 'MediaBrowser Client="Android TV", Device="Living room", DeviceId="tv1", Version="1.0"'
+
+
+def test_quick_connect_logs_a_device_in_once_a_user_authorises_it(
+    accounts: StandinProcess,
+) -> None:
+    assert json.loads(accounts.get("/QuickConnect/Enabled").body) is True
+    assert accounts.request("POST", "/QuickConnect/Initiate").status == 400  # no client info
+    started = accounts.request("POST", "/QuickConnect/Initiate", {"Authorization": CLIENT})
+    assert started.status == 200
+    request = json.loads(started.body)
+    secret, code = request["Secret"], request["Code"]
+    assert request["Authenticated"] is False and len(code) == 6 and request["DeviceId"] == "tv1"
+    assert accounts.get("/QuickConnect/Connect?secret=nope").status == 404
+    # Not yet authorised: no session for the secret.
+    assert (
+        _post_json(accounts, "/Users/AuthenticateWithQuickConnect", {"Secret": secret}).status
+        == 404
+    )
+    token = json.loads(_login(accounts, "alice", "wonder land").body)["AccessToken"]
+    assert accounts.request("POST", f"/QuickConnect/Authorize?code={code}").status == 401
+    authorised = accounts.request(
+        "POST", f"/QuickConnect/Authorize?code={code}", {"X-Emby-Token": token}
+    )
+    assert authorised.status == 200
+    assert json.loads(accounts.get(f"/QuickConnect/Connect?secret={secret}").body)["Authenticated"]
+    login = _post_json(accounts, "/Users/AuthenticateWithQuickConnect", {"Secret": secret})
+    assert login.status == 200
+    device_token = json.loads(login.body)["AccessToken"]
+    assert device_token != token
+    assert json.loads(accounts.get(f"/Users/Me?ApiKey={device_token}").body)["Name"] == "alice"
+
+
+def test_forgot_password_answers_alike_for_every_name(accounts: StandinProcess) -> None:
+    known = json.loads(
+        _post_json(accounts, "/Users/ForgotPassword", {"EnteredUsername": "alice"}).body
+    )
+    unknown = json.loads(
+        _post_json(accounts, "/Users/ForgotPassword", {"EnteredUsername": "zed"}).body
+    )
+    assert known["Action"] == unknown["Action"] == "PinCode"
+    pin = _post_json(accounts, "/Users/ForgotPassword/Pin", {"Pin": "12-34-56-78"})
+    assert json.loads(pin.body) == {"Success": False, "UsersReset": []}

@@ -104,7 +104,20 @@ Users and logins (UserController, SessionController, UserManager in Jellyfin 10.
 * ``POST {base}/Sessions/Logout``: revokes the session token sent (204); 401 without one.
 * ``GET {base}/Users/Public``: the users' names and ids, anonymous (Jellyfin filters hidden
   users; the stand-in has none).
-Not imitated: Quick Connect and ForgotPassword (404 here), account policies.
+* Quick Connect (QuickConnectController, QuickConnectManager; enabled, Jellyfin's default):
+  ``GET {base}/QuickConnect/Enabled`` -> ``true``; ``POST {base}/QuickConnect/Initiate``
+  with the client's ``Authorization: MediaBrowser Client, Device, DeviceId, Version`` ->
+  ``{Authenticated, Secret, Code, DeviceId, DeviceName, AppName, AppVersion, DateAdded}``
+  (400 when one is missing); ``GET {base}/QuickConnect/Connect?secret=`` -> that state
+  (404 "Unknown secret"); ``POST {base}/QuickConnect/Authorize?code=`` with a user's session
+  token -> ``true`` (404 for an unknown code); ``POST {base}/Users/AuthenticateWithQuickConnect``
+  with ``{"Secret"}`` -> a new session once authorised (404 before). Requests never expire
+  (Jellyfin's time out after 10 minutes).
+* ``POST {base}/Users/ForgotPassword`` (``{"EnteredUsername"}``) -> ``Action`` ``PinCode``
+  with a ``PinFile`` and ``PinExpirationDate`` whoever asks, as the default reset provider
+  (which writes the pin file only for a known user on the LAN; the stand-in writes none);
+  ``POST {base}/Users/ForgotPassword/Pin`` -> ``{"Success": false, "UsersReset": []}``.
+Not imitated: account policies, password changes.
 
 Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
 -----------------------------------------------------------------------------
@@ -1115,6 +1128,9 @@ class StandinServer:
         self.media_ready = threading.Event()
         # Session tokens handed out by a login, to the user's name.
         self.sessions: dict[str, str] = {}
+        # Quick Connect requests by code, and the user each authorised one logs in as.
+        self.quick_requests: dict[str, dict[str, object]] = {}
+        self.quick_users: dict[str, str] = {}  # secret -> user name
         self.routes = [
             Route(self._re("/users/authenticatebyname"), frozenset({"POST"}), self.login),
             Route(
@@ -1125,6 +1141,17 @@ class StandinServer:
             Route(self._re("/users/me"), frozenset({"GET"}), self.current_user),
             Route(self._re("/users/public"), frozenset({"GET"}), self.public_users),
             Route(self._re("/sessions/logout"), frozenset({"POST"}), self.logout),
+            Route(
+                self._re("/users/authenticatewithquickconnect"),
+                frozenset({"POST"}),
+                self.quick_connect_login,
+            ),
+            Route(self._re("/users/forgotpassword"), frozenset({"POST"}), self.forgot_password),
+            Route(self._re("/users/forgotpassword/pin"), frozenset({"POST"}), self.forgot_pin),
+            Route(self._re("/quickconnect/enabled"), frozenset({"GET"}), self.quick_enabled),
+            Route(self._re("/quickconnect/initiate"), frozenset({"POST"}), self.quick_initiate),
+            Route(self._re("/quickconnect/connect"), frozenset({"GET"}), self.quick_connect),
+            Route(self._re("/quickconnect/authorize"), frozenset({"POST"}), self.quick_authorize),
             Route(self._re("/health"), None, self.health),
             Route(self._re("/system/ping"), frozenset({"GET", "POST"}), self.ping),
             Route(self._re("/system/info/public"), frozenset({"GET"}), self.public_info),
@@ -1546,11 +1573,7 @@ class StandinServer:
         if (name, password) not in self.settings.users:
             self._log_denied(name, exchange)
             return _empty(401)
-        token = secrets.token_hex(16)
-        self.sessions[token] = name
-        return web.json_response(
-            {"User": self._user_dto(name), "AccessToken": token, "ServerId": self.server_id}
-        )
+        return self._new_session(name)
 
     async def login(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
         try:
@@ -1591,6 +1614,102 @@ class StandinServer:
             del self.sessions[token]
             return _empty(204)
         return _empty(204) if token in self.settings.api_keys else _empty(401)
+
+    async def _json_body(self, request: web.BaseRequest) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _new_session(self, name: str) -> web.Response:
+        token = secrets.token_hex(16)
+        self.sessions[token] = name
+        return web.json_response(
+            {"User": self._user_dto(name), "AccessToken": token, "ServerId": self.server_id}
+        )
+
+    async def quick_enabled(self, _exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        return web.json_response(True)
+
+    async def quick_initiate(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        header = exchange.request.headers.get("Authorization") or exchange.request.headers.get(
+            "X-Emby-Authorization", ""
+        )
+        parts = authorization_parts(header) if header else None
+        fields = [(parts or {}).get(k) for k in ("DeviceId", "Device", "Client", "Version")]
+        if not all(fields):
+            return _empty(400)  # TryConnect: ArgumentException
+        device_id, device, app, version = fields
+        code = f"{secrets.randbelow(900000) + 100000}"
+        result: dict[str, object] = {
+            "Authenticated": False,
+            "Secret": secrets.token_hex(32).upper(),
+            "Code": code,
+            "DeviceId": device_id,
+            "DeviceName": device,
+            "AppName": app,
+            "AppVersion": version,
+            "DateAdded": datetime.now(UTC).isoformat(),
+        }
+        self.quick_requests[code] = result
+        return web.json_response(result)
+
+    async def quick_connect(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        query = exchange.request.query
+        secret = next((v for k, v in query.items() if k.lower() == "secret"), "")
+        found = next((r for r in self.quick_requests.values() if r["Secret"] == secret), None)
+        if found is None:
+            return web.Response(status=404, text="Unknown secret")
+        return web.json_response(found)
+
+    async def quick_authorize(
+        self, exchange: Exchange, _match: re.Match[str]
+    ) -> web.StreamResponse:
+        request = exchange.request
+        token = request_token(request.headers, request.query.items())
+        if token not in self.sessions:
+            return _empty(401)
+        code = next((v for k, v in request.query.items() if k.lower() == "code"), "")
+        found = self.quick_requests.get(code)
+        if found is None:
+            return _empty(404)
+        found["Authenticated"] = True
+        self.quick_users[str(found["Secret"])] = self.sessions[token]
+        return web.json_response(True)
+
+    async def quick_connect_login(
+        self, exchange: Exchange, _match: re.Match[str]
+    ) -> web.StreamResponse:
+        body = await self._json_body(exchange.request)
+        if body is None or not isinstance(body.get("Secret"), str):
+            return _empty(400)
+        name = self.quick_users.pop(body["Secret"], None)
+        if name is None:
+            return _empty(404)  # GetAuthorizedRequest: ResourceNotFoundException
+        return self._new_session(name)
+
+    async def forgot_password(
+        self, exchange: Exchange, _match: re.Match[str]
+    ) -> web.StreamResponse:
+        body = await self._json_body(exchange.request)
+        if body is None:
+            return _empty(400)
+        entered = str(body.get("EnteredUsername") or "")
+        digest = hashlib.md5(entered.upper().encode(), usedforsecurity=False).hexdigest()
+        expires = datetime.now(UTC).timestamp() + 30 * 60
+        return web.json_response(
+            {
+                "Action": "PinCode",
+                "PinFile": f"/config/passwordreset{digest}.json",
+                "PinExpirationDate": datetime.fromtimestamp(expires, UTC).isoformat(),
+            }
+        )
+
+    async def forgot_pin(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        if await self._json_body(exchange.request) is None:
+            return _empty(400)
+        return web.json_response({"Success": False, "UsersReset": []})
 
     async def authorized_upload(
         self, exchange: Exchange, _match: re.Match[str]
