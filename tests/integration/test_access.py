@@ -242,3 +242,26 @@ def test_verify_lists_the_exposure_of_a_default_stack(
         assert "exposure.forwarded-for" in {s["id"] for s in report["skipped"]}
     metrics = next(c for c in report["checks"] if c["id"] == "exposure.metrics")
     assert metrics["details"]["status"] == 403
+
+
+@pytest.mark.parametrize("proxy", available())
+def test_the_allow_list_admits_only_its_ranges(
+    make_stack: StackFactory,
+    sides: tuple[ClientNamespace, ClientNamespace],
+    proxy: str,
+) -> None:
+    attacker, bystander = sides
+    address = attacker.host_address
+    # up's own wait for Jellyfin comes from this machine, to the published address: it
+    # arrives from that address (the host end of the attacker's pair), allowed as a /32,
+    # or through docker-proxy from a gateway inside 172.16.0.0/12.
+    allow = [str(BYSTANDER), f"{address}/32", "172.16.0.0/12"]
+    stack = _stack(make_stack, proxy, address, "", {"allow": allow})
+    specs: list[dict[str, object]] = [
+        {"method": "GET", "path": "/System/Info/Public"},
+        {"method": "GET", "path": "/web/"},
+    ]
+    refused = _requests(attacker, stack, address, specs)
+    assert [status for status, _, _ in refused] == [403, 403], refused
+    admitted = _requests(bystander, stack, address, specs)
+    assert [status for status, _, _ in admitted] == [200, 200], admitted
