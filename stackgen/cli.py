@@ -270,14 +270,15 @@ def _init_parameter(option: Option) -> inspect.Parameter:
         kind = Annotated[
             bool | None if default is None else bool, typer.Option(*names, help=help_text)
         ]
+    elif option.is_list:
+        # A list of choices too (access.lan_only): the model refuses an unknown one.
+        kind = Annotated[list[str] | None, typer.Option(flag, help=help_text)]
+        default = None
     elif option.choices is not None:
         choices = option.choices
         kind = Annotated[
             choices if default is not None else choices | None, typer.Option(flag, help=help_text)
         ]
-    elif option.is_list:
-        kind = Annotated[list[str] | None, typer.Option(flag, help=help_text)]
-        default = None
     elif setting.port:
         kind = Annotated[str, typer.Option(flag, help=help_text)]
         default = str(default)

@@ -1,10 +1,12 @@
 """What a valid configuration still exposes, said in one line each at `init` and by `check`
 every time (never silently): containers that run as root, a Jellyfin that answers in
-plain HTTP beside the proxy, and what the deploy target's own settings expose."""
+plain HTTP beside the proxy, login routes the proxy cannot rate-limit, and what the deploy
+target's own settings expose."""
 
 from __future__ import annotations
 
 from stackgen.models import STACK_USER, JellyfinNetwork, StackConfig
+from stackgen.proxies import registry
 
 
 def root_user(config: StackConfig) -> str | None:
@@ -33,6 +35,20 @@ def plain_jellyfin(config: StackConfig) -> str | None:
     )
 
 
+def unlimited_logins(config: StackConfig) -> str | None:
+    """access.rate_limit asked of a proxy whose image has no means for it: said, not
+    silently rendered as nothing."""
+    why = registry.spec(config.proxy).no_rate_limit
+    if not config.access.rate_limit or not why:
+        return None
+    return (
+        f"access.rate_limit: {config.proxy} does not limit login attempts: {why}; Jellyfin's "
+        "own lockout (3 failures disable an account) is all that slows password guessing — "
+        "use nginx, HAProxy or Traefik, or set access.rate_limit = false to accept it "
+        "(docs/access.md)"
+    )
+
+
 def warnings(config: StackConfig) -> list[str]:
-    found = (root_user(config), plain_jellyfin(config))
+    found = (root_user(config), plain_jellyfin(config), unlimited_logins(config))
     return [w for w in found if w is not None] + config.deploy.exposure(config)

@@ -4,12 +4,18 @@ This is the single source of truth. Everything a template needs that is *derived
 configuration (upstream address, Known Proxies, public URL, ...) is a property here, so no
 template and no proxy module computes a fact twice. One module per concern: `fields` (the
 validators and annotated types), `tls`, `network` (ports and the proxy network), `jellyfin`,
-`deploy` (the target's table), `stack` (`StackConfig`, the whole file); every name is
-importable from `stackgen.models`.
+`deploy` (the target's table), `access` (who may reach the site, login rate limits),
+`stack` (`StackConfig`, the whole file); every name is importable from `stackgen.models`.
 """
 
 from __future__ import annotations
 
+from stackgen.models.access import (
+    LAN_ONLY_PATHS,
+    AccessSettings,
+    Cidr,
+    LanOnlyRoute,
+)
 from stackgen.models.deploy import (
     DeployConfig,
 )
@@ -93,6 +99,7 @@ __all__ = [
     "DEFAULT_PERMISSIONS_POLICY",
     "DEFAULT_REFERRER_POLICY",
     "JELLYFIN_DIRS",
+    "LAN_ONLY_PATHS",
     "LETSENCRYPT_PRODUCTION",
     "LETSENCRYPT_STAGING",
     "PRIVATE_RANGES",
@@ -100,6 +107,8 @@ __all__ = [
     "STACKGEN_ULA_PREFIX",
     "STACK_USER",
     "ULA_RANGE",
+    "AccessSettings",
+    "Cidr",
     "CredentialName",
     "DeployConfig",
     "Domain",
@@ -115,6 +124,7 @@ __all__ = [
     "ImagesConfig",
     "JellyfinConfig",
     "JellyfinNetwork",
+    "LanOnlyRoute",
     "LanSubnet",
     "LimitsConfig",
     "MediaMount",

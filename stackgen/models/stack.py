@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from stackgen import dns_providers, validation
+from stackgen.models.access import AccessSettings
 from stackgen.models.deploy import DeployConfig, _default_deploy
 from stackgen.models.fields import (
     _PROJECT,
@@ -265,6 +266,7 @@ class StackConfig(Strict):
     # A factory: a proxy registered after import still gets its default image.
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     headers: HeadersConfig = Field(default_factory=HeadersConfig)
+    access: AccessSettings = Field(default_factory=AccessSettings)
     # Off for clients that stall or cannot seek over h2 (Kodi, some TV apps): ALPN then
     # offers http/1.1 only, on every proxy.
     http2: Annotated[

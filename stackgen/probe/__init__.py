@@ -63,6 +63,16 @@ proxy.known-proxies       KnownProxies covers proxy_addresses (only when known_p
 tunnel.handshake          the tunnel's last handshake is younger than 135 s (warn) / 180 s
                           (fail); only with Target.tunnel (the edge-home target)
 tunnel.allowed-ips        the tunnel's AllowedIPs on this side is exactly the other side's /32
+exposure.metrics          {base}/metrics is not 200 from here (not judged from the LAN)
+exposure.wizard           the start-up wizard is finished, or /Startup refused from here
+exposure.public-users     /Users/Public names no user (warn when it does)
+exposure.anonymous-media  a stream, an image and a subtitle of a made-up item id ask for a
+                          token (warn when any answers without one: Jellyfin's default)
+exposure.login-rate-limit login requests without a body (no account is tried) until a 429
+                          with Retry-After, at most 30 (warn when none comes)
+exposure.forwarded-for    once refused, a login request claiming another address in
+                          X-Forwarded-For / X-Real-IP / Forwarded is refused too (not judged
+                          without a rate limit)
 
 Request-level checks (hsts.https, headers.*, jellyfin.health/web/subpath-redirect/
 redirect-loop, stream.*, upload.20mb) run over HTTP/1.1 and, when the server selects h2

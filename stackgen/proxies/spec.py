@@ -20,3 +20,6 @@ class ProxySpec:
     template_dir: Path | None = None
     # Place in listings (help text, error messages, test matrices); ties go by name.
     rank: int = 100
+    # Why the proxy's image cannot limit requests per client address ("": it can). Said at
+    # `init` and `check` while `access.rate_limit` is on (stackgen.exposure), never silent.
+    no_rate_limit: str = ""

@@ -251,5 +251,12 @@ def add_standin_environment(stack: Stack, variables: dict[str, str]) -> None:
     compose.write_text(text.replace(anchor, "    environment:\n" + lines + "      TZ:"))
 
 
+def exposure_audit(check_id: str) -> bool:
+    """A check of verify's exposure audit: on a default stack some of them warn by design
+    (the stand-in serves streams without a token, as Jellyfin does; Caddy and Apache cannot
+    limit logins), so the "verify is clean" assertions leave them to test_access.py."""
+    return check_id.startswith("exposure.")
+
+
 def _image_name(proxy: str) -> str:
     return "httpd" if proxy == "apache" else proxy

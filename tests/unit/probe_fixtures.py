@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import http.client
 import json
+import re
 import socket
 import ssl
 import struct
@@ -205,6 +206,15 @@ class FakeConfig:
     range_support: bool = True
     http2: bool = False  # offer h2 in ALPN (served through _serve_http2)
     h2_strips_range: bool = False  # an h2-only bug: Range lost on the h2 path only
+    # What the public URL exposes (exposure.*); the defaults are a locked-down stack.
+    metrics_open: bool = False  # /metrics answers 200 (else the proxy's 403)
+    wizard_unfinished: bool = False  # StartupWizardCompleted false
+    wizard_refused: bool = True  # /Startup/* refused (403) from here
+    public_users: int = 0  # names /Users/Public lists
+    media_open: bool = False  # streams/images/subtitles of unknown ids answer without a token
+    login_limit: int | None = 5  # 429 after this many login requests (None: never)
+    login_retry_after: bool = True
+    trusts_client_xff: bool = False  # the limit is keyed on a client's X-Forwarded-For
 
 
 # --- the servers ---------------------------------------------------------------------------
@@ -438,9 +448,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "ProductName": "Jellyfin Server",
                 "OperatingSystem": "Linux",
                 "Id": "0123456789abcdef",
-                "StartupWizardCompleted": True,
+                "StartupWizardCompleted": not cfg.wizard_unfinished,
             }
             self._send(200, json.dumps(info).encode(), "application/json")
+        elif rel in ("/metrics", "/users/public", "/users/authenticatebyname") or (
+            rel.startswith("/startup/")
+        ):
+            self._exposure(rel)
+        elif re.fullmatch(r"/(videos|items)/[0-9a-f]{32}/.*", rel) and not cfg.media_open:
+            self._send(401, b"")
         elif rel == "/web":
             self._send(301, headers={"Location": cfg.web_redirect or f"{base}/web/"})
         elif rel in ("/web/", "/web/index.html"):
@@ -451,6 +467,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._upload()
         else:
             self._send(404, b"not found")
+
+    def _exposure(self, rel: str) -> None:
+        cfg = self.cfg
+        if rel == "/metrics":
+            self._send(200 if cfg.metrics_open else 403, b"# metrics")
+        elif rel.startswith("/startup/"):
+            self._send(403 if cfg.wizard_refused else 200, b"{}")
+        elif rel == "/users/public":
+            users = [{"Name": f"user{i}"} for i in range(cfg.public_users)]
+            self._send(200, json.dumps(users).encode(), "application/json")
+        else:  # a login request: counted per client, like a proxy's limit
+            self._drain()
+            claimed = self.headers.get("X-Forwarded-For") if cfg.trusts_client_xff else None
+            key = claimed or self.client_address[0]
+            counts = self.server.stack.logins
+            counts[key] = counts.get(key, 0) + 1
+            if cfg.login_limit is not None and counts[key] > cfg.login_limit:
+                headers = {"Retry-After": "12"} if cfg.login_retry_after else {}
+                self._send(429, b"Too Many Requests", headers=headers)
+            else:
+                self._send(400, b"")
 
     def _ranged(self, data: bytes, content_type: str) -> None:
         header = self.headers.get("Range", "")
@@ -562,6 +599,7 @@ class FakeStack:
     https_port: int = 0
     http_port: int = 0
     tls_context: ssl.SSLContext | None = None
+    logins: dict[str, int] = field(default_factory=dict)  # login requests per client
 
     def _context(self) -> ssl.SSLContext:
         cfg = self.config

@@ -900,3 +900,139 @@ def test_default_lan_and_a_broken_entry() -> None:
 def test_host_interfaces_lists_loopback() -> None:
     names = {(i.name, str(i.address)) for i in standin.host_interfaces()}
     assert ("lo", "127.0.0.1") in names
+
+
+# --------------------------------------------------------------------------------------
+# Users, logins and sessions
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinProcess]:
+    logs = tmp_path_factory.mktemp("logs")
+    server = StandinProcess(
+        tmp_path_factory.mktemp("accounts"),
+        {"STANDIN_USERS": "alice:wonder land,bob:", "JELLYFIN_LOG_DIR": str(logs)},
+    )
+    try:
+        yield server.ready()
+    finally:
+        server.stop()
+
+
+def _login(server: StandinProcess, name: str, password: str, path: str = "") -> Reply:
+    body = json.dumps({"Username": name, "Pw": password}).encode()
+    target = path or "/Users/AuthenticateByName"
+    return server.request("POST", target, {"Content-Type": "application/json"}, body)
+
+
+def test_a_login_hands_out_a_session_token_that_works_like_a_key(
+    accounts: StandinProcess,
+) -> None:
+    reply = _login(accounts, "alice", "wonder land")
+    assert reply.status == 200
+    answer = json.loads(reply.body)
+    token = answer["AccessToken"]
+    assert answer["User"]["Name"] == "alice" and len(token) == 32
+    me = accounts.get("/Users/Me", {"Authorization": f'MediaBrowser Token="{token}"'})
+    assert me.status == 200 and json.loads(me.body)["Name"] == "alice"
+    # Accepted everywhere a key is: the query spellings and a WebSocket.
+    assert accounts.get(f"/users/me?api_key={token}").status == 200
+    with connect(accounts.ws_url(f"/socket?api_key={token}")) as ws:
+        assert json.loads(ws.recv(timeout=5))["MessageType"] == "ForceKeepAlive"
+    # A second login is a second session.
+    assert json.loads(_login(accounts, "alice", "wonder land").body)["AccessToken"] != token
+
+
+def test_logout_revokes_the_token(accounts: StandinProcess) -> None:
+    token = json.loads(_login(accounts, "bob", "").body)["AccessToken"]
+    header = {"X-Emby-Token": token}
+    assert accounts.request("POST", "/Sessions/Logout", header).status == 204
+    assert accounts.get("/Users/Me", header).status == 401
+    assert accounts.request("POST", "/Sessions/Logout", header).status == 401
+
+
+def test_an_api_key_has_no_user(accounts: StandinProcess) -> None:
+    assert accounts.get("/Users/Me", {"X-Emby-Token": KEY}).status == 400
+    assert accounts.get("/Users/Me").status == 401
+    assert accounts.get("/Users/Me", {"X-Emby-Token": "forged"}).status == 401
+
+
+def test_a_failed_login_is_401_and_logged_in_both_formats(
+    accounts: StandinProcess,
+) -> None:
+    assert _login(accounts, "alice", "guess").status == 401
+    assert _login(accounts, "mallory", "x").status == 401
+    accounts.wait_for_line(
+        lambda line: "Authentication request for mallory has been denied (IP: 127.0.0.1)." in line
+    )
+    text = (Path(_env_of(accounts)["JELLYFIN_LOG_DIR"]) / "log_standin.log").read_text()
+    assert 'Authentication request for "alice" has been denied (IP: "127.0.0.1").' in text
+
+
+def _env_of(server: StandinProcess) -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in Path(f"/proc/{server.proc.pid}/environ").read_text().split("\0")
+        if "=" in line
+    )
+
+
+def test_login_by_id_and_the_public_user_list(accounts: StandinProcess) -> None:
+    users = json.loads(accounts.get("/Users/Public").body)
+    assert [u["Name"] for u in users] == ["alice", "bob"]
+    alice = users[0]["Id"]
+    assert accounts.request("POST", f"/Users/{alice}/Authenticate?pw=wonder%20land").status == 200
+    assert accounts.request("POST", f"/Users/{alice}/Authenticate?pw=no").status == 401
+    assert accounts.request("POST", "/Users/0000/Authenticate?pw=no").status == 404
+    assert _login(accounts, "alice", "wonder land", "/USERS/AUTHENTICATEBYNAME/").status == 200
+
+
+def _post_json(server: StandinProcess, path: str, body: object, **headers: str) -> Reply:
+    data = json.dumps(body).encode()
+    return server.request("POST", path, {"Content-Type": "application/json", **headers}, data)
+
+
+CLIENT = 'MediaBrowser Client="Android TV", Device="Living room", DeviceId="tv1", Version="1.0"'
+
+
+def test_quick_connect_logs_a_device_in_once_a_user_authorises_it(
+    accounts: StandinProcess,
+) -> None:
+    assert json.loads(accounts.get("/QuickConnect/Enabled").body) is True
+    assert accounts.request("POST", "/QuickConnect/Initiate").status == 400  # no client info
+    started = accounts.request("POST", "/QuickConnect/Initiate", {"Authorization": CLIENT})
+    assert started.status == 200
+    request = json.loads(started.body)
+    secret, code = request["Secret"], request["Code"]
+    assert request["Authenticated"] is False and len(code) == 6 and request["DeviceId"] == "tv1"
+    assert accounts.get("/QuickConnect/Connect?secret=nope").status == 404
+    # Not yet authorised: no session for the secret.
+    assert (
+        _post_json(accounts, "/Users/AuthenticateWithQuickConnect", {"Secret": secret}).status
+        == 404
+    )
+    token = json.loads(_login(accounts, "alice", "wonder land").body)["AccessToken"]
+    assert accounts.request("POST", f"/QuickConnect/Authorize?code={code}").status == 401
+    authorised = accounts.request(
+        "POST", f"/QuickConnect/Authorize?code={code}", {"X-Emby-Token": token}
+    )
+    assert authorised.status == 200
+    assert json.loads(accounts.get(f"/QuickConnect/Connect?secret={secret}").body)["Authenticated"]
+    login = _post_json(accounts, "/Users/AuthenticateWithQuickConnect", {"Secret": secret})
+    assert login.status == 200
+    device_token = json.loads(login.body)["AccessToken"]
+    assert device_token != token
+    assert json.loads(accounts.get(f"/Users/Me?ApiKey={device_token}").body)["Name"] == "alice"
+
+
+def test_forgot_password_answers_alike_for_every_name(accounts: StandinProcess) -> None:
+    known = json.loads(
+        _post_json(accounts, "/Users/ForgotPassword", {"EnteredUsername": "alice"}).body
+    )
+    unknown = json.loads(
+        _post_json(accounts, "/Users/ForgotPassword", {"EnteredUsername": "zed"}).body
+    )
+    assert known["Action"] == unknown["Action"] == "PinCode"
+    pin = _post_json(accounts, "/Users/ForgotPassword/Pin", {"Pin": "12-34-56-78"})
+    assert json.loads(pin.body) == {"Success": False, "UsersReset": []}

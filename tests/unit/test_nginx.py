@@ -83,12 +83,15 @@ def test_the_facts_of_docs_proxies_md(tmp_path: Path) -> None:
     }
     assert upstream == {("server", ("host.docker.internal:8096",)), ("keepalive", ("16",))}
     upgrade_map = {
-        d.name: d.args for d in directives(text) if d.blocks and d.blocks[0].startswith("map ")
+        d.name: d.args
+        for d in directives(text)
+        if d.blocks and d.blocks[0].startswith("map $http_upgrade")
     }
     assert upgrade_map == {"default": ("upgrade",), "": ("",)}
     # Every add_header carries `always` and sits at server level.
     headers = [d for d in directives(text) if d.name == "add_header"]
-    assert len(headers) == 5
+    # Five security headers and Retry-After (set only on a 429: access.rate_limit).
+    assert len(headers) == 6
     assert all(d.args[-1] == "always" and d.blocks == ("server",) for d in headers)
     # The access log never shows the query string (api_key=...).
     log_format = next(d for d in directives(text) if d.name == "log_format")
@@ -102,7 +105,9 @@ def test_subpath_keeps_the_prefix_and_redirects_the_bare_path(tmp_path: Path) ->
     text = _conf(_config(tmp_path, subpath="/jellyfin"), tmp_path)
     https_server = text.split("listen 443 ssl default_server", 1)[1].split("\nserver {", 1)[0]
     by_location = {
-        d.blocks[-1]: d.args for d in directives(https_server) if d.name in ("proxy_pass", "return")
+        d.blocks[-1]: d.args
+        for d in directives(https_server)
+        if d.name in ("proxy_pass", "return") and d.blocks[-1].startswith("location")
     }
     assert by_location == {
         "location = /jellyfin": (

@@ -223,6 +223,25 @@ BROKEN: list[tuple[str, dict[str, Any], dict[str, Any], str, Status]] = [
         Status.FAIL,
     ),
     ("KnownProxies names", {}, {"known_proxies": ["traefik"]}, "proxy.known-proxies", Status.WARN),
+    ("metrics open", {"metrics_open": True}, {}, "exposure.metrics", Status.FAIL),
+    (
+        "wizard open",
+        {"wizard_unfinished": True, "wizard_refused": False},
+        {},
+        "exposure.wizard",
+        Status.FAIL,
+    ),
+    ("users listed", {"public_users": 2}, {}, "exposure.public-users", Status.WARN),
+    ("media without token", {"media_open": True}, {}, "exposure.anonymous-media", Status.WARN),
+    ("no login limit", {"login_limit": None}, {}, "exposure.login-rate-limit", Status.WARN),
+    (
+        "429 without Retry-After",
+        {"login_retry_after": False},
+        {},
+        "exposure.login-rate-limit",
+        Status.WARN,
+    ),
+    ("XFF trusted", {"trusts_client_xff": True}, {}, "exposure.forwarded-for", Status.FAIL),
 ]
 
 
@@ -517,7 +536,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
 def test_table_is_plain_unless_colour_is_asked(good_report: Report) -> None:
     table = good_report.render_table()
     assert "\x1b" not in table
-    assert "redirect.https" in table and "30 passed" in table
+    assert "redirect.https" in table and "36 passed" in table
     assert "\x1b[" in good_report.render_table(color=True)
 
 
@@ -691,3 +710,20 @@ def test_lan_url_from_each_side(pki: PKI) -> None:
     assert result.details["side"] == "LAN" and result.details["local_address"] == LAN
     failed_check = internet_wrong.get("jellyfin.lan-url")
     assert failed_check is not None and "LAN URL" in failed_check.reason
+
+
+def test_exposure_from_the_lan_judges_no_lan_only_route(pki: PKI) -> None:
+    with fake_stack(pki, metrics_open=True, wizard_unfinished=True, wizard_refused=False) as stack:
+        report = run_checks(stack.target(from_lan=True), only=["exposure"])
+    assert set(report.skipped) == {"exposure.metrics", "exposure.wizard"}
+
+
+def test_exposure_login_probe_is_bounded_and_stops_at_the_first_429(pki: PKI) -> None:
+    with fake_stack(pki, login_limit=3) as stack:
+        report = run_checks(stack.target(), only=["exposure.login-rate-limit"])
+        assert stack.logins == {"127.0.0.1": 4}
+    result = report.get("exposure.login-rate-limit")
+    assert result is not None and result.details["attempts"] == 4
+    with fake_stack(pki, login_limit=None) as stack:
+        run_checks(stack.target(), only=["exposure.login-rate-limit"])
+        assert stack.logins == {"127.0.0.1": 30}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from stackgen.probe.base import Check
 from stackgen.probe.checks import (
+    exposure,
     headers,
     http3,
     jellyfin,
@@ -27,5 +28,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     *http3.CHECKS,
     *proxy.CHECKS,
     *tunnel.CHECKS,
+    # Last: its rate-limit probe uses up this address's login allowance.
+    *exposure.CHECKS,
 )
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in ALL_CHECKS)

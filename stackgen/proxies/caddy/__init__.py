@@ -7,4 +7,6 @@ SPEC = ProxySpec(
     default_image="caddy:2.11.7",
     factory="stackgen.proxies.caddy.proxy:Caddy",
     rank=20,
+    no_rate_limit="the official Caddy image has no rate-limit module (it is a third-party "
+    "plugin that needs a custom build)",
 )

@@ -40,6 +40,8 @@ Environment
     ``STANDIN_API_KEYS``           comma-separated API keys that authenticate (default:
                                    ``stackgen-standin-api-key``, ``DEFAULT_API_KEY``;
                                    empty: none)
+    ``STANDIN_USERS``              comma-separated ``name:password`` users who can log in
+                                   (default: none; names and passwords without ``,``)
     ``STANDIN_CLOSED_SECONDS``     start-up phase 0: nothing listens (default 0)
     ``STANDIN_STARTUP_SECONDS``    start-up phase 1: the start-up server (default 0)
     ``STANDIN_SWITCH_SECONDS``     after phase 1: port closed again (default 0.2)
@@ -82,8 +84,40 @@ Tokens are read as AuthorizationContext does with legacy authorization on (the 1
 default), first non-empty wins: ``Authorization: MediaBrowser ... Token="..."`` (or the
 ``Emby`` scheme; ``X-Emby-Authorization`` only without ``Authorization``), ``X-Emby-Token``,
 ``X-MediaBrowser-Token``, query ``ApiKey``, query ``api_key`` (query names in any case). A
-token authenticates when it is one of the configured API keys; there are no users or
-sessions, so every valid key acts like an administrator's API key.
+token authenticates when it is one of the configured API keys or a session token a login
+handed out and no logout revoked (sessions live in memory: a restart forgets them, where
+Jellyfin keeps them in its database). An API key acts like an administrator's key.
+
+Users and logins (UserController, SessionController, UserManager in Jellyfin 10.11)
+* ``POST {base}/Users/AuthenticateByName`` with JSON ``{"Username", "Pw"}``: 200 with
+  ``AccessToken`` (a new session token), ``User`` (``Name``, ``Id``) and ``ServerId``; a
+  wrong name or password: 401 and UserManager's line ``Authentication request for
+  {UserName} has been denied (IP: {IP}).`` in both of Jellyfin's renderings: unquoted on
+  the console (what ``docker logs`` shows) and quoted (``"name"``, ``"ip"``) in the file
+  log, ``$JELLYFIN_LOG_DIR/log_standin.log`` (when that variable is set; Jellyfin names its
+  files by date). The IP is the client after forwarded headers. No lockout: Jellyfin
+  disables an account after 3 failures (5 for an administrator); the stand-in never does,
+  so a test can fail logins at will.
+* ``POST {base}/Users/{id}/Authenticate?pw=``: the same by user id (404 for an unknown id).
+* ``GET {base}/Users/Me``: 200 with the user for a session token; 400 for an API key (it
+  has no user: GetCurrentUser's BadRequest); 401 without a valid token.
+* ``POST {base}/Sessions/Logout``: revokes the session token sent (204); 401 without one.
+* ``GET {base}/Users/Public``: the users' names and ids, anonymous (Jellyfin filters hidden
+  users; the stand-in has none).
+* Quick Connect (QuickConnectController, QuickConnectManager; enabled, Jellyfin's default):
+  ``GET {base}/QuickConnect/Enabled`` -> ``true``; ``POST {base}/QuickConnect/Initiate``
+  with the client's ``Authorization: MediaBrowser Client, Device, DeviceId, Version`` ->
+  ``{Authenticated, Secret, Code, DeviceId, DeviceName, AppName, AppVersion, DateAdded}``
+  (400 when one is missing); ``GET {base}/QuickConnect/Connect?secret=`` -> that state
+  (404 "Unknown secret"); ``POST {base}/QuickConnect/Authorize?code=`` with a user's session
+  token -> ``true`` (404 for an unknown code); ``POST {base}/Users/AuthenticateWithQuickConnect``
+  with ``{"Secret"}`` -> a new session once authorised (404 before). Requests never expire
+  (Jellyfin's time out after 10 minutes).
+* ``POST {base}/Users/ForgotPassword`` (``{"EnteredUsername"}``) -> ``Action`` ``PinCode``
+  with a ``PinFile`` and ``PinExpirationDate`` whoever asks, as the default reset provider
+  (which writes the pin file only for a known user on the LAN; the stand-in writes none);
+  ``POST {base}/Users/ForgotPassword/Pin`` -> ``{"Success": false, "UsersReset": []}``.
+Not imitated: account policies, password changes.
 
 Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
 -----------------------------------------------------------------------------
@@ -215,6 +249,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import struct
@@ -944,6 +979,7 @@ class Settings:
     config_dir: Path
     phases: StartupPhases
     api_keys: frozenset[str]
+    users: tuple[tuple[str, str], ...]  # (name, password)
     media_bytes: int
     media_file: Path | None  # None: serve the pattern from memory
     server_name: str
@@ -976,6 +1012,7 @@ class Settings:
                 loading=_seconds(env, "STANDIN_LOADING_SECONDS"),
             ),
             api_keys=_api_keys(env.get("STANDIN_API_KEYS")),
+            users=_users(env.get("STANDIN_USERS", "")),
             media_bytes=media_size,
             media_file=_media_file(env, media_size),
             server_name=env.get("STANDIN_SERVER_NAME") or socket.gethostname(),
@@ -1010,6 +1047,23 @@ def _api_keys(text: str | None) -> frozenset[str]:
     if text is None:
         return frozenset({DEFAULT_API_KEY})
     return frozenset(key.strip() for key in text.split(",") if key.strip())
+
+
+def _users(text: str) -> tuple[tuple[str, str], ...]:
+    """STANDIN_USERS: comma-separated name:password pairs."""
+    users = []
+    for entry in text.split(","):
+        if entry.strip():
+            name, sep, password = entry.strip().partition(":")
+            if not sep or not name:
+                raise ValueError(f"STANDIN_USERS entry {entry!r} is not name:password")
+            users.append((name, password))
+    return tuple(users)
+
+
+def user_id(name: str) -> str:
+    """A user's Id: stable per name (Jellyfin's are random GUIDs, "N" format)."""
+    return hashlib.sha256(f"jellyfin-standin-user:{name}".encode()).hexdigest()[:32]
 
 
 def _media_file(env: Mapping[str, str], size: int) -> Path | None:
@@ -1072,7 +1126,32 @@ class StandinServer:
         # Set once the media file exists; until then (or if it never can) media comes
         # from memory, so start-up is not delayed by writing a large file.
         self.media_ready = threading.Event()
+        # Session tokens handed out by a login, to the user's name.
+        self.sessions: dict[str, str] = {}
+        # Quick Connect requests by code, and the user each authorised one logs in as.
+        self.quick_requests: dict[str, dict[str, object]] = {}
+        self.quick_users: dict[str, str] = {}  # secret -> user name
         self.routes = [
+            Route(self._re("/users/authenticatebyname"), frozenset({"POST"}), self.login),
+            Route(
+                self._re(r"/users/(?P<user>[^/]+)/authenticate"),
+                frozenset({"POST"}),
+                self.login_by_id,
+            ),
+            Route(self._re("/users/me"), frozenset({"GET"}), self.current_user),
+            Route(self._re("/users/public"), frozenset({"GET"}), self.public_users),
+            Route(self._re("/sessions/logout"), frozenset({"POST"}), self.logout),
+            Route(
+                self._re("/users/authenticatewithquickconnect"),
+                frozenset({"POST"}),
+                self.quick_connect_login,
+            ),
+            Route(self._re("/users/forgotpassword"), frozenset({"POST"}), self.forgot_password),
+            Route(self._re("/users/forgotpassword/pin"), frozenset({"POST"}), self.forgot_pin),
+            Route(self._re("/quickconnect/enabled"), frozenset({"GET"}), self.quick_enabled),
+            Route(self._re("/quickconnect/initiate"), frozenset({"POST"}), self.quick_initiate),
+            Route(self._re("/quickconnect/connect"), frozenset({"GET"}), self.quick_connect),
+            Route(self._re("/quickconnect/authorize"), frozenset({"POST"}), self.quick_authorize),
             Route(self._re("/health"), None, self.health),
             Route(self._re("/system/ping"), frozenset({"GET", "POST"}), self.ping),
             Route(self._re("/system/info/public"), frozenset({"GET"}), self.public_info),
@@ -1124,7 +1203,7 @@ class StandinServer:
 
     def auth_state(self, request: web.BaseRequest) -> AuthState:
         token = request_token(request.headers, request.query.items())
-        return authenticate(token, self.settings.api_keys)
+        return authenticate(token, self.settings.api_keys | frozenset(self.sessions))
 
     # ---- plumbing -----------------------------------------------------------------
 
@@ -1467,6 +1546,170 @@ class StandinServer:
             digest.update(chunk)
             total += len(chunk)
         return total, digest.hexdigest()
+
+    # ---- users and sessions -----------------------------------------------------------
+
+    def _user_dto(self, name: str) -> dict[str, object]:
+        return {"Name": name, "Id": user_id(name), "ServerId": self.server_id}
+
+    def _log_denied(self, name: str, exchange: Exchange) -> None:
+        ip = exchange.view.client_address
+        log.warning("Authentication request for %s has been denied (IP: %s).", name, ip)
+        folder = os.environ.get("JELLYFIN_LOG_DIR", "").strip()
+        if folder:
+            # Serilog's file sink renders string values quoted.
+            line = f'Authentication request for "{name}" has been denied (IP: "{ip}").'
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            with (
+                contextlib.suppress(OSError),
+                open(Path(folder) / "log_standin.log", "a", encoding="utf-8") as file,
+            ):
+                file.write(
+                    f"[{stamp}] [WRN] [1] Jellyfin.Server.Implementations.Users."
+                    f"UserManager: {line}\n"
+                )
+
+    def _authenticate(self, name: str, password: str, exchange: Exchange) -> web.Response:
+        if (name, password) not in self.settings.users:
+            self._log_denied(name, exchange)
+            return _empty(401)
+        return self._new_session(name)
+
+    async def login(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        try:
+            body = await exchange.request.json()
+        except ValueError:
+            return _empty(400)
+        if not isinstance(body, dict):
+            return _empty(400)
+        name, password = body.get("Username"), body.get("Pw")
+        if not isinstance(name, str) or not isinstance(password, str | None):
+            return _empty(400)
+        return self._authenticate(name, password or "", exchange)
+
+    async def login_by_id(self, exchange: Exchange, match: re.Match[str]) -> web.StreamResponse:
+        wanted = match.group("user").lower()
+        name = next((n for n, _ in self.settings.users if user_id(n) == wanted), None)
+        if name is None:
+            return web.Response(status=404, text="User not found")
+        pw = next((v for k, v in exchange.request.query.items() if k.lower() == "pw"), "")
+        return self._authenticate(name, pw, exchange)
+
+    async def current_user(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        request = exchange.request
+        token = request_token(request.headers, request.query.items())
+        if token in self.sessions:
+            return web.json_response(self._user_dto(self.sessions[token]))
+        if token in self.settings.api_keys:
+            return _empty(400)  # an API key has no user
+        return _empty(401)
+
+    async def public_users(self, _exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        return web.json_response([self._user_dto(name) for name, _ in self.settings.users])
+
+    async def logout(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        request = exchange.request
+        token = request_token(request.headers, request.query.items())
+        if token in self.sessions:
+            del self.sessions[token]
+            return _empty(204)
+        return _empty(204) if token in self.settings.api_keys else _empty(401)
+
+    async def _json_body(self, request: web.BaseRequest) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _new_session(self, name: str) -> web.Response:
+        token = secrets.token_hex(16)
+        self.sessions[token] = name
+        return web.json_response(
+            {"User": self._user_dto(name), "AccessToken": token, "ServerId": self.server_id}
+        )
+
+    async def quick_enabled(self, _exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        return web.json_response(True)
+
+    async def quick_initiate(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        header = exchange.request.headers.get("Authorization") or exchange.request.headers.get(
+            "X-Emby-Authorization", ""
+        )
+        parts = authorization_parts(header) if header else None
+        fields = [(parts or {}).get(k) for k in ("DeviceId", "Device", "Client", "Version")]
+        if not all(fields):
+            return _empty(400)  # TryConnect: ArgumentException
+        device_id, device, app, version = fields
+        code = f"{secrets.randbelow(900000) + 100000}"
+        result: dict[str, object] = {
+            "Authenticated": False,
+            "Secret": secrets.token_hex(32).upper(),
+            "Code": code,
+            "DeviceId": device_id,
+            "DeviceName": device,
+            "AppName": app,
+            "AppVersion": version,
+            "DateAdded": datetime.now(UTC).isoformat(),
+        }
+        self.quick_requests[code] = result
+        return web.json_response(result)
+
+    async def quick_connect(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        query = exchange.request.query
+        secret = next((v for k, v in query.items() if k.lower() == "secret"), "")
+        found = next((r for r in self.quick_requests.values() if r["Secret"] == secret), None)
+        if found is None:
+            return web.Response(status=404, text="Unknown secret")
+        return web.json_response(found)
+
+    async def quick_authorize(
+        self, exchange: Exchange, _match: re.Match[str]
+    ) -> web.StreamResponse:
+        request = exchange.request
+        token = request_token(request.headers, request.query.items())
+        if token not in self.sessions:
+            return _empty(401)
+        code = next((v for k, v in request.query.items() if k.lower() == "code"), "")
+        found = self.quick_requests.get(code)
+        if found is None:
+            return _empty(404)
+        found["Authenticated"] = True
+        self.quick_users[str(found["Secret"])] = self.sessions[token]
+        return web.json_response(True)
+
+    async def quick_connect_login(
+        self, exchange: Exchange, _match: re.Match[str]
+    ) -> web.StreamResponse:
+        body = await self._json_body(exchange.request)
+        if body is None or not isinstance(body.get("Secret"), str):
+            return _empty(400)
+        name = self.quick_users.pop(body["Secret"], None)
+        if name is None:
+            return _empty(404)  # GetAuthorizedRequest: ResourceNotFoundException
+        return self._new_session(name)
+
+    async def forgot_password(
+        self, exchange: Exchange, _match: re.Match[str]
+    ) -> web.StreamResponse:
+        body = await self._json_body(exchange.request)
+        if body is None:
+            return _empty(400)
+        entered = str(body.get("EnteredUsername") or "")
+        digest = hashlib.md5(entered.upper().encode(), usedforsecurity=False).hexdigest()
+        expires = datetime.now(UTC).timestamp() + 30 * 60
+        return web.json_response(
+            {
+                "Action": "PinCode",
+                "PinFile": f"/config/passwordreset{digest}.json",
+                "PinExpirationDate": datetime.fromtimestamp(expires, UTC).isoformat(),
+            }
+        )
+
+    async def forgot_pin(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        if await self._json_body(exchange.request) is None:
+            return _empty(400)
+        return web.json_response({"Success": False, "UsersReset": []})
 
     async def authorized_upload(
         self, exchange: Exchange, _match: re.Match[str]
