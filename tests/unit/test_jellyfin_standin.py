@@ -938,8 +938,8 @@ def test_a_login_hands_out_a_session_token_that_works_like_a_key(
     assert me.status == 200 and json.loads(me.body)["Name"] == "alice"
     # Accepted everywhere a key is: the query spellings and a WebSocket.
     assert accounts.get(f"/users/me?api_key={token}").status == 200
-    with connect(accounts.ws_url(f"/socket?api_key={token}")) as ws:
-        assert json.loads(ws.recv(timeout=5))["MessageType"] == "ForceKeepAlive"
+    with open_websocket(accounts.ws_url(f"/socket?api_key={token}"), timeout=5) as ws:
+        assert json.loads(ws.recv_text(timeout=5))["MessageType"] == "ForceKeepAlive"
     # A second login is a second session.
     assert json.loads(_login(accounts, "alice", "wonder land").body)["AccessToken"] != token
 
