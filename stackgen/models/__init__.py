@@ -4,8 +4,8 @@ This is the single source of truth. Everything a template needs that is *derived
 configuration (upstream address, Known Proxies, public URL, ...) is a property here, so no
 template and no proxy module computes a fact twice. One module per concern: `fields` (the
 validators and annotated types), `tls`, `network` (ports and the proxy network), `jellyfin`,
-`deploy` (the target's table), `stack` (`StackConfig`, the whole file); every name is
-importable from `stackgen.models`.
+`deploy` (the target's table), `gate` (the token gate), `stack` (`StackConfig`, the whole
+file); every name is importable from `stackgen.models`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from stackgen.models.fields import (
     validate_timezone,
     validate_url,
 )
+from stackgen.models.gate import GateSettings
 from stackgen.models.jellyfin import (
     JELLYFIN_DIRS,
     JellyfinConfig,
@@ -103,6 +104,7 @@ __all__ = [
     "Domain",
     "Email",
     "EnvName",
+    "GateSettings",
     "HeadersConfig",
     "HttpsUrl",
     "IPv4",

@@ -38,6 +38,7 @@ from stackgen.models.fields import (
     _exact_int,
     bind_source,
 )
+from stackgen.models.gate import GateSettings
 from stackgen.models.jellyfin import JellyfinConfig, JellyfinNetwork
 from stackgen.models.network import NetworkConfig, PortsConfig, ipv6_subnet_for
 from stackgen.models.tls import TlsConfig, TlsMode
@@ -286,6 +287,8 @@ class StackConfig(Strict):
     ] = False
     # The target's own class (SerializeAsAny: its fields are written too).
     deploy: SerializeAsAny[DeployConfig] = Field(default_factory=_default_deploy)
+    # The token gate; its place moves under [access] (access.gate) with this one line.
+    gate: GateSettings = Field(default_factory=GateSettings)
     limits: Annotated[
         LimitsConfig,
         Setting(
@@ -485,6 +488,11 @@ class StackConfig(Strict):
     def proxy_host(self) -> str:
         """How a service beside the proxy (certbot) reaches it."""
         return self.deploy.proxy_host(self)
+
+    @property
+    def token_gate(self) -> GateSettings:
+        """The token gate's settings, wherever the file keeps them."""
+        return self.gate
 
     @property
     def jellyfin_upstream(self) -> str:
