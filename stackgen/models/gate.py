@@ -77,11 +77,6 @@ class GateSettings(Strict):
         return SERVICE
 
     @property
-    def check_url(self) -> str:
-        """Where an HTTP sub-request asks (every proxy but Apache)."""
-        return f"http://{SERVICE}:{HTTP_PORT}{CHECK_PATH}"
-
-    @property
     def http_port(self) -> int:
         return HTTP_PORT
 

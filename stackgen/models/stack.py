@@ -4,6 +4,7 @@ every fact derived from them, computed once (upstream address, Known Proxies, pu
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -493,6 +494,22 @@ class StackConfig(Strict):
     def token_gate(self) -> GateSettings:
         """The token gate's settings, wherever the file keeps them."""
         return self.gate
+
+    @property
+    def gate_address(self) -> ipaddress.IPv4Address:
+        """The gate service's pinned address: the proxies name it by address, because Apache
+        resolves its FastCGI authorizer once, at start (and nginx its upstreams), and a
+        restarted container could come back elsewhere. The last usable host of the lower
+        half, which Docker never hands out (or the one before, if the proxy holds it)."""
+        lower = next(self.network.subnet.subnets(prefixlen_diff=1))
+        address = lower.broadcast_address - 1
+        return address - 1 if address == self.network.proxy_ip else address
+
+    @property
+    def gate_check_url(self) -> str:
+        """Where the proxies' HTTP sub-requests ask the gate (every proxy but Apache)."""
+        gate = self.token_gate
+        return f"http://{self.gate_address}:{gate.http_port}{gate.check_path}"
 
     @property
     def jellyfin_upstream(self) -> str:

@@ -295,7 +295,6 @@ def _fcgi_request(gate: ModuleType, params: dict[str, str]) -> bytes:
         gate.fcgi_record(gate.FCGI_BEGIN_REQUEST, 1, begin)
         + gate.fcgi_record(gate.FCGI_PARAMS, 1, body)
         + gate.fcgi_record(gate.FCGI_PARAMS, 1)
-        + gate.fcgi_record(gate.FCGI_STDIN, 1)
     )
 
 
