@@ -353,3 +353,61 @@ def test_off_by_default_renders_no_gate(tmp_path: Path) -> None:
     files = rendered(config_for("nginx", tmp_path), tmp_path)
     assert "gate/gate.py" not in files
     assert "auth_request" not in files["nginx/conf.d/jellyfin.conf"]
+
+
+# --- the model -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        ({"mode": "on"}, "gate.mode"),
+        ({"mode": "token", "cache_seconds": -1}, "gate.cache_seconds"),
+        ({"mode": "token", "cache_seconds": 3601}, "gate.cache_seconds"),
+        ({"mode": "token", "cache_seconds": "30"}, "gate.cache_seconds"),
+        ({"mode": "token", "images": "some"}, "gate.images"),
+        ({"mode": "token", "image": "python:3.13 ; rm -rf /"}, "gate.image"),
+        ({"mode": "token", "token": "x"}, "gate.token"),
+    ],
+)
+def test_bad_gate_settings_are_refused_by_name(
+    tmp_path: Path, gate: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(Exception, match=message.replace(".", r"\.")):
+        config_for("nginx", tmp_path, gate=gate)
+
+
+def test_the_swarm_target_refuses_the_gate_in_one_line(tmp_path: Path) -> None:
+    deploy = {"target": "swarm"}
+    with pytest.raises(Exception, match="gate.mode 'token': not on the swarm target yet"):
+        config_for("nginx", tmp_path, gate={"mode": "token"}, deploy=deploy)
+
+
+def test_the_gate_has_a_pinned_address_no_container_is_given(tmp_path: Path) -> None:
+    config = config_for("apache", tmp_path, gate={"mode": "token"})
+    assert config.gate_address not in config.network.dynamic_range
+    assert config.gate_address != config.network.proxy_ip
+    files = rendered(config, tmp_path)
+    assert f"fcgi://{config.gate_address}:9091/" in files["apache/httpd.conf"]
+    assert f'ipv4_address: "{config.gate_address}"' in files["docker-compose.yml"]
+    moved = config_for(
+        "apache",
+        tmp_path,
+        gate={"mode": "token"},
+        network={"subnet": "10.9.0.0/24", "proxy_address": "10.9.0.126"},
+    )
+    assert str(moved.gate_address) == "10.9.0.125"
+
+
+def test_the_gate_service_is_hardened(tmp_path: Path) -> None:
+    import yaml
+
+    config = config_for("nginx", tmp_path, gate={"mode": "token"})
+    service = yaml.safe_load(rendered(config, tmp_path)["docker-compose.yml"])["services"]["gate"]
+    assert service["user"] == "1000:1000"
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"]
+    assert service["security_opt"] == ["no-new-privileges:true"]
+    assert service["mem_limit"] == "64m" and service["pids_limit"] == 64
+    assert "ports" not in service
+    assert service["volumes"] == ["./gate:/gate:ro"]
