@@ -379,7 +379,7 @@ def test_bad_gate_settings_are_refused_by_name(
 
 def test_the_swarm_target_refuses_the_gate_in_one_line(tmp_path: Path) -> None:
     deploy = {"target": "swarm"}
-    with pytest.raises(Exception, match="gate.mode 'token': not on the swarm target yet"):
+    with pytest.raises(Exception, match=r"gate\.mode 'token': not on the swarm target yet"):
         config_for("nginx", tmp_path, gate={"mode": "token"}, deploy=deploy)
 
 
