@@ -15,11 +15,13 @@ DEMO_DIR ?= demo
 TLS ?= http
 # TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy).
 TARGET ?= compose
+# ACCESS=gate: the token gate on (docs/access.md).
+ACCESS ?=
 
 .PHONY: help venv tools lint unit engine images test test-swarm test-edge golden demo demo-down wheel clean bench bench-report
 
 help:
-	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm optional)"
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm ACCESS=gate optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
@@ -86,7 +88,7 @@ test-edge: venv engine
 
 demo: venv
 	PROXY=$(PROXY) SUBPATH=$(SUBPATH) TLS=$(TLS) HTTP2=$(HTTP2) HTTP3=$(HTTP3) IPV6=$(IPV6) \
-		TARGET=$(TARGET) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
+		TARGET=$(TARGET) ACCESS=$(ACCESS) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
 
 demo-down: venv
 	DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo-down.sh
