@@ -149,3 +149,21 @@ def _raw_logs(stack: Stack) -> str:
         timeout=60,
     )
     return result.stdout + result.stderr
+
+
+def test_the_gate_reaches_a_host_network_jellyfin(
+    make_stack: StackFactory, images: dict[str, str]
+) -> None:
+    """Jellyfin on the host's network (the default, for DLNA): the gate asks it the way the
+    proxy reaches it, through the host gateway."""
+    gate = {"mode": "token", "image": images["debian-base"]}
+    stack = make_stack("caddy", tls="internal", network="host", config={"gate": gate})
+    root = stack.directory / "tls/ca.pem"
+
+    def stream(headers: dict[str, str]) -> int:
+        reply = lowlevel.https(DOMAIN, HTTPS_PORT, root, STREAM, headers={**FIRST_KIB, **headers})
+        return reply.status
+
+    assert stream({}) == 401
+    assert stream({"X-Emby-Token": "forged0000"}) == 401
+    assert stream({"X-Emby-Token": STANDIN_API_KEY}) == 206
