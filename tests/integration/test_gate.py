@@ -7,6 +7,7 @@ still load without one."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 
@@ -30,6 +31,7 @@ CACHE_SECONDS = 2
 STREAM = "/Videos/0123abcd/stream.mkv?static=true"
 SUBTITLE = "/Videos/0123abcd/4567ef/Subtitles/0/Stream.vtt"
 FIRST_KIB = {"Range": "bytes=0-1023"}
+UPLOAD = bytes(range(256)) * (4 * 1024 * 1024 // 256)
 
 
 def _subpath(proxy: str) -> str:
@@ -107,6 +109,29 @@ def test_the_token_gate_through_the_proxy(
         (STREAM, {"X-Emby-Token": USER_TOKEN}),
     ]:
         assert get(path, headers).status == 206, (path, headers)
+    # An upload (a poster): its body goes to Jellyfin, never to the gate, whatever the
+    # proxy's sub-request does with a body.
+    upload = lowlevel.https(
+        DOMAIN,
+        HTTPS_PORT,
+        root,
+        f"{base}/Items/0123abcd/Images/Primary",
+        method="POST",
+        body=UPLOAD,
+        headers={"Content-Type": "image/jpeg", "X-Emby-Token": USER_TOKEN},
+    )
+    assert upload.status == 204
+    whole = lowlevel.https(
+        DOMAIN,
+        HTTPS_PORT,
+        root,
+        f"{base}/__standin/upload",
+        method="POST",
+        body=UPLOAD,
+        headers={"X-Emby-Token": USER_TOKEN},
+    )
+    assert whole.status == 200
+    assert whole.json() == {"bytes": len(UPLOAD), "sha256": hashlib.sha256(UPLOAD).hexdigest()}
     subtitle = get(SUBTITLE, {"X-MediaBrowser-Token": USER_TOKEN})
     assert subtitle.status == 200 and subtitle.body.startswith(b"WEBVTT")
     socket_path = f"{base}/socket?api_key={USER_TOKEN}&deviceId=pytest"
