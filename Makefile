@@ -16,11 +16,13 @@ TLS ?= http
 # TARGET=swarm: the demo stack on this engine as a single-node swarm (docker stack deploy);
 # TARGET=edge-home: an edge and a home stack joined by WireGuard (demo/edge, demo/home).
 TARGET ?= compose
+# ACCESS=gate: the token gate on (docs/access.md).
+ACCESS ?=
 
 .PHONY: help venv tools lint unit engine images test test-swarm test-edge golden demo demo-down wheel clean bench bench-lan bench-wan bench-report
 
 help:
-	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm|edge-home optional)"
+	@echo "make demo      real stack on this machine (PROXY=traefik SUBPATH=/jellyfin TLS=dns HTTP2=0 HTTP3=1 IPV6=1 TARGET=swarm|edge-home ACCESS=gate optional)"
 	@echo "make demo-down remove the demo stack"
 	@echo "make test      lint + unit + integration tests (installs engine, images, Pebble)"
 	@echo "make unit      fast tests, no Docker"
@@ -88,7 +90,7 @@ test-edge: venv engine
 
 demo: venv
 	PROXY=$(PROXY) SUBPATH=$(SUBPATH) TLS=$(TLS) HTTP2=$(HTTP2) HTTP3=$(HTTP3) IPV6=$(IPV6) \
-		TARGET=$(TARGET) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
+		TARGET=$(TARGET) ACCESS=$(ACCESS) DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo.sh
 
 demo-down: venv
 	DEMO_DIR=$(DEMO_DIR) bash tests/infra/demo-down.sh

@@ -27,6 +27,8 @@ from stackgen.writer import PlannedFile
 
 COMPOSE_FILE: Final = "docker-compose.yml"
 ENV_FILE: Final = ".env"
+# The token gate's script, mounted read-only into its service (gate/compose-service.yml.j2).
+GATE_SCRIPT: Final = "gate/gate.py"
 
 
 def network_xml_path(config: StackConfig) -> str:
@@ -82,6 +84,8 @@ def render_stack(
             PlannedFile(t.target, render(t.template, **context).encode(), t.mode)
             for t in proxy.templates(config)
         ]
+        if config.token_gate.on:
+            files.append(PlannedFile(GATE_SCRIPT, render("gate/gate.py.j2", **context).encode()))
     templates = frozenset(f.path for f in files)
     if deploy.runs_proxy:
         files += [

@@ -5,7 +5,8 @@ configuration (upstream address, Known Proxies, public URL, ...) is a property h
 template and no proxy module computes a fact twice. One module per concern: `fields` (the
 validators and annotated types), `tls`, `network` (ports and the proxy network), `jellyfin`,
 `deploy` (the target's table), `access` (who may reach the site, login rate limits),
-`stack` (`StackConfig`, the whole file); every name is importable from `stackgen.models`.
+`gate` (the token gate), `stack` (`StackConfig`, the whole file); every name is importable
+from `stackgen.models`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from stackgen.models.fields import (
     validate_timezone,
     validate_url,
 )
+from stackgen.models.gate import GateSettings
 from stackgen.models.jellyfin import (
     JELLYFIN_DIRS,
     JellyfinConfig,
@@ -114,6 +116,7 @@ __all__ = [
     "Domain",
     "Email",
     "EnvName",
+    "GateSettings",
     "HeadersConfig",
     "HttpsUrl",
     "IPv4",

@@ -4,6 +4,7 @@ every fact derived from them, computed once (upstream address, Known Proxies, pu
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -39,6 +40,7 @@ from stackgen.models.fields import (
     _exact_int,
     bind_source,
 )
+from stackgen.models.gate import GateSettings
 from stackgen.models.jellyfin import JellyfinConfig, JellyfinNetwork
 from stackgen.models.network import NetworkConfig, PortsConfig, ipv6_subnet_for
 from stackgen.models.tls import TlsConfig, TlsMode
@@ -291,6 +293,8 @@ class StackConfig(Strict):
     ] = False
     # The target's own class (SerializeAsAny: its fields are written too).
     deploy: SerializeAsAny[DeployConfig] = Field(default_factory=_default_deploy)
+    # The token gate; its place moves under [access] (access.gate) with this one line.
+    gate: GateSettings = Field(default_factory=GateSettings)
     limits: Annotated[
         LimitsConfig,
         Setting(
@@ -501,6 +505,27 @@ class StackConfig(Strict):
     def proxy_host(self) -> str:
         """How a service beside the proxy (certbot) reaches it."""
         return self.deploy.proxy_host(self)
+
+    @property
+    def token_gate(self) -> GateSettings:
+        """The token gate's settings, wherever the file keeps them."""
+        return self.gate
+
+    @property
+    def gate_address(self) -> ipaddress.IPv4Address:
+        """The gate service's pinned address: the proxies name it by address, because Apache
+        resolves its FastCGI authorizer once, at start (and nginx its upstreams), and a
+        restarted container could come back elsewhere. The last usable host of the lower
+        half, which Docker never hands out (or the one before, if the proxy holds it)."""
+        lower = next(self.network.subnet.subnets(prefixlen_diff=1))
+        address = lower.broadcast_address - 1
+        return address - 1 if address == self.network.proxy_ip else address
+
+    @property
+    def gate_check_url(self) -> str:
+        """Where the proxies' HTTP sub-requests ask the gate (every proxy but Apache)."""
+        gate = self.token_gate
+        return f"http://{self.gate_address}:{gate.http_port}{gate.check_path}"
 
     @property
     def jellyfin_upstream(self) -> str:

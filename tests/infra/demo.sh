@@ -10,6 +10,8 @@
 # TARGET=edge-home: both sides of an edge-home pair on this engine (`demo/edge`, `demo/home`):
 # the proxy at the edge, the stand-in at home behind the engine's outbound-only NAT, joined
 # by userspace WireGuard that home dials; home publishes no port.
+# ACCESS=gate: the token gate on (`gate.mode = "token"`, docs/access.md), its service run
+# from the test suite's Debian base image (python3), as `gate.image` allows.
 # The stack is left running; `make demo-down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,12 +27,14 @@ DEMO_DIR="${DEMO_DIR:-demo}"
 DOMAIN="${DOMAIN:-jellyfin.home.arpa}"
 TLS="${TLS:-http}"
 TARGET="${TARGET:-compose}"
+ACCESS="${ACCESS:-}"
 PY=.venv/bin/python
 STACKGEN=.venv/bin/stackgen
 STATE="$PWD/.cache/demo-pebble"
 DNS_STATE="$PWD/.cache/demo-bind9"
 case "$TLS" in http | dns) ;; *) echo "demo: TLS=$TLS: use http or dns" >&2; exit 2 ;; esac
 case "$TARGET" in compose | swarm | edge-home) ;; *) echo "demo: TARGET=$TARGET: use compose, swarm or edge-home" >&2; exit 2 ;; esac
+case "$ACCESS" in "" | gate) ;; *) echo "demo: ACCESS=$ACCESS: use gate" >&2; exit 2 ;; esac
 
 bash tests/infra/engine.sh
 echo "demo: building local images (cached by content)" >&2
@@ -114,6 +118,21 @@ fi
 [ "$HTTP3" = 1 ] && args+=(--http3)
 [ "$IPV6" = 1 ] && args+=(--ipv6)
 $STACKGEN "${args[@]}"
+if [ "$ACCESS" = gate ]; then
+  # As a user would: the [gate] table of stackgen.toml edited, then the stack rendered again.
+  $PY - "$DEMO_DIR" "$(image debian-base)" <<'PY'
+import sys
+from pathlib import Path
+
+from stackgen.config_file import build_config, dump_config, load_config
+
+folder = Path(sys.argv[1])
+data = load_config(folder).model_dump(mode="json")
+data["gate"] |= {"mode": "token", "image": sys.argv[2]}
+(folder / "stackgen.toml").write_text(dump_config(build_config(data, folder)))
+PY
+  $STACKGEN render --dir "$DEMO_DIR" >&2
+fi
 if [ "$TARGET" = edge-home ]; then
   $STACKGEN up --dir "$DEMO_DIR" --side edge
   $STACKGEN up --dir "$DEMO_DIR" --side home
@@ -134,6 +153,9 @@ Demo stack is up$([ "$TARGET" = swarm ] && echo " on a swarm")$([ "$TARGET" = ed
   try:       curl -sS --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health
 $([ "$IPV6" = 1 ] && echo "  IPv6:      published on [::]:443 too; a client on another machine keeps its IPv6 address
              (from this machine, [::1] goes through docker-proxy and shows the gateway's)")
+$([ "$ACCESS" = gate ] && echo "  gate:      a stream without a token is refused (401), with the stand-in's key it plays:
+             curl -sS -o /dev/null -w '%{http_code} ' --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/Videos/demo/stream
+             ... and again with -H 'X-Emby-Token: stackgen-standin-api-key' (206/200)")
   describe:  $describe
   remove:    make demo-down
 MSG

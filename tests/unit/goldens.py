@@ -72,6 +72,8 @@ OPTION_CASES: dict[str, dict[str, Any]] = {
         }
     },
     "ipv6": {"ipv6": True},
+    # The token gate (docs/access.md): its service, its script and each proxy's sub-request.
+    "gate-token": {"gate": {"mode": "token"}},
 }
 
 # Whole stacks kept in one file each (`stacks/<case>.txt`): every proxy, every target (both
@@ -85,6 +87,7 @@ WHOLE_STACKS = (
     "apache-root-files-bridge",
     "traefik-ipv6",
     "haproxy-lan-url",
+    "apache-gate-token",
     "swarm-traefik-host",
     "swarm-nginx-bridge-subpath",
     "swarm-caddy-bridge-http3",

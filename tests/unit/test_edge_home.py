@@ -209,6 +209,13 @@ def test_a_side_refuses_a_host_network_jellyfin() -> None:
         parse_config(data, Path("."), check_paths=False)
 
 
+def test_the_token_gate_is_refused_with_the_reason() -> None:
+    data = _side(side="edge")
+    data["gate"] = {"mode": "token"}
+    with pytest.raises(ValueError, match="gate.mode 'token': not on the edge-home target"):
+        parse_config(data, Path("."), check_paths=False)
+
+
 def test_the_side_files_read_back_as_written(tmp_path: Path) -> None:
     site, _ = _init(tmp_path)
     data = tomllib.loads((site / "home/stackgen.toml").read_text())

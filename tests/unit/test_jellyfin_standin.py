@@ -37,6 +37,7 @@ APP = Path(__file__).resolve().parents[1] / "images" / "jellyfin-standin" / "jel
 PYTHON = os.environ.get("STANDIN_TEST_PYTHON", sys.executable)
 MEDIA_BYTES = 3_000_000
 KEY = "key-under-test"
+REVOCABLE = "key-to-revoke"
 UPGRADE = {
     "Connection": "Upgrade",
     "Upgrade": "websocket",
@@ -1036,3 +1037,47 @@ def test_forgot_password_answers_alike_for_every_name(accounts: StandinProcess) 
     assert known["Action"] == unknown["Action"] == "PinCode"
     pin = _post_json(accounts, "/Users/ForgotPassword/Pin", {"Pin": "12-34-56-78"})
     assert json.loads(pin.body) == {"Success": False, "UsersReset": []}
+
+
+# --------------------------------------------------------------------------------------
+# What the token gate needs (docs/access.md)
+# --------------------------------------------------------------------------------------
+
+
+def test_endpoint_info_answers_only_a_valid_token(plain: StandinProcess) -> None:
+    assert plain.get("/System/Endpoint").status == 401
+    assert plain.get("/System/Endpoint", {"X-Emby-Token": "forged"}).status == 401
+    auth = {"Authorization": f'MediaBrowser Client="t", Token="{KEY}"'}
+    reply = plain.get("/system/endpoint", auth)
+    assert reply.status == 200 and set(reply.json()) == {"IsLocal", "IsInNetwork"}
+    assert plain.get(f"/System/Endpoint?ApiKey={KEY}").status == 200
+
+
+def test_legacy_prefixes_are_served_as_the_route(plain: StandinProcess) -> None:
+    assert plain.get("/emby/System/Ping").json() == "Jellyfin Server"
+    assert plain.get("/MediaBrowser/system/info/public").json()["ProductName"]
+    assert plain.get(f"/EMBY/System/Endpoint?api_key={KEY}").status == 200
+    assert plain.get("/embyx/System/Ping").status == 404
+
+
+def test_subtitles_are_served_without_a_token(plain: StandinProcess) -> None:
+    reply = plain.get("/Videos/abc/def/Subtitles/2/Stream.vtt")
+    assert reply.status == 200 and reply.body.startswith(b"WEBVTT")
+    assert reply.headers["Content-Type"].startswith("text/vtt")
+
+
+def test_a_revoked_key_no_longer_authenticates(tmp_path: Path) -> None:
+    server = StandinProcess(tmp_path, {"STANDIN_API_KEYS": f"{KEY},{REVOCABLE}"})
+    try:
+        server.ready()
+        _revoke(server)
+    finally:
+        server.stop()
+
+
+def _revoke(server: StandinProcess) -> None:
+    assert server.get("/System/Endpoint", {"X-Emby-Token": REVOCABLE}).status == 200
+    assert server.request("DELETE", f"/Auth/Keys/{REVOCABLE}").status == 401
+    assert server.request("DELETE", f"/Auth/Keys/{REVOCABLE}", {"X-Emby-Token": KEY}).status == 204
+    assert server.get("/System/Endpoint", {"X-Emby-Token": REVOCABLE}).status == 401
+    assert server.get("/System/Endpoint", {"X-Emby-Token": KEY}).status == 200

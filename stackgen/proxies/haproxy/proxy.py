@@ -49,6 +49,9 @@ class HAProxy(Proxy):
             files.append(
                 TemplateFile("proxies/haproxy/acme-webroot.lua.j2", f"{CONF_DIR}/acme-webroot.lua")
             )
+        if config.token_gate.on:
+            # HAProxy has no auth_request: a Lua action asks the gate with its HTTP client.
+            files.append(TemplateFile("proxies/haproxy/gate.lua.j2", f"{CONF_DIR}/gate.lua"))
         return files
 
     def foreground(self, config: StackConfig) -> tuple[str, ...]:

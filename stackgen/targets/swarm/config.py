@@ -130,6 +130,11 @@ class SwarmDeploy(DeployConfig):
                 "ipv6: not on the swarm target yet (an IPv6 overlay and IPv6 ports in mode "
                 "host were not tried here); use deploy.target 'compose'"
             )
+        if config.token_gate.on:
+            raise ValueError(
+                "gate.mode 'token': not on the swarm target yet (its gate service and the "
+                "proxies' sub-requests were tried on Compose only); use deploy.target 'compose'"
+            )
         if str(config.ports.listen_address) != "0.0.0.0":  # noqa: S104
             raise ValueError(
                 "ports.listen_address: a swarm publishes on every address of the node "

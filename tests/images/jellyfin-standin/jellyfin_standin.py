@@ -178,6 +178,16 @@ Endpoints (every route lives under ``BaseUrl``; paths match case-insensitively)
 * CORS as Jellyfin's default policy: ``Access-Control-Allow-Origin: *`` when a request
   carries ``Origin``; preflights answered 204. Every response says ``Server: Kestrel``.
 
+* ``/emby/...`` and ``/mediabrowser/...`` (any case, below the base) are served as ``/...``
+  (LegacyEmbyRouteRewriteMiddleware of 10.x).
+* ``GET {base}/System/Endpoint``: 200 JSON ``{"IsLocal", "IsInNetwork"}`` with a valid token,
+  401 without one (DefaultAuthorization: a user's token and an API key both pass) - the
+  token gate's validation request.
+* ``DELETE {base}/Auth/Keys/{key}`` (with a valid token): 204, and ``key`` no longer
+  authenticates (revoked until the stand-in restarts).
+* ``GET|HEAD {base}/Videos/{id}/{mediaSourceId}/Subtitles/{index}/Stream.{format}``:
+  a small ``text/vtt``, anonymous as in Jellyfin 10.11.
+
 Test-only endpoints (under the base too)
     ``{base}/__standin/echo`` (any method) -> JSON of what the server understood::
 
@@ -957,6 +967,19 @@ def request_token(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) 
     return next((token for token in candidates if token), None)
 
 
+LEGACY_PREFIXES: Final = ("/emby", "/mediabrowser")
+
+
+def strip_legacy_prefix(path: str) -> str:
+    """Jellyfin 10.x's LegacyEmbyRouteRewriteMiddleware: ``/emby/...`` and
+    ``/mediabrowser/...`` (any case) are served as ``/...``."""
+    lower = path.lower()
+    for prefix in LEGACY_PREFIXES:
+        if lower == prefix or lower.startswith(prefix + "/"):
+            return path[len(prefix) :] or "/"
+    return path
+
+
 AuthState = Literal["none", "invalid", "valid"]
 
 
@@ -1122,6 +1145,8 @@ class StandinServer:
         # serve() moves it: "setup" (SetupServer), "loading" (start-up tasks), "ready".
         self.phase: Phase = "ready"
         self.websockets: set[web.WebSocketResponse] = set()
+        # Keys revoked at run time (DELETE {base}/Auth/Keys/{key}).
+        self.revoked: set[str] = set()
         self.shutting_down = False
         # Set once the media file exists; until then (or if it never can) media comes
         # from memory, so start-up is not delayed by writing a large file.
@@ -1178,6 +1203,20 @@ class StandinServer:
                 frozenset({"POST"}),
                 self.authorized_upload,
             ),
+            # The token gate's needs (docs/access.md): a route that answers 200 for any
+            # valid token and 401 otherwise (SystemController.GetEndpointInfo,
+            # DefaultAuthorization), revoking a key (ApiKeyController.RevokeKey), and a
+            # subtitle that Jellyfin serves without a token (SubtitleController).
+            Route(self._re("/system/endpoint"), frozenset({"GET"}), self.endpoint_info),
+            Route(self._re("/auth/keys/(?P<key>[^/]+)"), frozenset({"DELETE"}), self.revoke_key),
+            Route(
+                self._re(
+                    r"/videos/(?P<item>[^/]+)/(?P<source>[^/]+)/subtitles/(?P<index>\d+)"
+                    r"/stream\.(?P<format>[a-z0-9]+)"
+                ),
+                frozenset({"GET", "HEAD"}),
+                self.subtitle_stream,
+            ),
             Route(self._re("/__standin/echo"), None, self.echo),
             Route(self._re("/__standin/upload"), frozenset({"POST", "PUT"}), self.upload),
         ]
@@ -1203,7 +1242,9 @@ class StandinServer:
 
     def auth_state(self, request: web.BaseRequest) -> AuthState:
         token = request_token(request.headers, request.query.items())
-        return authenticate(token, self.settings.api_keys | frozenset(self.sessions))
+        return authenticate(
+            token, (self.settings.api_keys - self.revoked) | frozenset(self.sessions)
+        )
 
     # ---- plumbing -----------------------------------------------------------------
 
@@ -1298,6 +1339,7 @@ class StandinServer:
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return self._cors_preflight(request)
 
+        rel = strip_legacy_prefix(rel)
         rel_lower = rel.lower()
         trimmed = rel.rstrip("/")  # Jellyfin's PathTrimMiddleware
         if rel_lower == "/web":
@@ -1513,6 +1555,23 @@ class StandinServer:
         except (ConnectionResetError, BrokenPipeError):
             pass  # the client seeked or stopped; normal for players
         return response
+
+    async def endpoint_info(self, exchange: Exchange, _match: re.Match[str]) -> web.StreamResponse:
+        if self.auth_state(exchange.request) != "valid":
+            return _empty(401)
+        return web.json_response({"IsLocal": False, "IsInNetwork": True})
+
+    async def revoke_key(self, exchange: Exchange, match: re.Match[str]) -> web.StreamResponse:
+        # RequiresElevation: every key of the stand-in is an administrator's.
+        if self.auth_state(exchange.request) != "valid":
+            return _empty(401)
+        self.revoked.add(unquote_plus(match.group("key")))
+        return _empty(204)
+
+    async def subtitle_stream(self, exchange: Exchange, match: re.Match[str]) -> web.StreamResponse:
+        # Anonymous, as in Jellyfin 10.11 (no [Authorize] on this route).
+        text = f"WEBVTT\n\n00:00.000 --> 00:01.000\nsubtitle {match.group('index')}\n"
+        return web.Response(text=text, content_type="text/vtt")
 
     def prepare_media_file(self) -> None:
         """Write the media file (in a worker thread at start-up)."""
