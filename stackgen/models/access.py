@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from stackgen.models.fields import PRIVATE_RANGES, Strict, _net_text_only
+from stackgen.models.gate import GateSettings
 from stackgen.options import Setting
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -129,7 +130,8 @@ class AccessSettings(Strict):
             "(whoever finishes it first becomes the administrator); others get 403",
         ),
     ] = Field(default_factory=lambda: [LanOnlyRoute.METRICS, LanOnlyRoute.STARTUP])
-    # The token gate is its own field here, `gate`, added by its own branch.
+    # The token gate: its own table (`[access.gate]`), its own module.
+    gate: GateSettings = Field(default_factory=GateSettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> AccessSettings:

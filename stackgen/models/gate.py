@@ -1,8 +1,7 @@
-"""The token gate (`gate`): what passes the proxy without a token Jellyfin confirms valid.
+"""The token gate (`access.gate`): what passes the proxy without a token Jellyfin confirms valid.
 
-Its own table, so that it can move under `[access]` as `access.gate` with one line (the
-field on `StackConfig`; templates and code read it through `StackConfig.token_gate`).
-How it works and what it costs: docs/access.md.
+Its own table under `[access]` (`[access.gate]`); templates and code read it through
+`StackConfig.token_gate`. How it works and what it costs: docs/access.md.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ class GateSettings(Strict):
         Setting(
             "the token gate: `token` lets through without a token only what clients need "
             "before login, everything else only with a token Jellyfin confirms valid",
-            flag="",
+            flag="gate",
             readme="streams, subtitles, `/socket`, `/Users/Public`, ... included; a gate "
             "service beside the proxy asks Jellyfin, caches the answer by a hash of the token "
             "([docs/access.md](docs/access.md#the-token-gate)); not on the swarm target yet",

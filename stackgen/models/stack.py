@@ -293,8 +293,6 @@ class StackConfig(Strict):
     ] = False
     # The target's own class (SerializeAsAny: its fields are written too).
     deploy: SerializeAsAny[DeployConfig] = Field(default_factory=_default_deploy)
-    # The token gate; its place moves under [access] (access.gate) with this one line.
-    gate: GateSettings = Field(default_factory=GateSettings)
     limits: Annotated[
         LimitsConfig,
         Setting(
@@ -509,7 +507,7 @@ class StackConfig(Strict):
     @property
     def token_gate(self) -> GateSettings:
         """The token gate's settings, wherever the file keeps them."""
-        return self.gate
+        return self.access.gate
 
     @property
     def gate_address(self) -> ipaddress.IPv4Address:

@@ -10,8 +10,8 @@
 # TARGET=edge-home: both sides of an edge-home pair on this engine (`demo/edge`, `demo/home`):
 # the proxy at the edge, the stand-in at home behind the engine's outbound-only NAT, joined
 # by userspace WireGuard that home dials; home publishes no port.
-# ACCESS=gate: the token gate on (`gate.mode = "token"`, docs/access.md), its service run
-# from the test suite's Debian base image (python3), as `gate.image` allows.
+# ACCESS=gate: the token gate on (`access.gate.mode = "token"`, docs/access.md), its service run
+# from the test suite's Debian base image (python3), as `access.gate.image` allows.
 # The stack is left running; `make demo-down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -119,7 +119,7 @@ fi
 [ "$IPV6" = 1 ] && args+=(--ipv6)
 $STACKGEN "${args[@]}"
 if [ "$ACCESS" = gate ]; then
-  # As a user would: the [gate] table of stackgen.toml edited, then the stack rendered again.
+  # As a user would: the [access.gate] table of stackgen.toml edited, then the stack rendered again.
   $PY - "$DEMO_DIR" "$(image debian-base)" <<'PY'
 import sys
 from pathlib import Path
@@ -128,7 +128,7 @@ from stackgen.config_file import build_config, dump_config, load_config
 
 folder = Path(sys.argv[1])
 data = load_config(folder).model_dump(mode="json")
-data["gate"] |= {"mode": "token", "image": sys.argv[2]}
+data["access"]["gate"] |= {"mode": "token", "image": sys.argv[2]}
 (folder / "stackgen.toml").write_text(dump_config(build_config(data, folder)))
 PY
   $STACKGEN render --dir "$DEMO_DIR" >&2

@@ -1,4 +1,4 @@
-"""The token gate (`gate.mode = "token"`, docs/access.md) end to end through each proxy: a
+"""The token gate (`access.gate.mode = "token"`, docs/access.md) end to end through each proxy: a
 stream, a subtitle and the WebSocket - which Jellyfin 10.11 (and the stand-in) serve without
 a token, or with any token the socket's own check accepts - are refused without a token
 Jellyfin confirms, with a forged one and with a revoked one once the cache time is over;
@@ -50,7 +50,12 @@ def test_the_token_gate_through_the_proxy(
     base = _subpath(proxy)
     gate = {"mode": "token", "cache_seconds": CACHE_SECONDS, "image": images["debian-base"]}
     stack = make_stack(
-        proxy, subpath=base, tls="internal", network="bridge", start=False, config={"gate": gate}
+        proxy,
+        subpath=base,
+        tls="internal",
+        network="bridge",
+        start=False,
+        config={"access": {"gate": gate}},
     )
     add_standin_environment(
         stack, {"STANDIN_API_KEYS": f"{STANDIN_API_KEY},{USER_TOKEN},{REVOKED}"}
@@ -182,7 +187,7 @@ def test_the_gate_reaches_a_host_network_jellyfin(
     """Jellyfin on the host's network (the default, for DLNA): the gate asks it the way the
     proxy reaches it, through the host gateway."""
     gate = {"mode": "token", "image": images["debian-base"]}
-    stack = make_stack("caddy", tls="internal", network="host", config={"gate": gate})
+    stack = make_stack("caddy", tls="internal", network="host", config={"access": {"gate": gate}})
     root = stack.directory / "tls/ca.pem"
 
     def stream(headers: dict[str, str]) -> int:

@@ -73,7 +73,7 @@ OPTION_CASES: dict[str, dict[str, Any]] = {
     },
     "ipv6": {"ipv6": True},
     # The token gate (docs/access.md): its service, its script and each proxy's sub-request.
-    "gate-token": {"gate": {"mode": "token"}},
+    "gate-token": {"access": {"gate": {"mode": "token"}}},
 }
 
 # Whole stacks kept in one file each (`stacks/<case>.txt`): every proxy, every target (both

@@ -91,7 +91,7 @@ def test_the_lan_only_regex(tmp_path: Path) -> None:
         ({"login_per_minute": 0}, "greater than or equal to 1"),
         ({"login_burst": -1}, "greater than or equal to 0"),
         ({"rate_limit": "yes"}, "boolean"),
-        ({"gate": "token"}, "Extra inputs"),
+        ({"gates": "token"}, "Extra inputs"),
     ],
 )
 def test_bad_access_settings_are_refused(

@@ -211,7 +211,7 @@ def test_a_side_refuses_a_host_network_jellyfin() -> None:
 
 def test_the_token_gate_is_refused_with_the_reason() -> None:
     data = _side(side="edge")
-    data["gate"] = {"mode": "token"}
+    data["access"] = {"gate": {"mode": "token"}}
     with pytest.raises(ValueError, match=r"gate\.mode 'token': not on the edge-home target"):
         parse_config(data, Path("."), check_paths=False)
 

@@ -58,7 +58,7 @@ class FakeJellyfin:
 def load_gate(
     tmp: Path, monkeypatch: pytest.MonkeyPatch, port: int, base: str = "", **gate: Any
 ) -> ModuleType:
-    config = config_for("nginx", tmp, subpath=base, gate={"mode": "token", **gate})
+    config = config_for("nginx", tmp, subpath=base, access={"gate": {"mode": "token", **gate}})
     script = tmp / "gate.py"
     script.write_text(rendered(config, tmp)["gate/gate.py"])
     monkeypatch.setenv("GATE_UPSTREAM", f"http://127.0.0.1:{port}")
@@ -339,7 +339,7 @@ def test_http_side_believes_only_the_proxys_request_line(gate: ModuleType) -> No
 
 
 def test_the_script_is_the_standard_library_only(tmp_path: Path) -> None:
-    config = config_for("nginx", tmp_path, gate={"mode": "token"})
+    config = config_for("nginx", tmp_path, access={"gate": {"mode": "token"}})
     source = rendered(config, tmp_path)["gate/gate.py"]
     imports = {
         line.split()[1].split(".")[0]
@@ -374,17 +374,17 @@ def test_bad_gate_settings_are_refused_by_name(
     tmp_path: Path, gate: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(Exception, match=message.replace(".", r"\.")):
-        config_for("nginx", tmp_path, gate=gate)
+        config_for("nginx", tmp_path, access={"gate": gate})
 
 
 def test_the_swarm_target_refuses_the_gate_in_one_line(tmp_path: Path) -> None:
     deploy = {"target": "swarm"}
     with pytest.raises(Exception, match=r"gate\.mode 'token': not on the swarm target yet"):
-        config_for("nginx", tmp_path, gate={"mode": "token"}, deploy=deploy)
+        config_for("nginx", tmp_path, access={"gate": {"mode": "token"}}, deploy=deploy)
 
 
 def test_the_gate_has_a_pinned_address_no_container_is_given(tmp_path: Path) -> None:
-    config = config_for("apache", tmp_path, gate={"mode": "token"})
+    config = config_for("apache", tmp_path, access={"gate": {"mode": "token"}})
     assert config.gate_address not in config.network.dynamic_range
     assert config.gate_address != config.network.proxy_ip
     files = rendered(config, tmp_path)
@@ -393,7 +393,7 @@ def test_the_gate_has_a_pinned_address_no_container_is_given(tmp_path: Path) -> 
     moved = config_for(
         "apache",
         tmp_path,
-        gate={"mode": "token"},
+        access={"gate": {"mode": "token"}},
         network={"subnet": "10.9.0.0/24", "proxy_address": "10.9.0.126"},
     )
     assert str(moved.gate_address) == "10.9.0.125"
@@ -402,7 +402,7 @@ def test_the_gate_has_a_pinned_address_no_container_is_given(tmp_path: Path) -> 
 def test_the_gate_service_is_hardened(tmp_path: Path) -> None:
     import yaml
 
-    config = config_for("nginx", tmp_path, gate={"mode": "token"})
+    config = config_for("nginx", tmp_path, access={"gate": {"mode": "token"}})
     service = yaml.safe_load(rendered(config, tmp_path)["docker-compose.yml"])["services"]["gate"]
     assert service["user"] == "1000:1000"
     assert service["read_only"] is True

@@ -166,9 +166,9 @@ class EdgeHomeDeploy(DeployConfig):
             raise ValueError("ipv6: not on the edge-home target (the tunnel is IPv4)")
         if config.token_gate.on:
             raise ValueError(
-                "gate.mode 'token': not on the edge-home target yet (the edge proxy shares the "
-                "tunnel endpoint's network, where the gate service's pinned address is not "
-                "reachable); use deploy.target 'compose'"
+                "access.gate.mode 'token': not on the edge-home target yet (the edge proxy "
+                "shares the tunnel endpoint's network, where the gate service's pinned address "
+                "is not reachable); use deploy.target 'compose'"
             )
         for name, subnet in (("network.subnet", config.network.subnet),):
             if subnet.overlaps(self.tunnel):

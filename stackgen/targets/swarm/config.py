@@ -132,7 +132,7 @@ class SwarmDeploy(DeployConfig):
             )
         if config.token_gate.on:
             raise ValueError(
-                "gate.mode 'token': not on the swarm target yet (its gate service and the "
+                "access.gate.mode 'token': not on the swarm target yet (its gate service and the "
                 "proxies' sub-requests were tried on Compose only); use deploy.target 'compose'"
             )
         if str(config.ports.listen_address) != "0.0.0.0":  # noqa: S104
