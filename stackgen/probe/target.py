@@ -119,6 +119,9 @@ class Target:
     from_lan: bool = False  # the probe runs where LAN clients are (expects lan_url)
     timeout: float = 10.0  # seconds, per connect / per socket operation
     tunnel: Tunnel | None = None  # a WireGuard link between proxy and Jellyfin (edge-home)
+    # A token gate in front of Jellyfin (access.gate) refuses a made-up token itself (401),
+    # so what answers the probe's upgrade is the gate, not Jellyfin's WebSocket handler.
+    token_gate: bool = False
     base_url: BaseURL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,15 @@ import time
 from collections.abc import Iterator
 
 from stackgen.probe import client
-from stackgen.probe.base import UPSTREAM, Outcome, check, failed, passed, warned
+from stackgen.probe.base import (
+    UPSTREAM,
+    NotApplicable,
+    Outcome,
+    check,
+    failed,
+    passed,
+    warned,
+)
 from stackgen.probe.checks.reach import GATEWAY_ERRORS
 from stackgen.probe.context import ProbeContext
 from stackgen.probe.result import redact
@@ -184,6 +192,13 @@ def _judge_refused_upgrade(
             "the upgrade reached Jellyfin's WebSocket handler: 403 for the probe's made-up "
             f"token, as Jellyfin refuses it (a plain GET gets {plain.status})",
             **details,
+        )
+    if ctx.target.token_gate and status == 401 and plain.status == status:
+        # The gate refuses the made-up token before Jellyfin could: nothing tells whether an
+        # upgrade with a valid token would pass, and the warning's fix would not apply.
+        raise NotApplicable(
+            "the token gate answers 401 to the probe's made-up token before Jellyfin "
+            "(an upgrade with a valid token is not judged without one)"
         )
     if status in (401, 403) and plain.status == status:
         return warned(
