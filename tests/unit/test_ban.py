@@ -116,3 +116,29 @@ def test_ban_add_with_traefik_says_there_is_no_deny_file(tmp_path: Path) -> None
     run = stackgen("ban", "add", "198.51.100.7", "--dir", str(stack))
     assert run.returncode == ExitCode.INVALID_INPUT
     assert "no ban list with traefik" in run.stderr
+
+
+def test_nginx_reads_the_deny_file_ahead_of_the_allow_list(tmp_path: Path) -> None:
+    # nginx applies the first matching `allow`/`deny`: a banned client inside an allowed
+    # range must still be refused.
+    config = config_for("nginx", tmp_path, access={"allow": ["198.51.100.0/24"]})
+    text = rendered(config, tmp_path)["nginx/conf.d/jellyfin.conf"]
+    include = get_proxy("nginx").ban_include(config)
+    assert include is not None
+    assert text.index(f"include {include};") < text.index("allow 198.51.100.0/24;")
+
+
+def test_a_re_render_keeps_the_ban_list(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    init = stackgen(
+        "init", "haproxy", "--domain", "jellyfin.example.com", "--email",
+        "admin@example.com", "--dir", str(stack),
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    deny = stack / "ban" / "deny.lst"
+    deny.write_text(get_proxy("haproxy").deny_file(ADDRESSES))
+    assert stackgen("render", "--dir", str(stack)).returncode == 0
+    assert addresses_in(deny.read_text()) == ADDRESSES
+    assert stackgen("ban", "list", "--dir", str(stack)).stdout.split() == [
+        str(a) for a in ADDRESSES
+    ]
