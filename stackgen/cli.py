@@ -22,7 +22,7 @@ import typer
 from pydantic_core import PydanticUndefined
 from typer.exceptions import TyperException
 
-from stackgen import __version__, exposure, lifecycle, redaction
+from stackgen import __version__, banlist, exposure, lifecycle, redaction
 from stackgen import verify as verifying
 from stackgen.config_file import build_config
 from stackgen.errors import (
@@ -527,6 +527,58 @@ def reload(
         stack = Stack.load(directory)
         lifecycle.reload(stack, force=force, progress=say)
     say(f"reloaded: {stack.config.public_url}", fg="green")
+
+
+ban_app = typer.Typer(
+    help="The ban list (access.ban): client addresses the proxy refuses with 403.",
+    no_args_is_help=True,
+)
+app.add_typer(ban_app, name="ban")
+AddressArgument = Annotated[str, typer.Argument(help="A client's IP address.")]
+
+
+@ban_app.command("list")
+def ban_list(
+    directory: DirOption = Path(), side: SideOption = None, as_json: JsonOption = False
+) -> None:
+    """The addresses the proxy refuses now, one a line.
+
+    Example: stackgen ban list --dir ./jellyfin-stack
+    """
+    addresses = [str(a) for a in banlist.banned(Stack.load(on_side(directory, side)))]
+    if as_json:
+        emit_json(addresses)
+    else:
+        for address in addresses:
+            typer.echo(address)
+
+
+@ban_app.command("add")
+def ban_add(
+    address: AddressArgument, directory: DirOption = Path(), side: SideOption = None
+) -> None:
+    """Refuse a client address (403 on every route), applied by a graceful reload.
+
+    Example: stackgen ban add 203.0.113.7 --dir ./jellyfin-stack
+    """
+    directory = on_side(directory, side)
+    with changing(directory, "ban"):
+        changed = banlist.change(Stack.load(directory), address, ban=True, progress=say)
+    say(f"banned: {address}" if changed else f"already banned: {address}")
+
+
+@ban_app.command("remove")
+def ban_remove(
+    address: AddressArgument, directory: DirOption = Path(), side: SideOption = None
+) -> None:
+    """Let a banned client address back in, applied by a graceful reload.
+
+    Example: stackgen ban remove 203.0.113.7 --dir ./jellyfin-stack
+    """
+    directory = on_side(directory, side)
+    with changing(directory, "ban"):
+        changed = banlist.change(Stack.load(directory), address, ban=False, progress=say)
+    say(f"no longer banned: {address}" if changed else f"not banned: {address}")
 
 
 ProjectOption = Annotated[

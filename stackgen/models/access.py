@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from stackgen.models.ban import BanSettings
 from stackgen.models.fields import PRIVATE_RANGES, Strict, _net_text_only
 from stackgen.models.gate import GateSettings
 from stackgen.options import Setting
@@ -132,6 +133,8 @@ class AccessSettings(Strict):
     ] = Field(default_factory=lambda: [LanOnlyRoute.METRICS, LanOnlyRoute.STARTUP])
     # The token gate: its own table (`[access.gate]`), its own module.
     gate: GateSettings = Field(default_factory=GateSettings)
+    # The ban list: its own table (`[access.ban]`), its own module.
+    ban: BanSettings = Field(default_factory=BanSettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> AccessSettings:

@@ -10,6 +10,7 @@ on the proxy's own class.
 
 from __future__ import annotations
 
+import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +18,20 @@ from typing import ClassVar, Final
 
 from stackgen.certificates import INTERMEDIATE, CertificateSource, TlsProfile
 from stackgen.models import StackConfig, TlsMode, bind_source
-from stackgen.parts import Duration, InImageCommand, Mount, StateFile, TemplateFile, Tmpfs
+from stackgen.parts import Access, Duration, InImageCommand, Mount, StateFile, TemplateFile, Tmpfs
 from stackgen.proxies.spec import ProxySpec
 
 # Jellyfin's documented minimum for uploads (docs/jellyfin.md).
 JELLYFIN_MAX_BODY: Final = 20 * 1024 * 1024
+BannedAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# The ban list's deny file (access.ban): its folder in the stack, which stackgen writes, and
+# where the proxy's container reads it (a folder: an atomic replace of the file is seen).
+BAN_DIR: Final = "ban"
+BAN_PATH: Final = "/etc/stackgen-ban"
+# Each deny file's first line (a comment in every proxy's syntax).
+DENY_FILE_HEAD: Final = (
+    "# The ban list (access.ban), written by `stackgen ban`: these clients get 403.\n"
+)
 
 
 class Proxy(ABC):
@@ -53,6 +63,10 @@ class Proxy(ABC):
     # For a proxy with its own ACME client: the container path where it reads the root a
     # private ACME server's own TLS certificate chains to (`acme_ca_bundle`, mounted there).
     acme_ca_path: ClassVar[str | None] = None
+    # The ban list's deny file name (under BAN_DIR) in this proxy's syntax; None: the proxy
+    # has none, for this reason.
+    ban_file: ClassVar[str | None] = None
+    ban_refusal: ClassVar[str] = "this proxy has no deny file yet"
 
     @property
     def kind(self) -> str:
@@ -108,6 +122,34 @@ class Proxy(ABC):
         """Rule checks stackgen can do without Docker on the files as they are on disk."""
         return []
 
+    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
+        """The deny file naming `addresses` (ordered, each once), in this proxy's syntax;
+        with none, a file the proxy reads as refusing no one."""
+        raise NotImplementedError(f"{self.kind} has no deny file")
+
+    # --- the ban list (access.ban) ----------------------------------------------------------
+
+    def ban_file_name(self, config: StackConfig) -> str | None:
+        return self.ban_file if config.access.ban.enabled else None
+
+    def ban_include(self, config: StackConfig) -> str | None:
+        """Where the proxy's configuration reads the deny file in its container, or None."""
+        name = self.ban_file_name(config)
+        return None if name is None else f"{BAN_PATH}/{name}"
+
+    def ban_state_files(self, config: StackConfig) -> list[StateFile]:
+        # Rendered empty once; then stackgen's `ban` command owns it (a re-render keeps it).
+        name = self.ban_file_name(config)
+        if name is None:
+            return []
+        return [StateFile(f"{BAN_DIR}/{name}", self.deny_file([]).encode(), 0o644, Access.CONTROL)]
+
+    def ban_mounts(self, config: StackConfig) -> list[Mount]:
+        if self.ban_file_name(config) is None:
+            return []
+        why = "The ban list (access.ban): stackgen writes it, the proxy only reads it."
+        return [Mount(bind_source(BAN_DIR), BAN_PATH, comment=(why,))]
+
     # --- the proxy with its certificate source: what render and lifecycle use --------------
 
     def templates(self, config: StackConfig) -> list[TemplateFile]:
@@ -116,6 +158,7 @@ class Proxy(ABC):
     def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
         return [
             *self.own_state_files(config),
+            *self.ban_state_files(config),
             *self.certificates(config).state_files(config, stack_dir),
         ]
 
@@ -141,7 +184,7 @@ class Proxy(ABC):
 
     def mounts(self, config: StackConfig) -> list[Mount]:
         """Everything mounted into the proxy's container: its own, then for TLS."""
-        return [*self.own_mounts(config), *self.tls_mounts(config)]
+        return [*self.own_mounts(config), *self.ban_mounts(config), *self.tls_mounts(config)]
 
     def tmpfs(self, config: StackConfig) -> list[Tmpfs]:
         return self.own_tmpfs(config)
@@ -149,7 +192,8 @@ class Proxy(ABC):
     def conf_mounts(self, config: StackConfig) -> tuple[tuple[str, str], ...]:
         """(stack path, container path) of its configuration and TLS files: what its own
         config test in its image reads."""
-        mounts = [Mount(self.conf_dir, self.conf_path), *self.tls_mounts(config)]
+        ban = [Mount(BAN_DIR, BAN_PATH)] if self.ban_file_name(config) else []
+        mounts = [Mount(self.conf_dir, self.conf_path), *ban, *self.tls_mounts(config)]
         return tuple((m.source, m.target) for m in mounts)
 
     def command(self, config: StackConfig) -> list[str] | None:

@@ -223,6 +223,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "operations",
         (
             "stackgen.stack_checks",
+            "stackgen.banlist",
             "stackgen.reloading",
             "stackgen.verify",
             "stackgen.lifecycle",

@@ -23,6 +23,10 @@ class Traefik(Proxy):
     spec: ClassVar[ProxySpec] = SPEC
     conf_dir: ClassVar[str] = "traefik"
     conf_path: ClassVar[str] = "/etc/traefik"
+    ban_refusal: ClassVar[str] = (
+        "Traefik v3 has no deny-list middleware (ipAllowList cannot say 'everyone but'); "
+        "not built yet"
+    )
     supports_http3: ClassVar[bool] = True  # quic-go, in the official image
     acme_ca_path: ClassVar[str | None] = "/etc/stackgen/acme-ca.pem"
 

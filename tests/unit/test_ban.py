@@ -1,0 +1,144 @@
+"""The ban list (`access.ban`): each proxy's deny file, what `stackgen ban` refuses, and
+what the rendering mounts and includes. Through real proxies: tests/integration/test_ban.py."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from stackgen.banlist import addresses_in, parse_address
+from stackgen.errors import ExitCode, InvalidInputError
+from stackgen.proxies import available
+from stackgen.proxies.base import BAN_PATH
+from stackgen.proxies.registry import get_proxy
+from tests.unit.rendering import config_for, rendered
+from tests.unit.test_cli import stackgen
+
+WITH_DENY_FILE = [p for p in available() if get_proxy(p).ban_file is not None]
+ADDRESSES = [ipaddress.ip_address("198.51.100.7"), ipaddress.ip_address("2001:db8::7")]
+
+
+def test_every_proxy_but_traefik_has_a_deny_file() -> None:
+    assert set(available()) - set(WITH_DENY_FILE) == {"traefik"}
+
+
+@pytest.mark.parametrize("proxy", WITH_DENY_FILE)
+def test_a_deny_file_names_exactly_its_addresses(proxy: str) -> None:
+    deny = get_proxy(proxy).deny_file
+    assert addresses_in(deny([])) == []
+    assert addresses_in(deny(ADDRESSES)) == ADDRESSES
+    assert addresses_in(deny(ADDRESSES[:1])) == ADDRESSES[:1]
+
+
+@pytest.mark.parametrize("proxy", WITH_DENY_FILE)
+def test_the_proxy_reads_the_deny_file_from_a_read_only_folder(proxy: str, tmp_path: Path) -> None:
+    config = config_for(proxy, tmp_path)
+    files = rendered(config, tmp_path)
+    include = get_proxy(proxy).ban_include(config)
+    assert include is not None and include.startswith(BAN_PATH)
+    assert any(include in text for name, text in files.items() if name != "docker-compose.yml")
+    compose = files["docker-compose.yml"]
+    assert f'target: "{BAN_PATH}"' in compose or f":{BAN_PATH}:ro" in compose, compose
+
+
+@pytest.mark.parametrize("proxy", WITH_DENY_FILE)
+def test_switched_off_nothing_is_included_or_mounted(proxy: str, tmp_path: Path) -> None:
+    config = config_for(proxy, tmp_path, access={"ban": {"enabled": False}})
+    assert get_proxy(proxy).ban_include(config) is None
+    assert not any(BAN_PATH in text for text in rendered(config, tmp_path).values())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["127.0.0.1", "::1", "0.0.0.0", "224.0.0.1", "not-an-address", "198.51.100.0/24", ""],
+)
+def test_addresses_that_are_never_a_remote_client_are_refused(text: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        parse_address(text, config_for("nginx", tmp_path))
+    assert "\n" not in str(raised.value)
+
+
+def test_the_proxy_network_is_refused_its_gateway_included(tmp_path: Path) -> None:
+    config = config_for("nginx", tmp_path, ipv6=True)
+    subnet = config.network.subnet
+    assert config.network.subnet6 is not None
+    for address in (subnet[1], config.network.subnet6[1], config.network.proxy_ip):
+        with pytest.raises(InvalidInputError, match="proxy network"):
+            parse_address(str(address), config)
+    # An IPv4 client written as IPv4-mapped IPv6 is the IPv4 address the proxy sees.
+    assert parse_address("::ffff:198.51.100.7", config) == ADDRESSES[0]
+
+
+def test_ban_add_refuses_a_bad_address_in_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    assert (
+        stackgen(
+            "init",
+            "nginx",
+            "--domain",
+            "jellyfin.example.com",
+            "--email",
+            "admin@example.com",
+            "--dir",
+            str(stack),
+        ).returncode
+        == 0
+    )
+    deny = stack / "ban" / "deny.conf"
+    before = deny.read_bytes()
+    assert addresses_in(before.decode()) == []
+    for text in ("nope", "127.0.0.1"):
+        run = stackgen("ban", "add", text, "--dir", str(stack))
+        assert run.returncode == ExitCode.INVALID_INPUT, run
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert deny.read_bytes() == before
+    listed = stackgen("ban", "list", "--dir", str(stack))
+    assert (listed.returncode, listed.stdout) == (0, "")
+
+
+def test_ban_add_with_traefik_says_there_is_no_deny_file(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    assert (
+        stackgen(
+            "init",
+            "traefik",
+            "--domain",
+            "jellyfin.example.com",
+            "--email",
+            "admin@example.com",
+            "--dir",
+            str(stack),
+        ).returncode
+        == 0
+    )
+    run = stackgen("ban", "add", "198.51.100.7", "--dir", str(stack))
+    assert run.returncode == ExitCode.INVALID_INPUT
+    assert "no ban list with traefik" in run.stderr
+
+
+def test_nginx_reads_the_deny_file_ahead_of_the_allow_list(tmp_path: Path) -> None:
+    # nginx applies the first matching `allow`/`deny`: a banned client inside an allowed
+    # range must still be refused.
+    config = config_for("nginx", tmp_path, access={"allow": ["198.51.100.0/24"]})
+    text = rendered(config, tmp_path)["nginx/conf.d/jellyfin.conf"]
+    include = get_proxy("nginx").ban_include(config)
+    assert include is not None
+    assert text.index(f"include {include};") < text.index("allow 198.51.100.0/24;")
+
+
+def test_a_re_render_keeps_the_ban_list(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    init = stackgen(
+        "init", "haproxy", "--domain", "jellyfin.example.com", "--email",
+        "admin@example.com", "--dir", str(stack),
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    deny = stack / "ban" / "deny.lst"
+    deny.write_text(get_proxy("haproxy").deny_file(ADDRESSES))
+    assert stackgen("render", "--dir", str(stack)).returncode == 0
+    assert addresses_in(deny.read_text()) == ADDRESSES
+    assert stackgen("ban", "list", "--dir", str(stack)).stdout.split() == [
+        str(a) for a in ADDRESSES
+    ]
