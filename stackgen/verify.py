@@ -76,6 +76,7 @@ def stack_target(
             from_lan=from_lan,
             timeout=timeout,
             tunnel=stack.target.tunnel(stack) if observed else None,
+            token_gate=config.deploy.offers_token_gate,
         )
     )
 

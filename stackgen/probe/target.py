@@ -119,6 +119,7 @@ class Target:
     from_lan: bool = False  # the probe runs where LAN clients are (expects lan_url)
     timeout: float = 10.0  # seconds, per connect / per socket operation
     tunnel: Tunnel | None = None  # a WireGuard link between proxy and Jellyfin (edge-home)
+    token_gate: bool = True  # whether the stack's target can run the token gate (access.gate)
     base_url: BaseURL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
