@@ -130,3 +130,12 @@ def test_the_edge_refuses_a_wireguard_port_in_use(tmp_path: Path) -> None:
     # Free again: the edge's preflight passes.
     edge.target.preflight(edge, lambda _line: None)
     assert isinstance(edge.target, EdgeHome)
+
+
+def test_verify_tells_the_probe_the_edge_offers_no_token_gate(tmp_path: Path) -> None:
+    from stackgen.verify import stack_target
+
+    run = stackgen(*INIT, "--dir", str(tmp_path / "site"))
+    assert run.returncode == 0, run.stderr
+    edge = Stack.load(tmp_path / "site" / "edge")
+    assert stack_target(edge, timeout=5.0).token_gate is False
