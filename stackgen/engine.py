@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_on_whales import DockerClient, docker
+from python_on_whales import Container, DockerClient, docker
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run as run_docker
 
@@ -134,8 +134,8 @@ def network_subnets() -> list[NetworkSubnets]:
     return found
 
 
-def containers_publishing(port: int) -> list[str]:
-    """Names of the running containers that publish a host port."""
+def containers_publishing(port: int | str) -> list[str]:
+    """Names of the running containers that publish a host port (`51820/udp` for UDP)."""
     return [container.name for container in docker.container.list(filters={"publish": port})]
 
 
@@ -158,14 +158,19 @@ def run_in_image(image: str, command: InImageCommand, folder: Path) -> tuple[boo
         )
     except DockerException as error:
         raise DockerError(f"cannot create a container of {image}: {error.stderr}") from None
+    return _run_to_end(container, image, " ".join(command.argv))
+
+
+def _run_to_end(container: Container, image: str, what: str) -> tuple[bool, str]:
+    """Start a created container, wait for it within IN_IMAGE_TIMEOUT_S, remove it:
+    (exited 0, its output)."""
     try:
         docker.container.start(container)
         deadline = time.monotonic() + IN_IMAGE_TIMEOUT_S
         while (state := docker.container.inspect(container).state).running:
             if time.monotonic() > deadline:
                 raise DockerError(
-                    f"`{' '.join(command.argv)}` in {image} did not finish within "
-                    f"{IN_IMAGE_TIMEOUT_S:.0f} s"
+                    f"`{what}` in {image} did not finish within {IN_IMAGE_TIMEOUT_S:.0f} s"
                 )
             time.sleep(0.1)
         return state.exit_code == 0, str(docker.container.logs(container))
@@ -173,6 +178,28 @@ def run_in_image(image: str, command: InImageCommand, folder: Path) -> tuple[boo
         raise DockerError(f"running a container of {image} failed: {error.stderr}") from None
     finally:
         docker.container.remove(container, force=True)
+
+
+def run_tunnel_trial(image: str, script: str) -> tuple[bool, str]:
+    """Run a bash script in a tunnel endpoint's image given exactly what its service gets
+    (NET_ADMIN and /dev/net/tun, nothing else; no network): (exited 0, its output)."""
+    try:
+        container = docker.container.create(
+            image,
+            ["-c", script],
+            entrypoint="bash",
+            networks=["none"],
+            cap_drop=["ALL"],
+            cap_add=["NET_ADMIN"],
+            devices=["/dev/net/tun:/dev/net/tun"],
+            security_options=["no-new-privileges:true"],
+            read_only=True,
+            tmpfs=["/run"],
+        )
+    except DockerException as error:
+        text = " ".join(str(error.stderr or "").split())
+        raise DockerError(f"cannot create a container of {image}: {text}") from None
+    return _run_to_end(container, image, "a tunnel trial")
 
 
 # --- Docker Compose (the compose deploy target) -------------------------------------------
@@ -610,6 +637,7 @@ __all__ = [
     "remove_stack_volumes",
     "require_engine",
     "run_in_image",
+    "run_tunnel_trial",
     "service_logs",
     "stack_deploy",
     "stack_leftovers",

@@ -77,6 +77,7 @@ def stack_target(
             timeout=timeout,
             tunnel=stack.target.tunnel(stack) if observed else None,
             token_gate=config.token_gate.on,
+            gate_offered=config.deploy.offers_token_gate,
         )
     )
 

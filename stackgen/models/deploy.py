@@ -49,6 +49,9 @@ class DeployConfig(Strict):
     # each (`secrets/NAME`, mounted at /run/secrets/NAME), instead of `.env`: a swarm
     # resolves an `env_file` into the service spec, which `docker service inspect` shows.
     credentials_as_secrets: ClassVar[bool] = False
+    # Whether the target can run the token gate (access.gate): `verify`'s fix texts name it
+    # only where it can be turned on.
+    offers_token_gate: ClassVar[bool] = True
 
     @model_validator(mode="wrap")
     @classmethod

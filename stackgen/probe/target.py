@@ -122,6 +122,7 @@ class Target:
     # A token gate in front of Jellyfin (access.gate) refuses a made-up token itself (401),
     # so what answers the probe's upgrade is the gate, not Jellyfin's WebSocket handler.
     token_gate: bool = False
+    gate_offered: bool = True  # whether the stack's target can run the token gate (access.gate)
     base_url: BaseURL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -30,23 +30,23 @@ class Own:
     pids: frozenset[int] = frozenset()  # the main process of each running container
 
 
-def port_holder(port: int) -> Holder:
-    """Best effort: which container or process publishes/listens on a TCP port."""
+def port_holder(port: int, protocol: str = "tcp") -> Holder:
+    """Best effort: which container or process publishes/listens on a TCP (or UDP) port."""
     try:
-        names = containers_publishing(port)
+        names = containers_publishing(port if protocol == "tcp" else f"{port}/{protocol}")
     except DockerException:
         names = []
     if names:
         return Holder(f"container {names[0]}", container=names[0])
-    ss = run(["ss", "-Hltnp", f"sport = :{port}"], check=False, timeout=10)
+    ss = run(["ss", f"-Hl{protocol[0]}np", f"sport = :{port}"], check=False, timeout=10)
     match = re.search(r'users:\(\("([^"]+)",pid=(\d+)', ss.stdout)
     if match is None:
         return Holder("another process")
     return Holder(f"{match.group(1)} (pid {match.group(2)})", pid=int(match.group(2)))
 
 
-def port_free(address: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def port_free(address: str, port: int, kind: socket.SocketKind = socket.SOCK_STREAM) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))

@@ -27,6 +27,7 @@ from tests.edge.topology import (
     HOME_TUNNEL,
     HOME_WG_PORT,
     KEEPALIVE_SECONDS,
+    STANDIN_API_KEY,
     STANDIN_PORT,
     WIREGUARD_IMAGE,
     EdgeHome,
@@ -232,6 +233,26 @@ def test_keys_made_in_python_are_the_keys_wg_derives(topology: EdgeHome) -> None
     assert private.strip() not in topology.logs()
 
 
+def secrets_of(topology: EdgeHome) -> set[str]:
+    """Every private and preshared key the topology wrote (its wg0.conf files)."""
+    found = set()
+    for side in ("edge", "home"):
+        for line in (topology.workdir / side / "wg0.conf").read_text().splitlines():
+            key, _, value = line.partition(" = ")
+            if key in ("PrivateKey", "PresharedKey"):
+                found.add(value.strip())
+    return found
+
+
+def test_no_private_or_preshared_key_reaches_a_failing_tests_report(topology: EdgeHome) -> None:
+    # pytest prints a failing test's arguments with repr(); the report section is logs().
+    secrets = secrets_of(topology)
+    assert len(secrets) == 3  # two private keys, one preshared key
+    shown = repr(topology) + str(topology) + topology.logs()
+    assert [s for s in secrets if s in shown] == []
+    assert topology.home_public_key in repr(topology)  # public keys are fine
+
+
 # --------------------------------------------------------------------------- addresses
 
 
@@ -282,12 +303,16 @@ out["upload"] = [reply.status, json.loads(reply.read()),
                  {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}]
 sock = socket.create_connection((host, 80), timeout=30)
 sock.sendall(
-    b"GET /socket?api_key=token&deviceId=edge-test HTTP/1.1\r\nHost: jellyfin\r\n"
-    b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    f"GET /socket?api_key={sys.argv[2]}&deviceId=edge-test HTTP/1.1\r\nHost: jellyfin\r\n"
+    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
 )
 data = b""
+# A refusal (403) keeps the connection open: stop at its head instead of waiting for a
+# message that never comes until the socket's timeout.
 while b"ForceKeepAlive" not in data and len(data) < 65536:
+    if b"\r\n\r\n" in data and not data.startswith(b"HTTP/1.1 101"):
+        break
     chunk = sock.recv(4096)
     if not chunk:
         break
@@ -298,7 +323,9 @@ print(json.dumps(out))
 
 
 def test_range_upload_and_websocket_cross_the_edge_and_the_tunnel(topology: EdgeHome) -> None:
-    result = topology.python(topology.outsider, MEDIA_CHECKS, topology.edge_address, timeout=120)
+    result = topology.python(
+        topology.outsider, MEDIA_CHECKS, topology.edge_address, STANDIN_API_KEY, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["range"] == [206, True]

@@ -66,6 +66,9 @@ HEARTBEAT = (
     "[ $(( $(date +%s) - ${last:-0} )) -lt 180 ]'"
 )
 STANDIN_PORT = 8096
+# The key the stand-in accepts unless told otherwise (its DEFAULT_API_KEY): like Jellyfin,
+# it refuses a WebSocket with any other token (403).
+STANDIN_API_KEY = "stackgen-standin-api-key"
 EDGE_HTTP_PORT = 80
 COMMAND_TIMEOUT = 120.0
 # What a WireGuard endpoint needs here and nothing more (docs/edge-home.md).
@@ -193,6 +196,12 @@ class EdgeHome:
     home_public_key: str = ""
     router_wan_host: int = 20
     heartbeat: bool = True  # home's healthcheck heartbeat (off: keepalives only)
+
+    def __repr__(self) -> str:
+        # A failing test's report shows its arguments' repr: only names, addresses and public
+        # keys, never a field added later that might hold a private or preshared key.
+        shown = ("name", "workdir", "wan", "lan", "edge_public_key", "home_public_key")
+        return f"EdgeHome({', '.join(f'{k}={getattr(self, k)!r}' for k in shown)})"
 
     # ---- names and addresses -----------------------------------------------------------
 

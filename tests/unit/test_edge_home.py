@@ -267,3 +267,13 @@ def test_verify_judges_the_tunnel_from_what_the_side_reports(
     )
     statuses = {r.id: str(r.status) for r in report.results}
     assert {k: statuses[k] for k in expected} == expected
+
+
+def test_the_edge_home_and_swarm_targets_say_they_offer_no_token_gate() -> None:
+    from stackgen.models.deploy import DeployConfig
+    from stackgen.targets.edge_home.config import EdgeHomeDeploy
+    from stackgen.targets.swarm.config import SwarmDeploy
+
+    assert DeployConfig.offers_token_gate
+    assert not EdgeHomeDeploy.offers_token_gate
+    assert not SwarmDeploy.offers_token_gate

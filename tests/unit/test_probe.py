@@ -727,3 +727,20 @@ def test_exposure_login_probe_is_bounded_and_stops_at_the_first_429(pki: PKI) ->
     with fake_stack(pki, login_limit=None) as stack:
         run_checks(stack.target(), only=["exposure.login-rate-limit"])
         assert stack.logins == {"127.0.0.1": 30}
+
+
+def test_anonymous_media_fix_names_only_what_the_target_offers(pki: PKI) -> None:
+    """Where the token gate is refused (edge-home, swarm), the fix text names only
+    access.allow; the warning stays."""
+    with fake_stack(pki, media_open=True) as stack:
+        offered = run_checks(stack.target(), only=["exposure.anonymous-media"])
+        refused = run_checks(stack.target(gate_offered=False), only=["exposure.anonymous-media"])
+    with_gate, without = (
+        offered.get("exposure.anonymous-media"),
+        refused.get("exposure.anonymous-media"),
+    )
+    assert with_gate is not None and without is not None
+    assert with_gate.status is without.status is Status.WARN
+    assert "access.gate" in with_gate.hint
+    assert "access.allow" in without.hint
+    assert "gate" not in without.hint

@@ -48,6 +48,12 @@ HINT_MEDIA = (
     "upstream issues 13983, 13986, 13988): admit only known networks (access.allow), or "
     "put the token gate in front (access.gate, docs/access.md)"
 )
+# Where the target refuses the token gate (edge-home, swarm): only what works there.
+HINT_MEDIA_NO_GATE = (
+    "Jellyfin serves these routes without a token to anyone who has an item id (its "
+    "upstream issues 13983, 13986, 13988): admit only known networks (access.allow, "
+    "docs/access.md)"
+)
 HINT_RATE = (
     "limit login attempts per client at the proxy: access.rate_limit = true with nginx, "
     "HAProxy or Traefik (the official Caddy and Apache images have no means: docs/access.md)"
@@ -169,7 +175,7 @@ def exposure_anonymous_media(ctx: ProbeContext) -> Outcome:
         return passed("every media route asked for a token", statuses=statuses)
     return warned(
         f"answered without a token: {', '.join(open_routes)} (by item id)",
-        HINT_MEDIA,
+        HINT_MEDIA if ctx.target.gate_offered else HINT_MEDIA_NO_GATE,
         statuses=statuses,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import AfterValidator, Field, StrictInt
 
@@ -51,6 +51,7 @@ Seconds = Annotated[StrictInt, Field(ge=1, le=3600)]
 
 
 class EdgeHomeDeploy(DeployConfig):
+    offers_token_gate: ClassVar[bool] = False  # refused in check() below
     target: Literal["edge-home"] = "edge-home"
     side: Annotated[
         Side | None,

@@ -4,21 +4,87 @@ side's endpoint."""
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Callable
+from typing import Final
 
 from stackgen import engine
 from stackgen.engine import DockerException
-from stackgen.errors import ProblemsFoundError
+from stackgen.errors import DockerError, InvalidInputError, ProblemsFoundError
 from stackgen.probe import Tunnel
 from stackgen.stack import Stack
 from stackgen.targets.base import Progress
 from stackgen.targets.compose.target import Compose
 from stackgen.targets.edge_home.config import EdgeHomeDeploy
 from stackgen.targets.edge_home.stack_file import WG_CONF
-from stackgen.targets.ports import require_free_ports
+from stackgen.targets.ports import held_by_us, port_free, port_holder, require_free_ports
 from stackgen.tunnel.state import TunnelState, parse
 
 ENDPOINT = "wireguard"
+# `up`'s trial of what the endpoint needs: wg-quick brings up a throwaway interface in the
+# endpoint's image given exactly the service's capability and device (userspace WireGuard
+# where the kernel has none). The key is made and dropped inside the trial's container.
+TUN_TRIAL: Final = (
+    "set -e; umask 077; "
+    'printf "[Interface]\\nPrivateKey = %s\\nAddress = 10.255.255.1/32\\n" "$(wg genkey)" '
+    "> /run/wg0.conf; wg-quick up /run/wg0.conf"
+)
+# wg-quick's own fallback when the kernel has no WireGuard: expected, not the failure.
+_EXPECTED_LINES: Final = ("Error: Unknown device type.",)
+
+
+def trial_failure_line(output: str) -> str:
+    """The line that says why the trial failed: wireguard-go's about the TUN device when
+    it printed one, else the first error line (wg-quick's `[#]` steps and wireguard-go's
+    banner are not)."""
+    lines = [
+        line.strip()
+        for line in output.splitlines()
+        if line.strip() and line.strip()[0] not in "\u2502\u250c\u2514"  # the banner's box
+    ]
+    for line in lines:
+        if "TUN device" in line:
+            return line
+    errors = [
+        line
+        for line in lines
+        if not line.startswith(("[#]", "[!]")) and line not in _EXPECTED_LINES
+    ]
+    return (errors or lines or ["no output"])[0]
+
+
+def tun_trial_error(image: str, output: str) -> DockerError:
+    return DockerError(
+        f"the engine does not give the tunnel endpoint what it needs (NET_ADMIN and "
+        f"/dev/net/tun; a trial of wg-quick in {image} failed: {trial_failure_line(output)}): "
+        "see docs/edge-home.md"
+    )
+
+
+def wg_port_in_use(port: int, holder: str) -> DockerError:
+    return DockerError(
+        f"udp port {port} (deploy.wg_port) is in use by {holder}: free it or change "
+        "deploy.wg_port (home dials the same port)"
+    )
+
+
+def edge_host_unresolved(host: str, reason: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"deploy.edge_host {host!r} does not resolve here ({reason}): home could not dial "
+        "the edge; give the edge's public name or address"
+    )
+
+
+def require_edge_host_resolves(
+    host: str, port: int, resolve: Callable[..., object] = socket.getaddrinfo
+) -> None:
+    """Home dials the edge by this name (IPv4: the tunnel is IPv4)."""
+    try:
+        resolve(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid name"
+        raise edge_host_unresolved(host, str(reason)) from None
 
 
 def _deploy(stack: Stack) -> EdgeHomeDeploy:
@@ -58,7 +124,28 @@ class EdgeHome(Compose):
             )
         if deploy.runs_proxy:
             # Home publishes nothing; the edge the proxy's ports (the endpoint holds them).
-            require_free_ports(stack.config, self._own(stack))
+            own = self._own(stack)
+            require_free_ports(stack.config, own)
+            address = str(stack.config.ports.listen_address)
+            if not port_free(address, deploy.wg_port, socket.SOCK_DGRAM):
+                holder = port_holder(deploy.wg_port, "udp")
+                if not held_by_us(holder, own):  # our own endpoint: `up` is re-runnable
+                    raise wg_port_in_use(deploy.wg_port, holder.description)
+        elif deploy.edge_host is not None:
+            require_edge_host_resolves(deploy.edge_host, deploy.wg_port)
+
+    def ensure_images(self, stack: Stack, progress: Progress) -> None:
+        """The images, then a trial that the engine gives the endpoint NET_ADMIN and the
+        TUN device: without them the endpoint would restart forever, the stack half up."""
+        super().ensure_images(stack, progress)
+        image = stack.config.images.of(ENDPOINT)
+        progress(f"trying the tunnel endpoint's device and capability in {image}")
+        try:
+            ok, output = engine.run_tunnel_trial(image, TUN_TRIAL)
+        except DockerError as error:  # e.g. the host has no /dev/net/tun to hand over
+            raise tun_trial_error(image, str(error)) from None
+        if not ok:
+            raise tun_trial_error(image, output)
 
     def apply(self, stack: Stack, *, timeout: int, progress: Progress) -> None:
         deploy = _deploy(stack)

@@ -77,6 +77,7 @@ class SwarmDeploy(DeployConfig):
     readdresses_services: ClassVar[bool] = True
     jellyfin_beside_proxy: ClassVar[bool] = False
     credentials_as_secrets: ClassVar[bool] = True
+    offers_token_gate: ClassVar[bool] = False  # refused in check() below
 
     def known_proxies(self, config: StackConfig) -> list[str]:
         if config.jellyfin.network_mode is JellyfinNetwork.BRIDGE:
