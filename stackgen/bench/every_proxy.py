@@ -18,13 +18,13 @@ import contextlib
 import ipaddress
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from stackgen import engine, lifecycle
+from stackgen.allocate import AllocationError, Allocator
 from stackgen.bench import ranking, verdict
 from stackgen.bench.measure import BenchSettings, run_bench
 from stackgen.bench.schema import COMPARISON_SCHEMA
@@ -43,45 +43,28 @@ UP_TIMEOUT_S = 300
 Progress = Callable[[str], None]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
-
-
-def _free_subnet() -> str:
-    used = [
-        net
-        for network in engine.network_subnets()
-        for net in network.subnets
-        if isinstance(net, ipaddress.IPv4Network)
-    ]
-    for candidate in SCRATCH_POOL.subnets(new_prefix=24):
-        if not any(candidate.overlaps(net) for net in used):
-            return str(candidate)
-    raise InvalidInputError(f"--proxies all: no free /24 left in {SCRATCH_POOL}")
-
-
 def _absolute(folder: Path, path: str | None) -> str | None:
     if path is None or Path(path).is_absolute():
         return path
     return str((folder / path).resolve())
 
 
-def scratch_data(user: Stack, proxy: str, *, project: str, subnet: str) -> dict[str, Any]:
+def scratch_data(
+    user: Stack, proxy: str, *, project: str, subnet: str, ports: tuple[int, int, int]
+) -> dict[str, Any]:
     """The user's configuration with `proxy` changed, and what a stack beside the user's
-    needs of its own (name, ports, subnet, Jellyfin's port and folders)."""
+    needs of its own (name, ports: HTTP, HTTPS and Jellyfin's, subnet, Jellyfin's
+    folders)."""
+    http, https, jellyfin_port = ports
     data = user.config.model_dump(mode="json", exclude_none=True)
     data["proxy"] = proxy
     data["project"] = project
-    data["ports"].update(
-        {"http": _free_port(), "https": _free_port(), "listen_address": "127.0.0.1"}
-    )
+    data["ports"].update({"http": http, "https": https, "listen_address": "127.0.0.1"})
     data["network"]["subnet"] = subnet
     for derived in ("proxy_address", "subnet6"):  # pinned inside the user's subnet
         data["network"].pop(derived, None)
     jellyfin = data["jellyfin"]
-    jellyfin["port"] = _free_port()
+    jellyfin["port"] = jellyfin_port
     jellyfin["config_dir"], jellyfin["cache_dir"] = "jellyfin/config", "jellyfin/cache"
     for media in jellyfin.get("media", []):
         media["source"] = _absolute(user.folder, media["source"])
@@ -106,11 +89,26 @@ def _refusals(user: Stack) -> None:
 def _scratch_stack(user: Stack, proxy: str, root: Path, progress: Progress) -> Iterator[Stack]:
     folder = root / proxy
     project = f"{PROJECT_PREFIX}{proxy}-{os.getpid()}"
-    config = build_config(scratch_data(user, proxy, project=project, subnet=_free_subnet()), folder)
-    config, state = own_certificate(config, folder)
-    stack = Stack(config, folder)
-    init_stack(stack, force=False, dry_run=False, state=state)
-    stack = Stack.load(folder)
+    # Claimed, not merely found free: two benches (or a test run) on one engine would
+    # otherwise pick the same subnet between looking and Compose creating the network.
+    claims = Allocator(pool=SCRATCH_POOL)
+    try:
+        subnet = claims.subnet(project)
+        http, https, jellyfin_port = claims.ports(3, project)
+    except AllocationError as exc:
+        claims.release(project)
+        raise InvalidInputError(f"--proxies all: {exc}") from None
+    try:
+        data = scratch_data(
+            user, proxy, project=project, subnet=str(subnet), ports=(http, https, jellyfin_port)
+        )
+        config, state = own_certificate(build_config(data, folder), folder)
+        stack = Stack(config, folder)
+        init_stack(stack, force=False, dry_run=False, state=state)
+        stack = Stack.load(folder)
+    except BaseException:
+        claims.release(project)
+        raise
     try:
         progress(f"{proxy}: stackgen up (scratch stack {project})")
         lifecycle.up(stack, timeout=UP_TIMEOUT_S, progress=lambda m: progress(f"{proxy}: {m}"))
@@ -119,6 +117,7 @@ def _scratch_stack(user: Stack, proxy: str, root: Path, progress: Progress) -> I
         progress(f"{proxy}: removing the scratch stack")
         with contextlib.suppress(StackgenError, engine.DockerException):
             lifecycle.down(stack, volumes=True)
+        claims.release(project)
 
 
 def measure_every_proxy(

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from stackgen import engine, lifecycle
+from stackgen.allocate import Allocator
 from stackgen.config_file import build_config, load_config
 from stackgen.errors import StackgenError
 from stackgen.models import CREDENTIALS_DIR, ProxyKind, StackConfig, TlsMode, default_run_as
@@ -30,7 +31,6 @@ from stackgen.probe import Report, run_checks
 from stackgen.proxies import available
 from stackgen.redaction import redact
 from stackgen.stack import Stack, init_stack
-from stackgen.testing.allocate import Allocator
 from stackgen.testing.http import resolving_session
 from stackgen.testing.options import DEFAULT_DOMAIN, DEFAULT_TIMEOUT
 from stackgen.testing.pebble import PebbleCA

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from stackgen.testing.allocate import Allocator
+from stackgen.allocate import Allocator
 from stackgen.tunnel import keys
 
 NAME_PREFIX = "sgwg"

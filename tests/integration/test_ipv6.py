@@ -25,9 +25,9 @@ import pytest
 from integration.conftest import DOMAIN, HTTPS_PORT, SLOT, StackFactory, stackgen
 from integration.netns import ClientNamespace, client_namespace, standin_echo
 
+from stackgen.allocate import Allocator
 from stackgen.errors import ExitCode
 from stackgen.proxies import available
-from stackgen.testing.allocate import Allocator
 
 # The client's own ULA /64, per slot: clear of the host's fd00::/64, the engine's default
 # bridge (fd5a:14a8:ffff::/64) and stackgen's fd6a:6600::/32 proxy networks.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from integration.conftest import REPO
 
-from stackgen.testing.allocate import default_state_dir
+from stackgen.allocate import default_state_dir
 
 USER_TESTS = """
 import os

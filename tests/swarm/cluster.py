@@ -46,7 +46,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from stackgen.testing.allocate import Allocator
+from stackgen.allocate import Allocator
 
 NODE_IMAGE = "stackgen-test/swarm-node:local"
 CLUSTER_LABEL = "org.stackgen.swarm-cluster"

@@ -3,11 +3,13 @@ changes besides `proxy`), the recommendation and its reason, the comparison's sc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stackgen import allocate
 from stackgen.bench import every_proxy, ranking, schema
 from stackgen.errors import InvalidInputError
 from stackgen.stack import Stack
@@ -27,12 +29,15 @@ def test_a_scratch_configuration_changes_the_proxy_and_only_what_isolation_needs
     movies.mkdir()
     user = _stack(tmp_path, "--tls", "internal", "--media", f"{movies}:/media/movies:rw")
     mine = user.config.model_dump(mode="json", exclude_none=True)
-    data = every_proxy.scratch_data(user, "caddy", project="p-caddy", subnet="172.28.9.0/24")
+    data = every_proxy.scratch_data(
+        user, "caddy", project="p-caddy", subnet="172.28.9.0/24", ports=(18080, 18443, 18096)
+    )
     assert data["proxy"] == "caddy" and data["project"] == "p-caddy"
     assert data["network"]["subnet"] == "172.28.9.0/24"
     assert "proxy_address" not in data["network"]  # derived again inside the new subnet
     assert data["ports"]["listen_address"] == "127.0.0.1"  # never exposed to the LAN
-    assert {data["ports"]["http"], data["ports"]["https"]}.isdisjoint({80, 443})
+    assert (data["ports"]["http"], data["ports"]["https"]) == (18080, 18443)
+    assert data["jellyfin"]["port"] == 18096
     assert (data["jellyfin"]["config_dir"], data["jellyfin"]["cache_dir"]) == (
         "jellyfin/config",
         "jellyfin/cache",
@@ -45,6 +50,37 @@ def test_a_scratch_configuration_changes_the_proxy_and_only_what_isolation_needs
         k: v for k, v in mine.items() if k not in moved
     }
     assert user.config.proxy == "nginx"  # the user's model is not changed in place
+
+
+def test_scratch_stacks_side_by_side_claim_different_subnets_and_ports_then_release_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two benches on one engine once picked the same "free" subnet between looking and
+    # Compose creating the network: every scratch stack now claims its subnet and ports.
+    monkeypatch.setenv("STACKGEN_TESTING_STATE", str(tmp_path / "claims"))
+    monkeypatch.setattr(allocate, "docker_subnets", list)
+    monkeypatch.setattr(every_proxy.lifecycle, "up", lambda *a, **k: None)
+    monkeypatch.setattr(every_proxy.lifecycle, "down", lambda *a, **k: None)
+    user = _stack(tmp_path, "--tls", "internal")
+    quiet: Any = lambda message: None  # noqa: E731
+    root = tmp_path / "scratch"
+    with (
+        every_proxy._scratch_stack(user, "caddy", root, quiet) as one,
+        every_proxy._scratch_stack(user, "haproxy", root, quiet) as two,
+    ):
+        assert one.config.network.subnet != two.config.network.subnet
+        assert one.config.network.subnet.subnet_of(every_proxy.SCRATCH_POOL)
+        ports = [s.config.ports.https for s in (one, two)] + [
+            s.config.jellyfin.port for s in (one, two)
+        ]
+        assert len(set(ports)) == 4
+        claimed = json.loads((tmp_path / "claims" / "claims.json").read_text())
+        assert {c["owner"] for c in claimed["subnets"].values()} == {
+            one.config.project,
+            two.config.project,
+        }
+    claimed = json.loads((tmp_path / "claims" / "claims.json").read_text())
+    assert claimed["subnets"] == {} and claimed["ports"] == {}
 
 
 def test_acme_is_refused_before_anything_is_made(tmp_path: Path) -> None:

@@ -218,10 +218,10 @@ def test_up_refuses_before_starting_anything_when_a_credential_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from stackgen import engine, lifecycle
+    from stackgen.allocate import bind_free_port
     from stackgen.errors import ProblemsFoundError
     from stackgen.targets.compose.target import Compose
     from stackgen.targets.ports import Own
-    from stackgen.testing.allocate import bind_free_port
 
     folder = tmp_path / "s"
     ports = ["--https-port", str(bind_free_port()), "--jellyfin-port", str(bind_free_port())]

@@ -217,7 +217,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.integrity",
         ),
     ),
-    ("engine boundary", ("stackgen.engine", "stackgen.process")),
+    ("engine boundary", ("stackgen.engine", "stackgen.process", "stackgen.allocate")),
     ("stack", ("stackgen.stack", "stackgen.lock")),
     (
         "operations",

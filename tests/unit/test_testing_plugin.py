@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from stackgen import engine
+from stackgen import allocate, engine
+from stackgen.allocate import AllocationError, Allocator
 from stackgen.errors import DockerError
 from stackgen.models import ImagesConfig
-from stackgen.testing import allocate, plugin
 from stackgen.testing import pebble as pebble_module
+from stackgen.testing import plugin
 from stackgen.testing import stacks as stacks_module
-from stackgen.testing.allocate import AllocationError, Allocator
 from stackgen.testing.http import resolving_session
 from stackgen.testing.options import image_services, parse_images
 from stackgen.testing.pebble import PebbleError, write_listener_pair

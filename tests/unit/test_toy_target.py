@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from stackgen import lifecycle
+from stackgen.allocate import bind_free_port
 from stackgen.errors import ExitCode
 from stackgen.models import parse_config
 from stackgen.stack import Stack
 from stackgen.stack_checks import check_stack
 from stackgen.targets import registry
-from stackgen.testing.allocate import bind_free_port
 from tests.fixtures.toytarget import SPEC
 from tests.unit.rendering import config_for, rendered
 from tests.unit.test_cli import stackgen
