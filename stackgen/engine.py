@@ -136,7 +136,7 @@ def network_subnets() -> list[NetworkSubnets]:
 
 def containers_publishing(port: int | str) -> list[str]:
     """Names of the running containers that publish a host port (`51820/udp` for UDP)."""
-    return [container.name for container in docker.container.list(filters={"publish": port})]
+    return [container.name for container in docker.container.list(filters=[("publish", str(port))])]
 
 
 def run_in_image(image: str, command: InImageCommand, folder: Path) -> tuple[bool, str]:
