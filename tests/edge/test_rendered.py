@@ -249,6 +249,63 @@ def test_verify_passes_through_the_tunnel_websocket_range_and_upload(site: Path)
         assert any(key[0] == check and v == "pass" for key, v in statuses.items()), check
 
 
+def started_at(container: str) -> str:
+    shown = subprocess.run(
+        ["docker", "inspect", container, "--format", "{{.Id}} {{.State.StartedAt}}"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return shown.stdout.strip()
+
+
+def wg_show(side: str, field: str) -> str:
+    shown = subprocess.run(
+        ["docker", "exec", f"{PROJECT}-{side}-wireguard-1", "wg", "show", "wg0", field],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return shown.stdout.split()[-1]
+
+
+def test_reload_of_each_side_is_graceful_and_applies_the_tunnel_settings(
+    site: Path, client: ClientNamespace
+) -> None:
+    """`reload --side edge` reloads nginx in place (a changed rate limit), `--side home`
+    touches no proxy, and both apply a hand-edited wg0.conf to the running interface: no
+    container is recreated or restarted, the tunnel's counters keep counting (the
+    interface was not taken down), and a client reaches Jellyfin throughout."""
+    containers = [f"{PROJECT}-edge-{s}-1" for s in ("wireguard", "nginx", "gate")] + [
+        f"{PROJECT}-home-{s}-1" for s in ("wireguard", "jellyfin")
+    ]
+    before = {c: started_at(c) for c in containers}
+    received = edge_received()
+    edge_toml = site / "edge/stackgen.toml"
+    original = edge_toml.read_text()
+    conf = site / "edge/nginx/conf.d/jellyfin.conf"
+    assert "rate=5r/m" in conf.read_text()
+    edge_toml.write_text(original.replace("login_per_minute = 5", "login_per_minute = 6"))
+    home_wg = site / "home/wireguard/wg0.conf"
+    wg_original = home_wg.read_text()
+    # In place (the same inode): the file is bind-mounted into the endpoint.
+    home_wg.write_text(wg_original.replace("PersistentKeepalive = 5", "PersistentKeepalive = 7"))
+    try:
+        run = stackgen("reload", "--dir", str(site), "--side", "edge")
+        edge = ok(run) + run.stderr
+        assert "rate=6r/m" in conf.read_text()
+        assert "nginx: graceful reload" in edge and "wg syncconf" in edge, edge
+        run = stackgen("reload", "--dir", str(site), "--side", "home")
+        home = ok(run) + run.stderr
+        assert "nginx" not in home and "wg syncconf" in home, home
+        assert wg_show("home", "persistent-keepalive") == "7"
+        assert echo(client, site)["client_address"] == client.client_address
+    finally:
+        edge_toml.write_text(original)
+        home_wg.write_text(wg_original)
+        ok(stackgen("reload", "--dir", str(site), "--side", "edge"))
+        ok(stackgen("reload", "--dir", str(site), "--side", "home"))
+    assert wg_show("home", "persistent-keepalive") == "5"
+    assert {c: started_at(c) for c in containers} == before
+    assert edge_received() > received
+
+
 def home_endpoint_address() -> str:
     shown = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
     inspect = subprocess.run(
