@@ -975,6 +975,7 @@ def bench(
     plot: Annotated[Path | None, typer.Option(help="Write an SVG plot here.")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
     as_json: JsonOption = False,
+    side: SideOption = None,
 ) -> None:
     """Measure a live stack: streaming, seek TTFB, API latency (open loop), WebSocket
     connect, paced streams — proxied against Jellyfin direct, interleaved.
@@ -983,6 +984,8 @@ def bench(
     """
     from stackgen.bench import command
     from stackgen.bench.measure import PHASES
+
+    directory = on_side(directory, side)
 
     settings = command.settings_from_options(
         pairs=pairs,

@@ -314,3 +314,35 @@ def test_the_edge_home_target_offers_the_token_gate_and_swarm_does_not() -> None
     assert DeployConfig.offers_token_gate
     assert EdgeHomeDeploy.offers_token_gate
     assert not SwarmDeploy.offers_token_gate
+
+
+def test_bench_on_the_edge_names_the_path_through_the_tunnel(tmp_path: Path) -> None:
+    from stackgen.stack import Stack
+
+    site, _ = _init(tmp_path)
+    edge = Stack.load(site / "edge")
+    route = edge.target.client_route(edge)
+    assert route == [
+        "the edge proxy (nginx), in the edge tunnel endpoint's network namespace",
+        "WireGuard 10.203.0.1 -> 10.203.0.2 (home dials the edge)",
+        "Jellyfin at home, http://10.203.0.2:8096",
+    ]
+    home = Stack.load(site / "home")
+    assert home.target.client_route(home) == []
+
+
+def test_bench_refuses_home_in_one_line(tmp_path: Path) -> None:
+    site, _ = _init(tmp_path)
+    run = stackgen("bench", "--dir", str(site), "--side", "home")
+    assert run.returncode == ExitCode.INVALID_INPUT, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "runs no proxy" in lines[0] and "--side edge" in lines[0], lines
+
+
+def test_bench_keeps_a_gated_streams_api_key_out_of_its_json() -> None:
+    """On a gated edge the stream path carries a token (`--media-path …&api_key=…`)."""
+    from stackgen.bench.measure import BenchSettings
+
+    path = "/Videos/x/stream?static=true&api_key=0123456789abcdef0123456789abcdef"
+    shown = BenchSettings(media_path=path).to_json()["media_path"]
+    assert "0123456789abcdef" not in shown and shown.startswith("/Videos/x/stream?static=true")

@@ -204,6 +204,17 @@ class EdgeHome(Compose):
         addresses = [a for c in endpoints for a in c.addresses if ":" not in a]
         return found[0], addresses
 
+    def client_route(self, stack: Stack) -> list[str]:
+        deploy = _deploy(stack)
+        if not deploy.runs_proxy:
+            return []
+        return [
+            f"the edge proxy ({stack.config.proxy}), in the edge tunnel endpoint's network "
+            "namespace",
+            f"WireGuard {deploy.edge_address} -> {deploy.home_address} (home dials the edge)",
+            f"Jellyfin at home, {stack.config.jellyfin_upstream}",
+        ]
+
     def tunnel(self, stack: Stack) -> Tunnel | None:
         deploy = _deploy(stack)
         state = tunnel_state(stack)
