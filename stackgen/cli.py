@@ -312,6 +312,24 @@ def _init_value(option: Option, value: Any) -> Any:
     return value
 
 
+def _target_defaults(data: dict[str, Any]) -> list[str]:
+    """The target's own defaults for settings the command line left out (`init_defaults`),
+    put into `data`; the lines `init` says about them."""
+    name = data.get("deploy", {}).get("target", targets.default())
+    if name not in targets.available():
+        return []  # the configuration's validation names it
+    said = []
+    for key, (value, line) in targets.load(name, "config").init_defaults.items():
+        path = tuple(key.split("."))
+        held: Any = data
+        for part in path:
+            held = held.get(part) if isinstance(held, dict) else None
+        if held is None:
+            _put(data, path, value)
+            said.append(line)
+    return said
+
+
 def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for key in path[:-1]:
         data = data.setdefault(key, {})
@@ -367,6 +385,7 @@ def init(**given: Any) -> None:
             value = option.setting.init_default()
         if value is not None:
             _put(data, option.path, value)
+    said = _target_defaults(data)
     images = _parse_images(given["image"] or [])
     if "jellyfin" in images:
         data.setdefault("jellyfin", {})["image"] = images.pop("jellyfin")
@@ -394,6 +413,9 @@ def init(**given: Any) -> None:
         for outcome in outcomes:
             report_render(outcome, as_json=as_json, verb="stack written to")
     outcome = outcomes[0]
+    if not as_json and outcome.written:
+        for line in said:
+            say(line)
     warnings = [w for stack, _ in stacks for w in exposure.warnings(stack.config)]
     for warning in dict.fromkeys(warnings):
         say(f"warning: {warning}", fg="yellow")
@@ -953,6 +975,7 @@ def bench(
     plot: Annotated[Path | None, typer.Option(help="Write an SVG plot here.")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
     as_json: JsonOption = False,
+    side: SideOption = None,
 ) -> None:
     """Measure a live stack: streaming, seek TTFB, API latency (open loop), WebSocket
     connect, paced streams — proxied against Jellyfin direct, interleaved.
@@ -961,6 +984,8 @@ def bench(
     """
     from stackgen.bench import command
     from stackgen.bench.measure import PHASES
+
+    directory = on_side(directory, side)
 
     settings = command.settings_from_options(
         pairs=pairs,

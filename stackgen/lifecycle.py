@@ -148,7 +148,10 @@ def reload(stack: Stack, *, force: bool, progress: Progress) -> None:
             f"not reloading a rejected config: {failures[0].check}: {failures[0].message}"
         )
     target.reload(stack, changed, progress)
-    wait_reachable(stack, 120, progress)
+    # A side without the proxy (edge-home's home) has nothing to reach; an edge whose home
+    # has not dialled in says so instead of waiting.
+    if stack.config.deploy.runs_proxy and target.awaits_jellyfin(stack, progress):
+        wait_reachable(stack, 120, progress)
 
 
 def down(stack: Stack, *, volumes: bool) -> None:

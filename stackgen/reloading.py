@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from stackgen.models import StackConfig
 from stackgen.proxies.base import Proxy
-from stackgen.render import COMPOSE_FILE, network_xml_path
+from stackgen.render import COMPOSE_FILE, GATE_SCRIPT, network_xml_path
 
 
 class ProxyAction(StrEnum):
@@ -22,12 +22,22 @@ class ProxyAction(StrEnum):
 class ReloadPlan:
     recreate: bool  # docker-compose.yml changed: `compose up` recreates what it changes
     restart_jellyfin: bool  # network.xml changed: Jellyfin reads it at start only
-    proxy: ProxyAction
+    proxy: ProxyAction | None  # None: this stack runs no proxy (edge-home's home side)
     reload_command: tuple[str, ...] | None  # with RELOAD
+    # The gate's script changed: the gate reads it at start only (gated requests get the
+    # proxy's error for the second or two it restarts).
+    restart_gate: bool = False
 
 
 def plan_reload(proxy: Proxy, config: StackConfig, changed: Set[str]) -> ReloadPlan:
-    if proxy.needs_restart(config, set(changed)):
+    """What to do, for what this stack runs: a side of a split stack (edge-home) runs only
+    the proxy or only Jellyfin (`DeployConfig.runs_proxy`, `runs_jellyfin`)."""
+    deploy = config.deploy
+    action: ProxyAction | None
+    command: tuple[str, ...] | None = None
+    if not deploy.runs_proxy:
+        action = None
+    elif proxy.needs_restart(config, set(changed)):
         action, command = ProxyAction.RESTART, None
     elif (reload := proxy.reload_command(config)) is not None:
         action, command = ProxyAction.RELOAD, tuple(reload)
@@ -35,7 +45,8 @@ def plan_reload(proxy: Proxy, config: StackConfig, changed: Set[str]) -> ReloadP
         action, command = ProxyAction.WATCH, None
     return ReloadPlan(
         recreate=COMPOSE_FILE in changed,
-        restart_jellyfin=network_xml_path(config) in changed,
+        restart_jellyfin=deploy.runs_jellyfin and network_xml_path(config) in changed,
         proxy=action,
         reload_command=command,
+        restart_gate=deploy.runs_proxy and config.token_gate.on and GATE_SCRIPT in changed,
     )

@@ -60,6 +60,8 @@ class Targets:
     # `--via both`: the published port too, as the extra side "published" (gap.py).
     published: Endpoint | None = None
     stack: Stack | None = None  # the stack folder's, when one was given
+    # What a request crosses after the proxy, where the target adds hops (edge-home's tunnel).
+    route: list[str] = field(default_factory=list)
 
 
 def _proxy_container(stack: Stack) -> tuple[str | None, list[str]]:
@@ -102,8 +104,13 @@ def targets(
         )
     else:
         stack = Stack.load(directory)
-        target = verifying.stack_target(stack, timeout=timeout, observed=True, ca_file=ca_file)
         config = stack.config
+        if not config.deploy.runs_proxy:
+            raise InvalidInputError(
+                f"bench: {directory} runs no proxy (the home side of an edge-home pair): bench "
+                "the edge (--side edge), whose clients reach Jellyfin through the tunnel"
+            )
+        target = verifying.stack_target(stack, timeout=timeout, observed=True, ca_file=ca_file)
         container_id, container_addresses = _proxy_container(stack)
         if config.jellyfin.network_mode is JellyfinNetwork.HOST:
             address = config.connect_address
@@ -147,7 +154,8 @@ def targets(
             cpu["proxied"] = Cgroup(container_id)
         except (OSError, CgroupError) as error:
             notes.append(f"no CPU figures: {error}")
-    return Targets(proxied, direct_ep, cpu, notes, published, stack)
+    route = stack.target.client_route(stack) if stack is not None else []
+    return Targets(proxied, direct_ep, cpu, notes, published, stack, route)
 
 
 def cpu_containers(specs: Sequence[str]) -> dict[str, Cgroup]:
@@ -190,6 +198,13 @@ def run(
         progress(note)
     progress(f"proxied side: {chosen.proxied.address}:{chosen.proxied.socket_port} "
              f"({chosen.proxied.path_kind})")  # fmt: skip
+    route = [
+        f"this machine -> {chosen.proxied.address}:{chosen.proxied.socket_port} "
+        f"({chosen.proxied.path_kind})",
+        *chosen.route,
+    ]
+    if chosen.route:
+        progress(f"path: {' -> '.join(route)}")
     if chosen.direct is None:
         progress("no direct Jellyfin endpoint: measuring the proxied side only")
     extras: dict[str, Endpoint] = {}
@@ -198,7 +213,11 @@ def run(
     with contextlib.ExitStack() as cleanup:
         if with_ceiling:
             extras.update(_start_ceiling(chosen, settings, ceiling_image, cleanup, progress))
-        doc = run_bench(chosen.proxied, chosen.direct, settings, progress, chosen.cpu, extras)
+        try:
+            doc = run_bench(chosen.proxied, chosen.direct, settings, progress, chosen.cpu, extras)
+        except h1.HttpError as error:  # e.g. a gated stream without a token: one line
+            raise ProblemsFoundError(f"bench: {redact(str(error))}") from None
+    doc["path"] = route
     checks = verdict.check(doc, expect)
     doc["capacity"] = verdict.capacity_json(doc)
     doc["verdict"] = verdict.verdict_lines(doc)

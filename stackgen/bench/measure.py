@@ -94,7 +94,7 @@ class BenchSettings:
             "streams": self.streams,
             "bitrate_mbps": self.bitrate_mbps,
             "ws_connects": self.ws_connects,
-            "media_path": self.media_path,
+            "media_path": redact(self.media_path),  # it may carry an api_key (a gated stack)
             "api_path": self.api_path,
             "phases": [p for p in PHASES if p in self.only],
             "seed": self.seed,
@@ -181,7 +181,7 @@ def run_bench(
     started = _now()
     load_before = list(os.getloadavg())
     size = media_size(proxied, settings)
-    progress(f"media: {size / MiB:.0f} MiB at {proxied.url(settings.media_path)}")
+    progress(f"media: {size / MiB:.0f} MiB at {redact(proxied.url(settings.media_path))}")
     sides: dict[str, Endpoint] = {"A": proxied}
     if direct is not None:
         sides["B"] = direct

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import (
@@ -52,6 +53,9 @@ class DeployConfig(Strict):
     # Whether the target can run the token gate (access.gate): `verify`'s fix texts name it
     # only where it can be turned on.
     offers_token_gate: ClassVar[bool] = True
+    # Settings `init` turns on for this target when the command line leaves them out, by
+    # dotted path, with the one line `init` says about each (why this target wants it).
+    init_defaults: ClassVar[dict[str, tuple[object, str]]] = {}
 
     @model_validator(mode="wrap")
     @classmethod
@@ -120,6 +124,16 @@ class DeployConfig(Strict):
     def media_host(self, config: StackConfig) -> str:
         """How the proxy reaches a Jellyfin on a host network."""
         return "host.docker.internal"
+
+    def gate_address(self, config: StackConfig) -> ipaddress.IPv4Address:
+        """Where the proxy asks the token gate: the gate service's pinned address on the
+        stack's network. The proxies name it by address, because Apache resolves its
+        FastCGI authorizer once, at start (and nginx its upstreams), and a restarted
+        container could come back elsewhere. The last usable host of the lower half, which
+        Docker never hands out (or the one before, if the proxy holds it)."""
+        lower = next(config.network.subnet.subnets(prefixlen_diff=1))
+        address = lower.broadcast_address - 1
+        return address - 1 if address == config.network.proxy_ip else address
 
     def proxy_host(self, config: StackConfig) -> str:
         """How a service beside the proxy (certbot) reaches it."""

@@ -511,13 +511,14 @@ class StackConfig(Strict):
 
     @property
     def gate_address(self) -> ipaddress.IPv4Address:
-        """The gate service's pinned address: the proxies name it by address, because Apache
-        resolves its FastCGI authorizer once, at start (and nginx its upstreams), and a
-        restarted container could come back elsewhere. The last usable host of the lower
-        half, which Docker never hands out (or the one before, if the proxy holds it)."""
-        lower = next(self.network.subnet.subnets(prefixlen_diff=1))
-        address = lower.broadcast_address - 1
-        return address - 1 if address == self.network.proxy_ip else address
+        """Where the proxy reaches the token gate service (as the target says)."""
+        return self.deploy.gate_address(self)
+
+    @property
+    def gate_listen(self) -> str:
+        """The address the gate binds: loopback only when the proxy asks it there (it then
+        shares a network namespace that others reach too), every address otherwise."""
+        return "127.0.0.1" if self.gate_address.is_loopback else "0.0.0.0"  # noqa: S104
 
     @property
     def gate_check_url(self) -> str:

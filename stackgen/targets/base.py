@@ -157,6 +157,12 @@ class Target(ABC):
         tunnel's state); never an exception."""
         return {}
 
+    def client_route(self, stack: Stack) -> list[str]:
+        """What a client's request crosses after it reaches the proxy, hop by hop, when the
+        target puts more than the proxy's network between the proxy and Jellyfin (`bench`
+        says it); empty otherwise, and on a side that runs no proxy."""
+        return []
+
     def connect_address(self, stack: Stack) -> str:
         """Where this machine reaches the proxy's published ports."""
         return stack.config.connect_address

@@ -10,7 +10,8 @@
 # TARGET=edge-home: both sides of an edge-home pair on this engine (`demo/edge`, `demo/home`):
 # the proxy at the edge, the stand-in at home behind the engine's outbound-only NAT, joined
 # by userspace WireGuard that home dials; home publishes no port.
-# ACCESS=gate: the token gate on (`access.gate.mode = "token"`, docs/access.md), its service run
+# ACCESS=gate: the token gate on (`access.gate.mode = "token"`, docs/access.md; on edge-home
+# `init` turns it on by default and the demo closes images too), its service run
 # from the test suite's Debian base image (python3), as `access.gate.image` allows.
 # The stack is left running; `make demo-down` removes it.
 set -euo pipefail
@@ -118,9 +119,15 @@ fi
 [ "$HTTP3" = 1 ] && args+=(--http3)
 [ "$IPV6" = 1 ] && args+=(--ipv6)
 $STACKGEN "${args[@]}"
-if [ "$ACCESS" = gate ]; then
-  # As a user would: the [access.gate] table of stackgen.toml edited, then the stack rendered again.
-  $PY - "$DEMO_DIR" "$(image debian-base)" <<'PY'
+# The gate's folder: the stack's, or the edge's on edge-home, where `init` turns the gate on
+# by default (docs/edge-home.md).
+gate_dir="$DEMO_DIR"
+[ "$TARGET" = edge-home ] && gate_dir="$DEMO_DIR/edge"
+if [ "$ACCESS" = gate ] || [ "$TARGET" = edge-home ]; then
+  # As a user would: the [access.gate] table of stackgen.toml edited, then the stack rendered
+  # again. On edge-home the images are closed too (access.gate.images = "token"): an edge
+  # serves only internet clients, and the stand-in has no web client to show posters.
+  $PY - "$gate_dir" "$(image debian-base)" "$TARGET" <<'PY'
 import sys
 from pathlib import Path
 
@@ -129,9 +136,11 @@ from stackgen.config_file import build_config, dump_config, load_config
 folder = Path(sys.argv[1])
 data = load_config(folder).model_dump(mode="json")
 data["access"]["gate"] |= {"mode": "token", "image": sys.argv[2]}
+if sys.argv[3] == "edge-home":
+    data["access"]["gate"]["images"] = "token"
 (folder / "stackgen.toml").write_text(dump_config(build_config(data, folder)))
 PY
-  $STACKGEN render --dir "$DEMO_DIR" >&2
+  $STACKGEN render --dir "$gate_dir" >&2
 fi
 if [ "$TARGET" = edge-home ]; then
   $STACKGEN up --dir "$DEMO_DIR" --side edge
@@ -153,7 +162,7 @@ Demo stack is up$([ "$TARGET" = swarm ] && echo " on a swarm")$([ "$TARGET" = ed
   try:       curl -sS --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/health
 $([ "$IPV6" = 1 ] && echo "  IPv6:      published on [::]:443 too; a client on another machine keeps its IPv6 address
              (from this machine, [::1] goes through docker-proxy and shows the gateway's)")
-$([ "$ACCESS" = gate ] && echo "  gate:      a stream without a token is refused (401), with the stand-in's key it plays:
+$( ([ "$ACCESS" = gate ] || [ "$TARGET" = edge-home ]) && echo "  gate:      a stream without a token is refused (401), with the stand-in's key it plays:
              curl -sS -o /dev/null -w '%{http_code} ' --cacert $ca --resolve $DOMAIN:443:127.0.0.1 https://$DOMAIN$SUBPATH/Videos/demo/stream
              ... and again with -H 'X-Emby-Token: stackgen-standin-api-key' (206/200)")
   describe:  $describe

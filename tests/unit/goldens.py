@@ -166,7 +166,7 @@ def cases() -> list[Case]:
     for proxy, option in itertools.product(available(), ["", "subpath", "http3"]):
         if option == "http3" and not _supports(proxy, option):
             continue
-        edge: dict[str, Any] = {"deploy": {**EDGE_HOME, "side": "edge"}}
+        edge: dict[str, Any] = {"deploy": {**EDGE_HOME, "side": "edge"}, **EDGE_HOME_GATE}
         if option == "http3":
             edge["http3"] = True
         subpath = "subpath" if option == "subpath" else "root"
@@ -178,13 +178,19 @@ def cases() -> list[Case]:
     for proxy, subpath in itertools.product(available(), ["root", "subpath"]):
         inputs = _inputs(proxy, "home", "bridge", subpath, "acme", "none")
         found.append(
-            Case(f"home-{proxy}-{subpath}", inputs, {"deploy": {**EDGE_HOME, "side": "home"}})
+            Case(
+                f"home-{proxy}-{subpath}",
+                inputs,
+                {"deploy": {**EDGE_HOME, "side": "home"}, **EDGE_HOME_GATE},
+            )
         )
     return found
 
 
 # Each side of an edge-home pair, as `init --target edge-home` writes its stackgen.toml.
 EDGE_HOME: dict[str, Any] = {"target": "edge-home", "edge_host": "edge.example.com"}
+# `init` turns the token gate on for this target (its `init_defaults`).
+EDGE_HOME_GATE: dict[str, Any] = {"access": {"gate": {"mode": "token"}}}
 
 
 def _inputs(*values: str) -> dict[str, str]:

@@ -212,6 +212,7 @@ class FakeConfig:
     wizard_refused: bool = True  # /Startup/* refused (403) from here
     public_users: int = 0  # names /Users/Public lists
     media_open: bool = False  # streams/images/subtitles of unknown ids answer without a token
+    images_open: bool = False  # only images do (a token gate with access.gate.images "open")
     login_limit: int | None = 5  # 429 after this many login requests (None: never)
     login_retry_after: bool = True
     trusts_client_xff: bool = False  # the limit is keyed on a client's X-Forwarded-For
@@ -455,6 +456,8 @@ class _Handler(BaseHTTPRequestHandler):
             rel.startswith("/startup/")
         ):
             self._exposure(rel)
+        elif re.fullmatch(r"/items/[0-9a-f]{32}/.*", rel) and cfg.images_open:
+            self._send(404, b"")
         elif re.fullmatch(r"/(videos|items)/[0-9a-f]{32}/.*", rel) and not cfg.media_open:
             self._send(401, b"")
         elif rel == "/web":

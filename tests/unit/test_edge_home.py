@@ -65,7 +65,7 @@ def test_init_renders_an_edge_and_a_home_stack_each_with_its_own_config(tmp_path
     )
     # Both sides fit on one machine: their networks do not overlap.
     assert not edge.network.subnet.overlaps(home.network.subnet)
-    assert set(_compose(site / "edge")["services"]) == {"wireguard", "nginx", "certbot"}
+    assert set(_compose(site / "edge")["services"]) == {"wireguard", "nginx", "certbot", "gate"}
     assert set(_compose(site / "home")["services"]) == {"wireguard", "jellyfin"}
     # Each side renders only its own part: no proxy configuration at home, no Jellyfin at
     # the edge.
@@ -209,11 +209,48 @@ def test_a_side_refuses_a_host_network_jellyfin() -> None:
         parse_config(data, Path("."), check_paths=False)
 
 
-def test_the_token_gate_is_refused_with_the_reason() -> None:
-    data = _side(side="edge")
-    data["access"] = {"gate": {"mode": "token"}}
-    with pytest.raises(ValueError, match=r"gate\.mode 'token': not on the edge-home target"):
-        parse_config(data, Path("."), check_paths=False)
+def test_the_token_gate_is_on_by_default_at_init_and_said_in_one_line(tmp_path: Path) -> None:
+    site, output = _init(tmp_path)
+    for side in ("edge", "home"):
+        assert load_config(site / side).token_gate.on, side
+    lines = [line for line in output.splitlines() if "access.gate" in line]
+    assert len(lines) == 1 and "internet clients" in lines[0], output
+    # Turned off by the user: nothing said, nothing rendered.
+    site_off, output_off = _init(tmp_path / "off", "--gate", "off")
+    assert not load_config(site_off / "edge").token_gate.on
+    assert "gate" not in _compose(site_off / "edge")["services"]
+    assert "access.gate" not in output_off
+
+
+def test_the_gate_runs_at_the_edge_in_the_endpoints_namespace_on_loopback(tmp_path: Path) -> None:
+    site, _ = _init(tmp_path)
+    edge, home = _compose(site / "edge")["services"], _compose(site / "home")["services"]
+    assert "gate" not in home
+    gate = edge["gate"]
+    # Beside the proxy in the endpoint's namespace: it asks Jellyfin through the tunnel, from
+    # the edge's tunnel address, like the proxy.
+    assert gate["network_mode"] == "service:wireguard"
+    assert "networks" not in gate and "ports" not in gate and "extra_hosts" not in gate
+    assert gate["environment"]["GATE_UPSTREAM"] == "http://10.203.0.2:8096"
+    # Only the proxy beside it may ask: the namespace is also reachable through the tunnel
+    # and from the edge's bridge, so the gate listens on loopback only.
+    assert gate["environment"]["GATE_LISTEN"] == "127.0.0.1"
+    assert "gate" in edge["nginx"]["depends_on"]
+    nginx = (site / "edge/nginx/conf.d/jellyfin.conf").read_text()
+    assert "server 127.0.0.1:9090;" in nginx and "auth_request /.stackgen-gate;" in nginx
+
+
+@pytest.mark.parametrize("proxy", ["caddy", "traefik", "haproxy", "apache"])
+def test_every_proxy_asks_the_gate_on_loopback_at_the_edge(tmp_path: Path, proxy: str) -> None:
+    site = tmp_path / "site"
+    run = stackgen(*[proxy if a == "nginx" else a for a in INIT], "--dir", str(site))
+    assert run.returncode == 0, run.stderr
+    rendered = "\n".join(
+        p.read_text() for p in (site / "edge").rglob("*") if p.is_file() and p.suffix != ".pem"
+    )
+    assert "127.0.0.1:9090" in rendered or "127.0.0.1:9091" in rendered, proxy
+    # The compose target's pinned gate address (.126, or .125 when the proxy holds .126).
+    assert "172.30.77.126" not in rendered and "172.30.77.125" not in rendered
 
 
 def test_the_side_files_read_back_as_written(tmp_path: Path) -> None:
@@ -269,11 +306,43 @@ def test_verify_judges_the_tunnel_from_what_the_side_reports(
     assert {k: statuses[k] for k in expected} == expected
 
 
-def test_the_edge_home_and_swarm_targets_say_they_offer_no_token_gate() -> None:
+def test_the_edge_home_target_offers_the_token_gate_and_swarm_does_not() -> None:
     from stackgen.models.deploy import DeployConfig
     from stackgen.targets.edge_home.config import EdgeHomeDeploy
     from stackgen.targets.swarm.config import SwarmDeploy
 
     assert DeployConfig.offers_token_gate
-    assert not EdgeHomeDeploy.offers_token_gate
+    assert EdgeHomeDeploy.offers_token_gate
     assert not SwarmDeploy.offers_token_gate
+
+
+def test_bench_on_the_edge_names_the_path_through_the_tunnel(tmp_path: Path) -> None:
+    from stackgen.stack import Stack
+
+    site, _ = _init(tmp_path)
+    edge = Stack.load(site / "edge")
+    route = edge.target.client_route(edge)
+    assert route == [
+        "the edge proxy (nginx), in the edge tunnel endpoint's network namespace",
+        "WireGuard 10.203.0.1 -> 10.203.0.2 (home dials the edge)",
+        "Jellyfin at home, http://10.203.0.2:8096",
+    ]
+    home = Stack.load(site / "home")
+    assert home.target.client_route(home) == []
+
+
+def test_bench_refuses_home_in_one_line(tmp_path: Path) -> None:
+    site, _ = _init(tmp_path)
+    run = stackgen("bench", "--dir", str(site), "--side", "home")
+    assert run.returncode == ExitCode.INVALID_INPUT, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "runs no proxy" in lines[0] and "--side edge" in lines[0], lines
+
+
+def test_bench_keeps_a_gated_streams_api_key_out_of_its_json() -> None:
+    """On a gated edge the stream path carries a token (`--media-path …&api_key=…`)."""
+    from stackgen.bench.measure import BenchSettings
+
+    path = "/Videos/x/stream?static=true&api_key=0123456789abcdef0123456789abcdef"
+    shown = BenchSettings(media_path=path).to_json()["media_path"]
+    assert "0123456789abcdef" not in shown and shown.startswith("/Videos/x/stream?static=true")

@@ -132,10 +132,11 @@ def test_the_edge_refuses_a_wireguard_port_in_use(tmp_path: Path) -> None:
     assert isinstance(edge.target, EdgeHome)
 
 
-def test_verify_tells_the_probe_the_edge_offers_no_token_gate(tmp_path: Path) -> None:
+def test_verify_tells_the_probe_the_edge_runs_the_token_gate(tmp_path: Path) -> None:
     from stackgen.verify import stack_target
 
     run = stackgen(*INIT, "--dir", str(tmp_path / "site"))
     assert run.returncode == 0, run.stderr
     edge = Stack.load(tmp_path / "site" / "edge")
-    assert stack_target(edge, timeout=5.0).gate_offered is False
+    target = stack_target(edge, timeout=5.0)
+    assert target.gate_offered is True and target.token_gate is True

@@ -744,3 +744,14 @@ def test_anonymous_media_fix_names_only_what_the_target_offers(pki: PKI) -> None
     assert "access.gate" in with_gate.hint
     assert "access.allow" in without.hint
     assert "gate" not in without.hint
+
+
+def test_anonymous_media_behind_the_gate_names_its_image_setting(pki: PKI) -> None:
+    """A gated stack whose images stay open (access.gate.images = "open") still warns; the
+    fix names the setting that closes them, not the gate that is already on."""
+    with fake_stack(pki, images_open=True) as stack:
+        gated = run_checks(stack.target(token_gate=True), only=["exposure.anonymous-media"])
+    result = gated.get("exposure.anonymous-media")
+    assert result is not None and result.status is Status.WARN
+    assert result.reason == "answered without a token: image (by item id)"
+    assert 'access.gate.images = "token"' in result.hint

@@ -134,6 +134,30 @@ def test_plan_reload_compose_and_network_xml(proxy: str, tmp_path: Path) -> None
     assert plan.recreate and plan.restart_jellyfin
 
 
+def test_plan_reload_restarts_the_gate_when_its_script_changed(tmp_path: Path) -> None:
+    gated = _reload_config("nginx", tmp_path, access={"gate": {"mode": "token"}})
+    assert plan_reload(get_proxy("nginx"), gated, {"gate/gate.py"}).restart_gate
+    assert not plan_reload(get_proxy("nginx"), gated, {"nginx/conf.d/jellyfin.conf"}).restart_gate
+    plain = _reload_config("nginx", tmp_path)
+    assert not plan_reload(get_proxy("nginx"), plain, {"gate/gate.py"}).restart_gate
+
+
+EDGE_HOME = {"target": "edge-home", "edge_host": "edge.example.com"}
+
+
+def test_plan_reload_of_a_side_touches_only_what_the_side_runs(tmp_path: Path) -> None:
+    """Home runs no proxy: its reload never asks one (the proxy's service is not there);
+    the edge runs no Jellyfin: no network.xml restart."""
+    bridge = {"network_mode": "bridge"}
+    home = _reload_config("nginx", tmp_path, deploy={**EDGE_HOME, "side": "home"}, jellyfin=bridge)
+    conf = {t.target for t in get_proxy("nginx").own_templates(home)}
+    plan = plan_reload(get_proxy("nginx"), home, conf | {"jellyfin/config/config/network.xml"})
+    assert (plan.proxy, plan.reload_command, plan.restart_jellyfin) == (None, None, True)
+    edge = _reload_config("nginx", tmp_path, deploy={**EDGE_HOME, "side": "edge"}, jellyfin=bridge)
+    plan = plan_reload(get_proxy("nginx"), edge, conf | {"jellyfin/config/config/network.xml"})
+    assert (plan.proxy, plan.restart_jellyfin) == (ProxyAction.RELOAD, False)
+
+
 def test_plan_reload_outside_mode_acme_has_no_watcher(tmp_path: Path) -> None:
     config = _reload_config("nginx", tmp_path, tls={"mode": "internal"})
     # No certbot: the watcher script is not part of the stack, so it never forces a restart.

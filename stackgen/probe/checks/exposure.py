@@ -54,6 +54,12 @@ HINT_MEDIA_NO_GATE = (
     "upstream issues 13983, 13986, 13988): admit only known networks (access.allow, "
     "docs/access.md)"
 )
+# Behind the token gate only images answer, while access.gate.images is "open" (its default).
+HINT_MEDIA_GATE_IMAGES = (
+    'the token gate lets images through without a token (access.gate.images = "open", its '
+    "default, because jellyfin-web loads posters with no token): access.gate.images = "
+    '"token" closes them too, and leaves the web client without posters (docs/access.md)'
+)
 HINT_RATE = (
     "limit login attempts per client at the proxy: access.rate_limit = true with nginx, "
     "HAProxy or Traefik (the official Caddy and Apache images have no means: docs/access.md)"
@@ -173,10 +179,12 @@ def exposure_anonymous_media(ctx: ProbeContext) -> Outcome:
     open_routes = [name for name, status in statuses.items() if status not in REFUSED]
     if not open_routes:
         return passed("every media route asked for a token", statuses=statuses)
+    if ctx.target.token_gate and open_routes == ["image"]:
+        hint = HINT_MEDIA_GATE_IMAGES
+    else:
+        hint = HINT_MEDIA if ctx.target.gate_offered else HINT_MEDIA_NO_GATE
     return warned(
-        f"answered without a token: {', '.join(open_routes)} (by item id)",
-        HINT_MEDIA if ctx.target.gate_offered else HINT_MEDIA_NO_GATE,
-        statuses=statuses,
+        f"answered without a token: {', '.join(open_routes)} (by item id)", hint, statuses=statuses
     )
 
 

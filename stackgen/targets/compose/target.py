@@ -143,7 +143,13 @@ class Compose(Target):
             if plan.restart_jellyfin:
                 progress("network.xml changed: restarting Jellyfin (it reads it at start only)")
                 engine.compose_restart(client, ["jellyfin"])
-            if plan.proxy is ProxyAction.RESTART:
+            if plan.restart_gate:
+                gate = stack.config.token_gate.service
+                progress(f"{gate}: restarting (it reads its script at start only)")
+                engine.compose_restart(client, [gate])
+            if plan.proxy is None:
+                pass  # this side runs no proxy
+            elif plan.proxy is ProxyAction.RESTART:
                 progress(f"{service}: restarting (this change needs a restart)")
                 engine.compose_restart(client, [service])
             elif plan.proxy is ProxyAction.RELOAD and plan.reload_command is not None:

@@ -51,7 +51,16 @@ Seconds = Annotated[StrictInt, Field(ge=1, le=3600)]
 
 
 class EdgeHomeDeploy(DeployConfig):
-    offers_token_gate: ClassVar[bool] = False  # refused in check() below
+    # An edge serves only internet clients (DLNA and LAN discovery cannot cross it), so
+    # Jellyfin's anonymous media routes are closed unless the user opens them (docs/edge-home.md).
+    init_defaults: ClassVar[dict[str, tuple[object, str]]] = {
+        "access.gate.mode": (
+            "token",
+            'edge-home: the token gate is on (access.gate.mode = "token"): an edge serves only '
+            "internet clients, and Jellyfin's media routes answer anyone with an item id "
+            "(--gate off to turn it off; docs/edge-home.md)",
+        )
+    }
     target: Literal["edge-home"] = "edge-home"
     side: Annotated[
         Side | None,
@@ -152,6 +161,11 @@ class EdgeHomeDeploy(DeployConfig):
     def jellyfin_address(self, config: StackConfig) -> str:
         return str(self.home_address)
 
+    def gate_address(self, config: StackConfig) -> ipaddress.IPv4Address:
+        # The gate shares the edge endpoint's namespace with the proxy (its tunnel address
+        # is the one Jellyfin sees, like the proxy's): the proxy asks it on loopback.
+        return ipaddress.IPv4Address("127.0.0.1")
+
     def check(self, config: StackConfig) -> None:
         if self.edge_host is None:
             raise ValueError(
@@ -165,12 +179,6 @@ class EdgeHomeDeploy(DeployConfig):
             )
         if config.ipv6:
             raise ValueError("ipv6: not on the edge-home target (the tunnel is IPv4)")
-        if config.token_gate.on:
-            raise ValueError(
-                "access.gate.mode 'token': not on the edge-home target yet (the edge proxy "
-                "shares the tunnel endpoint's network, where the gate service's pinned address "
-                "is not reachable); use deploy.target 'compose'"
-            )
         for name, subnet in (("network.subnet", config.network.subnet),):
             if subnet.overlaps(self.tunnel):
                 raise ValueError(f"deploy.tunnel {self.tunnel} overlaps {name} {subnet}")

@@ -30,6 +30,10 @@ TUN_TRIAL: Final = (
     'printf "[Interface]\\nPrivateKey = %s\\nAddress = 10.255.255.1/32\\n" "$(wg genkey)" '
     "> /run/wg0.conf; wg-quick up /run/wg0.conf"
 )
+# `reload`: wg0.conf's peers, keys, port and keepalive applied to the running interface
+# without taking it down (an unchanged peer keeps its session); wg-quick's `strip` drops
+# what only wg-quick reads (Address, which needs a restart of the endpoint).
+TUNNEL_SYNC: Final = ("bash", "-c", "wg syncconf wg0 <(wg-quick strip wg0)")
 # wg-quick's own fallback when the kernel has no WireGuard: expected, not the failure.
 _EXPECTED_LINES: Final = ("Error: Unknown device type.",)
 
@@ -156,6 +160,17 @@ class EdgeHome(Compose):
             )
         super().apply(stack, timeout=timeout, progress=progress)
 
+    def reload(self, stack: Stack, changed: set[str], progress: Progress) -> None:
+        """The Compose target's reload for what this side runs (the edge's proxy and gate,
+        home's Jellyfin), then the tunnel's settings applied in place."""
+        super().reload(stack, changed, progress)
+        progress(f"{ENDPOINT}: tunnel settings applied in place (wg syncconf; the tunnel stays up)")
+        try:
+            engine.compose_exec(stack.compose, ENDPOINT, list(TUNNEL_SYNC))
+        except DockerException as error:
+            reason = " ".join(str(error.stderr or error).split())
+            raise DockerError(f"reload failed: the tunnel endpoint: {reason}") from None
+
     def awaits_jellyfin(self, stack: Stack, progress: Progress) -> bool:
         """The edge waits for Jellyfin through the proxy once home has dialled in; before,
         its `up` ends with the proxy serving and says what is missing."""
@@ -188,6 +203,17 @@ class EdgeHome(Compose):
             return None
         addresses = [a for c in endpoints for a in c.addresses if ":" not in a]
         return found[0], addresses
+
+    def client_route(self, stack: Stack) -> list[str]:
+        deploy = _deploy(stack)
+        if not deploy.runs_proxy:
+            return []
+        return [
+            f"the edge proxy ({stack.config.proxy}), in the edge tunnel endpoint's network "
+            "namespace",
+            f"WireGuard {deploy.edge_address} -> {deploy.home_address} (home dials the edge)",
+            f"Jellyfin at home, {stack.config.jellyfin_upstream}",
+        ]
 
     def tunnel(self, stack: Stack) -> Tunnel | None:
         deploy = _deploy(stack)
