@@ -27,6 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.edge import test_rendered as rendered
+
 SLOT = int(os.environ.get("STACKGEN_TEST_SLOT", "0"))
 ONE, EDGE = "one.cost.stackgen.test", "edge.cost.stackgen.test"
 PROJECT = f"sg-cost{SLOT}"
@@ -38,14 +40,7 @@ PORTS = 28300 + 10 * SLOT  # published ports: one-host http/https, edge http/htt
 
 
 def stackgen(*args: str, timeout: float = 600) -> str:
-    run = subprocess.run(
-        [sys.executable, "-c", "from stackgen.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    run = rendered.stackgen(*args, timeout=timeout)
     if run.returncode != 0:
         raise SystemExit(f"stackgen {args[0]} failed ({run.returncode}):\n{run.stderr}")
     return run.stdout
