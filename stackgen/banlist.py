@@ -3,7 +3,8 @@ file the proxy reads natively (its syntax is the proxy's own: `Proxy.deny_file`)
 
 The deny file is the one record of the list: reading it back takes every address written in
 it, so nothing else has to stay in step with it. Writes go through `stackgen.writer`; the
-proxy applies a change through the target's reload (the engine boundary).
+proxy applies a change by itself: its file watcher (`Proxy.watched_files`) reloads it
+gracefully, or it watches the file natively.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def banned(stack: Stack) -> list[Address]:
 
 
 def change(stack: Stack, text: str, *, ban: bool, progress: Callable[[str], None]) -> bool:
-    """`stackgen ban add|remove`: the deny file with `text` added or removed, then the
-    proxy's graceful reload when the stack runs. False when there was nothing to change."""
+    """`stackgen ban add|remove`: the deny file with `text` added or removed, which the proxy
+    applies by itself (its file watcher's graceful reload, or its own watch); a proxy that
+    does neither is reloaded through the target. False when there was nothing to change."""
     path = deny_path(stack.folder, stack.proxy, stack.config)
     address = parse_address(text, stack.config) if ban else _any_address(text)
     current = read(path)
@@ -98,11 +100,22 @@ def change(stack: Stack, text: str, *, ban: bool, progress: Callable[[str], None
         return False
     wanted = [*current, address] if ban else [a for a in current if a != address]
     write(path, stack.proxy, wanted, stack.folder)
-    if any(s.state == "running" for s in stack.target.states(stack)):
+    if applies_by_itself(stack.proxy, stack.config):
+        progress("the proxy applies it by itself within a few seconds (a graceful reload)")
+    elif any(s.state == "running" for s in stack.target.states(stack)):
         stack.target.reload(stack, {path.relative_to(stack.folder).as_posix()}, progress)
     else:
         progress(f"{stack.config.project} is not running: the proxy reads the list when it starts")
     return True
+
+
+def applies_by_itself(proxy: Proxy, config: StackConfig) -> bool:
+    """Whether the proxy sees a changed deny file without being told: it watches it natively,
+    or its command is wrapped by the file watcher, which polls the deny files."""
+    if proxy.watches_ban_natively:
+        return True
+    watched = set(proxy.watched_files(config))
+    return proxy.command(config) is not None and set(proxy.deny_files(config)) <= watched
 
 
 def _any_address(text: str) -> Address:

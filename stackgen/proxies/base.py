@@ -11,6 +11,7 @@ on the proxy's own class.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,9 @@ BannedAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # where the proxy's container reads it (a folder: an atomic replace of the file is seen).
 BAN_DIR: Final = "ban"
 BAN_PATH: Final = "/etc/stackgen-ban"
+# The proxy's file watcher (compose-templates/watch-files.sh.j2), in its configuration folder:
+# it wraps the proxy's command and reloads it gracefully when a file it reads changes.
+WATCHER: Final = "watch-files.sh"
 # Each deny file's first line (a comment in every proxy's syntax).
 DENY_FILE_HEAD: Final = (
     "# The ban list (access.ban), written by `stackgen ban`: these clients get 403.\n"
@@ -67,6 +71,9 @@ class Proxy(ABC):
     # has none, for this reason.
     ban_file: ClassVar[str | None] = None
     ban_refusal: ClassVar[str] = "this proxy has no deny file yet"
+    # The proxy sees a change of its deny files by itself (Traefik's file provider watches
+    # its dynamic files); otherwise the file watcher reloads it.
+    watches_ban_natively: ClassVar[bool] = False
 
     @property
     def kind(self) -> str:
@@ -137,6 +144,11 @@ class Proxy(ABC):
         name = self.ban_file_name(config)
         return None if name is None else f"{BAN_PATH}/{name}"
 
+    def deny_files(self, config: StackConfig) -> list[str]:
+        """Container paths of every deny file the proxy reads."""
+        include = self.ban_include(config)
+        return [] if include is None else [include]
+
     def ban_state_files(self, config: StackConfig) -> list[StateFile]:
         # Rendered empty once; then stackgen's `ban` command owns it (a re-render keeps it).
         name = self.ban_file_name(config)
@@ -153,7 +165,12 @@ class Proxy(ABC):
     # --- the proxy with its certificate source: what render and lifecycle use --------------
 
     def templates(self, config: StackConfig) -> list[TemplateFile]:
-        return [*self.own_templates(config), *self.certificates(config).templates(config)]
+        watcher = [TemplateFile("watch-files.sh.j2", self.watcher, 0o755)]
+        return [
+            *self.own_templates(config),
+            *(watcher if self.watches(config) else []),
+            *self.certificates(config).templates(config),
+        ]
 
     def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
         return [
@@ -196,12 +213,40 @@ class Proxy(ABC):
         mounts = [Mount(self.conf_dir, self.conf_path), *ban, *self.tls_mounts(config)]
         return tuple((m.source, m.target) for m in mounts)
 
+    # --- the file watcher: reloads the proxy when a file it reads only on a reload changes --
+
+    @property
+    def watcher(self) -> str:
+        """The watcher script in the stack (in the configuration folder, mounted already)."""
+        return f"{self.conf_dir}/{WATCHER}"
+
+    def watched_files(self, config: StackConfig) -> list[str]:
+        """Container paths (shell patterns) whose change the watcher applies: the certificate
+        source's, and the deny files unless the proxy sees those by itself."""
+        bans = [] if self.watches_ban_natively else self.deny_files(config)
+        return [*self.certificates(config).watched_files(), *bans]
+
+    def watches(self, config: StackConfig) -> bool:
+        return bool(self.watched_files(config))
+
     def command(self, config: StackConfig) -> list[str] | None:
+        """The container's command: the proxy in the foreground, wrapped by the watcher when
+        it has files to watch (the reload runs with `sh -c`: quoted here so that it gets
+        exactly these arguments); None: the image's own command."""
         foreground = self.foreground(config)
         if foreground is None:
             return None
-        return self.certificates(config).command(self.reload_command(config), foreground)
+        watched = self.watched_files(config)
+        if not watched:
+            return list(foreground)
+        reload = self.reload_command(config)
+        if reload is None:
+            raise ValueError(f"{self.kind} watches {watched} but has no reload command")
+        path = f"{self.conf_path}/{WATCHER}"
+        return ["sh", path, shlex.join(reload), " ".join(watched), *foreground]
 
     def needs_restart(self, config: StackConfig, changed: set[str]) -> bool:
-        files = self.restart_files(config) | self.certificates(config).restart_files()
+        # The watcher is the container's PID 1 wrapper: read once, at start.
+        watcher = {self.watcher} if self.watches(config) else set()
+        files = self.restart_files(config) | self.certificates(config).restart_files() | watcher
         return not files.isdisjoint(changed)

@@ -99,10 +99,10 @@ def _reload_config(proxy: str, tmp_path: Path, **extra: Any) -> StackConfig:
 # restart because the proxy (or the certificate watcher wrapping it) reads it at start only.
 RELOAD = {
     "traefik": (ProxyAction.WATCH, None, "traefik/traefik.toml"),
-    "caddy": (ProxyAction.RELOAD, "caddy", None),
-    "nginx": (ProxyAction.RELOAD, "nginx", "certbot/watch-certs.sh"),
-    "haproxy": (ProxyAction.RELOAD, "sh", "certbot/watch-certs.sh"),
-    "apache": (ProxyAction.RELOAD, "httpd", "certbot/watch-certs.sh"),
+    "caddy": (ProxyAction.RELOAD, "caddy", "caddy/etc/watch-files.sh"),
+    "nginx": (ProxyAction.RELOAD, "nginx", "nginx/conf.d/watch-files.sh"),
+    "haproxy": (ProxyAction.RELOAD, "sh", "haproxy/watch-files.sh"),
+    "apache": (ProxyAction.RELOAD, "httpd", "apache/watch-files.sh"),
 }
 
 
@@ -134,10 +134,13 @@ def test_plan_reload_compose_and_network_xml(proxy: str, tmp_path: Path) -> None
     assert plan.recreate and plan.restart_jellyfin
 
 
-def test_plan_reload_outside_mode_acme_has_no_watcher(tmp_path: Path) -> None:
-    config = _reload_config("nginx", tmp_path, tls={"mode": "internal"})
-    # No certbot: the watcher script is not part of the stack, so it never forces a restart.
-    assert plan_reload(get_proxy("nginx"), config, {"certbot/watch-certs.sh"}).proxy is (
+def test_plan_reload_without_watched_files_has_no_watcher(tmp_path: Path) -> None:
+    config = _reload_config(
+        "nginx", tmp_path, tls={"mode": "internal"}, access={"ban": {"enabled": False}}
+    )
+    # No certbot, no ban list: the watcher script is not part of the stack, so it never
+    # forces a restart.
+    assert plan_reload(get_proxy("nginx"), config, {"nginx/conf.d/watch-files.sh"}).proxy is (
         ProxyAction.RELOAD
     )
 

@@ -62,8 +62,8 @@ class Caddy(Proxy):
         return ProxyAcme(SERVED) if config.tls.mode.is_acme else mounted_files(config, SERVED)
 
     def foreground(self, config: StackConfig) -> tuple[str, ...] | None:
-        # Only the certbot source wraps the command (its watcher); otherwise the image's own.
-        if not self.certificates(config).wraps_command():
+        # Given only when the file watcher wraps it; otherwise the image's own command.
+        if not self.watches(config):
             return None
         return ("caddy", "run", "--config", CADDYFILE, "--adapter", "caddyfile")
 
@@ -94,7 +94,7 @@ class Caddy(Proxy):
     def reload_command(self, config: StackConfig) -> list[str]:
         # Talks to the admin API on localhost:2019 inside the container (never published).
         command = ["caddy", "reload", "--config", CADDYFILE, "--adapter", "caddyfile"]
-        if self.certificates(config).wraps_command():
+        if self.certificates(config).watched_files():
             # A renewed certificate leaves the Caddyfile as it was, and Caddy skips a reload
             # of an unchanged configuration unless forced (then it loads the files again).
             command.append("--force")
