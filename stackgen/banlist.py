@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
+from stackgen import feeder
 from stackgen.errors import InvalidInputError
 from stackgen.models import StackConfig
 from stackgen.proxies.base import BAN_DIR, Proxy
@@ -85,8 +86,22 @@ def _order(address: Address) -> tuple[int, int]:
 
 
 def banned(stack: Stack) -> list[Address]:
-    """`stackgen ban list`: the addresses the proxy refuses now (as its deny file says)."""
+    """The user's list: the addresses `stackgen ban add` put in the user's deny file."""
     return read(deny_path(stack.folder, stack.proxy, stack.config))
+
+
+def fed(stack: Stack) -> list[Address]:
+    """The feeder's list: the addresses fail2ban bans now (as its deny file says)."""
+    name = stack.proxy.fed_file(stack.config)
+    return [] if name is None else read(stack.folder / name)
+
+
+def unban_fed(stack: Stack, address: Address, progress: Callable[[str], None]) -> None:
+    """Lift one of fail2ban's bans through its own client (its socket is in its container):
+    fail2ban then rewrites its deny file, which the proxy applies by itself."""
+    argv = ["fail2ban-client", "-c", feeder.CONF_PATH, "unban", str(address)]
+    stack.target.run_in_service(stack, feeder.SERVICE, argv)
+    progress(f"fail2ban lifted its ban on {address}")
 
 
 def change(stack: Stack, text: str, *, ban: bool, progress: Callable[[str], None]) -> bool:
@@ -96,6 +111,10 @@ def change(stack: Stack, text: str, *, ban: bool, progress: Callable[[str], None
     path = deny_path(stack.folder, stack.proxy, stack.config)
     address = parse_address(text, stack.config) if ban else _any_address(text)
     current = read(path)
+    if not ban and address in fed(stack):
+        unban_fed(stack, address, progress)
+        if address not in current:
+            return True
     if (address in current) == ban:
         return False
     wanted = [*current, address] if ban else [a for a in current if a != address]

@@ -132,10 +132,10 @@ class Certbot(CertificateSource):
 
     def proxy_mounts(self, config: StackConfig) -> list[Mount]:
         layout = self.layout
+        # Not certbot's scripts: the proxy's own file watcher reloads it (Proxy.command).
         return [
             Mount(bind_source(layout.certs_dir), layout.certs_path),
             Mount(bind_source(layout.webroot_dir), layout.webroot_path),
-            Mount(bind_source(layout.scripts_dir), layout.scripts_path),
         ]
 
     def service_mounts(self, config: StackConfig) -> list[Mount]:

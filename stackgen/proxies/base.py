@@ -14,6 +14,7 @@ import ipaddress
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -29,6 +30,10 @@ BannedAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # where the proxy's container reads it (a folder: an atomic replace of the file is seen).
 BAN_DIR: Final = "ban"
 BAN_PATH: Final = "/etc/stackgen-ban"
+# The feeder's deny file (access.ban.feeder): fail2ban writes it in its own folder, the proxy
+# reads it beside the user's (a folder too, read-only in the proxy).
+FED_DIR: Final = "banned"
+FED_PATH: Final = "/etc/stackgen-banned"
 # The proxy's file watcher (compose-templates/watch-files.sh.j2), in its configuration folder:
 # it wraps the proxy's command and reloads it gracefully when a file it reads changes.
 WATCHER: Final = "watch-files.sh"
@@ -36,6 +41,30 @@ WATCHER: Final = "watch-files.sh"
 DENY_FILE_HEAD: Final = (
     "# The ban list (access.ban), written by `stackgen ban`: these clients get 403.\n"
 )
+FED_FILE_HEAD: Final = (
+    "# The ban list's feeder (fail2ban, access.ban.feeder) writes this file: these clients "
+    "get 403.\n"
+)
+
+
+@dataclass(frozen=True)
+class DenySyntax:
+    """A deny file in a proxy's syntax, cut into pieces any writer can put together (the
+    feeder's script in fail2ban's container does, from these same pieces): with no address,
+    `head` alone (a file the proxy reads as refusing no one); else `head`, `first`, each
+    address through `each` (`{}` stands for it) joined by `between`, then `tail`."""
+
+    head: str
+    each: str
+    first: str = ""
+    between: str = ""
+    tail: str = ""
+
+    def render(self, addresses: Sequence[BannedAddress]) -> str:
+        if not addresses:
+            return self.head
+        body = self.between.join(self.each.format(a) for a in addresses)
+        return f"{self.head}{self.first}{body}{self.tail}"
 
 
 class Proxy(ABC):
@@ -129,10 +158,19 @@ class Proxy(ABC):
         """Rule checks stackgen can do without Docker on the files as they are on disk."""
         return []
 
-    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
-        """The deny file naming `addresses` (ordered, each once), in this proxy's syntax;
-        with none, a file the proxy reads as refusing no one."""
+    def deny_syntax(self, head: str, name: str) -> DenySyntax:
+        """This proxy's deny file syntax, starting with the comment `head`; `name` tells two
+        deny files apart where the syntax names what it declares (Caddy's matcher)."""
         raise NotImplementedError(f"{self.kind} has no deny file")
+
+    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
+        """The user's deny file naming `addresses` (ordered, each once), in this proxy's
+        syntax; with none, a file the proxy reads as refusing no one."""
+        return self.deny_syntax(DENY_FILE_HEAD, "stackgen_banned").render(addresses)
+
+    def fed_syntax(self) -> DenySyntax:
+        """The feeder's deny file (fail2ban's), in this proxy's syntax."""
+        return self.deny_syntax(FED_FILE_HEAD, "stackgen_fed")
 
     # --- the ban list (access.ban) ----------------------------------------------------------
 
@@ -144,23 +182,46 @@ class Proxy(ABC):
         name = self.ban_file_name(config)
         return None if name is None else f"{BAN_PATH}/{name}"
 
+    def feeder_on(self, config: StackConfig) -> bool:
+        """Whether fail2ban feeds a second deny file (stackgen.feeder)."""
+        return config.ban_feeder_on and self.ban_file_name(config) is not None
+
+    def fed_include(self, config: StackConfig) -> str | None:
+        """Where the proxy reads the feeder's deny file in its container, or None."""
+        if not self.feeder_on(config):
+            return None
+        return f"{FED_PATH}/{self.ban_file}"
+
+    def fed_file(self, config: StackConfig) -> str | None:
+        """The feeder's deny file in the stack folder, or None."""
+        return f"{FED_DIR}/{self.ban_file}" if self.feeder_on(config) else None
+
     def deny_files(self, config: StackConfig) -> list[str]:
-        """Container paths of every deny file the proxy reads."""
-        include = self.ban_include(config)
-        return [] if include is None else [include]
+        """Container paths of every deny file the proxy reads: the user's, the feeder's."""
+        return [path for path in (self.ban_include(config), self.fed_include(config)) if path]
 
     def ban_state_files(self, config: StackConfig) -> list[StateFile]:
         # Rendered empty once; then stackgen's `ban` command owns it (a re-render keeps it).
         name = self.ban_file_name(config)
         if name is None:
             return []
-        return [StateFile(f"{BAN_DIR}/{name}", self.deny_file([]).encode(), 0o644, Access.CONTROL)]
+        files = [StateFile(f"{BAN_DIR}/{name}", self.deny_file([]).encode(), 0o644, Access.CONTROL)]
+        fed = self.fed_file(config)
+        if fed is not None:
+            # fail2ban's: written by its container (the stack's user), read by the proxy.
+            empty = self.fed_syntax().render([]).encode()
+            files.append(StateFile(fed, empty, 0o644, Access.WRITTEN))
+        return files
 
     def ban_mounts(self, config: StackConfig) -> list[Mount]:
         if self.ban_file_name(config) is None:
             return []
         why = "The ban list (access.ban): stackgen writes it, the proxy only reads it."
-        return [Mount(bind_source(BAN_DIR), BAN_PATH, comment=(why,))]
+        mounts = [Mount(bind_source(BAN_DIR), BAN_PATH, comment=(why,))]
+        if self.feeder_on(config):
+            fed = "The feeder's deny file: fail2ban writes it, the proxy only reads it."
+            mounts.append(Mount(bind_source(FED_DIR), FED_PATH, comment=(fed,)))
+        return mounts
 
     # --- the proxy with its certificate source: what render and lifecycle use --------------
 
@@ -180,7 +241,13 @@ class Proxy(ABC):
         ]
 
     def directories(self, config: StackConfig) -> list[tuple[str, int]]:
-        return [*self.own_directories(config), *self.certificates(config).directories(config)]
+        # The feeder's folder: fail2ban (the stack's user) replaces its file atomically.
+        fed = [(FED_DIR, 0o755)] if self.feeder_on(config) else []
+        return [
+            *self.own_directories(config),
+            *fed,
+            *self.certificates(config).directories(config),
+        ]
 
     def tls_mounts(self, config: StackConfig) -> list[Mount]:
         """Read-only mounts the proxy needs for TLS: the certificate source's, and the
@@ -210,6 +277,8 @@ class Proxy(ABC):
         """(stack path, container path) of its configuration and TLS files: what its own
         config test in its image reads."""
         ban = [Mount(BAN_DIR, BAN_PATH)] if self.ban_file_name(config) else []
+        if self.feeder_on(config):
+            ban.append(Mount(FED_DIR, FED_PATH))
         mounts = [Mount(self.conf_dir, self.conf_path), *ban, *self.tls_mounts(config)]
         return tuple((m.source, m.target) for m in mounts)
 

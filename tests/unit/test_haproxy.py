@@ -56,7 +56,11 @@ def test_certbot_watcher_reloads_the_master_gracefully(tmp_path: Path) -> None:
     # The watcher runs its first argument with `sh -c`: one shell word per argument.
     assert shlex.split(command[2]) == ["sh", "-c", "kill -USR2 1"]
     # The image's entrypoint adds -W -db only when `haproxy` comes first: given here.
-    assert command[3].split() == ["/etc/stackgen/certs/*.pem", "/etc/stackgen-ban/deny.lst"]
+    assert command[3].split() == [
+        "/etc/stackgen/certs/*.pem",
+        "/etc/stackgen-ban/deny.lst",
+        "/etc/stackgen-banned/deny.lst",
+    ]
     assert command[4:] == list(FOREGROUND)
     assert FOREGROUND[:3] == ("haproxy", "-W", "-db")
     unwatched = _config(tmp_path, tls=FILES, access={"ban": {"enabled": False}})

@@ -186,7 +186,7 @@ def test_reload_and_command(tmp_path: Path) -> None:
         "sh",
         "/etc/nginx/conf.d/watch-files.sh",
         "nginx -s reload",
-        "/etc/stackgen/certs/*.pem /etc/stackgen-ban/deny.conf",
+        "/etc/stackgen/certs/*.pem /etc/stackgen-ban/deny.conf /etc/stackgen-banned/deny.conf",
         "nginx",
         "-g",
         "daemon off;",

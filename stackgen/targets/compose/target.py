@@ -154,6 +154,14 @@ class Compose(Target):
         except DockerException as error:
             raise DockerError(f"reload failed: {_one_line(error)}") from None
 
+    def run_in_service(self, stack: Stack, service: str, argv: list[str]) -> str:
+        try:
+            return engine.compose_exec_output(stack.compose, service, argv)
+        except DockerException as error:
+            raise DockerError(
+                f"{service}: {' '.join(argv[:2])} failed: {_one_line(error)}"
+            ) from None
+
     def holds(self, project: str, folder: Path) -> bool:
         try:
             return bool(engine.compose_containers(engine.project_client(project, folder)))
