@@ -7,6 +7,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stackgen import feeder
 from stackgen.models import StackConfig
 from stackgen.proxies.base import Proxy
 from stackgen.render import COMPOSE_FILE, network_xml_path
@@ -22,6 +23,7 @@ class ProxyAction(StrEnum):
 class ReloadPlan:
     recreate: bool  # docker-compose.yml changed: `compose up` recreates what it changes
     restart_jellyfin: bool  # network.xml changed: Jellyfin reads it at start only
+    restart_feeder: bool  # fail2ban's configuration changed: it reads it at start only
     proxy: ProxyAction
     reload_command: tuple[str, ...] | None  # with RELOAD
 
@@ -36,6 +38,8 @@ def plan_reload(proxy: Proxy, config: StackConfig, changed: Set[str]) -> ReloadP
     return ReloadPlan(
         recreate=COMPOSE_FILE in changed,
         restart_jellyfin=network_xml_path(config) in changed,
+        restart_feeder=proxy.feeder_on(config)
+        and any(path.startswith(f"{feeder.CONF_DIR}/") for path in changed),
         proxy=action,
         reload_command=command,
     )

@@ -179,3 +179,17 @@ def test_url_target_judges_the_acme_path_unless_declared() -> None:
     assert target_for_url("https://jf.example.com", **common).acme_http01 is None
     declared = target_for_url("https://jf.example.com", acme_http01=False, **common)
     assert declared.acme_http01 is False
+
+
+def test_plan_reload_restarts_the_feeder_when_its_configuration_changed(tmp_path: Path) -> None:
+    """fail2ban reads its jail and filter at start only: a changed `max_failures` restarts it
+    (which lifts its bans); nothing else of the stack restarts for it."""
+    config = _reload_config("nginx", tmp_path, tls={"mode": "internal"})
+    plan = plan_reload(get_proxy("nginx"), config, {"fail2ban/jail.conf"})
+    assert plan.restart_feeder and not plan.restart_jellyfin and not plan.recreate
+    assert plan.proxy is ProxyAction.RELOAD
+    assert not plan_reload(
+        get_proxy("nginx"), config, {"nginx/conf.d/jellyfin.conf"}
+    ).restart_feeder
+    off = _reload_config("nginx", tmp_path, access={"ban": {"feeder": False}})
+    assert not plan_reload(get_proxy("nginx"), off, {"fail2ban/jail.conf"}).restart_feeder

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from stackgen import engine
+from stackgen import engine, feeder
 from stackgen.engine import DockerClient, DockerException
 from stackgen.errors import DockerError, ProblemsFoundError, StackInterrupted, UnhealthyError
 from stackgen.redaction import redact
@@ -143,6 +143,10 @@ class Compose(Target):
             if plan.restart_jellyfin:
                 progress("network.xml changed: restarting Jellyfin (it reads it at start only)")
                 engine.compose_restart(client, ["jellyfin"])
+            if plan.restart_feeder:
+                # Its bans are lifted (they live in memory); its configuration is read at start.
+                progress("fail2ban's configuration changed: restarting the ban list's feeder")
+                engine.compose_restart(client, [feeder.SERVICE])
             if plan.proxy is ProxyAction.RESTART:
                 progress(f"{service}: restarting (this change needs a restart)")
                 engine.compose_restart(client, [service])
