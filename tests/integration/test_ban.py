@@ -211,6 +211,10 @@ def test_the_feeder_bans_an_attacker_after_failed_logins_and_remove_lifts_it(
     add_standin_environment(stack, {"STANDIN_USERS": USERS})
     folder = str(stack.directory)
     stackgen("up", "--dir", folder, "--timeout", "180")
+    # fail2ban runs as the stack's user, never root (it writes a file, no iptables).
+    uid = stack.compose("exec", "-T", "fail2ban", "id", "-u")
+    assert uid.returncode == 0, uid.stderr
+    assert uid.stdout.strip() == str(stack.config.uid) != "0", uid.stdout
     failures = stack.config.access.ban.max_failures
     # Every attempt reaches Jellyfin: the default fits in the rate limit's burst.
     assert failures <= stack.config.access.login_burst + 1
