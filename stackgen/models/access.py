@@ -119,7 +119,21 @@ class AccessSettings(Strict):
             raise ValueError("access.lan_only needs access.lan (who is on the LAN)")
         if len(set(self.lan_only)) != len(self.lan_only):
             raise ValueError("access.lan_only names a route twice")
+        ban = self.ban
+        if self.rate_limit and ban.enabled and ban.feeder and ban.max_failures > self.login_reach:
+            raise ValueError(
+                f"access.ban.max_failures = {ban.max_failures} can never be reached: the login "
+                f"rate limit lets at most {self.login_reach} attempts reach Jellyfin within "
+                f"access.ban.find_seconds = {ban.find_seconds} (refused ones are not logged)"
+            )
         return self
+
+    @property
+    def login_reach(self) -> int:
+        """At most how many login attempts from one address the rate limit lets reach
+        Jellyfin within the feeder's `find_seconds` (the token bucket's burst, then its rate):
+        fail2ban counts only those, as Jellyfin logs only those."""
+        return self.login_burst + 1 + self.login_per_minute * self.ban.find_seconds // 60
 
     @property
     def retry_after(self) -> int:

@@ -46,7 +46,8 @@ class BanSettings(Strict):
             flag="",
             readme="at most what the login rate limit lets through at once "
             "(`login_burst` + 1), so the ban comes before the limit slows the attacker; "
-            "attempts the limit refuses never reach Jellyfin and are not counted",
+            "attempts the limit refuses never reach Jellyfin and are not counted, so a number "
+            "the limit never lets through within `find_seconds` is refused",
         ),
     ] = 5
     find_seconds: Annotated[

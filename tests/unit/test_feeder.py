@@ -204,3 +204,22 @@ def test_ban_list_shows_the_users_list_and_the_feeders(tmp_path: Path) -> None:
     assert listed.stdout.splitlines() == ["203.0.113.7", "198.51.100.9\tfail2ban"]
     as_json = json.loads(stackgen("ban", "list", "--dir", str(stack), "--json").stdout)
     assert as_json == {"user": ["203.0.113.7"], "feeder": ["198.51.100.9"]}
+
+
+# --- max_failures against the rate limit -------------------------------------------------------
+
+
+def test_the_default_ban_comes_within_the_rate_limits_first_burst(tmp_path: Path) -> None:
+    access = config_for("nginx", tmp_path).access
+    # Refused (429) attempts never reach Jellyfin, so they are never logged nor counted.
+    assert access.ban.max_failures <= access.login_burst + 1
+
+
+def test_a_max_failures_the_rate_limit_never_lets_through_is_refused(tmp_path: Path) -> None:
+    ban = {"max_failures": 20, "find_seconds": 60}
+    with pytest.raises(ValueError, match="can never be reached") as raised:
+        config_for("nginx", tmp_path, access={"ban": ban})
+    assert "at most 11 attempts" in str(raised.value)
+    # Without a rate limit (or without the feeder) every attempt reaches Jellyfin.
+    config_for("nginx", tmp_path, access={"ban": ban, "rate_limit": False})
+    config_for("nginx", tmp_path, access={"ban": {**ban, "feeder": False}})
