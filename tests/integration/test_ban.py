@@ -58,10 +58,20 @@ print(conn.getresponse().status)
 """
 
 
+# Caddy's reload closes the connections that arrive while it switches servers, without an
+# answer (docs/flakes.md, "Caddy: connections lost at a reload"; test_reload.py declares it):
+# the attacker's polling, which runs across the reload that applies the ban, may meet one.
+# It is counted as DROPPED and the polling goes on; with any other proxy it fails the test.
+RELOAD_DROPS = {"caddy"}
+DROPPED = 0
+
+
 def _status(client: ClientNamespace, stack: Stack, address: str) -> int:
     ca = stack.directory / "tls" / "ca.pem"
     path = "/System/Info/Public"
     run = client.run(sys.executable, "-c", _CLIENT, address, str(HTTPS_PORT), DOMAIN, str(ca), path)
+    if stack.config.proxy in RELOAD_DROPS and "RemoteDisconnected" in run.stderr:
+        return DROPPED
     assert run.returncode == 0, run.stderr
     return int(run.stdout)
 
@@ -246,6 +256,8 @@ def test_the_feeder_bans_an_attacker_after_failed_logins_and_remove_lifts_it(
         took = time.monotonic() - logged_before
         assert refused[-1] == 403, refused
         assert took <= APPLIED_WITHIN, took
+        # The measured bound, for the report (`pytest -rP`).
+        print(f"{proxy}: the attacker refused {took:.1f} s after its failed logins began")
         listed = json.loads(stackgen("ban", "list", "--dir", folder, "--json").stdout)
         assert listed == {"user": [], "feeder": [attacker.client_address]}
         # B is untouched, during and after the reload.
