@@ -9,14 +9,17 @@ gracefully, or it watches the file natively.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
 from stackgen import feeder
-from stackgen.errors import InvalidInputError
+from stackgen.errors import FilesystemError, InvalidInputError
 from stackgen.models import StackConfig
 from stackgen.proxies.base import BAN_DIR, Proxy
 from stackgen.stack import Stack
@@ -93,7 +96,31 @@ def banned(stack: Stack) -> list[Address]:
 def fed(stack: Stack) -> list[Address]:
     """The feeder's list: the addresses fail2ban bans now (as its deny file says)."""
     name = stack.proxy.fed_file(stack.config)
-    return [] if name is None else read(stack.folder / name)
+    return [] if name is None else addresses_in(_read_written(stack.folder / name))
+
+
+# fail2ban's deny file holds at most a few thousand addresses.
+_MAX_FED_BYTES: Final = 4 * 1024 * 1024
+
+
+def _read_written(path: Path) -> str:
+    """A file a container writes (fail2ban's deny file), read without following a link it
+    may have planted there, as a regular file of bounded size; "" when missing."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FilesystemError(
+                f"{path} is a symbolic link: not read (a container made it)"
+            ) from None
+        raise FilesystemError(f"{path}: cannot read: {error.strerror or error}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise FilesystemError(f"{path} is not a regular file: not read")
+        return handle.read(_MAX_FED_BYTES).decode("utf-8", "replace")
 
 
 def unban_fed(stack: Stack, address: Address, progress: Callable[[str], None]) -> None:

@@ -223,3 +223,22 @@ def test_a_max_failures_the_rate_limit_never_lets_through_is_refused(tmp_path: P
     # Without a rate limit (or without the feeder) every attempt reaches Jellyfin.
     config_for("nginx", tmp_path, access={"ban": ban, "rate_limit": False})
     config_for("nginx", tmp_path, access={"ban": {**ban, "feeder": False}})
+
+
+def test_ban_list_never_follows_a_link_fail2ban_could_plant(tmp_path: Path) -> None:
+    # `banned/` is written by a container: a link there must not make stackgen (root, at
+    # times) read another file.
+    stack = tmp_path / "stack"
+    init = stackgen(
+        "init", "nginx", "--domain", "jellyfin.example.com", "--email",
+        "admin@example.com", "--dir", str(stack),
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    secret = tmp_path / "secret"
+    secret.write_text("deny 192.0.2.1;\n")
+    fed = stack / "banned" / "deny.conf"
+    fed.unlink()
+    fed.symlink_to(secret)
+    listed = stackgen("ban", "list", "--dir", str(stack))
+    assert listed.returncode != 0 and "192.0.2.1" not in listed.stdout
+    assert "symbolic link" in listed.stderr and len(listed.stderr.strip().splitlines()) == 1
