@@ -115,7 +115,8 @@ _DEFAULT_LIMITS: Final = {
     "proxy": {"memory": "1g", "pids": 1024},
     "jellyfin": {"memory": "4g", "pids": 2048},
     "certbot": {"memory": "512m", "pids": 128},
-    # fail2ban: one Python process with a few threads (server, jail, log reader).
+    # fail2ban: one Python process with a few threads (about 12 MiB and 8 in the test
+    # image at rest, docs/access.md).
     "fail2ban": {"memory": "128m", "pids": 64},
 }
 
