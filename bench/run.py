@@ -306,6 +306,7 @@ def init_stack(proxy: str, config: str, images: dict[str, str], tls: Path) -> Pa
             "--jellyfin-network", "host", "--jellyfin-port", str(layout["jellyfin"]),
             "--image", f"jellyfin={images['jellyfin-standin']}",
             "--image", f"{proxy}={image_for(images, proxy)}",
+            *(["--image", f"fail2ban={images['fail2ban']}"] if "fail2ban" in images else []),
         ]
     )  # fmt: skip
     compose = folder / "docker-compose.yml"

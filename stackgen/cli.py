@@ -563,16 +563,22 @@ AddressArgument = Annotated[str, typer.Argument(help="A client's IP address.")]
 def ban_list(
     directory: DirOption = Path(), side: SideOption = None, as_json: JsonOption = False
 ) -> None:
-    """The addresses the proxy refuses now, one a line.
+    """The addresses the proxy refuses now, one a line: yours (`stackgen ban add`), then
+    those the feeder (fail2ban) bans for a while, each followed by "fail2ban". With --json:
+    {"user": [...], "feeder": [...]}.
 
     Example: stackgen ban list --dir ./jellyfin-stack
     """
-    addresses = [str(a) for a in banlist.banned(Stack.load(on_side(directory, side)))]
+    stack = Stack.load(on_side(directory, side))
+    yours = [str(a) for a in banlist.banned(stack)]
+    fed = [str(a) for a in banlist.fed(stack)]
     if as_json:
-        emit_json(addresses)
+        emit_json({"user": yours, "feeder": fed})
     else:
-        for address in addresses:
+        for address in yours:
             typer.echo(address)
+        for address in fed:
+            typer.echo(f"{address}\tfail2ban")
 
 
 @ban_app.command("add")
@@ -593,7 +599,8 @@ def ban_add(
 def ban_remove(
     address: AddressArgument, directory: DirOption = Path(), side: SideOption = None
 ) -> None:
-    """Let a banned client address back in, applied by a graceful reload.
+    """Let a banned client address back in, applied by a graceful reload: from your list,
+    and, when the feeder (fail2ban) banned it, through fail2ban's own unban.
 
     Example: stackgen ban remove 203.0.113.7 --dir ./jellyfin-stack
     """

@@ -7,6 +7,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stackgen import feeder
 from stackgen.models import StackConfig
 from stackgen.proxies.base import Proxy
 from stackgen.render import COMPOSE_FILE, GATE_SCRIPT, network_xml_path
@@ -22,6 +23,7 @@ class ProxyAction(StrEnum):
 class ReloadPlan:
     recreate: bool  # docker-compose.yml changed: `compose up` recreates what it changes
     restart_jellyfin: bool  # network.xml changed: Jellyfin reads it at start only
+    restart_feeder: bool  # fail2ban's configuration changed: it reads it at start only
     proxy: ProxyAction | None  # None: this stack runs no proxy (edge-home's home side)
     reload_command: tuple[str, ...] | None  # with RELOAD
     # The gate's script changed: the gate reads it at start only (gated requests get the
@@ -46,6 +48,9 @@ def plan_reload(proxy: Proxy, config: StackConfig, changed: Set[str]) -> ReloadP
     return ReloadPlan(
         recreate=COMPOSE_FILE in changed,
         restart_jellyfin=deploy.runs_jellyfin and network_xml_path(config) in changed,
+        restart_feeder=deploy.runs_proxy
+        and proxy.feeder_on(config)
+        and any(path.startswith(f"{feeder.CONF_DIR}/") for path in changed),
         proxy=action,
         reload_command=command,
         restart_gate=deploy.runs_proxy and config.token_gate.on and GATE_SCRIPT in changed,

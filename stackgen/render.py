@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+from stackgen import feeder
 from stackgen.certificates import Certbot
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.env_file import literal_line
@@ -69,6 +70,7 @@ def render_stack(
         "JellyfinNetwork": JellyfinNetwork,
         "TlsMode": TlsMode,
         "target": stack_file,
+        "feeder": feeder,
     }
     deploy = config.deploy
     # In Jellyfin's own config folder, which Jellyfin writes (only where Jellyfin runs: a
@@ -86,6 +88,11 @@ def render_stack(
         ]
         if config.token_gate.on:
             files.append(PlannedFile(GATE_SCRIPT, render("gate/gate.py.j2", **context).encode()))
+        syntax = proxy.fed_syntax() if proxy.feeder_on(config) else None
+        files += [
+            PlannedFile(t.target, render(t.template, **context, syntax=syntax).encode(), t.mode)
+            for t in feeder.templates(proxy, config)
+        ]
     templates = frozenset(f.path for f in files)
     if deploy.runs_proxy:
         files += [
@@ -109,6 +116,10 @@ def render_stack(
     if deploy.runs_jellyfin:
         files.insert(1, network_xml)
         directories += [(config.jellyfin.config_dir, 0o755), (config.jellyfin.cache_dir, 0o755)]
+        if proxy.feeder_on(config):
+            # Mounted into the feeder: made here, or Docker would make it, owned by root,
+            # and Jellyfin could not write its log.
+            directories.append((feeder.log_folder(config), 0o755))
     if deploy.runs_proxy:
         directories += proxy.directories(config)
     return files, directories

@@ -12,23 +12,22 @@ How it fits together (TLS mode `acme`):
   (`certbot/deploy-hook.sh`) replaces the files in `certs/` atomically and writes
   `certs/deployed`, which certbot's healthcheck waits for (so `up --wait` returns once the
   real certificate is there).
-- The proxy's command is wrapped by `certbot/watch-certs.sh`, which runs the proxy in the
-  foreground and calls its graceful reload when the files in `certs/` change: first
-  issuance and every renewal, without a Docker socket.
+- The proxy's command is wrapped by the proxy's file watcher (`Proxy.command`), which runs the
+  proxy in the foreground and calls its graceful reload when the files in `certs/` change:
+  first issuance and every renewal, without a Docker socket.
 
 In modes `internal` and `files` there is no certbot: the two certificate files are mounted
 at the same container paths, so the proxy's own config does not depend on the mode.
 
 A proxy gets this source from its `certificates(config)`; the base proxy then adds the
-source's templates, files, folders, mounts and service, and `command()` wraps the proxy's
-foreground command. Nothing here depends on which proxy it is, beyond the served paths it is
-given (`ServedPair`), so any proxy whose image has a shell can use it.
+source's templates, files, folders, mounts and service, and the proxy's watcher reloads it
+when the certificate files change (`watched_files`). Nothing here depends on which proxy it
+is, beyond the served paths it is given (`ServedPair`), so any proxy whose image has a shell
+can use it.
 """
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final
@@ -86,10 +85,6 @@ class Layout:
         files): tmpfs, 0600."""
         return "/tmp/stackgen-dns.ini"
 
-    @property
-    def watch_script(self) -> str:
-        return f"{self.scripts_path}/watch-certs.sh"
-
 
 LAYOUT: Final = Layout()
 # What a proxy fed by certbot reads, in every mode (certbot, internal CA, user files).
@@ -110,7 +105,6 @@ class Certbot(CertificateSource):
         return [
             TemplateFile("certbot/run.sh.j2", f"{folder}/run.sh", 0o755),
             TemplateFile("certbot/deploy-hook.sh.j2", f"{folder}/deploy-hook.sh", 0o755),
-            TemplateFile("certbot/watch-certs.sh.j2", f"{folder}/watch-certs.sh", 0o755),
         ]
 
     def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
@@ -138,10 +132,10 @@ class Certbot(CertificateSource):
 
     def proxy_mounts(self, config: StackConfig) -> list[Mount]:
         layout = self.layout
+        # Not certbot's scripts: the proxy's own file watcher reloads it (Proxy.command).
         return [
             Mount(bind_source(layout.certs_dir), layout.certs_path),
             Mount(bind_source(layout.webroot_dir), layout.webroot_path),
-            Mount(bind_source(layout.scripts_dir), layout.scripts_path),
         ]
 
     def service_mounts(self, config: StackConfig) -> list[Mount]:
@@ -179,19 +173,9 @@ class Certbot(CertificateSource):
         comment = ("Owned by the user certbot runs as: its lock, work and log folders.",)
         return [Tmpfs(tmpfs[0].target, tmpfs[0].options, comment), *tmpfs[1:]]
 
-    def restart_files(self) -> frozenset[str]:
-        # The watcher is the proxy container's PID 1 wrapper: read once, at start.
-        return frozenset({f"{self.layout.scripts_dir}/watch-certs.sh"})
-
-    def wraps_command(self) -> bool:
-        return True
-
-    def command(self, reload: Sequence[str] | None, command: Sequence[str]) -> list[str]:
-        """The proxy's command wrapped by the certificate watcher (see watch-certs.sh), which
-        runs `reload` with `sh -c`: quoted here so that it gets exactly these arguments."""
-        if reload is None:
-            raise ValueError("the certbot source needs a proxy with a reload command")
-        return ["sh", self.layout.watch_script, shlex.join(reload), *command]
+    def watched_files(self) -> list[str]:
+        # The deploy hook replaces them: the proxy reloads on the new pair.
+        return [f"{self.layout.certs_path}/*.pem"]
 
 
 def uses_certbot(config: StackConfig, *, own_client: bool) -> bool:

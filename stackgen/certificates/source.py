@@ -82,12 +82,10 @@ class CertificateSource:
             for name, file in config.dns_credential_files.items()
         ]
 
-    def wraps_command(self) -> bool:
-        return False
-
-    def command(self, reload: Sequence[str] | None, command: Sequence[str]) -> list[str]:
-        """The proxy container's command, given the proxy's own (and its reload command)."""
-        return list(command)
+    def watched_files(self) -> list[str]:
+        """Container paths (shell patterns) the proxy must reload on when they change: the
+        proxy's file watcher (`Proxy.command`) polls them."""
+        return []
 
 
 class ProxyAcme(CertificateSource):

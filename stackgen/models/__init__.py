@@ -14,7 +14,6 @@ from __future__ import annotations
 from stackgen.models.access import (
     LAN_ONLY_PATHS,
     AccessSettings,
-    Cidr,
     LanOnlyRoute,
 )
 from stackgen.models.deploy import (
@@ -22,6 +21,7 @@ from stackgen.models.deploy import (
 )
 from stackgen.models.fields import (
     PRIVATE_RANGES,
+    Cidr,
     CredentialName,
     Domain,
     Email,

@@ -8,12 +8,10 @@ official Caddy and Apache images have no per-client request limit) says so throu
 
 from __future__ import annotations
 
-import ipaddress
 from enum import StrEnum
 from typing import Annotated, Final
 
 from pydantic import (
-    BeforeValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -21,30 +19,9 @@ from pydantic import (
 )
 
 from stackgen.models.ban import BanSettings
-from stackgen.models.fields import PRIVATE_RANGES, Strict, _net_text_only
+from stackgen.models.fields import PRIVATE_RANGES, Cidr, Strict
 from stackgen.models.gate import GateSettings
 from stackgen.options import Setting
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_cidr(value: object) -> object:
-    """A client range written as text: refused in one line when it is not a network, has
-    host bits set (`10.0.0.1/8` is a typo for an address or for `10.0.0.0/8`) or can never
-    be a client's (multicast)."""
-    value = _net_text_only(value)
-    if not isinstance(value, str):
-        return value
-    try:
-        network = ipaddress.ip_network(value.strip(), strict=True)
-    except ValueError as error:
-        raise ValueError(f"{value!r} is not a CIDR range such as 203.0.113.0/24: {error}") from None
-    if network.is_multicast:
-        raise ValueError(f"{value!r} is a multicast range, never a client's address")
-    return network
-
-
-Cidr = Annotated[Network, BeforeValidator(parse_cidr)]
 
 
 class LanOnlyRoute(StrEnum):
@@ -142,7 +119,21 @@ class AccessSettings(Strict):
             raise ValueError("access.lan_only needs access.lan (who is on the LAN)")
         if len(set(self.lan_only)) != len(self.lan_only):
             raise ValueError("access.lan_only names a route twice")
+        ban = self.ban
+        if self.rate_limit and ban.enabled and ban.feeder and ban.max_failures > self.login_reach:
+            raise ValueError(
+                f"access.ban.max_failures = {ban.max_failures} can never be reached: the login "
+                f"rate limit lets at most {self.login_reach} attempts reach Jellyfin within "
+                f"access.ban.find_seconds = {ban.find_seconds} (refused ones are not logged)"
+            )
         return self
+
+    @property
+    def login_reach(self) -> int:
+        """At most how many login attempts from one address the rate limit lets reach
+        Jellyfin within the feeder's `find_seconds` (the token bucket's burst, then its rate):
+        fail2ban counts only those, as Jellyfin logs only those."""
+        return self.login_burst + 1 + self.login_per_minute * self.ban.find_seconds // 60
 
     @property
     def retry_after(self) -> int:

@@ -1,17 +1,18 @@
 """The ban list (`access.ban`): client addresses the proxy itself refuses with 403.
 
-Its own table under `[access]` (`[access.ban]`). The list lives in one deny file per stack,
-in the proxy's own syntax (`stackgen.banlist` writes and reads it); what it stops and what
-it costs: docs/access.md.
+Its own table under `[access]` (`[access.ban]`). The list lives in deny files in the proxy's
+own syntax: the user's (`stackgen.banlist` writes and reads it) and, with the feeder on, the
+one an in-stack fail2ban writes from Jellyfin's failed-login lines (`stackgen.feeder`). What
+it stops and what it costs: docs/access.md.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool, StrictInt
 
-from stackgen.models.fields import Strict
+from stackgen.models.fields import Cidr, Strict
 from stackgen.options import Setting
 
 
@@ -21,8 +22,55 @@ class BanSettings(Strict):
         Setting(
             "a deny file the proxy reads natively: addresses in it get 403 on every route",
             flag="",
-            readme="edited with `stackgen ban add`, `remove` and `list`, applied by the proxy's "
-            "graceful reload; rendered empty. nginx, HAProxy, Caddy and Apache; not Traefik "
-            "yet ([docs/access.md](docs/access.md#the-ban-list-accessban))",
+            readme="edited with `stackgen ban add`, `remove` and `list`, applied by the proxy "
+            "by itself (a graceful reload); rendered empty. nginx, HAProxy, Caddy and Apache; "
+            "not Traefik yet ([docs/access.md](docs/access.md#the-ban-list-accessban))",
         ),
     ] = True
+    feeder: Annotated[
+        StrictBool,
+        Setting(
+            "an in-stack fail2ban bans a client address after `max_failures` failed logins "
+            "in Jellyfin's log",
+            flag="",
+            readme="it writes a second deny file the proxy reads beside yours (no iptables, no "
+            "`NET_ADMIN`); only with `enabled`, on the compose target (not the swarm or "
+            "edge-home targets: Jellyfin's log is not beside the proxy there)",
+        ),
+    ] = True
+    max_failures: Annotated[
+        StrictInt,
+        Field(ge=1, le=100),
+        Setting(
+            "failed logins from one address, within `find_seconds`, that get it banned",
+            flag="",
+            readme="at most what the login rate limit lets through at once "
+            "(`login_burst` + 1), so the ban comes before the limit slows the attacker; "
+            "attempts the limit refuses never reach Jellyfin and are not counted, so a number "
+            "the limit never lets through within `find_seconds` is refused",
+        ),
+    ] = 5
+    find_seconds: Annotated[
+        StrictInt,
+        Field(ge=10, le=86_400),
+        Setting("the window in which `max_failures` failed logins count (10-86400)", flag=""),
+    ] = 600
+    ban_seconds: Annotated[
+        StrictInt,
+        Field(ge=60, le=31_536_000),
+        Setting(
+            "how long the feeder bans an address (60 s to a year)",
+            flag="",
+            readme="`stackgen ban remove` lifts it earlier",
+        ),
+    ] = 3600
+    never: Annotated[
+        list[Cidr],
+        Setting(
+            "a CIDR the feeder never bans; repeatable",
+            flag="",
+            default="`[]` (loopback and the proxy network are never banned anyway)",
+            readme="a CDN's or a tunnel's ranges, whose edges connect for many clients, or "
+            "your own networks",
+        ),
+    ] = Field(default_factory=list)

@@ -104,6 +104,12 @@ class DeployConfig(Strict):
     def runs_jellyfin(self) -> bool:
         return True
 
+    @property
+    def feeds_ban_list(self) -> bool:
+        """Whether the ban list's feeder (an in-stack fail2ban) may run: it reads Jellyfin's
+        log folder and writes a file the proxy reads, so both must be beside it."""
+        return self.runs_proxy and self.runs_jellyfin
+
     def sides(self, config: StackConfig) -> dict[str, StackConfig]:
         """The stacks `init` renders from this configuration, by sub-folder of the stack
         folder ("" for the folder itself): one, unless the target splits the services

@@ -292,3 +292,25 @@ def bind_source(path: str) -> str:
     if path.startswith(("/", "./", "../", "~")):
         return path
     return f"./{path}"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_cidr(value: object) -> object:
+    """A client range written as text: refused in one line when it is not a network, has
+    host bits set (`10.0.0.1/8` is a typo for an address or for `10.0.0.0/8`) or can never
+    be a client's (multicast)."""
+    value = _net_text_only(value)
+    if not isinstance(value, str):
+        return value
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a CIDR range such as 203.0.113.0/24: {error}") from None
+    if network.is_multicast:
+        raise ValueError(f"{value!r} is a multicast range, never a client's address")
+    return network
+
+
+Cidr = Annotated[Network, BeforeValidator(parse_cidr)]

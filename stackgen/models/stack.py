@@ -115,6 +115,9 @@ _DEFAULT_LIMITS: Final = {
     "proxy": {"memory": "1g", "pids": 1024},
     "jellyfin": {"memory": "4g", "pids": 2048},
     "certbot": {"memory": "512m", "pids": 128},
+    # fail2ban: one Python process with a few threads (about 12 MiB and 8 in the test
+    # image at rest, docs/access.md).
+    "fail2ban": {"memory": "128m", "pids": 64},
 }
 
 
@@ -127,6 +130,7 @@ class LimitsConfig(Strict):
     proxy: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["proxy"])
     jellyfin: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["jellyfin"])
     certbot: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["certbot"])
+    fail2ban: ServiceLimits = ServiceLimits.model_validate(_DEFAULT_LIMITS["fail2ban"])
 
     @model_validator(mode="before")
     @classmethod
@@ -297,10 +301,11 @@ class StackConfig(Strict):
         LimitsConfig,
         Setting(
             "`memory` (`512m`, `4g`) and `pids` (processes and threads) of each service "
-            "(`limits.proxy`, `limits.jellyfin`, `limits.certbot`): `mem_limit`/`pids_limit`, "
+            "(`limits.proxy`, `limits.jellyfin`, `limits.certbot`, `limits.fail2ban`): "
+            "`mem_limit`/`pids_limit`, "
             "on a swarm `deploy.resources.limits`",
             flag="",
-            default="`1g`/1024, `4g`/2048, `512m`/128",
+            default="`1g`/1024, `4g`/2048, `512m`/128, `128m`/64",
             readme='`[limits.jellyfin] memory = "8g"` keeps the default `pids`',
         ),
     ] = Field(default_factory=LimitsConfig)
@@ -503,6 +508,13 @@ class StackConfig(Strict):
     def proxy_host(self) -> str:
         """How a service beside the proxy (certbot) reaches it."""
         return self.deploy.proxy_host(self)
+
+    @property
+    def ban_feeder_on(self) -> bool:
+        """Whether the ban list's feeder runs (with a proxy that has a deny file:
+        `Proxy.feeder_on`)."""
+        ban = self.access.ban
+        return ban.enabled and ban.feeder and self.deploy.feeds_ban_list
 
     @property
     def token_gate(self) -> GateSettings:

@@ -11,8 +11,10 @@ on the proxy's own class.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -28,10 +30,41 @@ BannedAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # where the proxy's container reads it (a folder: an atomic replace of the file is seen).
 BAN_DIR: Final = "ban"
 BAN_PATH: Final = "/etc/stackgen-ban"
+# The feeder's deny file (access.ban.feeder): fail2ban writes it in its own folder, the proxy
+# reads it beside the user's (a folder too, read-only in the proxy).
+FED_DIR: Final = "banned"
+FED_PATH: Final = "/etc/stackgen-banned"
+# The proxy's file watcher (compose-templates/watch-files.sh.j2), in its configuration folder:
+# it wraps the proxy's command and reloads it gracefully when a file it reads changes.
+WATCHER: Final = "watch-files.sh"
 # Each deny file's first line (a comment in every proxy's syntax).
 DENY_FILE_HEAD: Final = (
     "# The ban list (access.ban), written by `stackgen ban`: these clients get 403.\n"
 )
+FED_FILE_HEAD: Final = (
+    "# The ban list's feeder (fail2ban, access.ban.feeder) writes this file: these clients "
+    "get 403.\n"
+)
+
+
+@dataclass(frozen=True)
+class DenySyntax:
+    """A deny file in a proxy's syntax, cut into pieces any writer can put together (the
+    feeder's script in fail2ban's container does, from these same pieces): with no address,
+    `head` alone (a file the proxy reads as refusing no one); else `head`, `first`, each
+    address through `each` (`{}` stands for it) joined by `between`, then `tail`."""
+
+    head: str
+    each: str
+    first: str = ""
+    between: str = ""
+    tail: str = ""
+
+    def render(self, addresses: Sequence[BannedAddress]) -> str:
+        if not addresses:
+            return self.head
+        body = self.between.join(self.each.format(a) for a in addresses)
+        return f"{self.head}{self.first}{body}{self.tail}"
 
 
 class Proxy(ABC):
@@ -67,6 +100,9 @@ class Proxy(ABC):
     # has none, for this reason.
     ban_file: ClassVar[str | None] = None
     ban_refusal: ClassVar[str] = "this proxy has no deny file yet"
+    # The proxy sees a change of its deny files by itself (Traefik's file provider watches
+    # its dynamic files); otherwise the file watcher reloads it.
+    watches_ban_natively: ClassVar[bool] = False
 
     @property
     def kind(self) -> str:
@@ -122,10 +158,19 @@ class Proxy(ABC):
         """Rule checks stackgen can do without Docker on the files as they are on disk."""
         return []
 
-    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
-        """The deny file naming `addresses` (ordered, each once), in this proxy's syntax;
-        with none, a file the proxy reads as refusing no one."""
+    def deny_syntax(self, head: str, name: str) -> DenySyntax:
+        """This proxy's deny file syntax, starting with the comment `head`; `name` tells two
+        deny files apart where the syntax names what it declares (Caddy's matcher)."""
         raise NotImplementedError(f"{self.kind} has no deny file")
+
+    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
+        """The user's deny file naming `addresses` (ordered, each once), in this proxy's
+        syntax; with none, a file the proxy reads as refusing no one."""
+        return self.deny_syntax(DENY_FILE_HEAD, "stackgen_banned").render(addresses)
+
+    def fed_syntax(self) -> DenySyntax:
+        """The feeder's deny file (fail2ban's), in this proxy's syntax."""
+        return self.deny_syntax(FED_FILE_HEAD, "stackgen_fed")
 
     # --- the ban list (access.ban) ----------------------------------------------------------
 
@@ -137,23 +182,56 @@ class Proxy(ABC):
         name = self.ban_file_name(config)
         return None if name is None else f"{BAN_PATH}/{name}"
 
+    def feeder_on(self, config: StackConfig) -> bool:
+        """Whether fail2ban feeds a second deny file (stackgen.feeder)."""
+        return config.ban_feeder_on and self.ban_file_name(config) is not None
+
+    def fed_include(self, config: StackConfig) -> str | None:
+        """Where the proxy reads the feeder's deny file in its container, or None."""
+        if not self.feeder_on(config):
+            return None
+        return f"{FED_PATH}/{self.ban_file}"
+
+    def fed_file(self, config: StackConfig) -> str | None:
+        """The feeder's deny file in the stack folder, or None."""
+        return f"{FED_DIR}/{self.ban_file}" if self.feeder_on(config) else None
+
+    def deny_files(self, config: StackConfig) -> list[str]:
+        """Container paths of every deny file the proxy reads: the user's, the feeder's."""
+        return [path for path in (self.ban_include(config), self.fed_include(config)) if path]
+
     def ban_state_files(self, config: StackConfig) -> list[StateFile]:
         # Rendered empty once; then stackgen's `ban` command owns it (a re-render keeps it).
         name = self.ban_file_name(config)
         if name is None:
             return []
-        return [StateFile(f"{BAN_DIR}/{name}", self.deny_file([]).encode(), 0o644, Access.CONTROL)]
+        files = [StateFile(f"{BAN_DIR}/{name}", self.deny_file([]).encode(), 0o644, Access.CONTROL)]
+        fed = self.fed_file(config)
+        if fed is not None:
+            # fail2ban's: written by its container (the stack's user), read by the proxy.
+            empty = self.fed_syntax().render([]).encode()
+            files.append(StateFile(fed, empty, 0o644, Access.WRITTEN))
+        return files
 
     def ban_mounts(self, config: StackConfig) -> list[Mount]:
         if self.ban_file_name(config) is None:
             return []
         why = "The ban list (access.ban): stackgen writes it, the proxy only reads it."
-        return [Mount(bind_source(BAN_DIR), BAN_PATH, comment=(why,))]
+        mounts = [Mount(bind_source(BAN_DIR), BAN_PATH, comment=(why,))]
+        if self.feeder_on(config):
+            fed = "The feeder's deny file: fail2ban writes it, the proxy only reads it."
+            mounts.append(Mount(bind_source(FED_DIR), FED_PATH, comment=(fed,)))
+        return mounts
 
     # --- the proxy with its certificate source: what render and lifecycle use --------------
 
     def templates(self, config: StackConfig) -> list[TemplateFile]:
-        return [*self.own_templates(config), *self.certificates(config).templates(config)]
+        watcher = [TemplateFile("watch-files.sh.j2", self.watcher, 0o755)]
+        return [
+            *self.own_templates(config),
+            *(watcher if self.watches(config) else []),
+            *self.certificates(config).templates(config),
+        ]
 
     def state_files(self, config: StackConfig, stack_dir: Path) -> list[StateFile]:
         return [
@@ -163,7 +241,13 @@ class Proxy(ABC):
         ]
 
     def directories(self, config: StackConfig) -> list[tuple[str, int]]:
-        return [*self.own_directories(config), *self.certificates(config).directories(config)]
+        # The feeder's folder: fail2ban (the stack's user) replaces its file atomically.
+        fed = [(FED_DIR, 0o755)] if self.feeder_on(config) else []
+        return [
+            *self.own_directories(config),
+            *fed,
+            *self.certificates(config).directories(config),
+        ]
 
     def tls_mounts(self, config: StackConfig) -> list[Mount]:
         """Read-only mounts the proxy needs for TLS: the certificate source's, and the
@@ -193,15 +277,45 @@ class Proxy(ABC):
         """(stack path, container path) of its configuration and TLS files: what its own
         config test in its image reads."""
         ban = [Mount(BAN_DIR, BAN_PATH)] if self.ban_file_name(config) else []
+        if self.feeder_on(config):
+            ban.append(Mount(FED_DIR, FED_PATH))
         mounts = [Mount(self.conf_dir, self.conf_path), *ban, *self.tls_mounts(config)]
         return tuple((m.source, m.target) for m in mounts)
 
+    # --- the file watcher: reloads the proxy when a file it reads only on a reload changes --
+
+    @property
+    def watcher(self) -> str:
+        """The watcher script in the stack (in the configuration folder, mounted already)."""
+        return f"{self.conf_dir}/{WATCHER}"
+
+    def watched_files(self, config: StackConfig) -> list[str]:
+        """Container paths (shell patterns) whose change the watcher applies: the certificate
+        source's, and the deny files unless the proxy sees those by itself."""
+        bans = [] if self.watches_ban_natively else self.deny_files(config)
+        return [*self.certificates(config).watched_files(), *bans]
+
+    def watches(self, config: StackConfig) -> bool:
+        return bool(self.watched_files(config))
+
     def command(self, config: StackConfig) -> list[str] | None:
+        """The container's command: the proxy in the foreground, wrapped by the watcher when
+        it has files to watch (the reload runs with `sh -c`: quoted here so that it gets
+        exactly these arguments); None: the image's own command."""
         foreground = self.foreground(config)
         if foreground is None:
             return None
-        return self.certificates(config).command(self.reload_command(config), foreground)
+        watched = self.watched_files(config)
+        if not watched:
+            return list(foreground)
+        reload = self.reload_command(config)
+        if reload is None:
+            raise ValueError(f"{self.kind} watches {watched} but has no reload command")
+        path = f"{self.conf_path}/{WATCHER}"
+        return ["sh", path, shlex.join(reload), " ".join(watched), *foreground]
 
     def needs_restart(self, config: StackConfig, changed: set[str]) -> bool:
-        files = self.restart_files(config) | self.certificates(config).restart_files()
+        # The watcher is the container's PID 1 wrapper: read once, at start.
+        watcher = {self.watcher} if self.watches(config) else set()
+        files = self.restart_files(config) | self.certificates(config).restart_files() | watcher
         return not files.isdisjoint(changed)

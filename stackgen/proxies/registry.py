@@ -20,11 +20,15 @@ if TYPE_CHECKING:
     from stackgen.proxies.base import Proxy
 
 # Images of services that are not proxies but that run beside one: certbot (a certificate
-# source), and the WireGuard endpoint of the edge-home target (a maintained userspace image
-# whose wireguard-go has packet batching, 0.0.20230223: docs/edge-home.md).
+# source), fail2ban (the ban list's feeder), and the WireGuard endpoint of the edge-home
+# target (a maintained userspace image whose wireguard-go has packet batching, 0.0.20230223:
+# docs/edge-home.md).
 SERVICE_IMAGES: Final = {
     "certbot": "certbot/certbot:v5.8.0",
     "wireguard": "masipcat/wireguard-go:0.0.20230223",
+    # The ban list's feeder: the most used fail2ban image (Alpine; fail2ban-server and
+    # fail2ban-client on the path, python3), run with stackgen's own command and files.
+    "fail2ban": "crazymax/fail2ban:1.0.2",
 }
 
 _registered: dict[str, ProxySpec] = {}

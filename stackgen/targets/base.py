@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackgen.errors import StackInterrupted
+from stackgen.errors import DockerError, StackInterrupted
 from stackgen.integrity import compose_services
 from stackgen.probe import Tunnel
 from stackgen.render import COMPOSE_FILE
@@ -107,6 +107,11 @@ class Target(ABC):
     def reload(self, stack: Stack, changed: set[str], progress: Progress) -> None:
         """Apply the re-rendered files (`changed`: their stack paths) with the least
         disruption."""
+
+    def run_in_service(self, stack: Stack, service: str, argv: list[str]) -> str:
+        """Run a command in one of the stack's running services and return its output (the
+        ban list's feeder is asked to lift a ban this way); a DockerError when it fails."""
+        raise DockerError(f"{self.__class__.__name__} cannot run a command in {service}")
 
     # --- down, status, logs ---------------------------------------------------------------
 

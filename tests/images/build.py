@@ -223,6 +223,20 @@ SPECS: dict[str, ImageSpec] = {
             origin="PyPI (rfc2136, cloudflare, route53, ovh, digitalocean, linode, dnsimple)",
         ),
         ImageSpec("jellyfin-standin", "jellyfin/jellyfin", optional=True),
+        # The ban list's feeder: Debian's fail2ban, run as a stack runs it (any user, its
+        # own configuration folder, no iptables).
+        ImageSpec(
+            "fail2ban",
+            "crazymax/fail2ban",
+            checks=(
+                ("fail2ban-server", "-V"),
+                ("fail2ban-client", "-V"),
+                ("sh", "-c", "command -v python3 test"),
+            ),
+            product="fail2ban",
+            version_from="env:FAIL2BAN_VERSION",
+            origin="Debian 12's package",
+        ),
         # Test infrastructure (the DNS-01 tests' authoritative server), named after ISC's
         # image though no stack names it.
         ImageSpec("bind9", "internetsystemsconsortium/bind9", checks=(("-V",),)),

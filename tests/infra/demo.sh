@@ -71,6 +71,7 @@ args=(init "$PROXY" --domain "$DOMAIN" --email "admin@$DOMAIN" --dir "$DEMO_DIR"
       --ca-url "$(field directory_url)" --ca-bundle "$(field listener_ca_file)"
       --trust-bundle "$(field issuer_root_file)"
       --image "jellyfin=$(image jellyfin-standin)" --image "$PROXY=$proxy_image"
+      --image "fail2ban=$(image fail2ban)"
       --image "certbot=$(image "$([ "$TLS" = dns ] && echo certbot-dns || echo certbot)")")
 [ -n "$SUBPATH" ] && args+=(--subpath "$SUBPATH")
 if [ "$TLS" = dns ]; then

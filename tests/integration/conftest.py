@@ -196,6 +196,7 @@ def make_stack(
             "jellyfin": images["jellyfin-standin"],
             **{proxy: images[_image_name(proxy)] for proxy in available()},
             "certbot": images["certbot"],
+            "fail2ban": images["fail2ban"],
         },
         timeout=180,
         handle_class=Stack,

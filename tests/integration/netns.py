@@ -95,6 +95,68 @@ def client_namespace(
         remove_namespace(name)
 
 
+def attacker_range(slot: int) -> ipaddress.IPv4Network:
+    """The attacker's range of a test slot: TEST-NET-2, where nothing real lives."""
+    return ipaddress.ip_network(f"198.51.100.{16 * slot}/28")
+
+
+def bystander_range(slot: int) -> ipaddress.IPv4Network:
+    """The bystander's range of a test slot: TEST-NET-3."""
+    return ipaddress.ip_network(f"203.0.113.{16 * slot}/28")
+
+
+@contextlib.contextmanager
+def attacker_and_bystander(slot: int) -> Iterator[tuple[ClientNamespace, ClientNamespace]]:
+    """Two remote clients of a test slot, each in its own namespace: A (the attacker) and
+    B (a bystander), so a proxy sees two different client addresses."""
+    with contextlib.ExitStack() as stack:
+        attacker = stack.enter_context(client_namespace(f"sg{slot}atk", attacker_range(slot)))
+        bystander = stack.enter_context(client_namespace(f"sg{slot}bys", bystander_range(slot)))
+        yield attacker, bystander
+
+
+# Run inside a namespace: requests over verified TLS, one connection each, printing
+# [status, Retry-After, body] per request as JSON.
+_REQUESTS = """
+import http.client, json, socket, ssl, sys
+address, port, name, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+out = []
+for spec in json.loads(sys.argv[5]):
+    raw = socket.create_connection((address, port), timeout=30)
+    conn = http.client.HTTPSConnection(name, port, context=ctx)
+    conn.sock = ctx.wrap_socket(raw, server_hostname=name)
+    body = spec.get("json")
+    headers = dict(spec.get("headers", {}))
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(body)
+    conn.request(spec["method"], spec["path"], body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read(4096)
+    out.append([response.status, response.getheader("Retry-After"), data.decode("latin-1")])
+    conn.close()
+print(json.dumps(out))
+"""
+
+
+def https_requests(
+    client: ClientNamespace,
+    address: str,
+    port: int,
+    name: str,
+    ca_file: Path,
+    specs: list[dict[str, object]],
+) -> list[tuple[int, str | None, str]]:
+    """Requests from inside the namespace over verified TLS, one connection each: each spec
+    is {"method", "path", "headers"?, "json"?}; (status, Retry-After, body) for each."""
+    run = client.run(
+        sys.executable, "-c", _REQUESTS, address, str(port), name, str(ca_file), json.dumps(specs)
+    )
+    assert run.returncode == 0, run.stderr
+    return [(status, retry, body) for status, retry, body in json.loads(run.stdout)]
+
+
 # Run inside a namespace: a TLS request with SNI/Host = the stack's name to a published
 # port, printing the stand-in's echo (what it understood about the client).
 _ECHO = """

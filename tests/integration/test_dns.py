@@ -133,6 +133,7 @@ def make_dns_stack(
             **{proxy: images[_image_name(proxy)] for proxy in available()},
             # certbot's DNS plugins (the official per-plugin images' stand-in).
             "certbot": images["certbot-dns"],
+            "fail2ban": images["fail2ban"],
         },
         timeout=180,
         handle_class=Stack,

@@ -99,6 +99,7 @@ def test_imported_stack_comes_up_and_verifies(
     image = "httpd" if proxy == "apache" else proxy
     document["images"][proxy] = images[image]  # type: ignore[index]
     document["images"]["certbot"] = images["certbot"]  # type: ignore[index]
+    document["images"]["fail2ban"] = images["fail2ban"]  # type: ignore[index]
     document["jellyfin"]["image"] = images["jellyfin-standin"]  # type: ignore[index]
     tls = document["tls"]
     if kept:

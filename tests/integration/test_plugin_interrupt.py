@@ -55,6 +55,7 @@ def test_an_interrupted_run_removes_its_stack(
         f"--basetemp={tmp_path / 'tmp'}",
         f"--stackgen-image=jellyfin={images['jellyfin-standin']}",
         f"--stackgen-image=haproxy={images['haproxy']}",
+        f"--stackgen-image=fail2ban={images['fail2ban']}",
     ]
     child = subprocess.Popen(
         [*argv, *options, "test_sleeping.py"],

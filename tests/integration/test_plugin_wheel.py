@@ -114,6 +114,7 @@ def test_plugin_from_the_wheel_runs_parallel_stacks_and_cleans_up(
         f"--stackgen-image=nginx={images['nginx']}",
         f"--stackgen-image=traefik={images['traefik']}",
         f"--stackgen-image=caddy={images['caddy']}",
+        f"--stackgen-image=fail2ban={images['fail2ban']}",
         "--stackgen-timeout=180",
     ]
     pytest_argv = [str(env_dir / "bin/python"), "-m", "pytest", "-p", "no:cacheprovider"]

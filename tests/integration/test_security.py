@@ -90,7 +90,7 @@ def test_a_stack_made_by_root_runs_no_container_as_root(make_stack: StackFactory
     stack = make_stack("nginx", tls="acme", network="bridge")
     assert stack.config.run_as == STACK_USER
     ids = stack.compose("ps", "-q").stdout.split()
-    assert len(ids) == 3  # nginx, certbot, jellyfin
+    assert len(ids) == 4  # nginx, certbot, jellyfin, fail2ban (the ban list's feeder)
     for container in ids:
         user = subprocess.run(
             ["docker", "inspect", "--format", "{{.Config.User}}", container],

@@ -158,10 +158,11 @@ def test_validate_reload_and_command(tmp_path: Path) -> None:
     assert apache.reload_command(config) == ["httpd", "-k", "graceful", "-f", CONF_FILE]
     assert apache.command(config)[:3] == [
         "sh",
-        "/stackgen/watch-certs.sh",
+        "/usr/local/apache2/conf/stackgen/watch-files.sh",
         f"httpd -k graceful -f {CONF_FILE}",
     ]
-    assert apache.command(_config(tmp_path, tls={"mode": "internal"})) == [
+    unwatched = _config(tmp_path, tls={"mode": "internal"}, access={"ban": {"enabled": False}})
+    assert apache.command(unwatched) == [
         "httpd-foreground",
         "-f",
         CONF_FILE,

@@ -4,11 +4,12 @@ what the rendering mounts and includes. Through real proxies: tests/integration/
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from pathlib import Path
 
 import pytest
 
-from stackgen.banlist import addresses_in, parse_address
+from stackgen.banlist import addresses_in, applies_by_itself, parse_address
 from stackgen.errors import ExitCode, InvalidInputError
 from stackgen.proxies import available
 from stackgen.proxies.base import BAN_PATH
@@ -41,6 +42,23 @@ def test_the_proxy_reads_the_deny_file_from_a_read_only_folder(proxy: str, tmp_p
     assert any(include in text for name, text in files.items() if name != "docker-compose.yml")
     compose = files["docker-compose.yml"]
     assert f'target: "{BAN_PATH}"' in compose or f":{BAN_PATH}:ro" in compose, compose
+
+
+@pytest.mark.parametrize("proxy", WITH_DENY_FILE)
+@pytest.mark.parametrize("tls", ["internal", "acme"])
+def test_the_proxy_applies_a_changed_deny_file_by_itself(
+    proxy: str, tls: str, tmp_path: Path
+) -> None:
+    """The proxy's command is wrapped by the file watcher, which polls the deny file (with the
+    certificate when certbot deploys one) and runs the proxy's graceful reload."""
+    config = config_for(proxy, tmp_path, tls={"mode": tls})
+    instance = get_proxy(proxy)
+    assert applies_by_itself(instance, config)
+    command = instance.command(config)
+    assert command is not None and command[:2] == ["sh", f"{instance.conf_path}/watch-files.sh"]
+    assert f"{BAN_PATH}/{instance.ban_file}" in command[3].split()
+    assert shlex.split(command[2]) == instance.reload_command(config)
+    assert instance.watcher in rendered(config, tmp_path)
 
 
 @pytest.mark.parametrize("proxy", WITH_DENY_FILE)

@@ -32,7 +32,7 @@ def test_dns_01_comes_from_certbot_and_caddy_reloads_it(tmp_path: Path) -> None:
     )
     assert "issuer acme" not in rendered["caddy/etc/Caddyfile"]
     compose = rendered["docker-compose.yml"]
-    assert '- "sh"\n      - "/stackgen/watch-certs.sh"' in compose
+    assert '- "sh"\n      - "/etc/caddy/watch-files.sh"' in compose
     assert "caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile --force" in compose
     assert "--authenticator dns-cloudflare" in rendered["certbot/run.sh"]
     assert "dns_cloudflare_api_token" in rendered["certbot/run.sh"]

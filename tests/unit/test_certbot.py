@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from stackgen import writer
-from stackgen.certificates.certbot import LAYOUT, SERVED, SERVED_COMBINED, TLS_MODES, Certbot
+from stackgen.certificates.certbot import LAYOUT, SERVED_COMBINED, TLS_MODES, Certbot
 from stackgen.errors import InvalidInputError
 from stackgen.models import StackConfig, TlsMode, parse_config
 from stackgen.pki import PLACEHOLDER_ORGANIZATION, placeholder_pair
@@ -111,7 +112,7 @@ def test_state_files_folders_and_modes(proxy: str, tmp_path: Path) -> None:
         "letsencrypt": 0o700,
         "acme-webroot": 0o755,
     }
-    for script in ("run.sh", "deploy-hook.sh", "watch-certs.sh"):
+    for script in ("run.sh", "deploy-hook.sh"):
         path = tmp_path / LAYOUT.scripts_dir / script
         assert stat.S_IMODE(path.stat().st_mode) == 0o755
 
@@ -166,7 +167,7 @@ def test_no_certbot_without_acme(proxy: str, tmp_path: Path) -> None:
     rendered = _rendered(config, tmp_path)
     compose = rendered["docker-compose.yml"].content.decode()
     assert "certbot" not in compose
-    assert "watch-certs" not in compose
+    assert "/etc/stackgen/certs/*.pem" not in compose
     assert not any(path.startswith(("certs/", "certbot/")) for path in rendered)
     # Same container paths as with certbot: the proxy's own config does not change.
     assert f'"/etc/ssl/jf/chain.pem:{LAYOUT.fullchain}:ro"' in compose
@@ -193,16 +194,20 @@ def test_acme_wires_certbot_and_the_watcher(proxy: str, tmp_path: Path) -> None:
     proxy_service = compose.split("\n  certbot:\n", 1)[0]
     assert '"./certs:/etc/stackgen/certs:ro"' in proxy_service
     assert '"./acme-webroot:/var/www/acme:ro"' in proxy_service
-    assert '- "/stackgen/watch-certs.sh"' in proxy_service
+    assert '/watch-files.sh"' in proxy_service
+    assert "/etc/stackgen/certs/*.pem" in proxy_service
     assert "docker.sock" not in compose
 
 
 def _script(proxy: str, tmp: Path, name: str, **overrides: Any) -> str:
     config = _config(proxy, tmp, **overrides)
-    return _rendered(config, tmp)[f"certbot/{name}"].content.decode()
+    rendered = _rendered(config, tmp)
+    if name == "watch-files.sh":
+        return rendered[get_proxy(proxy).watcher].content.decode()
+    return rendered[f"certbot/{name}"].content.decode()
 
 
-@pytest.mark.parametrize("name", ["run.sh", "deploy-hook.sh", "watch-certs.sh"])
+@pytest.mark.parametrize("name", ["run.sh", "deploy-hook.sh", "watch-files.sh"])
 def test_scripts_are_posix_sh(name: str, tmp_path: Path) -> None:
     script = tmp_path / name
     script.write_text(_script("nginx", tmp_path, name))
@@ -285,9 +290,9 @@ def test_watcher_reloads_once_the_files_changed(tmp_path: Path) -> None:
     certs = tmp_path / "certs"
     certs.mkdir()
     (certs / "fullchain.pem").write_text("OLD\n")
-    watcher = _script("nginx", tmp_path, "watch-certs.sh").replace(LAYOUT.certs_path, str(certs))
+    watcher = _script("nginx", tmp_path, "watch-files.sh")
     marker = tmp_path / "reloaded"
-    reload = Certbot(SERVED).command(["sh", "-c", f"echo 'as one' > {marker}"], [])[2]
+    reload = shlex.join(["sh", "-c", f"echo 'as one' > {marker}"])
     foreground = (
         f"sleep 1; echo NEW > {certs}/fullchain.pem; "
         f"i=0; while [ ! -s {marker} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done"
@@ -297,7 +302,17 @@ def test_watcher_reloads_once_the_files_changed(tmp_path: Path) -> None:
         # Its own session: the watcher loop outlives the foreground command and is killed
         # with the group afterwards (in a container, it dies with PID 1).
         process = subprocess.Popen(
-            ["dash", "-c", watcher, "watch-certs.sh", reload, "dash", "-c", foreground],
+            [
+                "dash",
+                "-c",
+                watcher,
+                "watch-files.sh",
+                reload,
+                f"{certs}/*.pem",
+                "dash",
+                "-c",
+                foreground,
+            ],
             stderr=stderr,
             start_new_session=True,
         )
@@ -307,4 +322,4 @@ def test_watcher_reloads_once_the_files_changed(tmp_path: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
     assert marker.read_text() == "as one\n", log.read_text()
-    assert "the certificate changed" in log.read_text()
+    assert "a watched file changed" in log.read_text()

@@ -52,13 +52,19 @@ def test_crt_is_one_path_in_every_mode(tmp_path: Path) -> None:
 
 def test_certbot_watcher_reloads_the_master_gracefully(tmp_path: Path) -> None:
     command = PROXY.command(_config(tmp_path))
-    assert command[:2] == ["sh", "/stackgen/watch-certs.sh"]
+    assert command[:2] == ["sh", "/usr/local/etc/haproxy/watch-files.sh"]
     # The watcher runs its first argument with `sh -c`: one shell word per argument.
     assert shlex.split(command[2]) == ["sh", "-c", "kill -USR2 1"]
     # The image's entrypoint adds -W -db only when `haproxy` comes first: given here.
-    assert command[3:] == list(FOREGROUND)
+    assert command[3].split() == [
+        "/etc/stackgen/certs/*.pem",
+        "/etc/stackgen-ban/deny.lst",
+        "/etc/stackgen-banned/deny.lst",
+    ]
+    assert command[4:] == list(FOREGROUND)
     assert FOREGROUND[:3] == ("haproxy", "-W", "-db")
-    assert PROXY.command(_config(tmp_path, tls=FILES)) == list(FOREGROUND)
+    unwatched = _config(tmp_path, tls=FILES, access={"ban": {"enabled": False}})
+    assert PROXY.command(unwatched) == list(FOREGROUND)
 
 
 def test_validation_runs_as_the_user_that_owns_the_keys(tmp_path: Path) -> None:

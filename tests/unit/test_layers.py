@@ -205,7 +205,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "components",
-        ("stackgen.proxies.base", "stackgen.certificates", *IMPORTER_PARSERS),
+        ("stackgen.proxies.base", "stackgen.certificates", "stackgen.feeder", *IMPORTER_PARSERS),
     ),
     (
         "rendering",

@@ -184,13 +184,16 @@ def test_reload_and_command(tmp_path: Path) -> None:
     assert nginx.reload_command(acme) == ["nginx", "-s", "reload"]
     assert nginx.command(acme) == [
         "sh",
-        "/stackgen/watch-certs.sh",
+        "/etc/nginx/conf.d/watch-files.sh",
         "nginx -s reload",
+        "/etc/stackgen/certs/*.pem /etc/stackgen-ban/deny.conf /etc/stackgen-banned/deny.conf",
         "nginx",
         "-g",
         "daemon off;",
     ]
-    assert nginx.command(_config(tmp_path, tls={"mode": "internal"})) == [
+    # Nothing to watch (no certbot, no ban list): no wrapper.
+    unwatched = _config(tmp_path, tls={"mode": "internal"}, access={"ban": {"enabled": False}})
+    assert nginx.command(unwatched) == [
         "nginx",
         "-g",
         "daemon off;",

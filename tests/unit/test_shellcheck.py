@@ -62,7 +62,7 @@ def _script_name(path: Path) -> str:
 def test_every_rendered_script_passes_shellcheck() -> None:
     scripts = distinct_scripts()
     names = {_script_name(path) for path in scripts}
-    assert {"run.sh", "deploy-hook.sh", "watch-certs.sh"} <= names, names
+    assert {"run.sh", "deploy-hook.sh", "watch-files.sh"} <= names, names
     result = run_shellcheck(scripts)
     assert result.returncode == 0, f"shellcheck:\n{result.stdout}{result.stderr}"
 

@@ -286,7 +286,10 @@ def test_certbot_script_change_leaves_the_proxy_alone(tmp_path: Path) -> None:
     before, after = names("admin@example.com"), names("other@example.com")
     assert before["nginx"] == after["nginx"]  # run.sh holds the email; nginx never reads it
     assert before["certbot"] != after["certbot"]
-    assert any(name.startswith("jellyfin-example-com-certbot-watch") for name in after["nginx"])
+    # The proxy's file watcher (certbot's certificate, the ban list) is the proxy's own file.
+    assert any(
+        name.startswith("jellyfin-example-com-nginx-conf.d-watch") for name in after["nginx"]
+    )
 
 
 def test_a_service_that_keeps_failing_is_named_with_its_reason() -> None:

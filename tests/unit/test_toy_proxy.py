@@ -54,8 +54,9 @@ def test_registered_proxy_renders_a_stack(tmp_path: Path) -> None:
     # The certbot source composes with it like with a built-in proxy: its service, its
     # scripts, and the proxy's command wrapped by the watcher.
     assert "\n  certbot:\n" in compose
-    assert f'"sh"\n      - "{LAYOUT.watch_script}"\n      - "toyd --reload"' in compose
-    assert {"certbot/run.sh", "certbot/deploy-hook.sh", "certbot/watch-certs.sh"} <= set(files)
+    watcher = "/etc/toy/watch-files.sh"
+    assert f'"sh"\n      - "{watcher}"\n      - "toyd --reload"' in compose
+    assert {"certbot/run.sh", "certbot/deploy-hook.sh", "toy/watch-files.sh"} <= set(files)
     assert "jellyfin/config/config/network.xml" in files
 
 

@@ -99,10 +99,10 @@ def _reload_config(proxy: str, tmp_path: Path, **extra: Any) -> StackConfig:
 # restart because the proxy (or the certificate watcher wrapping it) reads it at start only.
 RELOAD = {
     "traefik": (ProxyAction.WATCH, None, "traefik/traefik.toml"),
-    "caddy": (ProxyAction.RELOAD, "caddy", None),
-    "nginx": (ProxyAction.RELOAD, "nginx", "certbot/watch-certs.sh"),
-    "haproxy": (ProxyAction.RELOAD, "sh", "certbot/watch-certs.sh"),
-    "apache": (ProxyAction.RELOAD, "httpd", "certbot/watch-certs.sh"),
+    "caddy": (ProxyAction.RELOAD, "caddy", "caddy/etc/watch-files.sh"),
+    "nginx": (ProxyAction.RELOAD, "nginx", "nginx/conf.d/watch-files.sh"),
+    "haproxy": (ProxyAction.RELOAD, "sh", "haproxy/watch-files.sh"),
+    "apache": (ProxyAction.RELOAD, "httpd", "apache/watch-files.sh"),
 }
 
 
@@ -158,10 +158,13 @@ def test_plan_reload_of_a_side_touches_only_what_the_side_runs(tmp_path: Path) -
     assert (plan.proxy, plan.restart_jellyfin) == (ProxyAction.RELOAD, False)
 
 
-def test_plan_reload_outside_mode_acme_has_no_watcher(tmp_path: Path) -> None:
-    config = _reload_config("nginx", tmp_path, tls={"mode": "internal"})
-    # No certbot: the watcher script is not part of the stack, so it never forces a restart.
-    assert plan_reload(get_proxy("nginx"), config, {"certbot/watch-certs.sh"}).proxy is (
+def test_plan_reload_without_watched_files_has_no_watcher(tmp_path: Path) -> None:
+    config = _reload_config(
+        "nginx", tmp_path, tls={"mode": "internal"}, access={"ban": {"enabled": False}}
+    )
+    # No certbot, no ban list: the watcher script is not part of the stack, so it never
+    # forces a restart.
+    assert plan_reload(get_proxy("nginx"), config, {"nginx/conf.d/watch-files.sh"}).proxy is (
         ProxyAction.RELOAD
     )
 
@@ -200,3 +203,17 @@ def test_url_target_judges_the_acme_path_unless_declared() -> None:
     assert target_for_url("https://jf.example.com", **common).acme_http01 is None
     declared = target_for_url("https://jf.example.com", acme_http01=False, **common)
     assert declared.acme_http01 is False
+
+
+def test_plan_reload_restarts_the_feeder_when_its_configuration_changed(tmp_path: Path) -> None:
+    """fail2ban reads its jail and filter at start only: a changed `max_failures` restarts it
+    (which lifts its bans); nothing else of the stack restarts for it."""
+    config = _reload_config("nginx", tmp_path, tls={"mode": "internal"})
+    plan = plan_reload(get_proxy("nginx"), config, {"fail2ban/jail.conf"})
+    assert plan.restart_feeder and not plan.restart_jellyfin and not plan.recreate
+    assert plan.proxy is ProxyAction.RELOAD
+    assert not plan_reload(
+        get_proxy("nginx"), config, {"nginx/conf.d/jellyfin.conf"}
+    ).restart_feeder
+    off = _reload_config("nginx", tmp_path, access={"ban": {"feeder": False}})
+    assert not plan_reload(get_proxy("nginx"), off, {"fail2ban/jail.conf"}).restart_feeder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from stackgen.certificates import CertificateSource, certbot_or_files
@@ -11,7 +10,7 @@ from stackgen.models import StackConfig, TlsMode, bind_source
 from stackgen.parts import InImageCommand, Mount, TemplateFile, Tmpfs, owned_tmpfs
 from stackgen.proxies.apache import SPEC
 from stackgen.proxies.apache.rules import conf_problems
-from stackgen.proxies.base import DENY_FILE_HEAD, BannedAddress, Proxy
+from stackgen.proxies.base import DenySyntax, Proxy
 from stackgen.proxies.spec import ProxySpec
 
 # Mounted as a folder inside the image's conf/ (so conf/mime.types stays visible) and given
@@ -29,14 +28,17 @@ class Apache(Proxy):
     conf_path: ClassVar[str] = CONF_PATH
     ban_file: ClassVar[str | None] = "deny.conf"
 
-    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
+    def deny_syntax(self, head: str, name: str) -> DenySyntax:
         # Included in the HTTPS virtual host. <If> is merged after every <Location>, and
         # its `Require` replaces theirs (AuthMerging Off), so no other rule lets a banned
-        # client through; others never match it.
-        if not addresses:
-            return DENY_FILE_HEAD
-        test = " || ".join(f"-R '{a}'" for a in addresses)
-        return f'{DENY_FILE_HEAD}<If "{test}">\n    Require all denied\n</If>\n'
+        # client through; others never match it (a second file's <If> neither).
+        return DenySyntax(
+            head,
+            first='<If "',
+            each="-R '{}'",
+            between=" || ",
+            tail='">\n    Require all denied\n</If>\n',
+        )
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         return certbot_or_files(config, SERVED)

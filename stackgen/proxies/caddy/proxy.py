@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from stackgen.certificates import (
@@ -16,7 +15,7 @@ from stackgen.certificates import (
 from stackgen.certificates import certbot as certbot_source
 from stackgen.models import StackConfig, TlsMode, bind_source
 from stackgen.parts import InImageCommand, Mount, TemplateFile
-from stackgen.proxies.base import DENY_FILE_HEAD, BannedAddress, Proxy
+from stackgen.proxies.base import DenySyntax, Proxy
 from stackgen.proxies.caddy import SPEC
 from stackgen.proxies.spec import ProxySpec
 
@@ -42,13 +41,16 @@ class Caddy(Proxy):
     conf_path: ClassVar[str] = "/etc/caddy"
     ban_file: ClassVar[str | None] = "deny.caddy"
 
-    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
+    def deny_syntax(self, head: str, name: str) -> DenySyntax:
         # A snippet imported into the site block; `remote_ip` needs at least one range, so
-        # an empty list is a file with no directive at all.
-        if not addresses:
-            return DENY_FILE_HEAD
-        names = " ".join(str(a) for a in addresses)
-        return f"{DENY_FILE_HEAD}@stackgen_banned remote_ip {names}\nrespond @stackgen_banned 403\n"
+        # an empty list is a file with no directive at all. Each file names its own matcher.
+        return DenySyntax(
+            head,
+            first=f"@{name} remote_ip ",
+            each="{}",
+            between=" ",
+            tail=f"\nrespond @{name} 403\n",
+        )
 
     data_dir: ClassVar[str] = DATA_DIR
     config_dir: ClassVar[str] = CONFIG_DIR
@@ -62,8 +64,8 @@ class Caddy(Proxy):
         return ProxyAcme(SERVED) if config.tls.mode.is_acme else mounted_files(config, SERVED)
 
     def foreground(self, config: StackConfig) -> tuple[str, ...] | None:
-        # Only the certbot source wraps the command (its watcher); otherwise the image's own.
-        if not self.certificates(config).wraps_command():
+        # Given only when the file watcher wraps it; otherwise the image's own command.
+        if not self.watches(config):
             return None
         return ("caddy", "run", "--config", CADDYFILE, "--adapter", "caddyfile")
 
@@ -94,7 +96,7 @@ class Caddy(Proxy):
     def reload_command(self, config: StackConfig) -> list[str]:
         # Talks to the admin API on localhost:2019 inside the container (never published).
         command = ["caddy", "reload", "--config", CADDYFILE, "--adapter", "caddyfile"]
-        if self.certificates(config).wraps_command():
+        if self.certificates(config).watched_files():
             # A renewed certificate leaves the Caddyfile as it was, and Caddy skips a reload
             # of an unchanged configuration unless forced (then it loads the files again).
             command.append("--force")

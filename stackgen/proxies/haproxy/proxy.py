@@ -9,14 +9,13 @@ loads by itself (`ssl-load-extra-files`, 2.2+): no combined copy of the user's k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from stackgen.certificates import CertificateSource, certbot_or_files
 from stackgen.certificates.certbot import SERVED_COMBINED, TLS_MODES
 from stackgen.models import StackConfig, TlsMode
 from stackgen.parts import InImageCommand, TemplateFile
-from stackgen.proxies.base import DENY_FILE_HEAD, BannedAddress, Proxy
+from stackgen.proxies.base import DenySyntax, Proxy
 from stackgen.proxies.haproxy import SPEC
 from stackgen.proxies.spec import ProxySpec
 
@@ -40,9 +39,9 @@ class HAProxy(Proxy):
     conf_path: ClassVar[str] = CONF_PATH
     ban_file: ClassVar[str | None] = "deny.lst"
 
-    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
+    def deny_syntax(self, head: str, name: str) -> DenySyntax:
         # A pattern file for `src -f`: one address a line, `#` starts a comment.
-        return DENY_FILE_HEAD + "".join(f"{address}\n" for address in addresses)
+        return DenySyntax(head, each="{}\n")
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         # `crt` is one file in every mode (see the module's docstring).

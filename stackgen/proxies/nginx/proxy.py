@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from stackgen.certificates import CertificateSource, certbot_or_files
 from stackgen.certificates.certbot import SERVED, TLS_MODES
 from stackgen.models import StackConfig, TlsMode
 from stackgen.parts import InImageCommand, TemplateFile, Tmpfs, owned_tmpfs
-from stackgen.proxies.base import DENY_FILE_HEAD, BannedAddress, Proxy
+from stackgen.proxies.base import DenySyntax, Proxy
 from stackgen.proxies.nginx import SPEC
 from stackgen.proxies.nginx.rules import conf_problems
 from stackgen.proxies.spec import ProxySpec
@@ -30,9 +29,9 @@ class Nginx(Proxy):
     conf_path: ClassVar[str] = "/etc/nginx/conf.d"
     ban_file: ClassVar[str | None] = "deny.conf"
 
-    def deny_file(self, addresses: Sequence[BannedAddress]) -> str:
+    def deny_syntax(self, head: str, name: str) -> DenySyntax:
         # `deny` lines, included in the server block ahead of any `allow`.
-        return DENY_FILE_HEAD + "".join(f"deny {address};\n" for address in addresses)
+        return DenySyntax(head, each="deny {};\n")
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         return certbot_or_files(config, SERVED)

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from stackgen import engine
+from stackgen import engine, feeder
 from stackgen.engine import DockerClient, DockerException
 from stackgen.errors import DockerError, ProblemsFoundError, StackInterrupted, UnhealthyError
 from stackgen.redaction import redact
@@ -147,6 +147,10 @@ class Compose(Target):
                 gate = stack.config.token_gate.service
                 progress(f"{gate}: restarting (it reads its script at start only)")
                 engine.compose_restart(client, [gate])
+            if plan.restart_feeder:
+                # Its bans are lifted (they live in memory); its configuration is read at start.
+                progress("fail2ban's configuration changed: restarting the ban list's feeder")
+                engine.compose_restart(client, [feeder.SERVICE])
             if plan.proxy is None:
                 pass  # this side runs no proxy
             elif plan.proxy is ProxyAction.RESTART:
@@ -159,6 +163,14 @@ class Compose(Target):
                 progress(f"{service}: picks up its changed files by itself")
         except DockerException as error:
             raise DockerError(f"reload failed: {_one_line(error)}") from None
+
+    def run_in_service(self, stack: Stack, service: str, argv: list[str]) -> str:
+        try:
+            return engine.compose_exec_output(stack.compose, service, argv)
+        except DockerException as error:
+            raise DockerError(
+                f"{service}: {' '.join(argv[:2])} failed: {_one_line(error)}"
+            ) from None
 
     def holds(self, project: str, folder: Path) -> bool:
         try:

@@ -120,6 +120,12 @@ class SwarmDeploy(DeployConfig):
             )
         return found
 
+    @property
+    def feeds_ban_list(self) -> bool:
+        # Jellyfin's log and the proxy's ban folder are bind mounts of the nodes each runs
+        # on, which need not be one: not tried here.
+        return False
+
     def check(self, config: StackConfig) -> None:
         if config.network.proxy_address is not None:
             raise ValueError(

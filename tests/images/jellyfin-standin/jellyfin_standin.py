@@ -1614,19 +1614,13 @@ class StandinServer:
     def _log_denied(self, name: str, exchange: Exchange) -> None:
         ip = exchange.view.client_address
         log.warning("Authentication request for %s has been denied (IP: %s).", name, ip)
-        folder = os.environ.get("JELLYFIN_LOG_DIR", "").strip()
-        if folder:
-            # Serilog's file sink renders string values quoted.
-            line = f'Authentication request for "{name}" has been denied (IP: "{ip}").'
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            with (
-                contextlib.suppress(OSError),
-                open(Path(folder) / "log_standin.log", "a", encoding="utf-8") as file,
-            ):
-                file.write(
-                    f"[{stamp}] [WRN] [1] Jellyfin.Server.Implementations.Users."
-                    f"UserManager: {line}\n"
-                )
+        # Serilog's file sink renders string values quoted (a quote inside escaped).
+        quoted = name.replace('"', '\\"')
+        file_log(
+            "WRN",
+            "Jellyfin.Server.Implementations.Users.UserManager",
+            f'Authentication request for "{quoted}" has been denied (IP: "{ip}").',
+        )
 
     def _authenticate(self, name: str, password: str, exchange: Exchange) -> web.Response:
         if (name, password) not in self.settings.users:
@@ -1983,6 +1977,25 @@ async def serve(settings: Settings) -> None:
         media.cancel()
 
 
+def file_log(level: str, source: str, message: str) -> None:
+    """One line of Jellyfin's file log, `$JELLYFIN_LOG_DIR/log_standin.log` (when set), in
+    its template: `[{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz}] [{Level:u3}] [{ThreadId}]
+    {SourceContext}: {Message}`."""
+    folder = os.environ.get("JELLYFIN_LOG_DIR", "").strip()
+    if not folder:
+        return
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    offset = time.strftime("%z", time.localtime(now))
+    zone = f"{offset[:3]}:{offset[3:]}"
+    millis = int(now * 1000) % 1000
+    with (
+        contextlib.suppress(OSError),
+        open(Path(folder) / "log_standin.log", "a", encoding="utf-8") as file,
+    ):
+        file.write(f"[{stamp}.{millis:03d} {zone}] [{level}] [1] {source}: {message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stdout,
@@ -1991,6 +2004,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     settings = Settings.from_env(os.environ, sys.argv[1:] if argv is None else argv)
+    # Jellyfin writes its file log from the start (a log watcher finds the file at once).
+    folder = os.environ.get("JELLYFIN_LOG_DIR", "").strip()
+    if folder:
+        with contextlib.suppress(OSError):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    file_log("INF", "Main", "Jellyfin stand-in starting (not Jellyfin)")
     asyncio.run(serve(settings))
     return 0
 
