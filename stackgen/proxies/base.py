@@ -148,7 +148,7 @@ class Proxy(ABC):
         if self.ban_file_name(config) is None:
             return []
         why = "The ban list (access.ban): stackgen writes it, the proxy only reads it."
-        return [Mount(bind_source(BAN_DIR), BAN_PATH, comment=(why,))]
+        return [Mount(bind_source(BAN_DIR), BAN_PATH, live=True, comment=(why,))]
 
     # --- the proxy with its certificate source: what render and lifecycle use --------------
 
