@@ -178,12 +178,22 @@ def _traefik_container(stack: Stack) -> dict[str, object]:
     }
 
 
+# Traefik 3.7 warns about two defaults of its entry points at every start, whatever its
+# configuration: not about the files it reads.
+_START_NOTICES = ("aliasHeadersStrategy is not configured", "can reject some encoded characters")
+
+
 def _traefik_complaints(stack: Stack) -> list[str]:
     """Lines of Traefik's own log at warning level or above (its access log is JSON)."""
-    lines = stack.compose("logs", "--no-color", "--no-log-prefix", "traefik").stdout.splitlines()
+    logs = stack.compose("logs", "--no-color", "--no-log-prefix", "traefik").stdout
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", logs).splitlines()  # Traefik colours its levels
     # Its start is logged at INF in the same format: a log read wrong would find nothing.
     assert any(re.search(r" INF .*Starting provider", line) for line in lines), lines[:20]
-    return [line for line in lines if re.search(r" (WRN|ERR|FTL) ", line)]
+    return [
+        line
+        for line in lines
+        if re.search(r" (WRN|ERR|FTL) ", line) and not any(n in line for n in _START_NOTICES)
+    ]
 
 
 def test_traefik_applies_its_deny_file_by_itself_on_every_route_and_protocol(
