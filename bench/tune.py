@@ -26,6 +26,7 @@ runs the paced players against the bare TLS server, Jellyfin direct and PROXY in
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -124,14 +125,19 @@ SETTING_VARIANTS = ("gate-token", "rate-limit", "allow-list", "ban-list")
 GATE_MEDIA_PATH = f"/Videos/stackgen-bench/stream?static=true&api_key={BenchSettings().token}"
 
 
+def _client_link() -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(f"{runner.NS_IP}/30", strict=False)
+
+
 def setting_variant(variant: str, images: dict[str, str]) -> tuple[Settings, Settings]:
     """(A's settings, B's settings) of a SETTING_VARIANTS entry."""
     variants: dict[str, tuple[Settings, Settings]] = {
         # The gate service runs from the test suite's Debian image (python3), as in tests.
         "gate-token": ({}, {"access": {"gate": {"mode": "token", "image": images["debian-base"]}}}),
         "rate-limit": ({"access": {"rate_limit": False}}, {}),
-        # The bench client's own address: everyone else would be refused.
-        "allow-list": ({}, {"access": {"allow": [f"{runner.NS_IP}/32"]}}),
+        # The bench client's veth pair (the namespace, and the host end `up` checks from):
+        # everyone else would be refused.
+        "allow-list": ({}, {"access": {"allow": [str(_client_link())]}}),
         "ban-list": ({"access": {"ban": {"enabled": False}}}, {}),
     }
     return variants[variant]
