@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import TLS13_CIPHER
 from stackgen.bench.goals import GOALS_VERSION, Verdict, evaluate, interval
 from stackgen.bench.measure import BenchSettings
+from stackgen.config_file import build_config, dump_config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 PY = REPO / ".venv" / "bin" / "python"
@@ -291,7 +292,25 @@ def image_for(images: dict[str, str], proxy: str) -> str:
     return images[local_image_name(proxy)]
 
 
-def init_stack(proxy: str, config: str, images: dict[str, str], tls: Path) -> Path:
+def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        old = merged.get(key)
+        merged[key] = (
+            _merged(old, value) if isinstance(value, Mapping) and isinstance(old, dict) else value
+        )
+    return merged
+
+
+def init_stack(
+    proxy: str,
+    config: str,
+    images: dict[str, str],
+    tls: Path,
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
+    """stackgen's stack for `proxy` in `config`'s layout; `settings` (tables of
+    stackgen.toml, e.g. {"access": {"rate_limit": False}}) merged in and rendered."""
     layout = LAYOUT[config]
     folder = WORK / f"{proxy}-{config}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -309,6 +328,12 @@ def init_stack(proxy: str, config: str, images: dict[str, str], tls: Path) -> Pa
             *(["--image", f"fail2ban={images['fail2ban']}"] if "fail2ban" in images else []),
         ]
     )  # fmt: skip
+    if settings:
+        data = load_config(folder).model_dump(mode="json", exclude_none=True)
+        (folder / "stackgen.toml").write_text(
+            dump_config(build_config(_merged(data, settings), folder))
+        )
+        run([str(STACKGEN), "render", "--dir", str(folder)])
     compose = folder / "docker-compose.yml"
     text = compose.read_text()
     anchor = '      TZ: "Etc/UTC"\n'

@@ -12,6 +12,12 @@ interleaved, so `compare` is tuned/untouched (ratios) or tuned - untouched (ms).
 `healthcheck` variant times `stackgen up` instead, alternating A and B.
 Results: RESULTS/tuning/PROXY-VARIANT.json (RESULTS: BENCH_OUT, default .cache/bench/results).
 
+    python -m bench.tune PROXY gate-token|rate-limit|allow-list|ban-list
+
+does the same for a setting of stackgen.toml, on any proxy: A rendered without it, B with it
+(`setting_variant`), so `compare` is with/without; `gate-token` streams and seeks with the
+bench's API key in the query, on both sides.
+
     python -m bench.tune PROXY paced-control     (or `baseline paced-control`)
 
 runs the paced players against the bare TLS server, Jellyfin direct and PROXY in one run
@@ -20,6 +26,7 @@ runs the paced players against the bare TLS server, Jellyfin direct and PROXY in
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -29,6 +36,7 @@ from typing import Any
 
 from bench import run as runner
 from bench import slot
+from stackgen.bench.measure import BenchSettings
 
 # (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
 # files name B's own ports, so the edits below avoid port numbers.
@@ -65,7 +73,7 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
     # Last session's change, undone: "-1s" flushes a response head at once (the lost
     # upload race of docs/flakes.md comes back with it, so it can never be kept).
     ("traefik", "flush-immediate"): [
-        ("traefik/dynamic.toml", 'flushInterval = "100ms"', 'flushInterval = "-1s"')
+        ("ban/dynamic.toml", 'flushInterval = "100ms"', 'flushInterval = "-1s"')
     ],
     # HAProxy's own buffer size (16 KiB) instead of stackgen's 64 KiB; run it over h2 too
     # (TUNE_HTTP2=1): the size was chosen over HTTP/1.1 only.
@@ -107,6 +115,34 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
     },
     **{(proxy, "healthcheck"): HEALTHCHECK for proxy in runner.ALL_PROXIES},
 }
+# What a setting of stackgen.toml costs: A and B are both stackgen's stack, rendered with
+# these tables merged in (A without the setting, B with it), for any proxy. "tuned" below is
+# then the setting on, "untouched" off.
+Settings = dict[str, Any]
+SETTING_VARIANTS = ("gate-token", "rate-limit", "allow-list", "ban-list")
+# The gate lets a stream through only with a token Jellyfin confirms: the bench's own API
+# key (the stand-in accepts it), on both sides so that they differ by the setting alone.
+GATE_MEDIA_PATH = f"/Videos/stackgen-bench/stream?static=true&api_key={BenchSettings().token}"
+
+
+def _client_link() -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(f"{runner.NS_IP}/30", strict=False)
+
+
+def setting_variant(variant: str, images: dict[str, str]) -> tuple[Settings, Settings]:
+    """(A's settings, B's settings) of a SETTING_VARIANTS entry."""
+    variants: dict[str, tuple[Settings, Settings]] = {
+        # The gate service runs from the test suite's Debian image (python3), as in tests.
+        "gate-token": ({}, {"access": {"gate": {"mode": "token", "image": images["debian-base"]}}}),
+        "rate-limit": ({"access": {"rate_limit": False}}, {}),
+        # The bench client's veth pair (the namespace, and the host end `up` checks from):
+        # everyone else would be refused.
+        "allow-list": ({}, {"access": {"allow": [str(_client_link())]}}),
+        "ban-list": ({"access": {"ban": {"enabled": False}}}, {}),
+    }
+    return variants[variant]
+
+
 # TUNE_HTTP2=1: stream and seek over h2 (the API stays HTTP/1.1, as in `stackgen bench`).
 HTTP2 = os.environ.get("TUNE_HTTP2", "") == "1"
 
@@ -172,8 +208,12 @@ def main(proxy: str, variant: str) -> int:
     if variant == "paced-control":
         return paced_control(None if proxy == "baseline" else proxy)
     edits = VARIANTS.get((proxy, variant))
+    if variant in SETTING_VARIANTS and proxy in runner.ALL_PROXIES:
+        edits = []
     if edits is None:
-        known = ", ".join(f"{p} {v}" for p, v in VARIANTS)
+        known = ", ".join(
+            [*(f"{p} {v}" for p, v in VARIANTS), *(f"PROXY {v}" for v in SETTING_VARIANTS)]
+        )
         print(f"unknown variant; known: {known}", file=sys.stderr)
         return 2
     out_dir = runner.OUT / "tuning"
@@ -190,8 +230,12 @@ def main(proxy: str, variant: str) -> int:
         images = runner.build_images_pinned()
         runner.make_netns()
         tls = runner.make_certificate()
-        a = runner.init_stack(proxy, "stackgen", images, tls)
-        b = runner.init_stack(proxy, "docs", images, tls)
+        settings: tuple[Settings, Settings] = ({}, {})
+        if variant in SETTING_VARIANTS:
+            settings = setting_variant(variant, images)
+            result["settings"] = {"untouched": settings[0], "tuned": settings[1]}
+        a = runner.init_stack(proxy, "stackgen", images, tls, settings[0])
+        b = runner.init_stack(proxy, "docs", images, tls, settings[1])
         apply(b, edits, runner.LAYOUT["docs"]["jellyfin"])
         if variant == "healthcheck":
             ups: dict[str, list[float]] = {"untouched": [], "tuned": []}
@@ -215,6 +259,7 @@ def main(proxy: str, variant: str) -> int:
                 port_b,
                 [*runner.common(runner.PAIRS), "--only", "stream", "--only", "seek",
                  "--only", "api", "--direct", runner.https_url(port_a),
+                 *(["--media-path", GATE_MEDIA_PATH] if variant == "gate-token" else []),
                  *(["--http2", "--direct-http2"] if HTTP2 else [])],
                 tls / "ca.pem",
             )  # fmt: skip

@@ -61,14 +61,15 @@ def deny_path(folder: Path, proxy: Proxy, config: StackConfig) -> Path:
 
 
 def addresses_in(content: str) -> list[Address]:
-    """The addresses a deny file names, in order, each once."""
+    """The addresses a deny file names, in order, each once. The unspecified address is
+    never one (`parse_address` refuses it): a deny file may use it to admit no one."""
     found: list[Address] = []
     for candidate in _CANDIDATE.findall(content):
         try:
             address = ipaddress.ip_address(candidate)
         except ValueError:
             continue
-        if address not in found:
+        if not address.is_unspecified and address not in found:
             found.append(address)
     return found
 

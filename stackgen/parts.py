@@ -49,6 +49,10 @@ class Mount:
     file: bool = False
     # A private key: on a Swarm, a secret only the service's user may read.
     secret: bool = False
+    # A folder whose files change while the service runs (a command or another service
+    # writes them, the service reads them again): the host's folder on every target, even
+    # with rendered files in it (a Swarm config is immutable).
+    live: bool = False
     comment: tuple[str, ...] = ()  # why, written above it in the stack file
 
     @property

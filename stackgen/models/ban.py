@@ -23,8 +23,8 @@ class BanSettings(Strict):
             "a deny file the proxy reads natively: addresses in it get 403 on every route",
             flag="",
             readme="edited with `stackgen ban add`, `remove` and `list`, applied by the proxy "
-            "by itself (a graceful reload); rendered empty. nginx, HAProxy, Caddy and Apache; "
-            "not Traefik yet ([docs/access.md](docs/access.md#the-ban-list-accessban))",
+            "by itself (a graceful reload; Traefik: its own watch, no reload); rendered empty. "
+            "Every proxy ([docs/access.md](docs/access.md#the-ban-list-accessban))",
         ),
     ] = True
     feeder: Annotated[

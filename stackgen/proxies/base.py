@@ -217,10 +217,10 @@ class Proxy(ABC):
         if self.ban_file_name(config) is None:
             return []
         why = "The ban list (access.ban): stackgen writes it, the proxy only reads it."
-        mounts = [Mount(bind_source(BAN_DIR), BAN_PATH, comment=(why,))]
+        mounts = [Mount(bind_source(BAN_DIR), BAN_PATH, live=True, comment=(why,))]
         if self.feeder_on(config):
             fed = "The feeder's deny file: fail2ban writes it, the proxy only reads it."
-            mounts.append(Mount(bind_source(FED_DIR), FED_PATH, comment=(fed,)))
+            mounts.append(Mount(bind_source(FED_DIR), FED_PATH, live=True, comment=(fed,)))
         return mounts
 
     # --- the proxy with its certificate source: what render and lifecycle use --------------

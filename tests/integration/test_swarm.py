@@ -12,8 +12,10 @@ address of the node, so these stacks use this slot's ports on all addresses.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 from integration.conftest import SLOT, Stack, StackFactory, exposure_audit, stackgen
+from integration.netns import client_namespace
 
 from stackgen.targets.swarm import target as swarm_ops
 from stackgen.targets.swarm.config import EDGE_LABEL, MEDIA_LABEL
@@ -217,7 +220,10 @@ def test_swarm_proxy_follows_a_replaced_jellyfin(
 def test_swarm_reload_replaces_only_what_changed(
     swarm_node: SwarmNode, make_stack: StackFactory
 ) -> None:
-    stack = make_stack("traefik", network="bridge", config=_swarm_config("bridge", swarm_node))
+    # The ban list off: Traefik's routes are then a config of their own (with it on, they
+    # sit beside the deny file in the ban folder, a bind mount Traefik watches).
+    config = {**_swarm_config("bridge", swarm_node), "access": {"ban": {"enabled": False}}}
+    stack = make_stack("traefik", network="bridge", config=config)
     project = stack.config.project
     before = _running_tasks(project)
 
@@ -246,3 +252,74 @@ def test_swarm_reload_replaces_only_what_changed(
     down = stackgen("down", "--dir", str(stack.directory), check=False)
     assert down.returncode == 0, down.stderr
     assert project not in _docker("stack", "ls", "--format", "{{.Name}}").split()
+
+
+# A client of its own (a documentation range per slot), arriving from outside the node.
+BANNED = ipaddress.ip_network(f"192.0.2.{16 * SLOT}/28")
+_GET = """
+import http.client, socket, ssl, sys
+address, port, name, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+raw = socket.create_connection((address, port), timeout=30)
+conn = http.client.HTTPSConnection(name, port, context=ctx)
+conn.sock = ctx.wrap_socket(raw, server_hostname=name)
+conn.request("GET", "/System/Info/Public")
+print(conn.getresponse().status)
+"""
+
+
+def test_swarm_traefik_applies_its_ban_folder_itself(
+    swarm_node: SwarmNode, make_stack: StackFactory
+) -> None:
+    """With the ban list on, Traefik's `ban/` folder (its routes and the deny file) is a
+    bind mount of the node that Traefik watches: a re-render of its routes and `stackgen
+    ban` apply without a new task."""
+    stack = make_stack("traefik", network="bridge", config=_swarm_config("bridge", swarm_node))
+    project = stack.config.project
+    folder = str(stack.directory)
+    before = _running_tasks(project)
+    assert stack.ca_file is not None
+
+    with client_namespace(f"sg{SLOT}swb", BANNED) as client:
+
+        def status() -> int:
+            run = client.run(
+                sys.executable, "-c", _GET, client.host_address, str(stack.https_port),
+                stack.domain, str(stack.ca_file),
+            )  # fmt: skip
+            assert run.returncode == 0, run.stderr
+            return int(run.stdout)
+
+        def until(wanted: int) -> list[int]:
+            seen = [status()]
+            deadline = time.monotonic() + 10
+            while seen[-1] != wanted and time.monotonic() < deadline:
+                time.sleep(0.25)
+                seen.append(status())
+            return seen
+
+        assert status() == 200
+        toml = stack.directory / "stackgen.toml"
+        toml.write_text(toml.read_text().replace("strict-origin-when-cross-origin", "no-referrer"))
+        reload = stackgen("reload", "--dir", folder, check=False)
+        assert reload.returncode == 0, reload.stderr
+        assert "nothing changed" in reload.stdout + reload.stderr
+        deadline = time.monotonic() + 10
+        policy = ""
+        while policy != "no-referrer" and time.monotonic() < deadline:
+            time.sleep(0.25)
+            policy = (
+                stack.session()
+                .get(f"{stack.url}/System/Info/Public", timeout=10)
+                .headers["Referrer-Policy"]
+            )
+        assert policy == "no-referrer"
+
+        stackgen("ban", "add", client.client_address, "--dir", folder)
+        refused = until(403)
+        assert refused[-1] == 403, refused
+        stackgen("ban", "remove", client.client_address, "--dir", folder)
+        back = until(200)
+        assert back[-1] == 200, back
+    assert _running_tasks(project) == before  # no task replaced
+    _verify_clean(stack)

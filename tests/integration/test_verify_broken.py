@@ -70,7 +70,8 @@ class Fault:
     may_fail: frozenset[str] = frozenset()  # consequences that may fail too
 
 
-DYNAMIC = "traefik/dynamic.toml"
+# The site's routes: beside the ban list's deny file, in the one folder Traefik watches.
+DYNAMIC = "ban/dynamic.toml"
 
 
 def _dyn(old: str, new: str) -> Callable[[Stack], None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,17 @@ from stackgen.errors import ExitCode, InvalidInputError
 from stackgen.proxies import available
 from stackgen.proxies.base import BAN_PATH
 from stackgen.proxies.registry import get_proxy
+from stackgen.reloading import ProxyAction, plan_reload
 from tests.unit.rendering import config_for, rendered
 from tests.unit.test_cli import stackgen
 
 WITH_DENY_FILE = [p for p in available() if get_proxy(p).ban_file is not None]
+RELOADED_ON_CHANGE = [p for p in WITH_DENY_FILE if not get_proxy(p).watches_ban_natively]
 ADDRESSES = [ipaddress.ip_address("198.51.100.7"), ipaddress.ip_address("2001:db8::7")]
 
 
-def test_every_proxy_but_traefik_has_a_deny_file() -> None:
-    assert set(available()) - set(WITH_DENY_FILE) == {"traefik"}
+def test_every_proxy_has_a_deny_file() -> None:
+    assert set(available()) == set(WITH_DENY_FILE)
 
 
 @pytest.mark.parametrize("proxy", WITH_DENY_FILE)
@@ -44,7 +47,14 @@ def test_the_proxy_reads_the_deny_file_from_a_read_only_folder(proxy: str, tmp_p
     assert f'target: "{BAN_PATH}"' in compose or f":{BAN_PATH}:ro" in compose, compose
 
 
-@pytest.mark.parametrize("proxy", WITH_DENY_FILE)
+def test_traefik_watches_its_deny_file_itself_and_gets_no_feeder(tmp_path: Path) -> None:
+    config = config_for("traefik", tmp_path)
+    assert applies_by_itself(get_proxy("traefik"), config)
+    assert not config.ban_feeder_on  # declared in its spec, said at init and check
+    assert "fail2ban" not in rendered(config, tmp_path)["docker-compose.yml"]
+
+
+@pytest.mark.parametrize("proxy", RELOADED_ON_CHANGE)
 @pytest.mark.parametrize("tls", ["internal", "acme"])
 def test_the_proxy_applies_a_changed_deny_file_by_itself(
     proxy: str, tls: str, tmp_path: Path
@@ -116,24 +126,83 @@ def test_ban_add_refuses_a_bad_address_in_one_line_and_changes_nothing(tmp_path:
     assert (listed.returncode, listed.stdout) == (0, "")
 
 
-def test_ban_add_with_traefik_says_there_is_no_deny_file(tmp_path: Path) -> None:
+def test_ban_add_with_traefik_writes_a_router_refusing_the_client(tmp_path: Path) -> None:
     stack = tmp_path / "stack"
-    assert (
-        stackgen(
-            "init",
-            "traefik",
-            "--domain",
-            "jellyfin.example.com",
-            "--email",
-            "admin@example.com",
-            "--dir",
-            str(stack),
-        ).returncode
-        == 0
+    init = stackgen(
+        "init", "traefik", "--domain", "jellyfin.example.com", "--email",
+        "admin@example.com", "--dir", str(stack),
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    deny = stack / "ban" / "deny.toml"
+    assert tomllib.loads(deny.read_text()) == {}  # no address, no router: ClientIP needs one
+    for address in ("198.51.100.7", "2001:db8::7"):
+        run = stackgen("ban", "add", address, "--dir", str(stack))
+        assert run.returncode == 0, run.stderr
+    document = tomllib.loads(deny.read_text())
+    router = document["http"]["routers"]["stackgen-banned"]
+    assert router["rule"] == "ClientIP(`198.51.100.7`) || ClientIP(`2001:db8::7`)"
+    assert router["entryPoints"] == ["websecure"]
+    assert "tls" in router  # else it would serve plain HTTP on that entry point only
+    refuse = document["http"]["middlewares"][router["middlewares"][0]]["ipAllowList"]
+    assert refuse["sourceRange"] == ["0.0.0.0/32"]
+    listed = stackgen("ban", "list", "--dir", str(stack))
+    assert listed.stdout.split() == ["198.51.100.7", "2001:db8::7"]
+    assert stackgen("ban", "remove", "198.51.100.7", "--dir", str(stack)).returncode == 0
+    rule = tomllib.loads(deny.read_text())["http"]["routers"]["stackgen-banned"]["rule"]
+    assert rule == "ClientIP(`2001:db8::7`)"
+    assert stackgen("ban", "remove", "2001:db8::7", "--dir", str(stack)).returncode == 0
+    assert tomllib.loads(deny.read_text()) == {}
+
+
+@pytest.mark.parametrize("subpath", ["", "/jellyfin"])
+def test_traefik_s_ban_router_outranks_every_router_of_the_site(
+    subpath: str, tmp_path: Path
+) -> None:
+    # Every access feature on, so every router the site can have is rendered.
+    config = config_for(
+        "traefik",
+        tmp_path,
+        subpath=subpath,
+        http3=True,
+        access={"allow": ["198.51.100.0/24"], "gate": {"mode": "token"}},
     )
-    run = stackgen("ban", "add", "198.51.100.7", "--dir", str(stack))
-    assert run.returncode == ExitCode.INVALID_INPUT
-    assert "no ban list with traefik" in run.stderr
+    proxy = get_proxy("traefik")
+    files = rendered(config, tmp_path)
+    site = tomllib.loads(files["ban/dynamic.toml"])["http"]["routers"]
+    assert len(site) >= 3, site
+    ban = tomllib.loads(proxy.deny_file(ADDRESSES))["http"]["routers"]["stackgen-banned"]
+    for name, router in site.items():
+        # Traefik's default priority is the rule's length.
+        assert ban["priority"] > router.get("priority", len(router["rule"])), name
+        assert set(router["entryPoints"]) <= set(ban["entryPoints"]), name
+    # Traefik reads both files from the one folder it watches: the ban list's.
+    static = tomllib.loads(files["traefik/traefik.toml"])
+    assert static["providers"]["file"] == {"directory": BAN_PATH, "watch": True}
+    assert static["entryPoints"]["websecure"]["http3"]  # HTTP/3 is this entry point's too
+
+
+def test_traefik_without_the_ban_list_reads_one_file(tmp_path: Path) -> None:
+    config = config_for("traefik", tmp_path, access={"ban": {"enabled": False}})
+    files = rendered(config, tmp_path)
+    assert not any(name.startswith("ban/") for name in files)
+    static = tomllib.loads(files["traefik/traefik.toml"])
+    assert static["providers"]["file"]["filename"] == "/etc/traefik/dynamic.toml"
+    assert "traefik/dynamic.toml" in files
+
+
+def test_a_changed_deny_file_is_left_to_traefik_s_own_watch(tmp_path: Path) -> None:
+    config = config_for("traefik", tmp_path)
+    plan = plan_reload(get_proxy("traefik"), config, {"ban/deny.toml"})
+    assert (plan.proxy, plan.recreate, plan.restart_jellyfin) == (ProxyAction.WATCH, False, False)
+    site = plan_reload(get_proxy("traefik"), config, {"ban/dynamic.toml"})
+    assert site.proxy is ProxyAction.WATCH
+
+
+def test_the_unspecified_address_in_a_deny_file_is_never_listed() -> None:
+    # Traefik's deny file admits nobody with 0.0.0.0/32; stackgen never bans it.
+    assert addresses_in('sourceRange = ["0.0.0.0/32", "::/128"] deny 198.51.100.7;') == [
+        ADDRESSES[0]
+    ]
 
 
 def test_nginx_reads_the_deny_file_ahead_of_the_allow_list(tmp_path: Path) -> None:

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from bench import report, tune
+from bench import run as runner
 from bench.proxy_facts import certificate_paths, config_targets, local_image_name, proxy_names
+from stackgen.models import parse_config
 from stackgen.proxies import available
+from stackgen.render import render_stack
 from tests.unit.import_support import make_cert
 from tests.unit.test_cli import stackgen
 
@@ -240,3 +243,23 @@ def test_every_tuning_variant_edits_text_the_stack_renders(
         text = (stack / rel).read_text()
         assert new.replace("JF_PORT", "8096") in text
         assert new or old not in text  # a removal removed it
+
+
+@pytest.mark.parametrize("variant", tune.SETTING_VARIANTS)
+@pytest.mark.parametrize("proxy", ["nginx", "traefik"])
+def test_every_setting_variant_renders_two_stacks_that_differ(
+    proxy: str, variant: str, tmp_path: Path
+) -> None:
+    """Both sides of a setting variant are valid stackgen.toml tables, and the rendered
+    stacks differ (a setting that rendered nothing would measure the noise)."""
+    images = {"debian-base": "stackgen-test/debian-base:local"}
+    rendered_sides = []
+    for side, settings in zip("ab", tune.setting_variant(variant, images), strict=True):
+        data = {
+            "proxy": proxy, "domain": "jellyfin.bench.test", "email": "admin@example.com",
+            "run_as": "1000:1000", "tls": {"mode": "internal"},
+        }  # fmt: skip
+        config = parse_config(runner._merged(data, settings), tmp_path / side, check_paths=False)
+        files, _ = render_stack(config, tmp_path / side)
+        rendered_sides.append({f.path: f.content for f in files})
+    assert rendered_sides[0] != rendered_sides[1]

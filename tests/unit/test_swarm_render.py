@@ -99,11 +99,25 @@ def test_stack_file_services_and_placement(tmp_path: Path) -> None:
 
 
 def test_a_changed_file_gets_a_new_config_name(tmp_path: Path) -> None:
-    before = _stack_file(tmp_path)["configs"]
-    after = _stack_file(tmp_path, headers={"referrer_policy": "no-referrer"})["configs"]
-    assert before.keys() == after.keys()
-    changed = [key for key in before if before[key]["name"] != after[key]["name"]]
+    off = {"ban": {"enabled": False}}
+    before = _stack_file(tmp_path, access=off)["configs"]
+    after = _stack_file(tmp_path, access=off, headers={"referrer_policy": "no-referrer"})
+    assert before.keys() == after["configs"].keys()
+    changed = [key for key in before if before[key]["name"] != after["configs"][key]["name"]]
     assert changed == ["traefik-dynamic.toml"]
+
+
+def test_the_ban_folder_stays_the_node_s_own_with_traefik_s_routes_in_it(tmp_path: Path) -> None:
+    # `stackgen ban` rewrites the deny file while Traefik runs, and Traefik watches the
+    # folder: a config (immutable) would never change, so the folder is a bind mount, and
+    # the site's routes rendered in it with it.
+    stack = _stack_file(tmp_path)
+    assert not any(key.startswith("ban") for key in stack.get("configs", {}))
+    volumes = stack["services"]["traefik"]["volumes"]
+    ban = [v for v in volumes if isinstance(v, dict) and v.get("source") == "./ban"]
+    assert ban == [
+        {"type": "bind", "source": "./ban", "target": "/etc/stackgen-ban", "read_only": True}
+    ]
 
 
 def test_network_xml_change_rolls_jellyfin(tmp_path: Path) -> None:

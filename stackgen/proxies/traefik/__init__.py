@@ -7,4 +7,7 @@ SPEC = ProxySpec(
     default_image="traefik:v3.7.15",
     factory="stackgen.proxies.traefik.proxy:Traefik",
     rank=10,
+    no_ban_feeder="Traefik's one file provider reads one folder, which holds the site's "
+    "routes beside your deny file, so a folder fail2ban could write would let it rewrite the "
+    "routes",
 )

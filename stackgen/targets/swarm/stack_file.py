@@ -109,7 +109,7 @@ class SwarmFiles:
     def _classify(self, mount: Mount, unread: Set[str]) -> list[_Mount]:
         source = mount.source
         path = source if source.startswith("/") else _normal(source)
-        if mount.read_only:
+        if mount.read_only and not mount.live:
             inside = sorted(
                 f for f in self.templates if f.startswith(f"{path}/") and f not in unread
             )
@@ -119,7 +119,8 @@ class SwarmFiles:
                 return [self._file_mount(f, f"{base}/{f[len(path) + 1 :]}") for f in inside]
             if path in self.templates or mount.file or mount.secret:
                 return [self._file_mount(path, mount.target, secret=mount.secret)]
-        # Written by a container, or a folder it shares with another: the node's own.
+        # Written by a container or while it runs, or a folder it shares with another: the
+        # node's own.
         return [_Mount("bind", source, mount.target, mount.read_only)]
 
     def _file_mount(self, path: str, target: str, *, secret: bool = False) -> _Mount:
