@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import json
 import os
 import re
 import subprocess

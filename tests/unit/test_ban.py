@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from stackgen import exposure
 from stackgen.banlist import addresses_in, applies_by_itself, parse_address
 from stackgen.errors import ExitCode, InvalidInputError
 from stackgen.proxies import available
@@ -229,3 +230,14 @@ def test_a_re_render_keeps_the_ban_list(tmp_path: Path) -> None:
     assert stackgen("ban", "list", "--dir", str(stack)).stdout.split() == [
         str(a) for a in ADDRESSES
     ]
+
+
+def test_traefiks_missing_feeder_is_said_and_silenced_only_by_turning_it_off(
+    tmp_path: Path,
+) -> None:
+    said = [w for w in exposure.warnings(config_for("traefik", tmp_path)) if "feeder" in w]
+    assert len(said) == 1 and "traefik" in said[0] and "\n" not in said[0]
+    off = config_for("traefik", tmp_path, access={"ban": {"feeder": False}})
+    assert not [w for w in exposure.warnings(off) if "feeder" in w]
+    # A proxy the feeder is rendered with says nothing.
+    assert not [w for w in exposure.warnings(config_for("nginx", tmp_path)) if "feeder" in w]

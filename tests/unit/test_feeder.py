@@ -21,7 +21,13 @@ from stackgen.proxies.registry import get_proxy
 from tests.unit.rendering import config_for, rendered
 from tests.unit.test_cli import stackgen
 
-WITH_DENY_FILE = [p for p in available() if get_proxy(p).ban_file is not None]
+# The proxies the feeder is rendered with: a deny file, and no declared reason against it
+# (Traefik's: `ProxySpec.no_ban_feeder`, tested in test_ban.py).
+WITH_DENY_FILE = [
+    p
+    for p in available()
+    if get_proxy(p).ban_file is not None and not get_proxy(p).spec.no_ban_feeder
+]
 PREFIX = "Jellyfin.Server.Implementations.Users.UserManager: "
 FILE_STAMP = "[2026-12-07 04:59:35.123 +00:00] [WRN] [14] "
 CONSOLE_STAMP = "[04:59:35] [WRN] [14] "
