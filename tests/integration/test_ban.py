@@ -133,6 +133,20 @@ def sides() -> Iterator[tuple[ClientNamespace, ClientNamespace]]:
         yield both
 
 
+def _started(make_stack: StackFactory, proxy: str, address: str) -> Stack:
+    """A stack published on `address` only, whose stand-in knows USERS, brought up by
+    `stackgen up` (the feeder and the file watcher included)."""
+    stack = make_stack(
+        proxy,
+        tls="internal",
+        start=False,
+        config={"ports": {"listen_address": address}},
+    )
+    add_standin_environment(stack, {"STANDIN_USERS": USERS})
+    stackgen("up", "--dir", str(stack.directory), "--timeout", "180")
+    return stack
+
+
 @pytest.mark.parametrize("proxy", available())
 def test_ban_add_refuses_the_attacker_only_and_remove_lets_it_back(
     make_stack: StackFactory,
@@ -141,15 +155,8 @@ def test_ban_add_refuses_the_attacker_only_and_remove_lets_it_back(
 ) -> None:
     attacker, bystander = sides
     address = attacker.host_address
-    stack = make_stack(
-        proxy,
-        tls="internal",
-        start=False,
-        config={"ports": {"listen_address": address}},
-    )
-    add_standin_environment(stack, {"STANDIN_USERS": "alice:correct horse"})
+    stack = _started(make_stack, proxy, address)
     folder = str(stack.directory)
-    stackgen("up", "--dir", folder, "--timeout", "180")
     assert _status(attacker, stack, address) == 200
 
     stackgen("ban", "add", attacker.client_address, "--dir", folder)
@@ -223,15 +230,8 @@ def test_the_feeder_bans_an_attacker_after_failed_logins_and_remove_lifts_it(
 ) -> None:
     attacker, bystander = sides
     address = attacker.host_address
-    stack = make_stack(
-        proxy,
-        tls="internal",
-        start=False,
-        config={"ports": {"listen_address": address}},
-    )
-    add_standin_environment(stack, {"STANDIN_USERS": USERS})
+    stack = _started(make_stack, proxy, address)
     folder = str(stack.directory)
-    stackgen("up", "--dir", folder, "--timeout", "180")
     # fail2ban runs as the stack's user, never root (it writes a file, no iptables).
     uid = stack.compose("exec", "-T", "fail2ban", "id", "-u")
     assert uid.returncode == 0, uid.stderr
