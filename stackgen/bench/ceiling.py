@@ -185,7 +185,8 @@ def ceiling_server(
     cert, key = _served_paths(stack)
     mounts = _mounts_for((cert, key), layout)
     network = _network_of(proxied.address, layout)
-    scratch = Path(tempfile.mkdtemp(prefix="stackgen-ceiling-"))
+    # The pid names the run in the folder as in the container: leftovers say whose they are.
+    scratch = Path(tempfile.mkdtemp(prefix=f"stackgen-ceiling-{os.getpid()}-"))
     container_id = ""
     try:
         media = scratch / "media.bin"

@@ -131,7 +131,8 @@ def measure_every_proxy(
     """Each proxy in turn; `measure(stack)` gives (proxied endpoint, its cgroups)."""
     user = Stack.load(user_folder)
     _refusals(user)
-    root = Path(tempfile.mkdtemp(prefix="stackgen-bench-proxies-"))
+    # The pid names the run, as in the scratch projects: leftovers say whose they are.
+    root = Path(tempfile.mkdtemp(prefix=f"stackgen-bench-proxies-{os.getpid()}-"))
     standings: list[ranking.Standing] = []
     documents: dict[str, Any] = {}
     try:

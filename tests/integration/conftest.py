@@ -145,19 +145,34 @@ def pebble(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
 
 
 def stackgen(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", "from stackgen.cli import main; main()", *args],
-        capture_output=True,
+    return stackgen_with_pid(*args, check=check)[0]
+
+
+def stackgen_with_pid(
+    *args: str, check: bool = True
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`stackgen ARGS` and its process id, which names what it made (a bench's scratch
+    stacks and folders): a test then looks for its own leftovers, never another run's."""
+    argv = [sys.executable, "-c", "from stackgen.cli import main; main()", *args]
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-        timeout=600,
         env={**os.environ, "NO_COLOR": "1"},
-    )
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+    result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(
             f"stackgen {' '.join(args)} exited {result.returncode}\n{result.stderr}"
         )
-    return result
+    return result, process.pid
 
 
 class Stack(StackHandle):

@@ -14,7 +14,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from integration.conftest import STANDIN_API_KEY, StackFactory, stackgen
+from integration.conftest import STANDIN_API_KEY, StackFactory, stackgen, stackgen_with_pid
 
 from stackgen.bench import every_proxy
 from stackgen.bench.ceiling import LABEL
@@ -106,7 +106,7 @@ def test_the_ceiling_splits_the_gap_and_leaves_nothing_behind(
     beside the proxy, plain HTTP from it, and the published port; each part of the gap is
     a per-pair ratio; the server and its scratch folder are gone afterwards."""
     stack = make_stack("nginx")
-    result = stackgen(
+    result, pid = stackgen_with_pid(
         "bench", "--dir", str(stack.directory), "--pairs", "2", "--only", "stream",
         "--streams", "0", "--ceiling", "--ceiling-image", images["nginx"], "--via", "both",
         "--json",
@@ -130,13 +130,14 @@ def test_the_ceiling_splits_the_gap_and_leaves_nothing_behind(
         spread = found["parts"][part]
         assert spread["n"] == 2 and spread["low"] <= spread["median"] <= spread["high"], part
     assert found["relay_cpu"] is not None and found["relay_cpu"]["median"] > 0
+    # Only this run's own: other runs on the machine may be benching at the same moment.
     leftovers = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label={LABEL}",
-         "--filter", "name=stackgen-bench-ceiling-"],
+         "--filter", f"name=stackgen-bench-ceiling-{pid}"],
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.split()  # fmt: skip
     assert leftovers == []
-    assert not list(Path(tempfile.gettempdir()).glob("stackgen-ceiling-*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"stackgen-ceiling-{pid}-*"))
 
 
 def test_every_proxy_is_measured_in_scratch_stacks_and_the_users_stack_is_untouched(
@@ -149,7 +150,7 @@ def test_every_proxy_is_measured_in_scratch_stacks_and_the_users_stack_is_untouc
     stack = make_stack("nginx", tls="internal")
     before = {p: p.read_bytes() for p in sorted(stack.directory.rglob("*")) if p.is_file()}
     running = _containers(f"label=com.docker.compose.project={stack.compose_project}")
-    result = stackgen(
+    result, pid = stackgen_with_pid(
         "bench", "--dir", str(stack.directory), "--proxies", "all", "--pairs", "1",
         "--only", "stream", "--streams", "0", "--json",
     )  # fmt: skip
@@ -165,15 +166,23 @@ def test_every_proxy_is_measured_in_scratch_stacks_and_the_users_stack_is_untouc
         assert run["targets"]["proxied"]["cipher"] == TLS13_CIPHER, proxy
     best = doc["proxies"][0]["proxy"]
     assert doc["recommendation"][0].startswith(f"recommendation: {best}: the most throughput")
-    assert _containers(f"name={every_proxy.PROJECT_PREFIX}") == []
-    assert not list(Path(tempfile.gettempdir()).glob("stackgen-bench-proxies-*"))
+    # Only this run's own (the pid names them): other runs may be benching at the same moment.
+    projects = [f"{every_proxy.PROJECT_PREFIX}{proxy}-{pid}" for proxy in measured]
+    # The names looked for below are the ones the run used (its progress says so).
+    for project in projects:
+        assert f"(scratch stack {project})" in result.stderr, (project, result.stderr[-3000:])
+    assert [
+        p for p in projects if _containers(f"label=com.docker.compose.project={p}", all_=True)
+    ] == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"stackgen-bench-proxies-{pid}-*"))
     after = {p: p.read_bytes() for p in sorted(stack.directory.rglob("*")) if p.is_file()}
     assert after == before
     assert _containers(f"label=com.docker.compose.project={stack.compose_project}") == running
 
 
-def _containers(filter_: str) -> list[str]:
+def _containers(filter_: str, *, all_: bool = False) -> list[str]:
+    """Running containers matching `filter_` (`all_`: stopped ones too)."""
     return subprocess.run(
-        ["docker", "ps", "-q", "--filter", filter_],
+        ["docker", "ps", "-q", *(["-a"] if all_ else []), "--filter", filter_],
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.split()  # fmt: skip
