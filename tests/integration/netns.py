@@ -79,6 +79,13 @@ def client_namespace(
     # No duplicate address detection: a tentative address cannot be used for a second or two.
     flags = ["nodad"] if subnet.version == 6 else []
     remove_namespace(name)  # a killed run's leftovers
+    # Another run in the same slot, or a host that uses the range: never take its traffic.
+    taken = _host_overlaps(subnet)
+    if taken:
+        raise NamespaceError(
+            f"{subnet} overlaps the host's {', '.join(taken)}: another test run holds "
+            "this slot (STACKGEN_TEST_SLOT), or the host uses the range"
+        )
     try:
         _ip("netns", "add", name)
         _ip("link", "add", f"{name}-h", "type", "veth", "peer", "name", f"{name}-n")
@@ -95,14 +102,50 @@ def client_namespace(
         remove_namespace(name)
 
 
+# Remote clients' ranges: 198.18.0.0/15, reserved for benchmarks (RFC 2544), one /24 per
+# slot and one /28 per role in it. Not the documentation ranges (TEST-NET-1..3): hosts like
+# ours use those for real (this machine's own link and its package mirror's address), and a
+# namespace's route to a range captures the host's traffic to it while the test runs.
+CLIENTS = ipaddress.ip_network("198.18.0.0/15")
+_ROLES = ("attacker", "bystander", "internet", "swarm-banned")
+
+
+def client_range(slot: int, role: str) -> ipaddress.IPv4Network:
+    """The /28 of one kind of remote client (`_ROLES`) in a test slot."""
+    return ipaddress.ip_network(f"198.18.{slot}.{16 * _ROLES.index(role)}/28")
+
+
 def attacker_range(slot: int) -> ipaddress.IPv4Network:
-    """The attacker's range of a test slot: TEST-NET-2, where nothing real lives."""
-    return ipaddress.ip_network(f"198.51.100.{16 * slot}/28")
+    """The attacker's range of a test slot."""
+    return client_range(slot, "attacker")
 
 
 def bystander_range(slot: int) -> ipaddress.IPv4Network:
-    """The bystander's range of a test slot: TEST-NET-3."""
-    return ipaddress.ip_network(f"203.0.113.{16 * slot}/28")
+    """The bystander's range of a test slot."""
+    return client_range(slot, "bystander")
+
+
+def _host_overlaps(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
+    """The host's routes and addresses that overlap `subnet` (the default route aside)."""
+    family = "-6" if subnet.version == 6 else "-4"
+    found = []
+    for what, key in (("route", "dst"), ("addr", None)):
+        shown = subprocess.run(
+            ["ip", "-j", family, what, "show"], capture_output=True, text=True, check=True,
+            timeout=30,
+        )  # fmt: skip
+        for entry in json.loads(shown.stdout or "[]"):
+            if key is not None:
+                places = [entry.get(key, "default")]
+            else:
+                places = [f"{a['local']}/{a['prefixlen']}" for a in entry.get("addr_info", [])]
+            for place in places:
+                if place == "default":
+                    continue
+                network = ipaddress.ip_network(place, strict=False)
+                if network.version == subnet.version and network.overlaps(subnet):
+                    found.append(f"{what} {place}")
+    return found
 
 
 @contextlib.contextmanager

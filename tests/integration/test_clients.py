@@ -18,12 +18,11 @@ from collections.abc import Iterator
 
 import pytest
 from integration.conftest import DOMAIN, HTTPS_PORT, JELLYFIN_PORT, SLOT, StackFactory
-from integration.netns import ClientNamespace, client_namespace, standin_echo
+from integration.netns import ClientNamespace, client_namespace, client_range, standin_echo
 
-# Per slot, so two workers never share a name or a subnet. The "internet" range is
-# TEST-NET-2 (documentation only: nothing real lives there).
+# Per slot, so two workers never share a name or a subnet.
 LAN = ipaddress.ip_network(f"192.168.{200 + SLOT}.0/24")
-WAN = ipaddress.ip_network(f"198.51.100.{16 * SLOT}/28")
+WAN = client_range(SLOT, "internet")
 
 
 @pytest.fixture

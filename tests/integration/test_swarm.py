@@ -12,7 +12,6 @@ address of the node, so these stacks use this slot's ports on all addresses.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 from integration.conftest import SLOT, Stack, StackFactory, exposure_audit, stackgen
-from integration.netns import client_namespace
+from integration.netns import client_namespace, client_range
 
 from stackgen.targets.swarm import target as swarm_ops
 from stackgen.targets.swarm.config import EDGE_LABEL, MEDIA_LABEL
@@ -255,7 +254,7 @@ def test_swarm_reload_replaces_only_what_changed(
 
 
 # A client of its own (a documentation range per slot), arriving from outside the node.
-BANNED = ipaddress.ip_network(f"192.0.2.{16 * SLOT}/28")
+BANNED = client_range(SLOT, "swarm-banned")
 _GET = """
 import http.client, socket, ssl, sys
 address, port, name, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
