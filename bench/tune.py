@@ -372,8 +372,10 @@ def main(proxy: str, variant: str) -> int:
                 runner.wait_media_file(folder)
             port_b = runner.LAYOUT["docs"]["https"]
             port_a = runner.LAYOUT["stackgen"]["https"]
+            # Beside the summary below, never under its name (an h2 run's would replace
+            # the HTTP/1.1 run's summary of the same variant).
             doc = runner.bench(
-                f"tuning/{proxy}-{variant}",
+                f"tuning/{proxy}-{variant}{'-h2' if HTTP2 else ''}-bench",
                 port_b,
                 [*runner.common(runner.PAIRS), "--only", "stream", "--only", "seek",
                  "--only", "api", "--direct", runner.https_url(port_a),
