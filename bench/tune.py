@@ -267,6 +267,25 @@ def upload_pairs(ports: dict[str, int], ca: Path) -> dict[str, Any]:
     }
 
 
+def wait_healthy(port: int, ca: Path, timeout: float = 120) -> None:
+    """Until Jellyfin answers `Healthy` through the proxy, as `stackgen up` waits: a proxy
+    that checks its upstream (HAProxy) answers 503 until a check has passed."""
+    url = f"{runner.https_url(port)}/health"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        got = runner.run(
+            [curl.curl_path(), "-sS", "--max-time", "5", "--cacert", str(ca),
+             "--resolve", f"{runner.DOMAIN}:{port}:{runner.HOST_IP}", url],
+            check=False, quiet=True,
+        )  # fmt: skip
+        if got.returncode == 0 and got.stdout.strip() == "Healthy":
+            return
+        last = (got.stdout + got.stderr).strip()[-200:]
+        time.sleep(1)
+    raise RuntimeError(f"{url} not Healthy within {timeout:.0f} s: {last}")
+
+
 def timed_up(folder: Path) -> float:
     runner.run([str(runner.STACKGEN), "down", "--dir", str(folder)], timeout=300)
     started = time.monotonic()
@@ -364,6 +383,7 @@ def main(proxy: str, variant: str) -> int:
                     # What `stackgen up` does, without its `check`: that lints for today's
                     # versions and refuses the old spelling the old version needs.
                     runner.compose(folder, "up", "-d", "--wait", "--wait-timeout", "180")
+                    wait_healthy(runner.LAYOUT["docs"]["https"], tls / "ca.pem")
                 else:
                     runner.run(
                         [str(runner.STACKGEN), "up", "--dir", str(folder), "--timeout", "180"],
