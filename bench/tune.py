@@ -22,6 +22,16 @@ bench's API key in the query, on both sides.
 
 runs the paced players against the bare TLS server, Jellyfin direct and PROXY in one run
 (RESULTS/tuning/control-paced-streams-*.json).
+
+    python -m bench.old_images COMMIT TAG; TUNE_OLD_TAG=TAG python -m bench.tune PROXY version-old
+
+sets a proxy's earlier test image (built by `bench.old_images` from COMMIT's image folder) in
+B against today's in A, each with the render it parses: B gets the variant's edits where
+today's render is not valid on the old version. `compare` is then old/new.
+
+TUNE_UPLOAD_MIB=N adds uploads to any variant but `healthcheck`: UPLOADS_PER_RUN POSTs of N
+MiB to the stand-in's upload endpoint per run, interleaved A-B-B-A over the same pairs, so
+`compare` gains `upload_ms` (the median POST's time, tuned/untouched).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,11 +47,18 @@ from typing import Any
 
 from bench import run as runner
 from bench import slot
+from bench.proxy_facts import local_image_name
+from stackgen.bench import curl
+from stackgen.bench.endpoint import url_endpoint
 from stackgen.bench.measure import BenchSettings
+from stackgen.bench.stats import abba_order, compare_pairs
 
 # (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
 # files name B's own ports, so the edits below avoid port numbers.
 Edit = tuple[str, str, str]
+# B runs the proxy's image tagged TUNE_OLD_TAG (`python -m bench.old_images COMMIT TAG`).
+OLD_VERSION = "version-old"
+OLD_TAG = os.environ.get("TUNE_OLD_TAG", "previous")
 HEALTHCHECK: list[Edit] = [("docker-compose.yml", "interval: 10s", "interval: 1s")]
 VARIANTS: dict[tuple[str, str], list[Edit]] = {
     ("haproxy", "bufsize"): [
@@ -114,6 +132,19 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
         for proxy in runner.ALL_PROXIES
     },
     **{(proxy, "healthcheck"): HEALTHCHECK for proxy in runner.ALL_PROXIES},
+    # The previous test images (Debian 12's builds, before the versions moved): nginx 1.22
+    # knows no `http2 on;` (1.25.1+), so it gets the spelling stackgen rendered for it,
+    # `listen ... http2`. HAProxy 2.6 and Apache parse today's render as it is (HAProxy's
+    # render changed only where HTTP/3 is on, which the bench's stack is not).
+    ("nginx", OLD_VERSION): [
+        (
+            "nginx/conf.d/jellyfin.conf",
+            "    listen 443 ssl default_server;\n    http2 on;\n",
+            "    listen 443 ssl http2 default_server;\n",
+        )
+    ],
+    ("haproxy", OLD_VERSION): [],
+    ("apache", OLD_VERSION): [],
 }
 # What a setting of stackgen.toml costs: A and B are both stackgen's stack, rendered with
 # these tables merged in (A without the setting, B with it), for any proxy. "tuned" below is
@@ -145,6 +176,23 @@ def setting_variant(variant: str, images: dict[str, str]) -> tuple[Settings, Set
 
 # TUNE_HTTP2=1: stream and seek over h2 (the API stays HTTP/1.1, as in `stackgen bench`).
 HTTP2 = os.environ.get("TUNE_HTTP2", "") == "1"
+UPLOAD_MIB = int(os.environ.get("TUNE_UPLOAD_MIB", "0"))
+UPLOADS_PER_RUN = 5
+# The stand-in's test endpoint: anonymous, it reads the whole body and answers its size
+# and hash, so a proxy that lost bytes is caught (Jellyfin's own uploads need a session).
+UPLOAD_PATH = "/__standin/upload"
+
+
+def images_for_b(proxy: str, variant: str, images: dict[str, str]) -> dict[str, str]:
+    """The images of B's stack: for `version-old`, the proxy's old build in place of its
+    current one (a tag that is not the current build's, never `local`)."""
+    if variant != OLD_VERSION:
+        return images
+    name = local_image_name(proxy)
+    old = f"stackgen-test/{name}:{OLD_TAG}"
+    if old == images[name] or OLD_TAG == "local":
+        raise RuntimeError(f"TUNE_OLD_TAG={OLD_TAG!r} names the current image {images[name]}")
+    return {**images, name: old}
 
 
 def apply(folder: Path, edits: list[Edit], jellyfin_port: int) -> None:
@@ -156,6 +204,86 @@ def apply(folder: Path, edits: list[Edit], jellyfin_port: int) -> None:
         if old not in text:
             raise RuntimeError(f"{path}: {old.splitlines()[0]!r} not found")
         path.write_text(text.replace(old, new))
+
+
+def upload_command(port: int, body: Path, out_dir: Path, ca: Path) -> list[str]:
+    """One curl, inside the client namespace, POSTing `body` UPLOADS_PER_RUN times on one
+    connection; each answer goes to OUT_DIR/N.json."""
+    ep = url_endpoint(
+        "upload", runner.https_url(port), resolve={runner.DOMAIN: runner.HOST_IP},
+        ca_file=ca, http2=HTTP2,
+    )  # fmt: skip
+    return [
+        "nsenter", f"--net=/run/netns/{runner.NETNS}", "--", curl.curl_path(),
+        "-sS", "--noproxy", "*", "--max-time", "120", "--data-binary", f"@{body}",
+        "-H", "Content-Type: application/octet-stream",
+        "-w", "%{http_code} %{size_upload} %{time_total}\\n", "-o", f"{out_dir}/#1.json",
+        *ep.curl_args(), ep.url(f"{UPLOAD_PATH}?n=[1-{UPLOADS_PER_RUN}]"),
+    ]  # fmt: skip
+
+
+def upload_ms(written: str, out_dir: Path, size: int) -> float:
+    """The median POST's time (ms) of one run, from curl's -w lines and the stand-in's
+    answers; any POST that was refused or lost bytes fails the run."""
+    rows = [line.split() for line in written.strip().splitlines()]
+    if len(rows) != UPLOADS_PER_RUN:
+        raise RuntimeError(f"{len(rows)} of {UPLOADS_PER_RUN} uploads answered: {written!r}")
+    for index, (status, sent, _) in enumerate(rows, start=1):
+        answer = json.loads((out_dir / f"{index}.json").read_text() or "{}")
+        if status != "200" or int(sent) != size or answer.get("bytes") != size:
+            raise RuntimeError(f"upload {index}: {status}, sent {sent}, stand-in got {answer}")
+    median = runner._median([float(total) * 1000 for _, _, total in rows])
+    assert median is not None
+    return median
+
+
+def upload_pairs(ports: dict[str, int], ca: Path) -> dict[str, Any]:
+    """UPLOADS_PER_RUN uploads of UPLOAD_MIB per side and pair, A-B-B-A like the bench."""
+    size = UPLOAD_MIB << 20
+    body = runner.WORK / "upload.bin"
+    body.write_bytes(os.urandom(size))
+    runs: dict[str, list[float | None]] = {side: [None] * runner.PAIRS for side in ports}
+    errors: list[str] = []
+    for pair, side in abba_order(runner.PAIRS):
+        name = "tuned" if side == "A" else "untouched"
+        out_dir = runner.WORK / "uploads" / f"{pair}-{name}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        done = runner.run(upload_command(ports[name], body, out_dir, ca), check=False)
+        try:
+            if done.returncode != 0:
+                raise RuntimeError(f"curl exited {done.returncode}: {done.stderr.strip()[-300:]}")
+            runs[name][pair] = upload_ms(done.stdout, out_dir, size)
+        except (RuntimeError, ValueError, OSError) as error:
+            errors.append(f"pair {pair + 1} {name}: {error}"[:300])
+    spread = compare_pairs(runs["tuned"], runs["untouched"], "ratio")
+    return {
+        "mib": UPLOAD_MIB,
+        "per_run": UPLOADS_PER_RUN,
+        "path": UPLOAD_PATH,
+        "upload_ms": runs,
+        "compare": spread.to_json() if spread else None,
+        "errors": errors,
+    }
+
+
+def wait_healthy(port: int, ca: Path, timeout: float = 120) -> None:
+    """Until Jellyfin answers `Healthy` through the proxy, as `stackgen up` waits: a proxy
+    that checks its upstream (HAProxy) answers 503 until a check has passed."""
+    url = f"{runner.https_url(port)}/health"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        got = runner.run(
+            [curl.curl_path(), "-sS", "--max-time", "5", "--cacert", str(ca),
+             "--resolve", f"{runner.DOMAIN}:{port}:{runner.HOST_IP}", url],
+            check=False, quiet=True,
+        )  # fmt: skip
+        if got.returncode == 0 and got.stdout.strip() == "Healthy":
+            return
+        last = (got.stdout + got.stderr).strip()[-200:]
+        time.sleep(1)
+    raise RuntimeError(f"{url} not Healthy within {timeout:.0f} s: {last}")
 
 
 def timed_up(folder: Path) -> float:
@@ -235,7 +363,11 @@ def main(proxy: str, variant: str) -> int:
             settings = setting_variant(variant, images)
             result["settings"] = {"untouched": settings[0], "tuned": settings[1]}
         a = runner.init_stack(proxy, "stackgen", images, tls, settings[0])
-        b = runner.init_stack(proxy, "docs", images, tls, settings[1])
+        images_b = images_for_b(proxy, variant, images)
+        if variant == OLD_VERSION:
+            name = local_image_name(proxy)
+            result["images"] = {"untouched": images[name], "tuned": images_b[name]}
+        b = runner.init_stack(proxy, "docs", images_b, tls, settings[1])
         apply(b, edits, runner.LAYOUT["docs"]["jellyfin"])
         if variant == "healthcheck":
             ups: dict[str, list[float]] = {"untouched": [], "tuned": []}
@@ -247,15 +379,23 @@ def main(proxy: str, variant: str) -> int:
             result["up_seconds"] = ups
         else:
             for folder in (a, b):
-                runner.run(
-                    [str(runner.STACKGEN), "up", "--dir", str(folder), "--timeout", "180"],
-                    timeout=300,
-                )
+                if folder == b and variant == OLD_VERSION:
+                    # What `stackgen up` does, without its `check`: that lints for today's
+                    # versions and refuses the old spelling the old version needs.
+                    runner.compose(folder, "up", "-d", "--wait", "--wait-timeout", "180")
+                    wait_healthy(runner.LAYOUT["docs"]["https"], tls / "ca.pem")
+                else:
+                    runner.run(
+                        [str(runner.STACKGEN), "up", "--dir", str(folder), "--timeout", "180"],
+                        timeout=300,
+                    )
                 runner.wait_media_file(folder)
             port_b = runner.LAYOUT["docs"]["https"]
             port_a = runner.LAYOUT["stackgen"]["https"]
+            # Beside the summary below, never under its name (an h2 run's would replace
+            # the HTTP/1.1 run's summary of the same variant).
             doc = runner.bench(
-                f"tuning/{proxy}-{variant}",
+                f"tuning/{proxy}-{variant}{'-h2' if HTTP2 else ''}-bench",
                 port_b,
                 [*runner.common(runner.PAIRS), "--only", "stream", "--only", "seek",
                  "--only", "api", "--direct", runner.https_url(port_a),
@@ -274,6 +414,11 @@ def main(proxy: str, variant: str) -> int:
                 for name, metric in doc["metrics"].items()
             }
             result["api"] = doc.get("api")
+            if UPLOAD_MIB > 0:
+                result["uploads"] = upload_pairs(
+                    {"tuned": port_b, "untouched": port_a}, tls / "ca.pem"
+                )
+                result["compare_tuned_vs_untouched"]["upload_ms"] = result["uploads"]["compare"]
     finally:
         runner.cleanup()
     result["loadavg_after"] = list(os.getloadavg())

@@ -265,3 +265,63 @@ def test_every_setting_variant_renders_two_stacks_that_differ(
         files, _ = render_stack(config, tmp_path / side)
         rendered_sides.append({f.path: f.content for f in files})
     assert rendered_sides[0] != rendered_sides[1]
+
+
+def test_the_old_version_variant_swaps_only_the_proxys_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    images = {name: f"stackgen-test/{name}:local" for name in ("httpd", "nginx", "debian-base")}
+    monkeypatch.setattr(tune, "OLD_TAG", "previous")
+    assert tune.images_for_b("apache", "version-old", images) == {
+        **images,
+        "httpd": "stackgen-test/httpd:previous",
+    }
+    assert tune.images_for_b("apache", "keepalive", images) == images
+    # The old build under the current build's tag would measure today's version twice.
+    monkeypatch.setattr(tune, "OLD_TAG", "local")
+    with pytest.raises(RuntimeError, match="names the current image"):
+        tune.images_for_b("nginx", "version-old", images)
+
+
+def test_the_old_nginx_gets_the_http2_spelling_it_parses(tmp_path: Path) -> None:
+    """nginx 1.22 stops at `http2 on;` (unknown before 1.25.1): its side of the comparison
+    is the `listen ... http2` that stackgen rendered for it."""
+    stack = _init(tmp_path, "nginx", "--tls", "internal")
+    tune.apply(stack, tune.VARIANTS["nginx", "version-old"], 8096)
+    text = (stack / "nginx" / "conf.d" / "jellyfin.conf").read_text()
+    assert "\n    http2 on;" not in text  # the directive (the header comment names it)
+    assert "    listen 443 ssl http2 default_server;\n" in text
+
+
+@pytest.mark.parametrize("tag", ["local", "mine", "Not-A-Tag", ""])
+def test_an_old_build_never_takes_a_tag_tests_use(
+    tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import old_images
+
+    monkeypatch.setenv("STACKGEN_TEST_IMAGE_TAG", "mine")
+    with pytest.raises(old_images.OldImageError) as refused:
+        old_images.check_tag(tag)
+    assert refused.value.exit_code == 2
+    old_images.check_tag("previous")
+
+
+def _uploads(folder: Path, answers: list[tuple[str, int, int]]) -> str:
+    """curl's -w lines for uploads answered (status, bytes sent, bytes the stand-in got)."""
+    lines = []
+    for index, (status, sent, got) in enumerate(answers, start=1):
+        (folder / f"{index}.json").write_text(json.dumps({"bytes": got, "sha256": "x"}))
+        lines.append(f"{status} {sent} 0.{index}00")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_upload_run_is_its_median_post_and_fails_on_a_lost_byte(tmp_path: Path) -> None:
+    size = 20 << 20
+    full = [("200", size, size)] * tune.UPLOADS_PER_RUN
+    assert tune.upload_ms(_uploads(tmp_path, full), tmp_path, size) == pytest.approx(300.0)
+    for bad in (("200", size, size - 1), ("413", size, 0), ("200", size - 1, size - 1)):
+        written = _uploads(tmp_path, [*full[:-1], bad])
+        with pytest.raises(RuntimeError, match="upload 5"):
+            tune.upload_ms(written, tmp_path, size)
+    with pytest.raises(RuntimeError, match="4 of 5 uploads"):
+        tune.upload_ms(_uploads(tmp_path, full[:-1]), tmp_path, size)
