@@ -63,11 +63,29 @@ def unfed_ban_list(config: StackConfig) -> str | None:
     )
 
 
+def unsent_login_log(config: StackConfig) -> str | None:
+    """access.ban.proxy_log asked of a proxy that does not send its failed logins: said, not
+    silently left out."""
+    why = registry.spec(config.proxy).no_login_log
+    if not (config.ban_feeder_on and config.access.ban.proxy_log) or not why:
+        return None
+    source = (
+        "the feeder reads Jellyfin's log alone"
+        if config.access.ban.jellyfin_log
+        else "the feeder reads nothing, so failed logins ban no one"
+    )
+    return (
+        f"access.ban.proxy_log: {config.proxy} does not send its failed logins: {why}; "
+        f"{source} — set access.ban.proxy_log = false to accept it (docs/access.md)"
+    )
+
+
 def warnings(config: StackConfig) -> list[str]:
     found = (
         root_user(config),
         plain_jellyfin(config),
         unlimited_logins(config),
         unfed_ban_list(config),
+        unsent_login_log(config),
     )
     return [w for w in found if w is not None] + config.deploy.exposure(config)

@@ -2,7 +2,8 @@
 
 Its own table under `[access]` (`[access.ban]`). The list lives in deny files in the proxy's
 own syntax: the user's (`stackgen.banlist` writes and reads it) and, with the feeder on, the
-one an in-stack fail2ban writes from Jellyfin's failed-login lines (`stackgen.feeder`). What
+one an in-stack fail2ban writes from Jellyfin's failed-login lines and the proxy's
+(`stackgen.feeder`). What
 it stops and what it costs: docs/access.md.
 """
 
@@ -38,6 +39,25 @@ class BanSettings(Strict):
             "edge-home targets: Jellyfin's log is not beside the proxy there)",
         ),
     ] = True
+    jellyfin_log: Annotated[
+        StrictBool,
+        Setting(
+            "the feeder reads Jellyfin's failed-login lines (its file log)",
+            flag="",
+            readme="every failed login Jellyfin judged one, whatever route or spelling",
+        ),
+    ] = True
+    proxy_log: Annotated[
+        StrictBool,
+        Setting(
+            "the proxy also sends the feeder one line per failed login (401 or 403 on a "
+            "password route)",
+            flag="",
+            readme="time, client address, status and route only, as datagrams a dead feeder "
+            "drops; its own jail, its own count; nginx and HAProxy "
+            "([docs/access.md](docs/access.md#the-proxys-login-failures-accessbanproxy_log))",
+        ),
+    ] = False
     max_failures: Annotated[
         StrictInt,
         Field(ge=1, le=100),

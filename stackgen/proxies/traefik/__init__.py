@@ -10,4 +10,6 @@ SPEC = ProxySpec(
     no_ban_feeder="Traefik's one file provider reads one folder, which holds the site's "
     "routes beside your deny file, so a folder fail2ban could write would let it rewrite the "
     "routes",
+    no_login_log="Traefik has no feeder (above), and its access log filters by status but "
+    "not by route, and writes only to a file or its output, not to a socket",
 )
