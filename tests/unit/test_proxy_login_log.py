@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -33,6 +34,20 @@ ROUTE = "/Users/AuthenticateByName"
 # What each proxy's datagram looks like (its syslog header, then the fixed text).
 NGINX = "<190>Dec  7 08:00:00 nginx: stackgen-login {status} {client} {route}"
 HAPROXY = "<173>Dec  7 08:00:00 haproxy[8]: stackgen-login {status} {client} {route}"
+
+
+class _Caddy:
+    """Caddy's JSON access log entry, as its filters leave it (no headers, no query)."""
+
+    @staticmethod
+    def format(status: int, client: str, route: str) -> str:
+        request = {"remote_ip": client, "client_ip": client, "host": "x", "uri": route}
+        entry = {"logger": "http.log.access.stackgen_login", "request": request}
+        return json.dumps({**entry, "status": status}) + "\n"
+
+
+CADDY = _Caddy()
+FORMS = [NGINX, HAPROXY, CADDY]
 
 
 def _receiver(tmp_path: Path) -> ModuleType:
@@ -62,7 +77,7 @@ def _line(receiver: ModuleType, text: str) -> str | None:
 # --- the attacker's tests first: forged fields, tokens, huge datagrams ----------------------
 
 
-@pytest.mark.parametrize("form", [NGINX, HAPROXY])
+@pytest.mark.parametrize("form", FORMS)
 def test_a_forged_route_never_bans_anyone_but_its_sender(receiver: ModuleType, form: str) -> None:
     # The path is the attacker's text (nginx's $uri is decoded: spaces and line breaks too).
     forged = (
@@ -75,7 +90,7 @@ def test_a_forged_route_never_bans_anyone_but_its_sender(receiver: ModuleType, f
     assert feeder.banned_by_proxy_line(line.rstrip("\n")) == "203.0.113.7"
 
 
-@pytest.mark.parametrize("form", [NGINX, HAPROXY])
+@pytest.mark.parametrize("form", FORMS)
 def test_a_token_never_reaches_the_line(receiver: ModuleType, form: str) -> None:
     for route in (f"{ROUTE}?api_key={SECRET}", f"{ROUTE}?ApiKey={SECRET}&x=1"):
         line = _line(receiver, form.format(status=401, client="203.0.113.7", route=route))
@@ -101,6 +116,14 @@ def test_a_huge_datagram_is_dropped_whole(receiver: ModuleType) -> None:
         f"<190>Dec  7 08:00:00 nginx: 401 203.0.113.7 {ROUTE}",
         "stackgen-login 401",
         "",
+        CADDY.format(status=200, client="203.0.113.7", route=ROUTE),
+        CADDY.format(status=401, client="example.com", route=ROUTE),
+        '{"status": "401", "request": {"client_ip": "203.0.113.7", "uri": "/x"}}',
+        '{"status": true, "request": {"client_ip": "203.0.113.7", "uri": "/x"}}',
+        '{"status": 401, "request": {"client_ip": ["203.0.113.7"], "uri": "/x"}}',
+        '{"status": 401, "request": "203.0.113.7"}',
+        '{"status": 401',
+        "[401]",
     ],
 )
 def test_anything_but_a_failed_login_writes_nothing(receiver: ModuleType, text: str) -> None:
@@ -110,7 +133,7 @@ def test_anything_but_a_failed_login_writes_nothing(receiver: ModuleType, text: 
 # --- each proxy's line, both statuses, both families ----------------------------------------
 
 
-@pytest.mark.parametrize("form", [NGINX, HAPROXY])
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("status", [401, 403])
 @pytest.mark.parametrize(
     ("sent", "banned"),
@@ -251,6 +274,26 @@ def test_haproxy_sends_only_failed_password_logins_without_a_token(tmp_path: Pat
     ) in conf
     # Every other request stays at `info`: nothing else sets a level.
     assert conf.count("set-log-level") == 1
+
+
+def test_caddy_sends_only_password_routes_without_a_token(tmp_path: Path) -> None:
+    conf = rendered(config_for("caddy", tmp_path, **ON), tmp_path)["caddy/etc/Caddyfile"]
+    site = conf[conf.index("\njellyfin.example.com {") :]
+    assert f"output net unixgram/{feeder.LOGIN_SOCKET} {{" in site
+    logger = site[site.index("log stackgen_login {") : site.index("@password_route")]
+    for removed in ("request>headers delete", "request>tls delete", "resp_headers delete"):
+        assert removed in logger
+    assert 'request>uri regexp "\\?.*" ""' in logger
+    named = re.findall(r"@password_route path_regexp password_route (\S+)\n", site)
+    other = re.findall(r"@other_route not path_regexp (\S+)\n", site)
+    assert len(named) == 1 and named == other
+    password = re.compile(named[0])
+    assert password.search("/emby/users/x/authenticate/")
+    assert not password.search("/Users/AuthenticateWithQuickConnect")
+    # Every other request goes to the access log only.
+    assert "log_name @other_route stackgen_access\n" in site
+    assert "log_name @password_route stackgen_access stackgen_login\n" in site
+    assert "import access_log" not in site.split("\n}\n", 1)[0]
 
 
 @pytest.mark.parametrize("proxy", SENDING)

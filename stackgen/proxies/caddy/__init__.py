@@ -9,6 +9,4 @@ SPEC = ProxySpec(
     rank=20,
     no_rate_limit="the official Caddy image has no rate-limit module (it is a third-party "
     "plugin that needs a custom build)",
-    no_login_log="not built yet: Caddy can send a named log to a unix datagram socket, "
-    "but a log of the password routes' failures only needs more than this release has tested",
 )
