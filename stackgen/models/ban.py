@@ -54,7 +54,7 @@ class BanSettings(Strict):
             "password route)",
             flag="",
             readme="time, client address, status and route only, as datagrams a dead feeder "
-            "drops; its own jail, its own count; nginx, HAProxy and Caddy "
+            "drops; its own jail, its own count; every proxy but Traefik "
             "([docs/access.md](docs/access.md#the-proxys-login-failures-accessbanproxy_log))",
         ),
     ] = False

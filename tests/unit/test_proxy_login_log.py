@@ -185,7 +185,7 @@ def test_the_receiver_writes_what_its_socket_gets_and_drops_the_rest(
 ) -> None:
     thread = threading.Thread(target=receiver.serve, args=(os.getuid(),), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while not Path(receiver.SOCKET).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert Path(receiver.SOCKET).stat().st_mode & 0o777 == 0o600
@@ -274,6 +274,32 @@ def test_haproxy_sends_only_failed_password_logins_without_a_token(tmp_path: Pat
     ) in conf
     # Every other request stays at `info`: nothing else sets a level.
     assert conf.count("set-log-level") == 1
+
+
+@pytest.mark.parametrize("subpath", ["", "/jellyfin"])
+def test_apache_sends_only_failed_password_logins_without_a_token(
+    tmp_path: Path, subpath: str
+) -> None:
+    conf = rendered(config_for("apache", tmp_path, subpath=subpath, **ON), tmp_path)[
+        "apache/httpd.conf"
+    ]
+    assert 'LogFormat "stackgen-login %>s %a %U" stackgen_login\n' in conf
+    logged = re.search(r'CustomLog "\|\|([^"]+)" stackgen_login "expr=([^"]+)"\n', conf)
+    assert logged is not None, conf
+    # No shell, datagrams to the feeder's socket.
+    assert logged.group(1).split() == [
+        "/usr/bin/logger",
+        *("-d", "-u", feeder.LOGIN_SOCKET),
+        "--socket-errors=off",
+        *("-t", "httpd"),
+    ]
+    condition = logged.group(2)
+    assert condition.startswith("%{REQUEST_STATUS} in {'401', '403'} && %{REQUEST_URI} =~ m#")
+    route = re.compile(condition.split(" =~ m#", 1)[1].removesuffix("#i"), re.IGNORECASE)
+    assert route.search(f"{subpath}/mediabrowser/users/x/authenticate")
+    assert not route.search(f"{subpath}/Users/ForgotPassword")
+    # Only the server's two logs: no virtual host logs elsewhere (which would drop this one).
+    assert conf.count("CustomLog ") == 3  # the access log, this one, the healthcheck's /dev/null
 
 
 def test_caddy_sends_only_password_routes_without_a_token(tmp_path: Path) -> None:

@@ -9,6 +9,4 @@ SPEC = ProxySpec(
     rank=50,
     no_rate_limit="httpd 2.4 has no module that counts requests per client (mod_ratelimit "
     "limits bandwidth; mod_evasive and mod_security are not in the official image)",
-    no_login_log="not built yet: httpd sends a conditional access log only to a file or a "
-    "piped program, and a piped program that blocks would stall its workers",
 )
