@@ -382,6 +382,58 @@ def test_the_proxy_log_alone_bans_an_attacker_and_a_dead_feeder_blocks_nothing(
     assert _status(attacker, stack, address) == 200
 
 
+def _jail_counts(stack: Stack, jail: str) -> tuple[int, list[str]]:
+    """(total failures fail2ban counted, banned addresses) of one jail."""
+    shown = stack.compose(
+        "exec", "-T", "fail2ban", "fail2ban-client", "-c", feeder.CONF_PATH, "status", jail
+    )
+    assert shown.returncode == 0, shown.stderr
+    total = re.search(r"Total failed:\s+(\d+)", shown.stdout)
+    banned = re.search(r"Banned IP list:[ \t]*(.*)", shown.stdout)
+    assert total is not None and banned is not None, shown.stdout
+    return int(total.group(1)), banned.group(1).split()
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=WITHOUT_LOGIN_LOG[p]))
+        if p in WITHOUT_LOGIN_LOG
+        else p
+        for p in available()
+    ],
+)
+def test_both_logs_count_a_failed_login_once_each_never_twice(
+    make_stack: StackFactory,
+    sides: tuple[ClientNamespace, ClientNamespace],
+    proxy: str,
+) -> None:
+    attacker, _ = sides
+    address = attacker.host_address
+    stack = _started(make_stack, proxy, address, {"jellyfin_log": True, "proxy_log": True})
+    failures = stack.config.access.ban.max_failures
+    below = [_login("alice", "guess")] * (failures - 1)
+    answers = _requests(attacker, stack, address, below)
+    assert [status for status, _, _ in answers] == [401] * (failures - 1), answers
+    # Each jail sees every one of them (bounded wait for fail2ban's polling), and neither
+    # bans: one count per jail, never the two summed.
+    deadline = time.monotonic() + APPLIED_WITHIN
+    seen: dict[str, tuple[int, list[str]]] = {}
+    while time.monotonic() < deadline:
+        seen = {jail: _jail_counts(stack, jail) for jail in (feeder.JAIL, feeder.PROXY_JAIL)}
+        if all(total == failures - 1 for total, _ in seen.values()):
+            break
+        time.sleep(0.5)
+    assert seen == {feeder.JAIL: (failures - 1, []), feeder.PROXY_JAIL: (failures - 1, [])}
+    assert _status(attacker, stack, address) == 200
+    # The next one reaches max_failures in both: banned (once, in one deny file).
+    assert _requests(attacker, stack, address, [_login("alice", "guess")])[0][0] == 401
+    refused = _until(attacker, stack, address, 403)
+    assert refused[-1] == 403, refused
+    listed = json.loads(stackgen("ban", "list", "--dir", str(stack.directory), "--json").stdout)
+    assert listed == {"user": [], "feeder": [attacker.client_address]}
+
+
 # Run inside a namespace: one GET over HTTP/3 (QUIC, aioquic), printing the status.
 _CLIENT_H3 = """
 import asyncio, ssl, sys

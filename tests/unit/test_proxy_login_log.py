@@ -324,7 +324,8 @@ def test_caddy_sends_only_password_routes_without_a_token(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("proxy", SENDING)
 def test_the_proxy_and_the_feeder_share_only_the_socket_folder(proxy: str, tmp_path: Path) -> None:
-    files = rendered(config_for(proxy, tmp_path, **ON), tmp_path)
+    never = {"access": {"ban": {"proxy_log": True, "never": ["198.51.100.0/24"]}}}
+    files = rendered(config_for(proxy, tmp_path, **never), tmp_path)
     compose = files["docker-compose.yml"]
     assert f'"./{feeder.LOGIN_DIR}:{feeder.LOGIN_PATH}:ro"' in compose
     assert f'"./{feeder.LOGIN_DIR}:{feeder.LOGIN_PATH}"' in compose
@@ -338,7 +339,9 @@ def test_the_proxy_and_the_feeder_share_only_the_socket_folder(proxy: str, tmp_p
     assert proxy_jail["logpath"] == feeder.LOGINS_LOG
     # The same settings as Jellyfin's jail, `never` included (one [DEFAULT] for both).
     assert proxy_jail["maxretry"] == jail[feeder.JAIL]["maxretry"] == "5"
-    assert "172.30.77.0/24" in proxy_jail["ignoreip"].split()
+    assert {"172.30.77.0/24", "198.51.100.0/24", "127.0.0.0/8"} <= set(
+        proxy_jail["ignoreip"].split()
+    )
     assert "ignoreip" not in jail._sections[feeder.PROXY_JAIL]  # type: ignore[attr-defined]
 
 
