@@ -82,7 +82,7 @@ def templates(proxy: Proxy, config: StackConfig) -> list[TemplateFile]:
     return [
         TemplateFile("fail2ban/fail2ban.conf.j2", f"{CONF_DIR}/fail2ban.conf"),
         TemplateFile("fail2ban/jail.conf.j2", f"{CONF_DIR}/jail.conf"),
-        *(jellyfin if config.access.ban.jellyfin_log else []),
+        *(jellyfin if config.ban_reads_jellyfin_log else []),
         *(logins if proxy.login_log_on(config) else []),
         TemplateFile("fail2ban/action.conf.j2", f"{CONF_DIR}/action.d/stackgen-deny-file.conf"),
         TemplateFile("fail2ban/deny-file.py.j2", f"{CONF_DIR}/deny-file.py"),

@@ -35,8 +35,9 @@ class BanSettings(Strict):
             "in Jellyfin's log",
             flag="",
             readme="it writes a second deny file the proxy reads beside yours (no iptables, no "
-            "`NET_ADMIN`); only with `enabled`, on the compose target (not the swarm or "
-            "edge-home targets: Jellyfin's log is not beside the proxy there)",
+            "`NET_ADMIN`); only with `enabled`, on the compose target, and at edge-home's edge "
+            "from the proxy's log alone (`proxy_log`: Jellyfin's log is at home); not on a "
+            "swarm",
         ),
     ] = True
     jellyfin_log: Annotated[

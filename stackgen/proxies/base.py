@@ -195,7 +195,7 @@ class Proxy(ABC):
 
     def login_log_on(self, config: StackConfig) -> bool:
         """Whether the proxy sends its failed logins to the feeder (access.ban.proxy_log)."""
-        return self.feeder_on(config) and config.access.ban.proxy_log and not self.spec.no_login_log
+        return self.feeder_on(config) and config.ban_reads_proxy_log
 
     def fed_include(self, config: StackConfig) -> str | None:
         """Where the proxy reads the feeder's deny file in its container, or None."""

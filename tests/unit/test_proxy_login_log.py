@@ -379,3 +379,30 @@ def test_addresses_are_checked_as_the_deny_files_are(receiver: ModuleType) -> No
     assert receiver.address("[2001:db8::1]") == ipaddress.ip_address("2001:db8::1")
     assert receiver.address("203.0.113.7 x") is None
     assert receiver.address("example.com") is None
+
+
+def test_on_the_edge_side_of_edge_home_from_the_proxys_log_alone(tmp_path: Path) -> None:
+    edge_home = {"target": "edge-home", "edge_host": "203.0.113.1"}
+    config = config_for("nginx", tmp_path, deploy=edge_home, **ON)
+    sides = config.deploy.sides(config)
+    edge, home = sides["edge"], sides["home"]
+    assert edge.ban_feeder_on and edge.ban_reads_proxy_log and not edge.ban_reads_jellyfin_log
+    assert not home.ban_feeder_on
+    files = rendered(edge, tmp_path / "edge")
+    compose = files["docker-compose.yml"]
+    service = compose[compose.index("\n  fail2ban:\n") :]
+    assert "depends_on" not in service.split("\n  wireguard:", 1)[0]
+    assert feeder.LOG_PATH not in compose
+    assert f"[{feeder.JAIL}]" not in files["fail2ban/jail.conf"]
+    assert f"[{feeder.PROXY_JAIL}]" in files["fail2ban/jail.conf"]
+    assert "stackgen_login" in files["nginx/conf.d/jellyfin.conf"]
+    assert "fail2ban" not in rendered(home, tmp_path / "home")["docker-compose.yml"]
+    # Off there by default, as before: Jellyfin's log alone cannot be read at the edge.
+    plain = config_for("nginx", tmp_path, deploy=edge_home)
+    assert not plain.deploy.sides(plain)["edge"].ban_feeder_on
+
+
+def test_never_on_a_swarm(tmp_path: Path) -> None:
+    swarm = {"deploy": {"target": "swarm"}, "jellyfin": {"network_mode": "bridge"}}
+    config = config_for("nginx", tmp_path, **swarm, **ON)
+    assert not config.ban_feeder_on and not config.ban_reads_proxy_log
