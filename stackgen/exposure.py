@@ -63,11 +63,32 @@ def unfed_ban_list(config: StackConfig) -> str | None:
     )
 
 
+def unsent_login_log(config: StackConfig) -> str | None:
+    """access.ban.proxy_log asked of a proxy that does not send its failed logins: said, not
+    silently left out."""
+    why = registry.spec(config.proxy).no_login_log
+    ban = config.access.ban
+    if not (ban.enabled and ban.feeder and ban.proxy_log) or not why:
+        return None
+    if registry.spec(config.proxy).no_ban_feeder or not config.deploy.feeds_ban_list_from_proxy:
+        return None  # no feeder at all: said by unfed_ban_list, or not on this target
+    source = (
+        "the feeder reads Jellyfin's log alone"
+        if config.ban_reads_jellyfin_log
+        else "there is no feeder, so failed logins ban no one"
+    )
+    return (
+        f"access.ban.proxy_log: {config.proxy} does not send its failed logins: {why}; "
+        f"{source} — set access.ban.proxy_log = false to accept it (docs/access.md)"
+    )
+
+
 def warnings(config: StackConfig) -> list[str]:
     found = (
         root_user(config),
         plain_jellyfin(config),
         unlimited_logins(config),
         unfed_ban_list(config),
+        unsent_login_log(config),
     )
     return [w for w in found if w is not None] + config.deploy.exposure(config)

@@ -1,8 +1,9 @@
 """The ban list's feeder (`access.ban.feeder`): an in-stack fail2ban that reads Jellyfin's
-failed-login lines and writes the addresses it bans into a second deny file, in the proxy's
-own syntax, which the proxy reads beside the user's (`Proxy.fed_include`) and applies by
-itself (its file watcher). No iptables, no capability, no network: fail2ban only reads a
-log folder and writes one file.
+failed-login lines (`jellyfin_log`) and the proxy's (`proxy_log`: datagrams to a receiver in
+its container, login-receiver.py), and writes the addresses it bans into a second deny
+file, in the proxy's own syntax, which the proxy reads beside the user's
+(`Proxy.fed_include`) and applies by itself (its file watcher). No iptables, no capability,
+no network: fail2ban only reads a log folder (and a socket) and writes one file.
 
 Two files, two owners: the user's list (`ban/`, written by `stackgen ban`) is never writable
 by a container; fail2ban writes only its own folder (`banned/`). What it stops and its
@@ -17,10 +18,13 @@ from typing import Final
 
 from stackgen.models import StackConfig
 from stackgen.parts import TemplateFile
-from stackgen.proxies.base import FED_DIR, Proxy
+from stackgen.proxies.base import FED_DIR, LOGIN_DIR, LOGIN_MARK, LOGIN_PATH, LOGIN_SOCKET, Proxy
 
 SERVICE: Final = "fail2ban"
 JAIL: Final = "stackgen-jellyfin"
+# The proxy's failed logins (access.ban.proxy_log): a jail of their own, so one failed login
+# seen in both logs is counted once in each jail, never twice in one count.
+PROXY_JAIL: Final = "stackgen-proxy"
 # In the stack folder: fail2ban's configuration (stackgen's, read-only in the container).
 CONF_DIR: Final = "fail2ban"
 # In fail2ban's container.
@@ -33,6 +37,15 @@ RUN_PATH: Final = "/run/fail2ban"
 LOG_GLOB: Final = "log_*.log"
 # How often the feeder looks for the next day's log file (fail2ban expands a glob once).
 LOG_RESCAN_SECONDS: Final = 60
+# The receiver of the proxy's datagrams (login-receiver.py) writes its lines on a tmpfs of
+# its own in fail2ban's container, the file emptied before it passes LOGINS_LOG_MAX; the
+# tmpfs is capped too (LOGINS_TMPFS_BYTES), whatever the receiver does.
+LOGINS_DIR: Final = "/var/log/stackgen-logins"
+LOGINS_LOG: Final = f"{LOGINS_DIR}/logins.log"
+LOGINS_LOG_MAX: Final = 256 * 1024
+LOGINS_TMPFS_BYTES: Final = 1024 * 1024
+# A datagram longer than this is dropped whole (a failed login's is under 200 bytes).
+DATAGRAM_MAX: Final = 1024
 
 # Jellyfin's failed-login lines (UserManager), in both of its renderings: values quoted in the
 # file log (`"alice"`, `"203.0.113.7"`), unquoted on the console (`docker logs`, journald):
@@ -52,15 +65,25 @@ FAILREGEX: Final = (
     r'\(IP: "?<ADDR>"?\)\.$'
 )
 
+# The receiver's lines (login-receiver.py), after fail2ban has cut the leading time stamp
+# (`{EPOCH}`): every field is the receiver's own, checked, so the whole line is anchored.
+PROXY_FAILREGEX: Final = r"^\s*login-failed status=(?:401|403) client=<ADDR> route=\S+$"
+
 
 def templates(proxy: Proxy, config: StackConfig) -> list[TemplateFile]:
     """fail2ban's configuration folder, rendered by stackgen (read-only in its container)."""
     if not proxy.feeder_on(config):
         return []
+    jellyfin = [TemplateFile("fail2ban/filter.conf.j2", f"{CONF_DIR}/filter.d/{JAIL}.conf")]
+    logins = [
+        TemplateFile("fail2ban/proxy-filter.conf.j2", f"{CONF_DIR}/filter.d/{PROXY_JAIL}.conf"),
+        TemplateFile("fail2ban/login-receiver.py.j2", f"{CONF_DIR}/login-receiver.py"),
+    ]
     return [
         TemplateFile("fail2ban/fail2ban.conf.j2", f"{CONF_DIR}/fail2ban.conf"),
         TemplateFile("fail2ban/jail.conf.j2", f"{CONF_DIR}/jail.conf"),
-        TemplateFile("fail2ban/filter.conf.j2", f"{CONF_DIR}/filter.d/{JAIL}.conf"),
+        *(jellyfin if config.ban_reads_jellyfin_log else []),
+        *(logins if proxy.login_log_on(config) else []),
         TemplateFile("fail2ban/action.conf.j2", f"{CONF_DIR}/action.d/stackgen-deny-file.conf"),
         TemplateFile("fail2ban/deny-file.py.j2", f"{CONF_DIR}/deny-file.py"),
         TemplateFile("fail2ban/run.sh.j2", f"{CONF_DIR}/run.sh", 0o755),
@@ -101,4 +124,26 @@ def banned_by(line: str) -> str | None:
     return None if match is None else match.group("addr")
 
 
-__all__ = ["FAILREGEX", "FED_DIR", "SERVICE", "banned_by", "never_banned", "templates"]
+def banned_by_proxy_line(line: str) -> str | None:
+    """The address the proxy jail's filter takes from one receiver line, or None."""
+    stamp = re.match(r"^\d{9,11}", line)
+    if stamp is None:
+        return None
+    match = re.search(PROXY_FAILREGEX.replace("<ADDR>", _ADDR), line[stamp.end() :])
+    return None if match is None else match.group("addr")
+
+
+__all__ = [
+    "FAILREGEX",
+    "FED_DIR",
+    "LOGIN_DIR",
+    "LOGIN_MARK",
+    "LOGIN_PATH",
+    "LOGIN_SOCKET",
+    "PROXY_FAILREGEX",
+    "SERVICE",
+    "banned_by",
+    "banned_by_proxy_line",
+    "never_banned",
+    "templates",
+]

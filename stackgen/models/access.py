@@ -47,6 +47,11 @@ LOGIN_ROUTES: Final = (
     "|users/forgotpassword|users/forgotpassword/pin|quickconnect/initiate)/?"
 )
 LEGACY_PREFIXES: Final = "(/emby|/mediabrowser)?"
+# Of those, the routes that take a password, whose failure is a 401 (wrong user or password)
+# or a 403 (a disabled account, a remote login refused) from Jellyfin's UserManager. Not the
+# others: Quick Connect answers 401 when it is off (an app asking is no attacker) and 404 for
+# an unknown 256-bit secret; ForgotPassword and its Pin answer 200 whatever happened.
+PASSWORD_ROUTES: Final = "(users/authenticatebyname|users/[^/]+/authenticate)/?"
 
 
 class AccessSettings(Strict):
@@ -126,6 +131,11 @@ class AccessSettings(Strict):
                 f"rate limit lets at most {self.login_reach} attempts reach Jellyfin within "
                 f"access.ban.find_seconds = {ban.find_seconds} (refused ones are not logged)"
             )
+        if ban.enabled and ban.feeder and not (ban.jellyfin_log or ban.proxy_log):
+            raise ValueError(
+                "access.ban.feeder reads nothing: turn on access.ban.jellyfin_log or "
+                "access.ban.proxy_log, or set access.ban.feeder = false"
+            )
         return self
 
     @property
@@ -149,6 +159,11 @@ class AccessSettings(Strict):
     def login_path_regex(self, subpath: str) -> str:
         """The login routes under `subpath`, anchored, for a case-insensitive match."""
         return f"^{_escaped(subpath)}{LEGACY_PREFIXES}/{LOGIN_ROUTES}$"
+
+    def password_path_regex(self, subpath: str) -> str:
+        """The login routes that take a password under `subpath`, anchored, for a
+        case-insensitive match: the proxy's log of failed logins (access.ban.proxy_log)."""
+        return f"^{_escaped(subpath)}{LEGACY_PREFIXES}/{PASSWORD_ROUTES}$"
 
     def lan_only_regex(self, subpath: str) -> str | None:
         """The LAN-only surfaces under `subpath`, anchored, or None when there are none."""

@@ -2,7 +2,8 @@
 
 Its own table under `[access]` (`[access.ban]`). The list lives in deny files in the proxy's
 own syntax: the user's (`stackgen.banlist` writes and reads it) and, with the feeder on, the
-one an in-stack fail2ban writes from Jellyfin's failed-login lines (`stackgen.feeder`). What
+one an in-stack fail2ban writes from Jellyfin's failed-login lines and the proxy's
+(`stackgen.feeder`). What
 it stops and what it costs: docs/access.md.
 """
 
@@ -34,10 +35,30 @@ class BanSettings(Strict):
             "in Jellyfin's log",
             flag="",
             readme="it writes a second deny file the proxy reads beside yours (no iptables, no "
-            "`NET_ADMIN`); only with `enabled`, on the compose target (not the swarm or "
-            "edge-home targets: Jellyfin's log is not beside the proxy there)",
+            "`NET_ADMIN`); only with `enabled`, on the compose target, and at edge-home's edge "
+            "from the proxy's log alone (`proxy_log`: Jellyfin's log is at home); not on a "
+            "swarm",
         ),
     ] = True
+    jellyfin_log: Annotated[
+        StrictBool,
+        Setting(
+            "the feeder reads Jellyfin's failed-login lines (its file log)",
+            flag="",
+            readme="every failed login Jellyfin judged one, whatever route or spelling",
+        ),
+    ] = True
+    proxy_log: Annotated[
+        StrictBool,
+        Setting(
+            "the proxy also sends the feeder one line per failed login (401 or 403 on a "
+            "password route)",
+            flag="",
+            readme="time, client address, status and route only, as datagrams a dead feeder "
+            "drops; its own jail, its own count; every proxy but Traefik "
+            "([docs/access.md](docs/access.md#the-proxys-login-failures-accessbanproxy_log))",
+        ),
+    ] = False
     max_failures: Annotated[
         StrictInt,
         Field(ge=1, le=100),

@@ -110,6 +110,13 @@ class DeployConfig(Strict):
         log folder and writes a file the proxy reads, so both must be beside it."""
         return self.runs_proxy and self.runs_jellyfin
 
+    @property
+    def feeds_ban_list_from_proxy(self) -> bool:
+        """Whether the feeder may run beside the proxy on the proxy's failed logins alone
+        (access.ban.proxy_log): the proxy's socket and deny files are beside it, wherever
+        Jellyfin runs (edge-home's edge side)."""
+        return self.runs_proxy
+
     def sides(self, config: StackConfig) -> dict[str, StackConfig]:
         """The stacks `init` renders from this configuration, by sub-folder of the stack
         folder ("" for the folder itself): one, unless the target splits the services

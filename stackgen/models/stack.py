@@ -510,14 +510,31 @@ class StackConfig(Strict):
         return self.deploy.proxy_host(self)
 
     @property
+    def ban_reads_jellyfin_log(self) -> bool:
+        """Whether the feeder reads Jellyfin's log: asked, and beside the proxy."""
+        return self.access.ban.jellyfin_log and self.deploy.feeds_ban_list
+
+    @property
+    def ban_reads_proxy_log(self) -> bool:
+        """Whether the feeder reads the proxy's failed logins: asked, a target where the
+        feeder can run beside the proxy, and a proxy that sends them
+        (`ProxySpec.no_login_log`)."""
+        return (
+            self.access.ban.proxy_log
+            and self.deploy.feeds_ban_list_from_proxy
+            and not registry.spec(self.proxy).no_login_log
+        )
+
+    @property
     def ban_feeder_on(self) -> bool:
         """Whether the ban list's feeder runs (with a proxy that has a deny file:
-        `Proxy.feeder_on`; never with one that declares why not: `ProxySpec.no_ban_feeder`)."""
+        `Proxy.feeder_on`; never with one that declares why not: `ProxySpec.no_ban_feeder`),
+        with something to read."""
         ban = self.access.ban
         return (
             ban.enabled
             and ban.feeder
-            and self.deploy.feeds_ban_list
+            and (self.ban_reads_jellyfin_log or self.ban_reads_proxy_log)
             and not registry.spec(self.proxy).no_ban_feeder
         )
 

@@ -34,6 +34,13 @@ BAN_PATH: Final = "/etc/stackgen-ban"
 # reads it beside the user's (a folder too, read-only in the proxy).
 FED_DIR: Final = "banned"
 FED_PATH: Final = "/etc/stackgen-banned"
+# The proxy's failed logins (access.ban.proxy_log): it sends one datagram per failed login to
+# a unix socket the feeder's receiver binds in this folder (no data on disk: a socket), which
+# the proxy mounts read-only; MARK starts the datagram's own text, after the syslog header.
+LOGIN_DIR: Final = "logins"
+LOGIN_PATH: Final = "/run/stackgen-logins"
+LOGIN_SOCKET: Final = f"{LOGIN_PATH}/login.sock"
+LOGIN_MARK: Final = "stackgen-login"
 # The proxy's file watcher (compose-templates/watch-files.sh.j2), in its configuration folder:
 # it wraps the proxy's command and reloads it gracefully when a file it reads changes.
 WATCHER: Final = "watch-files.sh"
@@ -186,6 +193,10 @@ class Proxy(ABC):
         """Whether fail2ban feeds a second deny file (stackgen.feeder)."""
         return config.ban_feeder_on and self.ban_file_name(config) is not None
 
+    def login_log_on(self, config: StackConfig) -> bool:
+        """Whether the proxy sends its failed logins to the feeder (access.ban.proxy_log)."""
+        return self.feeder_on(config) and config.ban_reads_proxy_log
+
     def fed_include(self, config: StackConfig) -> str | None:
         """Where the proxy reads the feeder's deny file in its container, or None."""
         if not self.feeder_on(config):
@@ -221,6 +232,9 @@ class Proxy(ABC):
         if self.feeder_on(config):
             fed = "The feeder's deny file: fail2ban writes it, the proxy only reads it."
             mounts.append(Mount(bind_source(FED_DIR), FED_PATH, live=True, comment=(fed,)))
+        if self.login_log_on(config):
+            why = "The feeder's socket: one datagram per failed login (dropped if it is down)."
+            mounts.append(Mount(bind_source(LOGIN_DIR), LOGIN_PATH, live=True, comment=(why,)))
         return mounts
 
     # --- the proxy with its certificate source: what render and lifecycle use --------------
@@ -243,6 +257,8 @@ class Proxy(ABC):
     def directories(self, config: StackConfig) -> list[tuple[str, int]]:
         # The feeder's folder: fail2ban (the stack's user) replaces its file atomically.
         fed = [(FED_DIR, 0o755)] if self.feeder_on(config) else []
+        # The feeder's socket: only the stack's user (the proxy's and fail2ban's) reaches it.
+        fed += [(LOGIN_DIR, 0o700)] if self.login_log_on(config) else []
         return [
             *self.own_directories(config),
             *fed,

@@ -26,3 +26,6 @@ class ProxySpec:
     # Why the ban list's feeder (fail2ban) is not rendered with this proxy ("": it is). Said
     # at `init` and `check` while `access.ban.feeder` is on (stackgen.exposure).
     no_ban_feeder: str = ""
+    # Why this proxy does not send its failed logins to the feeder ("": it does). Said at
+    # `init` and `check` while `access.ban.proxy_log` is on (stackgen.exposure).
+    no_login_log: str = ""

@@ -62,7 +62,7 @@ def edge_images() -> dict[str, str]:
         pytest.skip(message)
     from images.build import build_images  # tests/images/build.py
 
-    return build_images(["wireguard", "jellyfin-standin", "nginx", "debian-base"])
+    return build_images(["wireguard", "jellyfin-standin", "nginx", "debian-base", "fail2ban"])
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -414,3 +414,72 @@ def test_the_tunnel_recovers_after_the_edge_restarts(site: Path, client: ClientN
     raise AssertionError(
         f"no answer through the edge {EDGE_RECOVERY_BOUND} s after it came back {last}"
     )
+
+
+# Run inside a namespace: one failed login (a JSON body) over verified TLS, its status.
+_LOGIN = """
+import http.client, json, socket, ssl, sys
+address, port, name, ca = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+conn = http.client.HTTPSConnection(name, int(port), context=ctx, timeout=30)
+conn.sock = ctx.wrap_socket(socket.create_connection((address, int(port)), timeout=30),
+                            server_hostname=name)
+body = json.dumps({"Username": "alice", "Pw": "guess"})
+conn.request("POST", "/Users/AuthenticateByName?api_key=x", body=body,
+             headers={"Content-Type": "application/json"})
+print(conn.getresponse().status)
+"""
+PUBLIC = "/System/Info/Public"
+
+
+def _until(client: ClientNamespace, site: Path, wanted: int, bound: float) -> list[int]:
+    seen: list[int] = []
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        seen.append(answer(client, site, PUBLIC))
+        if seen[-1] == wanted:
+            break
+        time.sleep(0.5)
+    return seen
+
+
+def test_the_edge_bans_from_its_proxys_failed_logins_alone(
+    site: Path, client: ClientNamespace, edge_images: dict[str, str]
+) -> None:
+    """Last in the module: turns access.ban.proxy_log on at the edge (Jellyfin's log is at
+    home), where the feeder then reads the proxy's failed logins alone."""
+    from stackgen.config_file import build_config, dump_config, load_config
+
+    edge = site / "edge"
+    data = load_config(edge).model_dump(mode="json")
+    data["access"]["ban"]["proxy_log"] = True
+    data["images"]["fail2ban"] = edge_images["fail2ban"]
+    (edge / "stackgen.toml").write_text(dump_config(build_config(data, edge)))
+    ok(stackgen("render", "--dir", str(site), "--side", "edge"))
+    ok(stackgen("up", "--dir", str(site), "--side", "edge"))
+    assert "fail2ban" in (edge / "docker-compose.yml").read_text()
+    assert "fail2ban" not in (site / "home/docker-compose.yml").read_text()
+    back = _until(client, site, 200, EDGE_RECOVERY_BOUND)
+    assert back[-1] == 200, back
+    failures = load_config(edge).access.ban.max_failures
+    ca = str(edge / "tls/ca.pem")
+    started = time.monotonic()
+    for _ in range(failures):
+        run = client.run(
+            sys.executable, "-c", _LOGIN, client.host_address, str(HTTPS_PORT), DOMAIN, ca
+        )
+        assert run.returncode == 0 and run.stdout.strip() == "401", (run.stdout, run.stderr)
+    refused = _until(client, site, 403, 10.0)
+    took = time.monotonic() - started
+    assert refused[-1] == 403, refused
+    TIMINGS["rendered stacks: banned at the edge from the proxy's failed logins"] = (
+        f"{took:.1f} s (bound 10 s)"
+    )
+    listed = json.loads(ok(stackgen("ban", "list", "--dir", str(site), "--side", "edge", "--json")))
+    assert listed == {"user": [], "feeder": [client.client_address]}
+    bystander_net = ipaddress.IPv4Network(f"10.205.{SLOT}.0/30")
+    with client_namespace(f"sg{SLOT}ehb", bystander_net) as bystander:
+        assert answer(bystander, site, PUBLIC) == 200
+    ok(stackgen("ban", "remove", client.client_address, "--dir", str(site), "--side", "edge"))
+    back = _until(client, site, 200, 10.0)
+    assert back[-1] == 200, back

@@ -39,6 +39,7 @@ from integration.netns import (
     https_requests,
 )
 
+from stackgen import feeder
 from stackgen.proxies import available
 from stackgen.proxies.registry import get_proxy
 from stackgen.writer import write_atomic
@@ -51,6 +52,14 @@ STREAM_BYTES = 24 * 1024 * 1024
 STREAM_RATE = 2 * 1024 * 1024
 # How long a change may take to reach the proxy (its graceful reload) in the test.
 APPLIED_WITHIN = 10.0
+# access.ban.proxy_log: the proxies that send their failed logins (the others declare why not
+# in ProxySpec.no_login_log; here a strict xfail, never omitted).
+WITHOUT_LOGIN_LOG = {
+    p: get_proxy(p).spec.no_login_log for p in available() if get_proxy(p).spec.no_login_log
+}
+# A token the attacker sends with each failed login, in the query string and a header: it
+# must never reach the feeder's line.
+SECRET = "5ec2e7d0c0ffee5ec2e7d0c0ffee5ec2"
 WITHOUT_FEEDER = {
     "traefik": "Traefik's one file provider reads one folder, which holds the site's routes "
     "beside the user's deny file: a folder fail2ban could write would let it rewrite the "
@@ -148,15 +157,15 @@ def sides() -> Iterator[tuple[ClientNamespace, ClientNamespace]]:
         yield both
 
 
-def _started(make_stack: StackFactory, proxy: str, address: str) -> Stack:
+def _started(
+    make_stack: StackFactory, proxy: str, address: str, ban: dict[str, object] | None = None
+) -> Stack:
     """A stack published on `address` only, whose stand-in knows USERS, brought up by
-    `stackgen up` (the feeder and the file watcher included)."""
-    stack = make_stack(
-        proxy,
-        tls="internal",
-        start=False,
-        config={"ports": {"listen_address": address}},
-    )
+    `stackgen up` (the feeder and the file watcher included); `ban`: `[access.ban]`."""
+    config: dict[str, object] = {"ports": {"listen_address": address}}
+    if ban is not None:
+        config["access"] = {"ban": ban}
+    stack = make_stack(proxy, tls="internal", start=False, config=config)
     add_standin_environment(stack, {"STANDIN_USERS": USERS})
     stackgen("up", "--dir", str(stack.directory), "--timeout", "180")
     return stack
@@ -309,6 +318,139 @@ def test_the_feeder_bans_an_attacker_after_failed_logins_and_remove_lifts_it(
         "feeder": [],
     }
     _bystander_streams(bystander, stack, address)
+
+
+def _fed_lines(stack: Stack) -> list[str]:
+    """The receiver's file of the proxy's failed logins, in fail2ban's container."""
+    shown = stack.compose("exec", "-T", "fail2ban", "cat", feeder.LOGINS_LOG)
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=WITHOUT_LOGIN_LOG[p]))
+        if p in WITHOUT_LOGIN_LOG
+        else p
+        for p in available()
+    ],
+)
+def test_the_proxy_log_alone_bans_an_attacker_and_a_dead_feeder_blocks_nothing(
+    make_stack: StackFactory,
+    sides: tuple[ClientNamespace, ClientNamespace],
+    proxy: str,
+) -> None:
+    attacker, bystander = sides
+    address = attacker.host_address
+    # Jellyfin's log is not read: only the proxy's lines can ban (the edge-home case).
+    ban = {"jellyfin_log": False, "proxy_log": True}
+    stack = _started(make_stack, proxy, address, ban)
+    folder = str(stack.directory)
+    jails = stack.compose(
+        "exec", "-T", "fail2ban", "fail2ban-client", "-c", feeder.CONF_PATH, "status"
+    )
+    assert jails.returncode == 0, jails.stderr
+    assert feeder.PROXY_JAIL in jails.stdout and feeder.JAIL not in jails.stdout, jails.stdout
+    failures = stack.config.access.ban.max_failures
+    assert _status(attacker, stack, address) == 200
+    _bystander_streams(bystander, stack, address)
+
+    # Successful logins and every other request are never sent: only B's 200s so far.
+    assert _fed_lines(stack) == []
+    hostile = {
+        **_login("alice", "guess"),
+        "path": f"/Users/AuthenticateByName?api_key={SECRET}&ApiKey={SECRET}",
+        "headers": {"X-Emby-Token": SECRET, "Authorization": f'MediaBrowser Token="{SECRET}"'},
+    }
+    logged_before = time.monotonic()
+    answers = _requests(attacker, stack, address, [hostile] * failures)
+    assert [status for status, _, _ in answers] == [401] * failures, answers
+    refused = _until(attacker, stack, address, 403)
+    took = time.monotonic() - logged_before
+    assert refused[-1] == 403, refused
+    assert took <= APPLIED_WITHIN, took
+    print(f"{proxy}: the attacker refused {took:.1f} s after its failed logins began")
+    lines = _fed_lines(stack)
+    assert len(lines) == failures, lines
+    for line in lines:
+        assert SECRET not in line, line
+        assert f" login-failed status=401 client={attacker.client_address} " in line, line
+        assert line.endswith(" route=/Users/AuthenticateByName"), line
+    listed = json.loads(stackgen("ban", "list", "--dir", folder, "--json").stdout)
+    assert listed == {"user": [], "feeder": [attacker.client_address]}
+    _bystander_streams(bystander, stack, address)
+
+    removed = stackgen("ban", "remove", attacker.client_address, "--dir", folder)
+    assert "fail2ban lifted its ban" in removed.stdout + removed.stderr
+    back = _until(attacker, stack, address, 200)
+    assert back[-1] == 200, back
+
+    # A dead feeder: the proxy's datagrams are dropped, the site answers as before.
+    stopped = stack.compose("stop", "fail2ban")
+    assert stopped.returncode == 0, stopped.stderr
+    # B fails once (the attacker's bucket of the rate limit is spent), then logs in: the
+    # failure's datagram goes to a socket nobody reads.
+    started = time.monotonic()
+    again = _requests(bystander, stack, address, [hostile])
+    assert [status for status, _, _ in again] == [401], again
+    token = _bystander_streams(bystander, stack, address)
+    took = time.monotonic() - started
+    assert token
+    assert took < 5.0, took
+    assert _status(attacker, stack, address) == 200
+
+
+def _jail_counts(stack: Stack, jail: str) -> tuple[int, list[str]]:
+    """(total failures fail2ban counted, banned addresses) of one jail."""
+    shown = stack.compose(
+        "exec", "-T", "fail2ban", "fail2ban-client", "-c", feeder.CONF_PATH, "status", jail
+    )
+    assert shown.returncode == 0, shown.stderr
+    total = re.search(r"Total failed:\s+(\d+)", shown.stdout)
+    banned = re.search(r"Banned IP list:[ \t]*(.*)", shown.stdout)
+    assert total is not None and banned is not None, shown.stdout
+    return int(total.group(1)), banned.group(1).split()
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=WITHOUT_LOGIN_LOG[p]))
+        if p in WITHOUT_LOGIN_LOG
+        else p
+        for p in available()
+    ],
+)
+def test_both_logs_count_a_failed_login_once_each_never_twice(
+    make_stack: StackFactory,
+    sides: tuple[ClientNamespace, ClientNamespace],
+    proxy: str,
+) -> None:
+    attacker, _ = sides
+    address = attacker.host_address
+    stack = _started(make_stack, proxy, address, {"jellyfin_log": True, "proxy_log": True})
+    failures = stack.config.access.ban.max_failures
+    below = [_login("alice", "guess")] * (failures - 1)
+    answers = _requests(attacker, stack, address, below)
+    assert [status for status, _, _ in answers] == [401] * (failures - 1), answers
+    # Each jail sees every one of them (bounded wait for fail2ban's polling), and neither
+    # bans: one count per jail, never the two summed.
+    deadline = time.monotonic() + APPLIED_WITHIN
+    seen: dict[str, tuple[int, list[str]]] = {}
+    while time.monotonic() < deadline:
+        seen = {jail: _jail_counts(stack, jail) for jail in (feeder.JAIL, feeder.PROXY_JAIL)}
+        if all(total == failures - 1 for total, _ in seen.values()):
+            break
+        time.sleep(0.5)
+    assert seen == {feeder.JAIL: (failures - 1, []), feeder.PROXY_JAIL: (failures - 1, [])}
+    assert _status(attacker, stack, address) == 200
+    # The next one reaches max_failures in both: banned (once, in one deny file).
+    assert _requests(attacker, stack, address, [_login("alice", "guess")])[0][0] == 401
+    refused = _until(attacker, stack, address, 403)
+    assert refused[-1] == 403, refused
+    listed = json.loads(stackgen("ban", "list", "--dir", str(stack.directory), "--json").stdout)
+    assert listed == {"user": [], "feeder": [attacker.client_address]}
 
 
 # Run inside a namespace: one GET over HTTP/3 (QUIC, aioquic), printing the status.

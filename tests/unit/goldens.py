@@ -74,6 +74,9 @@ OPTION_CASES: dict[str, dict[str, Any]] = {
     "ipv6": {"ipv6": True},
     # The token gate (docs/access.md): its service, its script and each proxy's sub-request.
     "gate-token": {"access": {"gate": {"mode": "token"}}},
+    # The ban list's feeder also fed by the proxy's failed logins (docs/access.md): the
+    # receiver, the second jail, each proxy's datagrams (or the reason it sends none).
+    "ban-proxy-log": {"access": {"ban": {"proxy_log": True}}},
 }
 
 # Whole stacks kept in one file each (`stacks/<case>.txt`): every proxy, every target (both

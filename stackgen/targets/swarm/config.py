@@ -126,6 +126,12 @@ class SwarmDeploy(DeployConfig):
         # on, which need not be one: not tried here.
         return False
 
+    @property
+    def feeds_ban_list_from_proxy(self) -> bool:
+        # The proxy's task may move between nodes, the feeder's socket folder with it: not
+        # tried here either.
+        return False
+
     def check(self, config: StackConfig) -> None:
         if config.network.proxy_address is not None:
             raise ValueError(
