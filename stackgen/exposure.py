@@ -49,25 +49,10 @@ def unlimited_logins(config: StackConfig) -> str | None:
     )
 
 
-def unfed_ban_list(config: StackConfig) -> str | None:
-    """access.ban.feeder asked of a proxy it is not rendered with: said, not silently
-    left out."""
-    why = registry.spec(config.proxy).no_ban_feeder
-    ban = config.access.ban
-    if not (ban.enabled and ban.feeder and config.deploy.feeds_ban_list) or not why:
-        return None
-    return (
-        f"access.ban.feeder: no fail2ban with {config.proxy}: {why}; failed logins ban no one "
-        "by themselves (the login rate limit still answers 429, and `stackgen ban add` "
-        "works) — set access.ban.feeder = false to accept it (docs/access.md)"
-    )
-
-
 def warnings(config: StackConfig) -> list[str]:
     found = (
         root_user(config),
         plain_jellyfin(config),
         unlimited_logins(config),
-        unfed_ban_list(config),
     )
     return [w for w in found if w is not None] + config.deploy.exposure(config)

@@ -512,14 +512,9 @@ class StackConfig(Strict):
     @property
     def ban_feeder_on(self) -> bool:
         """Whether the ban list's feeder runs (with a proxy that has a deny file:
-        `Proxy.feeder_on`; never with one that declares why not: `ProxySpec.no_ban_feeder`)."""
+        `Proxy.feeder_on`)."""
         ban = self.access.ban
-        return (
-            ban.enabled
-            and ban.feeder
-            and self.deploy.feeds_ban_list
-            and not registry.spec(self.proxy).no_ban_feeder
-        )
+        return ban.enabled and ban.feeder and self.deploy.feeds_ban_list
 
     @property
     def token_gate(self) -> GateSettings:

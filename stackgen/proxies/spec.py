@@ -23,6 +23,3 @@ class ProxySpec:
     # Why the proxy's image cannot limit requests per client address ("": it can). Said at
     # `init` and `check` while `access.rate_limit` is on (stackgen.exposure), never silent.
     no_rate_limit: str = ""
-    # Why the ban list's feeder (fail2ban) is not rendered with this proxy ("": it is). Said
-    # at `init` and `check` while `access.ban.feeder` is on (stackgen.exposure).
-    no_ban_feeder: str = ""

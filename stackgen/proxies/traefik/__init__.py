@@ -1,4 +1,4 @@
-"""Traefik v3: static traefik.toml + one dynamic file (file provider, no Docker socket)."""
+"""Traefik v3: static traefik.toml + its dynamic files (file provider, no Docker socket)."""
 
 from stackgen.proxies.spec import ProxySpec
 
@@ -7,7 +7,4 @@ SPEC = ProxySpec(
     default_image="traefik:v3.7.15",
     factory="stackgen.proxies.traefik.proxy:Traefik",
     rank=10,
-    no_ban_feeder="Traefik's one file provider reads one folder, which holds the site's "
-    "routes beside your deny file, so a folder fail2ban could write would let it rewrite the "
-    "routes",
 )
