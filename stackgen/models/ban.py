@@ -23,8 +23,9 @@ class BanSettings(Strict):
             "a deny file the proxy reads natively: addresses in it get 403 on every route",
             flag="",
             readme="edited with `stackgen ban add`, `remove` and `list`, applied by the proxy "
-            "by itself (a graceful reload; Traefik: its own watch, no reload); rendered empty. "
-            "Every proxy ([docs/access.md](docs/access.md#the-ban-list-accessban))",
+            "by itself (a graceful reload; Traefik: copied into the folder it watches, no "
+            "reload); rendered empty. Every proxy "
+            "([docs/access.md](docs/access.md#the-ban-list-accessban))",
         ),
     ] = True
     feeder: Annotated[
@@ -34,7 +35,8 @@ class BanSettings(Strict):
             "in Jellyfin's log",
             flag="",
             readme="it writes a second deny file the proxy reads beside yours (no iptables, no "
-            "`NET_ADMIN`); only with `enabled`, on the compose target (not the swarm or "
+            "`NET_ADMIN`; with Traefik plain addresses, which Traefik's container turns into a "
+            "router); every proxy, only with `enabled`, on the compose target (not the swarm or "
             "edge-home targets: Jellyfin's log is not beside the proxy there)",
         ),
     ] = True
