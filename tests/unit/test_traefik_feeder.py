@@ -2,8 +2,11 @@
 folder its file provider watches (`compose-dynamic.sh`, a tmpfs only Traefik's user writes)
 from the site's routes, the user's deny file and a router for the feeder's addresses. The
 attacker's tests first: whatever fail2ban's folder holds, the routes stay as stackgen wrote
-them and the composed files stay valid. The rendered script runs here with this machine's
-`sh` and `awk` on folders standing in for the container's; through the real Traefik:
+them and the composed files stay valid. The rendered script runs here on folders standing in
+for the container's, twice: with this machine's `sh` and `awk` (the test image's), and with
+busybox alone on the PATH (the official image's `sh`, `awk`, `head`, `timeout`, `tr`, ...;
+Debian's package: tests/infra/engine.sh installs it for `make test` and CI; without it the
+busybox runs fail under CI=true and are skipped elsewhere). Through the real Traefik:
 tests/integration/test_ban.py.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,13 +31,16 @@ from stackgen.proxies.traefik.proxy import COMPOSED_PATH, COMPOSER, DYNAMIC_PATH
 from tests.unit.rendering import config_for, rendered
 
 TRAEFIK = get_proxy("traefik")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# What the composer runs, as busybox applets (the official image has no other tools).
+APPLETS = ("sh", "awk", "cat", "head", "mv", "rm", "timeout", "tr", "wc")
 ROUTES = '[http.routers.jellyfin]\n  rule = "Host(`jellyfin.example.com`)"\n  service = "j"\n'
 
 
 class Folders:
     """The container's folders, standing in: the composer's sources and its output."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shell: str) -> None:
         self.conf, self.ban, self.banned, self.out = (
             root / name for name in ("traefik", "ban", "banned", "composed")
         )
@@ -53,12 +60,16 @@ class Folders:
         (self.conf / "dynamic.toml").write_text(ROUTES)
         (self.ban / "deny.toml").write_text(TRAEFIK.deny_file([]))
         self.fed = self.banned / str(TRAEFIK.fed_file_name)
+        self.argv, self.env = ["sh", str(self.script)], dict(os.environ)
+        if shell == "busybox":
+            sh = _busybox_path(root / "busybox")
+            self.argv, self.env = [str(sh), str(self.script)], {"PATH": str(sh.parent)}
 
     def compose(self, timeout: float = 30) -> float:
         """Runs the composer; the seconds it took."""
         began = time.monotonic()
         run = subprocess.run(
-            ["sh", str(self.script)], capture_output=True, text=True, timeout=timeout, check=False
+            self.argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
         assert run.returncode == 0, run.stderr
         return time.monotonic() - began
@@ -100,9 +111,23 @@ class Folders:
         return addresses
 
 
-@pytest.fixture
-def folders(tmp_path: Path) -> Folders:
-    return Folders(tmp_path)
+def _busybox_path(folder: Path) -> Path:
+    """A folder holding busybox's applets the composer runs, and nothing else: its `sh`."""
+    found = shutil.which("busybox")
+    if found is None:
+        message = "busybox is not installed (apt-get install busybox; engine.sh does)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    folder.mkdir()
+    for applet in APPLETS:
+        (folder / applet).symlink_to(found)
+    return folder / "sh"
+
+
+@pytest.fixture(params=["sh", "busybox"])
+def folders(tmp_path: Path, request: pytest.FixtureRequest) -> Folders:
+    return Folders(tmp_path, request.param)
 
 
 # --- the attacker's tests first: fail2ban's container writes `banned/` ----------------------
