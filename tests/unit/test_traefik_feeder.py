@@ -33,7 +33,7 @@ from tests.unit.rendering import config_for, rendered
 TRAEFIK = get_proxy("traefik")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What the composer runs, as busybox applets (the official image has no other tools).
-APPLETS = ("sh", "awk", "cat", "head", "mv", "rm", "timeout", "tr", "wc")
+APPLETS = ("sh", "awk", "cat", "cmp", "head", "mv", "rm", "timeout", "tr", "wc")
 ROUTES = '[http.routers.jellyfin]\n  rule = "Host(`jellyfin.example.com`)"\n  service = "j"\n'
 
 
@@ -223,6 +223,20 @@ def test_at_most_the_bound_of_addresses(folders: Folders) -> None:
     folders.fed.write_text("\n".join(many) + "\n")
     folders.compose()
     assert folders.fed_router() == many[: TRAEFIK.fed_max_addresses]
+
+
+def test_only_a_changed_file_is_renamed_in(folders: Folders) -> None:
+    # Traefik waits its throttle after each change it applies: files that did not change
+    # are left as they are, so the one that did is applied at once.
+    folders.fed.write_text("203.0.113.5\n")
+    folders.compose()
+    inodes = {p.name: p.stat().st_ino for p in folders.out.iterdir()}
+    folders.fed.write_text("203.0.113.6\n")
+    folders.compose()
+    assert folders.fed_router() == ["203.0.113.6"]
+    now = {p.name: p.stat().st_ino for p in folders.out.iterdir()}
+    assert now["site.toml"] == inodes["site.toml"] and now["deny.toml"] == inodes["deny.toml"]
+    assert now["fed.toml"] != inodes["fed.toml"]
 
 
 # --- what the feeder writes is what Traefik refuses -----------------------------------------
