@@ -91,7 +91,7 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
     # Last session's change, undone: "-1s" flushes a response head at once (the lost
     # upload race of docs/flakes.md comes back with it, so it can never be kept).
     ("traefik", "flush-immediate"): [
-        ("ban/dynamic.toml", 'flushInterval = "100ms"', 'flushInterval = "-1s"')
+        ("traefik/dynamic.toml", 'flushInterval = "100ms"', 'flushInterval = "-1s"')
     ],
     # HAProxy's own buffer size (16 KiB) instead of stackgen's 64 KiB; run it over h2 too
     # (TUNE_HTTP2=1): the size was chosen over HTTP/1.1 only.

@@ -157,10 +157,8 @@ def change(stack: Stack, text: str, *, ban: bool, progress: Callable[[str], None
 
 
 def applies_by_itself(proxy: Proxy, config: StackConfig) -> bool:
-    """Whether the proxy sees a changed deny file without being told: it watches it natively,
-    or its command is wrapped by the file watcher, which polls the deny files."""
-    if proxy.watches_ban_natively:
-        return True
+    """Whether the proxy sees a changed deny file without being told: its command is wrapped
+    by the file watcher, which polls the deny files."""
     watched = set(proxy.watched_files(config))
     return proxy.command(config) is not None and set(proxy.deny_files(config)) <= watched
 

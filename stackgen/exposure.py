@@ -49,20 +49,6 @@ def unlimited_logins(config: StackConfig) -> str | None:
     )
 
 
-def unfed_ban_list(config: StackConfig) -> str | None:
-    """access.ban.feeder asked of a proxy it is not rendered with: said, not silently
-    left out."""
-    why = registry.spec(config.proxy).no_ban_feeder
-    ban = config.access.ban
-    if not (ban.enabled and ban.feeder and config.deploy.feeds_ban_list) or not why:
-        return None
-    return (
-        f"access.ban.feeder: no fail2ban with {config.proxy}: {why}; failed logins ban no one "
-        "by themselves (the login rate limit still answers 429, and `stackgen ban add` "
-        "works) — set access.ban.feeder = false to accept it (docs/access.md)"
-    )
-
-
 def unsent_login_log(config: StackConfig) -> str | None:
     """access.ban.proxy_log asked of a proxy that does not send its failed logins: said, not
     silently left out."""
@@ -70,8 +56,8 @@ def unsent_login_log(config: StackConfig) -> str | None:
     ban = config.access.ban
     if not (ban.enabled and ban.feeder and ban.proxy_log) or not why:
         return None
-    if registry.spec(config.proxy).no_ban_feeder or not config.deploy.feeds_ban_list_from_proxy:
-        return None  # no feeder at all: said by unfed_ban_list, or not on this target
+    if not config.deploy.feeds_ban_list_from_proxy:
+        return None  # no feeder from the proxy's log on this target
     source = (
         "the feeder reads Jellyfin's log alone"
         if config.ban_reads_jellyfin_log
@@ -88,7 +74,6 @@ def warnings(config: StackConfig) -> list[str]:
         root_user(config),
         plain_jellyfin(config),
         unlimited_logins(config),
-        unfed_ban_list(config),
         unsent_login_log(config),
     )
     return [w for w in found if w is not None] + config.deploy.exposure(config)

@@ -101,7 +101,7 @@ def never_banned(config: StackConfig) -> list[str]:
 
 
 def fed_file_in_feeder(proxy: Proxy) -> str:
-    return f"{FED_PATH_IN_FEEDER}/{proxy.ban_file}"
+    return f"{FED_PATH_IN_FEEDER}/{proxy.fed_file_name}"
 
 
 def log_folder(config: StackConfig) -> str:

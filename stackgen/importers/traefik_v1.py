@@ -317,7 +317,7 @@ class TraefikV1Importer(Importer):
             ),
             ("web", "the dashboard is not part of the Jellyfin stack"),
             ("docker", "stackgen routes with the file provider: no Docker socket in the proxy"),
-            ("file", "stackgen writes its own dynamic file (ban/dynamic.toml)"),
+            ("file", "stackgen writes its own dynamic file (traefik/dynamic.toml)"),
         ):
             if section in static:
                 action = (

@@ -24,8 +24,9 @@ class BanSettings(Strict):
             "a deny file the proxy reads natively: addresses in it get 403 on every route",
             flag="",
             readme="edited with `stackgen ban add`, `remove` and `list`, applied by the proxy "
-            "by itself (a graceful reload; Traefik: its own watch, no reload); rendered empty. "
-            "Every proxy ([docs/access.md](docs/access.md#the-ban-list-accessban))",
+            "by itself (a graceful reload; Traefik: copied into the folder it watches, no "
+            "reload); rendered empty. Every proxy "
+            "([docs/access.md](docs/access.md#the-ban-list-accessban))",
         ),
     ] = True
     feeder: Annotated[
@@ -35,9 +36,9 @@ class BanSettings(Strict):
             "in Jellyfin's log",
             flag="",
             readme="it writes a second deny file the proxy reads beside yours (no iptables, no "
-            "`NET_ADMIN`); only with `enabled`, on the compose target, and at edge-home's edge "
-            "from the proxy's log alone (`proxy_log`: Jellyfin's log is at home); not on a "
-            "swarm",
+            "`NET_ADMIN`; with Traefik plain addresses, which Traefik's container turns into a "
+            "router); only with `enabled`, on the compose target, and at edge-home's edge from "
+            "the proxy's log alone (`proxy_log`: Jellyfin's log is at home); not on a swarm",
         ),
     ] = True
     jellyfin_log: Annotated[

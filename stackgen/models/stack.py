@@ -528,14 +528,10 @@ class StackConfig(Strict):
     @property
     def ban_feeder_on(self) -> bool:
         """Whether the ban list's feeder runs (with a proxy that has a deny file:
-        `Proxy.feeder_on`; never with one that declares why not: `ProxySpec.no_ban_feeder`),
-        with something to read."""
+        `Proxy.feeder_on`), with something to read."""
         ban = self.access.ban
         return (
-            ban.enabled
-            and ban.feeder
-            and (self.ban_reads_jellyfin_log or self.ban_reads_proxy_log)
-            and not registry.spec(self.proxy).no_ban_feeder
+            ban.enabled and ban.feeder and (self.ban_reads_jellyfin_log or self.ban_reads_proxy_log)
         )
 
     @property

@@ -107,9 +107,9 @@ class Proxy(ABC):
     # has none, for this reason.
     ban_file: ClassVar[str | None] = None
     ban_refusal: ClassVar[str] = "this proxy has no deny file yet"
-    # The proxy sees a change of its deny files by itself (Traefik's file provider watches
-    # its dynamic files); otherwise the file watcher reloads it.
-    watches_ban_natively: ClassVar[bool] = False
+    # The feeder's deny file name (under FED_DIR) when it differs from `ban_file` (Traefik's
+    # feeder writes plain addresses, not its deny file's syntax).
+    fed_name: ClassVar[str | None] = None
 
     @property
     def kind(self) -> str:
@@ -201,11 +201,15 @@ class Proxy(ABC):
         """Where the proxy reads the feeder's deny file in its container, or None."""
         if not self.feeder_on(config):
             return None
-        return f"{FED_PATH}/{self.ban_file}"
+        return f"{FED_PATH}/{self.fed_file_name}"
 
     def fed_file(self, config: StackConfig) -> str | None:
         """The feeder's deny file in the stack folder, or None."""
-        return f"{FED_DIR}/{self.ban_file}" if self.feeder_on(config) else None
+        return f"{FED_DIR}/{self.fed_file_name}" if self.feeder_on(config) else None
+
+    @property
+    def fed_file_name(self) -> str | None:
+        return self.fed_name or self.ban_file
 
     def deny_files(self, config: StackConfig) -> list[str]:
         """Container paths of every deny file the proxy reads: the user's, the feeder's."""
@@ -307,9 +311,8 @@ class Proxy(ABC):
 
     def watched_files(self, config: StackConfig) -> list[str]:
         """Container paths (shell patterns) whose change the watcher applies: the certificate
-        source's, and the deny files unless the proxy sees those by itself."""
-        bans = [] if self.watches_ban_natively else self.deny_files(config)
-        return [*self.certificates(config).watched_files(), *bans]
+        source's, and the deny files."""
+        return [*self.certificates(config).watched_files(), *self.deny_files(config)]
 
     def watches(self, config: StackConfig) -> bool:
         return bool(self.watched_files(config))

@@ -23,9 +23,6 @@ class ProxySpec:
     # Why the proxy's image cannot limit requests per client address ("": it can). Said at
     # `init` and `check` while `access.rate_limit` is on (stackgen.exposure), never silent.
     no_rate_limit: str = ""
-    # Why the ban list's feeder (fail2ban) is not rendered with this proxy ("": it is). Said
-    # at `init` and `check` while `access.ban.feeder` is on (stackgen.exposure).
-    no_ban_feeder: str = ""
     # Why this proxy does not send its failed logins to the feeder ("": it does). Said at
     # `init` and `check` while `access.ban.proxy_log` is on (stackgen.exposure).
     no_login_log: str = ""

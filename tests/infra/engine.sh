@@ -96,10 +96,13 @@ ensure_tools() {
     command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
     command -v pebble >/dev/null || missing+=(pebble)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
+    # The official Traefik and Caddy images' shell and tools: the unit tests run the scripts
+    # stackgen renders for them under it too.
+    command -v busybox >/dev/null || missing+=(busybox)
     if ((${#missing[@]})); then
         apt_install "${missing[@]}"
     else
-        say "dockerd, mmdebstrap, pebble, shellcheck: installed"
+        say "dockerd, mmdebstrap, pebble, shellcheck, busybox: installed"
     fi
 }
 

@@ -2,13 +2,13 @@
 namespaces of their own, A (the attacker) and B (a bystander), reach the published port
 through the engine's NAT, so each proxy sees each client's own address. `stackgen ban add A`
 gets A refused (403) by the proxy itself while B keeps working; `stackgen ban remove A`
-lets A back in, for every proxy (Traefik applies its deny file by its own watch).
+lets A back in, for every proxy.
 
 The feeder (`access.ban.feeder`, on by default): A fails logins until the in-stack fail2ban
 bans it from the stand-in's file log; the proxy refuses A within APPLIED_WITHIN seconds of
 the last failed login's log line, while B logs in and streams throughout (one stream kept
-open across the reload); `stackgen ban remove A` lifts fail2ban's ban. Traefik has no feeder
-yet: declared here, never omitted.
+open across the reload); `stackgen ban remove A` lifts fail2ban's ban. With Traefik fail2ban
+writes plain addresses, and a hostile file there changes no route and never stops Traefik.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from integration.conftest import (
@@ -60,11 +61,6 @@ WITHOUT_LOGIN_LOG = {
 # A token the attacker sends with each failed login, in the query string and a header: it
 # must never reach the feeder's line.
 SECRET = "5ec2e7d0c0ffee5ec2e7d0c0ffee5ec2"
-WITHOUT_FEEDER = {
-    "traefik": "Traefik's one file provider reads one folder, which holds the site's routes "
-    "beside the user's deny file: a folder fail2ban could write would let it rewrite the "
-    "routes, so the feeder is not rendered for Traefik (its login rate limit stays)",
-}
 
 # Run inside a namespace: one GET over verified TLS, printing the status.
 _CLIENT = """
@@ -240,15 +236,7 @@ def _bystander_streams(bystander: ClientNamespace, stack: Stack, address: str) -
     return token
 
 
-@pytest.mark.parametrize(
-    "proxy",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=WITHOUT_FEEDER[p]))
-        if p in WITHOUT_FEEDER
-        else p
-        for p in available()
-    ],
-)
+@pytest.mark.parametrize("proxy", available())
 def test_the_feeder_bans_an_attacker_after_failed_logins_and_remove_lifts_it(
     make_stack: StackFactory,
     sides: tuple[ClientNamespace, ClientNamespace],
@@ -535,9 +523,9 @@ def test_traefik_applies_its_deny_file_by_itself_on_every_route_and_protocol(
     make_stack: StackFactory,
     sides: tuple[ClientNamespace, ClientNamespace],
 ) -> None:
-    """No reload, no restart: Traefik's own watch of the ban folder applies a deny file
-    replaced by an atomic rename (stackgen's writer; and a bare `rename`, as another writer
-    may do it), on every router of a subpath's site, and over HTTP/3."""
+    """No restart: the deny file replaced by an atomic rename (stackgen's writer; and a bare
+    `rename`, as another writer may do it) is copied into the folder Traefik watches, and
+    Traefik applies it on every router of a subpath's site, and over HTTP/3."""
     attacker, bystander = sides
     address = attacker.host_address
     stack = make_stack(
@@ -604,4 +592,81 @@ def test_traefik_bans_an_ipv6_client(
     stackgen("ban", "remove", ipv6_client.client_address, "--dir", folder)
     back = _until(ipv6_client, stack, address, 200)
     assert back[-1] == 200, back
+    assert _traefik_complaints(stack) == []
+
+
+# What a compromised fail2ban could write in its folder: lines that try to end the TOML
+# string or the ClientIP rule, a Go template (Traefik reads its files as templates), ranges,
+# bytes that are not text. Only the attacker's address, alone on its line, is an address.
+_HOSTILE = (
+    '198.51.100.1"]\n[http.routers.evil]\n  rule = "PathPrefix(`/`)"\n  priority = 2000000000\n'
+    '  service = "noop@internal"\n  entryPoints = ["websecure"]\n  [http.routers.evil.tls]\n'
+    "{bystander}`) || PathPrefix(`/\n"
+    "{{{{ .Env }}}}\n"
+    "0.0.0.0/0\n"
+    "::/0\n"
+    "{bystander} \n"
+    "{attacker}\n"
+)
+
+
+def test_traefik_a_hostile_feeder_file_changes_no_route_and_never_stops_traefik(
+    make_stack: StackFactory,
+    sides: tuple[ClientNamespace, ClientNamespace],
+) -> None:
+    """fail2ban's folder (`banned/`) holding what a compromised feeder could put there: the
+    attacker's address among injection attempts bans the attacker only; a pipe, an endless
+    file behind a link and a huge file never hold Traefik's container up (the watcher and
+    the composer read them bounded), and the watcher still applies the next change."""
+    attacker, bystander = sides
+    address = attacker.host_address
+    stack = make_stack("traefik", tls="internal", config={"ports": {"listen_address": address}})
+    proxy = get_proxy("traefik")
+    fed = stack.directory / "banned" / str(proxy.fed_file_name)
+    paths = ["/System/Info/Public", "/Users/AuthenticateByName", "/"]
+    served = {path: _status(bystander, stack, address, path) for path in paths}
+    assert 403 not in served.values(), served
+    assert _status(attacker, stack, address) == 200
+    before = _traefik_container(stack)
+
+    def replace(make: Callable[[Path], None]) -> None:
+        staged = fed.with_name(".hostile")
+        make(staged)
+        os.replace(staged, fed)
+
+    def bystander_unchanged() -> None:
+        assert {p: _status(bystander, stack, address, p) for p in paths} == served
+
+    hostile = _HOSTILE.format(attacker=attacker.client_address, bystander=bystander.client_address)
+    replace(lambda p: p.write_bytes(hostile.encode() + b"\xff\xfe\x00\n"))
+    refused = _until(attacker, stack, address, 403)
+    assert refused[-1] == 403, refused
+    for path in paths:
+        assert _status(attacker, stack, address, path) == 403, path
+    bystander_unchanged()
+
+    # A pipe nobody writes (reading it would wait forever): the list is refused, the ban
+    # lifted; then a plain file again is applied, so the watcher was not held up.
+    replace(os.mkfifo)
+    lifted = _until(attacker, stack, address, 200)
+    assert lifted[-1] == 200, lifted
+    bystander_unchanged()
+    replace(lambda p: p.write_text(f"{attacker.client_address}\n"))
+    refused = _until(attacker, stack, address, 403)
+    assert refused[-1] == 403, refused
+
+    # An endless file behind a link: refused (a link is never followed), the ban lifted.
+    replace(lambda p: p.symlink_to("/dev/zero"))
+    lifted = _until(attacker, stack, address, 200)
+    assert lifted[-1] == 200, lifted
+    bystander_unchanged()
+
+    # 64 MiB, the attacker's address first: read up to its bound, the address applied.
+    line = f"{attacker.client_address}\n".encode()
+    replace(lambda p: p.write_bytes(line + b"garbage\n" * (8 * 1024 * 1024)))
+    refused = _until(attacker, stack, address, 403)
+    assert refused[-1] == 403, refused
+    bystander_unchanged()
+
+    assert _traefik_container(stack) == before  # neither restarted nor recreated
     assert _traefik_complaints(stack) == []

@@ -81,7 +81,11 @@ def test_up_again_is_a_no_op_and_status_and_down_work_without_the_files(
     (stack.directory / "stackgen.toml").write_text("proxy = [broken")
     listed = stackgen("status", "--dir", str(stack.directory), "--json", check=False)
     assert listed.returncode == ExitCode.DEGRADED, listed.stderr
-    assert {s["service"] for s in json.loads(listed.stdout)["services"]} == {"traefik", "jellyfin"}
+    assert {s["service"] for s in json.loads(listed.stdout)["services"]} == {
+        "traefik",
+        "jellyfin",
+        "fail2ban",
+    }
     down = stackgen("down", "--dir", str(stack.directory), check=False)
     assert down.returncode == 0, down.stderr
     assert _project_containers(stack.compose_project) == []

@@ -219,8 +219,8 @@ def test_swarm_proxy_follows_a_replaced_jellyfin(
 def test_swarm_reload_replaces_only_what_changed(
     swarm_node: SwarmNode, make_stack: StackFactory
 ) -> None:
-    # The ban list off: Traefik's routes are then a config of their own (with it on, they
-    # sit beside the deny file in the ban folder, a bind mount Traefik watches).
+    # The ban list off: only Traefik's routes are a config that changes here (with it on
+    # they are a config too, copied by its composer; not run that way here).
     config = {**_swarm_config("bridge", swarm_node), "access": {"ban": {"enabled": False}}}
     stack = make_stack("traefik", network="bridge", config=config)
     project = stack.config.project

@@ -70,8 +70,8 @@ class Fault:
     may_fail: frozenset[str] = frozenset()  # consequences that may fail too
 
 
-# The site's routes: beside the ban list's deny file, in the one folder Traefik watches.
-DYNAMIC = "ban/dynamic.toml"
+# The site's routes (Traefik's container copies them into the folder it watches).
+DYNAMIC = "traefik/dynamic.toml"
 
 
 def _dyn(old: str, new: str) -> Callable[[Stack], None]:

@@ -53,7 +53,7 @@ def test_wheel_in_a_fresh_venv_renders_a_valid_stack(engine: None, tmp_path: Pat
         "stackgen.toml",
         "docker-compose.yml",
         "traefik/traefik.toml",
-        "ban/dynamic.toml",
+        "traefik/dynamic.toml",
         "traefik/acme.json",
         "jellyfin/config/config/network.xml",
     ):

@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from stackgen import exposure
 from stackgen.banlist import addresses_in, applies_by_itself, parse_address
 from stackgen.errors import ExitCode, InvalidInputError
 from stackgen.proxies import available
 from stackgen.proxies.base import BAN_PATH
 from stackgen.proxies.registry import get_proxy
+from stackgen.proxies.traefik.proxy import COMPOSED_PATH, COMPOSER
 from stackgen.reloading import ProxyAction, plan_reload
 from tests.unit.rendering import config_for, rendered
 from tests.unit.test_cli import stackgen
 
 WITH_DENY_FILE = [p for p in available() if get_proxy(p).ban_file is not None]
-RELOADED_ON_CHANGE = [p for p in WITH_DENY_FILE if not get_proxy(p).watches_ban_natively]
 ADDRESSES = [ipaddress.ip_address("198.51.100.7"), ipaddress.ip_address("2001:db8::7")]
 
 
@@ -48,14 +47,7 @@ def test_the_proxy_reads_the_deny_file_from_a_read_only_folder(proxy: str, tmp_p
     assert f'target: "{BAN_PATH}"' in compose or f":{BAN_PATH}:ro" in compose, compose
 
 
-def test_traefik_watches_its_deny_file_itself_and_gets_no_feeder(tmp_path: Path) -> None:
-    config = config_for("traefik", tmp_path)
-    assert applies_by_itself(get_proxy("traefik"), config)
-    assert not config.ban_feeder_on  # declared in its spec, said at init and check
-    assert "fail2ban" not in rendered(config, tmp_path)["docker-compose.yml"]
-
-
-@pytest.mark.parametrize("proxy", RELOADED_ON_CHANGE)
+@pytest.mark.parametrize("proxy", WITH_DENY_FILE)
 @pytest.mark.parametrize("tls", ["internal", "acme"])
 def test_the_proxy_applies_a_changed_deny_file_by_itself(
     proxy: str, tls: str, tmp_path: Path
@@ -169,16 +161,16 @@ def test_traefik_s_ban_router_outranks_every_router_of_the_site(
     )
     proxy = get_proxy("traefik")
     files = rendered(config, tmp_path)
-    site = tomllib.loads(files["ban/dynamic.toml"])["http"]["routers"]
+    site = tomllib.loads(files["traefik/dynamic.toml"])["http"]["routers"]
     assert len(site) >= 3, site
     ban = tomllib.loads(proxy.deny_file(ADDRESSES))["http"]["routers"]["stackgen-banned"]
     for name, router in site.items():
         # Traefik's default priority is the rule's length.
         assert ban["priority"] > router.get("priority", len(router["rule"])), name
         assert set(router["entryPoints"]) <= set(ban["entryPoints"]), name
-    # Traefik reads both files from the one folder it watches: the ban list's.
+    # Traefik reads both files from the one folder it watches, composed in its container.
     static = tomllib.loads(files["traefik/traefik.toml"])
-    assert static["providers"]["file"] == {"directory": BAN_PATH, "watch": True}
+    assert static["providers"]["file"] == {"directory": COMPOSED_PATH, "watch": True}
     assert static["entryPoints"]["websecure"]["http3"]  # HTTP/3 is this entry point's too
 
 
@@ -191,12 +183,20 @@ def test_traefik_without_the_ban_list_reads_one_file(tmp_path: Path) -> None:
     assert "traefik/dynamic.toml" in files
 
 
-def test_a_changed_deny_file_is_left_to_traefik_s_own_watch(tmp_path: Path) -> None:
+def test_a_changed_source_of_traefik_s_folder_is_composed_again(tmp_path: Path) -> None:
+    # The file watcher composes on its own; `stackgen reload` runs the composer at once.
     config = config_for("traefik", tmp_path)
-    plan = plan_reload(get_proxy("traefik"), config, {"ban/deny.toml"})
-    assert (plan.proxy, plan.recreate, plan.restart_jellyfin) == (ProxyAction.WATCH, False, False)
-    site = plan_reload(get_proxy("traefik"), config, {"ban/dynamic.toml"})
-    assert site.proxy is ProxyAction.WATCH
+    proxy = get_proxy("traefik")
+    for changed in ("ban/deny.toml", "traefik/dynamic.toml", f"traefik/{COMPOSER}"):
+        plan = plan_reload(proxy, config, {changed})
+        assert (plan.proxy, plan.recreate, plan.restart_jellyfin) == (
+            ProxyAction.RELOAD,
+            False,
+            False,
+        )
+        assert plan.reload_command == ("sh", f"/etc/traefik/{COMPOSER}")
+    off = config_for("traefik", tmp_path, access={"ban": {"enabled": False}})
+    assert plan_reload(proxy, off, {"traefik/dynamic.toml"}).proxy is ProxyAction.WATCH
 
 
 def test_the_unspecified_address_in_a_deny_file_is_never_listed() -> None:
@@ -230,14 +230,3 @@ def test_a_re_render_keeps_the_ban_list(tmp_path: Path) -> None:
     assert stackgen("ban", "list", "--dir", str(stack)).stdout.split() == [
         str(a) for a in ADDRESSES
     ]
-
-
-def test_traefiks_missing_feeder_is_said_and_silenced_only_by_turning_it_off(
-    tmp_path: Path,
-) -> None:
-    said = [w for w in exposure.warnings(config_for("traefik", tmp_path)) if "feeder" in w]
-    assert len(said) == 1 and "traefik" in said[0] and "\n" not in said[0]
-    off = config_for("traefik", tmp_path, access={"ban": {"feeder": False}})
-    assert not [w for w in exposure.warnings(off) if "feeder" in w]
-    # A proxy the feeder is rendered with says nothing.
-    assert not [w for w in exposure.warnings(config_for("nginx", tmp_path)) if "feeder" in w]

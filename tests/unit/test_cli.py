@@ -71,8 +71,10 @@ def test_init_renders_a_complete_traefik_stack(tmp_path: Path) -> None:
         "stackgen.toml",
         "docker-compose.yml",
         "traefik/traefik.toml",
-        # The site's routes beside the ban list: the one folder Traefik watches.
-        "ban/dynamic.toml",
+        # The site's routes, and the ban list: Traefik's container composes the folder it
+        # watches from them (and from the feeder's addresses).
+        "traefik/dynamic.toml",
+        "traefik/compose-dynamic.sh",
         "ban/deny.toml",
         "traefik/acme.json",
         "jellyfin/config/config/network.xml",
@@ -214,7 +216,7 @@ def test_malformed_stackgen_toml_names_line_or_field(tmp_path: Path) -> None:
 
 def test_render_keeps_hand_edits_and_force_replaces(tmp_path: Path) -> None:
     assert stackgen(*BASE, "--dir", str(tmp_path)).returncode == 0
-    dynamic = tmp_path / "ban/dynamic.toml"
+    dynamic = tmp_path / "traefik/dynamic.toml"
     generated = dynamic.read_text()
     dynamic.write_text(generated + "# my tweak\n")
     config = tmp_path / "stackgen.toml"
@@ -223,7 +225,7 @@ def test_render_keeps_hand_edits_and_force_replaces(tmp_path: Path) -> None:
     )
     result = stackgen("render", "--dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "kept your edit of ban/dynamic.toml" in result.stderr
+    assert "kept your edit of traefik/dynamic.toml" in result.stderr
     assert dynamic.read_text().endswith("# my tweak\n")
     assert "Europe/Paris" in (tmp_path / "docker-compose.yml").read_text()
     diff = stackgen("render", "--dir", str(tmp_path), "--diff")
@@ -255,7 +257,7 @@ def test_check_catches_removed_traefik_options_and_loose_modes(tmp_path: Path) -
     assert stackgen(*BASE, "--dir", str(tmp_path)).returncode == 0
     ok = stackgen("check", "--dir", str(tmp_path), "--no-docker", "--json")
     assert ok.returncode == 0, ok.stdout
-    dynamic = tmp_path / "ban/dynamic.toml"
+    dynamic = tmp_path / "traefik/dynamic.toml"
     dynamic.write_text(
         dynamic.read_text() + "\n[http.middlewares.old.headers]\n  sslRedirect = true\n"
     )

@@ -94,7 +94,7 @@ def test_wildcard_on_every_proxy_without_port_80(proxy: str, tmp_path: Path) -> 
     assert "env_file:\n      - .env" in compose
     assert files[".env"].splitlines()[1:] == [f"{n}=" for n in provider("rfc2136").variables]
     if proxy == "traefik":
-        dynamic = tomllib.loads(files["ban/dynamic.toml"])
+        dynamic = tomllib.loads(files["traefik/dynamic.toml"])
         assert dynamic["http"]["routers"]["jellyfin"]["tls"]["domains"] == [
             {"main": "*.home.arpa", "sans": ["home.arpa"]}
         ]

@@ -21,13 +21,9 @@ from stackgen.proxies.registry import get_proxy
 from tests.unit.rendering import config_for, rendered
 from tests.unit.test_cli import stackgen
 
-# The proxies the feeder is rendered with: a deny file, and no declared reason against it
-# (Traefik's: `ProxySpec.no_ban_feeder`, tested in test_ban.py).
-WITH_DENY_FILE = [
-    p
-    for p in available()
-    if get_proxy(p).ban_file is not None and not get_proxy(p).spec.no_ban_feeder
-]
+# The proxies the feeder is rendered with: every one with a deny file (Traefik's own
+# feeder file and composer: test_traefik_feeder.py).
+WITH_DENY_FILE = [p for p in available() if get_proxy(p).ban_file is not None]
 PREFIX = "Jellyfin.Server.Implementations.Users.UserManager: "
 FILE_STAMP = "[2026-12-07 04:59:35.123 +00:00] [WRN] [14] "
 CONSOLE_STAMP = "[04:59:35] [WRN] [14] "
@@ -123,7 +119,7 @@ def test_the_feeder_is_on_by_default_and_hardened(proxy: str, tmp_path: Path) ->
     instance = get_proxy(proxy)
     assert instance.feeder_on(config)
     fed = instance.fed_include(config)
-    assert fed == f"{FED_PATH}/{instance.ban_file}"
+    assert fed == f"{FED_PATH}/{instance.fed_file_name}"
     assert fed in instance.watched_files(config)
     files = rendered(config, tmp_path)
     assert any(fed in text for name, text in files.items() if name != "docker-compose.yml")
@@ -141,8 +137,7 @@ def test_the_feeder_is_on_by_default_and_hardened(proxy: str, tmp_path: Path) ->
     assert '"./ban:/etc/stackgen-ban:ro"' in compose and '"./ban:/etc/stackgen-ban"' not in compose
 
 
-def test_off_with_traefik_without_the_list_and_on_a_swarm(tmp_path: Path) -> None:
-    assert not get_proxy("traefik").feeder_on(config_for("traefik", tmp_path))
+def test_off_without_the_list_and_on_a_swarm(tmp_path: Path) -> None:
     for access in ({"ban": {"feeder": False}}, {"ban": {"enabled": False}}):
         config = config_for("nginx", tmp_path, access=access)
         assert not get_proxy("nginx").feeder_on(config)
@@ -167,7 +162,7 @@ def test_the_script_writes_the_proxys_syntax(proxy: str, tmp_path: Path) -> None
     folder.mkdir()
     script = _script(proxy, tmp_path, folder)
     instance = get_proxy(proxy)
-    deny = folder / str(instance.ban_file)
+    deny = folder / str(instance.fed_file_name)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-I", str(script), *args]

@@ -204,7 +204,7 @@ def test_a_truncated_compose_file_fails_check(tmp_path: Path) -> None:
     compose.write_text(text[: text.index("  jellyfin:")])
     code, fails = _check(tmp_path)
     assert code == ExitCode.PROBLEMS_FOUND
-    assert any("lacks stackgen's service(s) jellyfin " in m for m in fails), fails
+    assert any("lacks stackgen's service(s) fail2ban, jellyfin " in m for m in fails), fails
 
 
 def test_an_acme_json_that_is_not_json_fails_check(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ CONTROL = (
     "traefik",
     "traefik/traefik.toml",
     "ban",
-    "ban/dynamic.toml",
+    "traefik/dynamic.toml",
     "ban/deny.toml",
     "tls",
     "tls/ca-key.pem",
@@ -111,7 +111,7 @@ def test_root_without_run_as_runs_the_containers_as_a_dedicated_user(tmp_path: P
     assert result.returncode == 0, result.stderr
     assert 'run_as = "65532:65532"' in (stack / "stackgen.toml").read_text()
     compose = (stack / "docker-compose.yml").read_text()
-    assert compose.count('user: "65532:65532"') == 2, compose
+    assert compose.count('user: "65532:65532"') == 3, compose  # proxy, Jellyfin, fail2ban
     assert '"0:0"' not in compose
     assert "run as root" not in result.stderr
     assert _owner(stack / "jellyfin/config")[:2] == (65532, 65532)

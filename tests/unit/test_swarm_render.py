@@ -107,11 +107,14 @@ def test_a_changed_file_gets_a_new_config_name(tmp_path: Path) -> None:
     assert changed == ["traefik-dynamic.toml"]
 
 
-def test_the_ban_folder_stays_the_node_s_own_with_traefik_s_routes_in_it(tmp_path: Path) -> None:
-    # `stackgen ban` rewrites the deny file while Traefik runs, and Traefik watches the
-    # folder: a config (immutable) would never change, so the folder is a bind mount, and
-    # the site's routes rendered in it with it.
+def test_the_ban_folder_stays_the_node_s_own_and_traefik_s_routes_a_config(
+    tmp_path: Path,
+) -> None:
+    # `stackgen ban` rewrites the deny file while Traefik runs, and Traefik's composer copies
+    # it: a config (immutable) would never change, so the folder is a bind mount. The site's
+    # routes are a config, as the other proxies' files.
     stack = _stack_file(tmp_path)
+    assert "traefik-dynamic.toml" in stack["configs"]
     assert not any(key.startswith("ban") for key in stack.get("configs", {}))
     volumes = stack["services"]["traefik"]["volumes"]
     ban = [v for v in volumes if isinstance(v, dict) and v.get("source") == "./ban"]

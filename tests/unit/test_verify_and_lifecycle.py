@@ -98,7 +98,8 @@ def _reload_config(proxy: str, tmp_path: Path, **extra: Any) -> StackConfig:
 # What each proxy does when only its own config files changed, and which file needs a
 # restart because the proxy (or the certificate watcher wrapping it) reads it at start only.
 RELOAD = {
-    "traefik": (ProxyAction.WATCH, None, "traefik/traefik.toml"),
+    # With the ban list on, Traefik's watched folder is composed: its reload composes it.
+    "traefik": (ProxyAction.RELOAD, "sh", "traefik/traefik.toml"),
     "caddy": (ProxyAction.RELOAD, "caddy", "caddy/etc/watch-files.sh"),
     "nginx": (ProxyAction.RELOAD, "nginx", "nginx/conf.d/watch-files.sh"),
     "haproxy": (ProxyAction.RELOAD, "sh", "haproxy/watch-files.sh"),

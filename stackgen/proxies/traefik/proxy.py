@@ -8,8 +8,14 @@ from typing import ClassVar, Final
 
 from stackgen.certificates import CertificateSource, ProxyAcme, ServedPair, mounted_files
 from stackgen.models import StackConfig, bind_source
-from stackgen.parts import InImageCommand, Mount, StateFile, TemplateFile
-from stackgen.proxies.base import BAN_DIR, BAN_PATH, DENY_FILE_HEAD, BannedAddress, Proxy
+from stackgen.parts import InImageCommand, Mount, StateFile, TemplateFile, Tmpfs
+from stackgen.proxies.base import (
+    DENY_FILE_HEAD,
+    FED_FILE_HEAD,
+    BannedAddress,
+    DenySyntax,
+    Proxy,
+)
 from stackgen.proxies.spec import ProxySpec
 from stackgen.proxies.traefik import SPEC
 from stackgen.proxies.traefik.rules import dynamic_problems, static_problems
@@ -19,10 +25,21 @@ SERVED: Final = ServedPair("/etc/stackgen/tls/fullchain.pem", "/etc/stackgen/tls
 # a looser mode makes Traefik silently drop the resolver.
 ACME_STORAGE: Final = StateFile("traefik/acme.json", b"", 0o600)
 DYNAMIC_FILE: Final = "dynamic.toml"
+DYNAMIC_PATH: Final = f"/etc/traefik/{DYNAMIC_FILE}"
+# With the ban list on, Traefik's file provider watches a folder composed in its own container
+# (a tmpfs only its user can write) by COMPOSER, run before Traefik starts and by the file
+# watcher on every change of its sources: the site's routes, the user's deny file, the
+# feeder's address list. Any TOML file in the watched folder can define routers; fail2ban
+# writes only addresses, turned into a router here by a strict check (docs/access.md).
+COMPOSER: Final = "compose-dynamic.sh"
+COMPOSED_PATH: Final = "/run/stackgen-traefik"
+# The feeder's file: plain addresses, one a line (not TOML: it is data, never configuration).
+FED_NAME: Final = "addresses.txt"
 # The ban list's router: above every router of the site (theirs are at most 10001, or the
 # length of their rule), below Traefik's own (the ACME challenge's, at the maximum).
 BAN_PRIORITY: Final = 1_000_000_000
 BAN_NAME: Final = "stackgen-banned"
+FED_ROUTER: Final = "stackgen-fed"
 
 
 class Traefik(Proxy):
@@ -30,8 +47,15 @@ class Traefik(Proxy):
     conf_dir: ClassVar[str] = "traefik"
     conf_path: ClassVar[str] = "/etc/traefik"
     ban_file: ClassVar[str | None] = "deny.toml"
-    # Its file provider watches the folder the deny file is in: no reload, no watcher.
-    watches_ban_natively: ClassVar[bool] = True
+    fed_name: ClassVar[str | None] = FED_NAME
+    # What the composer reads of the feeder's file, at most (a few thousand addresses is far
+    # more than fail2ban bans at once): bytes, addresses, seconds.
+    fed_max_bytes: ClassVar[int] = 256 * 1024
+    fed_max_addresses: ClassVar[int] = 4096
+    fed_read_seconds: ClassVar[int] = 2
+    fed_router: ClassVar[str] = FED_ROUTER
+    ban_priority: ClassVar[int] = BAN_PRIORITY
+    routes_path: ClassVar[str] = DYNAMIC_PATH
     supports_http3: ClassVar[bool] = True  # quic-go, in the official image
     acme_ca_path: ClassVar[str | None] = "/etc/stackgen/acme-ca.pem"
 
@@ -58,18 +82,41 @@ class Traefik(Proxy):
             '  sourceRange = ["0.0.0.0/32"]\n'
         )
 
-    def dynamic_dir(self, config: StackConfig) -> str:
-        """The stack folder of the site's dynamic file. Traefik has one file provider, and it
-        watches one folder (not its sub-folders): with the ban list on, that is the deny
-        file's, so the site's routes are rendered beside it."""
-        return BAN_DIR if self.ban_file_name(config) else self.conf_dir
+    def fed_syntax(self) -> DenySyntax:
+        # Plain addresses: the composer checks each line and writes the router itself.
+        return DenySyntax(head=FED_FILE_HEAD, each="{}\n")
 
-    def dynamic_folder(self, config: StackConfig) -> str:
-        """That folder in Traefik's container."""
-        return BAN_PATH if self.ban_file_name(config) else self.conf_path
+    def composes(self, config: StackConfig) -> bool:
+        """Whether Traefik's dynamic folder is composed (the ban list on) rather than its one
+        routes file read as it is."""
+        return self.ban_file_name(config) is not None
 
-    def dynamic_path(self, config: StackConfig) -> str:
-        return f"{self.dynamic_folder(config)}/{DYNAMIC_FILE}"
+    def provider_source(self, config: StackConfig) -> str:
+        """What Traefik's file provider reads: the composed folder, or the routes file."""
+        return COMPOSED_PATH if self.composes(config) else DYNAMIC_PATH
+
+    def foreground(self, config: StackConfig) -> tuple[str, ...] | None:
+        # Composed once before Traefik starts, so that it starts with the whole site.
+        if not self.composes(config):
+            return None
+        return ("sh", f"{self.conf_path}/{COMPOSER}", "traefik")
+
+    def reload_command(self, config: StackConfig) -> list[str] | None:
+        # Traefik's own watch of the composed folder applies what the composer renames in.
+        return ["sh", f"{self.conf_path}/{COMPOSER}"] if self.composes(config) else None
+
+    def watched_files(self, config: StackConfig) -> list[str]:
+        # The composer's sources: the deny files, and the site's routes.
+        routes = [self.routes_path] if self.composes(config) else []
+        return [*super().watched_files(config), *routes]
+
+    def own_tmpfs(self, config: StackConfig) -> list[Tmpfs]:
+        tmpfs = super().own_tmpfs(config)
+        if self.composes(config):
+            why = "The folder Traefik's file provider watches, composed: only its user writes it."
+            options = f"uid={config.uid},gid={config.gid},mode=0700"
+            tmpfs.append(Tmpfs(COMPOSED_PATH, options, (why,)))
+        return tmpfs
 
     def certificates(self, config: StackConfig) -> CertificateSource:
         if config.tls.mode.is_acme:
@@ -86,8 +133,15 @@ class Traefik(Proxy):
     def own_templates(self, config: StackConfig) -> list[TemplateFile]:
         return [
             TemplateFile("proxies/traefik/traefik.toml.j2", "traefik/traefik.toml"),
-            TemplateFile(
-                "proxies/traefik/dynamic.toml.j2", f"{self.dynamic_dir(config)}/{DYNAMIC_FILE}"
+            TemplateFile("proxies/traefik/dynamic.toml.j2", f"{self.conf_dir}/{DYNAMIC_FILE}"),
+            *(
+                [
+                    TemplateFile(
+                        f"proxies/traefik/{COMPOSER}.j2", f"{self.conf_dir}/{COMPOSER}", 0o755
+                    )
+                ]
+                if self.composes(config)
+                else []
             ),
         ]
 
@@ -98,14 +152,15 @@ class Traefik(Proxy):
         return None
 
     def restart_files(self, config: StackConfig) -> frozenset[str]:
-        # The dynamic files are watched; the static one is read once, at start.
+        # The dynamic files are watched (a changed composer runs at the reload); the static
+        # one is read once, at start.
         return frozenset({"traefik/traefik.toml"})
 
     def static_problems(self, config: StackConfig, files: dict[str, bytes]) -> list[str]:
         problems: list[str] = []
         for name, checker in (
             ("traefik/traefik.toml", static_problems),
-            (f"{self.dynamic_dir(config)}/{DYNAMIC_FILE}", dynamic_problems),
+            (f"{self.conf_dir}/{DYNAMIC_FILE}", dynamic_problems),
         ):
             raw = files.get(name)
             if raw is None:
