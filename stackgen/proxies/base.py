@@ -26,6 +26,7 @@ from stackgen.proxies.spec import ProxySpec
 # Jellyfin's documented minimum for uploads (docs/jellyfin.md).
 JELLYFIN_MAX_BODY: Final = 20 * 1024 * 1024
 BannedAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+AdmittedNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The ban list's deny file (access.ban): its folder in the stack, which stackgen writes, and
 # where the proxy's container reads it (a folder: an atomic replace of the file is seen).
 BAN_DIR: Final = "ban"
@@ -41,6 +42,9 @@ WATCHER: Final = "watch-files.sh"
 DENY_FILE_HEAD: Final = (
     "# The ban list (access.ban), written by `stackgen ban`: these clients get 403.\n"
 )
+# The GeoIP allow file (access.geo): in the proxy's configuration folder, rewritten at every
+# render from the country database; its first line says what it holds (verify reads it).
+GEO_FILE_HEAD: Final = "# access.geo (stackgen writes this file at every render; do not edit): "
 FED_FILE_HEAD: Final = (
     "# The ban list's feeder (fail2ban, access.ban.feeder) writes this file: these clients "
     "get 403.\n"
@@ -60,7 +64,7 @@ class DenySyntax:
     between: str = ""
     tail: str = ""
 
-    def render(self, addresses: Sequence[BannedAddress]) -> str:
+    def render(self, addresses: Sequence[BannedAddress | AdmittedNetwork]) -> str:
         if not addresses:
             return self.head
         body = self.between.join(self.each.format(a) for a in addresses)
@@ -103,6 +107,9 @@ class Proxy(ABC):
     # The proxy sees a change of its deny files by itself (Traefik's file provider watches
     # its dynamic files); otherwise the file watcher reloads it.
     watches_ban_natively: ClassVar[bool] = False
+    # The GeoIP allow file's name in the configuration folder (access.geo); None: the
+    # networks are written into the proxy's own configuration (Traefik's dynamic file).
+    geo_file: ClassVar[str | None] = None
 
     @property
     def kind(self) -> str:
@@ -171,6 +178,25 @@ class Proxy(ABC):
     def fed_syntax(self) -> DenySyntax:
         """The feeder's deny file (fail2ban's), in this proxy's syntax."""
         return self.deny_syntax(FED_FILE_HEAD, "stackgen_fed")
+
+    # --- the GeoIP country allow list (access.geo) ------------------------------------------
+
+    def geo_syntax(self, head: str) -> DenySyntax:
+        """The admitted networks in this proxy's syntax (`{}`: one network), starting with
+        the comment `head`: a file that refuses, with 403, every client outside them."""
+        raise NotImplementedError(f"{self.kind} has no GeoIP allow file")
+
+    def geo_target(self, config: StackConfig) -> str | None:
+        """The allow file in the stack folder, or None (GeoIP off, or written inline)."""
+        if not config.access.geo.on or self.geo_file is None:
+            return None
+        return f"{self.conf_dir}/{self.geo_file}"
+
+    def geo_include(self, config: StackConfig) -> str | None:
+        """Where the proxy's configuration reads the allow file in its container."""
+        if self.geo_target(config) is None:
+            return None
+        return f"{self.conf_path}/{self.geo_file}"
 
     # --- the ban list (access.ban) ----------------------------------------------------------
 

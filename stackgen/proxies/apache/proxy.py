@@ -26,6 +26,7 @@ class Apache(Proxy):
     http3_refusal: ClassVar[str] = "Apache httpd has no HTTP/3 (QUIC) support"
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = CONF_PATH
+    geo_file: ClassVar[str | None] = "geo-allow.conf"
     ban_file: ClassVar[str | None] = "deny.conf"
 
     def deny_syntax(self, head: str, name: str) -> DenySyntax:
@@ -38,6 +39,17 @@ class Apache(Proxy):
             each="-R '{}'",
             between=" || ",
             tail='">\n    Require all denied\n</If>\n',
+        )
+
+    def geo_syntax(self, head: str) -> DenySyntax:
+        # Included in the HTTPS virtual host after the deny files. An <If> is merged after
+        # every <Location>; `AuthMerging And` keeps their rules (access.allow, the token
+        # gate) and adds this one: a client must be in one of the networks as well.
+        return DenySyntax(
+            head,
+            first='<If "true">\n    AuthMerging And\n    <RequireAny>\n',
+            each="        Require ip {}\n",
+            tail="    </RequireAny>\n</If>\n",
         )
 
     def certificates(self, config: StackConfig) -> CertificateSource:
