@@ -198,6 +198,10 @@ class Proxy(ABC):
             return None
         return f"{self.conf_path}/{self.geo_file}"
 
+    def geo_summary_file(self, config: StackConfig) -> str | None:
+        """The stack file whose line starting with GEO_FILE_HEAD sums up access.geo."""
+        return self.geo_target(config)
+
     # --- the ban list (access.ban) ----------------------------------------------------------
 
     def ban_file_name(self, config: StackConfig) -> str | None:

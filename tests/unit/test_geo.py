@@ -21,6 +21,8 @@ from stackgen.geoip import MAX_DATABASE_BYTES, country_networks
 from stackgen.proxies import available
 from stackgen.proxies.base import GEO_FILE_HEAD
 from stackgen.render import geo_allow
+from stackgen.stack import Stack
+from stackgen.verify import geo_on_disk
 from tests.mmdb import encode, many_networks, pack_node, write_database
 from tests.unit.hostile.bounded import run_bounded
 from tests.unit.rendering import config_for, rendered
@@ -220,9 +222,9 @@ def test_with_the_ban_list_off_too(proxy: str, tmp_path: Path) -> None:
 # --- hostile databases: one line, exit 3, nothing written, bounded -----------------------
 
 
-def _stack_with_geo(tmp_path: Path, database: str) -> Path:
+def _stack_with_geo(tmp_path: Path, database: str, proxy: str = "traefik") -> Path:
     stack = tmp_path / "stack"
-    result = stackgen(*BASE, "--dir", str(stack))
+    result = stackgen(BASE[0], proxy, *BASE[2:], "--dir", str(stack))
     assert result.returncode == 0, result.stderr
     toml = stack / "stackgen.toml"
     document = tomlkit.parse(toml.read_text())
@@ -385,3 +387,17 @@ def test_a_good_database_renders_and_a_rerender_refreshes_the_file(tmp_path: Pat
     text = dynamic.read_text()
     assert "192.0.2.0/24" in text
     assert "203.0.113.0/24" not in text
+
+
+@pytest.mark.parametrize("proxy", ["nginx", "traefik"])
+def test_verify_reads_the_summary_back_from_the_rendered_file(proxy: str, tmp_path: Path) -> None:
+    database = tmp_path / "db.mmdb"
+    database.write_bytes(write_database(FRANCE))
+    stack_dir = _stack_with_geo(tmp_path, str(database), proxy)
+    assert stackgen("render", "--dir", str(stack_dir)).returncode == 0
+    facts = geo_on_disk(Stack.load(stack_dir))
+    assert facts is not None
+    assert list(facts.countries) == ["FR"]
+    assert facts.country_networks == 2
+    assert facts.admitted == len(EXPECTED_V4 | EXPECTED_V6)
+    assert facts.database_built.startswith("2025-12-")

@@ -68,6 +68,13 @@ class Traefik(Proxy):
         """That folder in Traefik's container."""
         return BAN_PATH if self.ban_file_name(config) else self.conf_path
 
+    def geo_summary_file(self, config: StackConfig) -> str | None:
+        # access.geo's middleware is in the site's dynamic file (one file provider, which
+        # reads one file with the ban list off): its summary line too.
+        if not config.access.geo.on:
+            return None
+        return f"{self.dynamic_dir(config)}/{DYNAMIC_FILE}"
+
     def dynamic_path(self, config: StackConfig) -> str:
         return f"{self.dynamic_folder(config)}/{DYNAMIC_FILE}"
 
