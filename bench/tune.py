@@ -12,7 +12,7 @@ interleaved, so `compare` is tuned/untouched (ratios) or tuned - untouched (ms).
 `healthcheck` variant times `stackgen up` instead, alternating A and B.
 Results: RESULTS/tuning/PROXY-VARIANT.json (RESULTS: BENCH_OUT, default .cache/bench/results).
 
-    python -m bench.tune PROXY gate-token|rate-limit|allow-list|ban-list
+    python -m bench.tune PROXY gate-token|rate-limit|allow-list|ban-list|geo
 
 does the same for a setting of stackgen.toml, on any proxy: A rendered without it, B with it
 (`setting_variant`), so `compare` is with/without; `gate-token` streams and seeks with the
@@ -37,6 +37,7 @@ from typing import Any
 from bench import run as runner
 from bench import slot
 from stackgen.bench.measure import BenchSettings
+from stackgen.testing.mmdb import many_networks, write_database
 
 # (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
 # files name B's own ports, so the edits below avoid port numbers.
@@ -119,7 +120,12 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
 # these tables merged in (A without the setting, B with it), for any proxy. "tuned" below is
 # then the setting on, "untouched" off.
 Settings = dict[str, Any]
-SETTING_VARIANTS = ("gate-token", "rate-limit", "allow-list", "ban-list")
+SETTING_VARIANTS = ("gate-token", "rate-limit", "allow-list", "ban-list", "geo")
+# access.geo's cost with a country of realistic size: this many ranges of the admitted
+# country, every one sorting before the bench client's own (its veth pair, also placed in
+# that country), so that a proxy that tries the ranges one by one (Caddy's remote_ip,
+# Traefik's ipAllowList, Apache's Require ip) tries nearly all of them on every request.
+GEO_RANGES = int(os.environ.get("TUNE_GEO_RANGES", "50000"))
 # The gate lets a stream through only with a token Jellyfin confirms: the bench's own API
 # key (the stand-in accepts it), on both sides so that they differ by the setting alone.
 GATE_MEDIA_PATH = f"/Videos/stackgen-bench/stream?static=true&api_key={BenchSettings().token}"
@@ -140,7 +146,23 @@ def setting_variant(variant: str, images: dict[str, str]) -> tuple[Settings, Set
         "allow-list": ({}, {"access": {"allow": [str(_client_link())]}}),
         "ban-list": ({"access": {"ban": {"enabled": False}}}, {}),
     }
+    if variant == "geo":
+        # Neither side has a LAN (the client's 10.x address would be admitted by it, first):
+        # only the database admits the client, after GEO_RANGES other ranges.
+        no_lan: Settings = {"access": {"lan": [], "lan_only": []}}
+        database = _geo_database()
+        geo = {"countries": ["FR"], "database": str(database)}
+        return no_lan, {"access": {"lan": [], "lan_only": [], "geo": geo}}
     return variants[variant]
+
+
+def _geo_database() -> Path:
+    networks = many_networks(GEO_RANGES, "FR", start="1.0.0.0")
+    networks[_client_link()] = "FR"
+    path = runner.WORK / "geo" / "country.mmdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(write_database(networks))
+    return path
 
 
 # TUNE_HTTP2=1: stream and seek over h2 (the API stays HTTP/1.1, as in `stackgen bench`).

@@ -32,7 +32,7 @@ from integration.netns import (
 )
 
 from stackgen.proxies import available
-from tests.mmdb import many_networks, write_database
+from stackgen.testing.mmdb import many_networks, write_database
 
 ATTACKER = attacker_range(SLOT)
 BYSTANDER = bystander_range(SLOT)

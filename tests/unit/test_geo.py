@@ -22,8 +22,8 @@ from stackgen.proxies import available
 from stackgen.proxies.base import GEO_FILE_HEAD
 from stackgen.render import geo_allow
 from stackgen.stack import Stack
+from stackgen.testing.mmdb import encode, many_networks, pack_node, write_database
 from stackgen.verify import geo_on_disk
-from tests.mmdb import encode, many_networks, pack_node, write_database
 from tests.unit.hostile.bounded import run_bounded
 from tests.unit.rendering import config_for, rendered
 from tests.unit.test_cli import BASE, stackgen

@@ -1,5 +1,6 @@
-"""A MaxMind-DB-format country database written by the tests themselves (never a binary in
-the repository, never a download): networks mapped to ISO country codes, laid out as
+"""A MaxMind-DB-format country database written by a test itself (never a binary in the
+repository, never a download), for `access.geo` (the tests, the bench harness's `geo`
+variant, a plugin user's own tests): networks mapped to ISO country codes, laid out as
 MaxMind's own writer lays them (an IPv6 tree, IPv4 at ::/96, the IPv4-mapped, Teredo and
 6to4 ranges aliased to that same subtree, records as GeoLite2-Country writes them).
 """
@@ -119,8 +120,7 @@ def write_database(
     for _, code in pairs:
         if code not in offsets:
             offsets[code] = len(data)
-            record = (records or {}).get(code, country_record(code))
-            data += encode(record)
+            data += encode((records or {}).get(code, country_record(code)))
     root = _Node()
     # Wider networks first, so that a narrower one inside is carved out of it.
     for network, code in sorted(pairs, key=lambda p: _as_v6(p[0]).prefixlen):
