@@ -401,3 +401,31 @@ def test_verify_reads_the_summary_back_from_the_rendered_file(proxy: str, tmp_pa
     assert facts.country_networks == 2
     assert facts.admitted == len(EXPECTED_V4 | EXPECTED_V6)
     assert facts.database_built.startswith("2025-12-")
+
+
+def test_the_swarm_target_refuses_geo_in_one_line(tmp_path: Path) -> None:
+    database = _database(tmp_path, write_database(FRANCE))
+    deploy = {"target": "swarm", "media_address": "192.0.2.10"}
+    with pytest.raises(ValidationError, match=r"access\.geo: not on the swarm target yet"):
+        config_for(
+            "nginx",
+            tmp_path,
+            access={"geo": _geo(database, ["FR"])},
+            deploy=deploy,
+            jellyfin={"network_mode": "host"},
+        )
+
+
+def test_the_edge_renders_the_allow_file_and_the_home_does_not(tmp_path: Path) -> None:
+    database = _database(tmp_path, write_database(FRANCE))
+    deploy = {"target": "edge-home", "edge_host": "edge.example.com"}
+    for side, expected in (("edge", True), ("home", False)):
+        config = config_for(
+            "nginx",
+            tmp_path,
+            access={"geo": _geo(database, ["FR"])},
+            deploy={**deploy, "side": side},
+            jellyfin={"network_mode": "bridge"},
+        )
+        files = rendered(config, tmp_path)
+        assert ("nginx/conf.d/geo-allow.geo" in files) is expected, side
