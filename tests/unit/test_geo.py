@@ -429,3 +429,10 @@ def test_the_edge_renders_the_allow_file_and_the_home_does_not(tmp_path: Path) -
         )
         files = rendered(config, tmp_path)
         assert ("nginx/conf.d/geo-allow.geo" in files) is expected, side
+
+
+def test_apache_loads_require_ip_for_geo_alone(tmp_path: Path) -> None:
+    # Without access.allow and access.lan_only, mod_authz_host is loaded for access.geo's
+    # `Require ip` (else Apache refuses to start: "Unknown Authz provider: ip").
+    files = _rendered_geo("apache", tmp_path, lan=[], lan_only=[])
+    assert "LoadModule authz_host_module modules/mod_authz_host.so" in files["apache/httpd.conf"]
