@@ -26,3 +26,7 @@ class ProxySpec:
     # Why the ban list's feeder (fail2ban) is not rendered with this proxy ("": it is). Said
     # at `init` and `check` while `access.ban.feeder` is on (stackgen.exposure).
     no_ban_feeder: str = ""
+    # How the proxy matches access.geo's networks when it tries them one by one, so that
+    # every request costs more as the list grows ("": a tree, whose cost does not grow).
+    # Said at `init` and `check` while access.geo is on (stackgen.exposure).
+    geo_linear: str = ""

@@ -16,6 +16,7 @@ import pytest
 import tomlkit
 from pydantic import ValidationError
 
+from stackgen import exposure
 from stackgen.errors import ExitCode, InvalidInputError
 from stackgen.geoip import MAX_DATABASE_BYTES, country_networks
 from stackgen.proxies import available
@@ -436,3 +437,19 @@ def test_apache_loads_require_ip_for_geo_alone(tmp_path: Path) -> None:
     # `Require ip` (else Apache refuses to start: "Unknown Authz provider: ip").
     files = _rendered_geo("apache", tmp_path, lan=[], lan_only=[])
     assert "LoadModule authz_host_module modules/mod_authz_host.so" in files["apache/httpd.conf"]
+
+
+LINEAR = {"caddy", "apache", "traefik"}
+
+
+@pytest.mark.parametrize("proxy", available())
+def test_a_proxy_that_tries_the_networks_one_by_one_says_so(proxy: str, tmp_path: Path) -> None:
+    database = _database(tmp_path, write_database(FRANCE))
+    config = config_for(proxy, tmp_path, access={"geo": _geo(database, ["FR"])})
+    said = [w for w in exposure.warnings(config) if w.startswith("access.geo:")]
+    if proxy in LINEAR:
+        assert len(said) == 1, said
+        assert "one by one" in said[0] and "nginx or HAProxy" in said[0]
+    else:
+        assert said == []
+    assert not [w for w in exposure.warnings(config_for(proxy, tmp_path)) if "access.geo" in w]
