@@ -84,6 +84,13 @@ def geo_allow(config: StackConfig, stack_dir: Path) -> GeoAllow | None:
 
 
 def geo_file(proxy: Proxy, config: StackConfig, allow: GeoAllow) -> PlannedFile | None:
+    limit = proxy.geo_max_networks
+    if limit is not None and len(allow.networks) > limit:
+        raise InvalidInputError(
+            f"access.geo: {len(allow.networks)} networks admitted, more than the {limit} "
+            f"{config.proxy} reads: {proxy.geo_max_reason}; use nginx or HAProxy (a tree, no "
+            "limit), or fewer countries"
+        )
     target = proxy.geo_target(config)
     if target is None:
         return None

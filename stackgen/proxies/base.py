@@ -110,6 +110,10 @@ class Proxy(ABC):
     # The GeoIP allow file's name in the configuration folder (access.geo); None: the
     # networks are written into the proxy's own configuration (Traefik's dynamic file).
     geo_file: ClassVar[str | None] = None
+    # The most admitted networks the proxy starts and reloads with in reasonable time (None:
+    # no limit found); more is refused at render, in one line, with this reason.
+    geo_max_networks: ClassVar[int | None] = None
+    geo_max_reason: ClassVar[str] = ""
 
     @property
     def kind(self) -> str:

@@ -453,3 +453,14 @@ def test_a_proxy_that_tries_the_networks_one_by_one_says_so(proxy: str, tmp_path
     else:
         assert said == []
     assert not [w for w in exposure.warnings(config_for(proxy, tmp_path)) if "access.geo" in w]
+
+
+def test_apache_refuses_more_networks_than_it_starts_with_in_time(tmp_path: Path) -> None:
+    networks = many_networks(25_001, "FR", start="1.0.0.0")
+    database = _database(tmp_path, write_database(networks))
+    config = config_for("apache", tmp_path, access={"geo": _geo(database, ["FR"])})
+    with pytest.raises(InvalidInputError, match=r"access\.geo: 25\d\d\d networks .* apache"):
+        rendered(config, tmp_path)
+    # The same list for nginx renders (a tree: no limit).
+    nginx = config_for("nginx", tmp_path, access={"geo": _geo(database, ["FR"])})
+    assert "1.0.0.0/24 1;" in rendered(nginx, tmp_path)["nginx/conf.d/geo-allow.geo"]
