@@ -36,8 +36,8 @@ from stackgen.testing.mmdb import many_networks, write_database
 
 ATTACKER = attacker_range(SLOT)
 BYSTANDER = bystander_range(SLOT)
-# Ranges of the admitted country beside the bystander's: what a real country's list costs a
-# proxy to load (France has about 20,000 in GeoLite2-Country, the United States 100,000+).
+# Ranges of the admitted country beside the bystander's: a list of a large country's order
+# of size for every proxy to load, within Apache's limit (25,000: docs/access.md).
 COUNTRY_SIZE = 20_000
 
 
