@@ -116,15 +116,6 @@ def country_networks(path: Path, countries: Iterable[str]) -> CountryNetworks:
         raise InvalidInputError(f"access.geo.database {path}: {error}") from None
 
 
-def database_built(path: Path) -> datetime:
-    """When the database was built (its metadata's `build_epoch`), without walking it."""
-    data = read_database(path)
-    try:
-        return _built(_metadata(data))
-    except _Bad as error:
-        raise InvalidInputError(f"access.geo.database {path}: {error}") from None
-
-
 def _country_networks(data: bytes, wanted: frozenset[str]) -> CountryNetworks:
     meta = _metadata(data)
     database_type = meta.get("database_type")
@@ -155,16 +146,16 @@ def _country_networks(data: bytes, wanted: frozenset[str]) -> CountryNetworks:
         return countries[offset]
 
     if ip_version == 4:
-        spaces = [(0, 0, 32, 4)]
+        spaces = [(0, 0, 32)]
     else:
         # IPv4 lives at ::/96 of an IPv6 tree: walked on its own, as IPv4.
         v4_node = tree.descend(0, 0, 96)
-        spaces = [(0, 0, 128, 6)]
+        spaces = [(0, 0, 128)]
         if v4_node is not None:
-            spaces.append((v4_node, 0, 32, 4))
+            spaces.append((v4_node, 0, 32))
     skip = {_IPV4_IN_IPV6, *_ALIASES} if ip_version == 6 else set()
-    for root, prefix, bits, version in spaces:
-        for network_int, length, offset in tree.walk(root, prefix, bits, version, skip):
+    for root, prefix, bits in spaces:
+        for network_int, length, offset in tree.walk(root, prefix, bits, skip):
             code = country_at(offset)
             if code in found:
                 found[code].append(_network(network_int, length, bits))
@@ -264,7 +255,7 @@ class _Tree:
         return node
 
     def walk(
-        self, root: int, prefix: int, bits: int, version: int, skip: set[IPNetwork]
+        self, root: int, prefix: int, bits: int, skip: set[IPNetwork]
     ) -> Iterator[tuple[int, int, int]]:
         """(network as an integer, prefix length, data offset) for every record with data
         below `root`. Each node is expanded at most once (a node reached twice is an alias of

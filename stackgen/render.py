@@ -52,7 +52,7 @@ class GeoAllow:
 
     @property
     def head(self) -> str:
-        """The file's first line: what verify reads back (`geo_summary`)."""
+        """The file's first line: what verify reads back (`verify.geo_on_disk`)."""
         summary = {
             "countries": list(self.countries),
             "database_built": self.built.strftime("%Y-%m-%dT%H:%M:%SZ"),
