@@ -326,6 +326,8 @@ def main(proxy: str, variant: str) -> int:
         if variant in SETTING_VARIANTS:
             settings = setting_variant(variant, images)
             result["settings"] = {"untouched": settings[0], "tuned": settings[1]}
+            if variant == "geo":
+                result["geo_ranges"] = GEO_RANGES
         a = runner.init_stack(proxy, "stackgen", images, tls, settings[0])
         b = runner.init_stack(proxy, "docs", images, tls, settings[1])
         apply(b, edits, runner.LAYOUT["docs"]["jellyfin"])
