@@ -12,7 +12,7 @@ interleaved, so `compare` is tuned/untouched (ratios) or tuned - untouched (ms).
 `healthcheck` variant times `stackgen up` instead, alternating A and B.
 Results: RESULTS/tuning/PROXY-VARIANT.json (RESULTS: BENCH_OUT, default .cache/bench/results).
 
-    python -m bench.tune PROXY gate-token|rate-limit|allow-list|ban-list
+    python -m bench.tune PROXY gate-token|rate-limit|allow-list|ban-list|geo
 
 does the same for a setting of stackgen.toml, on any proxy: A rendered without it, B with it
 (`setting_variant`), so `compare` is with/without; `gate-token` streams and seeks with the
@@ -49,9 +49,12 @@ from bench import run as runner
 from bench import slot
 from bench.proxy_facts import local_image_name
 from stackgen.bench import curl
+from stackgen.bench.cgroup import Cgroup
 from stackgen.bench.endpoint import url_endpoint
 from stackgen.bench.measure import BenchSettings
 from stackgen.bench.stats import abba_order, compare_pairs
+from stackgen.config_file import load_config
+from stackgen.testing.mmdb import many_networks, write_database
 
 # (file in the stack, text to find, replacement). Ports in the text are A's; B's rendered
 # files name B's own ports, so the edits below avoid port numbers.
@@ -150,7 +153,12 @@ VARIANTS: dict[tuple[str, str], list[Edit]] = {
 # these tables merged in (A without the setting, B with it), for any proxy. "tuned" below is
 # then the setting on, "untouched" off.
 Settings = dict[str, Any]
-SETTING_VARIANTS = ("gate-token", "rate-limit", "allow-list", "ban-list")
+SETTING_VARIANTS = ("gate-token", "rate-limit", "allow-list", "ban-list", "geo")
+# access.geo's cost with a country of realistic size: this many ranges of the admitted
+# country, every one sorting before the bench client's own (its veth pair, also placed in
+# that country), so that a proxy that tries the ranges one by one (Caddy's remote_ip,
+# Traefik's ipAllowList, Apache's Require ip) tries nearly all of them on every request.
+GEO_RANGES = int(os.environ.get("TUNE_GEO_RANGES", "50000"))
 # The gate lets a stream through only with a token Jellyfin confirms: the bench's own API
 # key (the stand-in accepts it), on both sides so that they differ by the setting alone.
 GATE_MEDIA_PATH = f"/Videos/stackgen-bench/stream?static=true&api_key={BenchSettings().token}"
@@ -171,7 +179,91 @@ def setting_variant(variant: str, images: dict[str, str]) -> tuple[Settings, Set
         "allow-list": ({}, {"access": {"allow": [str(_client_link())]}}),
         "ban-list": ({"access": {"ban": {"enabled": False}}}, {}),
     }
+    if variant == "geo":
+        # Neither side has a LAN (the client's 10.x address would be admitted by it, first):
+        # only the database admits the client, after GEO_RANGES other ranges.
+        no_lan: Settings = {"access": {"lan": [], "lan_only": []}}
+        database = _geo_database()
+        geo = {"countries": ["FR"], "database": str(database)}
+        return no_lan, {"access": {"lan": [], "lan_only": [], "geo": geo}}
     return variants[variant]
+
+
+# The proxy's own CPU time per API request, A and B alternately (ABBA): what a per-request
+# check costs, charged exactly from the proxy container's cgroup, so that the machine's load
+# (which moves latencies by tens of percent) does not enter. One keep-alive connection per
+# batch from the bench namespace; the handshake is spread over the batch.
+API_CPU_REQUESTS = int(os.environ.get("TUNE_API_CPU_REQUESTS", "400"))
+_API_CLIENT = """
+import http.client, socket, ssl, sys
+address, name, ca = sys.argv[1], sys.argv[3], sys.argv[4]
+port, count = int(sys.argv[2]), int(sys.argv[5])
+ctx = ssl.create_default_context(cafile=ca)
+conn, done, bad = None, 0, 0
+while done < count:
+    if conn is None:
+        conn = http.client.HTTPSConnection(name, port, context=ctx)
+        raw = socket.create_connection((address, port), timeout=30)
+        conn.sock = ctx.wrap_socket(raw, server_hostname=name)
+    conn.request("GET", "/System/Info/Public")
+    response = conn.getresponse()
+    response.read()
+    bad += response.status != 200
+    done += 1
+    if response.will_close:
+        conn.close()
+        conn = None
+print(bad)
+"""
+
+
+def api_cpu(folders: dict[str, Path], ports: dict[str, int], ca: Path) -> dict[str, Any]:
+    """Per side, the proxy container's CPU microseconds per API request, over PAIRS pairs
+    in the order A-B-B-A; and B/A per pair."""
+    groups = {
+        side: Cgroup(runner.container_id(folder, _proxy_service(folder)))
+        for side, folder in folders.items()
+    }
+    per_request: dict[str, list[float]] = {side: [] for side in folders}
+    for pair in range(runner.PAIRS):
+        order = ("untouched", "tuned") if pair % 2 == 0 else ("tuned", "untouched")
+        for side in order:
+            before = groups[side].cpu_seconds()
+            done = runner.run(
+                ["nsenter", f"--net=/run/netns/{runner.NETNS}", "--", sys.executable, "-c",
+                 _API_CLIENT, runner.HOST_IP, str(ports[side]), runner.DOMAIN, str(ca),
+                 str(API_CPU_REQUESTS)],
+                timeout=600, quiet=True,
+            )  # fmt: skip
+            if done.stdout.strip() != "0":
+                raise RuntimeError(f"{side}: {done.stdout.strip()} API requests were not 200")
+            spent = groups[side].cpu_seconds() - before
+            per_request[side].append(round(spent / API_CPU_REQUESTS * 1e6, 1))
+    ratios = sorted(
+        t / u for t, u in zip(per_request["tuned"], per_request["untouched"], strict=True) if u
+    )
+    spread = [round(ratios[1], 3), round(ratios[-2], 3)] if len(ratios) >= 4 else None
+    return {
+        "requests_per_batch": API_CPU_REQUESTS,
+        "cpu_us_per_request": per_request,
+        "median_us": {side: runner._median(v) for side, v in per_request.items()},
+        "ratio_tuned_vs_untouched": runner._median(ratios),
+        "ratio_interval": spread,
+        "anon_bytes": {side: group.anon_bytes() for side, group in groups.items()},
+    }
+
+
+def _proxy_service(folder: Path) -> str:
+    return str(load_config(folder).proxy)
+
+
+def _geo_database() -> Path:
+    networks = many_networks(GEO_RANGES, "FR", start="1.0.0.0")
+    networks[_client_link()] = "FR"
+    path = runner.WORK / "geo" / "country.mmdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(write_database(networks))
+    return path
 
 
 # TUNE_HTTP2=1: stream and seek over h2 (the API stays HTTP/1.1, as in `stackgen bench`).
@@ -362,6 +454,8 @@ def main(proxy: str, variant: str) -> int:
         if variant in SETTING_VARIANTS:
             settings = setting_variant(variant, images)
             result["settings"] = {"untouched": settings[0], "tuned": settings[1]}
+            if variant == "geo":
+                result["geo_ranges"] = GEO_RANGES
         a = runner.init_stack(proxy, "stackgen", images, tls, settings[0])
         images_b = images_for_b(proxy, variant, images)
         if variant == OLD_VERSION:
@@ -397,7 +491,8 @@ def main(proxy: str, variant: str) -> int:
             doc = runner.bench(
                 f"tuning/{proxy}-{variant}{'-h2' if HTTP2 else ''}-bench",
                 port_b,
-                [*runner.common(runner.PAIRS), "--only", "stream", "--only", "seek",
+                [*runner.common(runner.PAIRS),
+                 *(["--only", "stream", "--only", "seek"] if variant != "geo" else []),
                  "--only", "api", "--direct", runner.https_url(port_a),
                  *(["--media-path", GATE_MEDIA_PATH] if variant == "gate-token" else []),
                  *(["--http2", "--direct-http2"] if HTTP2 else [])],
@@ -419,6 +514,11 @@ def main(proxy: str, variant: str) -> int:
                     {"tuned": port_b, "untouched": port_a}, tls / "ca.pem"
                 )
                 result["compare_tuned_vs_untouched"]["upload_ms"] = result["uploads"]["compare"]
+            if variant == "geo":
+                result["api_cpu"] = api_cpu(
+                    {"untouched": a, "tuned": b}, {"untouched": port_a, "tuned": port_b},
+                    tls / "ca.pem",
+                )  # fmt: skip
     finally:
         runner.cleanup()
     result["loadavg_after"] = list(os.getloadavg())

@@ -69,11 +69,25 @@ def unsent_login_log(config: StackConfig) -> str | None:
     )
 
 
+def slow_geo(config: StackConfig) -> str | None:
+    """access.geo with a proxy whose per-request cost grows with the list: said, so that a
+    large country is a choice (docs/access.md has the measurement)."""
+    why = registry.spec(config.proxy).geo_linear
+    if not config.access.geo.on or not why:
+        return None
+    return (
+        f"access.geo: {why} on every request: with tens of thousands of networks (a large "
+        "country) that is a fraction of a millisecond to milliseconds of CPU per request; "
+        "nginx or HAProxy look them up in a tree at no measurable cost (docs/access.md)"
+    )
+
+
 def warnings(config: StackConfig) -> list[str]:
     found = (
         root_user(config),
         plain_jellyfin(config),
         unlimited_logins(config),
         unsent_login_log(config),
+        slow_geo(config),
     )
     return [w for w in found if w is not None] + config.deploy.exposure(config)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from stackgen import feeder
+from stackgen import feeder, geoip
 from stackgen.certificates import Certbot
 from stackgen.dns_providers import RFC2136, TSIG_SECRET
 from stackgen.env_file import literal_line
@@ -21,6 +25,7 @@ from stackgen.models import (
 )
 from stackgen.parts import Access
 from stackgen.proxies import get_proxy
+from stackgen.proxies.base import GEO_FILE_HEAD, AdmittedNetwork, Proxy
 from stackgen.targets import registry as targets
 from stackgen.targets.stack_file import Rendered, StackFile
 from stackgen.templating import render
@@ -30,6 +35,66 @@ COMPOSE_FILE: Final = "docker-compose.yml"
 ENV_FILE: Final = ".env"
 # The token gate's script, mounted read-only into its service (gate/compose-service.yml.j2).
 GATE_SCRIPT: Final = "gate/gate.py"
+# Always admitted by access.geo, whatever the database says: the container's own loopback
+# (its healthcheck), besides access.lan and the proxy network (render adds those).
+LOOPBACK: Final = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@dataclass(frozen=True)
+class GeoAllow:
+    """What access.geo admits: the countries' networks from the database, and the ranges
+    always admitted (access.lan, the proxy network, loopback), collapsed together."""
+
+    countries: tuple[str, ...]
+    built: datetime
+    country_networks: int  # the countries' networks after collapsing, before the others
+    networks: tuple[AdmittedNetwork, ...]
+
+    @property
+    def head(self) -> str:
+        """The file's first line: what verify reads back (`verify.geo_on_disk`)."""
+        summary = {
+            "countries": list(self.countries),
+            "database_built": self.built.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "country_networks": self.country_networks,
+            "admitted": len(self.networks),
+        }
+        return f"{GEO_FILE_HEAD}{json.dumps(summary, separators=(',', ':'))}\n"
+
+
+def geo_allow(config: StackConfig, stack_dir: Path) -> GeoAllow | None:
+    """access.geo's networks, read from the database now (None: GeoIP off)."""
+    geo = config.access.geo
+    if not geo.on or geo.database is None:
+        return None
+    database = Path(geo.database).expanduser()
+    found = geoip.country_networks(
+        database if database.is_absolute() else stack_dir / database, geo.countries
+    )
+    empty = [code for code, count in found.per_country.items() if count == 0]
+    if empty:
+        raise InvalidInputError(
+            f"access.geo.countries: the database ({found.database_type}) has no network for "
+            f"{', '.join(empty)}: not a country code it uses (the United Kingdom is GB)"
+        )
+    always: list[AdmittedNetwork] = [*config.access.lan, *LOOPBACK]
+    always += [n for n in (config.network.subnet, config.network.subnet6) if n is not None]
+    networks = geoip.collapse([*found.networks, *always])
+    return GeoAllow(tuple(geo.countries), found.built, len(found.networks), networks)
+
+
+def geo_file(proxy: Proxy, config: StackConfig, allow: GeoAllow) -> PlannedFile | None:
+    limit = proxy.geo_max_networks
+    if limit is not None and len(allow.networks) > limit:
+        raise InvalidInputError(
+            f"access.geo: {len(allow.networks)} networks admitted, more than the {limit} "
+            f"{config.proxy} reads: {proxy.geo_max_reason}; use nginx or HAProxy (a tree, no "
+            "limit), or fewer countries"
+        )
+    target = proxy.geo_target(config)
+    if target is None:
+        return None
+    return PlannedFile(target, proxy.geo_syntax(allow.head).render(allow.networks).encode())
 
 
 def network_xml_path(config: StackConfig) -> str:
@@ -62,6 +127,7 @@ def render_stack(
             f"{config.tls.mode.value!r}: use tls.source 'certbot'"
         )
     stack_file: StackFile = targets.load(config.deploy.target, "stack_file")
+    geo = geo_allow(config, stack_dir) if config.deploy.runs_proxy else None
     context: dict[str, object] = {
         "c": config,
         "proxy": proxy,
@@ -71,6 +137,7 @@ def render_stack(
         "TlsMode": TlsMode,
         "target": stack_file,
         "feeder": feeder,
+        "geo": geo,
     }
     deploy = config.deploy
     # In Jellyfin's own config folder, which Jellyfin writes (only where Jellyfin runs: a
@@ -86,6 +153,9 @@ def render_stack(
             PlannedFile(t.target, render(t.template, **context).encode(), t.mode)
             for t in proxy.templates(config)
         ]
+        allow_file = geo_file(proxy, config, geo) if geo is not None else None
+        if allow_file is not None:
+            files.append(allow_file)
         if config.token_gate.on:
             files.append(PlannedFile(GATE_SCRIPT, render("gate/gate.py.j2", **context).encode()))
         syntax = proxy.fed_syntax() if proxy.feeder_on(config) else None

@@ -8,14 +8,20 @@ it really connects from), so a stale or hand-edited file is caught.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stackgen.errors import InvalidInputError
+from stackgen.errors import InvalidInputError, StackgenError
+from stackgen.inputs import read_bytes
 from stackgen.models import TlsMode
-from stackgen.probe import Target
+from stackgen.probe import GeoFacts, Target
+from stackgen.proxies.base import GEO_FILE_HEAD
 from stackgen.stack import Stack
+
+# The allow file of a country as large as the United States, with room to spare.
+GEO_FILE_LIMIT = 64 * 1024 * 1024
 
 
 def known_proxies_on_disk(stack: Stack) -> list[str]:
@@ -25,6 +31,32 @@ def known_proxies_on_disk(stack: Stack) -> list[str]:
     except (OSError, ET.ParseError):
         return []
     return [(e.text or "").strip() for e in root.findall("./KnownProxies/string") if e.text]
+
+
+def geo_on_disk(stack: Stack) -> GeoFacts | None:
+    """What the rendered allow file of access.geo says of itself (its summary line): the
+    countries, when the database was built, how many networks. None: GeoIP off, or no
+    readable summary (the exposure check then judges nothing)."""
+    name = stack.proxy.geo_summary_file(stack.config)
+    if name is None:
+        return None
+    try:
+        text = read_bytes(stack.folder / name, limit=GEO_FILE_LIMIT).decode("utf-8", "replace")
+    except StackgenError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(GEO_FILE_HEAD):
+            try:
+                summary = json.loads(line.removeprefix(GEO_FILE_HEAD))
+                return GeoFacts(
+                    countries=[str(c) for c in summary["countries"]],
+                    database_built=str(summary["database_built"]),
+                    country_networks=int(summary["country_networks"]),
+                    admitted=int(summary["admitted"]),
+                )
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
 
 
 def proxy_addresses(stack: Stack) -> list[str]:
@@ -78,6 +110,7 @@ def stack_target(
             tunnel=stack.target.tunnel(stack) if observed else None,
             token_gate=config.token_gate.on,
             gate_offered=config.deploy.offers_token_gate,
+            geo=geo_on_disk(stack),
         )
     )
 

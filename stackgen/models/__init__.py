@@ -55,6 +55,7 @@ from stackgen.models.fields import (
     validate_url,
 )
 from stackgen.models.gate import GateSettings
+from stackgen.models.geo import GeoSettings, validate_country
 from stackgen.models.jellyfin import (
     JELLYFIN_DIRS,
     JellyfinConfig,
@@ -117,6 +118,7 @@ __all__ = [
     "Email",
     "EnvName",
     "GateSettings",
+    "GeoSettings",
     "HeadersConfig",
     "HttpsUrl",
     "IPv4",
@@ -150,6 +152,7 @@ __all__ = [
     "default_run_as",
     "ipv6_subnet_for",
     "parse_config",
+    "validate_country",
     "validate_domain",
     "validate_email",
     "validate_env_name",

@@ -21,6 +21,7 @@ from pydantic import (
 from stackgen.models.ban import BanSettings
 from stackgen.models.fields import PRIVATE_RANGES, Cidr, Strict
 from stackgen.models.gate import GateSettings
+from stackgen.models.geo import GeoSettings
 from stackgen.options import Setting
 
 
@@ -117,6 +118,8 @@ class AccessSettings(Strict):
     gate: GateSettings = Field(default_factory=GateSettings)
     # The ban list: its own table (`[access.ban]`), its own module.
     ban: BanSettings = Field(default_factory=BanSettings)
+    # The GeoIP country allow list: its own table (`[access.geo]`), its own module.
+    geo: GeoSettings = Field(default_factory=GeoSettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> AccessSettings:

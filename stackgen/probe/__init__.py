@@ -73,6 +73,8 @@ exposure.login-rate-limit login requests without a body (no account is tried) un
 exposure.forwarded-for    once refused, a login request claiming another address in
                           X-Forwarded-For / X-Real-IP / Forwarded is refused too (not judged
                           without a rate limit)
+exposure.geo              the GeoIP allow list's database is at most 60 days old (warn when
+                          older); only with Target.geo (access.geo)
 
 Request-level checks (hsts.https, headers.*, jellyfin.health/web/subpath-redirect/
 redirect-loop, stream.*, upload.20mb) run over HTTP/1.1 and, when the server selects h2
@@ -97,7 +99,7 @@ from stackgen.probe.client import (
 )
 from stackgen.probe.result import SCHEMA, CheckResult, Report, Status
 from stackgen.probe.runner import run_checks
-from stackgen.probe.target import Target, Tunnel
+from stackgen.probe.target import GeoFacts, Target, Tunnel
 from stackgen.probe.websocket import (
     WebSocket,
     WebSocketClosed,
@@ -110,6 +112,7 @@ __all__ = [
     "CHECK_IDS",
     "SCHEMA",
     "CheckResult",
+    "GeoFacts",
     "ProbeError",
     "Report",
     "Status",

@@ -96,6 +96,17 @@ class Tunnel:
 
 
 @dataclass(frozen=True)
+class GeoFacts:
+    """The GeoIP country allow list (access.geo) as the stack's own files state it: the
+    check judges the database's age, the probe cannot see it from outside."""
+
+    countries: Sequence[str]
+    database_built: str  # ISO 8601, UTC
+    country_networks: int  # the countries' networks, collapsed
+    admitted: int  # every network the proxy admits (with the LAN and the stack's own)
+
+
+@dataclass(frozen=True)
 class Target:
     """A live Jellyfin-behind-proxy stack, as the user describes it."""
 
@@ -119,6 +130,7 @@ class Target:
     from_lan: bool = False  # the probe runs where LAN clients are (expects lan_url)
     timeout: float = 10.0  # seconds, per connect / per socket operation
     tunnel: Tunnel | None = None  # a WireGuard link between proxy and Jellyfin (edge-home)
+    geo: GeoFacts | None = None  # access.geo, when on
     # A token gate in front of Jellyfin (access.gate) refuses a made-up token itself (401),
     # so what answers the probe's upgrade is the gate, not Jellyfin's WebSocket handler.
     token_gate: bool = False

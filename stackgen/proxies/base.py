@@ -26,6 +26,7 @@ from stackgen.proxies.spec import ProxySpec
 # Jellyfin's documented minimum for uploads (docs/jellyfin.md).
 JELLYFIN_MAX_BODY: Final = 20 * 1024 * 1024
 BannedAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+AdmittedNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The ban list's deny file (access.ban): its folder in the stack, which stackgen writes, and
 # where the proxy's container reads it (a folder: an atomic replace of the file is seen).
 BAN_DIR: Final = "ban"
@@ -48,6 +49,9 @@ WATCHER: Final = "watch-files.sh"
 DENY_FILE_HEAD: Final = (
     "# The ban list (access.ban), written by `stackgen ban`: these clients get 403.\n"
 )
+# The GeoIP allow file (access.geo): in the proxy's configuration folder, rewritten at every
+# render from the country database; its first line says what it holds (verify reads it).
+GEO_FILE_HEAD: Final = "# access.geo (stackgen writes this file at every render; do not edit): "
 FED_FILE_HEAD: Final = (
     "# The ban list's feeder (fail2ban, access.ban.feeder) writes this file: these clients "
     "get 403.\n"
@@ -67,7 +71,7 @@ class DenySyntax:
     between: str = ""
     tail: str = ""
 
-    def render(self, addresses: Sequence[BannedAddress]) -> str:
+    def render(self, addresses: Sequence[BannedAddress | AdmittedNetwork]) -> str:
         if not addresses:
             return self.head
         body = self.between.join(self.each.format(a) for a in addresses)
@@ -110,6 +114,13 @@ class Proxy(ABC):
     # The feeder's deny file name (under FED_DIR) when it differs from `ban_file` (Traefik's
     # feeder writes plain addresses, not its deny file's syntax).
     fed_name: ClassVar[str | None] = None
+    # The GeoIP allow file's name in the configuration folder (access.geo); None: the
+    # networks are written into the proxy's own configuration (Traefik's dynamic file).
+    geo_file: ClassVar[str | None] = None
+    # The most admitted networks the proxy starts and reloads with in reasonable time (None:
+    # no limit found); more is refused at render, in one line, with this reason.
+    geo_max_networks: ClassVar[int | None] = None
+    geo_max_reason: ClassVar[str] = ""
 
     @property
     def kind(self) -> str:
@@ -178,6 +189,29 @@ class Proxy(ABC):
     def fed_syntax(self) -> DenySyntax:
         """The feeder's deny file (fail2ban's), in this proxy's syntax."""
         return self.deny_syntax(FED_FILE_HEAD, "stackgen_fed")
+
+    # --- the GeoIP country allow list (access.geo) ------------------------------------------
+
+    def geo_syntax(self, head: str) -> DenySyntax:
+        """The admitted networks in this proxy's syntax (`{}`: one network), starting with
+        the comment `head`: a file that refuses, with 403, every client outside them."""
+        raise NotImplementedError(f"{self.kind} has no GeoIP allow file")
+
+    def geo_target(self, config: StackConfig) -> str | None:
+        """The allow file in the stack folder, or None (GeoIP off, or written inline)."""
+        if not config.access.geo.on or self.geo_file is None:
+            return None
+        return f"{self.conf_dir}/{self.geo_file}"
+
+    def geo_include(self, config: StackConfig) -> str | None:
+        """Where the proxy's configuration reads the allow file in its container."""
+        if self.geo_target(config) is None:
+            return None
+        return f"{self.conf_path}/{self.geo_file}"
+
+    def geo_summary_file(self, config: StackConfig) -> str | None:
+        """The stack file whose line starting with GEO_FILE_HEAD sums up access.geo."""
+        return self.geo_target(config)
 
     # --- the ban list (access.ban) ----------------------------------------------------------
 

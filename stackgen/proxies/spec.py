@@ -26,3 +26,7 @@ class ProxySpec:
     # Why this proxy does not send its failed logins to the feeder ("": it does). Said at
     # `init` and `check` while `access.ban.proxy_log` is on (stackgen.exposure).
     no_login_log: str = ""
+    # How the proxy matches access.geo's networks when it tries them one by one, so that
+    # every request costs more as the list grows ("": a tree, whose cost does not grow).
+    # Said at `init` and `check` while access.geo is on (stackgen.exposure).
+    geo_linear: str = ""

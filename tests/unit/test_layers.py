@@ -188,6 +188,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stackgen.output",
             "stackgen.redaction",
             "stackgen.env_file",
+            "stackgen.geoip",
         ),
     ),
     (

@@ -18,12 +18,13 @@ import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stackgen.probe import CHECK_IDS, SCHEMA, Report, Status, Target, run_checks
+from stackgen.probe import CHECK_IDS, SCHEMA, GeoFacts, Report, Status, Target, run_checks
 
 from .probe_fixtures import NAME, PKI, crafted_tls12_server, fake_stack, make_pki
 
@@ -60,6 +61,8 @@ NO_TUNNEL = {
     "tunnel.handshake": "the stack has no tunnel",
     "tunnel.allowed-ips": "the stack has no tunnel",
 }
+# Nor exposure.geo without a GeoIP allow list (access.geo, off by default).
+NOT_APPLICABLE = {**NO_TUNNEL, "exposure.geo": "no GeoIP allow list (access.geo)"}
 
 
 def test_good_stack_passes_every_check(good_report: Report) -> None:
@@ -71,13 +74,13 @@ def test_good_stack_passes_every_check(good_report: Report) -> None:
         "jellyfin.subpath-redirect",
         "jellyfin.lan-url",
         "http3.get",
-        *NO_TUNNEL,
+        *NOT_APPLICABLE,
     }
     assert good_report.skipped == {
         "jellyfin.lan-url": "no LAN URL is configured",
         "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
         "jellyfin.subpath-redirect": "the URL has no subpath",
-        **NO_TUNNEL,
+        **NOT_APPLICABLE,
     }
     assert all(r.hint == "" for r in good_report.results)
 
@@ -103,7 +106,7 @@ def test_good_stack_under_a_subpath(pki: PKI) -> None:
     assert report.skipped == {
         "jellyfin.lan-url": "no LAN URL is configured",
         "http3.get": "the server advertises no HTTP/3 (Alt-Svc)",
-        **NO_TUNNEL,
+        **NOT_APPLICABLE,
     }
     sub = report.get("jellyfin.subpath-redirect")
     assert sub is not None and "/jellyfin/web/" in sub.reason
@@ -395,7 +398,7 @@ def test_unreachable_proxy_is_one_root_cause_not_a_cascade() -> None:
     assert "stackgen up" in root.hint
     # Judged from what the target says (the tunnel.* checks: not applicable without one).
     assert set(report.not_run) == set(CHECK_IDS) - {"reach.proxy", "proxy.known-proxies"} - set(
-        NO_TUNNEL
+        NOT_APPLICABLE
     )
     assert set(report.not_run.values()) == {"not run: reach.proxy failed"}
     table = report.render_table()
@@ -488,7 +491,7 @@ def test_json_shape(good_report: Report) -> None:
         "passed": len(good_report.results),
         "warned": 0,
         "failed": 0,
-        "skipped": 5,
+        "skipped": 3 + len(NOT_APPLICABLE),
         "not_run": 0,
         "duration_ms": good_report.duration_ms,
     }
@@ -510,7 +513,7 @@ def test_json_shape(good_report: Report) -> None:
         {"id": "jellyfin.lan-url", "reason": "no LAN URL is configured"},
         {"id": "jellyfin.subpath-redirect", "reason": "the URL has no subpath"},
         {"id": "http3.get", "reason": "the server advertises no HTTP/3 (Alt-Svc)"},
-        *({"id": check, "reason": reason} for check, reason in NO_TUNNEL.items()),
+        *({"id": check, "reason": reason} for check, reason in NOT_APPLICABLE.items()),
     ]
     json.dumps(data)  # every value is JSON
 
@@ -527,7 +530,7 @@ def test_junit_xml_is_well_formed(pki: PKI) -> None:
     assert int(suite.get("failures", "-1")) == report.failed == 1
     failures = [c for c in cases if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["hsts.https"]
-    assert sum(c.find("skipped") is not None for c in cases) == 3 + len(NO_TUNNEL)
+    assert sum(c.find("skipped") is not None for c in cases) == 3 + len(NOT_APPLICABLE)
     warn_case = next(c for c in cases if c.get("name") == "redirect.https")
     out = warn_case.find("system-out")
     assert out is not None and (out.text or "").startswith("warn:")
@@ -715,7 +718,25 @@ def test_lan_url_from_each_side(pki: PKI) -> None:
 def test_exposure_from_the_lan_judges_no_lan_only_route(pki: PKI) -> None:
     with fake_stack(pki, metrics_open=True, wizard_unfinished=True, wizard_refused=False) as stack:
         report = run_checks(stack.target(from_lan=True), only=["exposure"])
-    assert set(report.skipped) == {"exposure.metrics", "exposure.wizard"}
+    # exposure.geo: no access.geo on this target.
+    assert set(report.skipped) == {"exposure.metrics", "exposure.wizard", "exposure.geo"}
+
+
+@pytest.mark.parametrize(("age_days", "status"), [(3, Status.PASS), (61, Status.WARN)])
+def test_exposure_geo_warns_when_the_database_is_stale(
+    pki: PKI, age_days: int, status: Status
+) -> None:
+    built = datetime.now(UTC) - timedelta(days=age_days, hours=1)
+    geo = GeoFacts(["FR", "BE"], built.strftime("%Y-%m-%dT%H:%M:%SZ"), 21_000, 21_007)
+    with fake_stack(pki) as stack:
+        report = run_checks(stack.target(geo=geo), only=["exposure.geo"])
+    result = report.get("exposure.geo")
+    assert result is not None and result.status is status, result
+    assert result.details["database_age_days"] == age_days
+    assert result.details["country_networks"] == 21_000
+    assert "FR, BE: 21000 networks admitted" in result.reason
+    if status is Status.WARN:
+        assert "stackgen reload" in (result.hint or "")
 
 
 def test_exposure_login_probe_is_bounded_and_stops_at_the_first_429(pki: PKI) -> None:

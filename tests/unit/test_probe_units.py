@@ -279,6 +279,6 @@ def test_select_checks() -> None:
         "upload.20mb",
     ]
     assert [c.id for c in select_checks(["proxy"])] == ["proxy.known-proxies"]  # needs nothing
-    assert len(select_checks(None)) == 41
+    assert len(select_checks(None)) == 42
     with pytest.raises(ValueError, match="unknown check id"):
         select_checks(["nope"])

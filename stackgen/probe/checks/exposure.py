@@ -13,6 +13,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from stackgen.probe import client
 from stackgen.probe.base import (
@@ -279,6 +280,44 @@ def exposure_forwarded_for(ctx: ProbeContext) -> Outcome:
     )
 
 
+# Both publishers rebuild their country databases at least monthly: two months old means an
+# update was missed, and networks that changed country since are judged by old data.
+GEO_STALE_DAYS = 60
+HINT_GEO = (
+    "download the country database again (GeoLite2-Country: geoipupdate, or MaxMind's site "
+    "with a free account; DB-IP's IP-to-Country Lite: monthly, no account) and run "
+    "`stackgen reload` (docs/access.md)"
+)
+
+
+@check(
+    "exposure.geo",
+    "the GeoIP allow list's country database is recent",
+    HINT_GEO,
+    needs=None,
+)
+def exposure_geo(ctx: ProbeContext) -> Outcome:
+    geo = ctx.target.geo
+    if geo is None:
+        raise NotApplicable("no GeoIP allow list (access.geo)")
+    built = datetime.fromisoformat(geo.database_built.replace("Z", "+00:00"))
+    age = max(0, (datetime.now(UTC) - built).days)
+    details: dict[str, object] = {
+        "countries": list(geo.countries),
+        "database_built": geo.database_built,
+        "database_age_days": age,
+        "country_networks": geo.country_networks,
+        "admitted_networks": geo.admitted,
+    }
+    summary = (
+        f"{', '.join(geo.countries)}: {geo.country_networks} networks admitted "
+        f"({geo.admitted} with the LAN and the stack's own), database {age} days old"
+    )
+    if age > GEO_STALE_DAYS:
+        return warned(f"{summary}: older than {GEO_STALE_DAYS} days", HINT_GEO, **details)
+    return passed(summary, **details)
+
+
 CHECKS = (
     exposure_metrics,
     exposure_wizard,
@@ -286,4 +325,5 @@ CHECKS = (
     exposure_anonymous_media,
     exposure_login_rate_limit,
     exposure_forwarded_for,
+    exposure_geo,
 )

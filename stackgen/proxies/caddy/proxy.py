@@ -39,6 +39,7 @@ class Caddy(Proxy):
     supports_http3: ClassVar[bool] = True  # quic-go, in the official image
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = "/etc/caddy"
+    geo_file: ClassVar[str | None] = "geo-allow.caddy"
     ban_file: ClassVar[str | None] = "deny.caddy"
 
     def deny_syntax(self, head: str, name: str) -> DenySyntax:
@@ -50,6 +51,16 @@ class Caddy(Proxy):
             each="{}",
             between=" ",
             tail=f"\nrespond @{name} 403\n",
+        )
+
+    def geo_syntax(self, head: str) -> DenySyntax:
+        # A snippet imported into the site block: one `remote_ip` line a network, merged by
+        # Caddy into one matcher, negated: everyone outside gets 403.
+        return DenySyntax(
+            head,
+            first="@stackgen_geo_refused {\n\tnot {\n",
+            each="\t\tremote_ip {}\n",
+            tail="\t}\n}\nrespond @stackgen_geo_refused 403\n",
         )
 
     data_dir: ClassVar[str] = DATA_DIR

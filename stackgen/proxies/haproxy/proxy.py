@@ -37,10 +37,15 @@ class HAProxy(Proxy):
     supports_http3: ClassVar[bool] = True
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = CONF_PATH
+    geo_file: ClassVar[str | None] = "geo-allow.lst"
     ban_file: ClassVar[str | None] = "deny.lst"
 
     def deny_syntax(self, head: str, name: str) -> DenySyntax:
         # A pattern file for `src -f`: one address a line, `#` starts a comment.
+        return DenySyntax(head, each="{}\n")
+
+    def geo_syntax(self, head: str) -> DenySyntax:
+        # A pattern file for `src -f` (HAProxy keeps networks in a prefix tree).
         return DenySyntax(head, each="{}\n")
 
     def certificates(self, config: StackConfig) -> CertificateSource:

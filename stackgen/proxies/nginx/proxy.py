@@ -28,6 +28,12 @@ class Nginx(Proxy):
     conf_dir: ClassVar[str] = CONF_DIR
     conf_path: ClassVar[str] = "/etc/nginx/conf.d"
     ban_file: ClassVar[str | None] = "deny.conf"
+    # Not `*.conf`: the image's nginx.conf includes those at the http level by itself.
+    geo_file: ClassVar[str | None] = "geo-allow.geo"
+
+    def geo_syntax(self, head: str) -> DenySyntax:
+        # The body of a `geo` block (a radix tree of networks): admitted ones map to 1.
+        return DenySyntax(head, each="{} 1;\n")
 
     def deny_syntax(self, head: str, name: str) -> DenySyntax:
         # `deny` lines, included in the server block ahead of any `allow`.

@@ -118,6 +118,13 @@ class Traefik(Proxy):
             tmpfs.append(Tmpfs(COMPOSED_PATH, options, (why,)))
         return tmpfs
 
+    def geo_summary_file(self, config: StackConfig) -> str | None:
+        # access.geo's middleware is in the site's routes file (traefik/dynamic.toml, which
+        # the composer copies as it is): its summary line too.
+        if not config.access.geo.on:
+            return None
+        return f"{self.conf_dir}/{DYNAMIC_FILE}"
+
     def certificates(self, config: StackConfig) -> CertificateSource:
         if config.tls.mode.is_acme:
             return ProxyAcme(SERVED, storage=[ACME_STORAGE])

@@ -148,6 +148,12 @@ class SwarmDeploy(DeployConfig):
                 "access.gate.mode 'token': not on the swarm target yet (its gate service and the "
                 "proxies' sub-requests were tried on Compose only); use deploy.target 'compose'"
             )
+        if config.access.geo.on:
+            raise ValueError(
+                "access.geo: not on the swarm target yet (a rendered file becomes a Swarm "
+                "config, which Docker limits to 500 KB, less than a large country's list); use "
+                "deploy.target 'compose'"
+            )
         if str(config.ports.listen_address) != "0.0.0.0":  # noqa: S104
             raise ValueError(
                 "ports.listen_address: a swarm publishes on every address of the node "
