@@ -25,6 +25,9 @@ from stackgen.proxies.spec import ProxySpec
 
 # Jellyfin's documented minimum for uploads (docs/jellyfin.md).
 JELLYFIN_MAX_BODY: Final = 20 * 1024 * 1024
+# Jellyfin closes a kept-alive connection idle this long: Kestrel's KeepAliveTimeout, which
+# Jellyfin 10.11 leaves at its default (docs/jellyfin.md).
+JELLYFIN_KEEPALIVE_SECONDS: Final = 130
 BannedAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AdmittedNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The ban list's deny file (access.ban): its folder in the stack, which stackgen writes, and
@@ -104,6 +107,11 @@ class Proxy(ABC):
     # Idle connections to Jellyfin kept open for the next request (a proxy that does not
     # keep them by itself opens one per API call: docs/performance.md).
     upstream_idle_connections: ClassVar[int] = 16
+    # How long such a connection may sit idle and still be reused: well below
+    # JELLYFIN_KEEPALIVE_SECONDS, so the proxy never sends a request into a connection
+    # Jellyfin is closing at that moment (a request with a body is not retried: the client
+    # gets 502; docs/flakes.md).
+    upstream_idle_timeout: ClassVar[Duration] = Duration(60)
     # For a proxy with its own ACME client: the container path where it reads the root a
     # private ACME server's own TLS certificate chains to (`acme_ca_bundle`, mounted there).
     acme_ca_path: ClassVar[str | None] = None

@@ -97,7 +97,7 @@ def test_the_facts_of_docs_proxies_md(tmp_path: Path) -> None:
         'Header always set X-Content-Type-Options "nosniff"',
         "LimitRequestBody 20971520",
         "ProxyTimeout 3600",
-        "ProxyPass / http://host.docker.internal:8096/ upgrade=websocket timeout=3600",
+        "ProxyPass / http://host.docker.internal:8096/ upgrade=websocket timeout=3600 ttl=60",
         # Port 80: to the published https port, except the challenge.
         "RewriteCond %{REQUEST_URI} !^/\\.well-known/acme-challenge/",
         "RewriteRule ^ https://jellyfin.example.com:18443%{REQUEST_URI} [R=301,L]",
@@ -120,7 +120,7 @@ def test_subpath_keeps_the_prefix_and_redirects_the_bare_path(tmp_path: Path) ->
     lines = _lines(_conf(_config(tmp_path, subpath="/jellyfin"), tmp_path))
     assert (
         "ProxyPass /jellyfin/ http://host.docker.internal:8096/jellyfin/ upgrade=websocket "
-        "timeout=3600"
+        "timeout=3600 ttl=60"
     ) in lines
     assert "RewriteRule ^/jellyfin$ https://jellyfin.example.com:18443/jellyfin/ [R=301,L]" in lines
     assert (

@@ -639,6 +639,50 @@ def test_unset_keys_mean_the_documented_default() -> None:
     assert standin.Settings.from_env({"STANDIN_API_KEYS": ""}).api_keys == frozenset()
 
 
+def test_keepalive_is_kestrels_unless_the_test_knob_says_otherwise() -> None:
+    """Jellyfin 10.11 leaves Kestrel's KeepAliveTimeout (130 s); aiohttp's own is 75 s."""
+    assert standin.Settings.from_env({}).keepalive_seconds == 130
+    knob = standin.Settings.from_env({"STANDIN_KEEPALIVE_SECONDS": "2"})
+    assert knob.keepalive_seconds == 2
+    with pytest.raises(ValueError, match="STANDIN_KEEPALIVE_SECONDS"):
+        standin.Settings.from_env({"STANDIN_KEEPALIVE_SECONDS": "-1"})
+
+
+def _seconds_until_closed(server: StandinProcess, limit: float) -> float:
+    """Seconds from the end of a kept-alive response until the server closes the idle
+    connection (EOF), or ``limit`` when it is still open then."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert response.read() == b"Healthy"
+        assert not response.will_close
+        assert conn.sock is not None
+        idle_since = time.monotonic()
+        conn.sock.settimeout(limit)
+        try:
+            assert conn.sock.recv(1) == b""
+        except TimeoutError:
+            return limit
+        return time.monotonic() - idle_since
+    finally:
+        conn.close()
+
+
+def test_an_idle_connection_is_closed_after_the_keepalive(
+    plain: StandinProcess, tmp_path: Path
+) -> None:
+    """The close a proxy's pooled connection can race with (docs/flakes.md): after
+    STANDIN_KEEPALIVE_SECONDS of idleness, not before; the default server keeps it open."""
+    short = StandinProcess(tmp_path, {"STANDIN_KEEPALIVE_SECONDS": "1"}).ready()
+    try:
+        closed_after = _seconds_until_closed(short, limit=8)
+    finally:
+        short.stop()
+    assert 0.9 <= closed_after < 8, closed_after
+    assert _seconds_until_closed(plain, limit=3) == 3
+
+
 def test_access_log_scrubs_tokens(plain: StandinProcess) -> None:
     plain.get("/System/Info/Public?api_key=SECRET-ONE&deviceId=d1")
     plain.get("/System/Info/Public?ApiKey=SECRET-TWO&deviceId=d2")

@@ -77,11 +77,16 @@ def test_the_facts_of_docs_proxies_md(tmp_path: Path) -> None:
     assert not any(d.name == "listen" and "http2" in d.args for d in directives(text))
     assert not any(d.name == "listen" and "quic" in d.args for d in directives(text))
     # Connections to Jellyfin are kept for the next request: an upstream block with
-    # keepalive, and no `Connection: close` sent when the client asks for no upgrade.
+    # keepalive, and no `Connection: close` sent when the client asks for no upgrade; an idle
+    # one is retired long before Jellyfin closes it (test_upstream_idle.py).
     upstream = {
         (d.name, d.args) for d in directives(text) if d.blocks == ("upstream jellyfin_upstream",)
     }
-    assert upstream == {("server", ("host.docker.internal:8096",)), ("keepalive", ("16",))}
+    assert upstream == {
+        ("server", ("host.docker.internal:8096",)),
+        ("keepalive", ("16",)),
+        ("keepalive_timeout", ("60s",)),
+    }
     upgrade_map = {
         d.name: d.args
         for d in directives(text)

@@ -52,6 +52,11 @@ Environment
                                    the temp dir); ``memory`` serves it from memory instead
     ``STANDIN_SERVER_NAME``        ``ServerName`` (default: the host name)
     ``STANDIN_SHUTDOWN_SECONDS``   grace period for in-flight requests on SIGTERM (5)
+    ``STANDIN_KEEPALIVE_SECONDS``  test knob: how long an idle kept-alive connection stays
+                                   open before the stand-in closes it (default 130, Kestrel's
+                                   ``KeepAliveTimeout``, which Jellyfin 10.11 leaves as is);
+                                   a short value makes a proxy's pooled-connection race with
+                                   that close happen within seconds
 Command-line options of the real server that matter here are accepted
 (``--configdir/-c``, ``--datadir/-d``, ``--published-server-url``); others are ignored,
 so a compose file written for the official image still starts the stand-in.
@@ -303,6 +308,10 @@ ERROR_BODY: Final = "Error processing request."
 LOADING_MESSAGE: Final = "Jellyfin Server is loading. Please try again shortly."
 # SetupServer stops before the main host starts: a short moment with nothing listening.
 DEFAULT_SWITCH_SECONDS: Final = 0.2
+# Kestrel's KeepAliveTimeout (ASP.NET Core 6 and later; Jellyfin 10.11 does not set it):
+# an idle connection is closed after 130 s. aiohttp's own default is 75 s, which would
+# make every proxy's pooled connections meet a stricter server than users run.
+KESTREL_KEEPALIVE_SECONDS: Final = 130.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -1008,6 +1017,7 @@ class Settings:
     server_name: str
     published_server_url: str
     shutdown_seconds: float
+    keepalive_seconds: float = KESTREL_KEEPALIVE_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
@@ -1043,6 +1053,7 @@ class Settings:
                 args.published_server_url or env.get("JELLYFIN_PublishedServerUrl", "")
             ),
             shutdown_seconds=float(env.get("STANDIN_SHUTDOWN_SECONDS", "5")),
+            keepalive_seconds=_seconds(env, "STANDIN_KEEPALIVE_SECONDS", KESTREL_KEEPALIVE_SECONDS),
         )
 
 
@@ -1925,7 +1936,7 @@ async def serve(settings: Settings) -> None:
 
     async def listen(app: web.Application) -> web.AppRunner:
         # access_log=None: our own access log (with token scrubbing) replaces aiohttp's.
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.keepalive_seconds)
         await runner.setup()
         sock = listen_socket(settings.bind, network, server.port)
         server.port = sock.getsockname()[1]  # resolves STANDIN_PORT=0
