@@ -650,7 +650,11 @@ def build_base(spec: ImageSpec, content_hash: str, log: IO[str]) -> None:
     """mmdebstrap | docker import: the only image not built from a Dockerfile."""
     args = [arg.replace("{folder}", str(spec.folder)) for arg in mmdebstrap_args(spec.name)]
     changes = [*BASE_IMPORT_CHANGES, f"LABEL {HASH_LABEL}={content_hash}"]
-    importer = ["docker", "import", *(f"--change={c}" for c in changes), "-", spec.tag]
+    # Imported under a name of its own first: `docker import` accepts the part of the tar a
+    # failing mmdebstrap wrote, and an image tagged with the content hash would then pass
+    # for a cached, good one at every later build.
+    incomplete = f"{spec.tag}-incomplete-{os.getpid()}"
+    importer = ["docker", "import", *(f"--change={c}" for c in changes), "-", incomplete]
     log.write(f"$ {' '.join(args)} | {' '.join(importer)}\n")
     log.flush()
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log) as debootstrap:
@@ -660,10 +664,17 @@ def build_base(spec: ImageSpec, content_hash: str, log: IO[str]) -> None:
         assert debootstrap.stdout is not None
         debootstrap.stdout.close()
         debootstrap.wait()
-    if debootstrap.returncode != 0 or imported.returncode != 0:
-        raise ImageBuildError(
-            f"mmdebstrap exited {debootstrap.returncode}, docker import {imported.returncode}"
-        )
+    try:
+        if debootstrap.returncode != 0 or imported.returncode != 0:
+            raise ImageBuildError(
+                f"mmdebstrap exited {debootstrap.returncode}, docker import {imported.returncode}"
+            )
+        subprocess.run(["docker", "tag", incomplete, spec.tag], check=True, timeout=60)
+    finally:
+        subprocess.run(
+            ["docker", "image", "rm", incomplete], stdout=log, stderr=subprocess.STDOUT,
+            check=False, timeout=60,
+        )  # fmt: skip
 
 
 def build_one(spec: ImageSpec, content_hash: str) -> float:

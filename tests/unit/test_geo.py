@@ -154,7 +154,7 @@ GEO_FILES = {
     "haproxy": "haproxy/geo-allow.lst",
     "caddy": "caddy/etc/geo-allow.caddy",
     "apache": "apache/geo-allow.conf",
-    "traefik": "ban/dynamic.toml",
+    "traefik": "traefik/dynamic.toml",
 }
 
 
@@ -205,7 +205,7 @@ def test_apache_adds_a_require_any_to_every_other_rule(tmp_path: Path) -> None:
 
 
 def test_traefik_puts_the_allow_list_on_every_router(tmp_path: Path) -> None:
-    dynamic = tomllib.loads(_rendered_geo("traefik", tmp_path)["ban/dynamic.toml"])
+    dynamic = tomllib.loads(_rendered_geo("traefik", tmp_path)["traefik/dynamic.toml"])
     http = dynamic["http"]
     ranges = http["middlewares"]["jellyfin-geo"]["ipAllowList"]["sourceRange"]
     assert "203.0.113.0/24" in ranges
@@ -379,7 +379,7 @@ def test_a_good_database_renders_and_a_rerender_refreshes_the_file(tmp_path: Pat
     stack = _stack_with_geo(tmp_path, str(database))
     result = stackgen("render", "--dir", str(stack))
     assert result.returncode == 0, result.stderr
-    dynamic = stack / "ban" / "dynamic.toml"  # traefik: inline, in its dynamic file
+    dynamic = stack / "traefik" / "dynamic.toml"  # traefik: inline, in its routes file
     assert "203.0.113.0/24" in dynamic.read_text()
     # The database changes (a monthly update): the next render writes the new networks.
     database.write_bytes(write_database({N("203.0.113.0/24"): "DE", N("192.0.2.0/24"): "FR"}))
