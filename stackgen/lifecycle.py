@@ -28,6 +28,7 @@ from stackgen.probe import (
     request,
     verifying_context,
 )
+from stackgen.proxies.base import WATCH_LATENCY_SECONDS
 from stackgen.redaction import redact
 from stackgen.stack import Stack, render_dir
 from stackgen.stack_checks import check_stack
@@ -121,7 +122,16 @@ def wait_reachable(stack: Stack, seconds: float, progress: Progress) -> None:
             last = str(error)
         else:
             if response.status == 200 and response.text().strip() == "Healthy":
-                return
+                pending = _reload_pending(stack)
+                if pending <= 0:
+                    return
+                # New certificate files were deployed moments ago: this answer may have come
+                # from the proxy's new workers while its old ones, with the old certificate,
+                # still accept connections. Asked again once the watcher's reload is surely
+                # done (CI saw the placeholder served right after `up` returned).
+                last = "the proxy is applying a new certificate"
+                time.sleep(min(pending, max(0.0, deadline - time.monotonic())))
+                continue
             last = f"HTTP {response.status} {response.text().strip()[:60]!r}"
         if not announced:
             progress("waiting for Jellyfin through the proxy over HTTPS (certificate issuance)")
@@ -131,6 +141,19 @@ def wait_reachable(stack: Stack, seconds: float, progress: Progress) -> None:
         f"{config.public_url.rstrip('/')}{config.health_path.removeprefix(config.subpath)} "
         f"not reachable over verified HTTPS within {seconds:.0f} s: {last}"
     )
+
+
+def _reload_pending(stack: Stack) -> float:
+    """Seconds until the proxy's file watcher has surely applied the certificate files
+    deployed last (0: none deployed recently, or the proxy swaps certificates itself)."""
+    marker = stack.proxy.certificates(stack.config).deployed_marker()
+    if marker is None:
+        return 0.0
+    try:
+        deployed = (stack.folder / marker).stat().st_mtime
+    except OSError:
+        return 0.0
+    return max(0.0, deployed + WATCH_LATENCY_SECONDS - time.time())
 
 
 def reload(stack: Stack, *, force: bool, progress: Progress) -> None:

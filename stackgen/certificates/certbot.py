@@ -177,6 +177,10 @@ class Certbot(CertificateSource):
         # The deploy hook replaces them: the proxy reloads on the new pair.
         return [f"{self.layout.certs_path}/*.pem"]
 
+    def deployed_marker(self) -> str | None:
+        # The deploy hook writes it after the new pair (`Layout.marker`).
+        return f"{self.layout.certs_dir}/{self.layout.marker}"
+
 
 def uses_certbot(config: StackConfig, *, own_client: bool) -> bool:
     """Whether certbot obtains the certificate: in an ACME mode, for a proxy without an ACME

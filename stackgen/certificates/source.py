@@ -87,6 +87,12 @@ class CertificateSource:
         proxy's file watcher (`Proxy.command`) polls them."""
         return []
 
+    def deployed_marker(self) -> str | None:
+        """The file (in the stack folder) written each time new certificate files were put
+        in place for the proxy's file watcher to apply; None when the proxy swaps its
+        certificates itself."""
+        return None
+
 
 class ProxyAcme(CertificateSource):
     """The proxy's own ACME client (Traefik, Caddy): it obtains and renews by itself; its

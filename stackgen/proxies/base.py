@@ -48,6 +48,10 @@ LOGIN_MARK: Final = "stackgen-login"
 # The proxy's file watcher (compose-templates/watch-files.sh.j2), in its configuration folder:
 # it wraps the proxy's command and reloads it gracefully when a file it reads changes.
 WATCHER: Final = "watch-files.sh"
+# How long after a watched file changed the watcher has surely applied it: it polls every
+# 2 s, waits 1 s for the files to settle, then runs the graceful reload, whose switch from
+# the old workers to the new ones takes a moment more (compose-templates/watch-files.sh.j2).
+WATCH_LATENCY_SECONDS: Final = 5.0
 # Each deny file's first line (a comment in every proxy's syntax).
 DENY_FILE_HEAD: Final = (
     "# The ban list (access.ban), written by `stackgen ban`: these clients get 403.\n"

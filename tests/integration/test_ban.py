@@ -351,10 +351,11 @@ def test_the_proxy_log_alone_bans_an_attacker_and_a_dead_feeder_blocks_nothing(
         "path": f"/Users/AuthenticateByName?api_key={SECRET}&ApiKey={SECRET}",
         "headers": {"X-Emby-Token": SECRET, "Authorization": f'MediaBrowser Token="{SECRET}"'},
     }
+    reloads = _reloads(stack)
     logged_before = time.monotonic()
     answers = _requests(attacker, stack, address, [hostile] * failures)
     assert [status for status, _, _ in answers] == [401] * failures, answers
-    refused = _until(attacker, stack, address, 403)
+    refused = _until(attacker, stack, address, 403, reloads_before=reloads)
     took = time.monotonic() - logged_before
     assert refused[-1] == 403, refused
     assert took <= APPLIED_WITHIN, took
@@ -369,9 +370,10 @@ def test_the_proxy_log_alone_bans_an_attacker_and_a_dead_feeder_blocks_nothing(
     assert listed == {"user": [], "feeder": [attacker.client_address]}
     _bystander_streams(bystander, stack, address)
 
+    reloads = _reloads(stack)
     removed = stackgen("ban", "remove", attacker.client_address, "--dir", folder)
     assert "fail2ban lifted its ban" in removed.stdout + removed.stderr
-    back = _until(attacker, stack, address, 200)
+    back = _until(attacker, stack, address, 200, reloads_before=reloads)
     assert back[-1] == 200, back
 
     # A dead feeder: the proxy's datagrams are dropped, the site answers as before.
@@ -434,8 +436,9 @@ def test_both_logs_count_a_failed_login_once_each_never_twice(
     assert seen == {feeder.JAIL: (failures - 1, []), feeder.PROXY_JAIL: (failures - 1, [])}
     assert _status(attacker, stack, address) == 200
     # The next one reaches max_failures in both: banned (once, in one deny file).
+    reloads = _reloads(stack)
     assert _requests(attacker, stack, address, [_login("alice", "guess")])[0][0] == 401
-    refused = _until(attacker, stack, address, 403)
+    refused = _until(attacker, stack, address, 403, reloads_before=reloads)
     assert refused[-1] == 403, refused
     listed = json.loads(stackgen("ban", "list", "--dir", str(stack.directory), "--json").stdout)
     assert listed == {"user": [], "feeder": [attacker.client_address]}

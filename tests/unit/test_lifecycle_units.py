@@ -112,3 +112,32 @@ def test_an_interrupted_up_says_what_it_left_in_one_line_exit_130(tmp_path: Path
         "stackgen: error: interrupted: stopped and removed what `up` had started"
     ]
     assert isinstance(StackInterrupted("x"), KeyboardInterrupt)  # pytest still stops on it
+
+
+def test_up_asks_again_once_a_just_deployed_certificate_is_surely_applied(
+    tmp_path: Path,
+) -> None:
+    """CI saw `up` return while nginx's old workers still served the placeholder: a
+    certificate deployed moments ago means the watcher's reload may still be switching."""
+    import time
+
+    from stackgen.lifecycle import _reload_pending
+    from stackgen.proxies.base import WATCH_LATENCY_SECONDS
+    from stackgen.stack import Stack
+
+    nginx, caddy = tmp_path / "nginx", tmp_path / "caddy"
+    for proxy, folder in (("nginx", nginx), ("caddy", caddy)):
+        args = [proxy, *BASE[2:], "--dir", str(folder)]
+        assert stackgen("init", *args).returncode == 0
+    stack = Stack.load(nginx)
+    assert _reload_pending(stack) == 0.0  # no certificate deployed yet
+    marker = nginx / "certs" / "deployed"
+    marker.write_text("jellyfin.example.com\n")
+    assert 0 < _reload_pending(stack) <= WATCH_LATENCY_SECONDS
+    old = time.time() - WATCH_LATENCY_SECONDS - 1
+    os.utime(marker, (old, old))
+    assert _reload_pending(stack) == 0.0
+    # Caddy's own ACME client swaps certificates in place: nothing to wait for.
+    (caddy / "certs").mkdir(exist_ok=True)
+    (caddy / "certs" / "deployed").write_text("x\n")
+    assert _reload_pending(Stack.load(caddy)) == 0.0
