@@ -123,8 +123,8 @@ def test_verify_url_on_a_hand_written_stack(handwritten: tuple[Path, Path]) -> N
     assert result.returncode == 0
     # Every check that applies to a root-path stack ran; skipped: the subpath one, the LAN
     # URL and HTTP/3 checks (no LAN URL given, no HTTP/3 advertised), the tunnel checks (a
-    # bare URL has no tunnel) and X-Forwarded-For spoofing (judged only by a rate limit's
-    # 429, and this hand-written site has none).
+    # bare URL has no tunnel), X-Forwarded-For spoofing (judged only by a rate limit's
+    # 429, and this hand-written site has none) and the GeoIP allow list (none asked).
     assert len(statuses) >= 26
     assert [s["id"] for s in report.get("skipped", [])] == [
         "jellyfin.lan-url",
@@ -133,4 +133,5 @@ def test_verify_url_on_a_hand_written_stack(handwritten: tuple[Path, Path]) -> N
         "tunnel.handshake",
         "tunnel.allowed-ips",
         "exposure.forwarded-for",
+        "exposure.geo",
     ]
