@@ -137,6 +137,7 @@ def test_imported_traefik_v1_keeps_its_certificate(
     document["ports"] = {"http": HTTP_PORT, "https": HTTPS_PORT, "listen_address": "127.0.0.1"}
     document["network"]["subnet"] = SUBNET  # type: ignore[index]
     document["images"]["traefik"] = images["traefik"]  # type: ignore[index]
+    document["images"]["fail2ban"] = images["fail2ban"]  # type: ignore[index]
     document["jellyfin"]["image"] = images["jellyfin-standin"]  # type: ignore[index]
     document["tls"]["ca_bundle"] = str(pebble.listener_ca_file)  # type: ignore[index]
     document["tls"]["trust_bundle"] = str(root)  # type: ignore[index]
