@@ -253,7 +253,7 @@ def test_swarm_reload_replaces_only_what_changed(
     assert project not in _docker("stack", "ls", "--format", "{{.Name}}").split()
 
 
-# A client of its own (a documentation range per slot), arriving from outside the node.
+# A client of its own (a range per slot), arriving from outside the node.
 BANNED = client_range(SLOT, "swarm-banned")
 _GET = """
 import http.client, socket, ssl, sys
@@ -270,9 +270,10 @@ print(conn.getresponse().status)
 def test_swarm_traefik_applies_its_ban_folder_itself(
     swarm_node: SwarmNode, make_stack: StackFactory
 ) -> None:
-    """With the ban list on, Traefik's `ban/` folder (its routes and the deny file) is a
-    bind mount of the node that Traefik watches: a re-render of its routes and `stackgen
-    ban` apply without a new task."""
+    """With the ban list on, Traefik's container composes the folder it watches from its
+    routes (a Swarm config: a re-render of them comes with a new task, as for every proxy's
+    files, docs/swarm.md) and the node's `ban/` folder (a bind mount): `stackgen ban` applies
+    without a new task."""
     stack = make_stack("traefik", network="bridge", config=_swarm_config("bridge", swarm_node))
     project = stack.config.project
     folder = str(stack.directory)
@@ -302,7 +303,7 @@ def test_swarm_traefik_applies_its_ban_folder_itself(
         toml.write_text(toml.read_text().replace("strict-origin-when-cross-origin", "no-referrer"))
         reload = stackgen("reload", "--dir", folder, check=False)
         assert reload.returncode == 0, reload.stderr
-        assert "nothing changed" in reload.stdout + reload.stderr
+        assert "replaced: traefik" in reload.stdout + reload.stderr
         deadline = time.monotonic() + 10
         policy = ""
         while policy != "no-referrer" and time.monotonic() < deadline:
@@ -314,6 +315,7 @@ def test_swarm_traefik_applies_its_ban_folder_itself(
             )
         assert policy == "no-referrer"
 
+        before = _running_tasks(project)
         stackgen("ban", "add", client.client_address, "--dir", folder)
         refused = until(403)
         assert refused[-1] == 403, refused
