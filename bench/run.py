@@ -45,6 +45,7 @@ from stackgen.bench.cgroup import Cgroup, CgroupError
 from stackgen.bench.endpoint import TLS13_CIPHER
 from stackgen.bench.goals import GOALS_VERSION, Verdict, evaluate, interval
 from stackgen.bench.measure import BenchSettings
+from stackgen.certificates.source import OWN_CERT, OWN_KEY
 from stackgen.config_file import build_config, dump_config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -741,9 +742,11 @@ def measure_proxy(
     return summary, baselines
 
 
-def rotate_certificate(tls: Path) -> bytes:
-    """A new key and leaf from the run's CA, written *in place* (the stacks bind-mount the
-    files: a rename would leave containers on the old inode). Returns the new leaf (DER)."""
+def rotate_certificate(tls: Path, stack: Path) -> bytes:
+    """A new key and leaf from the run's CA (in `tls`), written *in place* over the pair the
+    stack serves: its own copy, which `init --cert-file` made (`OWN_CERT`, `OWN_KEY`), not the
+    run's files it was copied from (the proxy bind-mounts each file: a rename would leave
+    the container on the old inode). Returns the new leaf (DER)."""
     import datetime as dt
 
     from cryptography import x509
@@ -774,10 +777,10 @@ def rotate_certificate(tls: Path) -> bytes:
         serialization.NoEncryption(),
     )
     for name, data in (
-        ("privkey.pem", key_pem),
-        ("fullchain.pem", leaf.public_bytes(serialization.Encoding.PEM)),
+        (OWN_KEY, key_pem),
+        (OWN_CERT, leaf.public_bytes(serialization.Encoding.PEM)),
     ):
-        with (tls / name).open("r+b") as handle:
+        with (stack / name).open("r+b") as handle:
             handle.truncate(0)
             handle.write(data)
     return leaf.public_bytes(serialization.Encoding.DER)
@@ -836,7 +839,7 @@ def measure_reloads(proxy: str, folder: Path, tls: Path) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 break
             if step == RELOADS:
-                new_leaf = rotate_certificate(tls)
+                new_leaf = rotate_certificate(tls, folder)
             toggle_config(folder, step)
             started = time.monotonic()
             run([str(STACKGEN), "reload", "--dir", str(folder)], timeout=120)
