@@ -277,7 +277,6 @@ def test_swarm_traefik_applies_its_ban_folder_itself(
     stack = make_stack("traefik", network="bridge", config=_swarm_config("bridge", swarm_node))
     project = stack.config.project
     folder = str(stack.directory)
-    before = _running_tasks(project)
     assert stack.ca_file is not None
 
     with client_namespace(f"sg{SLOT}swb", BANNED) as client:
