@@ -750,32 +750,27 @@ def rotate_certificate(tls: Path, stack: Path) -> bytes:
     import datetime as dt
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
+
+    from stackgen import pki
 
     ca_cert = x509.load_pem_x509_certificate((tls / "ca.pem").read_bytes())
     ca_key = serialization.load_pem_private_key((tls / "ca-key.pem").read_bytes(), None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
+    leaf = pki.server_certificate(
+        key.public_key(),
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)]),
+        [x509.DNSName(DOMAIN)],
+        now - dt.timedelta(minutes=5),
+        now + dt.timedelta(days=30),
+        issuer=ca_cert.subject,
+        issuer_key=ca_key,
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    key_pem = pki.key_pem(key)
     for name, data in (
         (OWN_KEY, key_pem),
         (OWN_CERT, leaf.public_bytes(serialization.Encoding.PEM)),
